@@ -1,0 +1,135 @@
+"""`mmse`: the command-line front of the trainer (DESIGN.md section 8).
+
+Exit status: 0 done; 2 bad input or usage (one line on stderr, no traceback); 1 anything
+else. Heavy imports happen inside the commands so `--help` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from mmse_model.errors import InputError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for any bad input
+        raise InputError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mmse", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train one (signature, task): K-fold CV, in-process or on Ray")
+    train.add_argument("--data", required=True, help="data root holding <sig>/<Q>.npz")
+    train.add_argument("--sig", required=True, help="RQA signature, e.g. m2_tau1_eps0.055_lmin2")
+    train.add_argument("--q", required=True, help="task, Q1..Q5")
+    train.add_argument("--config", help="YAML config (default: built-in defaults, configs/default.yaml)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one config key, e.g. training.lr=0.01 (repeatable)")
+    train.add_argument("--out", required=True, help="output folder (must not hold a run yet)")
+    train.add_argument("--no-ray", action="store_true", help="run the loop in this process")
+    train.add_argument("--device", default="cpu", help="torch device for --no-ray (cpu, cuda, cuda:1)")
+    train.set_defaults(func=_train)
+
+    demo = commands.add_parser("demo", help="generate a small dataset and train on it (no user data)")
+    demo.add_argument("--out", default="demo_out", help="output folder")
+    demo.set_defaults(func=_demo)
+
+    try:
+        from mmse_model.features.cli import add_data_commands
+    except ImportError:
+        pass
+    else:
+        add_data_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"mmse: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _refuse_existing_run(out: Path) -> None:
+    if (out / "result.json").exists():
+        raise InputError(f"{out}: already holds a run (result.json); choose another --out")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mmse_model.config import load_config
+
+    config = load_config(args.config, args.set)
+    out = Path(args.out)
+    _refuse_existing_run(out)
+    if not args.no_ray:
+        raise InputError("mmse train: the Ray path is not available yet; pass --no-ray")
+    return _train_in_process(args.data, args.sig, args.q, config, out, args.device)
+
+
+def _train_in_process(data_root, signature, task, config, out: Path, device: str) -> int:
+    from mmse_model import checkpoint as ckpt
+    from mmse_model.callbacks import DirectoryReporter, FileLogger, TensorBoardLogger
+    from mmse_model.evaluate import evaluate_on_test
+    from mmse_model.report_text import format_metrics_table
+    from mmse_model.trainer import RunSpec, train_task
+
+    run = RunSpec(str(data_root), signature, task, config)
+    outcome = train_task(
+        run,
+        DirectoryReporter(out),
+        device=device,
+        extra_callbacks=[TensorBoardLogger(out / "tensorboard"), FileLogger(out / "train.log")],
+    )
+    ckpt.save_checkpoint(out / "model", outcome.checkpoint)
+    test = evaluate_on_test(outcome.checkpoint, outcome.data, outcome.split)
+    result = {
+        "signature": signature,
+        "task": task,
+        "score_range": list(config.score_range(task)),
+        "epochs_run": outcome.fit.final_epoch,
+        "best_epoch": outcome.fit.best_epoch,
+        "stop_reason": outcome.fit.stop_reason,
+        "train_seconds": outcome.fit.total_time,
+        "cv": outcome.final_metrics,
+        "test": test,
+        "test_subjects": list(outcome.split.test_subjects),
+        "n_subjects": int(len(outcome.data.subjects)),
+        "config": config.to_dict(),
+    }
+    _write_json(out / "result.json", result)
+    print(format_metrics_table(signature, task, outcome.final_metrics, test, outcome.fit))
+    print(f"wrote {out}/model (checkpoint), {out}/tensorboard, {out}/result.json")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mmse_model.config import Config
+    from mmse_model.toy_data import write_planted_root
+
+    out = Path(args.out)
+    _refuse_existing_run(out / "train")
+    signature = "m2_tau1_eps0.055_lmin2"
+    root = write_planted_root(out / "data", {signature: 1.0}, tasks=("Q1",), n_subjects=300, seed=0)
+    print(f"demo: wrote a planted-signal dataset (300 subjects) to {root}")
+    return _train_in_process(root, signature, "Q1", Config(), out / "train", "cpu")
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The MLP (10 -> h1 -> h2 -> 1), alone and as K independent fold-models in one module.
+
+`FoldMLP` stacks the weights of K MLPs along a leading dimension so one batched matmul
+(`torch.baddbmm`) runs a step for every fold at once. The fold-models share nothing: each
+has its own weights, batch-norm statistics, optimiser state (Adam is element-wise) and
+gradient-norm clipping (`clip_grad_norm_per_model`). `MLP` is the plain single model, the
+shape the seed had, used for export, the TensorBoard graph and the equivalence test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmse_model.config import ArchConfig
+
+N_FEATURES = 10
+BN_MOMENTUM = 0.1
+BN_EPS = 1e-5
+
+
+class MLP(nn.Sequential):
+    """Linear -> [BatchNorm] -> ReLU -> [Dropout], twice, then Linear to one output."""
+
+    def __init__(self, arch: ArchConfig, n_features: int = N_FEATURES):
+        layers: list[nn.Module] = []
+        width_in = n_features
+        for width in (arch.h1, arch.h2):
+            layers.append(nn.Linear(width_in, width))
+            if arch.use_batch_norm:
+                layers.append(nn.BatchNorm1d(width, eps=BN_EPS, momentum=BN_MOMENTUM))
+            layers.append(nn.ReLU())
+            if arch.dropout > 0:
+                layers.append(nn.Dropout(arch.dropout))
+            width_in = width
+        layers.append(nn.Linear(width_in, 1))
+        super().__init__(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 10) -> (B,)
+        return super().forward(x).squeeze(-1)
+
+
+class FoldBatchNorm(nn.Module):
+    """BatchNorm1d for K stacked models whose batches carry padding rows.
+
+    Statistics come from each fold's real rows only (`mask`), with the same biased/unbiased
+    variance conventions and momentum as `nn.BatchNorm1d`, so a fold-model behaves exactly
+    like a plain MLP with batch-norm trained on that fold's batches.
+    """
+
+    def __init__(self, n_models: int, width: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(n_models, width))
+        self.bias = nn.Parameter(torch.zeros(n_models, width))
+        self.register_buffer("running_mean", torch.zeros(n_models, width))
+        self.register_buffer("running_var", torch.ones(n_models, width))
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        # h: (K, B, W); mask: (K, B) bool or None (every row real)
+        if self.training:
+            if mask is None:
+                count = torch.full((h.shape[0], 1, 1), h.shape[1], dtype=h.dtype, device=h.device)
+                weights = torch.ones_like(h[..., :1])
+            else:
+                weights = mask.unsqueeze(-1).to(h.dtype)  # (K, B, 1)
+                count = weights.sum(dim=1, keepdim=True)  # (K, 1, 1)
+            mean = (h * weights).sum(dim=1, keepdim=True) / count  # (K, 1, W)
+            var = (((h - mean) ** 2) * weights).sum(dim=1, keepdim=True) / count
+            with torch.no_grad():
+                unbiased = var * count / (count - 1).clamp(min=1)
+                self.running_mean.lerp_(mean.squeeze(1), BN_MOMENTUM)
+                self.running_var.lerp_(unbiased.squeeze(1), BN_MOMENTUM)
+        else:
+            mean = self.running_mean.unsqueeze(1)
+            var = self.running_var.unsqueeze(1)
+        normed = (h - mean) * torch.rsqrt(var + BN_EPS)
+        return normed * self.weight.unsqueeze(1) + self.bias.unsqueeze(1)
+
+
+class FoldMLP(nn.Module):
+    """K independent MLPs with stacked weights: input (K, B, 10) -> output (K, B)."""
+
+    def __init__(self, arch: ArchConfig, n_models: int, n_features: int = N_FEATURES):
+        super().__init__()
+        self.arch = arch
+        self.n_models = n_models
+        widths = [n_features, arch.h1, arch.h2, 1]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(n_models, w_in, w_out)) for w_in, w_out in zip(widths, widths[1:])
+        )
+        self.biases = nn.ParameterList(nn.Parameter(torch.empty(n_models, w)) for w in widths[1:])
+        self.norms = nn.ModuleList(
+            FoldBatchNorm(n_models, w) for w in widths[1:-1] if arch.use_batch_norm
+        )
+
+    def reset_parameters(self, model_seeds: list[int]) -> None:
+        """nn.Linear's default init, each model from its own seed (independent of K)."""
+        assert len(model_seeds) == self.n_models
+        with torch.no_grad():
+            for k, seed in enumerate(model_seeds):
+                generator = torch.Generator().manual_seed(seed)
+                for weight, bias in zip(self.weights, self.biases):
+                    bound = 1.0 / math.sqrt(weight.shape[1])
+                    w = torch.empty(weight.shape[2], weight.shape[1]).uniform_(
+                        -bound, bound, generator=generator
+                    )
+                    weight[k].copy_(w.T)  # stored (in, out) so a step is x @ W
+                    bias[k].copy_(torch.empty(bias.shape[1]).uniform_(-bound, bound, generator=generator))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = x  # (K, B, 10)
+        last = len(self.weights) - 1
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(bias.unsqueeze(1), h, weight)  # (K, B, w_out)
+            if i == last:
+                break
+            if self.arch.use_batch_norm:
+                h = self.norms[i](h, mask)
+            h = F.relu(h)
+            if self.arch.dropout > 0:
+                h = F.dropout(h, self.arch.dropout, self.training)
+        return h.squeeze(-1)  # (K, B)
+
+    def fold_model(self, k: int) -> MLP:
+        """A plain `MLP` holding fold-model k's weights (a copy)."""
+        single = MLP(self.arch, self.weights[0].shape[1])
+        linears = [m for m in single if isinstance(m, nn.Linear)]
+        norms = [m for m in single if isinstance(m, nn.BatchNorm1d)]
+        with torch.no_grad():
+            for linear, weight, bias in zip(linears, self.weights, self.biases):
+                linear.weight.copy_(weight[k].T)
+                linear.bias.copy_(bias[k])
+            for norm, fold_norm in zip(norms, self.norms):
+                norm.weight.copy_(fold_norm.weight[k])
+                norm.bias.copy_(fold_norm.bias[k])
+                norm.running_mean.copy_(fold_norm.running_mean[k])
+                norm.running_var.copy_(fold_norm.running_var[k])
+        return single
+
+
+@torch.no_grad()
+def clip_grad_norm_per_model(parameters: list[nn.Parameter], max_norm: float) -> torch.Tensor:
+    """`clip_grad_norm_` applied to each stacked model separately; returns norms (K,).
+
+    A global clip over all K would let one fold's large gradient shrink every other fold's
+    step, coupling models that must stay independent.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    squares = torch.stack([g.pow(2).flatten(1).sum(dim=1) for g in grads]).sum(dim=0)  # (K,)
+    norms = squares.sqrt()
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
+    return norms
