@@ -12,6 +12,7 @@ import copy
 import logging
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -294,7 +295,10 @@ class TensorBoardLogger(Callback):
 
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
         single = kwargs["model"].fold_model(0).eval()
-        self.writer.add_graph(single, torch.zeros(2, single[0].in_features))
+        with warnings.catch_warnings():
+            # add_graph traces with torch.jit, which torch 2.x flags as deprecated.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.writer.add_graph(single, torch.zeros(2, single[0].in_features))
 
     def on_epoch_end(self, epoch: int, record: dict[str, float], **kwargs: Any) -> None:
         for name, value in record.items():

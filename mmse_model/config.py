@@ -108,6 +108,39 @@ class EarlyStoppingConfig:
         _check(self.min_delta >= 0, f"{path}.min_delta", "a number >= 0", self.min_delta)
 
 
+@dataclass(frozen=True)
+class RayConfig:
+    """How a run is placed on Ray (`mmse train`, `mmse sweep`); `--no-ray` ignores it."""
+
+    num_workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 1.0  # only with use_gpu
+    # Every ray.train.report waits for the controller's poll of this period (Ray's default
+    # is 2 s, which costs more than an epoch of this model); set in the runtime env.
+    health_check_interval_s: float = 0.1
+    max_failures: int = 1  # worker-group restarts from the latest checkpoint
+    checkpoints_to_keep: int = 2  # best few by val/loss
+
+    def validate(self, path: str) -> None:
+        _check(self.num_workers >= 1, f"{path}.num_workers", "an integer >= 1", self.num_workers)
+        _check(self.cpus_per_worker > 0, f"{path}.cpus_per_worker", "a number > 0", self.cpus_per_worker)
+        _check(self.gpus_per_worker > 0, f"{path}.gpus_per_worker", "a number > 0", self.gpus_per_worker)
+        _check(
+            self.health_check_interval_s > 0,
+            f"{path}.health_check_interval_s",
+            "a number > 0",
+            self.health_check_interval_s,
+        )
+        _check(self.max_failures >= -1, f"{path}.max_failures", "an integer >= -1", self.max_failures)
+        _check(
+            self.checkpoints_to_keep >= 1,
+            f"{path}.checkpoints_to_keep",
+            "an integer >= 1",
+            self.checkpoints_to_keep,
+        )
+
+
 def _default_score_ranges() -> dict[str, tuple[float, float]]:
     # MMSE items each VR task stands for (DESIGN.md section 3); the five sum to 0-21.
     return {"Q1": (0.0, 5.0), "Q2": (0.0, 5.0), "Q3": (0.0, 3.0), "Q4": (0.0, 5.0), "Q5": (0.0, 3.0)}
@@ -120,6 +153,7 @@ class Config:
     regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
     lr_scheduler: LRSchedulerConfig = field(default_factory=LRSchedulerConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
     seed: int = 42
     score_ranges: dict[str, tuple[float, float]] = field(default_factory=_default_score_ranges)
 
@@ -224,6 +258,12 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected an integer, got {_show(value)}")
         return value
     if hint is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads `1e-3` (no dot) as a string; accept what is plainly a number.
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {_show(value)}")
         if not math.isfinite(value):

@@ -133,7 +133,7 @@ def _check_consistent_labels(path: Path, subject_ids: np.ndarray, y: np.ndarray)
     if conflict.any():
         i = int(np.argmax(conflict))
         raise DataError(
-            f"{path}: subject {ids[i]!r} has conflicting y values ({ys[i]:g} and {ys[i + 1]:g})"
+            f"{path}: subject {str(ids[i])!r} has conflicting y values ({ys[i]:g} and {ys[i + 1]:g})"
         )
 
 

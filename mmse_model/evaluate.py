@@ -11,7 +11,7 @@ from mmse_model.data import Split, TaskData
 from mmse_model.metrics import calibration, regression_metrics
 
 
-def test_rows(data: TaskData, split: Split) -> np.ndarray:
+def held_out_rows(data: TaskData, split: Split) -> np.ndarray:
     """Boolean mask of the rows that belong to held-out test subjects."""
     return np.isin(data.subject_ids, np.array(split.test_subjects, dtype=data.subject_ids.dtype))
 
@@ -29,6 +29,6 @@ def score_predictions(
 
 def evaluate_on_test(payload: dict[str, Any], data: TaskData, split: Split) -> dict[str, float]:
     """The fold ensemble's metrics on the test subjects, which no fold-model has seen."""
-    rows = test_rows(data, split)
+    rows = held_out_rows(data, split)
     ensemble = FoldEnsemble.from_checkpoint(payload)
     return score_predictions(data.y[rows], ensemble.predict(data.X[rows]), ensemble.score_range)

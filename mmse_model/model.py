@@ -81,20 +81,32 @@ class FoldBatchNorm(nn.Module):
 
 
 class FoldMLP(nn.Module):
-    """K independent MLPs with stacked weights: input (K, B, 10) -> output (K, B)."""
+    """K independent MLPs with stacked weights: input (K, B, 10) -> output (K, B).
+
+    All linear weights and biases live in one (K, P) parameter, viewed per layer: the
+    optimiser step and the per-model gradient clip are then a handful of kernels on one
+    tensor instead of a few per layer, which is most of a step's cost at these sizes.
+    """
 
     def __init__(self, arch: ArchConfig, n_models: int, n_features: int = N_FEATURES):
         super().__init__()
         self.arch = arch
         self.n_models = n_models
         widths = [n_features, arch.h1, arch.h2, 1]
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(n_models, w_in, w_out)) for w_in, w_out in zip(widths, widths[1:])
-        )
-        self.biases = nn.ParameterList(nn.Parameter(torch.empty(n_models, w)) for w in widths[1:])
+        self.layer_shapes = list(zip(widths, widths[1:]))  # (in, out) per layer
+        self.chunks = [n for w_in, w_out in self.layer_shapes for n in (w_in * w_out, w_out)]
+        self.flat = nn.Parameter(torch.empty(n_models, sum(self.chunks)))
         self.norms = nn.ModuleList(
             FoldBatchNorm(n_models, w) for w in widths[1:-1] if arch.use_batch_norm
         )
+
+    def layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Views (W (K, in, out), b (K, out)) into the flat parameter, one pair per layer."""
+        parts = torch.split(self.flat, self.chunks, dim=1)
+        return [
+            (parts[2 * i].view(self.n_models, w_in, w_out), parts[2 * i + 1])
+            for i, (w_in, w_out) in enumerate(self.layer_shapes)
+        ]
 
     def reset_parameters(self, model_seeds: list[int]) -> None:
         """nn.Linear's default init, each model from its own seed (independent of K)."""
@@ -102,18 +114,18 @@ class FoldMLP(nn.Module):
         with torch.no_grad():
             for k, seed in enumerate(model_seeds):
                 generator = torch.Generator().manual_seed(seed)
-                for weight, bias in zip(self.weights, self.biases):
-                    bound = 1.0 / math.sqrt(weight.shape[1])
-                    w = torch.empty(weight.shape[2], weight.shape[1]).uniform_(
-                        -bound, bound, generator=generator
-                    )
+                for weight, bias in self.layers():
+                    w_in, w_out = weight.shape[1:]
+                    bound = 1.0 / math.sqrt(w_in)
+                    w = torch.empty(w_out, w_in).uniform_(-bound, bound, generator=generator)
                     weight[k].copy_(w.T)  # stored (in, out) so a step is x @ W
-                    bias[k].copy_(torch.empty(bias.shape[1]).uniform_(-bound, bound, generator=generator))
+                    bias[k].copy_(torch.empty(w_out).uniform_(-bound, bound, generator=generator))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         h = x  # (K, B, 10)
-        last = len(self.weights) - 1
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+        layers = self.layers()
+        last = len(layers) - 1
+        for i, (weight, bias) in enumerate(layers):
             h = torch.baddbmm(bias.unsqueeze(1), h, weight)  # (K, B, w_out)
             if i == last:
                 break
@@ -126,11 +138,11 @@ class FoldMLP(nn.Module):
 
     def fold_model(self, k: int) -> MLP:
         """A plain `MLP` holding fold-model k's weights (a copy)."""
-        single = MLP(self.arch, self.weights[0].shape[1])
+        single = MLP(self.arch, self.layer_shapes[0][0]).to(device=self.flat.device, dtype=self.flat.dtype)
         linears = [m for m in single if isinstance(m, nn.Linear)]
         norms = [m for m in single if isinstance(m, nn.BatchNorm1d)]
         with torch.no_grad():
-            for linear, weight, bias in zip(linears, self.weights, self.biases):
+            for linear, (weight, bias) in zip(linears, self.layers()):
                 linear.weight.copy_(weight[k].T)
                 linear.bias.copy_(bias[k])
             for norm, fold_norm in zip(norms, self.norms):

@@ -112,7 +112,7 @@ class FoldFitter:
         self.fold_seeds = model_seeds(self.config.seed, K)
         self.module = FoldMLP(self.config.arch, n_models=K)
         self.module.reset_parameters(self.fold_seeds)
-        self.module.to(self.device)
+        self.module.to(device=self.device, dtype=self.folds.X_train.dtype)
         self.folds.to(self.device)
         self.model = self.wrap_model(self.module) if self.wrap_model else self.module
         # Adam is element-wise, so one optimiser over stacked weights is K independent ones.
@@ -120,6 +120,8 @@ class FoldFitter:
             self.module.parameters(),
             lr=self.config.training.lr,
             weight_decay=self.config.regularization.weight_decay,
+            # The fused kernel is a few times faster per step here (CPU and CUDA alike).
+            fused=True,
         )
         sched = self.config.lr_scheduler
         self.scheduler = None
@@ -225,7 +227,6 @@ class FoldFitter:
             if self.scheduler is not None:
                 self.scheduler.step(val_loss.mean().item())
             record = self.epoch_record(epoch, train_loss, val_loss, per_fold)
-            self.last_epoch = epoch
             callbacks.on_epoch_end(
                 epoch, record, model=self.module, write_checkpoint=write_checkpoint
             )

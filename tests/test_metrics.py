@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+from scipy.stats import pearsonr
+from sklearn import metrics as skm
+
+from mmse_model.metrics import MetricsCalculator, calibration, regression_metrics, summarise_folds
+
+import torch
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_match_scikit_learn_and_scipy(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, size=50).astype(float)
+    pred = np.clip(y + rng.normal(scale=0.8, size=50), 0, 3)
+    m = regression_metrics(y, pred, (0.0, 3.0))
+    assert m["mse"] == pytest.approx(skm.mean_squared_error(y, pred))
+    assert m["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, pred)))
+    assert m["mae"] == pytest.approx(skm.mean_absolute_error(y, pred))
+    assert m["r2"] == pytest.approx(skm.r2_score(y, pred))
+    assert m["explained_variance"] == pytest.approx(skm.explained_variance_score(y, pred))
+    assert m["pearson_r"] == pytest.approx(pearsonr(y, pred).statistic)
+    assert m["mape"] == pytest.approx(100 * skm.mean_absolute_error(y, pred) / 3.0)
+
+
+def test_mape_is_finite_when_true_scores_are_zero():
+    y = np.zeros(10)
+    pred = np.full(10, 0.5)
+    m = regression_metrics(y, pred, (0.0, 5.0))
+    assert m["mape"] == pytest.approx(10.0)  # 0.5 points of a 5-point range
+    # The seed's definition would give 5e9 %.
+    assert np.mean(np.abs((y - pred) / (y + 1e-8))) * 100 > 1e9
+
+
+def test_constant_target_and_prediction_follow_sklearn_conventions():
+    y = np.full(6, 2.0)
+    assert regression_metrics(y, y, (0, 3))["r2"] == skm.r2_score(y, y) == 1.0
+    assert regression_metrics(y, y + 1, (0, 3))["r2"] == 0.0
+    assert regression_metrics(np.arange(6.0), np.full(6, 1.0), (0, 5))["pearson_r"] == 0.0
+
+
+def test_calibration_recovers_slope_and_intercept():
+    pred = np.linspace(0, 5, 20)
+    c = calibration(0.5 * pred + 1.0, pred)
+    assert c["calibration_slope"] == pytest.approx(0.5)
+    assert c["calibration_intercept"] == pytest.approx(1.0)
+
+
+def test_summarise_folds_mean_and_sample_sd():
+    s = summarise_folds([{"rmse": 1.0}, {"rmse": 2.0}, {"rmse": 3.0}])
+    assert s == {"rmse": 2.0, "rmse_sd": 1.0}
+
+
+def test_metrics_calculator_accumulates_batches():
+    calc = MetricsCalculator((0.0, 5.0))
+    calc.update(torch.tensor([1.0, 2.0]), torch.tensor([1.5, 2.0]))
+    calc.update(torch.tensor([3.0]), torch.tensor([2.0]))
+    assert calc.compute()["mae"] == pytest.approx(0.5)
+    calc.reset()
+    assert calc.compute() == {}
