@@ -100,6 +100,26 @@ class FoldMLP(nn.Module):
             FoldBatchNorm(n_models, w) for w in widths[1:-1] if arch.use_batch_norm
         )
 
+    def dropout_masks(self, seed: int, n_steps: int, rows: int) -> list[torch.Tensor] | None:
+        """Every step's dropout scales for an epoch, drawn at once: [(n_steps, K, rows, w)].
+
+        One draw per epoch instead of per step and layer saves kernels on the hot path; a
+        private generator seeded per epoch makes a resumed run draw the same masks as an
+        uninterrupted one and leaves the global RNG alone.
+        """
+        p = self.arch.dropout
+        if p == 0:
+            return None
+        device, dtype = self.flat.device, self.flat.dtype
+        generator = torch.Generator(device=device).manual_seed(seed)
+        masks = []
+        for _, width in self.layer_shapes[:-1]:
+            draws = torch.rand(
+                n_steps, self.n_models, rows, width, generator=generator, device=device, dtype=dtype
+            )
+            masks.append((draws >= p).to(dtype).mul_(1.0 / (1.0 - p)))
+        return masks
+
     def layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Views (W (K, in, out), b (K, out)) into the flat parameter, one pair per layer."""
         parts = torch.split(self.flat, self.chunks, dim=1)
@@ -121,8 +141,15 @@ class FoldMLP(nn.Module):
                     weight[k].copy_(w.T)  # stored (in, out) so a step is x @ W
                     bias[k].copy_(torch.empty(w_out).uniform_(-bound, bound, generator=generator))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        h = x  # (K, B, 10)
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        dropout: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """x (K, B, 10) -> (K, B). `mask` marks real rows (batch-norm statistics);
+        `dropout` holds one scale tensor (K, B, w) per hidden layer, in training only."""
+        h = x
         layers = self.layers()
         last = len(layers) - 1
         for i, (weight, bias) in enumerate(layers):
@@ -132,8 +159,10 @@ class FoldMLP(nn.Module):
             if self.arch.use_batch_norm:
                 h = self.norms[i](h, mask)
             h = F.relu(h)
-            if self.arch.dropout > 0:
-                h = F.dropout(h, self.arch.dropout, self.training)
+            if dropout is not None:
+                h = h * dropout[i]
+            elif self.training and self.arch.dropout > 0:
+                h = F.dropout(h, self.arch.dropout)
         return h.squeeze(-1)  # (K, B)
 
     def fold_model(self, k: int) -> MLP:
@@ -161,8 +190,8 @@ def clip_grad_norm_per_model(parameters: list[nn.Parameter], max_norm: float) ->
     step, coupling models that must stay independent.
     """
     grads = [p.grad for p in parameters if p.grad is not None]
-    squares = torch.stack([g.pow(2).flatten(1).sum(dim=1) for g in grads]).sum(dim=0)  # (K,)
-    norms = squares.sqrt()
+    per_param = [torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads]  # each (K,)
+    norms = per_param[0] if len(per_param) == 1 else torch.linalg.vector_norm(torch.stack(per_param), dim=0)
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))

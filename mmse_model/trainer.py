@@ -146,32 +146,40 @@ class FoldFitter:
         min_rows = 2 if cfg.arch.use_batch_norm else 1
         index, valid = epoch_batches(counts, cfg.training.batch_size, min_rows, self.fold_seeds, epoch)
         index, valid = index.to(self.device), valid.to(self.device)
-        batch_rows = valid.sum(dim=-1).clamp(min=1).to(folds.y_train.dtype)  # (K, n_batches)
+        # Each row's weight in its fold's batch mean: 1 / rows in the whole batch, 0 for
+        # padding. With several workers each takes every world_size-th row of each batch and
+        # its loss is scaled by world_size, so DDP's gradient mean equals one worker's.
+        row_weight = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1) * self.world_size
         if self.world_size > 1:
-            # Each worker takes every world_size-th row of each batch; losses are divided by
-            # the whole batch's row count and scaled by world_size, so DDP's gradient mean
-            # equals the single-worker gradient.
             index = index[..., self.rank :: self.world_size]
             valid = valid[..., self.rank :: self.world_size]
+            row_weight = row_weight[..., self.rank :: self.world_size]
         folds_ix = torch.arange(folds.n_folds, device=self.device).view(-1, 1, 1)
         X = folds.X_train[folds_ix, index]  # (K, n_batches, b, 10)
         y = folds.y_train[folds_ix, index]  # (K, n_batches, b)
-        weights = valid.to(y.dtype)
+        row_weight, valid_f = row_weight.to(y.dtype), valid.to(y.dtype)
+        n_steps, width = index.shape[1], index.shape[2]
+        masks = self.module.dropout_masks(_mix(cfg.seed, "dropout", epoch), n_steps, width)
         clip = cfg.regularization.grad_clip_norm
         params = list(self.module.parameters())
-        sq_sum = torch.zeros(folds.n_folds, device=self.device, dtype=y.dtype)
+        sq_sum = torch.zeros_like(y[:, 0])  # (K, b), summed over batches
 
         self.model.train()
-        for j in range(index.shape[1]):
-            pred = self.model(X[:, j], valid[:, j])  # (K, b)
-            sq = (pred - y[:, j]) ** 2 * weights[:, j]
-            fold_loss = sq.sum(dim=1) / batch_rows[:, j]  # (K,)
-            self.optimizer.zero_grad(set_to_none=True)
-            (fold_loss.sum() * self.world_size).backward()
+        for j in range(n_steps):
+            dropout = [m[j] for m in masks] if masks is not None else None
+            pred = self.model(X[:, j], valid[:, j], dropout)  # (K, b)
+            sq = (pred - y[:, j]) ** 2
+            # Summing the K fold losses gives each fold-model its own gradient: they share
+            # no parameters.
+            loss = (sq * row_weight[:, j]).sum()
+            for p in params:
+                p.grad = None
+            loss.backward()
             if clip > 0:
                 clip_grad_norm_per_model(params, clip)
             self.optimizer.step()
-            sq_sum += sq.detach().sum(dim=1)
+            sq_sum.addcmul_(sq.detach(), valid_f[:, j])
+        sq_sum = sq_sum.sum(dim=1)
         if self.world_size > 1 and dist.is_initialized():
             dist.all_reduce(sq_sum)  # each worker saw only its shard of the rows
         return sq_sum / folds.train_counts.to(sq_sum.dtype)

@@ -137,7 +137,7 @@ def test_reports_every_epoch_with_checkpoints_on_improvement_and_schedule(data_r
 
 
 def test_resumed_run_ends_where_an_uninterrupted_one_does(data_root, tmp_path):
-    overrides = ["training.folds=3", "training.checkpoint_every=3", "arch.dropout=0", "training.lr=0.01"]
+    overrides = ["training.folds=3", "training.checkpoint_every=3", "arch.dropout=0.3", "training.lr=0.01"]
     run6 = RunSpec(str(data_root), SIG, "Q1", Config().with_overrides([*overrides, "training.epochs=6"]))
     straight = train_task(run6, _Null())
     run3 = RunSpec(str(data_root), SIG, "Q1", Config().with_overrides([*overrides, "training.epochs=3"]))
