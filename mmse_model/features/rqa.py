@@ -117,31 +117,80 @@ def line_histograms(
     white = np.zeros(n + 1, dtype=np.int64)
     if n == 0:
         return LineHistograms(0, diagonal, vertical, white)
-    _scan_diagonals(coords, n, threshold, block_elements, diagonal)
-    _scan_rows(coords, n, threshold, block_elements, vertical, white)
+    work = _Workspace(max(block_elements, n))
+    _scan_diagonals(coords, n, threshold, work, diagonal)
+    _scan_rows(coords, n, threshold, work, vertical, white)
     return LineHistograms(n, 2 * diagonal, vertical, white)
 
 
+class _Workspace:
+    """Block buffers allocated once per plot.
+
+    Fresh multi-megabyte temporaries per block would each be a new mmap and a round of page
+    faults: that cost more system time than the arithmetic itself.
+    """
+
+    def __init__(self, elements: int) -> None:
+        self.elements = elements
+        self._squared = np.empty(elements)
+        self._diff = np.empty(elements)
+        # One spare column per row (at most `elements` rows) ends every row's last run.
+        self._mask = np.empty(2 * elements, dtype=bool)
+        self._changes = np.empty(2 * elements, dtype=bool)
+
+    def squared_distances(
+        self, pairs: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, int]
+    ) -> np.ndarray:
+        """Sum over coordinates of (a - b)**2, accumulated in embedding order (pyunicorn's)."""
+        size = shape[0] * shape[1]
+        squared = self._squared[:size].reshape(shape)
+        diff = self._diff[:size].reshape(shape)
+        for c, (a, b) in enumerate(pairs):
+            target = squared if c == 0 else diff
+            np.subtract(a, b, out=target)
+            np.multiply(target, target, out=target)
+            if c:
+                np.add(squared, diff, out=squared)
+        return squared
+
+    def recurrent(self, squared: np.ndarray, threshold: float) -> np.ndarray:
+        """(rows, width+1) bool: squared < threshold, then a False column."""
+        rows, width = squared.shape
+        mask = self._mask[: rows * (width + 1)].reshape(rows, width + 1)
+        np.less(squared, threshold, out=mask[:, :width])
+        mask[:, width] = False
+        return mask
+
+    def run_bounds(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Flat start/end (exclusive) positions of True runs in a padded mask."""
+        flat = mask.ravel()
+        changes = self._changes[: flat.size - 1]
+        np.not_equal(flat[1:], flat[:-1], out=changes)
+        # Change points alternate start, end, start, ...: the flat array ends on False and
+        # starts after a virtual False.
+        bounds = np.flatnonzero(changes) + 1
+        if flat[0]:
+            bounds = np.concatenate(([0], bounds))
+        return bounds[0::2], bounds[1::2], mask.shape[1]
+
+
 def _scan_diagonals(
-    coords: list[np.ndarray], n: int, threshold: float, block_elements: int, hist: np.ndarray
+    coords: list[np.ndarray], n: int, threshold: float, work: _Workspace, hist: np.ndarray
 ) -> None:
     """Diagonal lines of the lower triangle, a band of offsets k0..k0+B-1 at a time."""
     k0 = 1
     while k0 < n:
         length = n - k0  # the longest diagonal in the band (offset k0)
-        band = max(1, min(n - k0, block_elements // length))
+        band = max(1, min(n - k0, work.elements // length))
         # Row a of the band is diagonal k0+a: element i is pair (i + k0 + a, i). Rows
         # shorter than `length` read the inf padding, which is never recurrent.
-        squared = None
+        pairs = []
         for coord in coords:
             padded = np.concatenate((coord[k0:], np.full(band - 1, np.inf)))
-            diff = sliding_window_view(padded, length) - coord[:length]  # (band, length)
-            diff *= diff
-            if squared is None:
-                squared = diff
-            else:
-                squared += diff
-        hist += np.bincount(_run_lengths(squared < threshold), minlength=n + 1)
+            pairs.append((sliding_window_view(padded, length), coord[:length]))
+        squared = work.squared_distances(pairs, (band, length))
+        starts, ends, _ = work.run_bounds(work.recurrent(squared, threshold))
+        hist += np.bincount(ends - starts, minlength=n + 1)
         k0 += band
 
 
@@ -149,51 +198,26 @@ def _scan_rows(
     coords: list[np.ndarray],
     n: int,
     threshold: float,
-    block_elements: int,
+    work: _Workspace,
     vertical: np.ndarray,
     white: np.ndarray,
 ) -> None:
     """Vertical and white vertical lines, a block of whole rows at a time."""
-    rows = max(1, block_elements // n)
+    rows = max(1, work.elements // n)
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
-        squared = None
-        for coord in coords:
-            diff = coord[r0:r1, None] - coord[None, :]  # (rows, n)
-            diff *= diff
-            if squared is None:
-                squared = diff
-            else:
-                squared += diff
-        black, gaps = _runs_and_gaps(squared < threshold)
+        pairs = [(coord[r0:r1, None], coord[None, :]) for coord in coords]
+        squared = work.squared_distances(pairs, (r1 - r0, n))
+        black, gaps = _runs_and_gaps(work, work.recurrent(squared, threshold))
         vertical += np.bincount(black, minlength=n + 1)
         white += np.bincount(gaps, minlength=n + 1)
 
 
-def _run_lengths(mask: np.ndarray) -> np.ndarray:
-    """Lengths of the runs of True in each row of `mask` (rows, width)."""
-    starts, ends, _ = _run_bounds(mask)
-    return ends - starts
-
-
-def _run_bounds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Flat start/end (exclusive) positions of True runs; rows padded to width+1."""
-    rows, width = mask.shape
-    padded = np.zeros((rows, width + 1), dtype=np.int8)  # the False column ends every row
-    padded[:, :width] = mask
-    flat = padded.ravel()
-    # A run starts where 0 -> 1 and ends where 1 -> 0; the flat array starts after a
-    # virtual 0 and ends on a 0, so change points alternate start, end, start, ...
-    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    if flat[0]:
-        changes = np.concatenate(([0], changes))
-    return changes[0::2], changes[1::2], width + 1
-
-
-def _runs_and_gaps(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Run lengths of True and of False (gaps, border runs included) in each row."""
-    rows, width = mask.shape
-    starts, ends, stride = _run_bounds(mask)
+def _runs_and_gaps(work: _Workspace, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run lengths of True and of False (gaps, border runs included) in each padded row."""
+    rows, stride = mask.shape
+    width = stride - 1
+    starts, ends, _ = work.run_bounds(mask)
     row = starts // stride
     new_row = np.ones(len(row) + 1, dtype=bool)
     new_row[1:-1] = row[1:] != row[:-1]

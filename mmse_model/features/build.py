@@ -1,0 +1,287 @@
+"""Recordings -> RQA datasets `<out>/<sig>/<Q>.npz` (DESIGN.md section 3).
+
+The work splits into three phases so that Ray can run the middle one:
+
+1. `plan_build` validates everything that is an error (signatures, labels, directories)
+   before any work, and lists the (subject, task) recordings to process;
+2. `compute_items` turns a batch of recordings into features for every signature. It is a
+   pure function of its arguments (no torch, no globals), so a Ray task can run it;
+3. `write_datasets` applies the skip policy and writes every file atomically.
+
+Skip policy: a recording that cannot be used (unreadable, empty, missing columns,
+non-numeric, no valid samples, too short for some signature's embedding, no labels for its
+subject) is dropped from that task in *every* signature, because the data contract says a
+task's files hold the same subjects in every signature. Every skip is listed in
+`<out>/build_report.csv` and summarised in a `BuildWarning`; none is silent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mmse_model.config import TASKS
+from mmse_model.errors import InputError
+from mmse_model.features.fixations import detect_fixations
+from mmse_model.features.recordings import (
+    Recording,
+    RecordingError,
+    read_labels,
+    read_recording,
+)
+from mmse_model.features.rqa import FEATURE_NAMES, embed, rqa_measures
+from mmse_model.features.signature import Signature, parse_signatures
+
+MODES = ("trajectory", "fixation")
+# Fewer state vectors than this give RQA measures that are mostly noise.
+MIN_STATE_VECTORS = 10
+REPORT_NAME = "build_report.csv"
+ALL_TASKS = "all"
+# The zip entries' timestamp: fixed, so that a rebuild writes the same bytes (np.savez
+# stamps the current time).
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+class BuildWarning(UserWarning):
+    """Some recordings were skipped; the report file lists them."""
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    subject_id: str
+    task: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    subject_id: str
+    task: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    subject_id: str
+    task: str
+    features: np.ndarray | None  # (n_signatures, 10) in signature order; None if skipped
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    labels: dict[str, tuple[float, ...]]
+    signatures: list[Signature]
+    mode: str
+    items: list[WorkItem]
+    skips: list[Skip] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    written: list[Path]
+    skips: list[Skip]
+    subjects_per_task: dict[str, int]
+    report_path: Path
+
+
+# A runner computes every item, in any order: in-process or as Ray tasks.
+Runner = Callable[[list[WorkItem], list[Signature], str], list[ItemResult]]
+
+
+def plan_build(
+    recordings_dir: Path, labels_path: Path, signatures: Sequence[str], mode: str = "trajectory"
+) -> BuildPlan:
+    """Validate the inputs (InputError on anything that is not skippable) and list the work."""
+    parsed = parse_signatures(list(signatures))
+    if mode not in MODES:
+        raise InputError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    if not recordings_dir.is_dir():
+        raise InputError(f"{recordings_dir}: recordings directory not found")
+    labels = read_labels(labels_path)
+    subject_dirs = {
+        p.name: p for p in recordings_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+    }
+    items, skips = [], []
+    for subject in sorted(set(subject_dirs) | set(labels)):
+        if subject not in labels:
+            skips.append(Skip(subject, ALL_TASKS, f"no labels for this subject in {labels_path}"))
+            continue
+        if subject not in subject_dirs:
+            skips.append(Skip(subject, ALL_TASKS, "no recordings directory"))
+            continue
+        for task in TASKS:
+            path = subject_dirs[subject] / f"{task}.csv"
+            if path.is_file():
+                items.append(WorkItem(subject, task, str(path)))
+            else:
+                skips.append(Skip(subject, task, f"missing recording {task}.csv"))
+    if not items:
+        raise InputError(f"{recordings_dir}: no recordings of subjects in {labels_path}")
+    return BuildPlan(labels, parsed, mode, items, skips)
+
+
+def state_vectors(recording: Recording, signature: Signature, mode: str) -> np.ndarray:
+    """The embedded trajectory (n, 2m) that RQA runs on."""
+    if mode == "fixation":
+        return embed(detect_fixations(recording), signature.m, signature.tau)
+    vectors = embed(recording.xy, signature.m, signature.tau)
+    # A state vector that spans a blink gap mixes gaze from before and after the blink:
+    # keep only vectors whose m samples are all valid.
+    window_valid = np.ones(len(vectors), dtype=bool)
+    for j in range(signature.m):
+        offset = j * signature.tau
+        window_valid &= recording.valid[offset : offset + len(vectors)]
+    return vectors[window_valid]
+
+
+def compute_item(item: WorkItem, signatures: list[Signature], mode: str) -> ItemResult:
+    """Features of one recording for every signature, or the reason it cannot be used."""
+    try:
+        recording = read_recording(Path(item.path))
+    except RecordingError as exc:
+        return ItemResult(item.subject_id, item.task, None, str(exc))
+    rows = []
+    for signature in signatures:
+        vectors = state_vectors(recording, signature, mode)
+        if len(vectors) < MIN_STATE_VECTORS:
+            return ItemResult(
+                item.subject_id,
+                item.task,
+                None,
+                f"too short for the embedding of {signature.name}: {len(vectors)} state"
+                f" vectors from {recording.n_valid} valid samples ({mode}), need"
+                f" {MIN_STATE_VECTORS}",
+            )
+        rows.append(rqa_measures(vectors, signature.eps, signature.lmin))
+    return ItemResult(item.subject_id, item.task, np.stack(rows))
+
+
+def compute_items(
+    items: list[WorkItem], signatures: list[Signature], mode: str
+) -> list[ItemResult]:
+    """A batch of recordings: the unit of work of one Ray task."""
+    return [compute_item(item, signatures, mode) for item in items]
+
+
+def run_in_process(
+    items: list[WorkItem], signatures: list[Signature], mode: str
+) -> list[ItemResult]:
+    """The `--no-ray` runner, with a progress bar when stderr is a terminal."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the bar is a nicety, not a dependency
+        return compute_items(items, signatures, mode)
+    bar = tqdm(items, desc="rqa", unit="rec", disable=None)
+    return [compute_item(item, signatures, mode) for item in bar]
+
+
+def build_datasets(
+    recordings_dir: Path,
+    labels_path: Path,
+    signatures: Sequence[str],
+    out: Path,
+    mode: str = "trajectory",
+    runner: Runner = run_in_process,
+) -> BuildReport:
+    """Plan, compute with `runner`, write. Bad input raises InputError before any write."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: output exists and is not a directory")
+    plan = plan_build(Path(recordings_dir), Path(labels_path), signatures, mode)
+    results = runner(plan.items, plan.signatures, plan.mode)
+    return write_datasets(plan, results, Path(out))
+
+
+def write_datasets(plan: BuildPlan, results: list[ItemResult], out: Path) -> BuildReport:
+    """Apply the skip policy and write `<out>/<sig>/<Q>.npz` and the report, atomically."""
+    if len(results) != len(plan.items):
+        raise RuntimeError(f"runner returned {len(results)} results for {len(plan.items)} items")
+    skips = list(plan.skips)
+    by_task: dict[str, list[ItemResult]] = {task: [] for task in TASKS}
+    for result in sorted(results, key=lambda r: (r.task, r.subject_id)):
+        if result.features is None:
+            skips.append(Skip(result.subject_id, result.task, result.reason))
+        else:
+            by_task[result.task].append(result)
+    written = []
+    subjects_per_task = {}
+    for task_index, task in enumerate(TASKS):
+        rows = by_task[task]
+        subjects_per_task[task] = len(rows)
+        if not rows:
+            skips.append(Skip(ALL_TASKS, task, "no usable recording: no dataset written"))
+            continue
+        subject_ids = np.array([r.subject_id for r in rows], dtype=np.str_)  # fixed-width
+        y = np.array([plan.labels[r.subject_id][task_index] for r in rows], dtype=np.float64)
+        features = np.stack([r.features for r in rows], axis=1)  # (n_signatures, N, 10)
+        for signature, X in zip(plan.signatures, features):
+            path = out / signature.name / f"{task}.npz"
+            write_npz_atomic(
+                path,
+                {
+                    "X": np.ascontiguousarray(X, dtype=np.float64),
+                    "y": y,
+                    "subject_id": subject_ids,
+                    "feature_names": np.array(FEATURE_NAMES, dtype=np.str_),
+                },
+            )
+            written.append(path)
+    skips.sort(key=lambda s: (s.subject_id, s.task))
+    report_path = out / REPORT_NAME
+    _write_report(report_path, skips)
+    if skips:
+        warnings.warn(
+            f"skipped {len(skips)} recording(s) or subject(s); see {report_path}",
+            BuildWarning,
+            stacklevel=2,
+        )
+    return BuildReport(written, skips, subjects_per_task, report_path)
+
+
+def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An `.npz` that np.load reads with allow_pickle=False, byte-identical for equal input.
+
+    Written to a temporary file in the target directory and moved into place, so a reader
+    (or a crash) never sees half a file.
+    """
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w", compression=zipfile.ZIP_STORED) as archive:
+        for key, array in arrays.items():
+            entry = io.BytesIO()
+            np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, entry.getvalue())
+    write_bytes_atomic(path, payload.getvalue())
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_report(path: Path, skips: list[Skip]) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["subject_id", "task", "reason"])
+    writer.writerows([s.subject_id, s.task, s.reason] for s in skips)
+    write_bytes_atomic(path, text.getvalue().encode("utf-8"))

@@ -1,0 +1,154 @@
+"""Reading gaze recordings (`<subject>/<Q>.csv`: t,x,y) and MMSE labels (`labels.csv`).
+
+Two kinds of failure, two policies (issue 4):
+- a recording that cannot be used raises `RecordingError`; the builder skips it and lists
+  it in its report, because one bad file must not sink a cohort;
+- a malformed labels file raises `InputError`: every row of every dataset depends on it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmse_model.config import TASKS, Config
+from mmse_model.errors import InputError
+
+RECORDING_COLUMNS = ("t", "x", "y")
+LABEL_COLUMNS = ("subject_id", *TASKS)
+MMSE_MAX = 30
+# MMSE points outside the five tasks (language and praxis): mmse - sum(Q1..Q5) lies in 0-9.
+OTHER_ITEMS_MAX = 9
+
+
+class RecordingError(Exception):
+    """A recording that cannot be used; the message says why, in a few words."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One task's gaze samples; `valid` marks samples with finite t and on-screen x, y."""
+
+    t: np.ndarray  # (n,) seconds
+    xy: np.ndarray  # (n, 2) normalised screen coordinates
+    valid: np.ndarray  # (n,) bool
+
+    @property
+    def n_valid(self) -> int:
+        return int(self.valid.sum())
+
+
+def read_recording(path: Path) -> Recording:
+    """Parse a t,x,y CSV. Blink gaps (NaN or empty fields) become invalid samples."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordingError(f"unreadable ({exc.__class__.__name__})") from exc
+    header, _, body = text.lstrip("\ufeff").partition("\n")
+    if not header.strip():
+        raise RecordingError("empty file")
+    names = [name.strip().lower() for name in header.split(",")]
+    missing = [c for c in RECORDING_COLUMNS if c not in names]
+    if missing:
+        raise RecordingError(f"missing column(s) {','.join(missing)}")
+    if not body.strip():
+        raise RecordingError("no samples")
+    values = _parse_numbers(body, len(names))
+    t, x, y = (values[:, names.index(c)] for c in RECORDING_COLUMNS)
+    xy = np.stack((x, y), axis=1)
+    # Off-screen gaze is tracker loss, not a place the subject looked at.
+    valid = np.isfinite(t) & np.all(np.isfinite(xy) & (xy >= 0.0) & (xy <= 1.0), axis=1)
+    if not valid.any():
+        raise RecordingError("no valid gaze samples (all NaN or off-screen)")
+    return Recording(t=t, xy=xy, valid=valid)
+
+
+def _parse_numbers(body: str, n_columns: int) -> np.ndarray:
+    try:
+        # numpy's C parser: fast for the common, clean case.
+        return np.loadtxt(io.StringIO(body), delimiter=",", ndmin=2, dtype=np.float64)
+    except ValueError:
+        pass
+    # Slow path: empty fields are blink gaps (NaN); anything else unparsable is an error.
+    rows = []
+    for line_no, line in enumerate(body.splitlines(), start=2):
+        if not line.strip():
+            continue
+        fields = line.split(",")
+        if len(fields) != n_columns:
+            raise RecordingError(f"line {line_no}: {len(fields)} fields, expected {n_columns}")
+        row = []
+        for field in fields:
+            field = field.strip()
+            try:
+                row.append(float(field) if field else math.nan)
+            except ValueError:
+                raise RecordingError(f"line {line_no}: non-numeric value {field[:20]!r}") from None
+        rows.append(row)
+    return np.array(rows, dtype=np.float64).reshape(-1, n_columns)
+
+
+def read_labels(path: Path) -> dict[str, tuple[float, ...]]:
+    """subject_id -> (Q1, ..., Q5) from labels.csv, validated against the sub-score ranges.
+
+    Any problem is an InputError naming the file (and line): labels are not skippable.
+    `mmse` is optional; when present it must be 0-30 and consistent with the sub-scores.
+    """
+    ranges = Config().score_ranges
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: labels file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read labels ({exc.__class__.__name__})") from None
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    if not reader.fieldnames:
+        raise InputError(f"{path}: empty labels file")
+    fields = [name.strip() for name in reader.fieldnames]
+    reader.fieldnames = fields
+    missing = [c for c in LABEL_COLUMNS if c not in fields]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {','.join(missing)}")
+    labels: dict[str, tuple[float, ...]] = {}
+    for row in reader:
+        where = f"{path} line {reader.line_num}"
+        if None in row or any(row[c] is None for c in fields):
+            raise InputError(f"{where}: expected {len(fields)} fields")
+        subject = row["subject_id"].strip()
+        if not subject or subject != Path(subject).name or subject.startswith("."):
+            raise InputError(f"{where}: subject_id {subject!r} is not a plain identifier")
+        if subject in labels:
+            raise InputError(f"{where}: duplicate subject_id {subject!r}")
+        scores = []
+        for task in TASKS:
+            low, high = ranges[task]
+            value = _label_number(row[task], where, task)
+            if not low <= value <= high:
+                raise InputError(f"{where}: {task}={value:g} outside {low:g}-{high:g}")
+            scores.append(value)
+        if "mmse" in fields:
+            mmse = _label_number(row["mmse"], where, "mmse")
+            if not 0 <= mmse - sum(scores) <= OTHER_ITEMS_MAX or mmse > MMSE_MAX:
+                raise InputError(
+                    f"{where}: mmse={mmse:g} inconsistent with Q1..Q5 sum {sum(scores):g}"
+                    f" (expected sum to sum+{OTHER_ITEMS_MAX}, at most {MMSE_MAX})"
+                )
+        labels[subject] = tuple(scores)
+    if not labels:
+        raise InputError(f"{path}: no label rows")
+    return labels
+
+
+def _label_number(text: str, where: str, column: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{where}: {column}={text.strip()[:20]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise InputError(f"{where}: {column}={text.strip()!r} is not a finite number")
+    return value
