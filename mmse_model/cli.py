@@ -33,8 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override one config key, e.g. training.lr=0.01 (repeatable)")
     train.add_argument("--out", required=True, help="output folder (must not hold a run yet)")
     train.add_argument("--no-ray", action="store_true", help="run the loop in this process")
+    train.add_argument("--storage", help="Ray storage path or URI for checkpoints (default: --out)")
+    train.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local instance)")
     train.add_argument("--device", default="cpu", help="torch device for --no-ray (cpu, cuda, cuda:1)")
     train.set_defaults(func=_train)
+
+    sweep = commands.add_parser("sweep", help="ASHA sweep over every signature and task on Ray Tune")
+    sweep.add_argument("--config", required=True, help="sweep YAML (configs/sweep.yaml, configs/demo.yaml)")
+    sweep.add_argument("--data", help="data root (overrides the sweep config's data_root)")
+    sweep.add_argument("--storage", help="storage path or URI (overrides the sweep config's storage)")
+    sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    sweep.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local instance)")
+    sweep.set_defaults(func=_sweep)
 
     demo = commands.add_parser("demo", help="generate a small dataset and train on it (no user data)")
     demo.add_argument("--out", default="demo_out", help="output folder")
@@ -69,9 +79,28 @@ def _train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.set)
     out = Path(args.out)
     _refuse_existing_run(out)
-    if not args.no_ray:
-        raise InputError("mmse train: the Ray path is not available yet; pass --no-ray")
-    return _train_in_process(args.data, args.sig, args.q, config, out, args.device)
+    if args.no_ray:
+        return _train_in_process(args.data, args.sig, args.q, config, out, args.device)
+    from ray_jobs.train import run_one
+
+    result = run_one(args.data, args.sig, args.q, config, out, args.storage, args.address)
+    _write_json(out / "result.json", result)
+    test = result["test"]
+    print(f"{args.q} on {args.sig} (Ray): best epoch {result['best_epoch']}, "
+          f"val RMSE {result['cv']['val/rmse']:.3f}; test RMSE {test['rmse']:.3f}, R^2 {test['r2']:.3f}, "
+          f"calibration slope {test['calibration_slope']:.2f} (n = {test['n']})")
+    print(f"wrote {out}/model (checkpoint), {out}/result.json; Ray checkpoints in {result['checkpoint_uri']}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from mmse_model.sweep_config import load_sweep_config
+
+    sweep = load_sweep_config(args.config, args.data, args.storage)
+    from ray_jobs.sweep import run_sweep  # imports Ray: only once the config is known good
+
+    run_sweep(sweep, resume=args.resume, address=args.address)
+    return 0
 
 
 def _train_in_process(data_root, signature, task, config, out: Path, device: str) -> int:

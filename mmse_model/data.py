@@ -125,6 +125,45 @@ def load_task_data(path: str | Path, score_range: tuple[float, float]) -> TaskDa
     return TaskData(path, X, y, subject_ids, feature_names)
 
 
+def load_features(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
+    """Features for prediction: an npz with `X` (and optional `subject_id`, `feature_names`)
+    or a CSV with a `subject_id` column and 10 feature columns. Returns (X, ids, names)."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such input file")
+    if path.suffix == ".csv":
+        try:
+            table = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf-8")
+        except ValueError as exc:
+            raise DataError(f"{path}: not a readable CSV ({_first_line(exc)})") from None
+        columns = [c for c in (table.dtype.names or ()) if c != "subject_id"]
+        if len(columns) != N_FEATURES:
+            raise DataError(f"{path}: expected subject_id and {N_FEATURES} feature columns, got {len(columns)}")
+        table = np.atleast_1d(table)
+        try:
+            X = np.stack([table[c].astype(np.float64) for c in columns], axis=1)
+        except ValueError:
+            raise DataError(f"{path}: feature columns must be numeric") from None
+        ids = table["subject_id"].astype(str) if "subject_id" in table.dtype.names else None
+        names: tuple[str, ...] | None = tuple(columns)
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                if "X" not in archive.files:
+                    raise DataError(f"{path}: missing array 'X'")
+                X = archive["X"].astype(np.float64)
+                ids = archive["subject_id"].astype(str) if "subject_id" in archive.files else None
+                names = tuple(str(n) for n in archive["feature_names"]) if "feature_names" in archive.files else None
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise DataError(f"{path}: not a readable npz archive ({_first_line(exc)})") from None
+    if X.ndim != 2 or X.shape[1] != N_FEATURES:
+        raise DataError(f"{path}: X must have shape (N, {N_FEATURES}), got {X.shape}")
+    if not np.isfinite(X).all():
+        raise DataError(f"{path}: features hold NaN or Inf")
+    if ids is None:
+        ids = np.array([f"row{i}" for i in range(X.shape[0])])
+    return X, ids, names
+
+
 def _check_consistent_labels(path: Path, subject_ids: np.ndarray, y: np.ndarray) -> None:
     order = np.argsort(subject_ids, kind="stable")
     ids, ys = subject_ids[order], y[order]

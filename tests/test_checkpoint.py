@@ -10,7 +10,7 @@ from mmse_model.errors import CheckpointError
 from mmse_model.evaluate import evaluate_on_test, held_out_rows
 from mmse_model.trainer import RunSpec, train_task
 
-from conftest import SIG
+from tests.conftest import SIG
 
 
 class _Null:

@@ -12,7 +12,7 @@ from mmse_model.data import (
 )
 from mmse_model.errors import DataError
 
-from conftest import SIG, WEAK_SIG, save_npz
+from tests.conftest import SIG, WEAK_SIG, save_npz
 
 Q1_RANGE = (0.0, 5.0)
 

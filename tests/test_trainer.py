@@ -13,7 +13,7 @@ from mmse_model.data import build_fold_tensors, load_task_data, make_split
 from mmse_model.metrics import MONITOR
 from mmse_model.trainer import FoldFitter, QTrainer, RunSpec, epoch_batches, train_task
 
-from conftest import SIG, WEAK_SIG
+from tests.conftest import SIG, WEAK_SIG
 
 
 def fold_tensors(data_root, config, sig=SIG, task="Q1", dtype=torch.float64):

@@ -15,11 +15,18 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from mmse_model.toy_data import write_planted_root
+
+# Read when Ray is first imported: set before anything here imports it. Token auth is on for
+# local clusters in Ray 2.60, and a client of a `ray start` head sends the token
+# (~/.ray/auth_token) only in this mode.
+os.environ["RAY_AUTH_MODE"] = "token"
+os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
 
 REPO = Path(__file__).resolve().parents[2]
 RAY_BIN = Path(sys.executable).with_name("ray")
@@ -51,6 +58,7 @@ def ray_head(tmp_path_factory):
         # this to send the token (~/.ray/auth_token). Never printed.
         "RAY_AUTH_MODE": "token",
         "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # stop at once at the end of the session
     }
     log = open(tmp_path_factory.mktemp("ray_head") / "ray_start.log", "w")
     head = subprocess.Popen(
@@ -64,7 +72,7 @@ def ray_head(tmp_path_factory):
     try:
         _wait_for_dashboard(dashboard, head)
         client_env = {**env, "RAY_ADDRESS": address}
-        yield address, dashboard, client_env
+        yield Head(address, dashboard, client_env, head.pid)
     finally:
         import ray
 
@@ -75,6 +83,14 @@ def ray_head(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
         log.close()
+
+
+@dataclass(frozen=True)
+class Head:
+    address: str  # GCS address for ray.init / RAY_ADDRESS
+    dashboard: str  # URL for `ray job submit --address`
+    env: dict  # environment for client processes (auth mode, RAY_ADDRESS)
+    pid: int  # the `ray start --block` process: every Ray process of this head descends from it
 
 
 def _wait_for_dashboard(url: str, head: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -100,10 +116,7 @@ def ray_session(ray_head):
     """The pytest process connected to the shared head (as a sweep's driver would be)."""
     import ray
 
-    address, _, env = ray_head
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    ray.init(address=address, runtime_env={"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}},
+    ray.init(address=ray_head.address, runtime_env={"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}},
              log_to_driver=False)
     yield ray_head
     ray.shutdown()

@@ -1,0 +1,38 @@
+"""Predict sub-scores for new subjects with a trained checkpoint (`mmse predict`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+
+from mmse_model.checkpoint import FoldEnsemble, load_checkpoint
+from mmse_model.data import load_features
+from mmse_model.errors import DataError
+
+
+def predict_file(model: str | Path, input_path: str | Path, out_path: str | Path) -> int:
+    """Write `subject_id,prediction,fold_sd` rows; returns the number of subjects."""
+    ensemble = FoldEnsemble.from_checkpoint(load_checkpoint(model))
+    X, subject_ids, names = load_features(Path(input_path))
+    if names is not None and ensemble.feature_names and tuple(names) != ensemble.feature_names:
+        raise DataError(
+            f"{input_path}: feature_names {list(names)} differ from the model's "
+            f"{list(ensemble.feature_names)}"
+        )
+    per_fold = ensemble.predict_folds(X)  # (K, N)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["subject_id", f"{ensemble.task}_predicted", "fold_sd"])
+    for sid, mean, sd in zip(subject_ids, per_fold.mean(axis=0), per_fold.std(axis=0, ddof=1)):
+        writer.writerow([sid, f"{mean:.4f}", f"{sd:.4f}"])
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    tmp.write_text(buffer.getvalue())
+    os.replace(tmp, out_path)
+    return len(subject_ids)
+
+

@@ -1,0 +1,104 @@
+"""Resume after the sweep driver is killed; the same sweep through `ray job submit`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.ray
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def small_sweep(path: Path, name: str, **config) -> Path:
+    path.write_text(yaml.safe_dump({
+        "name": name,
+        "signatures": ["m2_tau1_eps0.055_lmin2"],
+        "samples": 2,
+        "search_space": {"training.lr": {"loguniform": [0.002, 0.01]}},
+        "asha": {"grace_period": 4},  # = epochs: ASHA stops nothing, every trial runs out
+        "resources": {"trial_cpus": 0.05, **config.pop("resources", {})},
+        "config": {"training": {"epochs": 4, "folds": 3, "checkpoint_every": 1},
+                   "ray": {"num_workers": 1, "cpus_per_worker": 0.5}},
+    }))
+    return path
+
+
+def result_lines(trial_dir: Path) -> list[dict]:
+    path = trial_dir / "result.json"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def test_resume_after_driver_is_killed(ray_session, toy_root, tmp_path):
+    config = small_sweep(tmp_path / "sweep.yaml", "resume_sweep", resources={"max_concurrent_trials": 1})
+    command = [sys.executable, str(REPO / "ray_jobs" / "sweep.py"), "--config", str(config),
+               "--data", str(toy_root), "--storage", str(tmp_path / "runs")]
+    experiment = tmp_path / "runs" / "resume_sweep"
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen(command, env=ray_session.env, stdout=log, stderr=subprocess.STDOUT)
+    # One trial at a time: once the third trial has reported, the first two have finished.
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None:
+        trials = sorted(experiment.glob("run_trial_*"))
+        if len(trials) >= 3 and len(result_lines(trials[2])) >= 1:
+            break
+        time.sleep(0.5)
+    assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    finished = {t.name: len(result_lines(t)) for t in sorted(experiment.glob("run_trial_*"))[:2]}
+    assert all(n >= 4 for n in finished.values()), finished
+    assert not (experiment / "trials.csv").exists()
+
+    done = subprocess.run(command + ["--resume"], env=ray_session.env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = list(csv.DictReader(open(experiment / "trials.csv")))
+    assert len(rows) == 1 * 2 * 2 and all(int(r["epochs_run"]) == 4 for r in rows)
+    # Finished trials were not run again: their histories did not grow.
+    for name, count in finished.items():
+        assert len(result_lines(experiment / name)) == count, name
+    # The interrupted trial's Train run resumed from its checkpoint, not from epoch 1.
+    train_runs = experiment / "train_runs"
+    assert len(list(train_runs.iterdir())) == 4
+    for trial in sorted(experiment.glob("run_trial_*"))[2:3]:
+        epochs = [r["epoch"] for r in result_lines(trial)]
+        assert epochs.count(1.0) == 1, epochs
+
+
+def test_ray_job_submit(ray_session, toy_root, tmp_path):
+    config = small_sweep(tmp_path / "sweep.yaml", "job_sweep")
+    storage = tmp_path / "runs"
+    job_id = f"mmse_test_{tmp_path.name}_{int(time.time())}"
+    submit = subprocess.run(
+        [str(Path(sys.executable).with_name("ray")), "job", "submit", "--address", ray_session.dashboard,
+         "--working-dir", str(REPO), "--submission-id", job_id, "--no-wait", "--",
+         sys.executable, "ray_jobs/sweep.py", "--config", str(config), "--data", str(toy_root),
+         "--storage", str(storage)],
+        env=ray_session.env, capture_output=True, text=True, timeout=120,
+    )
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(ray_session.dashboard)
+    deadline = time.monotonic() + 240
+    status = client.get_job_status(job_id)
+    while status not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED) and time.monotonic() < deadline:
+        time.sleep(1)
+        status = client.get_job_status(job_id)
+    logs = client.get_job_logs(job_id)
+    assert status == JobStatus.SUCCEEDED, logs[-3000:]
+    experiment = storage / "job_sweep"
+    rows = list(csv.DictReader(open(experiment / "trials.csv")))
+    assert len(rows) == 2 * 2  # tasks x samples
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert set(summary["tasks"]) == {"Q1", "Q3"} and "network (winner)" in logs

@@ -1,0 +1,32 @@
+"""Baselines (Ray-free): trained on training subjects only, scored on the test subjects."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmse_model.baselines import BASELINES, score_baselines, training_folds
+from mmse_model.config import Config
+from mmse_model.toy_data import write_planted_root
+from mmse_model.trainer import RunSpec, load_run_data
+
+SIG = "m2_tau1_eps0.055_lmin2"
+
+
+def test_baselines_use_training_folds_and_score_test_subjects(tmp_path):
+    root = write_planted_root(tmp_path, {SIG: 1.0}, tasks=("Q1",), n_subjects=120)
+    config = Config().with_overrides(["training.folds=3"])
+    data, split = load_run_data(RunSpec(str(root), SIG, "Q1", config))
+    rows, folds = training_folds(data, split)
+    test_ids = set(split.test_subjects)
+    assert not test_ids & set(data.subject_ids[rows])  # no test subject among training rows
+    assert set(folds) == {0, 1, 2}
+
+    scores = score_baselines(data, split, config.score_range("Q1"))
+    assert set(scores) == set(BASELINES)
+    for metrics in scores.values():
+        assert metrics["n"] == len(test_ids)
+        assert {"rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept"} <= set(metrics)
+    # The planted signal is learnable: both fitted models beat predicting the mean.
+    assert scores["ridge"]["rmse"] < scores["train_mean"]["rmse"]
+    assert scores["hist_gradient_boosting"]["rmse"] < scores["train_mean"]["rmse"]
+    assert scores["ridge"]["alpha"] > 0 and np.isfinite(scores["train_mean"]["rmse"])

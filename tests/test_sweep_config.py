@@ -1,0 +1,54 @@
+"""The sweep config (Ray-free): defaults, overrides, and one-line errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmse_model.errors import ConfigError, DataError
+from mmse_model.sweep_config import apply_sample, discover, load_sweep_config, sweep_config_from_dict
+from mmse_model.toy_data import write_planted_root
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["sweep.yaml", "demo.yaml"])
+def test_shipped_sweep_configs_load(name):
+    sweep = load_sweep_config(REPO / "configs" / name, data_root="/d", storage="s3://b/p?endpoint_override=x")
+    assert sweep.data_root == "/d" and sweep.storage.startswith("s3://")
+    assert sweep.max_t() == sweep.base_config().training.epochs
+    assert {"training.lr", "regularization.weight_decay", "arch.h1", "arch.h2", "arch.dropout",
+            "arch.use_batch_norm", "training.batch_size"} <= set(sweep.search_space)
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"bogus": 1}, "bogus"),
+    ({"samples": "4"}, "samples"),
+    ({"asha": {"grace_period": 500}}, "asha.grace_period"),
+    ({"asha": {"nope": 1}}, "asha.nope"),
+    ({"search_space": {"training.lr": {"normal": [0, 1]}}}, "search_space.training.lr"),
+    ({"search_space": {"training.nope": {"choice": [1]}}}, "training.nope"),
+    ({"search_space": {"arch.h1": {"choice": [0, 8]}}}, "arch.h1"),
+    ({"config": {"training": {"lr": "fast"}}}, "training.lr"),
+    ({"tasks": ["Q9"]}, "tasks"),
+])
+def test_bad_sweep_configs_name_the_key(raw, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        sweep_config_from_dict(raw)
+
+
+def test_apply_sample_sets_dotted_keys():
+    sweep = sweep_config_from_dict({"config": {"training": {"epochs": 7}}})
+    config = apply_sample(sweep.base_config(), {"training.lr": 0.02, "arch.use_batch_norm": True})
+    assert config.training.lr == 0.02 and config.arch.use_batch_norm and config.training.epochs == 7
+
+
+def test_discover_finds_signatures_and_shared_tasks(tmp_path):
+    write_planted_root(tmp_path, {"m2_tau1_eps0.055_lmin2": 1.0, "m3_tau2_eps0.1_lmin2": 0.0},
+                       tasks=("Q1", "Q3"), n_subjects=30)
+    (tmp_path / "m2_tau1_eps0.055_lmin2" / "Q5.npz").write_bytes(b"")  # only in one signature
+    sigs, tasks = discover(tmp_path, (), ())
+    assert sigs == ("m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2") and tasks == ("Q1", "Q3")
+    with pytest.raises(DataError, match="Q2.npz"):
+        discover(tmp_path, (), ("Q2",))
