@@ -46,8 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local instance)")
     sweep.set_defaults(func=_sweep)
 
-    demo = commands.add_parser("demo", help="generate a small dataset and train on it (no user data)")
-    demo.add_argument("--out", default="demo_out", help="output folder")
+    predict = commands.add_parser("predict", help="predict sub-scores for new subjects with a trained model")
+    predict.add_argument("--model", required=True, help="checkpoint folder or model.pt (e.g. RUN/model)")
+    predict.add_argument("--input", required=True, help="features: .npz with X (N, 10) or .csv with subject_id + 10 columns")
+    predict.add_argument("--out", required=True, help="CSV to write: subject_id, prediction, fold_sd")
+    predict.set_defaults(func=_predict)
+
+    demo = commands.add_parser(
+        "demo", help="the whole pipeline on a synthetic cohort: synth, RQA build, ASHA sweep (local Ray)"
+    )
+    demo.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    demo.add_argument("--subjects", type=int, default=300, help="synthetic cohort size (default 300)")
     demo.set_defaults(func=_demo)
 
     try:
@@ -139,16 +148,52 @@ def _train_in_process(data_root, signature, task, config, out: Path, device: str
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from mmse_model.config import Config
-    from mmse_model.toy_data import write_planted_root
+DEMO_SIGNATURES = ("m2_tau1_eps0.055_lmin2", "m3_tau3_eps0.08_lmin3")
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
-    out = Path(args.out)
-    _refuse_existing_run(out / "train")
-    signature = "m2_tau1_eps0.055_lmin2"
-    root = write_planted_root(out / "data", {signature: 1.0}, tasks=("Q1",), n_subjects=300, seed=0)
-    print(f"demo: wrote a planted-signal dataset (300 subjects) to {root}")
-    return _train_in_process(root, signature, "Q1", Config(), out / "train", "cpu")
+
+def _demo(args: argparse.Namespace) -> int:
+    """Synthetic cohort -> RQA datasets (Ray tasks) -> ASHA sweep (Ray Tune + Train) -> summary."""
+    from mmse_model.sweep_config import load_sweep_config
+
+    out = Path(args.out).resolve()
+    sweep = load_sweep_config(str(DEMO_CONFIG), str(out / "data"), str(out / "runs"))
+    experiment = out / "runs" / sweep.name
+    if (experiment / "summary.json").exists():
+        raise InputError(f"{out}: already holds a finished demo ({experiment}); choose another --out")
+    if args.subjects < 1:
+        raise InputError(f"--subjects {args.subjects}: expected a positive number")
+
+    import warnings
+
+    from mmse_model.features.build import BuildWarning, build_datasets
+    from mmse_model.synth import synthesize
+    from ray_jobs.build_datasets import run_on_ray
+    from ray_jobs.sweep import run_sweep
+    from ray_jobs.train import connect
+
+    cohort = out / "cohort"
+    if not (cohort / "labels.csv").exists():
+        synthesize(cohort, n_subjects=args.subjects, seed=0)
+    print(f"demo 1/3: SYNTHETIC cohort of {args.subjects} subjects in {cohort}", flush=True)
+    connect(None, sweep.base_config())  # one local Ray instance for the build and the sweep
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BuildWarning)  # skips are listed in build_report.csv
+        report = build_datasets(cohort / "recordings", cohort / "labels.csv", list(DEMO_SIGNATURES),
+                                out / "data", "trajectory", run_on_ray)
+    print(f"demo 2/3: {len(report.written)} RQA datasets in {out / 'data'} "
+          f"({len(report.skips)} recordings skipped, see {report.report_path})", flush=True)
+    print(f"demo 3/3: ASHA sweep ({sweep.samples} samples per signature and task)", flush=True)
+    run_sweep(sweep)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from mmse_model.predict import predict_file
+
+    n = predict_file(args.model, args.input, args.out)
+    print(f"wrote predictions for {n} subjects to {args.out}")
+    return 0
 
 
 def _write_json(path: Path, payload: dict) -> None:

@@ -102,3 +102,15 @@ def test_ray_job_submit(ray_session, toy_root, tmp_path):
     assert len(rows) == 2 * 2  # tasks x samples
     summary = json.loads((experiment / "summary.json").read_text())
     assert set(summary["tasks"]) == {"Q1", "Q3"} and "network (winner)" in logs
+    # The finished job holds no placement group: its CPUs are free for the next job.
+    from ray.util.state import list_placement_groups
+
+    driver_job = client.get_job_info(job_id).driver_info.id
+    deadline = time.monotonic() + 30
+    while True:
+        groups = [g for g in list_placement_groups(limit=1000)
+                  if g.state != "REMOVED" and g.creator_job_id == driver_job]
+        if not groups or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not groups, groups

@@ -84,13 +84,18 @@ def test_asha_stopped_some_trials_within_their_task(sweep_run):
 
 
 def test_nothing_left_behind_after_asha_stops(sweep_run, ray_session):
+    import ray
     from ray.util.state import list_actors, list_placement_groups
 
+    # The sweep ran in this process's job: look at what that job left, not at other tests'
+    # jobs sharing the head node.
+    job = ray.get_runtime_context().get_job_id()
     deadline = time.monotonic() + 30
     while True:
-        groups = [g for g in list_placement_groups(limit=1000) if g.state != "REMOVED"]
+        groups = [g for g in list_placement_groups(limit=1000)
+                  if g.state != "REMOVED" and g.creator_job_id == job]
         actors = [a for a in list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
-                  if any(name in a.class_name for name in SWEEP_CLASSES)]
+                  if a.job_id == job and any(name in a.class_name for name in SWEEP_CLASSES)]
         processes = [cmd for cmd in descendant_cmdlines(ray_session.pid)
                      if any(name in cmd for name in SWEEP_CLASSES)]
         if not (groups or actors or processes) or time.monotonic() > deadline:
@@ -99,6 +104,7 @@ def test_nothing_left_behind_after_asha_stops(sweep_run, ray_session):
     assert not groups, groups
     assert not actors, [(a.class_name, a.state) for a in actors]
     assert not processes, processes
+    assert ray.available_resources().get("CPU") == ray.cluster_resources()["CPU"]
 
 
 def descendant_cmdlines(root: int) -> list[str]:
