@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from mmse_model.toy_data import write_planted_root
+from tests.ray.s3_server import CREDENTIAL_ENV, start_seaweed_s3
 
 # Read when Ray is first imported: set before anything here imports it. Token auth is on for
 # local clusters in Ray 2.60, and a client of a `ray start` head sends the token
@@ -59,6 +60,9 @@ def ray_head(tmp_path_factory):
         "RAY_AUTH_MODE": "token",
         "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
         "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # stop at once at the end of the session
+        # The test S3 server's key (s3_server fixture): every Ray process (controller, workers)
+        # inherits the head's environment; the pytest driver's own env does not reach them.
+        **CREDENTIAL_ENV,
     }
     log = open(tmp_path_factory.mktemp("ray_head") / "ray_start.log", "w")
     head = subprocess.Popen(
@@ -120,3 +124,14 @@ def ray_session(ray_head):
              log_to_driver=False)
     yield ray_head
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A SeaweedFS S3 server on loopback with the test bucket made; stopped at the end.
+    Fails (never skips) when the `weed` binary is missing or does not come up."""
+    server = start_seaweed_s3(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield server
+    finally:
+        server.stop()
