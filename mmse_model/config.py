@@ -119,6 +119,10 @@ class RayConfig:
     # Every ray.train.report waits for the controller's poll of this period (Ray's default
     # is 2 s, which costs more than an epoch of this model); set in the runtime env.
     health_check_interval_s: float = 0.1
+    # Ray Train's per-run PreemptionWatcher actor (RAY_TRAIN_ENABLE_PREEMPTION_WATCHER): an
+    # extra process per run, ~1 CPU-s to start. Turn on for clusters with preemptible
+    # (spot) nodes, so a run drains before its node is taken away.
+    preemption_watcher: bool = False
     max_failures: int = 1  # worker-group restarts from the latest checkpoint
     checkpoints_to_keep: int = 2  # best few by val/loss
 

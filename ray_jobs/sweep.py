@@ -141,7 +141,10 @@ def max_concurrent_trials(sweep: SweepConfig, config: Config) -> int:
     return max(1, math.floor(min(fits) + 1e-9))
 
 
-def build_tuner(sweep: SweepConfig, signatures, tasks, experiment_storage: str, time_epochs: bool = False):
+def build_tuner(sweep: SweepConfig, signatures, tasks, experiment_storage: str, time_epochs: bool = False,
+                reuse_actors: bool = False):
+    """`reuse_actors` is for the benchmark only (docs/sweep_overhead.md): a trial that ASHA
+    stops is blocked in `fit()`, so its actor cannot be reset and reuse does not help here."""
     from ray import tune
     from ray.tune import CLIReporter
     from ray.tune.logger import TBXLoggerCallback
@@ -182,6 +185,7 @@ def build_tuner(sweep: SweepConfig, signatures, tasks, experiment_storage: str, 
             search_alg=BasicVariantGenerator(
                 random_state=sweep.search_seed, max_concurrent=max_concurrent_trials(sweep, base)
             ),
+            reuse_actors=reuse_actors,
         ),
         run_config=tune.RunConfig(
             name=sweep.name,

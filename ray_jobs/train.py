@@ -11,6 +11,7 @@ the core's `train_task` unchanged, with a reporter that is `ray.train.report`. T
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,17 @@ from mmse_model.metrics import MONITOR
 from mmse_model.trainer import RunSpec
 
 HEALTH_CHECK_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
+PLAIN_TRAINER_ENV = "MMSE_PLAIN_TORCH_TRAINER"  # "1": Ray's TorchTrainer as is (benchmark baseline)
+
+
+def train_env(ray_cfg: RayConfig) -> dict[str, str]:
+    """The RAY_TRAIN_* variables our config sets. Ray reads them in the process that builds
+    the trainer (a Tune trial actor in a sweep) and passes them on to the controller."""
+    return {
+        HEALTH_CHECK_ENV: str(ray_cfg.health_check_interval_s),
+        PREEMPTION_WATCHER_ENV: "1" if ray_cfg.preemption_watcher else "0",
+    }
 
 
 # --- on every worker ------------------------------------------------------------------------
@@ -96,6 +108,43 @@ def scaling_config(ray_cfg: RayConfig):
     )
 
 
+@functools.lru_cache(maxsize=None)
+def lean_trainer_class():
+    """`TorchTrainer` without the per-run actors this project does not use.
+
+    Ray Train V2 starts several actors for every run, each a new process that imports Ray
+    (~1 CPU-s apiece; docs/sweep_overhead.md). `DatasetsCallback` starts a `DatasetManager`
+    actor even when the trainer has no Ray Datasets (ours never has: the loop reads its own
+    arrays); it is dropped then, matched by class, everything else kept. The
+    `PlacementGroupCleanerCallback` (a detached actor per run) stays: when ASHA stops a
+    trial its controller dies ungracefully, and without the cleaner the trial's workers'
+    placement group stays reserved until the sweep's job ends (docs/sweep_overhead.md).
+    """
+    from ray.train.torch import TorchTrainer
+
+    class LeanTorchTrainer(TorchTrainer):
+        def _create_default_callbacks(self):
+            callbacks = super()._create_default_callbacks()
+            if os.environ.get(PLAIN_TRAINER_ENV) == "1":  # benchmarks/sweep_overhead.py's baseline
+                return callbacks
+            datasets_callback = _ray_class("ray.train.v2._internal.callbacks.datasets", "DatasetsCallback")
+            if self.datasets or datasets_callback is None:
+                return callbacks
+            return [cb for cb in callbacks if not isinstance(cb, datasets_callback)]
+
+    return LeanTorchTrainer
+
+
+def _ray_class(module: str, name: str):
+    """A Ray-internal class, or None when this Ray version moved it (then nothing is dropped)."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
 def build_trainer(
     run: RunSpec, storage: str, name: str, callbacks: list | None = None, time_epochs: bool = False
 ):
@@ -103,13 +152,12 @@ def build_trainer(
     trainer with the same storage and name resumes from the run's latest checkpoint."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train import LoggingConfig
-    from ray.train.torch import TorchTrainer
 
     ray_cfg = run.config.ray
     # RAY_TRAIN_* variables are read from the environment of the process that builds the
-    # trainer (and passed on to its controller): set the configured value here too.
-    os.environ[HEALTH_CHECK_ENV] = str(ray_cfg.health_check_interval_s)
-    return TorchTrainer(
+    # trainer (and passed on to its controller): set the configured values here too.
+    os.environ.update(train_env(ray_cfg))
+    return lean_trainer_class()(
         train_loop_per_worker,
         train_loop_config={"run": run.to_dict(), "time_epochs": time_epochs},
         scaling_config=scaling_config(ray_cfg),
@@ -131,12 +179,12 @@ def build_trainer(
 
 def connect(address: str | None, config: Config) -> None:
     """Connect to a cluster (--address or RAY_ADDRESS) or start a local one sized to this
-    machine; either way the runtime env carries the report-poll interval to every process."""
+    machine; either way the runtime env carries our RAY_TRAIN_* settings to every process."""
     import ray
 
     if ray.is_initialized():
         return
-    env = {HEALTH_CHECK_ENV: str(config.ray.health_check_interval_s)}
+    env = train_env(config.ray)
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, runtime_env={"env_vars": env})
@@ -175,7 +223,15 @@ def run_one(
     storage = absolute_storage(storage or str(out))
     connect(address, config)
     name = f"{signature}-{task}"  # stable, so a rerun with the same storage resumes
-    result = build_trainer(run, storage, name).fit()
+    import signal
+
+    # In the main thread, fit() installs a SIGINT handler that holds the controller's
+    # handle, which keeps that actor alive after the run; put the old handler back.
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        result = build_trainer(run, storage, name).fit()
+    finally:
+        signal.signal(signal.SIGINT, sigint)
     checkpoint = best_checkpoint(result)
     with checkpoint.as_directory() as directory:
         payload = load_checkpoint(directory)
@@ -198,8 +254,12 @@ def run_one(
 
 
 def _uri(storage: str, fs_path: str) -> str:
+    """A checkpoint's URI under `storage`, keeping the storage URI's query (an S3 endpoint)."""
     scheme = storage.split("://", 1)[0] if "://" in storage else ""
-    return f"{scheme}://{fs_path}" if scheme and scheme != "file" else fs_path
+    if not scheme or scheme == "file":
+        return fs_path
+    _, sep, query = storage.partition("?")
+    return f"{scheme}://{fs_path}" + (sep + query if sep else "")
 
 
 # --- command line ---------------------------------------------------------------------------

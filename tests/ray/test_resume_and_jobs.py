@@ -108,7 +108,7 @@ def test_ray_job_submit(ray_session, toy_root, tmp_path):
     driver_job = client.get_job_info(job_id).driver_info.id
     deadline = time.monotonic() + 30
     while True:
-        groups = [g for g in list_placement_groups(limit=1000)
+        groups = [g for g in list_placement_groups(address=ray_session.dashboard, limit=1000)
                   if g.state != "REMOVED" and g.creator_job_id == driver_job]
         if not groups or time.monotonic() > deadline:
             break
