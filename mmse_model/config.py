@@ -191,12 +191,18 @@ class Config:
 
     def with_overrides(self, overrides: list[str]) -> "Config":
         """Apply `key.path=value` strings (YAML-parsed values) and validate the result."""
-        data = self.to_dict()
+        values = {}
         for item in overrides:
             key, sep, raw = item.partition("=")
             if not sep or not key:
                 raise ConfigError(f"--set {item!r}: expected key.path=value")
-            value = yaml.safe_load(raw) if raw.strip() else raw
+            values[key] = yaml.safe_load(raw) if raw.strip() else raw
+        return self.with_values(values)
+
+    def with_values(self, values: Mapping[str, Any]) -> "Config":
+        """Set dotted keys (`training.lr`) to already-parsed values and validate the result."""
+        data = self.to_dict()
+        for key, value in values.items():
             node = data
             parts = key.split(".")
             for i, part in enumerate(parts[:-1]):

@@ -166,17 +166,8 @@ def _check_dimension(base: Config, key: str, spec: Any) -> None:
 
 def apply_sample(base: Config, sample: Mapping[str, Any]) -> Config:
     """The base config with one search-space sample (dotted key -> value) applied."""
-    data = base.to_dict()
-    for key, value in sample.items():
-        node, parts = data, key.split(".")
-        for i, part in enumerate(parts[:-1]):
-            if not isinstance(node.get(part), dict):
-                raise ConfigError(f"{'.'.join(parts[: i + 1])}: unknown key")
-            node = node[part]
-        if parts[-1] not in node:
-            raise ConfigError(f"{key}: unknown key")
-        node[parts[-1]] = value.item() if hasattr(value, "item") else value  # numpy scalars
-    return Config.from_dict(data)
+    # Tune hands numpy scalars; the config's type checks want Python ones.
+    return base.with_values({k: v.item() if hasattr(v, "item") else v for k, v in sample.items()})
 
 
 def discover(data_root: str | Path, signatures: tuple[str, ...], tasks: tuple[str, ...]):
