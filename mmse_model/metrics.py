@@ -57,7 +57,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     # Undefined when either side is constant; report 0 (no linear association) rather than NaN,
     # which would poison means over folds.
     sa, sb = a.std(), b.std()
-    if sa == 0.0 or sb == 0.0:
+    if np.ptp(a) == 0.0 or np.ptp(b) == 0.0:
         return 0.0
     return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
 
@@ -66,7 +66,9 @@ def calibration(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Slope and intercept of the true score regressed on the prediction (1 and 0 is ideal)."""
     y_true = np.asarray(y_true, dtype=np.float64)
     y_pred = np.asarray(y_pred, dtype=np.float64)
-    if y_pred.std() == 0.0:
+    # A constant prediction (the training-mean baseline) has no slope; test by range, since
+    # the std of a constant float array can come out as ~1e-16 and make polyfit meaningless.
+    if np.ptp(y_pred) <= 1e-9 * max(1.0, float(np.abs(y_pred).max())):
         return {"calibration_slope": 0.0, "calibration_intercept": float(y_true.mean())}
     slope, intercept = np.polyfit(y_pred, y_true, 1)
     return {"calibration_slope": float(slope), "calibration_intercept": float(intercept)}

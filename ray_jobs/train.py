@@ -186,10 +186,13 @@ def connect(address: str | None, config: Config) -> None:
         return
     env = train_env(config.ray)
     address = address or os.environ.get("RAY_ADDRESS")
+    # Worker output stays in the Ray session's logs (/tmp/ray/session_latest/logs): every
+    # trial that ASHA stops would otherwise print its workers' dying tracebacks here, burying
+    # the progress table. Trial errors still reach the driver through Tune's results.
     if address:
-        ray.init(address=address, runtime_env={"env_vars": env})
+        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
     else:
-        ray.init(num_cpus=os.cpu_count(), runtime_env={"env_vars": env})
+        ray.init(num_cpus=os.cpu_count(), runtime_env={"env_vars": env}, log_to_driver=False)
 
 
 def absolute_storage(storage: str) -> str:

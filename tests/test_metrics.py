@@ -58,3 +58,12 @@ def test_metrics_calculator_accumulates_batches():
     assert calc.compute()["mae"] == pytest.approx(0.5)
     calc.reset()
     assert calc.compute() == {}
+
+
+def test_calibration_of_a_constant_prediction_is_flat():
+    # np.full(n, mean) can have a std of ~1e-16; that must not read as a slope.
+    y = np.array([0.0, 1.0, 2.0, 3.0, 3.0, 1.0])
+    pred = np.full(6, 2.2375)  # np.full(6, 2.2375).std() == 4.4e-16
+    c = calibration(y, pred)
+    assert c == {"calibration_slope": 0.0, "calibration_intercept": pytest.approx(y.mean())}
+    assert regression_metrics(y, pred, (0, 3))["pearson_r"] == 0.0
