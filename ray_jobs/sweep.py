@@ -280,6 +280,31 @@ def write_results(experiment_uri: str, files: dict[str, Any]) -> None:
         pyarrow.fs.copy_files(tmp, path, destination_filesystem=fs)
 
 
+def release_leftover_placement_groups() -> int:
+    """Remove the placement groups this job still holds once every trial has ended.
+
+    Ray Train 2.60 can leave a stopped trial's worker placement group reserved (seen in
+    about one sweep in three of the Ray tests here, 0.5 CPU each; its PlacementGroupCleaner
+    did not remove it within 30 s; docs/sweep_overhead.md). When `Tuner.fit()` has
+    returned no trial of this job runs, so whatever the job still holds is such a leftover;
+    other jobs' groups are left alone. Returns how many were removed.
+    """
+    import ray
+    from ray._raylet import PlacementGroupID
+    from ray.util.placement_group import PlacementGroup, remove_placement_group
+    from ray.util.state import list_placement_groups
+
+    context = ray.get_runtime_context()
+    job = context.get_job_id()
+    leftover = [
+        group for group in list_placement_groups(address=context.gcs_address, limit=10_000)
+        if group.creator_job_id == job and group.state != "REMOVED"
+    ]
+    for group in leftover:
+        remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(group.placement_group_id))))
+    return len(leftover)
+
+
 def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = None) -> dict[str, Any]:
     from ray import tune
 
@@ -304,6 +329,9 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     # columns chosen in build_tuner) is the live progress table.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     result_grid = tuner.fit()
+    released = release_leftover_placement_groups()
+    if released:
+        print(f"released {released} placement group(s) still reserved when the sweep ended", file=sys.stderr)
     train_storage = storage_join(experiment, TRAIN_RUNS)
     rows = collect_rows(result_grid, train_storage)
     summary = summarise(sweep, rows, train_storage)

@@ -92,7 +92,8 @@ def test_nothing_left_behind_after_asha_stops(sweep_run, ray_session):
     job = ray.get_runtime_context().get_job_id()
     deadline = time.monotonic() + 30
     while True:
-        groups = [g for g in list_placement_groups(address=ray_session.dashboard, limit=1000)
+        groups = [(g.placement_group_id, g.state, g.bundles)
+                  for g in list_placement_groups(address=ray_session.dashboard, limit=1000, detail=True)
                   if g.state != "REMOVED" and g.creator_job_id == job]
         actors = [a for a in list_actors(address=ray_session.dashboard, filters=[("state", "=", "ALIVE")], limit=1000)
                   if a.job_id == job and any(name in a.class_name for name in SWEEP_CLASSES)]
