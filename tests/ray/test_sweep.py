@@ -105,7 +105,6 @@ def test_nothing_left_behind_after_asha_stops(sweep_run, ray_session):
     assert not groups, groups
     assert not actors, [(a.class_name, a.state) for a in actors]
     assert not processes, processes
-    assert ray.available_resources().get("CPU") == ray.cluster_resources()["CPU"]
 
 
 def descendant_cmdlines(root: int) -> list[str]:
