@@ -40,8 +40,15 @@ from mmse_model.callbacks import (
     TensorBoardLogger,
 )
 from mmse_model.config import Config
-from mmse_model.data import Split, TaskData, build_fold_tensors, dataset_path, load_task_data, make_split
-from mmse_model.data import FoldTensors
+from mmse_model.data import (
+    FoldTensors,
+    Split,
+    TaskData,
+    build_fold_tensors,
+    dataset_path,
+    load_task_data,
+    make_split,
+)
 from mmse_model.metrics import MONITOR, fold_metrics, summarise_folds
 from mmse_model.model import FoldMLP, clip_grad_norm_per_model
 

@@ -28,21 +28,19 @@ def files(root: Path) -> dict[Path, bytes]:
     return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def build(cohort: Path, out: Path, *extra: str, labels: Path | None = None) -> int:
-    args = [
-        "data",
-        "build",
-        "--recordings",
-        str(cohort / "recordings"),
-        "--labels",
-        str(labels or cohort / "labels.csv"),
-        "--out",
-        str(out),
-        "--no-ray",
-    ]
-    for sig in SIGS:
+def build_argv(
+    cohort: Path, out: Path, signatures=SIGS, labels: Path | None = None, no_ray: bool = True
+) -> list[str]:
+    """`mmse data build` arguments for a synthesised cohort folder."""
+    args = ["data", "build", "--recordings", str(cohort / "recordings")]
+    args += ["--labels", str(labels or cohort / "labels.csv"), "--out", str(out)]
+    for sig in signatures:
         args += ["--signature", sig]
-    return main(args + list(extra))
+    return args + (["--no-ray"] if no_ray else [])
+
+
+def build(cohort: Path, out: Path, *extra: str, labels: Path | None = None) -> int:
+    return main(build_argv(cohort, out, labels=labels) + list(extra))
 
 
 def test_datasets_follow_the_contract(cohort: Path, tmp_path: Path) -> None:
@@ -76,22 +74,8 @@ def test_rebuild_is_byte_identical(cohort: Path, tmp_path: Path) -> None:
 
 def test_fixation_mode(tmp_path: Path) -> None:
     synth.synthesize(tmp_path / "c", n_subjects=4, seed=2, duration_s=(20.0, 25.0))
-    args = [
-        "data",
-        "build",
-        "--recordings",
-        str(tmp_path / "c" / "recordings"),
-        "--labels",
-        str(tmp_path / "c" / "labels.csv"),
-        "--out",
-        str(tmp_path / "fx"),
-        "--no-ray",
-        "--mode",
-        "fixation",
-        "--signature",
-        "m2_tau1_eps0.05_lmin2",
-    ]
-    assert main(args) == 0
+    args = build_argv(tmp_path / "c", tmp_path / "fx", signatures=["m2_tau1_eps0.05_lmin2"])
+    assert main([*args, "--mode", "fixation"]) == 0
     for task in TASKS:
         with np.load(tmp_path / "fx" / "m2_tau1_eps0.05_lmin2" / f"{task}.npz") as d:
             assert d["X"].shape == (4, 10) and np.isfinite(d["X"]).all()
@@ -200,24 +184,7 @@ def test_a_model_can_learn_but_not_trivially(tmp_path: Path) -> None:
     # 30 Hz keeps the build to seconds; the gaze dynamics are the simulator's own.
     synth.synthesize(tmp_path / "c", n_subjects=200, seed=11, sample_rates_hz=(30.0,))
     sig = "m2_tau1_eps0.055_lmin2"
-    assert (
-        main(
-            [
-                "data",
-                "build",
-                "--recordings",
-                str(tmp_path / "c" / "recordings"),
-                "--labels",
-                str(tmp_path / "c" / "labels.csv"),
-                "--signature",
-                sig,
-                "--out",
-                str(tmp_path / "data"),
-                "--no-ray",
-            ]
-        )
-        == 0
-    )
+    assert main(build_argv(tmp_path / "c", tmp_path / "data", signatures=[sig])) == 0
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import KFold, cross_val_score
     from sklearn.pipeline import make_pipeline

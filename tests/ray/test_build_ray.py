@@ -12,6 +12,7 @@ import pytest
 
 from mmse_model import synth
 from mmse_model.cli import main
+from tests.test_build import build_argv
 
 SIGS = ["m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.07_lmin3"]
 
@@ -20,18 +21,9 @@ SIGS = ["m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.07_lmin3"]
 def test_ray_and_in_process_outputs_are_identical(ray_session, tmp_path: Path) -> None:
     synth.synthesize(tmp_path / "c", n_subjects=5, seed=9, duration_s=(3.0, 5.0))
     (tmp_path / "c" / "recordings" / "synth0002" / "Q4.csv").write_text("t,x,y\n")
-    common = [
-        "data",
-        "build",
-        "--recordings",
-        str(tmp_path / "c" / "recordings"),
-        "--labels",
-        str(tmp_path / "c" / "labels.csv"),
-    ]
-    for sig in SIGS:
-        common += ["--signature", sig]
-    assert main([*common, "--out", str(tmp_path / "ray")]) == 0
-    assert main([*common, "--out", str(tmp_path / "local"), "--no-ray"]) == 0
+    cohort = tmp_path / "c"
+    assert main(build_argv(cohort, tmp_path / "ray", signatures=SIGS, no_ray=False)) == 0
+    assert main(build_argv(cohort, tmp_path / "local", signatures=SIGS)) == 0
 
     def files(root: Path) -> dict[Path, bytes]:
         return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
