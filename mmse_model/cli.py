@@ -59,12 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--subjects", type=int, default=300, help="synthetic cohort size (default 300)")
     demo.set_defaults(func=_demo)
 
-    try:
-        from mmse_model.features.cli import add_data_commands
-    except ImportError:
-        pass
-    else:
-        add_data_commands(commands)
+    from mmse_model.features.cli import add_data_commands
+
+    add_data_commands(commands)
     return parser
 
 
