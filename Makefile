@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-ray bench clean
+.PHONY: install demo test test-unit test-ray test-under-load bench clean
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ test-unit: $(STAMP)
 
 test-ray: $(STAMP)
 	$(BIN)/python -m pytest -m ray
+
+# The whole suite while a busy loop per core competes for the CPU (scripts/cpu_hog.py).
+test-under-load: $(STAMP)
+	$(BIN)/python scripts/cpu_hog.py --seconds 3600 & hog=$$!; \
+	$(BIN)/python -m pytest; status=$$?; kill $$hog; exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/loop_speed.py

@@ -103,9 +103,14 @@ def _sweep(args: argparse.Namespace) -> int:
     from mmse_model.sweep_config import load_sweep_config
 
     sweep = load_sweep_config(args.config, args.data, args.storage)
+    from ray_jobs.guard import SweepStalled
     from ray_jobs.sweep import run_sweep  # imports Ray: only once the config is known good
 
-    run_sweep(sweep, resume=args.resume, address=args.address)
+    try:
+        run_sweep(sweep, resume=args.resume, address=args.address)
+    except SweepStalled as exc:
+        print(f"mmse: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -13,7 +13,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from mmse_model.metrics import MONITOR
 
@@ -35,11 +35,14 @@ def trial_row(
     max_epochs: int,
     early_stopping: tuple[int, float] | None,
     errored: bool = False,
-    checkpoint_uri: str = "",
+    checkpoint_usable: Callable[[dict[str, Any]], bool] | None = None,
 ) -> dict[str, Any]:
     """One trial's row. `history` is its per-epoch records (as Tune's result.json holds
     them); the validation metrics are those of its best checkpointed epoch, whose weights
-    are the ones kept (they equal what early stopping restores).
+    are the ones kept (they equal what early stopping restores). `checkpoint_usable` says
+    whether an epoch's checkpoint still exists and loads: Train's rotation can delete the
+    checkpoint that Tune's history calls best (docs/design.md, "Checkpoints"), so the row
+    names the best epoch whose checkpoint is usable, and `checkpoint_path` that one.
 
     How it ended is read from the history itself, so it survives a driver restart: a trial
     that ran fewer than `max_epochs` epochs was stopped by the core's early stopping when
@@ -48,8 +51,9 @@ def trial_row(
     # A trial resumed from a checkpoint reports some epochs twice: keep each epoch's last.
     by_epoch = {r["epoch"]: r for r in history if _number(r.get(MONITOR)) and _number(r.get("epoch"))}
     epochs = [by_epoch[e] for e in sorted(by_epoch)]
-    with_checkpoint = [r for r in epochs if has_checkpoint(r)]
-    best = min(with_checkpoint or epochs, key=lambda r: r[MONITOR], default=None)
+    with_checkpoint = sorted((r for r in epochs if has_checkpoint(r)), key=lambda r: r[MONITOR])
+    usable = next((r for r in with_checkpoint if checkpoint_usable is None or checkpoint_usable(r)), None)
+    best = usable or min(epochs, key=lambda r: r[MONITOR], default=None)
     epochs_run = int(max((r["epoch"] for r in epochs), default=0))
     if errored:
         status = ERRORED
@@ -71,7 +75,7 @@ def trial_row(
     }
     for column in VAL_COLUMNS:
         row[column] = float(best[column]) if best and _number(best.get(column)) else math.nan
-    row["checkpoint_uri"] = checkpoint_uri
+    row["checkpoint_path"] = usable["checkpoint_path"] if usable else ""
     return row
 
 

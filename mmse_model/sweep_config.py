@@ -39,6 +39,15 @@ class ResourcesConfig:
 
 
 @dataclass(frozen=True)
+class WatchdogConfig:
+    # How often the driver looks for placement groups left by ended Train runs.
+    interval_s: float = 5.0
+    # No trial reported for this long while trials wait for resources: stop with an error
+    # (resumable). Raise it on autoscaling clusters where a node can take minutes to come up.
+    stall_timeout_s: float = 900.0
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     name: str = "mmse_sweep"
     data_root: str = "data"
@@ -50,6 +59,7 @@ class SweepConfig:
     search_space: dict[str, dict[str, list]] = field(default_factory=dict)
     asha: AshaConfig = field(default_factory=AshaConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     config: dict[str, Any] = field(default_factory=dict)  # partial training Config
 
     def base_config(self) -> Config:
@@ -102,6 +112,8 @@ def sweep_config_from_dict(raw: Any) -> SweepConfig:
         kwargs["asha"] = _section(AshaConfig, raw["asha"], "asha")
     if "resources" in raw:
         kwargs["resources"] = _section(ResourcesConfig, raw["resources"], "resources")
+    if "watchdog" in raw:
+        kwargs["watchdog"] = _section(WatchdogConfig, raw["watchdog"], "watchdog")
     if "config" in raw:
         if not isinstance(raw["config"], Mapping):
             raise ConfigError(f"config: expected a mapping, got {raw['config']!r}")
@@ -137,6 +149,8 @@ def validate(sweep: SweepConfig) -> None:
         raise ConfigError("asha: expected max_t >= 0, reduction_factor > 1, brackets >= 1")
     if not 0 < sweep.resources.trial_cpus <= 1:
         raise ConfigError(f"resources.trial_cpus: expected a number in (0, 1], got {sweep.resources.trial_cpus}")
+    if sweep.watchdog.interval_s <= 0 or sweep.watchdog.stall_timeout_s <= 0:
+        raise ConfigError("watchdog: expected interval_s > 0 and stall_timeout_s > 0")
     if sweep.resources.max_concurrent_trials < 0:
         raise ConfigError("resources.max_concurrent_trials: expected an integer >= 0")
     for key, spec in sweep.search_space.items():

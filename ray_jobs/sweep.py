@@ -27,6 +27,8 @@ from mmse_model.errors import InputError
 from mmse_model.metrics import MONITOR
 from mmse_model.sweep_config import SweepConfig, apply_sample, discover, load_sweep_config
 from mmse_model.trainer import RunSpec
+from ray_jobs.guard import SweepGuard, SweepStalled
+from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
 from ray_jobs.train import absolute_storage, build_trainer, connect, storage_join
 
 TRAIN_RUNS = "train_runs"  # <storage>/<experiment>/train_runs/<trial_id>/checkpoint_*
@@ -114,9 +116,21 @@ def run_trial(trial_config: dict[str, Any]) -> None:
     config = apply_sample(Config.from_dict(trial_config["base"]), trial_config["hp"])
     run = RunSpec(trial_config["data_root"], trial_config["signature"], trial_config["task"], config)
     trial_id = tune.get_context().get_trial_id()
+    # Train's own retries stay off in a sweep (ray_jobs/release.py): Tune retries the trial,
+    # and the rebuilt trainer resumes the run from its latest checkpoint.
     trainer = build_trainer(run, trial_config["train_storage"], trial_id, [TuneReportCallback()],
-                            time_epochs=trial_config.get("time_epochs", False))
+                            time_epochs=trial_config.get("time_epochs", False), max_failures=0)
     trainer.fit()
+
+
+# Tune's wrap_function mixes these into the trial actor: ending a trial releases its Train run.
+run_trial.__mixins__ = (ReleaseOnStop,)
+
+
+def trainable(sweep: SweepConfig):
+    from ray import tune
+
+    return tune.with_resources(run_trial, {"CPU": sweep.resources.trial_cpus})
 
 
 def _domain(spec: dict[str, list]):
@@ -166,9 +180,8 @@ def build_tuner(sweep: SweepConfig, signatures, tasks, experiment_storage: str, 
         metric_columns={"epoch": "epoch", MONITOR: MONITOR, "val/rmse": "val/rmse"},
         max_report_frequency=10,
     )
-    trainable = tune.with_resources(run_trial, {"CPU": sweep.resources.trial_cpus})
     return tune.Tuner(
-        trainable,
+        trainable(sweep),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=MONITOR,
@@ -190,20 +203,33 @@ def build_tuner(sweep: SweepConfig, signatures, tasks, experiment_storage: str, 
         run_config=tune.RunConfig(
             name=sweep.name,
             storage_path=experiment_storage,
-            callbacks=[TBXLoggerCallback()],
+            callbacks=[TBXLoggerCallback(), guard(sweep)],
             progress_reporter=reporter,
-            failure_config=tune.FailureConfig(max_failures=1),
+            failure_config=tune.FailureConfig(max_failures=base.ray.max_failures),
         ),
     )
+
+
+def guard(sweep: SweepConfig) -> SweepGuard:
+    hint = "Free what holds them, then run the same command with --resume."
+    return SweepGuard(sweep.watchdog.interval_s, sweep.watchdog.stall_timeout_s, hint)
 
 
 # --- results --------------------------------------------------------------------------------
 
 
 def collect_rows(result_grid, train_storage: str) -> list[dict[str, Any]]:
-    from mmse_model.results import has_checkpoint, trial_row
+    from mmse_model.errors import CheckpointError
+    from mmse_model.results import trial_row
 
     from ray_jobs.train import _uri
+
+    def usable(record: dict[str, Any]) -> bool:
+        try:
+            load_payload(_uri(train_storage, str(record["checkpoint_path"])))
+        except (CheckpointError, OSError):
+            return False
+        return True
 
     rows = []
     for result in result_grid:
@@ -219,10 +245,10 @@ def collect_rows(result_grid, train_storage: str) -> list[dict[str, Any]]:
             max_epochs=config.training.epochs,
             early_stopping=(es.patience, es.min_delta) if es.enable else None,
             errored=result.error is not None,
+            checkpoint_usable=usable,
         )
-        best = [r for r in history if has_checkpoint(r) and r.get("epoch") == row["best_epoch"]]
-        if best:
-            row["checkpoint_uri"] = _uri(train_storage, str(best[-1]["checkpoint_path"]))
+        path = row.pop("checkpoint_path")
+        row["checkpoint_uri"] = _uri(train_storage, path) if path else ""
         rows.append(row)
     return rows
 
@@ -280,31 +306,6 @@ def write_results(experiment_uri: str, files: dict[str, Any]) -> None:
         pyarrow.fs.copy_files(tmp, path, destination_filesystem=fs)
 
 
-def release_leftover_placement_groups() -> int:
-    """Remove the placement groups this job still holds once every trial has ended.
-
-    Ray Train 2.60 can leave a stopped trial's worker placement group reserved (seen in
-    about one sweep in three of the Ray tests here, 0.5 CPU each; its PlacementGroupCleaner
-    did not remove it within 30 s; docs/sweep_overhead.md). When `Tuner.fit()` has
-    returned no trial of this job runs, so whatever the job still holds is such a leftover;
-    other jobs' groups are left alone. Returns how many were removed.
-    """
-    import ray
-    from ray._raylet import PlacementGroupID
-    from ray.util.placement_group import PlacementGroup, remove_placement_group
-    from ray.util.state import list_placement_groups
-
-    context = ray.get_runtime_context()
-    job = context.get_job_id()
-    leftover = [
-        group for group in list_placement_groups(address=context.gcs_address, limit=10_000)
-        if group.creator_job_id == job and group.state != "REMOVED"
-    ]
-    for group in leftover:
-        remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(group.placement_group_id))))
-    return len(leftover)
-
-
 def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = None) -> dict[str, Any]:
     from ray import tune
 
@@ -319,7 +320,7 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
             raise InputError(f"{experiment}: no sweep to resume there")
         tuner = tune.Tuner.restore(
             experiment,
-            trainable=tune.with_resources(run_trial, {"CPU": sweep.resources.trial_cpus}),
+            trainable=trainable(sweep),
             resume_unfinished=True,
             resume_errored=True,
         )
@@ -329,9 +330,11 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     # columns chosen in build_tuner) is the live progress table.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     result_grid = tuner.fit()
-    released = release_leftover_placement_groups()
-    if released:
-        print(f"released {released} placement group(s) still reserved when the sweep ended", file=sys.stderr)
+    # The watchdog's last pass: trials that ended in Tune's final step.
+    import ray
+
+    for item in release_orphaned_groups(ray.get_runtime_context().get_job_id()):
+        print(f"watchdog: released placement group {item.group_id[:12]} left by {item.creator}", file=sys.stderr)
     train_storage = storage_join(experiment, TRAIN_RUNS)
     rows = collect_rows(result_grid, train_storage)
     summary = summarise(sweep, rows, train_storage)
@@ -367,6 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return 2
+    except SweepStalled as exc:
+        print(f"sweep: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

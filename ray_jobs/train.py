@@ -146,10 +146,12 @@ def _ray_class(module: str, name: str):
 
 
 def build_trainer(
-    run: RunSpec, storage: str, name: str, callbacks: list | None = None, time_epochs: bool = False
+    run: RunSpec, storage: str, name: str, callbacks: list | None = None, time_epochs: bool = False,
+    max_failures: int | None = None,
 ):
     """A TorchTrainer for one run; `name` must be stable (not a timestamp) so a rebuilt
-    trainer with the same storage and name resumes from the run's latest checkpoint."""
+    trainer with the same storage and name resumes from the run's latest checkpoint.
+    `max_failures` overrides the config's worker-group restarts (a sweep passes 0)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train import LoggingConfig
 
@@ -169,7 +171,9 @@ def build_trainer(
                 checkpoint_score_attribute=MONITOR,
                 checkpoint_score_order="min",
             ),
-            failure_config=FailureConfig(max_failures=ray_cfg.max_failures),
+            failure_config=FailureConfig(
+                max_failures=ray_cfg.max_failures if max_failures is None else max_failures
+            ),
             callbacks=callbacks or [],
             # Train logs every report at INFO; a sweep of many trials drowns in them.
             logging_config=LoggingConfig(log_level="WARNING"),

@@ -27,9 +27,11 @@ def history(losses, checkpoint_every_improvement=True):
     return out
 
 
-def row(trial, sig, task, losses, max_epochs=6, patience=2, **kw):
-    return trial_row(trial, sig, task, {"training.lr": 0.01}, history(losses), max_epochs=max_epochs,
-                     early_stopping=(patience, 0.0), **kw)
+def row(trial, sig, task, losses, max_epochs=6, patience=2, checkpoint_uri="", **kw):
+    out = trial_row(trial, sig, task, {"training.lr": 0.01}, history(losses), max_epochs=max_epochs,
+                    early_stopping=(patience, 0.0), **kw)
+    out.pop("checkpoint_path")
+    return {**out, "checkpoint_uri": checkpoint_uri}
 
 
 def test_row_takes_the_best_checkpointed_epoch():
@@ -37,6 +39,19 @@ def test_row_takes_the_best_checkpointed_epoch():
     assert r["best_epoch"] == 4 and r["val/loss"] == 0.2 and r["val/rmse"] == pytest.approx(2.0)
     assert r["hp/training.lr"] == 0.01 and r["epochs_run"] == 6 and r["status"] == COMPLETED
     assert r["stopped_early"] is False
+
+
+def test_row_names_the_best_checkpoint_that_still_loads():
+    # Train's rotation deleted epoch 4's checkpoint (the best Tune saw): the row falls back to
+    # the best epoch whose checkpoint is usable and reports that epoch's metrics.
+    losses = [0.5, 0.3, 0.4, 0.2, 0.25, 0.3]
+    gone = {"/runs/t/checkpoint_4"}
+    r = trial_row("t1", SIG_A, "Q1", {}, history(losses), max_epochs=6, early_stopping=None,
+                  checkpoint_usable=lambda record: record["checkpoint_path"] not in gone)
+    assert (r["best_epoch"], r["val/loss"], r["checkpoint_path"]) == (2, 0.3, "/runs/t/checkpoint_2")
+    nothing = trial_row("t1", SIG_A, "Q1", {}, history(losses), max_epochs=6, early_stopping=None,
+                        checkpoint_usable=lambda record: False)
+    assert nothing["checkpoint_path"] == "" and nothing["best_epoch"] == 4
 
 
 def test_status_tells_asha_from_early_stopping_from_errors():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import time
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mmse_model.checkpoint import load_checkpoint
 from mmse_model.results import STOPPED_BY_ASHA
 from mmse_model.sweep_config import load_sweep_config
 
@@ -42,9 +45,10 @@ def sweep_run(ray_session, toy_root, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("sweep")
     sweep = load_sweep_config(write_sweep_yaml(tmp / "sweep.yaml"), str(toy_root), str(tmp / "runs"))
-    started = time.perf_counter()
-    summary = run_sweep(sweep)
-    return tmp / "runs" / "test_sweep", summary, time.perf_counter() - started
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        summary = run_sweep(sweep)
+    return tmp / "runs" / "test_sweep", summary, stderr.getvalue()
 
 
 def test_sweep_writes_every_result_file(sweep_run):
@@ -55,7 +59,10 @@ def test_sweep_writes_every_result_file(sweep_run):
         assert row["signature"] and row["task"] in ("Q1", "Q3")
         assert row["hp/training.lr"] and row["hp/arch.h1"]
         assert float(row["val/rmse"]) > 0 and int(row["epochs_run"]) >= 1
-        assert Path(row["checkpoint_uri"], "model.pt").is_file(), row["checkpoint_uri"]
+        # The named checkpoint exists, loads, and is the epoch the row reports.
+        payload = load_checkpoint(row["checkpoint_uri"])
+        assert int(payload["metrics"]["epoch"]) == int(row["best_epoch"]) <= int(row["epochs_run"])
+        assert float(payload["metrics"]["val/loss"]) == pytest.approx(float(row["val/loss"]))
     on_disk = json.loads((experiment / "summary.json").read_text())
     assert on_disk["n_trials"] == 8 and set(on_disk["tasks"]) == {"Q1", "Q3"}
     for task, entry in on_disk["tasks"].items():
@@ -74,6 +81,8 @@ def test_asha_stopped_some_trials_within_their_task(sweep_run):
     stopped = [r for r in rows if r["status"] == STOPPED_BY_ASHA]
     assert stopped, [(r["trial_id"], r["status"], r["epochs_run"]) for r in rows]
     for row in stopped:
+        # ASHA (grace 2, reduction factor 2, max_t 8) decides only at its rungs, 2 and 4.
+        assert int(row["epochs_run"]) in (2, 4), row
         # A trial stops only when a trial of the same task did better at its rung, so some
         # trial of its own task ran on past it.
         same_task = [r for r in rows if r["task"] == row["task"] and r is not row]
@@ -84,9 +93,13 @@ def test_asha_stopped_some_trials_within_their_task(sweep_run):
 
 
 def test_nothing_left_behind_after_asha_stops(sweep_run, ray_session):
+    """Ended trials released their Train groups themselves: the watchdog, the second line,
+    found nothing to release, and nothing of the sweep's job is left reserved."""
     import ray
     from ray.util.state import list_actors, list_placement_groups
 
+    _, _, stderr = sweep_run
+    assert "watchdog: released" not in stderr
     # The sweep ran in this process's job: look at what that job left, not at other tests'
     # jobs sharing the head node.
     job = ray.get_runtime_context().get_job_id()

@@ -1,0 +1,165 @@
+"""Every Ray internal this project relies on, in one module (written against Ray 2.60.0).
+
+Public Ray APIs are used everywhere else. What is here has no public equivalent:
+
+- the GCS tables of placement groups and actors, which carry who created a placement group
+  and whether that creator is dead (the state API's `list_placement_groups` does not say);
+- the `RAY_TRAIN_*` environment variables the project sets;
+- Train V2's `DatasetsCallback`, dropped from runs that have no Ray Datasets, and the
+  `_create_default_callbacks` hook through which it is dropped.
+
+`tests/ray/test_ray_internals.py` touches each of them, so an upgrade that moves one fails
+there, naming the Ray symbol, instead of somewhere deep inside a sweep.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+# Read by the process that builds a TorchTrainer (a Tune trial actor in a sweep), which
+# passes them on to the Train controller: set them in the runtime env, not only the shell.
+HEALTH_CHECK_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
+
+# (module, attribute) of every internal symbol below, for the upgrade test.
+SYMBOLS = (
+    ("ray._private.state", "state"),
+    ("ray.core.generated.gcs_pb2", "PlacementGroupTableData"),
+    ("ray.core.generated.gcs_pb2", "ActorTableData"),
+    ("ray._raylet", "PlacementGroupID"),
+    ("ray._raylet", "ActorID"),
+    ("ray._raylet", "JobID"),
+    ("ray.train.v2._internal.callbacks.datasets", "DatasetsCallback"),
+    ("ray.train.v2._internal.constants", "HEALTH_CHECK_INTERVAL_S_ENV_VAR"),
+    ("ray.train.v2._internal.constants", "ENABLE_PREEMPTION_WATCHER_ENV_VAR"),
+    ("ray.train.v2.api.data_parallel_trainer", "DataParallelTrainer._create_default_callbacks"),
+)
+
+
+def resolve(module: str, attribute: str) -> Any:
+    """The Ray object `module.attribute` (dotted attributes allowed)."""
+    value: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        value = getattr(value, part)
+    return value
+
+
+# --- the GCS tables -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """One placement group as the GCS knows it."""
+
+    group_id: str  # hex
+    state: str  # PENDING, PREPARED, CREATED, REMOVED, RESCHEDULING
+    job_id: str  # hex of the creating job
+    creator_actor_id: str  # hex; "" when a driver created it
+    creator_actor_dead: bool
+    bundles: tuple[dict[str, float], ...]
+
+    @property
+    def live(self) -> bool:
+        return self.state != "REMOVED"
+
+    def resources(self) -> dict[str, float]:
+        total: dict[str, float] = {}
+        for bundle in self.bundles:
+            for name, amount in bundle.items():
+                total[name] = total.get(name, 0.0) + amount
+        return total
+
+
+@dataclass(frozen=True)
+class ActorRecord:
+    actor_id: str  # hex
+    class_name: str
+    state: str  # DEPENDENCIES_UNREADY, PENDING_CREATION, ALIVE, RESTARTING, DEAD
+    job_id: str
+    owner_worker_id: str  # hex of the worker process that created the actor
+    placement_group_id: str  # hex; "" when outside any group
+    pid: int
+
+
+def _accessor():
+    return resolve("ray._private.state", "state")._connect_and_get_accessor()
+
+
+def _pb(name: str):
+    return resolve("ray.core.generated.gcs_pb2", name)
+
+
+def _state_name(message, value: int) -> str:
+    return message.DESCRIPTOR.fields_by_name["state"].enum_type.values_by_number[value].name
+
+
+def _hex(raw: bytes) -> str:
+    """Hex of an id, "" for a nil one (Ray's nil ids are all 0xff bytes)."""
+    return raw.hex() if raw and raw.strip(b"\xff") else ""
+
+
+def placement_groups(job_id: str | None = None) -> list[GroupRecord]:
+    """Every placement group the GCS holds (removed ones included), optionally of one job."""
+    table = _pb("PlacementGroupTableData")
+    records = []
+    for raw in _accessor().get_placement_group_table():
+        data = table.FromString(raw)
+        record = GroupRecord(
+            group_id=data.placement_group_id.hex(),
+            state=_state_name(table, data.state),
+            job_id=data.creator_job_id.hex(),
+            creator_actor_id=_hex(data.creator_actor_id),
+            creator_actor_dead=bool(data.creator_actor_dead),
+            bundles=tuple(dict(b.unit_resources) for b in data.bundles),
+        )
+        if job_id is None or record.job_id == job_id:
+            records.append(record)
+    return records
+
+
+def actors(job_id: str | None = None, state: str | None = None) -> list[ActorRecord]:
+    """Actors of one job (or all), optionally in one state ("ALIVE", "DEAD", ...)."""
+    table = _pb("ActorTableData")
+    job = resolve("ray._raylet", "JobID")(bytes.fromhex(job_id)) if job_id else None
+    return [_actor_record(table.FromString(raw)) for raw in _accessor().get_actor_table(job, state)]
+
+
+def actor(actor_id: str) -> ActorRecord | None:
+    raw = _accessor().get_actor_info(resolve("ray._raylet", "ActorID")(bytes.fromhex(actor_id)))
+    return None if raw is None else _actor_record(_pb("ActorTableData").FromString(raw))
+
+
+def _actor_record(data) -> ActorRecord:
+    return ActorRecord(
+        actor_id=data.actor_id.hex(),
+        class_name=data.class_name,
+        state=_state_name(type(data), data.state),
+        job_id=data.job_id.hex(),
+        owner_worker_id=data.owner_address.worker_id.hex(),
+        placement_group_id=_hex(data.placement_group_id),
+        pid=int(data.pid),
+    )
+
+
+def remove_group(group_id: str) -> None:
+    """Remove a placement group by its hex id (the public call wants a handle)."""
+    from ray.util.placement_group import PlacementGroup, remove_placement_group
+
+    group_id_cls = resolve("ray._raylet", "PlacementGroupID")
+    remove_placement_group(PlacementGroup(group_id_cls(bytes.fromhex(group_id))))
+
+
+# --- Train V2 -------------------------------------------------------------------------------
+
+
+def datasets_callback_class() -> type:
+    return resolve("ray.train.v2._internal.callbacks.datasets", "DatasetsCallback")
+
+
+def without_datasets_callback(callbacks: list) -> list:
+    """Train's default callbacks less `DatasetsCallback`, which starts a DatasetManager
+    actor (a process, ~1 CPU-s) even for a run that has no Ray Datasets."""
+    kind = datasets_callback_class()
+    return [cb for cb in callbacks if not isinstance(cb, kind)]

@@ -1,0 +1,146 @@
+"""Sweeps never wait on what their own ended trials hold; stalls stop with a resumable error.
+
+ray_jobs/release.py explains the Ray behaviour: a placement group made by an actor outlives
+that actor while its job lives. These tests reproduce that state, check that ended trials
+release their Train groups by themselves (the watchdog releases nothing in a normal sweep),
+that the watchdog frees a leaked group so the sweep finishes, and that a real shortage
+becomes a one-line error after which `--resume` finishes the sweep.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmse_model.sweep_config import load_sweep_config
+from ray_jobs import ray_internals
+
+pytestmark = pytest.mark.ray
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def sweep_yaml(path: Path, name: str, *, samples=3, epochs=6, stall_timeout_s=300.0) -> Path:
+    path.write_text(yaml.safe_dump({
+        "name": name,
+        "signatures": ["m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"],
+        "tasks": ["Q1"],
+        "samples": samples,
+        "search_space": {"training.lr": {"loguniform": [0.002, 0.02]}},
+        "asha": {"grace_period": 2, "reduction_factor": 2},
+        "resources": {"trial_cpus": 0.05},
+        "watchdog": {"interval_s": 1.0, "stall_timeout_s": stall_timeout_s},
+        "config": {"training": {"epochs": epochs, "folds": 3, "checkpoint_every": 0},
+                   "early_stopping": {"patience": 20},
+                   "ray": {"num_workers": 1, "cpus_per_worker": 0.5}},
+    }))
+    return path
+
+
+def live_groups(job: str) -> list[ray_internals.GroupRecord]:
+    return [g for g in ray_internals.placement_groups(job) if g.live]
+
+
+def wait_until_no_train_groups(job: str, seconds: float = 30.0) -> list:
+    """Train groups of the job still live after Ray's asynchronous actor deaths settle."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        left = [g for g in live_groups(job) if g.creator_actor_id]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
+
+
+def test_back_to_back_sweeps_release_every_group_themselves(ray_session, toy_root, tmp_path, capfd):
+    """More trials (6) than slots (3) and ASHA stopping trials, three times in a row: every
+    sweep finishes, its ended trials released their Train groups themselves (the watchdog
+    found nothing to release) and the job holds no Train group afterwards."""
+    import ray
+
+    from ray_jobs.sweep import run_sweep
+
+    job = ray.get_runtime_context().get_job_id()
+    for attempt in range(3):
+        config = sweep_yaml(tmp_path / f"sweep{attempt}.yaml", f"back_to_back_{attempt}", stall_timeout_s=120)
+        summary = run_sweep(load_sweep_config(config, str(toy_root), str(tmp_path / "runs")))
+        assert summary["n_trials"] == 6
+        statuses = summary["trial_status"]
+        assert statuses.get("asha", 0) >= 1, statuses
+        assert wait_until_no_train_groups(job) == []
+    assert "watchdog: released" not in capfd.readouterr().err
+
+
+def test_a_leaked_group_is_released_and_the_sweep_finishes(ray_session, toy_root, tmp_path, capfd):
+    """The leak, reproduced: an actor makes a placement group and dies; the group stays
+    reserved (1.6 of the head's 2 CPUs, so no trial could start). The watchdog sees its
+    creator is dead, releases it, and the sweep runs to the end."""
+    import ray
+    from ray.util.placement_group import placement_group
+
+    @ray.remote(num_cpus=0)
+    class GroupMaker:
+        def make(self) -> str:
+            group = placement_group([{"CPU": 1.6}])
+            ray.get(group.ready())
+            return group.id.hex()
+
+    maker = GroupMaker.remote()
+    leaked = ray.get(maker.make.remote())
+    ray.kill(maker)
+    job = ray.get_runtime_context().get_job_id()
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        record = next(g for g in ray_internals.placement_groups(job) if g.group_id == leaked)
+        if record.creator_actor_dead or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    # Ray's behaviour: the creator is dead, the group is still reserved.
+    assert record.creator_actor_dead and record.state == "CREATED"
+
+    from ray_jobs.sweep import run_sweep
+
+    config = sweep_yaml(tmp_path / "sweep.yaml", "leaked", samples=1, epochs=3, stall_timeout_s=120)
+    summary = run_sweep(load_sweep_config(config, str(toy_root), str(tmp_path / "runs")))
+    assert summary["n_trials"] == 2
+    assert f"watchdog: released placement group {leaked[:12]}" in capfd.readouterr().err
+    assert next(g for g in ray_internals.placement_groups(job) if g.group_id == leaked).state == "REMOVED"
+
+
+def test_stall_is_a_one_line_error_and_resume_finishes(ray_session, toy_root, tmp_path):
+    """Another job holds every CPU: no trial can start. The sweep stops with exit status 1
+    and one line naming the reservation; once it is freed, `--resume` finishes the sweep."""
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    hog = placement_group([{"CPU": 2.0}])  # the pytest driver's job: a job other than the sweep's
+    ray.get(hog.ready())
+    config = sweep_yaml(tmp_path / "sweep.yaml", "stalled", samples=1, epochs=3, stall_timeout_s=15)
+    command = [sys.executable, "-m", "mmse_model.cli", "sweep", "--config", str(config), "--data", str(toy_root),
+               "--storage", str(tmp_path / "runs")]
+    try:
+        stalled = subprocess.run(command, env=ray_session.env, capture_output=True, text=True, timeout=600)
+    finally:
+        remove_placement_group(hog)
+    assert stalled.returncode == 1, stalled.stderr[-3000:]
+    error = [line for line in stalled.stderr.splitlines() if line.startswith("mmse: error:")]
+    assert len(error) == 1, stalled.stderr[-3000:]
+    assert "sweep stalled: no trial reported for" in error[0]
+    assert f"{{CPU: 2}} created by its driver of job {ray.get_runtime_context().get_job_id()}" in error[0]
+    assert "--resume" in error[0]
+    experiment = tmp_path / "runs" / "stalled"
+    assert not (experiment / "trials.csv").exists()
+
+    resumed = subprocess.run(command + ["--resume"], env=ray_session.env, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    rows = list(csv.DictReader(open(experiment / "trials.csv")))
+    assert len(rows) == 2 and all(int(r["epochs_run"]) >= 1 for r in rows)
