@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from mmse_model.callbacks import CallbackManager
 from mmse_model.config import Config
-from mmse_model.data import build_fold_tensors, load_task_data, make_split
+from mmse_model.data import build_fold_tensors, load_group, make_split
 from mmse_model.model import MLP
 from mmse_model.toy_data import write_planted_root
 from mmse_model.trainer import FoldFitter
@@ -82,13 +82,14 @@ def seed_epochs(folds, config: Config, epochs: int) -> float:
 
 
 def batched_epochs(folds, config: Config, epochs: int) -> float:
-    fitter = FoldFitter(config, folds)
+    fitter = FoldFitter(config, folds, (SIG,))
     callbacks = CallbackManager([])
     started = time.process_time()
     for epoch in range(1, epochs + 1):
         train_loss = fitter.train_epoch(epoch)
-        val_loss, per_fold = fitter.validate()
-        fitter.epoch_record(epoch, train_loss, val_loss, per_fold)
+        val_loss, metrics = fitter.validate()
+        summaries = fitter.signature_summaries(val_loss, metrics)
+        fitter.epoch_record(epoch, train_loss, summaries, 0.0)
         callbacks.on_epoch_end(epoch, {})
     return time.process_time() - started
 
@@ -102,12 +103,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    config = Config().with_overrides([f"training.folds={args.folds}", "training.batch_size=16"])
+    config = Config().with_overrides([f"split.folds={args.folds}", "training.batch_size=16"])
     with tempfile.TemporaryDirectory() as tmp:
         root = write_planted_root(Path(tmp), {SIG: 1.0}, tasks=("Q1",), n_subjects=args.n)
-        data = load_task_data(root / SIG / "Q1.npz", config.score_range("Q1"))
-    split = make_split(data.subject_ids, data.y, args.folds, config.training.test_fraction, config.seed)
-    folds = build_fold_tensors(data, split, config.score_range("Q1"))
+        group = load_group(root, [SIG], "Q1", config.score_range("Q1"))
+    split = make_split(group.subject_ids, group.y, args.folds, config.split.test_fraction, config.split.seed)
+    folds = build_fold_tensors(group, split, config.score_range("Q1"))
 
     batched_epochs(folds, config, 2)  # warm-up: first-call allocations and kernel selection
     # Interleaved repeats, best of each: another process competing for the cores slows

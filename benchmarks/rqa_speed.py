@@ -32,7 +32,7 @@ from mmse_model import synth
 from mmse_model.features.build import state_vectors
 from mmse_model.features.recordings import Recording
 from mmse_model.features.rqa import rqa_measures
-from mmse_model.features.signature import parse_signature
+from mmse_model.domain import parse_signature
 
 SIGNATURE = parse_signature("m2_tau1_eps0.055_lmin2")
 GIB = 1024**3

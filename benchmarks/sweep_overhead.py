@@ -1,22 +1,19 @@
-"""How much of a sweep trial is fixed cost, where its CPU goes, and what lowers it.
+"""Where a sweep trial's time goes, and what packing signatures into one trial buys.
 
-On a tiny dataset (one signature, one task, so ASHA compares nothing and stops nothing),
-run N trials through the real sweep code (`ray_jobs.sweep.build_tuner`, one TorchTrainer per
-trial) on a fresh local Ray instance and print, per setting:
+Runs the real sweep code (`ray_jobs.sweep.build_tuner`: Tune trial function -> TorchTrainer)
+on planted data, each setting in its own process with a fresh local Ray instance, and
+prints per setting: sweep wall time, trials per minute, wall per trial, the loop fraction
+(the trials' epoch compute, `time/epoch_s`, over their wall time) and the CPU-seconds per
+trial of every process of that Ray instance (sampled from /proc every 0.1 s).
 
-- trials per minute and the effective fixed cost per trial (sweep wall time / N);
-- the mean fixed cost per trial: trial start to its first epoch report, minus that epoch;
-- the fraction of trial wall time spent in the training loop (epoch compute);
-- CPU-seconds per trial by process (sampled from /proc every 0.1 s: this benchmark and its
-  descendants only, i.e. this Ray instance; processes that exit between two samples are
-  counted from their parent's reaped-children time, as "exited unsampled").
+    python benchmarks/sweep_overhead.py                 # one setting: project defaults
+    python benchmarks/sweep_overhead.py --packed        # packed vs one trial per signature
 
-    python benchmarks/sweep_overhead.py                 # the project's default settings
-    python benchmarks/sweep_overhead.py --compare       # Ray's defaults, then one change at a time
-    python benchmarks/sweep_overhead.py --compare --only 3,4,5 --repeat 2
-    python benchmarks/sweep_overhead.py --trials 12 --epochs 10 --health-check 2.0 --cpus-per-worker 1
-
-Each `--compare` setting runs in its own process with its own Ray instance.
+`--packed` runs the same coverage (12 signatures x 1 task x 4 samples, 30 epochs, 3 folds,
+the project's defaults) packed (every signature in one trial) and one trial per signature,
+one after the other, extrapolates each to the realistic grid (36 signatures x 5 tasks x 16
+samples), times one packed trial of that grid (36 signatures, 5 folds, 100 epochs), and
+ends with the line `packed speed-up: <ratio>x`.
 """
 
 from __future__ import annotations
@@ -33,8 +30,9 @@ import threading
 import time
 from pathlib import Path
 
-SIG, TASK = "m2_tau1_eps0.055_lmin2", "Q1"
+TASK = "Q1"
 TICK = os.sysconf("SC_CLK_TCK")
+GRID = {"signatures": 36, "tasks": 5, "samples": 16}
 
 # Process title (Ray sets `ray::<Actor>` once an actor runs) -> row of the breakdown.
 KINDS = (
@@ -69,7 +67,8 @@ def _kind(title: str, own_pid: int, pid: int) -> str:
 
 
 class ProcSampler:
-    """CPU time of this process and all its descendants, by process title."""
+    """CPU time of this process and all its descendants, by process title. Processes that
+    exit between two samples are counted from their parent's reaped-children time."""
 
     def __init__(self, interval: float = 0.1):
         self.interval, self.own = interval, os.getpid()
@@ -105,8 +104,7 @@ class ProcSampler:
                 continue
             try:
                 with open(f"/proc/{name}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-                stats[int(name)] = fields
+                    stats[int(name)] = fh.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
         mine = {self.own} | set(self.cpu)
@@ -117,8 +115,7 @@ class ProcSampler:
             mine |= grown
         for pid in mine & set(stats):
             fields = stats[pid]
-            if pid not in self.parent:
-                self.parent[pid] = int(fields[1])
+            self.parent.setdefault(pid, int(fields[1]))
             self.cpu[pid] = (int(fields[11]) + int(fields[12])) / TICK
             self.reaped[pid] = (int(fields[13]) + int(fields[14])) / TICK
             title = self.title.get(pid, "")
@@ -135,165 +132,132 @@ class ProcSampler:
         out: collections.Counter = collections.Counter()
         for pid, cpu in self.cpu.items():
             out[_kind(self.title.get(pid, "?"), self.own, pid)] += cpu - self.base.get(pid, 0.0)
-        # Children that exited are reaped by their parent: what the parent gained beyond the
-        # children we sampled is CPU we missed between samples.
         sampled_dead = collections.Counter()
         for pid, ppid in self.parent.items():
             if not os.path.exists(f"/proc/{pid}"):
                 sampled_dead[ppid] += self.cpu[pid] - self.base.get(pid, 0.0)
-        missed = sum(max(0.0, self.reaped[p] - self.reaped_start.get(p, 0.0) - sampled_dead[p])
-                     for p in self.reaped if p != self.own)
-        out["exited unsampled"] += missed
+        out["exited unsampled"] += sum(max(0.0, self.reaped[p] - self.reaped_start.get(p, 0.0) - sampled_dead[p])
+                                       for p in self.reaped if p != self.own)
         return dict(out)
 
 
+def signatures(n: int) -> list[str]:
+    """n distinct signature names (3 m x 3 tau x 4 eps covers the realistic 36)."""
+    names = [f"m{m}_tau{tau}_eps{eps}_lmin2" for m in (2, 3, 4) for tau in (1, 2, 3)
+             for eps in ("0.04", "0.055", "0.07", "0.085")]
+    return names[:n]
+
+
 def run_one_setting(args: argparse.Namespace) -> dict:
+    """One sweep in this process (a fresh local Ray instance); returns its figures."""
     import ray
 
-    from mmse_model.sweep_config import sweep_config_from_dict
+    from mmse_model.sweep_config import SweepConfig
     from mmse_model.toy_data import write_planted_root
     from ray_jobs.sweep import build_tuner
-    from ray_jobs.train import PLAIN_TRAINER_ENV, train_env
+    from ray_jobs.train import train_env
 
     tmp = Path(tempfile.mkdtemp(prefix="mmse-bench-"))
-    root = write_planted_root(tmp / "data", {SIG: 1.0}, tasks=(TASK,), n_subjects=120)
-    sweep = sweep_config_from_dict({
-        "name": "bench", "data_root": str(root), "storage": str(tmp / "runs"),
-        "samples": args.trials, "search_space": {"training.lr": {"loguniform": [0.001, 0.01]}},
-        "asha": {"grace_period": args.epochs},
-        "resources": {"trial_cpus": 0.05, "max_concurrent_trials": args.concurrency},
-        "config": {"training": {"epochs": args.epochs, "folds": 3, "checkpoint_every": 0},
-                   "early_stopping": {"enable": False},
-                   "ray": {"num_workers": 1, "cpus_per_worker": args.cpus_per_worker,
-                           "health_check_interval_s": args.health_check,
-                           "preemption_watcher": args.preemption_watcher}},
+    sigs = signatures(args.signatures)
+    root = write_planted_root(tmp / "data", {sig: 1.0 for sig in sigs}, tasks=(TASK,), n_subjects=args.subjects)
+    sweep = SweepConfig.parse({
+        "name": "bench", "data_root": str(root), "storage": str(tmp / "runs"), "samples": args.samples,
+        "signatures_per_trial": args.per_trial,
+        "search_space": {"training.lr": {"loguniform": [0.001, 0.01]}},
+        "asha": {"grace_period": args.epochs},  # ASHA stops nothing: every trial does the same work
+        "config": {"split": {"folds": args.folds}, "training": {"epochs": args.epochs},
+                   "early_stopping": {"enable": False}},
     })
-    env = train_env(sweep.base_config().ray)
-    if args.plain_trainer:
-        env[PLAIN_TRAINER_ENV] = "1"
-    for item in args.env:
-        key, _, value = item.partition("=")
-        env[key] = value
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     sampler = ProcSampler().start()
-    ray.init(num_cpus=os.cpu_count(), log_to_driver=False, runtime_env={"env_vars": env})
-    tuner = build_tuner(sweep, (SIG,), (TASK,), str(tmp / "runs"), time_epochs=True,
-                        reuse_actors=args.reuse_actors)
+    ray.init(num_cpus=os.cpu_count(), log_to_driver=False,
+             runtime_env={"env_vars": train_env(sweep.base_config().ray)})
+    tuner = build_tuner(sweep, sigs, (TASK,), str(tmp / "runs"))
     started = time.perf_counter()
     grid = tuner.fit()
     wall = time.perf_counter() - started
     ray.shutdown()
     sampler.stop()
-    fixed, loop_fraction = [], []
+    loop, trial_wall = [], []
     for result in grid:
-        history = result.metrics_dataframe.sort_values("epoch")
-        first = history.iloc[0]
-        trial_wall = float(history["time_total_s"].iloc[-1])
-        fixed.append(float(first["time_total_s"]) - float(first["time/epoch_s"]))
-        loop_fraction.append(float(history["time/epoch_s"].sum()) / trial_wall)
-    cpu = {k: round(v / args.trials, 2) for k, v in sampler.breakdown().items() if v > 0.005}
+        history = result.metrics_dataframe
+        loop.append(float(history["time/epoch_s"].sum()))
+        trial_wall.append(float(history["time_total_s"].max()))
+    trials = len(trial_wall)
+    cpu = {k: round(v / trials, 2) for k, v in sampler.breakdown().items() if v > 0.005}
     return {
-        "trials": args.trials, "epochs": args.epochs, "sweep_wall_s": round(wall, 1),
-        "trials_per_min": round(60 * args.trials / wall, 2),
-        "effective_fixed_cost_s": round(wall / args.trials, 2),
-        "mean_fixed_cost_s": round(sum(fixed) / len(fixed), 2),
-        "loop_fraction": round(sum(loop_fraction) / len(loop_fraction), 3),
-        "loop_cpu_s_per_trial": round(args.epochs * statistics.mean(
-            float(r.metrics_dataframe["time/epoch_s"].mean()) for r in grid), 2),
+        "trials": trials, "signatures": len(sigs), "sweep_wall_s": round(wall, 1),
+        "trials_per_min": round(60 * trials / wall, 2), "wall_per_trial_s": round(wall / trials, 2),
+        "loop_fraction": round(sum(loop) / sum(trial_wall), 3),
+        "loop_s_per_trial": round(statistics.mean(loop), 2),
         "cpu_s_per_trial": dict(sorted(cpu.items(), key=lambda kv: -kv[1])),
         "cpu_s_per_trial_total": round(sum(cpu.values()), 2),
     }
 
 
-# (label, extra arguments): Ray's defaults first, then one change at a time, each kept.
-RAY_DEFAULTS = ["--health-check", "2.0", "--cpus-per-worker", "1.0", "--preemption-watcher",
-                "--plain-trainer"]
-SETTINGS = (
-    ("1 Ray defaults (2 s poll, 1 CPU/worker)", RAY_DEFAULTS),
-    ("2 + report poll 0.1 s", ["--health-check", "0.1", "--cpus-per-worker", "1.0",
-                               "--preemption-watcher", "--plain-trainer"]),
-    ("3 + 0.5 CPU per worker", ["--health-check", "0.1", "--cpus-per-worker", "0.5",
-                                "--preemption-watcher", "--plain-trainer"]),
-    ("4 + no PreemptionWatcher", ["--health-check", "0.1", "--cpus-per-worker", "0.5",
-                                  "--plain-trainer"]),
-    ("5 + no DatasetManager = default", []),
-    # Measured, not adopted (docs/sweep_overhead.md says why):
-    ("6 (5) + reuse trial actors*", ["--reuse-actors"]),
-    ("7 (5) + Train metrics off", ["--env", "RAY_TRAIN_METRICS_ENABLED=0"]),
-)
+def in_subprocess(extra: list[str]) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--json", *extra], capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"benchmark setting {extra} failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def packed_comparison() -> None:
+    coverage = ["--signatures", "12", "--samples", "4", "--epochs", "30", "--folds", "3"]
+    packed = in_subprocess([*coverage, "--per-trial", "0"])
+    print(_report([("packed: 12 signatures per trial", packed)]), flush=True)
+    single = in_subprocess([*coverage, "--per-trial", "1"])
+    print(_report([("one trial per signature", single)]), flush=True)
+    realistic = in_subprocess(["--signatures", "36", "--samples", "1", "--epochs", "100", "--folds", "5",
+                               "--per-trial", "0", "--subjects", "300"])
+    print(_report([("one packed trial of the realistic grid", realistic)]), flush=True)
+
+    grid_trials_single = GRID["signatures"] * GRID["tasks"] * GRID["samples"]
+    grid_trials_packed = GRID["tasks"] * GRID["samples"]
+    hours_single = grid_trials_single * single["wall_per_trial_s"] / 3600
+    # A realistic packed trial was timed alone: its wall time is what each of the 80 costs.
+    hours_packed = grid_trials_packed * realistic["sweep_wall_s"] / 3600
+    print()
+    print(f"{'mode':<28}{'wall s':>9}{'trials':>8}{'trials/min':>12}{'loop frac':>11}")
+    for label, r in (("packed (12 sig./trial)", packed), ("one signature per trial", single)):
+        print(f"{label:<28}{r['sweep_wall_s']:>9.1f}{r['trials']:>8}{r['trials_per_min']:>12.2f}"
+              f"{r['loop_fraction']:>11.1%}")
+    print(f"realistic packed trial (36 signatures x 5 folds, 100 epochs): {realistic['sweep_wall_s']:.1f} s wall, "
+          f"loop fraction {realistic['loop_fraction']:.1%} (target >= 25 %)")
+    print(f"36 x 5 x 16 grid, extrapolated on this machine: one trial per signature {grid_trials_single} trials "
+          f"= {hours_single:.2f} h; packed {grid_trials_packed} trials = {hours_packed:.2f} h")
+    print(f"packed speed-up: {single['sweep_wall_s'] / packed['sweep_wall_s']:.1f}x")
+
+
+def _report(rows) -> str:
+    lines = [f"{'setting':<44}{'trials':>7}{'wall s':>9}{'s/trial':>9}{'loop frac':>11}{'CPU-s/trial':>13}"]
+    for label, r in rows:
+        lines.append(f"{label:<44}{r['trials']:>7}{r['sweep_wall_s']:>9.1f}{r['wall_per_trial_s']:>9.2f}"
+                     f"{r['loop_fraction']:>11.1%}{r['cpu_s_per_trial_total']:>13.2f}")
+        for kind, cpu in r["cpu_s_per_trial"].items():
+            lines.append(f"    {kind[:50]:<50}{cpu:>8.2f}")
+        lines.append(f"    {'(the training loop itself)':<50}{r['loop_s_per_trial']:>8.2f}")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--packed", action="store_true", help="packed vs one trial per signature")
+    parser.add_argument("--signatures", type=int, default=1)
+    parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--health-check", type=float, default=0.1)
-    parser.add_argument("--cpus-per-worker", type=float, default=0.5)
-    parser.add_argument("--concurrency", type=int, default=0, help="0: from cluster resources")
-    parser.add_argument("--preemption-watcher", action="store_true", help="Ray's default: on")
-    parser.add_argument("--plain-trainer", action="store_true",
-                        help="Ray's TorchTrainer callbacks as they are (DatasetManager kept)")
-    parser.add_argument("--reuse-actors", action="store_true", help="Tune reuse_actors=True")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra runtime-env variable")
-    parser.add_argument("--compare", action="store_true", help="run the settings in SETTINGS")
-    parser.add_argument("--only", help="comma-separated setting numbers for --compare (1-based)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per --compare setting")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--subjects", type=int, default=120)
+    parser.add_argument("--per-trial", type=int, default=0, help="signatures_per_trial (0: all)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if not args.compare:
-        figures = run_one_setting(args)
-        print(json.dumps(figures) if args.json else _report([("this setting", [figures])]))
+    if args.packed:
+        packed_comparison()
         return 0
-    chosen = [SETTINGS[int(i) - 1] for i in args.only.split(",")] if args.only else SETTINGS
-    rows = []
-    for label, extra in chosen:
-        runs = []
-        for _ in range(args.repeat):  # each in its own process and its own Ray instance
-            done = subprocess.run(
-                [sys.executable, __file__, "--json", "--trials", str(args.trials),
-                 "--epochs", str(args.epochs), *extra],
-                capture_output=True, text=True,
-            )
-            lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-            if done.returncode != 0 or not lines:
-                print(f"{label}: failed\n{done.stderr[-3000:]}", file=sys.stderr)
-                return 1
-            runs.append(json.loads(lines[-1]))
-        rows.append((label, runs))
-        print(_report(rows[-1:]), flush=True)
-    print("\n" + _report(rows))
+    figures = run_one_setting(args)
+    print(json.dumps(figures) if args.json else _report([("project defaults", figures)]))
     return 0
-
-
-def _spread(values) -> str:
-    mean = statistics.mean(values)
-    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f}±{(max(values) - min(values)) / 2:.2f}"
-
-
-def _report(rows) -> str:
-    head = (f"{'setting':<42}{'trials/min':>12}{'eff. s/trial':>14}{'fixed s':>12}"
-            f"{'loop frac':>11}{'CPU-s/trial':>13}")
-    lines = [head]
-    for label, runs in rows:
-        lines.append(
-            f"{label:<42}{_spread([r['trials_per_min'] for r in runs]):>12}"
-            f"{_spread([r['effective_fixed_cost_s'] for r in runs]):>14}"
-            f"{_spread([r['mean_fixed_cost_s'] for r in runs]):>12}"
-            f"{_spread([r['loop_fraction'] for r in runs]):>11}"
-            f"{_spread([r['cpu_s_per_trial_total'] for r in runs]):>13}"
-        )
-    lines.append("CPU-s per trial by process (mean over runs):")
-    kinds = sorted({k for _, runs in rows for r in runs for k in r["cpu_s_per_trial"]})
-    short = [label.split(" ")[0] for label, _ in rows]
-    lines.append(f"  {'process':<40}" + "".join(f"{s:>8}" for s in short))
-    for kind in sorted(kinds, key=lambda k: -max(statistics.mean(r["cpu_s_per_trial"].get(k, 0) for r in runs)
-                                                 for _, runs in rows)):
-        cells = [statistics.mean(r["cpu_s_per_trial"].get(kind, 0.0) for r in runs) for _, runs in rows]
-        lines.append(f"  {kind[:40]:<40}" + "".join(f"{c:>8.2f}" for c in cells))
-    lines.append(f"  {'(training loop compute, in the worker)':<40}" + "".join(
-        f"{statistics.mean(r['loop_cpu_s_per_trial'] for r in runs):>8.2f}" for _, runs in rows))
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

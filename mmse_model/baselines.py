@@ -43,7 +43,7 @@ def score_baselines(
     from sklearn.preprocessing import StandardScaler
 
     train, folds = training_folds(data, split)
-    test = held_out_rows(data, split)
+    test = held_out_rows(data.subject_ids, split)
     X_train, y_train = data.X[train], data.y[train]
     X_test, y_test = data.X[test], data.y[test]
     low, high = score_range

@@ -1,72 +1,119 @@
-"""Checkpoints: everything needed to resume a run or to predict with its models.
+"""Checkpoints: everything needed to resume a run or to predict with any of its signatures.
 
-A checkpoint is a directory holding `model.pt` (a plain dict of tensors and Python values,
-so it loads with `torch.load(weights_only=True)`). It carries the fold-models' weights, the
-optimiser and scheduler state, the epoch, the callbacks' state, the config, the per-fold
-standardiser, feature names, task, signature, score range, split, metrics and a format
-version. Files are written to a temporary name and renamed, so a reader never sees half a
-file.
+A checkpoint is a folder holding `model.pt`: one `CheckpointPayload` saved as plain dicts,
+lists, numbers, strings and tensors, so it loads with `torch.load(weights_only=True)`. A run
+trains S signatures x K folds as M = S*K members (member s*K + k is signature s's fold-k
+model); the payload holds the current weights (to resume) and every member's best weights
+so far (what predictions use), each signature's tracker state and metrics at its best
+epoch, the per-member standardiser, the config, split, task, feature names and score
+range. `FoldEnsemble.from_checkpoint` reads one signature's K models out of it.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import ConfigDict
 
+from mmse_model import atomic
 from mmse_model.config import Config
-from mmse_model.errors import CheckpointError
+from mmse_model.errors import CheckpointError, ConfigError
 from mmse_model.model import FoldMLP
+from mmse_model.schema import Schema
 
 FORMAT = "mmse-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FILENAME = "model.pt"
 
 
-def save_checkpoint(directory: Path, payload: dict[str, Any]) -> Path:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / FILENAME
-    tmp = directory / f".{FILENAME}.{os.getpid()}.tmp"
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, tmp)
-    os.replace(tmp, path)
-    return path
+class SignatureState(Schema):
+    """One signature's standing in its run."""
+
+    signature: str
+    best_epoch: int  # 0 until the first epoch
+    best_val_loss: float
+    active: bool  # still training (not stopped early)
+    stop_epoch: int  # the epoch early stopping ended it; 0 while active
+    best_metrics: dict[str, float]  # validation metrics at best_epoch, mean and sd over folds
 
 
-def load_checkpoint(location: str | Path) -> dict[str, Any]:
-    """Load a checkpoint file or directory; anything else is a `CheckpointError`."""
+class CheckpointPayload(Schema):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, arbitrary_types_allowed=True)
+
+    format: Literal["mmse-checkpoint"] = FORMAT
+    format_version: Literal[2] = FORMAT_VERSION
+    task: str
+    signatures: list[str]
+    folds: int
+    feature_names: list[str]
+    score_range: list[float]
+    config: dict[str, Any]
+    split: dict[str, Any]
+    epoch: int  # epochs completed
+    finished: bool  # the run ended (every signature stopped, or the epoch limit)
+    stop_reason: str
+    states: list[SignatureState]  # one per signature, in `signatures` order
+    model_state: dict[str, torch.Tensor]  # current weights, every tensor (M, ...)
+    best_model_state: dict[str, torch.Tensor]  # each member's best weights so far
+    standardiser_mean: torch.Tensor  # (M, 10)
+    standardiser_scale: torch.Tensor  # (M, 10)
+    optimizer: dict[str, Any]
+    schedule: dict[str, Any] | None
+    tracker: dict[str, Any]
+    callbacks: dict[str, Any]
+    metrics: dict[str, float]  # the epoch record this checkpoint was written with
+
+    def state(self, signature: str) -> SignatureState:
+        return self.states[self.signature_index(signature)]
+
+    def signature_index(self, signature: str) -> int:
+        if signature not in self.signatures:
+            raise CheckpointError(f"checkpoint of {', '.join(self.signatures)}: holds no signature {signature!r}")
+        return self.signatures.index(signature)
+
+    def training_config(self) -> Config:
+        return Config.parse(self.config)
+
+
+def save_checkpoint(directory: str | Path, payload: CheckpointPayload) -> Path:
+    document = payload.model_dump()
+    return atomic.write_with(Path(directory) / FILENAME, lambda tmp: torch.save(document, tmp))
+
+
+def load_checkpoint(location: str | Path) -> CheckpointPayload:
+    """Load a checkpoint file or folder; anything else is a `CheckpointError` naming it."""
     path = Path(location)
     if path.is_dir():
         path = path / FILENAME
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        document = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torn or foreign file fails in many ways (KeyError, EOFError, ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint ({first[:200]})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an mmse checkpoint (no '{FORMAT}' format tag)")
-    version = payload.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format version {version!r}, this code reads {FORMAT_VERSION}"
-        )
-    missing = [k for k in ("model_state", "config", "standardiser", "score_range", "task") if k not in payload]
-    if missing:
-        raise CheckpointError(f"{path}: checkpoint lacks {missing}")
-    return payload
+    if document.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {document.get('format_version')!r}, "
+                              f"this code reads {FORMAT_VERSION}")
+    try:
+        return CheckpointPayload.parse(document)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
+def member_rows(signature_index: int, folds: int) -> slice:
+    return slice(signature_index * folds, (signature_index + 1) * folds)
 
 
 @dataclass
 class FoldEnsemble:
-    """The K fold-models of a checkpoint, predicting in points (mean over folds).
+    """One signature's K fold-models from a checkpoint, predicting in points.
 
     Each fold-model standardises with its own training statistics; its prediction is clamped
     to the task's score range (a sub-score cannot leave it) and the K are averaged.
@@ -81,21 +128,19 @@ class FoldEnsemble:
     feature_names: tuple[str, ...]
 
     @classmethod
-    def from_checkpoint(cls, payload: dict[str, Any]) -> "FoldEnsemble":
-        config = Config.from_dict(payload["config"])
-        mean = payload["standardiser"]["mean"].double()
-        model = FoldMLP(config.arch, n_models=mean.shape[0]).double()
-        model.load_state_dict(payload["model_state"])
+    def from_checkpoint(cls, payload: CheckpointPayload, signature: str | None = None) -> "FoldEnsemble":
+        if signature is None:
+            if len(payload.signatures) != 1:
+                raise CheckpointError(f"checkpoint of {len(payload.signatures)} signatures: name one")
+            signature = payload.signatures[0]
+        rows = member_rows(payload.signature_index(signature), payload.folds)
+        config = payload.training_config()
+        model = FoldMLP(config.arch, n_models=payload.folds).double()
+        model.load_state_dict({name: t[rows] for name, t in payload.best_model_state.items()})
         model.eval()
-        return cls(
-            model,
-            mean,
-            payload["standardiser"]["scale"].double(),
-            tuple(payload["score_range"]),
-            payload["task"],
-            payload.get("signature", ""),
-            tuple(payload.get("feature_names", ())),
-        )
+        return cls(model, payload.standardiser_mean[rows].double(), payload.standardiser_scale[rows].double(),
+                   (payload.score_range[0], payload.score_range[1]), payload.task, signature,
+                   tuple(payload.feature_names))
 
     @torch.no_grad()
     def predict_folds(self, X: np.ndarray) -> np.ndarray:

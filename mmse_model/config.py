@@ -1,196 +1,131 @@
-"""Typed training configuration: one source of defaults, validated at load and at `--set`.
+"""The training configuration: one typed schema with one source of defaults.
 
-The dataclass defaults below are the single source of truth; `configs/default.yaml` spells
-them out for users and a unit test keeps the two equal. Every section is a frozen dataclass,
-so a config can be handed to Ray (`to_dict`) and rebuilt on a worker (`from_dict`) without
-anything drifting.
+The defaults below are the single source of truth; `configs/default.yaml` spells them out
+for users and a unit test keeps the two equal. A config crosses to Ray workers as a plain
+dict (`to_dict`) and is rebuilt there (`from_dict`), checked again on the way in.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import yaml
+from pydantic import BeforeValidator, Field, field_validator
 
+from mmse_model.domain import SCORE_RANGES, TASKS, check_task
 from mmse_model.errors import ConfigError
+from mmse_model.schema import Number, Schema
 
-TASKS = ("Q1", "Q2", "Q3", "Q4", "Q5")
 
-
-@dataclass(frozen=True)
-class ArchConfig:
-    h1: int = 64
-    h2: int = 32
-    dropout: float = 0.25
+class ArchConfig(Schema):
+    hidden_layers: int = Field(2, ge=0, le=2)  # 0: a linear model on the standardised features
+    h1: int = Field(64, ge=1)
+    h2: int = Field(32, ge=1)
+    dropout: Number = Field(0.25, ge=0.0, lt=1.0)
     use_batch_norm: bool = False
 
-    def validate(self, path: str) -> None:
-        _check(self.h1 >= 1, f"{path}.h1", "an integer >= 1", self.h1)
-        _check(self.h2 >= 1, f"{path}.h2", "an integer >= 1", self.h2)
-        _check(0.0 <= self.dropout < 1.0, f"{path}.dropout", "a number in [0, 1)", self.dropout)
+
+class TrainingConfig(Schema):
+    lr: Number = Field(1e-3, gt=0.0)
+    batch_size: int = Field(16, ge=2)
+    epochs: int = Field(100, ge=1)
+    # A checkpoint is also written every `checkpoint_every` epochs (0: only when one is due
+    # for another reason), so a killed run resumes from recent state.
+    checkpoint_every: int = Field(10, ge=0)
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
-    lr: float = 1e-3
-    batch_size: int = 16
-    epochs: int = 100
-    folds: int = 5
-    test_fraction: float = 0.2
-    # A checkpoint is written when validation loss improves and every `checkpoint_every`
-    # epochs (0: only on improvement), so a killed run resumes from recent state.
-    checkpoint_every: int = 10
+class SplitConfig(Schema):
+    """Which subjects are held out for testing and how the rest are dealt into folds.
 
-    def validate(self, path: str) -> None:
-        _check(self.lr > 0, f"{path}.lr", "a number > 0", self.lr)
-        _check(self.batch_size >= 2, f"{path}.batch_size", "an integer >= 2", self.batch_size)
-        _check(self.epochs >= 1, f"{path}.epochs", "an integer >= 1", self.epochs)
-        _check(self.folds >= 2, f"{path}.folds", "an integer >= 2", self.folds)
-        _check(
-            0.0 < self.test_fraction < 1.0,
-            f"{path}.test_fraction",
-            "a number in (0, 1)",
-            self.test_fraction,
-        )
-        _check(
-            self.checkpoint_every >= 0,
-            f"{path}.checkpoint_every",
-            "an integer >= 0",
-            self.checkpoint_every,
-        )
+    Every trial of a sweep must see the same split, so none of these may be searched.
+    """
+
+    seed: int = 0
+    folds: int = Field(5, ge=2)
+    test_fraction: Number = Field(0.2, gt=0.0, lt=1.0)
 
 
-@dataclass(frozen=True)
-class RegularizationConfig:
-    weight_decay: float = 1e-4
-    # 0 turns clipping off.
-    grad_clip_norm: float = 1.0
-
-    def validate(self, path: str) -> None:
-        _check(self.weight_decay >= 0, f"{path}.weight_decay", "a number >= 0", self.weight_decay)
-        _check(
-            self.grad_clip_norm >= 0, f"{path}.grad_clip_norm", "a number >= 0", self.grad_clip_norm
-        )
+class RegularizationConfig(Schema):
+    # Decoupled (AdamW, the default: decay shrinks weights by lr * weight_decay per step) or
+    # Adam's L2 penalty added to the gradient (the seed's choice, far weaker under Adam).
+    weight_decay: Number = Field(1e-4, ge=0.0)
+    decoupled_weight_decay: bool = True
+    grad_clip_norm: Number = Field(1.0, ge=0.0)  # per fold-model; 0 turns clipping off
 
 
-@dataclass(frozen=True)
-class LRSchedulerConfig:
+class LRSchedulerConfig(Schema):
     enable: bool = True
-    factor: float = 0.5
-    patience: int = 8
-    min_lr: float = 1e-6
-    threshold: float = 1e-4
-    cooldown: int = 2
-
-    def validate(self, path: str) -> None:
-        _check(0.0 < self.factor < 1.0, f"{path}.factor", "a number in (0, 1)", self.factor)
-        _check(self.patience >= 0, f"{path}.patience", "an integer >= 0", self.patience)
-        _check(self.min_lr >= 0, f"{path}.min_lr", "a number >= 0", self.min_lr)
-        _check(self.threshold >= 0, f"{path}.threshold", "a number >= 0", self.threshold)
-        _check(self.cooldown >= 0, f"{path}.cooldown", "an integer >= 0", self.cooldown)
+    factor: Number = Field(0.5, gt=0.0, lt=1.0)
+    patience: int = Field(8, ge=0)
+    min_lr: Number = Field(1e-6, ge=0.0)
+    threshold: Number = Field(1e-4, ge=0.0)
+    cooldown: int = Field(2, ge=0)
 
 
-@dataclass(frozen=True)
-class EarlyStoppingConfig:
+class EarlyStoppingConfig(Schema):
     enable: bool = True
-    patience: int = 10
-    min_delta: float = 0.001
+    patience: int = Field(10, ge=1)
+    min_delta: Number = Field(0.001, ge=0.0)
     restore_best: bool = True
 
-    def validate(self, path: str) -> None:
-        _check(self.patience >= 1, f"{path}.patience", "an integer >= 1", self.patience)
-        _check(self.min_delta >= 0, f"{path}.min_delta", "a number >= 0", self.min_delta)
 
-
-@dataclass(frozen=True)
-class RayConfig:
+class RayConfig(Schema):
     """How a run is placed on Ray (`mmse train`, `mmse sweep`); `--no-ray` ignores it."""
 
-    num_workers: int = 1
+    num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 1.0  # only with use_gpu
+    cpus_per_worker: Number = Field(1.0, gt=0.0)
+    gpus_per_worker: Number = Field(1.0, gt=0.0)  # only with use_gpu
     # Every ray.train.report waits for the controller's poll of this period (Ray's default
-    # is 2 s, which costs more than an epoch of this model); set in the runtime env.
-    health_check_interval_s: float = 0.1
-    # Ray Train's per-run PreemptionWatcher actor (RAY_TRAIN_ENABLE_PREEMPTION_WATCHER): an
-    # extra process per run, ~1 CPU-s to start. Turn on for clusters with preemptible
-    # (spot) nodes, so a run drains before its node is taken away.
+    # is 2 s, which costs more than an epoch of this model).
+    health_check_interval_s: Number = Field(0.1, gt=0.0)
+    # Ray Train's per-run PreemptionWatcher actor: one more process per run (~1 CPU-s).
+    # Turn on for clusters with preemptible (spot) nodes.
     preemption_watcher: bool = False
-    max_failures: int = 1  # worker-group restarts from the latest checkpoint
-    checkpoints_to_keep: int = 2  # best few by val/loss
-
-    def validate(self, path: str) -> None:
-        _check(self.num_workers >= 1, f"{path}.num_workers", "an integer >= 1", self.num_workers)
-        _check(self.cpus_per_worker > 0, f"{path}.cpus_per_worker", "a number > 0", self.cpus_per_worker)
-        _check(self.gpus_per_worker > 0, f"{path}.gpus_per_worker", "a number > 0", self.gpus_per_worker)
-        _check(
-            self.health_check_interval_s > 0,
-            f"{path}.health_check_interval_s",
-            "a number > 0",
-            self.health_check_interval_s,
-        )
-        _check(self.max_failures >= -1, f"{path}.max_failures", "an integer >= -1", self.max_failures)
-        _check(
-            self.checkpoints_to_keep >= 1,
-            f"{path}.checkpoints_to_keep",
-            "an integer >= 1",
-            self.checkpoints_to_keep,
-        )
+    # Restarts after a failure, resuming from the latest checkpoint (in a sweep Tune
+    # restarts the trial; see ray_jobs/release.py).
+    max_failures: int = Field(1, ge=-1)
+    checkpoints_to_keep: int = Field(3, ge=1)  # the most recent few
 
 
-def _default_score_ranges() -> dict[str, tuple[float, float]]:
-    # MMSE items each VR task stands for (DESIGN.md section 3); the five sum to 0-21.
-    return {"Q1": (0.0, 5.0), "Q2": (0.0, 5.0), "Q3": (0.0, 3.0), "Q4": (0.0, 5.0), "Q5": (0.0, 3.0)}
+# [low, high] in YAML and JSON; a tuple once checked.
+ScoreRange = Annotated[tuple[Number, Number], BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)]
 
 
-@dataclass(frozen=True)
-class Config:
-    arch: ArchConfig = field(default_factory=ArchConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
-    lr_scheduler: LRSchedulerConfig = field(default_factory=LRSchedulerConfig)
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-    ray: RayConfig = field(default_factory=RayConfig)
-    seed: int = 42
-    score_ranges: dict[str, tuple[float, float]] = field(default_factory=_default_score_ranges)
+class Config(Schema):
+    arch: ArchConfig = ArchConfig()
+    training: TrainingConfig = TrainingConfig()
+    split: SplitConfig = SplitConfig()
+    regularization: RegularizationConfig = RegularizationConfig()
+    lr_scheduler: LRSchedulerConfig = LRSchedulerConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    ray: RayConfig = RayConfig()
+    seed: int = 42  # weight initialisation and dropout; the split has its own (split.seed)
+    score_ranges: dict[str, ScoreRange] = dict(SCORE_RANGES)
 
-    def validate(self, path: str = "") -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if dataclasses.is_dataclass(value):
-                value.validate(_join(path, f.name))
-        ranges_path = _join(path, "score_ranges")
-        for task, (low, high) in self.score_ranges.items():
-            _check(task in TASKS, f"{ranges_path}.{task}", f"a task in {TASKS}", task)
-            _check(low < high, f"{ranges_path}.{task}", "[low, high] with low < high", [low, high])
-        missing = [t for t in TASKS if t not in self.score_ranges]
-        _check(not missing, ranges_path, f"a range for every task {TASKS}", f"missing {missing}")
+    @field_validator("score_ranges")
+    @classmethod
+    def _every_task_once(cls, ranges: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for task, (low, high) in ranges.items():
+            if task not in TASKS:
+                raise ValueError(f"unknown task {task!r} (expected {', '.join(TASKS)})")
+            if not low < high:
+                raise ValueError(f"{task}: expected [low, high] with low < high")
+        missing = [t for t in TASKS if t not in ranges]
+        if missing:
+            raise ValueError(f"missing a range for {', '.join(missing)}")
+        return ranges
 
     def score_range(self, task: str) -> tuple[float, float]:
-        if task not in self.score_ranges:
-            raise ConfigError(f"task {task!r}: expected one of {TASKS}")
-        return self.score_ranges[task]
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["score_ranges"] = {k: list(v) for k, v in self.score_ranges.items()}
-        return out
+        return self.score_ranges[check_task(task)]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Config":
-        config = _build(cls, data, "")
-        config.validate()
-        return config
+        return cls.parse(data)
 
     def with_overrides(self, overrides: list[str]) -> "Config":
-        """Apply `key.path=value` strings (YAML-parsed values) and validate the result."""
+        """Apply `key.path=value` strings (values parsed as YAML) and check the result."""
         values = {}
         for item in overrides:
             key, sep, raw = item.partition("=")
@@ -200,113 +135,42 @@ class Config:
         return self.with_values(values)
 
     def with_values(self, values: Mapping[str, Any]) -> "Config":
-        """Set dotted keys (`training.lr`) to already-parsed values and validate the result."""
+        """Set dotted keys (`training.lr`) to already-parsed values and check the result."""
         data = self.to_dict()
         for key, value in values.items():
-            node = data
-            parts = key.split(".")
+            node, parts = data, key.split(".")
             for i, part in enumerate(parts[:-1]):
                 if not isinstance(node.get(part), dict):
                     raise ConfigError(f"{'.'.join(parts[: i + 1])}: unknown key")
                 node = node[part]
             if parts[-1] not in node:
                 raise ConfigError(f"{key}: unknown key")
-            node[parts[-1]] = value
-        return Config.from_dict(data)
+            node[parts[-1]] = value.item() if hasattr(value, "item") else value  # numpy scalars
+        return Config.parse(data)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config (defaults where the file is silent) and apply `--set` overrides."""
-    data: Any = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({_one_line(exc)})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
+    """A YAML config (defaults where the file is silent) with `--set` overrides applied."""
+    data = read_yaml(path) if path is not None else {}
     try:
-        config = Config.from_dict(data)
-        return config.with_overrides(overrides or [])
+        return Config.parse(data).with_overrides(overrides or [])
     except ConfigError as exc:
-        if path is None:
-            raise
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
 
 
-# --- building and checking -----------------------------------------------------------------
-
-
-def _build(cls: type, data: Any, path: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path or 'config'}: expected a mapping, got {_show(data)}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            raise ConfigError(f"{_join(path, str(key))}: unknown key (expected one of {sorted(names)})")
-    kwargs = {}
-    for name in names & set(data):
-        kwargs[name] = _coerce(hints[name], data[name], _join(path, name))
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, path: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {_show(value)}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {_show(value)}")
-        return value
-    if hint is float:
-        if isinstance(value, str):
-            # YAML 1.1 reads `1e-3` (no dot) as a string; accept what is plainly a number.
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {_show(value)}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{path}: expected a finite number, got {_show(value)}")
-        return float(value)
-    origin = typing.get_origin(hint)
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping, got {_show(value)}")
-        _, value_hint = typing.get_args(hint)
-        return {str(k): _coerce(value_hint, v, f"{path}.{k}") for k, v in value.items()}
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{path}: expected a list of {len(args)} numbers, got {_show(value)}")
-        return tuple(_coerce(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if origin in (typing.Union, types.UnionType):  # pragma: no cover - no optional keys yet
-        raise NotImplementedError(path)
-    raise NotImplementedError(f"{path}: unsupported type {hint}")
-
-
-def _check(ok: bool, path: str, expected: str, got: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{path}: expected {expected}, got {_show(got)}")
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-def _show(value: Any) -> str:
-    return repr(value) if not isinstance(value, str) else f"{value!r} (a string)"
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from a file; every problem is a one-line ConfigError naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data

@@ -1,4 +1,4 @@
-"""The dataset contract (DESIGN.md section 3), subject-grouped splits and fold tensors.
+"""The dataset contract (docs/design.md, "Data"), subject-grouped splits and fold tensors.
 
 A task dataset is `<data_root>/<sig>/<Q>.npz` with `X` (N, 10) and `y` (N,), optionally
 `subject_id` (N,) and `feature_names` (10,). Every problem with such a file is a `DataError`
@@ -8,20 +8,16 @@ whose one-line message starts with the file's path.
 from __future__ import annotations
 
 import hashlib
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from mmse_model.domain import N_FEATURES, check_task, parse_signature
 from mmse_model.errors import DataError
 
-N_FEATURES = 10
-SIGNATURE_RE = re.compile(r"^m(\d+)_tau(\d+)_eps(\d+(?:\.\d+)?(?:e-?\d+)?)_lmin(\d+)$")
-TASK_RE = re.compile(r"^Q[1-5]$")
 DEFAULT_FEATURE_NAMES = tuple(f"f{i}" for i in range(N_FEATURES))
 
 
@@ -41,14 +37,7 @@ class TaskData:
 
 
 def dataset_path(data_root: str | Path, signature: str, task: str) -> Path:
-    if not SIGNATURE_RE.match(signature):
-        raise DataError(
-            f"signature {signature!r}: expected m<int>_tau<int>_eps<float>_lmin<int>, "
-            "e.g. m2_tau1_eps0.055_lmin2"
-        )
-    if not TASK_RE.match(task):
-        raise DataError(f"task {task!r}: expected one of Q1..Q5")
-    return Path(data_root) / signature / f"{task}.npz"
+    return Path(data_root) / parse_signature(signature).name / f"{check_task(task)}.npz"
 
 
 def load_task_data(path: str | Path, score_range: tuple[float, float]) -> TaskData:
@@ -176,25 +165,6 @@ def _check_consistent_labels(path: Path, subject_ids: np.ndarray, y: np.ndarray)
         )
 
 
-class EyeDataset(Dataset):
-    """The seed's map-style dataset over one npz file, targets scaled by the task's range.
-
-    Kept for code that wants a `DataLoader`; the trainer itself works on whole tensors.
-    """
-
-    def __init__(self, npz_path: str | Path, score_range: tuple[float, float]):
-        self.data = load_task_data(npz_path, score_range)
-        low, high = score_range
-        self.X = torch.from_numpy(self.data.X).float()
-        self.y = torch.from_numpy((self.data.y - low) / (high - low)).float()
-
-    def __len__(self) -> int:
-        return self.X.shape[0]
-
-    def __getitem__(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.X[idx], self.y[idx]
-
-
 # --- splits --------------------------------------------------------------------------------
 
 
@@ -215,6 +185,11 @@ class Split:
             "fold_of_subject": dict(self.fold_of_subject),
             "folds": self.folds,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Split":
+        return cls(tuple(data["test_subjects"]), {str(k): int(v) for k, v in data["fold_of_subject"].items()},
+                   int(data["folds"]))
 
 
 def min_subjects(folds: int, test_fraction: float) -> int:
@@ -269,50 +244,122 @@ def _subject_hash(seed: int, subject: str) -> str:
     return hashlib.blake2b(f"{seed}:{subject}".encode(), digest_size=8).hexdigest()
 
 
-# --- fold tensors --------------------------------------------------------------------------
+# --- a task under a group of signatures ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupData:
+    """One task's datasets under S signatures, rows aligned across signatures.
+
+    The data contract gives every signature of a task the same subjects; rows are put in
+    one canonical order (by subject, then by their order in the file), so row i is the same
+    subject in every signature and every signature's fold k trains on the same rows in the
+    same batches.
+    """
+
+    task: str
+    signatures: tuple[str, ...]
+    paths: tuple[Path, ...]
+    X: np.ndarray  # (S, N, 10) float64
+    y: np.ndarray  # (N,) float64, in sub-score points
+    subject_ids: np.ndarray  # (N,) str
+    feature_names: tuple[str, ...]
+
+    @property
+    def subjects(self) -> np.ndarray:
+        return np.unique(self.subject_ids)
+
+    def signature_index(self, signature: str) -> int:
+        return self.signatures.index(signature)
+
+    def task_data(self, signature: str) -> TaskData:
+        s = self.signature_index(signature)
+        return TaskData(self.paths[s], self.X[s], self.y, self.subject_ids, self.feature_names)
+
+
+def load_group(
+    data_root: str | Path, signatures: tuple[str, ...] | list[str], task: str, score_range: tuple[float, float]
+) -> GroupData:
+    """Load a task under each signature and align the rows; files that disagree on the
+    subjects, their scores or the feature names are a DataError naming the file."""
+    if not signatures:
+        raise DataError(f"task {task}: no signature given")
+    loaded = [load_task_data(dataset_path(data_root, sig, task), score_range) for sig in signatures]
+    first = loaded[0]
+    order = np.lexsort((np.arange(len(first.y)), first.subject_ids))
+    aligned = []
+    for data in loaded:
+        rows = np.lexsort((np.arange(len(data.y)), data.subject_ids))
+        ids = data.subject_ids[rows]
+        if len(ids) != len(order) or not np.array_equal(ids, first.subject_ids[order]):
+            raise DataError(f"{data.path}: its subjects (or rows per subject) differ from {first.path}'s; "
+                            "every signature of a task must hold the same subjects")
+        if not np.array_equal(data.y[rows], first.y[order]):
+            i = int(np.argmax(data.y[rows] != first.y[order]))
+            raise DataError(f"{data.path}: subject {ids[i]!r} scores {data.y[rows][i]:g} here but "
+                            f"{first.y[order][i]:g} in {first.path}")
+        if data.feature_names != first.feature_names:
+            raise DataError(f"{data.path}: feature_names differ from {first.path}'s")
+        aligned.append(data.X[rows])
+    return GroupData(task, tuple(signatures), tuple(d.path for d in loaded), np.stack(aligned),
+                     first.y[order], first.subject_ids[order], first.feature_names)
+
+
+# --- fold tensors: one member per (signature, fold) --------------------------------------------
+
+
+def member(signature_index: int, fold: int, folds: int) -> int:
+    """Index of signature s's fold-k model among the S x K members (signature-major)."""
+    return signature_index * folds + fold
 
 
 @dataclass(frozen=True)
 class Standardiser:
-    """Per-fold feature mean and scale, fitted on that fold's training subjects only."""
+    """Per-member feature mean and scale, fitted on that member's training subjects only."""
 
-    mean: np.ndarray  # (K, 10)
-    scale: np.ndarray  # (K, 10)
+    mean: np.ndarray  # (M, 10)
+    scale: np.ndarray  # (M, 10)
 
     @classmethod
-    def fit(cls, fold_train_X: list[np.ndarray]) -> "Standardiser":
-        mean = np.stack([x.mean(axis=0) for x in fold_train_X])
-        std = np.stack([x.std(axis=0) for x in fold_train_X])
+    def fit(cls, member_train_X: list[np.ndarray]) -> "Standardiser":
+        mean = np.stack([x.mean(axis=0) for x in member_train_X])
+        std = np.stack([x.std(axis=0) for x in member_train_X])
         # A constant feature would divide by zero; it carries no information, so leave it
         # centred at zero rather than blowing it up.
         scale = np.where(std > 1e-12, std, 1.0)
         return cls(mean, scale)
 
-    def transform(self, fold: int, X: np.ndarray) -> np.ndarray:
-        return (X - self.mean[fold]) / self.scale[fold]
+    def transform(self, m: int, X: np.ndarray) -> np.ndarray:
+        return (X - self.mean[m]) / self.scale[m]
 
 
 @dataclass
 class FoldTensors:
-    """Every fold's train and validation rows, padded to a common length.
+    """Every member's train and validation rows, padded to a common length.
 
-    Rows past `train_counts[k]` (or `val_counts[k]`) are padding and never enter a loss or
-    metric. X is standardised with fold k's own statistics; y is scaled to [0, 1] by the
-    task's score range.
+    Member m = s * K + k holds signature s's features of fold k's rows. Rows past
+    `train_counts[k]` (or the validation mask) are padding and never enter a loss or a
+    metric. X is standardised with the member's own statistics; y is scaled to [0, 1] by
+    the task's score range and is the same for every signature.
     """
 
-    X_train: torch.Tensor  # (K, n_train_max, 10)
-    y_train: torch.Tensor  # (K, n_train_max)
-    train_counts: torch.Tensor  # (K,) long
-    X_val: torch.Tensor  # (K, n_val_max, 10)
-    y_val: torch.Tensor  # (K, n_val_max)
-    val_mask: torch.Tensor  # (K, n_val_max) bool
+    X_train: torch.Tensor  # (M, n_train_max, 10)
+    y_train: torch.Tensor  # (M, n_train_max)
+    train_counts: torch.Tensor  # (K,) long: the same for every signature
+    X_val: torch.Tensor  # (M, n_val_max, 10)
+    y_val: torch.Tensor  # (M, n_val_max)
+    val_mask: torch.Tensor  # (M, n_val_max) bool
     standardiser: Standardiser
     score_range: tuple[float, float]
+    n_signatures: int
+
+    @property
+    def n_members(self) -> int:
+        return self.X_train.shape[0]
 
     @property
     def n_folds(self) -> int:
-        return self.X_train.shape[0]
+        return self.n_members // self.n_signatures
 
     def to(self, device: torch.device) -> "FoldTensors":
         for name in ("X_train", "y_train", "train_counts", "X_val", "y_val", "val_mask"):
@@ -321,31 +368,25 @@ class FoldTensors:
 
 
 def build_fold_tensors(
-    data: TaskData,
+    group: GroupData,
     split: Split,
     score_range: tuple[float, float],
     dtype: torch.dtype = torch.float32,
 ) -> FoldTensors:
     low, high = score_range
-    y_scaled = (data.y - low) / (high - low)
-    fold_of_row = np.array([split.fold_of_subject.get(s, -1) for s in data.subject_ids])
-    train_X, train_y, val_X, val_y = [], [], [], []
-    for k in range(split.folds):
-        train_rows = (fold_of_row >= 0) & (fold_of_row != k)
-        val_rows = fold_of_row == k
-        train_X.append(data.X[train_rows])
-        train_y.append(y_scaled[train_rows])
-        val_X.append(data.X[val_rows])
-        val_y.append(y_scaled[val_rows])
-    standardiser = Standardiser.fit(train_X)
-    train_X = [standardiser.transform(k, x) for k, x in enumerate(train_X)]
-    val_X = [standardiser.transform(k, x) for k, x in enumerate(val_X)]
-    X_train, y_train, train_counts = _pad(train_X, train_y, dtype)
-    X_val, y_val, val_counts = _pad(val_X, val_y, dtype)
+    y_scaled = (group.y - low) / (high - low)
+    fold_of_row = np.array([split.fold_of_subject.get(s, -1) for s in group.subject_ids])
+    train_rows = [(fold_of_row >= 0) & (fold_of_row != k) for k in range(split.folds)]
+    val_rows = [fold_of_row == k for k in range(split.folds)]
+    members = [(s, k) for s in range(len(group.signatures)) for k in range(split.folds)]
+    standardiser = Standardiser.fit([group.X[s][train_rows[k]] for s, k in members])
+    train_X = [standardiser.transform(m, group.X[s][train_rows[k]]) for m, (s, k) in enumerate(members)]
+    val_X = [standardiser.transform(m, group.X[s][val_rows[k]]) for m, (s, k) in enumerate(members)]
+    X_train, y_train, train_counts = _pad(train_X, [y_scaled[train_rows[k]] for _, k in members], dtype)
+    X_val, y_val, val_counts = _pad(val_X, [y_scaled[val_rows[k]] for _, k in members], dtype)
     val_mask = torch.arange(X_val.shape[1])[None, :] < val_counts[:, None]
-    return FoldTensors(
-        X_train, y_train, train_counts, X_val, y_val, val_mask, standardiser, score_range
-    )
+    return FoldTensors(X_train, y_train, train_counts[: split.folds], X_val, y_val, val_mask, standardiser,
+                       score_range, len(group.signatures))
 
 
 def _pad(

@@ -16,7 +16,7 @@ class ConfigError(InputError):
 
 
 class DataError(InputError):
-    """A dataset file that breaks the data contract (DESIGN.md section 3)."""
+    """A dataset file that breaks the data contract (docs/design.md, "Data")."""
 
 
 class CheckpointError(InputError):

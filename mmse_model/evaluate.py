@@ -6,14 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from mmse_model.checkpoint import FoldEnsemble
+from mmse_model.checkpoint import CheckpointPayload, FoldEnsemble
 from mmse_model.data import Split, TaskData
 from mmse_model.metrics import calibration, regression_metrics
 
 
-def held_out_rows(data: TaskData, split: Split) -> np.ndarray:
+def held_out_rows(subject_ids: np.ndarray, split: Split) -> np.ndarray:
     """Boolean mask of the rows that belong to held-out test subjects."""
-    return np.isin(data.subject_ids, np.array(split.test_subjects, dtype=data.subject_ids.dtype))
+    return np.isin(subject_ids, np.array(split.test_subjects, dtype=subject_ids.dtype))
 
 
 def score_predictions(
@@ -27,8 +27,15 @@ def score_predictions(
     }
 
 
-def evaluate_on_test(payload: dict[str, Any], data: TaskData, split: Split) -> dict[str, float]:
+def test_predictions(payload: CheckpointPayload, data: TaskData, split: Split, signature: str | None = None):
+    """(subject ids, true scores, predictions, sd over the fold-models) of the test rows."""
+    rows = held_out_rows(data.subject_ids, split)
+    per_fold = FoldEnsemble.from_checkpoint(payload, signature).predict_folds(data.X[rows])  # (K, n)
+    return data.subject_ids[rows], data.y[rows], per_fold.mean(axis=0), per_fold.std(axis=0, ddof=1)
+
+
+def evaluate_on_test(payload: CheckpointPayload, data: TaskData, split: Split,
+                     signature: str | None = None) -> dict[str, Any]:
     """The fold ensemble's metrics on the test subjects, which no fold-model has seen."""
-    rows = held_out_rows(data, split)
-    ensemble = FoldEnsemble.from_checkpoint(payload)
-    return score_predictions(data.y[rows], ensemble.predict(data.X[rows]), ensemble.score_range)
+    _, y_true, y_pred, _ = test_predictions(payload, data, split, signature)
+    return score_predictions(y_true, y_pred, (payload.score_range[0], payload.score_range[1]))

@@ -11,10 +11,7 @@ called NMAE): defined for every score, comparable across tasks with different ra
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import torch
 
 # The value early stopping, the LR scheduler, checkpoint ranking and ASHA all minimise:
 # mean over folds of the validation MSE on the [0, 1]-scaled target. Multiplied by
@@ -24,42 +21,62 @@ MONITOR = "val/loss"
 METRIC_NAMES = ("mse", "rmse", "mae", "r2", "explained_variance", "pearson_r", "mape")
 
 
+def member_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray, score_range: tuple[float, float]
+) -> dict[str, np.ndarray]:
+    """Every metric for M sets of predictions at once: (M, n) arrays with a mask of the
+    real entries -> {name: (M,)}, in points. The one implementation of every formula."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    w = np.asarray(mask, dtype=np.float64)
+    n = w.sum(axis=1)
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return (values * w).sum(axis=1) / n
+
+    err = y_true - y_pred
+    mse = mean(err**2)
+    mae = mean(np.abs(err))
+    centred_true = y_true - mean(y_true)[:, None]
+    centred_pred = y_pred - mean(y_pred)[:, None]
+    var_true = mean(centred_true**2)
+    var_err = mean((err - mean(err)[:, None]) ** 2)
+    low, high = score_range
+    return {
+        "mse": mse,
+        "rmse": np.sqrt(mse),
+        "mae": mae,
+        # r2 and explained variance follow scikit-learn, including its choice for a constant
+        # target (1.0 when the prediction is perfect, 0.0 otherwise).
+        "r2": _ratio_score(mse, var_true),
+        "explained_variance": _ratio_score(var_err, var_true),
+        "pearson_r": _pearson(centred_true, centred_pred, mean),
+        "mape": 100.0 * mae / (high - low),
+    }
+
+
 def regression_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, score_range: tuple[float, float]
 ) -> dict[str, float]:
     """All metrics for one set of predictions, both in points."""
-    y_true = np.asarray(y_true, dtype=np.float64)
-    y_pred = np.asarray(y_pred, dtype=np.float64)
-    err = y_true - y_pred
-    mse = float(np.mean(err**2))
-    var_true = float(np.var(y_true))
-    low, high = score_range
-    return {
-        "mse": mse,
-        "rmse": math.sqrt(mse),
-        "mae": float(np.mean(np.abs(err))),
-        # r2 and explained variance follow scikit-learn, including its choice for a constant
-        # target (1.0 when the prediction is perfect, 0.0 otherwise).
-        "r2": _ratio_score(float(np.sum(err**2)), float(np.sum((y_true - y_true.mean()) ** 2))),
-        "explained_variance": _ratio_score(float(np.var(err)), var_true),
-        "pearson_r": _pearson(y_true, y_pred),
-        "mape": float(100.0 * np.mean(np.abs(err)) / (high - low)),
-    }
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    values = member_metrics(y_true[None], y_pred[None], np.ones((1, len(y_true)), dtype=bool), score_range)
+    return {name: float(v[0]) for name, v in values.items()}
 
 
-def _ratio_score(residual: float, total: float) -> float:
-    if total == 0.0:
-        return 1.0 if residual == 0.0 else 0.0
-    return 1.0 - residual / total
+def _ratio_score(residual: np.ndarray, total: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = 1.0 - residual / total
+    return np.where(total == 0.0, np.where(residual == 0.0, 1.0, 0.0), score)
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    # Undefined when either side is constant; report 0 (no linear association) rather than NaN,
-    # which would poison means over folds.
-    sa, sb = a.std(), b.std()
-    if np.ptp(a) == 0.0 or np.ptp(b) == 0.0:
-        return 0.0
-    return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
+def _pearson(centred_a: np.ndarray, centred_b: np.ndarray, mean) -> np.ndarray:
+    # Undefined when either side is constant; report 0 (no linear association) rather than
+    # NaN, which would poison means over folds.
+    var_a, var_b = mean(centred_a**2), mean(centred_b**2)
+    constant = (var_a <= 1e-24) | (var_b <= 1e-24)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = mean(centred_a * centred_b) / np.sqrt(var_a * var_b)
+    return np.where(constant, 0.0, r)
 
 
 def calibration(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -74,45 +91,11 @@ def calibration(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     return {"calibration_slope": float(slope), "calibration_intercept": float(intercept)}
 
 
-def summarise_folds(per_fold: list[dict[str, float]]) -> dict[str, float]:
-    """Mean and sample sd over folds: {'rmse': m, 'rmse_sd': s, ...}."""
+def summarise_folds(per_fold: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean and sample sd over one signature's K folds: {'rmse': m, 'rmse_sd': s, ...}."""
     out: dict[str, float] = {}
-    for name in per_fold[0]:
-        values = np.array([m[name] for m in per_fold])
+    for name, values in per_fold.items():
+        values = np.asarray(values, dtype=np.float64)
         out[name] = float(values.mean())
         out[f"{name}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return out
-
-
-def fold_metrics(
-    y_true: torch.Tensor, y_pred: torch.Tensor, mask: torch.Tensor, score_range: tuple[float, float]
-) -> list[dict[str, float]]:
-    """Per-fold metrics from padded (K, n) tensors of points; one host transfer in all."""
-    y_true, y_pred, mask = (t.detach().cpu().numpy() for t in (y_true, y_pred, mask))
-    return [
-        regression_metrics(y_true[k][mask[k]], y_pred[k][mask[k]], score_range)
-        for k in range(y_true.shape[0])
-    ]
-
-
-class MetricsCalculator:
-    """The seed's accumulate-then-compute helper, for code that iterates over batches."""
-
-    def __init__(self, score_range: tuple[float, float]):
-        self.score_range = score_range
-        self.reset()
-
-    def reset(self) -> None:
-        self.y_true: list[np.ndarray] = []
-        self.y_pred: list[np.ndarray] = []
-
-    def update(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> None:
-        self.y_true.append(y_true.detach().cpu().numpy().reshape(-1))
-        self.y_pred.append(y_pred.detach().cpu().numpy().reshape(-1))
-
-    def compute(self) -> dict[str, float]:
-        if not self.y_true:
-            return {}
-        return regression_metrics(
-            np.concatenate(self.y_true), np.concatenate(self.y_pred), self.score_range
-        )

@@ -1,10 +1,12 @@
-"""The MLP (10 -> h1 -> h2 -> 1), alone and as K independent fold-models in one module.
+"""The MLP (10 -> [h1 -> [h2 ->]] 1), alone and as M independent models in one module.
 
-`FoldMLP` stacks the weights of K MLPs along a leading dimension so one batched matmul
-(`torch.baddbmm`) runs a step for every fold at once. The fold-models share nothing: each
-has its own weights, batch-norm statistics, optimiser state (Adam is element-wise) and
-gradient-norm clipping (`clip_grad_norm_per_model`). `MLP` is the plain single model, the
-shape the seed had, used for export, the TensorBoard graph and the equivalence test.
+`FoldMLP` stacks the weights of M MLPs (one per signature and fold) along a leading
+dimension so one batched matmul (`torch.baddbmm`) runs a step for every one at once. The
+models share nothing: each has its own weights, batch-norm statistics, optimiser state and
+learning rate (mmse_model/optim.py) and gradient-norm clipping (`clip_grad_norm_per_model`).
+With `hidden_layers: 0` a model is linear in the standardised features. `MLP` is the plain
+single model, the shape the seed had, used for the TensorBoard graph and the equivalence
+tests.
 """
 
 from __future__ import annotations
@@ -16,19 +18,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmse_model.config import ArchConfig
+from mmse_model.domain import N_FEATURES
 
-N_FEATURES = 10
 BN_MOMENTUM = 0.1
 BN_EPS = 1e-5
 
 
+def hidden_widths(arch: ArchConfig) -> list[int]:
+    return [arch.h1, arch.h2][: arch.hidden_layers]
+
+
 class MLP(nn.Sequential):
-    """Linear -> [BatchNorm] -> ReLU -> [Dropout], twice, then Linear to one output."""
+    """Linear -> [BatchNorm] -> ReLU -> [Dropout] per hidden layer, then Linear to one output."""
 
     def __init__(self, arch: ArchConfig, n_features: int = N_FEATURES):
         layers: list[nn.Module] = []
         width_in = n_features
-        for width in (arch.h1, arch.h2):
+        for width in hidden_widths(arch):
             layers.append(nn.Linear(width_in, width))
             if arch.use_batch_norm:
                 layers.append(nn.BatchNorm1d(width, eps=BN_EPS, momentum=BN_MOMENTUM))
@@ -81,7 +87,7 @@ class FoldBatchNorm(nn.Module):
 
 
 class FoldMLP(nn.Module):
-    """K independent MLPs with stacked weights: input (K, B, 10) -> output (K, B).
+    """M independent MLPs with stacked weights: input (M, B, 10) -> output (M, B).
 
     All linear weights and biases live in one (K, P) parameter, viewed per layer: the
     optimiser step and the per-model gradient clip are then a handful of kernels on one
@@ -92,7 +98,7 @@ class FoldMLP(nn.Module):
         super().__init__()
         self.arch = arch
         self.n_models = n_models
-        widths = [n_features, arch.h1, arch.h2, 1]
+        widths = [n_features, *hidden_widths(arch), 1]
         self.layer_shapes = list(zip(widths, widths[1:]))  # (in, out) per layer
         self.chunks = [n for w_in, w_out in self.layer_shapes for n in (w_in * w_out, w_out)]
         self.flat = nn.Parameter(torch.empty(n_models, sum(self.chunks)))
@@ -100,28 +106,28 @@ class FoldMLP(nn.Module):
             FoldBatchNorm(n_models, w) for w in widths[1:-1] if arch.use_batch_norm
         )
 
-    def dropout_masks(self, seed: int, n_steps: int, rows: int) -> list[torch.Tensor] | None:
-        """Every step's dropout scales for an epoch, drawn at once: [(n_steps, K, rows, w)].
+    def dropout_masks(self, seed: int, n_steps: int, rows: int, n_folds: int) -> list[torch.Tensor] | None:
+        """Every step's dropout scales for an epoch, drawn at once: [(n_steps, M, rows, w)].
 
         One draw per epoch instead of per step and layer saves kernels on the hot path; a
         private generator seeded per epoch makes a resumed run draw the same masks as an
-        uninterrupted one and leaves the global RNG alone.
+        uninterrupted one and leaves the global RNG alone. Masks are drawn for the K folds
+        and shared by every signature's fold k, as a run of that signature alone draws them.
         """
         p = self.arch.dropout
-        if p == 0:
+        if p == 0 or len(self.layer_shapes) == 1:
             return None
         device, dtype = self.flat.device, self.flat.dtype
         generator = torch.Generator(device=device).manual_seed(seed)
         masks = []
         for _, width in self.layer_shapes[:-1]:
-            draws = torch.rand(
-                n_steps, self.n_models, rows, width, generator=generator, device=device, dtype=dtype
-            )
-            masks.append((draws >= p).to(dtype).mul_(1.0 / (1.0 - p)))
+            draws = torch.rand(n_steps, n_folds, rows, width, generator=generator, device=device, dtype=dtype)
+            scale = (draws >= p).to(dtype).mul_(1.0 / (1.0 - p))
+            masks.append(scale.repeat(1, self.n_models // n_folds, 1, 1))
         return masks
 
     def layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Views (W (K, in, out), b (K, out)) into the flat parameter, one pair per layer."""
+        """Views (W (M, in, out), b (M, out)) into the flat parameter, one pair per layer."""
         parts = torch.split(self.flat, self.chunks, dim=1)
         return [
             (parts[2 * i].view(self.n_models, w_in, w_out), parts[2 * i + 1])

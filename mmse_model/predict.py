@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
-
+from mmse_model import atomic
 from mmse_model.checkpoint import FoldEnsemble, load_checkpoint
 from mmse_model.data import load_features
 from mmse_model.errors import DataError
 
 
-def predict_file(model: str | Path, input_path: str | Path, out_path: str | Path) -> int:
-    """Write `subject_id,prediction,fold_sd` rows; returns the number of subjects."""
-    ensemble = FoldEnsemble.from_checkpoint(load_checkpoint(model))
+def predict_file(model: str | Path, input_path: str | Path, out_path: str | Path, signature: str | None = None) -> int:
+    """Write `subject_id,prediction,fold_sd` rows; returns the number of subjects.
+    `signature` picks one out of a checkpoint of several (a sweep trial's)."""
+    ensemble = FoldEnsemble.from_checkpoint(load_checkpoint(model), signature)
     X, subject_ids, names = load_features(Path(input_path))
     if names is not None and ensemble.feature_names and tuple(names) != ensemble.feature_names:
         raise DataError(
@@ -28,11 +28,7 @@ def predict_file(model: str | Path, input_path: str | Path, out_path: str | Path
     writer.writerow(["subject_id", f"{ensemble.task}_predicted", "fold_sd"])
     for sid, mean, sd in zip(subject_ids, per_fold.mean(axis=0), per_fold.std(axis=0, ddof=1)):
         writer.writerow([sid, f"{mean:.4f}", f"{sd:.4f}"])
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    os.replace(tmp, out_path)
+    atomic.write_text(out_path, buffer.getvalue())
     return len(subject_ids)
 
 

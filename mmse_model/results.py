@@ -1,158 +1,210 @@
-"""A sweep's results: one row per trial, the best per (signature, task), each task's winner.
+"""A sweep's results: one row per (signature, task, sample), each task's winner, the summary.
 
-Ray-free: `ray_jobs/sweep.py` turns Tune's results into plain dicts (a trial's config and
-its per-epoch history) and calls these functions; so do the unit tests. Every ranking is by
-`MONITOR` (`val/loss`, the mean over folds of the scaled validation MSE), and only within a
-task: losses of different tasks are on different scales.
+Ray-free: `ray_jobs/sweep.py` hands over each trial's config, its per-epoch history (as
+Tune recorded it) and the checkpoint it names; the rows are read from that checkpoint,
+which holds every signature's best epoch, metrics and weights (mmse_model/checkpoint.py),
+so a row and the weights it names always agree. Rankings are by validation loss (the mean
+over folds of the scaled validation MSE) and only within a task: losses of different tasks
+are on different scales. Validation numbers select; only test numbers estimate.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
-import os
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal
 
+from pydantic import ConfigDict
+
+from mmse_model import atomic
+from mmse_model.checkpoint import CheckpointPayload
+from mmse_model.errors import CheckpointError
 from mmse_model.metrics import MONITOR
+from mmse_model.schema import Schema
 
-VAL_COLUMNS = (MONITOR, "val/rmse", "val/rmse_sd", "val/mae", "val/mae_sd", "val/r2", "val/r2_sd",
-               "val/pearson_r", "val/pearson_r_sd")
-TEST_COLUMNS = ("rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept", "n")
-# How a trial ended: ASHA stopped it at a rung, the core's early stopping ended it, it ran
-# every epoch, or it failed.
+# How a row's signature ended: ASHA stopped its trial at a rung, the core's early stopping
+# ended it, it ran every epoch, or its trial failed.
 STOPPED_BY_ASHA, EARLY_STOPPED, COMPLETED, ERRORED = "asha", "early_stopping", "completed", "error"
+Status = Literal["asha", "early_stopping", "completed", "error"]
+# Validation metrics a row keeps (at the signature's best epoch): `loss` is the scaled MSE
+# that every ranking uses, the rest are in points, mean and sd over folds.
+VALIDATION_KEYS = ("loss", "rmse", "rmse_sd", "mae", "mae_sd", "r2", "r2_sd", "pearson_r", "pearson_r_sd")
+TEST_COLUMNS = ("rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept", "n")
 
 
-def trial_row(
+class TrialRow(Schema):
+    """One signature of one trial (task, hyper-parameter sample, signature group)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    trial_id: str
+    signature: str
+    task: str
+    group: str  # the trial's signature group: the signature itself, "all", or "g<i>"
+    sample: int
+    hyperparameters: dict[str, Any]
+    epochs_run: int
+    best_epoch: int
+    status: Status
+    validation: dict[str, float]  # VALIDATION_KEYS at best_epoch (selection metrics)
+    checkpoint_uri: str
+
+    @property
+    def loss(self) -> float:
+        return self.validation.get("loss", math.nan)
+
+    def flat(self) -> dict[str, Any]:
+        """The trials.csv row: hyper-parameters as `hp/<key>`, metrics as `val/<key>`."""
+        return {
+            "trial_id": self.trial_id, "signature": self.signature, "task": self.task, "group": self.group,
+            "sample": self.sample, **{f"hp/{k}": v for k, v in sorted(self.hyperparameters.items())},
+            "epochs_run": self.epochs_run, "best_epoch": self.best_epoch, "status": self.status,
+            "stopped_early": self.status in (STOPPED_BY_ASHA, EARLY_STOPPED),
+            **{f"val/{k}": self.validation.get(k, math.nan) for k in VALIDATION_KEYS},
+            "checkpoint_uri": self.checkpoint_uri,
+        }
+
+    @classmethod
+    def from_flat(cls, row: dict[str, str]) -> "TrialRow":
+        """A row read back from trials.csv (strings) into its types."""
+        return cls.parse({
+            "trial_id": row["trial_id"], "signature": row["signature"], "task": row["task"], "group": row["group"],
+            "sample": int(row["sample"]),
+            "hyperparameters": {k[3:]: _csv_value(v) for k, v in row.items() if k.startswith("hp/")},
+            "epochs_run": int(row["epochs_run"]), "best_epoch": int(row["best_epoch"]), "status": row["status"],
+            "validation": {k: float(row[f"val/{k}"]) for k in VALIDATION_KEYS if row.get(f"val/{k}", "") not in ("", "nan")},
+            "checkpoint_uri": row["checkpoint_uri"],
+        })
+
+
+def _csv_value(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(text, text)
+
+
+def choose_checkpoint(
+    history: list[dict[str, Any]], load: Callable[[str], CheckpointPayload]
+) -> tuple[str, CheckpointPayload] | None:
+    """The newest checkpoint Tune recorded for a trial that still loads, with its payload.
+
+    Every checkpoint holds each signature's best weights so far, so the newest is the most
+    complete. A checkpoint can be gone (Train keeps the most recent few) or unreadable (a
+    trial killed while it was written): the next older one is taken then, never a name
+    without a loadable file behind it.
+    """
+    paths = {int(r["epoch"]): r["checkpoint_path"] for r in history if has_checkpoint(r) and _number(r.get("epoch"))}
+    for epoch in sorted(paths, reverse=True):
+        try:
+            return paths[epoch], load(paths[epoch])
+        except (CheckpointError, OSError):  # gone (OSError), or half-written or foreign
+            continue
+    return None
+
+
+def signature_rows(
     trial_id: str,
-    signature: str,
     task: str,
+    group: str,
+    signatures: list[str],
+    sample: int,
     hyperparameters: dict[str, Any],
     history: list[dict[str, Any]],
+    chosen: tuple[str, CheckpointPayload] | None,
     *,
     max_epochs: int,
-    early_stopping: tuple[int, float] | None,
     errored: bool = False,
-    checkpoint_usable: Callable[[dict[str, Any]], bool] | None = None,
-) -> dict[str, Any]:
-    """One trial's row. `history` is its per-epoch records (as Tune's result.json holds
-    them); the validation metrics are those of its best checkpointed epoch, whose weights
-    are the ones kept (they equal what early stopping restores). `checkpoint_usable` says
-    whether an epoch's checkpoint still exists and loads: Train's rotation can delete the
-    checkpoint that Tune's history calls best (docs/design.md, "Checkpoints"), so the row
-    names the best epoch whose checkpoint is usable, and `checkpoint_path` that one.
-
-    How it ended is read from the history itself, so it survives a driver restart: a trial
-    that ran fewer than `max_epochs` epochs was stopped by the core's early stopping when
-    the rule `early_stopping` = (patience, min_delta) fires at its last epoch, else by ASHA.
-    """
-    # A trial resumed from a checkpoint reports some epochs twice: keep each epoch's last.
-    by_epoch = {r["epoch"]: r for r in history if _number(r.get(MONITOR)) and _number(r.get("epoch"))}
-    epochs = [by_epoch[e] for e in sorted(by_epoch)]
-    with_checkpoint = sorted((r for r in epochs if has_checkpoint(r)), key=lambda r: r[MONITOR])
-    usable = next((r for r in with_checkpoint if checkpoint_usable is None or checkpoint_usable(r)), None)
-    best = usable or min(epochs, key=lambda r: r[MONITOR], default=None)
-    epochs_run = int(max((r["epoch"] for r in epochs), default=0))
-    if errored:
-        status = ERRORED
-    elif epochs_run >= max_epochs:
-        status = COMPLETED
-    elif early_stopping is not None and _early_stopping_fired(epochs, *early_stopping):
-        status = EARLY_STOPPED
-    else:
-        status = STOPPED_BY_ASHA
-    row: dict[str, Any] = {
-        "trial_id": trial_id,
-        "signature": signature,
-        "task": task,
-        **{f"hp/{k}": v for k, v in sorted(hyperparameters.items())},
-        "epochs_run": epochs_run,
-        "best_epoch": int(best["epoch"]) if best else 0,
-        "status": status,
-        "stopped_early": status in (STOPPED_BY_ASHA, EARLY_STOPPED),
-    }
-    for column in VAL_COLUMNS:
-        row[column] = float(best[column]) if best and _number(best.get(column)) else math.nan
-    row["checkpoint_path"] = usable["checkpoint_path"] if usable else ""
-    return row
-
-
-def _early_stopping_fired(epochs: list[dict[str, Any]], patience: int, min_delta: float) -> bool:
-    """Replay `EarlyStopping`'s rule over the history: did it fire at the last epoch?"""
-    best, wait = math.inf, 0
-    for record in sorted(epochs, key=lambda r: r["epoch"]):
-        if record[MONITOR] < best - min_delta:
-            best, wait = record[MONITOR], 0
-        else:
-            wait += 1
-    return bool(epochs) and wait >= patience
-
-
-def best_per_signature_task(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For every (signature, task): its best trial by validation loss (sorted by task)."""
-    best: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in rows:
-        if not _number(row.get(MONITOR)):
+) -> list[TrialRow]:
+    """The rows of one trial, one per signature, read from its chosen checkpoint."""
+    last_epoch = int(max((r["epoch"] for r in history if _number(r.get("epoch"))), default=0))
+    rows = []
+    for signature in signatures:
+        if chosen is None:
+            rows.append(TrialRow(trial_id=trial_id, signature=signature, task=task, group=group, sample=sample,
+                                 hyperparameters=hyperparameters, epochs_run=last_epoch, best_epoch=0,
+                                 status=ERRORED if errored else STOPPED_BY_ASHA, validation={}, checkpoint_uri=""))
             continue
-        key = (row["signature"], row["task"])
-        if key not in best or row[MONITOR] < best[key][MONITOR]:
+        uri, payload = chosen
+        state = payload.state(signature)
+        trial_epochs = max(payload.epoch, last_epoch)
+        if errored:
+            status, epochs = ERRORED, payload.epoch
+        elif not state.active:
+            status, epochs = EARLY_STOPPED, state.stop_epoch
+        elif trial_epochs >= max_epochs:
+            status, epochs = COMPLETED, max_epochs
+        else:
+            status, epochs = STOPPED_BY_ASHA, payload.epoch
+        validation = {"loss": state.best_val_loss, **{k: state.best_metrics[k] for k in VALIDATION_KEYS[1:]
+                                                      if k in state.best_metrics}}
+        rows.append(TrialRow(trial_id=trial_id, signature=signature, task=task, group=group, sample=sample,
+                             hyperparameters=hyperparameters, epochs_run=epochs, best_epoch=state.best_epoch,
+                             status=status, validation=validation, checkpoint_uri=uri))
+    return rows
+
+
+def best_per_signature_task(rows: Iterable[TrialRow]) -> list[TrialRow]:
+    """For every (signature, task): its best row by validation loss (sorted by task)."""
+    best: dict[tuple[str, str], TrialRow] = {}
+    for row in rows:
+        if not (_number(row.loss) and row.checkpoint_uri):
+            continue
+        key = (row.signature, row.task)
+        if key not in best or row.loss < best[key].loss:
             best[key] = row
-    return [best[k] for k in sorted(best, key=lambda k: (k[1], best[k][MONITOR]))]
+    return [best[k] for k in sorted(best, key=lambda k: (k[1], best[k].loss))]
 
 
-def winners_per_task(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each task's winning trial (any signature, any hyper-parameters) by validation loss."""
-    winners: dict[str, dict[str, Any]] = {}
+def winners_per_task(rows: Iterable[TrialRow]) -> dict[str, TrialRow]:
+    """Each task's winner (any signature, any hyper-parameters) by validation loss."""
+    winners: dict[str, TrialRow] = {}
     for row in best_per_signature_task(rows):
-        task = row["task"]
-        if task not in winners or row[MONITOR] < winners[task][MONITOR]:
-            winners[task] = row
+        if row.task not in winners or row.loss < winners[row.task].loss:
+            winners[row.task] = row
     return dict(sorted(winners.items()))
 
 
 def build_summary(
-    rows: list[dict[str, Any]],
+    rows: list[TrialRow],
     test_metrics: dict[str, dict[str, Any]],
     baselines: dict[str, dict[str, dict[str, Any]]],
     experiment: str = "",
 ) -> dict[str, Any]:
     """The sweep in one document: winners with test metrics next to baselines, per task,
     and the best validation RMSE of every (signature, task)."""
-    winners = winners_per_task(rows)
     tasks = {}
-    for task, row in winners.items():
+    for task, row in winners_per_task(rows).items():
         tasks[task] = {
             "winner": {
-                "trial_id": row["trial_id"],
-                "signature": row["signature"],
-                "hyperparameters": {k[3:]: v for k, v in row.items() if k.startswith("hp/")},
-                "best_epoch": row["best_epoch"],
-                "validation": {k: row[k] for k in VAL_COLUMNS},
-                "checkpoint_uri": row["checkpoint_uri"],
+                "trial_id": row.trial_id,
+                "signature": row.signature,
+                "sample": row.sample,
+                "hyperparameters": row.hyperparameters,
+                "best_epoch": row.best_epoch,
+                "selection": {f"val/{k}": v for k, v in row.validation.items()},
+                "checkpoint_uri": row.checkpoint_uri,
             },
             "test": test_metrics.get(task, {}),
             "baselines": baselines.get(task, {}),
         }
     statuses: dict[str, int] = {}
     for row in rows:
-        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+        statuses[row.status] = statuses.get(row.status, 0) + 1
     return {
         "experiment": experiment,
         "metric": MONITOR,
-        "n_trials": len(rows),
-        "trial_status": dict(sorted(statuses.items())),
+        "n_rows": len(rows),
+        "n_trials": len({row.trial_id for row in rows}),
+        "row_status": dict(sorted(statuses.items())),
         "tasks": tasks,
         "best_per_signature_task": [
-            {
-                "signature": r["signature"],
-                "task": r["task"],
-                "trial_id": r["trial_id"],
-                MONITOR: r[MONITOR],
-                "val/rmse": r["val/rmse"],
-                "val/rmse_sd": r["val/rmse_sd"],
-            }
+            {"signature": r.signature, "task": r.task, "trial_id": r.trial_id, MONITOR: r.loss,
+             "val/rmse": r.validation.get("rmse", math.nan), "val/rmse_sd": r.validation.get("rmse_sd", math.nan)}
             for r in best_per_signature_task(rows)
         ],
     }
@@ -162,20 +214,20 @@ def format_summary(summary: dict[str, Any]) -> str:
     """The printed table: per task, the winner's test metrics beside the baselines', then
     the best validation RMSE of every (signature, task)."""
     lines = [
-        f"sweep {summary['experiment']}: {summary['n_trials']} trials "
-        f"({', '.join(f'{k} {v}' for k, v in summary['trial_status'].items())}); "
-        "metrics in sub-score points on held-out test subjects"
+        f"sweep {summary['experiment']}: {summary['n_trials']} trials, {summary['n_rows']} signature rows "
+        f"({', '.join(f'{k} {v}' for k, v in summary['row_status'].items())}); "
+        "test metrics in sub-score points on held-out subjects"
     ]
     header = f"  {'model':<34}{'RMSE':>7}{'MAE':>7}{'R^2':>7}{'r':>7}{'slope':>7}{'icpt':>7}"
     for task, entry in summary["tasks"].items():
         winner, test = entry["winner"], entry["test"]
-        lines.append(f"{task}: winner {winner['signature']} (trial {winner['trial_id']}, "
-                     f"val RMSE {winner['validation']['val/rmse']:.3f}), n = {test.get('n', '?')} test subjects")
+        lines.append(f"{task}: winner {winner['signature']} (trial {winner['trial_id']}, selection val RMSE "
+                     f"{winner['selection'].get('val/rmse', math.nan):.3f}), n = {test.get('n', '?')} test subjects")
         lines.append(header)
         lines.append(_test_line("network (winner)", test))
         for name, metrics in entry["baselines"].items():
             lines.append(_test_line(name, metrics))
-    lines.append("best validation RMSE per (signature, task), mean (sd) over folds:")
+    lines.append("best validation RMSE per (signature, task), mean (sd) over folds (selection, not an estimate):")
     for r in summary["best_per_signature_task"]:
         lines.append(f"  {r['task']}  {r['signature']:<28}{r['val/rmse']:>7.3f} ({r['val/rmse_sd']:.3f})")
     return "\n".join(lines)
@@ -188,31 +240,26 @@ def _test_line(name: str, m: dict[str, Any]) -> str:
             f"{m['calibration_slope']:>7.2f}{m['calibration_intercept']:>7.2f}")
 
 
-def write_trials_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """`trials.csv`: one row per trial; columns are the union over rows, in first-seen order."""
+def write_trials_csv(rows: list[TrialRow], path: str | Path) -> Path:
+    """`trials.csv`: one row per (signature, trial); columns are the union over rows."""
+    flat = [row.flat() for row in rows]
     columns: list[str] = []
-    for row in rows:
+    for row in flat:
         columns += [k for k in row if k not in columns]
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    return atomic.write_text(path, text.getvalue())
+
+
+def read_trials_csv(path: str | Path) -> list[TrialRow]:
+    with open(path, newline="") as handle:
+        return [TrialRow.from_flat(row) for row in csv.DictReader(handle)]
 
 
 def write_json(payload: dict[str, Any], path: str | Path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=_plain))
-    os.replace(tmp, path)
-    return path
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else str(value)
+    return atomic.write_json(path, payload)
 
 
 def has_checkpoint(record: dict[str, Any]) -> bool:

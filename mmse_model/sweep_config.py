@@ -1,169 +1,118 @@
 """The sweep's own config (`configs/sweep.yaml`): what to sweep, how, and where results go.
 
-Ray-free: loaded and checked here (unknown keys and wrong types are `ConfigError`s that
-name the key), turned into Tune objects in `ray_jobs/sweep.py`. The training config of
-every trial is `config` (a partial mapping of `mmse_model.config.Config`, validated) with
-one sample of `search_space` applied on top; search-space keys are dotted config paths.
+A typed schema like the training config (mmse_model/schema.py), turned into Tune objects
+by `ray_jobs/sweep.py`. Every trial's training config is `config` (a partial training
+config) with one sample of `search_space` applied on top; search-space keys are dotted
+paths of the training config.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
-import yaml
+from pydantic import BeforeValidator, Field
 
-from mmse_model.config import Config, TASKS
-from mmse_model.data import SIGNATURE_RE
-from mmse_model.errors import ConfigError, DataError
+from mmse_model.config import Config, read_yaml
+from mmse_model.domain import TASKS, is_signature, parse_signature
+from mmse_model.errors import ConfigError, DataError, InputError
+from mmse_model.schema import Number, Schema
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
+# Every trial must be scored on the same held-out subjects and folds: these are fixed.
+UNSEARCHABLE = ("split.seed", "split.folds", "split.test_fraction")
+
+Names = Annotated[tuple[str, ...], BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)]
 
 
-@dataclass(frozen=True)
-class AshaConfig:
-    max_t: int = 0  # epochs; 0: the config's training.epochs
-    grace_period: int = 5
-    reduction_factor: float = 3.0
-    brackets: int = 1
+class AshaConfig(Schema):
+    max_t: int = Field(0, ge=0)  # epochs; 0: the config's training.epochs
+    grace_period: int = Field(5, ge=1)
+    reduction_factor: Number = Field(3.0, gt=1.0)
+    brackets: int = Field(1, ge=1)
 
 
-@dataclass(frozen=True)
-class ResourcesConfig:
+class ResourcesConfig(Schema):
     # The Tune trial function only builds and waits on its TorchTrainer; its workers take
     # the config's `ray.cpus_per_worker` (and GPUs) themselves.
-    trial_cpus: float = 0.05
-    max_concurrent_trials: int = 0  # 0: from the cluster's resources
+    trial_cpus: Number = Field(0.05, gt=0.0, le=1.0)
+    max_concurrent_trials: int = Field(0, ge=0)  # 0: from the cluster's resources
 
 
-@dataclass(frozen=True)
-class WatchdogConfig:
+class WatchdogConfig(Schema):
     # How often the driver looks for placement groups left by ended Train runs.
-    interval_s: float = 5.0
+    interval_s: Number = Field(5.0, gt=0.0)
     # No trial reported for this long while trials wait for resources: stop with an error
     # (resumable). Raise it on autoscaling clusters where a node can take minutes to come up.
-    stall_timeout_s: float = 900.0
+    stall_timeout_s: Number = Field(900.0, gt=0.0)
 
 
-@dataclass(frozen=True)
-class SweepConfig:
-    name: str = "mmse_sweep"
-    data_root: str = "data"
-    storage: str = "runs"  # local path, NFS path or s3://bucket/prefix?endpoint_override=...
-    signatures: tuple[str, ...] = ()  # empty: every signature folder under data_root
-    tasks: tuple[str, ...] = ()  # empty: every task file found in all of them
-    samples: int = 4  # hyper-parameter samples per (signature, task)
+class SweepConfig(Schema):
+    name: str = Field("mmse_sweep", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    data_root: str = Field("data", min_length=1)
+    storage: str = Field("runs", min_length=1)  # path, NFS path or s3://bucket/prefix?endpoint_override=...
+    signatures: Names = ()  # empty: every signature folder under data_root
+    tasks: Names = ()  # empty: every task file found in all of them
+    samples: int = Field(4, ge=1)  # hyper-parameter samples per task (and signature group)
+    # Signatures trained together in one trial (one batched model): 0 all of a task's, N in
+    # groups of N, 1 one per trial. More, smaller trials keep a large cluster busy.
+    signatures_per_trial: int = Field(0, ge=0)
     search_seed: int = 0
-    search_space: dict[str, dict[str, list]] = field(default_factory=dict)
-    asha: AshaConfig = field(default_factory=AshaConfig)
-    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
-    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
-    config: dict[str, Any] = field(default_factory=dict)  # partial training Config
+    search_space: dict[str, dict[str, list]] = {}
+    asha: AshaConfig = AshaConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    watchdog: WatchdogConfig = WatchdogConfig()
+    config: dict[str, Any] = {}  # partial training config
+
+    @classmethod
+    def parse(cls, data: Any, where: str = "") -> "SweepConfig":
+        sweep = super().parse(data, where)
+        try:
+            sweep.check()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}{exc}") from None
+        return sweep
+
+    def check(self) -> None:
+        """What one field cannot say alone: names, the base config, ASHA, the search space."""
+        for sig in self.signatures:
+            if not is_signature(sig):
+                raise ConfigError(f"signatures: {sig!r} is not m<int>_tau<int>_eps<decimal>_lmin<int>")
+        for task in self.tasks:
+            if task not in TASKS:
+                raise ConfigError(f"tasks: {task!r} is not one of {', '.join(TASKS)}")
+        base = self.base_config()
+        if self.asha.grace_period > self.max_t():
+            raise ConfigError(f"asha.grace_period: expected 1..max_t ({self.max_t()}), got {self.asha.grace_period}")
+        for key, spec in self.search_space.items():
+            _check_dimension(base, key, spec)
 
     def base_config(self) -> Config:
-        return Config.from_dict(self.config)
+        return Config.parse(self.config, "config.")
 
     def max_t(self) -> int:
         return self.asha.max_t or self.base_config().training.epochs
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def load_sweep_config(
     path: str | Path, data_root: str | None = None, storage: str | None = None
 ) -> SweepConfig:
     """Load and check a sweep YAML; `data_root`/`storage` override the file's values."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read sweep config ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    try:
-        sweep = sweep_config_from_dict(raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    sweep = SweepConfig.parse(read_yaml(path), f"{path}: ")
     changes = {k: v for k, v in (("data_root", data_root), ("storage", storage)) if v is not None}
-    return dataclasses.replace(sweep, **changes)
+    return sweep.model_copy(update=changes)
 
 
-def sweep_config_from_dict(raw: Any) -> SweepConfig:
-    if not isinstance(raw, Mapping):
-        raise ConfigError("expected a mapping at the top level")
-    _only(raw, SweepConfig, "")
-    kwargs: dict[str, Any] = {}
-    for key in ("name", "data_root", "storage"):
-        if key in raw:
-            kwargs[key] = _string(raw[key], key)
-    for key in ("signatures", "tasks"):
-        if key in raw:
-            value = raw[key] or []
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{key}: expected a list of names, got {value!r}")
-            kwargs[key] = tuple(value)
-    for key in ("samples", "search_seed"):
-        if key in raw:
-            kwargs[key] = _integer(raw[key], key)
-    if "asha" in raw:
-        kwargs["asha"] = _section(AshaConfig, raw["asha"], "asha")
-    if "resources" in raw:
-        kwargs["resources"] = _section(ResourcesConfig, raw["resources"], "resources")
-    if "watchdog" in raw:
-        kwargs["watchdog"] = _section(WatchdogConfig, raw["watchdog"], "watchdog")
-    if "config" in raw:
-        if not isinstance(raw["config"], Mapping):
-            raise ConfigError(f"config: expected a mapping, got {raw['config']!r}")
-        kwargs["config"] = dict(raw["config"])
-    if "search_space" in raw:
-        if not isinstance(raw["search_space"], Mapping):
-            raise ConfigError(f"search_space: expected a mapping, got {raw['search_space']!r}")
-        kwargs["search_space"] = {str(k): dict(v) if isinstance(v, Mapping) else v
-                                  for k, v in raw["search_space"].items()}
-    sweep = SweepConfig(**kwargs)
-    validate(sweep)
-    return sweep
-
-
-def validate(sweep: SweepConfig) -> None:
-    try:
-        base = sweep.base_config()
-    except ConfigError as exc:
-        raise ConfigError(f"config.{exc}") from None
-    for sig in sweep.signatures:
-        if not SIGNATURE_RE.match(sig):
-            raise ConfigError(f"signatures: {sig!r} is not m<int>_tau<int>_eps<float>_lmin<int>")
-    for task in sweep.tasks:
-        if task not in TASKS:
-            raise ConfigError(f"tasks: {task!r} is not one of {TASKS}")
-    if sweep.samples < 1:
-        raise ConfigError(f"samples: expected an integer >= 1, got {sweep.samples}")
-    asha = sweep.asha
-    max_t = sweep.max_t()
-    if not 1 <= asha.grace_period <= max_t:
-        raise ConfigError(f"asha.grace_period: expected 1..max_t ({max_t}), got {asha.grace_period}")
-    if asha.max_t < 0 or asha.reduction_factor <= 1 or asha.brackets < 1:
-        raise ConfigError("asha: expected max_t >= 0, reduction_factor > 1, brackets >= 1")
-    if not 0 < sweep.resources.trial_cpus <= 1:
-        raise ConfigError(f"resources.trial_cpus: expected a number in (0, 1], got {sweep.resources.trial_cpus}")
-    if sweep.watchdog.interval_s <= 0 or sweep.watchdog.stall_timeout_s <= 0:
-        raise ConfigError("watchdog: expected interval_s > 0 and stall_timeout_s > 0")
-    if sweep.resources.max_concurrent_trials < 0:
-        raise ConfigError("resources.max_concurrent_trials: expected an integer >= 0")
-    for key, spec in sweep.search_space.items():
-        _check_dimension(base, key, spec)
-
-
-def _check_dimension(base: Config, key: str, spec: Any) -> None:
+def _check_dimension(base: Config, key: str, spec: dict[str, list]) -> None:
     where = f"search_space.{key}"
-    if not isinstance(spec, Mapping) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+    if key in UNSEARCHABLE:
+        raise ConfigError(f"{where}: the split is fixed for a whole sweep (every trial is scored on the same "
+                          "subjects); set it under config.split instead")
+    if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
         raise ConfigError(f"{where}: expected one of {{{', '.join(DISTRIBUTIONS)}: [...]}}, got {spec!r}")
     kind, args = next(iter(spec.items()))
-    if not isinstance(args, list) or not args:
-        raise ConfigError(f"{where}.{kind}: expected a non-empty list, got {args!r}")
+    if not args:
+        raise ConfigError(f"{where}.{kind}: expected a non-empty list")
     if kind != "choice":
         if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
             raise ConfigError(f"{where}.{kind}: expected [low, high], got {args!r}")
@@ -180,8 +129,19 @@ def _check_dimension(base: Config, key: str, spec: Any) -> None:
 
 def apply_sample(base: Config, sample: Mapping[str, Any]) -> Config:
     """The base config with one search-space sample (dotted key -> value) applied."""
-    # Tune hands numpy scalars; the config's type checks want Python ones.
-    return base.with_values({k: v.item() if hasattr(v, "item") else v for k, v in sample.items()})
+    return base.with_values(sample)
+
+
+def _signature_folder(folder: Path) -> bool:
+    """Is this folder a signature's? One that looks like it but is misspelt is an error,
+    not something to skip in silence."""
+    if not (folder.name.startswith("m") and "_tau" in folder.name and "_eps" in folder.name):
+        return False
+    try:
+        parse_signature(folder.name)
+    except InputError as exc:
+        raise DataError(f"{folder}: {exc}") from None
+    return True
 
 
 def discover(data_root: str | Path, signatures: tuple[str, ...], tasks: tuple[str, ...]):
@@ -190,11 +150,9 @@ def discover(data_root: str | Path, signatures: tuple[str, ...], tasks: tuple[st
     root = Path(data_root)
     if not root.is_dir():
         raise DataError(f"{root}: no such data root")
-    sigs = list(signatures) or sorted(
-        p.name for p in root.iterdir() if p.is_dir() and SIGNATURE_RE.match(p.name)
-    )
+    sigs = list(signatures) or sorted(p.name for p in root.iterdir() if p.is_dir() and _signature_folder(p))
     if not sigs:
-        raise DataError(f"{root}: no signature folders (m<int>_tau<int>_eps<float>_lmin<int>)")
+        raise DataError(f"{root}: no signature folders (m<int>_tau<int>_eps<decimal>_lmin<int>)")
     if tasks:
         for sig in sigs:
             for task in tasks:
@@ -206,44 +164,3 @@ def discover(data_root: str | Path, signatures: tuple[str, ...], tasks: tuple[st
         raise DataError(f"{root}: no task file (Q1..Q5.npz) present in every signature folder")
     return tuple(sigs), tuple(found)
 
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def _only(raw: Mapping, cls: type, path: str) -> None:
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in names:
-            raise ConfigError(f"{path}{key}: unknown key (expected one of {sorted(names)})")
-
-
-def _section(cls: type, raw: Any, path: str) -> Any:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{path}: expected a mapping, got {raw!r}")
-    _only(raw, cls, f"{path}.")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in raw:
-            value = raw[f.name]
-            kwargs[f.name] = _integer(value, f"{path}.{f.name}") if f.type in (int, "int") else _number(
-                value, f"{path}.{f.name}"
-            )
-    return cls(**kwargs)
-
-
-def _string(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{path}: expected a non-empty string, got {value!r}")
-    return value
-
-
-def _integer(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{path}: expected an integer, got {value!r}")
-    return value
-
-
-def _number(value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{path}: expected a number, got {value!r}")
-    return float(value)

@@ -64,18 +64,17 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mmse_model.atomic import staged_dir
+from mmse_model.domain import FIELD_OF_VIEW_DEG, MMSE_MAX, SCORE_RANGES, SUBTOTAL_RANGE, TASKS as TASK_NAMES
 from mmse_model.errors import InputError
 
-TASK_NAMES = ("Q1", "Q2", "Q3", "Q4", "Q5")
-ITEM_MAX = np.array([5, 5, 3, 5, 3, 9])  # Q1..Q5, then the other MMSE items
+# Q1..Q5, then the other MMSE items (language and praxis) that no task stands for.
+ITEM_MAX = np.array([*(int(high) for _, high in SCORE_RANGES.values()), MMSE_MAX - int(SUBTOTAL_RANGE[1])])
 # Relative propensity of an item's points to be lost (ASSUMPTION, order from Ashford 1989).
 LOSS_WEIGHTS = np.array([2.0, 0.8, 0.5, 1.6, 3.0, 0.35])
 
@@ -85,7 +84,6 @@ MMSE_MEAN = np.array([29.1, 27.0, 21.0])
 MMSE_SD = np.array([1.0, 1.8, 4.0])
 MMSE_CLIP = np.array([[26, 30], [22, 30], [10, 27]])
 
-FIELD_OF_VIEW_DEG = 100.0
 SAMPLE_RATES_HZ = (90.0, 120.0)
 DURATION_S = (20.0, 40.0)
 FIXATION_MEDIAN_S = 0.250
@@ -347,9 +345,7 @@ def synthesize(
     # Enough fixations to outlast the longest task even at the shortest durations.
     n_fixations = int(duration_s[1] / 0.05) + 1
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with staged_dir(out) as staging:
         for q, (task, scene) in enumerate(TASKS.items()):
             positions, durations = simulate_fixations(
                 scene, impairment[:, q], traits, n_fixations, rng
@@ -364,12 +360,6 @@ def synthesize(
                 path.write_text(_csv_text(samples), encoding="utf-8")
         _write_labels(staging / "labels.csv", cohort)
         (staging / "SYNTHETIC.txt").write_text(_readme(n_subjects, seed), encoding="utf-8")
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return cohort
 
 

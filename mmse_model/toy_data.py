@@ -7,13 +7,13 @@ relation between features and sub-score, so a test can tell whether training lea
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from mmse_model import atomic
 from mmse_model.config import Config
-from mmse_model.data import N_FEATURES
+from mmse_model.domain import N_FEATURES
 
 FEATURE_NAMES = tuple(f"rqa_{i}" for i in range(N_FEATURES))
 
@@ -77,9 +77,4 @@ def write_planted_root(
 
 
 def write_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Write an npz atomically: a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
+    atomic.write_npz(path, arrays)

@@ -1,19 +1,26 @@
-"""The training loop: K fold-models trained as one batched model, on in-memory tensors.
+"""The training loop: S signatures x K folds trained as one batched model, in memory.
 
-`train_task` is the per-worker loop. It runs unchanged in-process (`QTrainer`, `mmse train
---no-ray`) and on every Ray Train worker; what differs is only the `Reporter` it is handed
+`train_run` is the per-worker loop. It runs unchanged in-process (`mmse train --no-ray`,
+`QTrainer`) and on every Ray Train worker; what differs is only the `Reporter` it is handed
 (a local folder or `ray.train.report`), the device, and the rank/world size with which each
-worker takes its shard of every batch.
+worker takes its share of every batch.
+
+A run is one task under a group of signatures. Every signature of a task holds the same
+subjects and the split is the same for all of them, so the group's S signatures x K folds
+are M = S*K independent models in one `FoldMLP`. Everything that was per run is per
+signature: standardisers (per member), learning-rate schedule, early stopping, best epoch,
+best weights. A run of one signature is S = 1.
 
 An epoch, top to bottom: hooks; shuffle every fold's training rows into the same number of
-batches; one forward/backward/step per batch for all K fold-models at once; validation of
-every fold on its own held-out subjects; LR schedule on the mean validation loss; hooks
-(early stopping, checkpoint + report, logs) on one metrics record. Held-out test subjects
-are never loaded into these tensors.
+batches (shared by every signature's fold k); one forward/backward/step per batch for all M
+members; validation of every member on its fold's held-out subjects; per-signature
+learning-rate schedule, tracker and early stopping; hooks (checkpoint + report, logs) on one
+metrics record. Held-out test subjects are never loaded into these tensors.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import time
@@ -25,32 +32,24 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.optim.adam import adam as functional_adam
 
-from mmse_model import checkpoint as ckpt
 from mmse_model.callbacks import (
     CallbackManager,
-    DirectoryReporter,
-    EarlyStopping,
-    FileLogger,
     History,
     LRLogger,
     ModelCheckpoint,
     Reporter,
-    TensorBoardLogger,
 )
+from mmse_model.checkpoint import CheckpointPayload, SignatureState
 from mmse_model.config import Config
-from mmse_model.data import (
-    FoldTensors,
-    Split,
-    TaskData,
-    build_fold_tensors,
-    dataset_path,
-    load_task_data,
-    make_split,
-)
-from mmse_model.metrics import MONITOR, fold_metrics, summarise_folds
+from mmse_model.data import FoldTensors, GroupData, Split, build_fold_tensors, load_group, make_split
+from mmse_model.metrics import MONITOR, member_metrics, summarise_folds
 from mmse_model.model import FoldMLP, clip_grad_norm_per_model
+from mmse_model.optim import MemberAdam, PlateauSchedule
+from mmse_model.tracking import Improvement
+
+# The validation metrics an epoch record and a checkpoint keep per signature.
+RECORD_METRICS = ("rmse", "mae", "r2", "pearson_r", "explained_variance", "mape")
 
 
 def model_seeds(seed: int, n_folds: int) -> list[int]:
@@ -94,21 +93,34 @@ def epoch_batches(
 
 
 @dataclass
+class SignatureOutcome:
+    signature: str
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int  # its stop epoch, or the run's last epoch
+    early_stopped: bool
+
+
+@dataclass
 class FitOutcome:
     final_epoch: int
     stop_reason: str
-    best_val_loss: float
-    best_epoch: int
+    signatures: list[SignatureOutcome]
     history: list[dict[str, float]]
     total_time: float
+
+    @property
+    def best(self) -> SignatureOutcome:
+        return min(self.signatures, key=lambda s: s.best_val_loss)
 
 
 @dataclass
 class FoldFitter:
-    """Owns the batched model, optimiser and scheduler for one task's K folds."""
+    """Owns the batched model, optimiser, schedule and per-signature tracker of one run."""
 
     config: Config
     folds: FoldTensors
+    signatures: tuple[str, ...]
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     rank: int = 0
     world_size: int = 1
@@ -116,40 +128,41 @@ class FoldFitter:
     wrap_model: Callable[[nn.Module], nn.Module] | None = None
 
     def __post_init__(self) -> None:
-        K = self.folds.n_folds
-        self.fold_seeds = model_seeds(self.config.seed, K)
-        self.module = FoldMLP(self.config.arch, n_models=K)
-        self.module.reset_parameters(self.fold_seeds)
+        S, K, M = len(self.signatures), self.folds.n_folds, self.folds.n_members
+        assert S * K == M, (S, K, M)
+        cfg = self.config
+        self.fold_seeds = model_seeds(cfg.seed, K)
+        self.module = FoldMLP(cfg.arch, n_models=M)
+        # Signature s's fold k starts from the same weights as in a run of s alone.
+        self.module.reset_parameters(self.fold_seeds * S)
         self.module.to(device=self.device, dtype=self.folds.X_train.dtype)
         self.folds.to(self.device)
         self.model = self.wrap_model(self.module) if self.wrap_model else self.module
-        # Adam is element-wise, so one optimiser over stacked weights is K independent ones.
-        self.optimizer = torch.optim.Adam(
-            self.module.parameters(),
-            lr=self.config.training.lr,
-            weight_decay=self.config.regularization.weight_decay,
-            # The fused kernel is a few times faster per step here (CPU and CUDA alike).
-            fused=True,
+        self.optimizer = MemberAdam(
+            list(self.module.parameters()), cfg.training.lr, M,
+            weight_decay=cfg.regularization.weight_decay, decoupled=cfg.regularization.decoupled_weight_decay,
         )
-        sched = self.config.lr_scheduler
-        self.scheduler = None
+        sched = cfg.lr_scheduler
+        self.schedule = None
         if sched.enable:
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer,
-                mode="min",
-                factor=sched.factor,
-                patience=sched.patience,
-                min_lr=sched.min_lr,
-                threshold=sched.threshold,
-                cooldown=sched.cooldown,
-            )
-        self.start_epoch = 1
+            self.schedule = PlateauSchedule(S, cfg.training.lr, factor=sched.factor, patience=sched.patience,
+                                            min_lr=sched.min_lr, threshold=sched.threshold, cooldown=sched.cooldown)
+        es = cfg.early_stopping
+        # One tracker: early stopping, checkpoints, best weights and the results table all
+        # read "best so far" from it, with early stopping's min_delta.
+        self.tracker = Improvement(S, es.min_delta if es.enable else 0.0)
+        self.active = np.ones(S, dtype=bool)
+        self.stop_epoch = np.zeros(S, dtype=np.int64)
+        self.best_metrics: list[dict[str, float]] = [{} for _ in range(S)]
+        self.best_state = copy.deepcopy(self.module.state_dict())
+        self.start_epoch, self.last_epoch, self.stop_reason = 1, 0, ""
 
     # --- one epoch -------------------------------------------------------------------------
 
     def train_epoch(self, epoch: int) -> torch.Tensor:
-        """One pass over every fold's training rows; returns per-fold mean loss (K,)."""
+        """One pass over every fold's training rows; returns per-member mean loss (M,)."""
         folds, cfg = self.folds, self.config
+        S, K = folds.n_signatures, folds.n_folds
         counts = folds.train_counts.tolist()
         min_rows = 2 if cfg.arch.use_batch_norm else 1
         index, valid = epoch_batches(counts, cfg.training.batch_size, min_rows, self.fold_seeds, epoch)
@@ -162,98 +175,94 @@ class FoldFitter:
             index = index[..., self.rank :: self.world_size]
             valid = valid[..., self.rank :: self.world_size]
             row_weight = row_weight[..., self.rank :: self.world_size]
-        folds_ix = torch.arange(folds.n_folds, device=self.device).view(-1, 1, 1)
-        X = folds.X_train[folds_ix, index]  # (K, n_batches, b, 10)
-        y = folds.y_train[folds_ix, index]  # (K, n_batches, b)
+        # Fold k's batches serve every signature's fold-k member.
+        index, valid, row_weight = (t.repeat(S, 1, 1) for t in (index, valid, row_weight))  # (M, nb, b)
+        members = torch.arange(folds.n_members, device=self.device).view(-1, 1, 1)
+        X = folds.X_train[members, index]  # (M, n_batches, b, 10)
+        y = folds.y_train[members, index]  # (M, n_batches, b)
         row_weight, valid_f = row_weight.to(y.dtype), valid.to(y.dtype)
         n_steps, width = index.shape[1], index.shape[2]
-        masks = self.module.dropout_masks(_mix(cfg.seed, "dropout", epoch), n_steps, width)
+        masks = self.module.dropout_masks(_mix(cfg.seed, "dropout", epoch), n_steps, width, K)
         clip = cfg.regularization.grad_clip_norm
         params = list(self.module.parameters())
-        sq_sum = torch.zeros_like(y[:, 0])  # (K, b), summed over batches
+        sq_sum = torch.zeros_like(y[:, 0])  # (M, b), summed over batches
 
         self.model.train()
         # One view per step, made once per epoch rather than sliced in every step.
         steps = zip(X.unbind(1), y.unbind(1), valid.unbind(1), valid_f.unbind(1), row_weight.unbind(1),
                     zip(*(m.unbind(0) for m in masks)) if masks is not None else [None] * n_steps)
         for X_j, y_j, valid_j, valid_f_j, weight_j, dropout in steps:
-            pred = self.model(X_j, valid_j, dropout)  # (K, b)
+            pred = self.model(X_j, valid_j, dropout)  # (M, b)
             sq = (pred - y_j) ** 2
-            # Summing the K fold losses gives each fold-model its own gradient: they share
-            # no parameters.
+            # Summing the M losses gives each member its own gradient: they share no
+            # parameters.
             loss = (sq * weight_j).sum()
             for p in params:
                 p.grad = None
             loss.backward()
             if clip > 0:
                 clip_grad_norm_per_model(params, clip)
-            self._optimizer_step()
+            self.optimizer.step()
             sq_sum.addcmul_(sq.detach(), valid_f_j)
         sq_sum = sq_sum.sum(dim=1)
         if self.world_size > 1 and dist.is_initialized():
-            dist.all_reduce(sq_sum)  # each worker saw only its shard of the rows
-        return sq_sum / folds.train_counts.to(sq_sum.dtype)
-
-    def _optimizer_step(self) -> None:
-        """`optimizer.step()` without its per-call Python bookkeeping (hooks, profiler
-        records, state set-up), which at this model size costs about as much as the fused
-        kernel itself. The maths is torch's own functional Adam on the optimiser's own state,
-        so `state_dict`, resuming and the LR scheduler work unchanged."""
-        group = self.optimizer.param_groups[0]
-        params = [p for p in group["params"] if p.grad is not None]
-        states = [self.optimizer.state.get(p) for p in params]
-        if not all(states):  # the first step creates the state
-            self.optimizer.step()
-            return
-        beta1, beta2 = group["betas"]
-        functional_adam(
-            params,
-            [p.grad for p in params],
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
-            [],
-            [s["step"] for s in states],
-            fused=True,
-            amsgrad=False,
-            beta1=beta1,
-            beta2=beta2,
-            lr=group["lr"],
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=False,
-        )
+            dist.all_reduce(sq_sum)  # each worker saw only its share of the rows
+        return sq_sum / folds.train_counts.repeat(S).to(sq_sum.dtype)
 
     @torch.no_grad()
-    def validate(self) -> tuple[torch.Tensor, list[dict[str, float]]]:
-        """Every fold on its own validation subjects: scaled MSE (K,) and metrics in points.
-
-        Every worker validates the full (small) validation set with identical weights, so
-        the metrics are whole, never one shard's.
-        """
+    def validate(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Every member on its fold's validation subjects: scaled MSE (M,) and metrics in
+        points {name: (M,)}. Every worker validates the full (small) validation set with
+        identical weights, so the metrics are whole, never one shard's."""
         folds = self.folds
         self.model.eval()
-        pred = self.model(folds.X_val, folds.val_mask)  # (K, n_val)
+        pred = self.model(folds.X_val, folds.val_mask)  # (M, n_val)
         mask = folds.val_mask.to(pred.dtype)
         val_loss = ((pred - folds.y_val) ** 2 * mask).sum(dim=1) / mask.sum(dim=1)
         low, high = folds.score_range
         pred_points = (pred * (high - low) + low).clamp(low, high)
         true_points = folds.y_val * (high - low) + low
-        return val_loss, fold_metrics(true_points, pred_points, folds.val_mask, folds.score_range)
+        metrics = member_metrics(true_points.cpu().numpy(), pred_points.cpu().numpy(),
+                                 folds.val_mask.cpu().numpy(), folds.score_range)
+        return val_loss.cpu().numpy().astype(np.float64), metrics
 
-    def epoch_record(
-        self, epoch: int, train_loss: torch.Tensor, val_loss: torch.Tensor, per_fold: list[dict]
-    ) -> dict[str, float]:
+    def signature_summaries(self, val_loss: np.ndarray, metrics: dict[str, np.ndarray]) -> list[dict[str, float]]:
+        """Per signature: its mean validation loss and every metric's mean and sd over folds."""
+        K = self.folds.n_folds
+        out = []
+        for s in range(len(self.signatures)):
+            rows = slice(s * K, (s + 1) * K)
+            summary = summarise_folds({name: metrics[name][rows] for name in RECORD_METRICS})
+            summary["loss"] = float(val_loss[rows].mean())
+            out.append(summary)
+        return out
+
+    def epoch_record(self, epoch: int, train_loss: torch.Tensor, summaries: list[dict[str, float]],
+                     seconds: float) -> dict[str, float]:
+        """One flat record. `val/*` describe the best signature of this epoch (the only one
+        in a run of one): `val/loss` is what ASHA compares. With several signatures each
+        also has `<signature>/val/loss` and `<signature>/val/rmse`."""
+        K = self.folds.n_folds
         low, high = self.folds.score_range
-        train_loss_host = train_loss.cpu().numpy()
+        best = int(np.argmin([s["loss"] for s in summaries]))
+        train_host = train_loss.detach().cpu().numpy()[best * K:(best + 1) * K]
+        lr = self.optimizer.lr.view(len(self.signatures), K)[:, 0].cpu().numpy()
         record = {
             "epoch": float(epoch),
-            "lr": float(self.optimizer.param_groups[0]["lr"]),
-            "train/loss": float(train_loss_host.mean()),
-            "train/rmse": float(np.sqrt(train_loss_host).mean() * (high - low)),
-            MONITOR: float(val_loss.mean().item()),
+            "lr": float(lr[best]),
+            "train/loss": float(train_host.mean()),
+            "train/rmse": float(np.sqrt(train_host).mean() * (high - low)),
+            MONITOR: summaries[best]["loss"],
+            "time/epoch_s": seconds,
+            "signatures/active": float(self.active.sum()),
         }
-        for name, value in summarise_folds(per_fold).items():
-            record[f"val/{name}"] = value
+        for name, value in summaries[best].items():
+            if name != "loss":
+                record[f"val/{name}"] = value
+        if len(self.signatures) > 1:
+            for signature, summary in zip(self.signatures, summaries):
+                record[f"{signature}/val/loss"] = summary["loss"]
+                record[f"{signature}/val/rmse"] = summary["rmse"]
         return record
 
     # --- the loop --------------------------------------------------------------------------
@@ -265,106 +274,162 @@ class FoldFitter:
         write_checkpoint: Callable[[Path, dict[str, float]], None],
     ) -> FitOutcome:
         started = time.perf_counter()
-        callbacks.on_train_begin(model=self.module, optimizer=self.optimizer)
+        es = self.config.early_stopping
+        K = self.folds.n_folds
+        callbacks.on_train_begin(model=self.module)
         stop_reason, epoch = "", self.start_epoch - 1
         for epoch in range(self.start_epoch, epochs + 1):
             callbacks.on_epoch_begin(epoch)
+            epoch_started = time.perf_counter()
             train_loss = self.train_epoch(epoch)
-            val_loss, per_fold = self.validate()
-            if self.scheduler is not None:
-                self.scheduler.step(val_loss.mean().item())
-            record = self.epoch_record(epoch, train_loss, val_loss, per_fold)
-            callbacks.on_epoch_end(
-                epoch, record, model=self.module, write_checkpoint=write_checkpoint
-            )
-            stop, stop_reason = callbacks.should_stop()
-            if stop:
+            val_loss, metrics = self.validate()
+            summaries = self.signature_summaries(val_loss, metrics)
+            signature_loss = np.array([s["loss"] for s in summaries])
+            # Per-signature bookkeeping: schedule, tracker, best weights, early stopping.
+            if self.schedule is not None:
+                lr = self.schedule.step(signature_loss, self.active)
+                self.optimizer.set_lr(torch.as_tensor(np.repeat(lr * self.active, K), dtype=self.optimizer.lr.dtype))
+            improved = self.tracker.update(signature_loss, epoch, self.active)
+            self._keep_best(improved, summaries)
+            stopping = self.active & (self.tracker.wait >= es.patience) if es.enable else np.zeros_like(self.active)
+            if stopping.any():
+                self.active &= ~stopping
+                self.stop_epoch[stopping] = epoch
+                self.optimizer.set_lr(self.optimizer.lr * torch.as_tensor(
+                    np.repeat(self.active, K), dtype=self.optimizer.lr.dtype, device=self.optimizer.lr.device))
+            final = epoch == epochs or not self.active.any()
+            if final:
+                stop_reason = "epoch limit" if self.active.any() else (
+                    f"early stopping: {MONITOR} of every signature did not improve by {es.min_delta} "
+                    f"for {es.patience} epochs")
+            record = self.epoch_record(epoch, train_loss, summaries, time.perf_counter() - epoch_started)
+            self.last_epoch, self.stop_reason = epoch, stop_reason
+            callbacks.on_epoch_end(epoch, record, model=self.module, improved=improved, final=final,
+                                   write_checkpoint=write_checkpoint)
+            if final:
                 break
+        self.last_epoch = epoch
+        if self.restores_best:
+            self.module.load_state_dict(self.best_state)
         callbacks.on_train_end(model=self.module, stop_reason=stop_reason)
         history = callbacks.find(History)
-        early = callbacks.find(EarlyStopping)
-        records = history.records if history else []
-        if early is not None and early.best_epoch:
-            best_val, best_epoch = early.best, early.best_epoch
-        else:
-            best_epoch = int(min(records, key=lambda r: r[MONITOR])["epoch"]) if records else 0
-            best_val = min((r[MONITOR] for r in records), default=float("inf"))
-        return FitOutcome(
-            epoch, stop_reason, best_val, best_epoch, records, time.perf_counter() - started
-        )
+        return FitOutcome(epoch, stop_reason, self.outcomes(epoch), history.records if history else [],
+                          time.perf_counter() - started)
+
+    def _keep_best(self, improved: np.ndarray, summaries: list[dict[str, float]]) -> None:
+        """Copy the improved signatures' weights (all K of their members) and metrics."""
+        if not improved.any():
+            return
+        rows = torch.as_tensor(np.repeat(improved, self.folds.n_folds), device=self.device)
+        with torch.no_grad():
+            for name, tensor in self.module.state_dict().items():
+                if tensor.dim() > 0 and tensor.shape[0] == rows.shape[0]:
+                    self.best_state[name][rows] = tensor[rows]
+        for s in np.flatnonzero(improved):
+            self.best_metrics[s] = dict(summaries[s])
+
+    @property
+    def restores_best(self) -> bool:
+        """Does the run end on each member's best weights? (The seed's `restore_best`; with
+        early stopping off there is nothing to restore from, and the best is kept too.)"""
+        es = self.config.early_stopping
+        return es.restore_best or not es.enable
+
+    def deliverable_state(self) -> dict[str, torch.Tensor]:
+        """The weights predictions use: each member's best so far, or its current ones."""
+        return self.best_state if self.restores_best else self.module.state_dict()
+
+    def outcomes(self, last_epoch: int) -> list[SignatureOutcome]:
+        return [
+            SignatureOutcome(sig, int(self.tracker.best_epoch[s]), float(self.tracker.best[s]),
+                             int(self.stop_epoch[s]) if not self.active[s] else last_epoch, not self.active[s])
+            for s, sig in enumerate(self.signatures)
+        ]
 
     # --- state -----------------------------------------------------------------------------
 
-    def state(self, callbacks: CallbackManager, epoch: int) -> dict[str, Any]:
-        return {
-            "model_state": self.module.state_dict(),
-            "optimizer_state": self.optimizer.state_dict(),
-            "scheduler_state": self.scheduler.state_dict() if self.scheduler else None,
-            "epoch": epoch,
-            "callbacks": callbacks.state_dict(),
-            "config": self.config.to_dict(),
-            "standardiser": {
-                "mean": torch.from_numpy(self.folds.standardiser.mean).float(),
-                "scale": torch.from_numpy(self.folds.standardiser.scale).float(),
-            },
-            "score_range": list(self.folds.score_range),
-        }
+    def payload(self, run: "RunSpec", group: GroupData, split: Split, callbacks: CallbackManager,
+                epoch: int, metrics: dict[str, float], finished: bool, stop_reason: str) -> CheckpointPayload:
+        states = [
+            SignatureState(signature=sig, best_epoch=int(self.tracker.best_epoch[s]),
+                           best_val_loss=float(self.tracker.best[s]), active=bool(self.active[s]),
+                           stop_epoch=int(self.stop_epoch[s]),
+                           best_metrics={k: float(v) for k, v in self.best_metrics[s].items()})
+            for s, sig in enumerate(self.signatures)
+        ]
+        standardiser = self.folds.standardiser
+        return CheckpointPayload(
+            task=run.task, signatures=list(self.signatures), folds=self.folds.n_folds,
+            feature_names=list(group.feature_names), score_range=[float(v) for v in self.folds.score_range],
+            config=self.config.to_dict(), split=split.to_dict(), epoch=int(epoch), finished=finished,
+            stop_reason=stop_reason, states=states,
+            model_state={k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()},
+            best_model_state={k: v.detach().cpu().clone() for k, v in self.deliverable_state().items()},
+            standardiser_mean=torch.from_numpy(standardiser.mean).float(),
+            standardiser_scale=torch.from_numpy(standardiser.scale).float(),
+            optimizer=self.optimizer.state_dict(),
+            schedule=self.schedule.state_dict() if self.schedule else None,
+            tracker=self.tracker.state_dict(), callbacks=callbacks.state_dict(),
+            metrics={k: float(v) for k, v in metrics.items()},
+        )
 
-    def load_state(self, payload: dict[str, Any], callbacks: CallbackManager) -> None:
-        self.module.load_state_dict(payload["model_state"])
-        self.optimizer.load_state_dict(payload["optimizer_state"])
-        if self.scheduler is not None and payload.get("scheduler_state"):
-            self.scheduler.load_state_dict(payload["scheduler_state"])
-        callbacks.load_state_dict(payload["callbacks"])
-        self.start_epoch = int(payload["epoch"]) + 1
+    def load_state(self, payload: CheckpointPayload, callbacks: CallbackManager) -> None:
+        if list(payload.signatures) != list(self.signatures):
+            raise ValueError(f"checkpoint holds {payload.signatures}, this run {list(self.signatures)}")
+        self.module.load_state_dict(payload.model_state)
+        self.best_state = {k: v.to(self.device) for k, v in payload.best_model_state.items()}
+        self.optimizer.load_state_dict(payload.optimizer)
+        if self.schedule is not None and payload.schedule:
+            self.schedule.load_state_dict(payload.schedule)
+        self.tracker.load_state_dict(payload.tracker)
+        self.active = np.array([s.active for s in payload.states])
+        self.stop_epoch = np.array([s.stop_epoch for s in payload.states], dtype=np.int64)
+        self.best_metrics = [dict(s.best_metrics) for s in payload.states]
+        callbacks.load_state_dict(payload.callbacks)
+        self.start_epoch = payload.epoch + 1
 
 
-# --- one task, end to end ------------------------------------------------------------------
+# --- one run, end to end --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """What one training run is about: which dataset, under which config."""
+    """What one training run is about: which task under which signatures, which config;
+    `checkpoint_epochs` adds epochs at which a checkpoint is due (a sweep's ASHA rungs)."""
 
     data_root: str
-    signature: str
+    signatures: tuple[str, ...]
     task: str
     config: Config
+    checkpoint_epochs: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "data_root": self.data_root,
-            "signature": self.signature,
-            "task": self.task,
-            "config": self.config.to_dict(),
-        }
+        return {"data_root": self.data_root, "signatures": list(self.signatures), "task": self.task,
+                "config": self.config.to_dict(), "checkpoint_epochs": list(self.checkpoint_epochs)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunSpec":
-        return cls(data["data_root"], data["signature"], data["task"], Config.from_dict(data["config"]))
+        return cls(data["data_root"], tuple(data["signatures"]), data["task"], Config.from_dict(data["config"]),
+                   tuple(data.get("checkpoint_epochs", ())))
 
 
 @dataclass
-class TaskOutcome:
+class RunOutcome:
     fit: FitOutcome
-    final_metrics: dict[str, Any]
-    checkpoint: dict[str, Any]  # the final payload (best weights restored)
+    checkpoint: CheckpointPayload  # the final payload (best weights restored)
     split: Split
-    data: TaskData
+    group: GroupData
 
 
-def load_run_data(run: RunSpec) -> tuple[TaskData, Split]:
+def load_run_data(run: RunSpec) -> tuple[GroupData, Split]:
     cfg = run.config
-    score_range = cfg.score_range(run.task)
-    path = dataset_path(run.data_root, run.signature, run.task)
-    data = load_task_data(path, score_range)
-    split = make_split(
-        data.subject_ids, data.y, cfg.training.folds, cfg.training.test_fraction, cfg.seed, str(path)
-    )
-    return data, split
+    group = load_group(run.data_root, run.signatures, run.task, cfg.score_range(run.task))
+    split = make_split(group.subject_ids, group.y, cfg.split.folds, cfg.split.test_fraction, cfg.split.seed,
+                       str(group.paths[0]))
+    return group, split
 
 
-def train_task(
+def train_run(
     run: RunSpec,
     reporter: Reporter,
     *,
@@ -372,122 +437,37 @@ def train_task(
     rank: int = 0,
     world_size: int = 1,
     wrap_model: Callable[[nn.Module], nn.Module] | None = None,
-    resume: dict[str, Any] | None = None,
+    resume: CheckpointPayload | None = None,
     extra_callbacks: list | None = None,
-) -> TaskOutcome:
-    """The per-worker loop: load, split, build fold tensors, fit, evaluate (validation only)."""
+) -> RunOutcome:
+    """The per-worker loop: load, split, build member tensors, fit (validation only)."""
     cfg = run.config
-    data, split = load_run_data(run)
-    folds = build_fold_tensors(data, split, cfg.score_range(run.task))
-    fitter = FoldFitter(cfg, folds, torch.device(device), rank, world_size, wrap_model)
-    es = cfg.early_stopping
-    callbacks = CallbackManager(
-        [
-            History(),
-            *([EarlyStopping(es.patience, es.min_delta, es.restore_best)] if es.enable else []),
-            LRLogger(),
-            *(extra_callbacks or []),
-            # Last, so the checkpoint it writes holds the other callbacks' updated state.
-            ModelCheckpoint(
-                reporter,
-                every=cfg.training.checkpoint_every,
-                min_delta=es.min_delta if es.enable else 0.0,
-                write=rank == 0,
-            ),
-        ]
-    )
+    group, split = load_run_data(run)
+    folds = build_fold_tensors(group, split, cfg.score_range(run.task))
+    fitter = FoldFitter(cfg, folds, tuple(run.signatures), torch.device(device), rank, world_size, wrap_model)
+    callbacks = CallbackManager([
+        History(),
+        LRLogger(),
+        *(extra_callbacks or []),
+        # Last, so the checkpoint it writes holds the other callbacks' updated state.
+        ModelCheckpoint(reporter, every=cfg.training.checkpoint_every, extra_epochs=run.checkpoint_epochs,
+                        write=rank == 0),
+    ])
     if resume is not None:
         fitter.load_state(resume, callbacks)
 
-    def payload(epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **fitter.state(callbacks, epoch),
-            "task": run.task,
-            "signature": run.signature,
-            "feature_names": list(data.feature_names),
-            "split": split.to_dict(),
-            "metrics": metrics,
-        }
-
     def write_checkpoint(directory: Path, record: dict[str, float]) -> None:
-        ckpt.save_checkpoint(directory, payload(int(record["epoch"]), dict(record)))
+        from mmse_model.checkpoint import save_checkpoint
+
+        epoch = int(record["epoch"])
+        save_checkpoint(directory, fitter.payload(run, group, split, callbacks, epoch, record,
+                                                  finished=bool(fitter.stop_reason), stop_reason=fitter.stop_reason))
 
     outcome = fitter.fit(callbacks, cfg.training.epochs, write_checkpoint)
-    _, per_fold = fitter.validate()  # at the restored best weights
-    final_metrics = {"per_fold": per_fold, "mean": summarise_folds(per_fold)}
-    final = payload(outcome.final_epoch, {"final_metrics": final_metrics})
-    return TaskOutcome(outcome, final_metrics, final, split, data)
-
-
-# --- the seed's API ------------------------------------------------------------------------
-
-
-class QTrainer:
-    """Trainer for one MMSE task (Q1-Q5) on one RQA signature, in-process.
-
-    Keeps the seed's interface: `QTrainer(q_tag, rqa_sig, config, device).fit(npz_path,
-    epochs=..., batch_size=...)` returns its result dict. `out_dir`, when given, receives
-    checkpoints, TensorBoard events and a log file.
-    """
-
-    def __init__(
-        self,
-        q_tag: str,
-        rqa_sig: str,
-        config: Config | dict[str, Any],
-        device: str = "cpu",
-        out_dir: str | Path | None = None,
-    ):
-        self.q_tag, self.rqa_sig = q_tag, rqa_sig
-        self.config = config if isinstance(config, Config) else Config.from_dict(config)
-        self.device = torch.device(device)
-        self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.outcome: TaskOutcome | None = None
-
-    def fit(
-        self,
-        npz_path: str | Path,
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        folds: int | None = None,
-    ) -> dict[str, Any]:
-        npz_path = Path(npz_path)
-        overrides = []
-        if epochs is not None:
-            overrides.append(f"training.epochs={epochs}")
-        if batch_size is not None:
-            overrides.append(f"training.batch_size={batch_size}")
-        if folds is not None:
-            overrides.append(f"training.folds={folds}")
-        config = self.config.with_overrides(overrides)
-        # The data contract puts a dataset at <root>/<sig>/<Q>.npz.
-        run = RunSpec(str(npz_path.parent.parent), npz_path.parent.name, npz_path.stem, config)
-        if npz_path.stem != self.q_tag:
-            raise ValueError(f"{npz_path}: file is for task {npz_path.stem}, trainer for {self.q_tag}")
-        extra = []
-        if self.out_dir is not None:
-            extra = [TensorBoardLogger(self.out_dir / "tensorboard"), FileLogger(self.out_dir / "train.log")]
-            reporter: Reporter = DirectoryReporter(self.out_dir)
-        else:
-            reporter = _NullReporter()
-        started = time.perf_counter()
-        self.outcome = train_task(run, reporter, device=self.device, extra_callbacks=extra)
-        fit = self.outcome.fit
-        return {
-            "success": True,
-            "total_time": time.perf_counter() - started,
-            "best_val_loss": fit.best_val_loss,
-            "final_epoch": fit.final_epoch,
-            "best_epoch": fit.best_epoch,
-            "stop_reason": fit.stop_reason,
-            "final_metrics": self.outcome.final_metrics,
-            "history": seed_history(fit.history),
-        }
-
-
-class _NullReporter:
-    def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
-        pass
+    history = callbacks.find(History).records
+    last = history[-1] if history else {}
+    final = fitter.payload(run, group, split, callbacks, outcome.final_epoch, last, True, outcome.stop_reason)
+    return RunOutcome(outcome, final, split, group)
 
 
 def seed_history(records: list[dict[str, float]]) -> dict[str, list]:

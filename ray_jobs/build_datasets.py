@@ -1,8 +1,9 @@
 """Feature extraction as Ray tasks: `python ray_jobs/build_datasets.py --recordings ...`.
 
 Also runs as `ray job submit --working-dir . -- python ray_jobs/build_datasets.py ...`.
-Takes the options of `mmse data build`. With RAY_ADDRESS set it joins that cluster;
-otherwise it starts a local Ray instance.
+Takes the options of `mmse data build` (which uses `add_arguments` and `run_build` from
+here, with `--no-ray` choosing the in-process runner). With RAY_ADDRESS set it joins that
+cluster; otherwise it starts a local Ray instance.
 
 The unit of work is one recording (subject, task) for *all* signatures, so each CSV is
 parsed once; recordings are batched so a task's work outweighs its scheduling. Ray tasks
@@ -13,21 +14,17 @@ code as `--no-ray`, which is why the two paths give identical bytes.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
-if __package__ in (None, ""):
-    # Run as a script from an uninstalled checkout: make `mmse_model` importable.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import argparse
-from collections.abc import Sequence
-
+from mmse_model.domain import Signature
 from mmse_model.errors import InputError
-from mmse_model.features.build import ItemResult, WorkItem, compute_items
-from mmse_model.features.signature import Signature
+from mmse_model.features.build import MODES, BuildWarning, ItemResult, Runner, WorkItem, build_datasets, compute_items
 
 # Recordings per Ray task: a few hundred ms of work each, and enough tasks for a smooth
 # progress bar and load balance.
@@ -89,16 +86,37 @@ class _NoBar:
         pass
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from mmse_model.features.cli import add_build_arguments, run_build
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recordings", required=True, type=Path, help="directory of <subject_id>/<Q>.csv recordings")
+    parser.add_argument("--labels", required=True, type=Path, help="labels.csv: subject_id,Q1,...,Q5[,mmse]")
+    parser.add_argument("--signature", required=True, action="append", dest="signatures", metavar="SIG",
+                        help="m<int>_tau<int>_eps<decimal>_lmin<int> (repeatable)")
+    parser.add_argument("--out", required=True, type=Path, help="data root to write")
+    parser.add_argument("--mode", choices=MODES, default="trajectory",
+                        help="RQA on gaze samples (default) or on I-VT fixation sequences")
 
-    parser = argparse.ArgumentParser(
-        prog="build_datasets.py", description="RQA datasets from gaze recordings, on Ray"
-    )
-    add_build_arguments(parser)
+
+def run_build(args: argparse.Namespace, runner: Runner, prog: str) -> int:
+    """Build the datasets with `runner`, list skipped recordings as warnings, summarise."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BuildWarning)
+        report = build_datasets(args.recordings, args.labels, args.signatures, args.out, args.mode, runner)
+    for warning in caught:
+        if issubclass(warning.category, BuildWarning):
+            print(f"{prog}: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    counts = ", ".join(f"{task} {n}" for task, n in report.subjects_per_task.items())
+    print(f"wrote {len(report.written)} dataset files (subjects per task: {counts})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="build_datasets.py", description="RQA datasets from gaze recordings, on Ray")
+    add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        return run_build(args)
+        return run_build(args, run_on_ray, "build_datasets.py")
     except InputError as exc:
         print(f"build_datasets.py: error: {exc}", file=sys.stderr)
         return 2

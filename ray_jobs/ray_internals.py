@@ -163,3 +163,23 @@ def without_datasets_callback(callbacks: list) -> list:
     actor (a process, ~1 CPU-s) even for a run that has no Ray Datasets."""
     kind = datasets_callback_class()
     return [cb for cb in callbacks if not isinstance(cb, kind)]
+
+
+def lean_torch_trainer() -> type:
+    """`TorchTrainer` less the DatasetManager actor (ours reads its own arrays, never Ray
+    Datasets). Train V2 has no public switch for it: this overrides the private
+    `_create_default_callbacks` (named in SYMBOLS) and keeps every other default."""
+    global _LEAN
+    if _LEAN is None:
+        from ray.train.torch import TorchTrainer
+
+        class LeanTorchTrainer(TorchTrainer):
+            def _create_default_callbacks(self):
+                callbacks = super()._create_default_callbacks()
+                return callbacks if self.datasets else without_datasets_callback(callbacks)
+
+        _LEAN = LeanTorchTrainer
+    return _LEAN
+
+
+_LEAN: type | None = None

@@ -1,8 +1,8 @@
 """One Ray Train run: the core's per-worker loop inside a `TorchTrainer`.
 
 The driver only builds the trainer; `train_loop_per_worker` runs on every worker and calls
-the core's `train_task` unchanged, with a reporter that is `ray.train.report`. The sweep
-(`ray_jobs/sweep.py`) imports `build_trainer` and builds one trainer per trial.
+the core's `train_run` unchanged, with a reporter that is `ray.train.report`. The sweep
+(`ray_jobs/sweep.py`) builds one trainer per trial; `mmse train` uses `ray_runner`.
 
     python ray_jobs/train.py --data DATA_ROOT --sig SIG --q Q1 --out OUT [--storage URI]
     ray job submit --working-dir . -- python ray_jobs/train.py ...   (absolute --storage)
@@ -11,29 +11,26 @@ the core's `train_task` unchanged, with a reporter that is `ray.train.report`. T
 from __future__ import annotations
 
 import argparse
-import functools
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from mmse_model.callbacks import Callback
+from mmse_model.checkpoint import CheckpointPayload, load_checkpoint
 from mmse_model.config import Config, RayConfig
 from mmse_model.errors import InputError
-from mmse_model.metrics import MONITOR
+from mmse_model.runs import Runner
 from mmse_model.trainer import RunSpec
-
-HEALTH_CHECK_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
-PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
-PLAIN_TRAINER_ENV = "MMSE_PLAIN_TORCH_TRAINER"  # "1": Ray's TorchTrainer as is (benchmark baseline)
+from ray_jobs import ray_internals
 
 
 def train_env(ray_cfg: RayConfig) -> dict[str, str]:
     """The RAY_TRAIN_* variables our config sets. Ray reads them in the process that builds
     the trainer (a Tune trial actor in a sweep) and passes them on to the controller."""
     return {
-        HEALTH_CHECK_ENV: str(ray_cfg.health_check_interval_s),
-        PREEMPTION_WATCHER_ENV: "1" if ray_cfg.preemption_watcher else "0",
+        ray_internals.HEALTH_CHECK_ENV: str(ray_cfg.health_check_interval_s),
+        ray_internals.PREEMPTION_WATCHER_ENV: "1" if ray_cfg.preemption_watcher else "0",
     }
 
 
@@ -51,27 +48,11 @@ class RayReporter:
         ray.train.report(metrics, checkpoint=checkpoint)
 
 
-class EpochTimer(Callback):
-    """Adds `time/epoch_s` (the epoch's own compute, before it is reported) to the record;
-    `benchmarks/sweep_overhead.py` uses it to split a trial's wall time."""
-
-    def on_epoch_begin(self, epoch: int, **kwargs: Any) -> None:
-        import time
-
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, record: dict[str, float], **kwargs: Any) -> None:
-        import time
-
-        record["time/epoch_s"] = time.perf_counter() - self.started
-
-
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from mmse_model.checkpoint import load_checkpoint
-    from mmse_model.trainer import train_task
+    from mmse_model.trainer import train_run
 
     run = RunSpec.from_dict(loop_config["run"])
     context = ray.train.get_context()
@@ -81,11 +62,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             resume = load_checkpoint(directory)
-    extra = [EpochTimer()] if loop_config.get("time_epochs") else []
-    train_task(
+    train_run(
         run,
         RayReporter(),
-        extra_callbacks=extra,
         device=ray.train.torch.get_device(),
         rank=rank,
         world_size=world_size,
@@ -100,80 +79,38 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 def scaling_config(ray_cfg: RayConfig):
     from ray.train import ScalingConfig
 
+    return ScalingConfig(num_workers=ray_cfg.num_workers, use_gpu=ray_cfg.use_gpu,
+                         resources_per_worker=worker_resources(ray_cfg))
+
+
+def worker_resources(ray_cfg: RayConfig) -> dict[str, float]:
     resources = {"CPU": ray_cfg.cpus_per_worker}
     if ray_cfg.use_gpu:
         resources["GPU"] = ray_cfg.gpus_per_worker
-    return ScalingConfig(
-        num_workers=ray_cfg.num_workers, use_gpu=ray_cfg.use_gpu, resources_per_worker=resources
-    )
+    return resources
 
 
-@functools.lru_cache(maxsize=None)
-def lean_trainer_class():
-    """`TorchTrainer` without the per-run actors this project does not use.
-
-    Ray Train V2 starts several actors for every run, each a new process that imports Ray
-    (~1 CPU-s apiece; docs/sweep_overhead.md). `DatasetsCallback` starts a `DatasetManager`
-    actor even when the trainer has no Ray Datasets (ours never has: the loop reads its own
-    arrays); it is dropped then, matched by class, everything else kept. The
-    `PlacementGroupCleanerCallback` (a detached actor per run) stays: when ASHA stops a
-    trial its controller dies ungracefully, and without the cleaner the trial's workers'
-    placement group stays reserved until the sweep's job ends (docs/sweep_overhead.md).
-    """
-    from ray.train.torch import TorchTrainer
-
-    class LeanTorchTrainer(TorchTrainer):
-        def _create_default_callbacks(self):
-            callbacks = super()._create_default_callbacks()
-            if os.environ.get(PLAIN_TRAINER_ENV) == "1":  # benchmarks/sweep_overhead.py's baseline
-                return callbacks
-            datasets_callback = _ray_class("ray.train.v2._internal.callbacks.datasets", "DatasetsCallback")
-            if self.datasets or datasets_callback is None:
-                return callbacks
-            return [cb for cb in callbacks if not isinstance(cb, datasets_callback)]
-
-    return LeanTorchTrainer
-
-
-def _ray_class(module: str, name: str):
-    """A Ray-internal class, or None when this Ray version moved it (then nothing is dropped)."""
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
-def build_trainer(
-    run: RunSpec, storage: str, name: str, callbacks: list | None = None, time_epochs: bool = False,
-    max_failures: int | None = None,
-):
+def build_trainer(run: RunSpec, storage: str, name: str, callbacks: list | None = None,
+                  max_failures: int | None = None):
     """A TorchTrainer for one run; `name` must be stable (not a timestamp) so a rebuilt
     trainer with the same storage and name resumes from the run's latest checkpoint.
-    `max_failures` overrides the config's worker-group restarts (a sweep passes 0)."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig
-    from ray.train import LoggingConfig
+    `max_failures` overrides the config's restarts (a sweep passes 0: ray_jobs/release.py)."""
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig
 
     ray_cfg = run.config.ray
     # RAY_TRAIN_* variables are read from the environment of the process that builds the
     # trainer (and passed on to its controller): set the configured values here too.
     os.environ.update(train_env(ray_cfg))
-    return lean_trainer_class()(
+    return ray_internals.lean_torch_trainer()(
         train_loop_per_worker,
-        train_loop_config={"run": run.to_dict(), "time_epochs": time_epochs},
+        train_loop_config={"run": run.to_dict()},
         scaling_config=scaling_config(ray_cfg),
         run_config=RunConfig(
             name=name,
             storage_path=storage,
-            checkpoint_config=CheckpointConfig(
-                num_to_keep=ray_cfg.checkpoints_to_keep,
-                checkpoint_score_attribute=MONITOR,
-                checkpoint_score_order="min",
-            ),
-            failure_config=FailureConfig(
-                max_failures=ray_cfg.max_failures if max_failures is None else max_failures
-            ),
+            # Every checkpoint holds each signature's best weights so far: keep the newest.
+            checkpoint_config=CheckpointConfig(num_to_keep=ray_cfg.checkpoints_to_keep),
+            failure_config=FailureConfig(max_failures=ray_cfg.max_failures if max_failures is None else max_failures),
             callbacks=callbacks or [],
             # Train logs every report at INFO; a sweep of many trials drowns in them.
             logging_config=LoggingConfig(log_level="WARNING"),
@@ -210,58 +147,9 @@ def storage_join(storage: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts]) + (sep + query if sep else "")
 
 
-def best_checkpoint(result) -> Any:
-    """The Train result's best checkpoint by MONITOR (the weights early stopping restores)."""
-    ranked = [(m[MONITOR], c) for c, m in result.best_checkpoints if MONITOR in m]
-    return min(ranked, key=lambda pair: pair[0])[1] if ranked else result.checkpoint
-
-
-def run_one(
-    data_root: str, signature: str, task: str, config: Config, out: Path,
-    storage: str | None = None, address: str | None = None,
-) -> dict[str, Any]:
-    """Train one (signature, task) on Ray, score its best checkpoint on the test subjects."""
-    from mmse_model.checkpoint import load_checkpoint
-    from mmse_model.evaluate import evaluate_on_test
-    from mmse_model.trainer import load_run_data
-
-    run = RunSpec(str(Path(data_root).resolve()), signature, task, config)
-    data, split = load_run_data(run)  # bad data is an InputError here, before Ray starts
-    storage = absolute_storage(storage or str(out))
-    connect(address, config)
-    name = f"{signature}-{task}"  # stable, so a rerun with the same storage resumes
-    import signal
-
-    # In the main thread, fit() installs a SIGINT handler that holds the controller's
-    # handle, which keeps that actor alive after the run; put the old handler back.
-    sigint = signal.getsignal(signal.SIGINT)
-    try:
-        result = build_trainer(run, storage, name).fit()
-    finally:
-        signal.signal(signal.SIGINT, sigint)
-    checkpoint = best_checkpoint(result)
-    with checkpoint.as_directory() as directory:
-        payload = load_checkpoint(directory)
-    from mmse_model import checkpoint as ckpt
-
-    ckpt.save_checkpoint(out / "model", payload)
-    return {
-        "signature": signature,
-        "task": task,
-        "score_range": list(config.score_range(task)),
-        "best_val_loss": float(payload["metrics"][MONITOR]),
-        "best_epoch": int(payload["metrics"]["epoch"]),
-        "cv": {k: v for k, v in payload["metrics"].items() if k.startswith("val/")},
-        "test": evaluate_on_test(payload, data, split),
-        "test_subjects": list(split.test_subjects),
-        "n_subjects": int(len(data.subjects)),
-        "checkpoint_uri": _uri(storage, checkpoint.path),
-        "config": config.to_dict(),
-    }
-
-
-def _uri(storage: str, fs_path: str) -> str:
-    """A checkpoint's URI under `storage`, keeping the storage URI's query (an S3 endpoint)."""
+def storage_uri(storage: str, fs_path: str) -> str:
+    """A path that Ray reports under `storage` as a URI, keeping the storage URI's query
+    (an S3 endpoint): what a later reader needs to open it."""
     scheme = storage.split("://", 1)[0] if "://" in storage else ""
     if not scheme or scheme == "file":
         return fs_path
@@ -269,44 +157,84 @@ def _uri(storage: str, fs_path: str) -> str:
     return f"{scheme}://{fs_path}" + (sep + query if sep else "")
 
 
+def load_payload(checkpoint_uri: str) -> CheckpointPayload:
+    """A checkpoint's payload from a local path or an `s3://` (etc.) URI."""
+    import tempfile
+
+    from mmse_model.checkpoint import FILENAME
+
+    if "://" not in checkpoint_uri:
+        return load_checkpoint(checkpoint_uri)
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(checkpoint_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        pyarrow.fs.copy_files(f"{path}/{FILENAME}", f"{tmp}/{FILENAME}", source_filesystem=fs)
+        return load_checkpoint(tmp)
+
+
+def ray_runner(storage: str | None = None, address: str | None = None) -> Runner:
+    """The runner of `mmse train` on Ray: one TorchTrainer run, checkpoints in `storage`
+    (default: the output folder), named after the run so a rerun resumes it."""
+
+    def run_on_ray(run: RunSpec, out: Path) -> tuple[CheckpointPayload, str]:
+        where = absolute_storage(storage or str(out))
+        connect(address, run.config)
+        name = f"{run.signatures[0]}-{run.task}"
+        # In the main thread, fit() installs a SIGINT handler that holds the controller's
+        # handle, which keeps that actor alive after the run; put the old handler back.
+        sigint = signal.getsignal(signal.SIGINT)
+        try:
+            result = build_trainer(run, where, name).fit()
+        finally:
+            signal.signal(signal.SIGINT, sigint)
+        with result.checkpoint.as_directory() as directory:  # the last: the run's final state
+            payload = load_checkpoint(directory)
+        return payload, storage_uri(where, result.checkpoint.path)
+
+    return run_on_ray
+
+
 # --- command line ---------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="One TorchTrainer run of the MMSE trainer")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="data root holding <sig>/<Q>.npz")
-    parser.add_argument("--sig", required=True)
-    parser.add_argument("--q", required=True)
-    parser.add_argument("--config", help="YAML config (default: built-in defaults)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", required=True, help="folder for result.json and model/")
-    parser.add_argument("--storage", help="Ray storage path or URI (default: --out)")
-    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
-    return parser
+    parser.add_argument("--sig", required=True, help="RQA signature, e.g. m2_tau1_eps0.055_lmin2")
+    parser.add_argument("--q", required=True, help="task, Q1..Q5")
+    parser.add_argument("--config", help="YAML config (default: built-in defaults, configs/default.yaml)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key, e.g. training.lr=0.01 (repeatable)")
+    parser.add_argument("--out", required=True, help="output folder (must not hold a run yet)")
+    parser.add_argument("--storage", help="Ray storage path or URI for checkpoints (default: --out)")
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local instance)")
+
+
+def run_spec(args: argparse.Namespace) -> RunSpec:
+    from mmse_model.config import load_config
+
+    return RunSpec(str(Path(args.data).resolve()), (args.sig,), args.q, load_config(args.config, args.set))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import json
+    from mmse_model.runs import train_and_report
 
-    from mmse_model.config import load_config
-
-    args = build_parser().parse_args(argv)
+    parser = argparse.ArgumentParser(description="One TorchTrainer run of the MMSE trainer")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
     try:
-        config = load_config(args.config, args.set)
-        out = Path(args.out)
-        result = run_one(args.data, args.sig, args.q, config, out, args.storage, args.address)
+        result = train_and_report(run_spec(args), Path(args.out), ray_runner(args.storage, args.address), "ray")
     except InputError as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
-    print(json.dumps({k: result[k] for k in ("signature", "task", "best_val_loss", "test")}, indent=2))
+    print(f"{result.task} on {result.signature}: test RMSE {result.test['rmse']:.3f} (n = {result.test['n']}); "
+          f"wrote {args.out}/model, {args.out}/result.json")
     return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # Run through the package module, so pickled classes and functions (Tune's saved
-    # experiment state) name `ray_jobs.train`, not `__main__`, and a later resume finds them.
+    # Run through the package module, so pickled classes and functions name
+    # `ray_jobs.train`, not `__main__`.
     from ray_jobs.train import main as _main
 
     sys.exit(_main())

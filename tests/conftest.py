@@ -21,7 +21,7 @@ def data_root(tmp_path_factory):
 
 @pytest.fixture
 def small_config() -> Config:
-    return Config().with_overrides(["training.epochs=8", "training.folds=3"])
+    return Config().with_overrides(["training.epochs=8", "split.folds=3"])
 
 
 def save_npz(path, **arrays):

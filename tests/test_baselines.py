@@ -14,8 +14,9 @@ SIG = "m2_tau1_eps0.055_lmin2"
 
 def test_baselines_use_training_folds_and_score_test_subjects(tmp_path):
     root = write_planted_root(tmp_path, {SIG: 1.0}, tasks=("Q1",), n_subjects=120)
-    config = Config().with_overrides(["training.folds=3"])
-    data, split = load_run_data(RunSpec(str(root), SIG, "Q1", config))
+    config = Config().with_overrides(["split.folds=3"])
+    group, split = load_run_data(RunSpec(str(root), (SIG,), "Q1", config))
+    data = group.task_data(SIG)
     rows, folds = training_folds(data, split)
     test_ids = set(split.test_subjects)
     assert not test_ids & set(data.subject_ids[rows])  # no test subject among training rows

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mmse_model import synth
-from mmse_model.cli import main
+from mmse_app.cli import main
 from mmse_model.features.rqa import FEATURE_NAMES
 
 SIGS = ["m2_tau1_eps0.055_lmin2", "m3_tau3_eps0.08_lmin3"]

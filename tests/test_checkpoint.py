@@ -1,66 +1,71 @@
-import pickle
+"""Checkpoints (no Ray): round trip, one signature out of a packed run, refusals."""
 
 import numpy as np
 import pytest
 import torch
 
 from mmse_model.checkpoint import FORMAT, FORMAT_VERSION, FoldEnsemble, load_checkpoint, save_checkpoint
-from mmse_model.config import Config
 from mmse_model.errors import CheckpointError
+from mmse_model.config import Config
 from mmse_model.evaluate import evaluate_on_test, held_out_rows
-from mmse_model.trainer import RunSpec, train_task
+from mmse_model.trainer import RunSpec, train_run
 
-from tests.conftest import SIG
-
-
-class _Null:
-    def report(self, metrics, checkpoint_dir):
-        pass
+from tests.conftest import SIG, WEAK_SIG
+from tests.test_trainer import Recorder
 
 
 @pytest.fixture(scope="module")
 def outcome(data_root):
-    config = Config().with_overrides(["training.folds=3", "training.epochs=5", "arch.use_batch_norm=true"])
-    return train_task(RunSpec(str(data_root), SIG, "Q1", config), _Null())
+    """Two signatures packed in one run, with batch-norm (running statistics to carry)."""
+    config = Config().with_overrides(["split.folds=3", "training.epochs=6", "arch.use_batch_norm=true"])
+    return train_run(RunSpec(str(data_root), (SIG, WEAK_SIG), "Q1", config), Recorder())
 
 
 def test_round_trip_keeps_everything_needed_to_resume_and_predict(outcome, tmp_path):
     save_checkpoint(tmp_path / "ck", outcome.checkpoint)
     loaded = load_checkpoint(tmp_path / "ck")
-    assert loaded["format"] == FORMAT and loaded["format_version"] == FORMAT_VERSION
-    for key in ("model_state", "optimizer_state", "scheduler_state", "epoch", "callbacks", "config",
-                "standardiser", "feature_names", "task", "signature", "score_range", "metrics", "split"):
-        assert key in loaded, key
-    for name, tensor in outcome.checkpoint["model_state"].items():
-        assert torch.equal(loaded["model_state"][name], tensor)
-    assert Config.from_dict(loaded["config"]) == Config.from_dict(outcome.checkpoint["config"])
-    assert loaded["callbacks"]["EarlyStopping"]["best_epoch"] >= 1
+    assert loaded.format == FORMAT and loaded.format_version == FORMAT_VERSION
+    assert loaded.signatures == [SIG, WEAK_SIG] and loaded.folds == 3 and loaded.task == "Q1"
+    for name, tensor in outcome.checkpoint.best_model_state.items():
+        assert torch.equal(loaded.best_model_state[name], tensor)
+        assert tensor.shape[0] == 6  # 2 signatures x 3 folds
+    assert loaded.training_config() == outcome.checkpoint.training_config()
+    assert loaded.states == outcome.checkpoint.states and loaded.states[0].best_epoch >= 1
+    assert loaded.optimizer["steps"] > 0 and loaded.schedule and loaded.tracker["best_epoch"]
     assert not list(tmp_path.glob("ck/.*")), "no temporary file is left behind"
 
 
-def test_ensemble_predicts_in_points_within_the_task_range(outcome):
-    ensemble = FoldEnsemble.from_checkpoint(outcome.checkpoint)
-    rows = held_out_rows(outcome.data, outcome.split)
-    pred_folds = ensemble.predict_folds(outcome.data.X[rows])
+@pytest.mark.parametrize("signature", [SIG, WEAK_SIG])
+def test_ensemble_of_one_signature_predicts_in_points(outcome, signature):
+    data, split = outcome.group.task_data(signature), outcome.split
+    ensemble = FoldEnsemble.from_checkpoint(outcome.checkpoint, signature)
+    rows = held_out_rows(data.subject_ids, split)
+    pred_folds = ensemble.predict_folds(data.X[rows])
     assert pred_folds.shape == (3, rows.sum())
     assert pred_folds.min() >= 0.0 and pred_folds.max() <= 5.0
-    np.testing.assert_allclose(ensemble.predict(outcome.data.X[rows]), pred_folds.mean(axis=0))
-    metrics = evaluate_on_test(outcome.checkpoint, outcome.data, outcome.split)
-    assert metrics["n"] == len(outcome.split.test_subjects)
+    np.testing.assert_allclose(ensemble.predict(data.X[rows]), pred_folds.mean(axis=0))
+    metrics = evaluate_on_test(outcome.checkpoint, data, split, signature)
+    assert metrics["n"] == len(split.test_subjects)
     assert {"rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept"} <= set(metrics)
+    with pytest.raises(CheckpointError, match="name one"):
+        FoldEnsemble.from_checkpoint(outcome.checkpoint)
+    with pytest.raises(CheckpointError, match="holds no signature 'm9_tau1_eps1_lmin2'"):
+        FoldEnsemble.from_checkpoint(outcome.checkpoint, "m9_tau1_eps1_lmin2")
 
 
-def test_ensemble_reproduces_the_validation_predictions_of_training(outcome):
-    # Fold k's model, standardised with fold k's statistics, predicts fold k's validation rows
-    # exactly as during training: the standardiser travels with the weights.
-    ensemble = FoldEnsemble.from_checkpoint(outcome.checkpoint)
-    data, split = outcome.data, outcome.split
-    mean = outcome.final_metrics["per_fold"]
+@pytest.mark.parametrize("signature", [SIG, WEAK_SIG])
+def test_ensemble_reproduces_each_signatures_best_validation_metrics(outcome, signature):
+    # Fold k's model, standardised with its own statistics, predicts fold k's validation rows
+    # as it did at the signature's best epoch: weights and standardiser travel together.
+    data, split = outcome.group.task_data(signature), outcome.split
+    ensemble = FoldEnsemble.from_checkpoint(outcome.checkpoint, signature)
+    rmse = []
     for k in range(3):
         rows = np.isin(data.subject_ids, split.fold_subjects(k))
         pred = ensemble.predict_folds(data.X[rows])[k]
-        rmse = float(np.sqrt(np.mean((pred - data.y[rows]) ** 2)))
-        assert rmse == pytest.approx(mean[k]["rmse"], rel=1e-5)
+        rmse.append(float(np.sqrt(np.mean((pred - data.y[rows]) ** 2))))
+    state = outcome.checkpoint.state(signature)
+    assert np.mean(rmse) == pytest.approx(state.best_metrics["rmse"], rel=1e-5)
 
 
 def test_corrupt_foreign_and_future_checkpoints_are_clear_errors(tmp_path, outcome):
@@ -76,12 +81,21 @@ def test_corrupt_foreign_and_future_checkpoints_are_clear_errors(tmp_path, outco
         load_checkpoint(foreign)
 
     future = tmp_path / "future"
-    save_checkpoint(future, {**outcome.checkpoint})
+    save_checkpoint(future, outcome.checkpoint)
     payload = torch.load(future / "model.pt", weights_only=True)
     payload["format_version"] = FORMAT_VERSION + 1
     torch.save(payload, future / "model.pt")
-    with pytest.raises(CheckpointError, match="format version 2, this code reads 1"):
+    with pytest.raises(CheckpointError, match="format version 3, this code reads 2"):
         load_checkpoint(future)
+
+    broken = tmp_path / "broken"
+    save_checkpoint(broken, outcome.checkpoint)
+    payload = torch.load(broken / "model.pt", weights_only=True)
+    del payload["states"]
+    payload["surprise"] = 1
+    torch.save(payload, broken / "model.pt")
+    with pytest.raises(CheckpointError, match=r"broken/model.pt: (states: missing|surprise: unknown key)"):
+        load_checkpoint(broken)
 
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "absent")

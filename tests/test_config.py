@@ -8,7 +8,7 @@ from mmse_model.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_default_yaml_spells_out_the_dataclass_defaults():
+def test_default_yaml_spells_out_the_schema_defaults():
     assert load_config(REPO / "configs" / "default.yaml") == Config()
 
 
@@ -23,7 +23,7 @@ def test_missing_keys_take_defaults(tmp_path):
     path.write_text("training:\n  lr: 0.05\n")
     config = load_config(path)
     assert config.training.lr == 0.05
-    assert config.training.folds == Config().training.folds
+    assert config.split.folds == Config().split.folds
 
 
 @pytest.mark.parametrize(
@@ -33,11 +33,13 @@ def test_missing_keys_take_defaults(tmp_path):
         ("training:\n  lrr: 0.1\n", "training.lrr: unknown key"),
         ("training:\n  lr: fast\n", "training.lr: expected a number, got 'fast' (a string)"),
         ("training:\n  lr: -0.1\n", "training.lr: expected a number > 0, got -0.1"),
-        ("arch:\n  dropout: 1.0\n", "arch.dropout: expected a number in [0, 1), got 1.0"),
-        ("training:\n  folds: 1\n", "training.folds: expected an integer >= 2, got 1"),
+        ("arch:\n  dropout: 1.0\n", "arch.dropout: expected a number < 1, got 1.0"),
+        ("split:\n  folds: 1\n", "split.folds: expected an integer >= 2, got 1"),
+        ("seed: true\n", "seed: expected an integer, got True"),
+        ("arch:\n  hidden_layers: 3\n", "arch.hidden_layers: expected an integer <= 2, got 3"),
         ("training:\n  epochs: 2.5\n", "training.epochs: expected an integer, got 2.5"),
         ("arch:\n  use_batch_norm: 1\n", "arch.use_batch_norm: expected true or false, got 1"),
-        ("score_ranges:\n  Q1: [5, 0]\n", "score_ranges.Q1: expected [low, high] with low < high"),
+        ("score_ranges:\n  Q1: [5, 0]\n", "score_ranges: Q1: expected [low, high] with low < high"),
         ("- a\n- b\n", "expected a mapping at the top level"),
         ("training: [\n", "not valid YAML"),
     ],
@@ -75,5 +77,5 @@ def test_set_override_parses_yaml_scalars():
 
 
 def test_missing_config_file_is_an_input_error(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read config"):
+    with pytest.raises(ConfigError, match="absent.yaml: cannot read"):
         load_config(tmp_path / "absent.yaml")

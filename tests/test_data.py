@@ -1,11 +1,14 @@
+import re
+
 import numpy as np
 import pytest
 import torch
 
-from mmse_model.cli import main
+from mmse_app.cli import main
 from mmse_model.config import Config
 from mmse_model.data import (
     build_fold_tensors,
+    load_group,
     load_task_data,
     make_split,
     min_subjects,
@@ -163,9 +166,10 @@ def test_every_signature_of_a_task_gets_the_same_split(data_root):
 
 
 def test_standardiser_uses_training_subjects_only(data_root):
-    data = load_task_data(data_root / SIG / "Q1.npz", Q1_RANGE)
+    group = load_group(data_root, [SIG], "Q1", Q1_RANGE)
+    data = group.task_data(SIG)
     split = make_split(data.subject_ids, data.y, 3, 0.2, 0)
-    folds = build_fold_tensors(data, split, Q1_RANGE, dtype=torch.float64)
+    folds = build_fold_tensors(group, split, Q1_RANGE, dtype=torch.float64)
     for k in range(3):
         train_ids = [s for s, f in split.fold_of_subject.items() if f != k]
         rows = np.isin(data.subject_ids, train_ids)
@@ -185,3 +189,42 @@ def test_standardiser_uses_training_subjects_only(data_root):
     val_rows = np.isin(data.subject_ids, split.fold_subjects(0))
     np.testing.assert_allclose(sorted(folds.y_val[0, : int(folds.val_mask[0].sum())].numpy()),
                                sorted(data.y[val_rows] / 5.0))
+
+
+def test_a_group_aligns_rows_across_signatures(tmp_path):
+    """Files of two signatures list the same subjects in different orders: the group puts
+    them in one order, so row i is the same subject (and score) under both."""
+    rng = np.random.default_rng(0)
+    ids = np.array([f"S{i:03d}" for i in range(40)])
+    y = rng.integers(0, 6, 40).astype(float)
+    X = rng.normal(size=(40, 10))
+    order = rng.permutation(40)
+    save_npz(tmp_path / "m2_tau1_eps0.1_lmin2" / "Q1.npz", X=X, y=y, subject_id=ids)
+    save_npz(tmp_path / "m3_tau1_eps0.1_lmin2" / "Q1.npz", X=X[order] * 2, y=y[order], subject_id=ids[order])
+    group = load_group(tmp_path, ["m2_tau1_eps0.1_lmin2", "m3_tau1_eps0.1_lmin2"], "Q1", Q1_RANGE)
+    assert group.X.shape == (2, 40, 10)
+    np.testing.assert_array_equal(group.subject_ids, np.sort(ids))
+    np.testing.assert_allclose(group.X[1], 2 * group.X[0])
+    split = make_split(group.subject_ids, group.y, 3, 0.2, 0)
+    folds = build_fold_tensors(group, split, Q1_RANGE, dtype=torch.float64)
+    assert folds.n_members == 6 and folds.n_folds == 3 and folds.n_signatures == 2
+    torch.testing.assert_close(folds.y_train[0], folds.y_train[3])  # signature 2's fold 0 = signature 1's
+
+
+@pytest.mark.parametrize("change, message", [
+    ("subject", "subjects (or rows per subject) differ"),
+    ("score", "scores 5 here but"),
+])
+def test_a_group_refuses_signatures_that_disagree(tmp_path, change, message):
+    ids = np.array([f"S{i:03d}" for i in range(30)])
+    y = np.array([i % 5 for i in range(30)], dtype=float)
+    save_npz(tmp_path / "m2_tau1_eps0.1_lmin2" / "Q1.npz", X=np.zeros((30, 10)), y=y, subject_id=ids)
+    other_ids, other_y = ids.copy(), y.copy()
+    if change == "subject":
+        other_ids[3] = "S999"
+    else:
+        other_y[0] = 5.0
+    save_npz(tmp_path / "m3_tau1_eps0.1_lmin2" / "Q1.npz", X=np.zeros((30, 10)), y=other_y, subject_id=other_ids)
+    with pytest.raises(DataError, match=re.escape(message)) as info:
+        load_group(tmp_path, ["m2_tau1_eps0.1_lmin2", "m3_tau1_eps0.1_lmin2"], "Q1", Q1_RANGE)
+    assert str(info.value).startswith(str(tmp_path / "m3_tau1_eps0.1_lmin2" / "Q1.npz"))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mmse_model.checkpoint import FoldEnsemble, load_checkpoint
-from mmse_model.cli import main
+from mmse_app.cli import main
 
 from tests.conftest import SIG
 
@@ -13,7 +13,7 @@ from tests.conftest import SIG
 def model_dir(data_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained") / "run"
     assert main(["train", "--no-ray", "--data", str(data_root), "--sig", SIG, "--q", "Q1", "--out", str(out),
-                 "--set", "training.epochs=5", "--set", "training.folds=3"]) == 0
+                 "--set", "training.epochs=5", "--set", "split.folds=3"]) == 0
     return out / "model"
 
 

@@ -1,100 +1,124 @@
-"""Results tables (Ray-free): trial rows, how a trial ended, winners per task, files."""
+"""Results tables (Ray-free): rows read from checkpoints, how a signature ended, winners, files."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 
 import pytest
 
+from mmse_model.checkpoint import load_checkpoint, save_checkpoint
+from mmse_model.config import Config
+from mmse_model.errors import CheckpointError
 from mmse_model.results import (
-    COMPLETED, EARLY_STOPPED, ERRORED, STOPPED_BY_ASHA, best_per_signature_task, build_summary,
-    format_summary, trial_row, winners_per_task, write_json, write_trials_csv,
+    COMPLETED, EARLY_STOPPED, ERRORED, STOPPED_BY_ASHA, TrialRow, best_per_signature_task, build_summary,
+    choose_checkpoint, format_summary, read_trials_csv, signature_rows, winners_per_task, write_json,
+    write_trials_csv,
 )
+from mmse_model.trainer import RunSpec, train_run
 
-SIG_A, SIG_B = "m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"
+from tests.conftest import SIG, WEAK_SIG
+from tests.test_trainer import Recorder
 
-
-def history(losses, checkpoint_every_improvement=True):
-    out, best = [], math.inf
-    for epoch, loss in enumerate(losses, start=1):
-        record = {"epoch": float(epoch), "val/loss": loss, "val/rmse": 10 * loss, "val/rmse_sd": 0.1,
-                  "val/mae": 5 * loss, "val/r2": 0.5, "val/pearson_r": 0.7, "checkpoint_path": math.nan}
-        if checkpoint_every_improvement and loss < best:
-            best, record["checkpoint_path"] = loss, f"/runs/t/checkpoint_{epoch}"
-        out.append(record)
-    return out
+SIG_A, SIG_B = SIG, WEAK_SIG
 
 
-def row(trial, sig, task, losses, max_epochs=6, patience=2, checkpoint_uri="", **kw):
-    out = trial_row(trial, sig, task, {"training.lr": 0.01}, history(losses), max_epochs=max_epochs,
-                    early_stopping=(patience, 0.0), **kw)
-    out.pop("checkpoint_path")
-    return {**out, "checkpoint_uri": checkpoint_uri}
+@pytest.fixture(scope="module")
+def packed(data_root):
+    """A run of two signatures in which the one without signal stops early."""
+    config = Config().with_overrides(["split.folds=3", "training.epochs=30", "training.lr=0.01",
+                                      "early_stopping.patience=4"])
+    return train_run(RunSpec(str(data_root), (SIG_A, SIG_B), "Q1", config), Recorder()), config
 
 
-def test_row_takes_the_best_checkpointed_epoch():
-    r = row("t1", SIG_A, "Q1", [0.5, 0.3, 0.4, 0.2, 0.25, 0.3])
-    assert r["best_epoch"] == 4 and r["val/loss"] == 0.2 and r["val/rmse"] == pytest.approx(2.0)
-    assert r["hp/training.lr"] == 0.01 and r["epochs_run"] == 6 and r["status"] == COMPLETED
-    assert r["stopped_early"] is False
+def history(epochs, checkpoint_epochs):
+    return [{"epoch": float(e), "val/loss": 1.0 / e,
+             "checkpoint_path": f"/runs/t/epoch{e}" if e in checkpoint_epochs else math.nan}
+            for e in range(1, epochs + 1)]
 
 
-def test_row_names_the_best_checkpoint_that_still_loads():
-    # Train's rotation deleted epoch 4's checkpoint (the best Tune saw): the row falls back to
-    # the best epoch whose checkpoint is usable and reports that epoch's metrics.
-    losses = [0.5, 0.3, 0.4, 0.2, 0.25, 0.3]
-    gone = {"/runs/t/checkpoint_4"}
-    r = trial_row("t1", SIG_A, "Q1", {}, history(losses), max_epochs=6, early_stopping=None,
-                  checkpoint_usable=lambda record: record["checkpoint_path"] not in gone)
-    assert (r["best_epoch"], r["val/loss"], r["checkpoint_path"]) == (2, 0.3, "/runs/t/checkpoint_2")
-    nothing = trial_row("t1", SIG_A, "Q1", {}, history(losses), max_epochs=6, early_stopping=None,
-                        checkpoint_usable=lambda record: False)
-    assert nothing["checkpoint_path"] == "" and nothing["best_epoch"] == 4
+def test_the_newest_checkpoint_that_still_loads_is_named(tmp_path, packed):
+    outcome, _ = packed
+    saved = {}
+    for epoch in (2, 5):
+        saved[f"/runs/t/epoch{epoch}"] = outcome.checkpoint.model_copy(update={"epoch": epoch})
+
+    def load(path):
+        if path not in saved:
+            raise CheckpointError(f"{path}: no such checkpoint file")
+        return saved[path]
+
+    # Epoch 8's checkpoint was rotated away (or half-written): epoch 5's is the newest usable.
+    path, payload = choose_checkpoint(history(9, {2, 5, 8}), load)
+    assert path == "/runs/t/epoch5" and payload.epoch == 5
+    assert choose_checkpoint(history(3, set()), load) is None
+    # A real file that is not a checkpoint is skipped the same way.
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.pt").write_bytes(b"half a file")
+    save_checkpoint(tmp_path / "good", outcome.checkpoint)
+    records = [{"epoch": 1.0, "checkpoint_path": str(tmp_path / "good")},
+               {"epoch": 2.0, "checkpoint_path": str(tmp_path / "bad")}]
+    assert choose_checkpoint(records, load_checkpoint)[0] == str(tmp_path / "good")
 
 
-def test_status_tells_asha_from_early_stopping_from_errors():
-    # Two epochs without improvement at the end with patience 2: the core's early stopping.
-    assert row("t", SIG_A, "Q1", [0.5, 0.3, 0.4, 0.4])["status"] == EARLY_STOPPED
-    # Fewer epochs than configured while still improving: only ASHA stops a trial there.
-    asha = row("t", SIG_A, "Q1", [0.5, 0.4])
-    assert asha["status"] == STOPPED_BY_ASHA and asha["stopped_early"] is True
-    assert row("t", SIG_A, "Q1", [0.5], errored=True)["status"] == ERRORED
-    # A resumed trial reports some epochs twice; each epoch counts once.
-    dup = trial_row("t", SIG_A, "Q1", {}, history([0.5, 0.4]) + history([0.5, 0.4, 0.3]),
-                    max_epochs=3, early_stopping=None)
-    assert dup["epochs_run"] == 3 and dup["status"] == COMPLETED
+def test_each_signature_gets_its_own_row_epochs_and_status(packed):
+    outcome, config = packed
+    payload = outcome.checkpoint
+    rows = signature_rows("t1", "Q1", "all", [SIG_A, SIG_B], 0, {"training.lr": 0.01}, outcome.fit.history,
+                          ("/runs/t1/ck", payload), max_epochs=config.training.epochs)
+    assert [r.signature for r in rows] == [SIG_A, SIG_B]
+    for row, state in zip(rows, payload.states):
+        assert row.best_epoch == state.best_epoch and row.loss == state.best_val_loss
+        assert row.validation["rmse"] == state.best_metrics["rmse"]
+        assert row.group == "all" and row.checkpoint_uri == "/runs/t1/ck"
+        if not state.active:
+            assert (row.status, row.epochs_run) == (EARLY_STOPPED, state.stop_epoch)
+    assert {r.status for r in rows} <= {EARLY_STOPPED, COMPLETED}
+    # The same checkpoint when the trial ended before the epoch limit with a signature still
+    # training: ASHA stopped the trial; when the trial errored: an error.
+    early = payload.model_copy(update={"epoch": 4, "states": [s.model_copy(update={"active": True, "stop_epoch": 0})
+                                                                 for s in payload.states]})
+    asha = signature_rows("t1", "Q1", "all", [SIG_A, SIG_B], 0, {}, outcome.fit.history[:4], ("u", early), max_epochs=30)
+    assert {(r.status, r.epochs_run) for r in asha} == {(STOPPED_BY_ASHA, 4)}
+    failed = signature_rows("t1", "Q1", SIG_A, [SIG_A], 0, {}, [], None, max_epochs=30, errored=True)
+    assert failed[0].status == ERRORED and failed[0].checkpoint_uri == "" and math.isnan(failed[0].loss)
 
 
-def test_rankings_stay_within_a_task():
+def row(trial, sig, task, loss, uri="/runs/x"):
+    return TrialRow(trial_id=trial, signature=sig, task=task, group=sig, sample=0,
+                    hyperparameters={"training.lr": 0.01}, epochs_run=5, best_epoch=3, status=COMPLETED,
+                    validation={"loss": loss, "rmse": 10 * loss, "rmse_sd": 0.1}, checkpoint_uri=uri)
+
+
+def test_rankings_stay_within_a_task_and_need_a_checkpoint():
     rows = [
-        row("a1", SIG_A, "Q1", [0.10]), row("a2", SIG_A, "Q1", [0.08]),
-        row("b1", SIG_B, "Q1", [0.20]),
-        row("c1", SIG_A, "Q3", [0.90]), row("d1", SIG_B, "Q3", [0.50]),
+        row("a1", SIG_A, "Q1", 0.10), row("a2", SIG_A, "Q1", 0.08),
+        row("b1", SIG_B, "Q1", 0.20), row("b0", SIG_B, "Q1", 0.01, uri=""),  # no usable checkpoint
+        row("c1", SIG_A, "Q3", 0.90), row("d1", SIG_B, "Q3", 0.50),
     ]
     best = best_per_signature_task(rows)
-    assert [(r["task"], r["signature"], r["trial_id"]) for r in best] == [
+    assert [(r.task, r.signature, r.trial_id) for r in best] == [
         ("Q1", SIG_A, "a2"), ("Q1", SIG_B, "b1"), ("Q3", SIG_B, "d1"), ("Q3", SIG_A, "c1")]
     winners = winners_per_task(rows)
     # Q3's winner has a loss far above every Q1 loss and still wins its own task.
-    assert winners["Q1"]["trial_id"] == "a2" and winners["Q3"]["trial_id"] == "d1"
+    assert winners["Q1"].trial_id == "a2" and winners["Q3"].trial_id == "d1"
 
 
-def test_summary_files_and_table(tmp_path):
-    rows = [row("a1", SIG_A, "Q1", [0.10], max_epochs=1, checkpoint_uri="/runs/a1"),
-            row("b1", SIG_B, "Q1", [0.2], max_epochs=1)]
+def test_summary_files_and_table_round_trip(tmp_path):
+    rows = [row("a1", SIG_A, "Q1", 0.10, uri="/runs/a1"), row("b1", SIG_B, "Q1", 0.2)]
     test = {"Q1": {"rmse": 1.0, "mae": 0.8, "r2": 0.4, "pearson_r": 0.7, "calibration_slope": 0.9,
                    "calibration_intercept": 0.2, "n": 24}}
     baselines = {"Q1": {"train_mean": {**test["Q1"], "rmse": 1.5, "r2": 0.0}, "ridge": test["Q1"]}}
     summary = build_summary(rows, test, baselines, experiment="exp")
-    assert summary["tasks"]["Q1"]["winner"]["signature"] == SIG_A
-    assert summary["tasks"]["Q1"]["winner"]["hyperparameters"] == {"training.lr": 0.01}
-    assert summary["trial_status"] == {COMPLETED: 2} and len(summary["best_per_signature_task"]) == 2
+    winner = summary["tasks"]["Q1"]["winner"]
+    assert winner["signature"] == SIG_A and winner["hyperparameters"] == {"training.lr": 0.01}
+    assert winner["checkpoint_uri"] == "/runs/a1" and winner["selection"]["val/rmse"] == pytest.approx(1.0)
+    assert summary["row_status"] == {COMPLETED: 2} and len(summary["best_per_signature_task"]) == 2
     text = format_summary(summary)
-    assert "network (winner)" in text and "train_mean" in text and SIG_B in text
+    assert "network (winner)" in text and "train_mean" in text and SIG_B in text and "selection" in text
     write_trials_csv(rows, tmp_path / "trials.csv")
     write_json(summary, tmp_path / "summary.json")
-    read = list(csv.DictReader(open(tmp_path / "trials.csv")))
-    assert [r["trial_id"] for r in read] == ["a1", "b1"] and "val/rmse" in read[0]
-    assert json.loads((tmp_path / "summary.json").read_text())["n_trials"] == 2
+    assert read_trials_csv(tmp_path / "trials.csv") == rows
+    header = (tmp_path / "trials.csv").read_text().splitlines()[0].split(",")
+    assert {"hp/training.lr", "val/loss", "val/rmse", "status", "checkpoint_uri"} <= set(header)
+    assert json.loads((tmp_path / "summary.json").read_text())["n_rows"] == 2

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mmse_model.errors import ConfigError, DataError
-from mmse_model.sweep_config import apply_sample, discover, load_sweep_config, sweep_config_from_dict
+from mmse_model.sweep_config import SweepConfig, apply_sample, discover, load_sweep_config
 from mmse_model.toy_data import write_planted_root
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,14 +32,26 @@ def test_shipped_sweep_configs_load(name):
     ({"search_space": {"arch.h1": {"choice": [0, 8]}}}, "arch.h1"),
     ({"config": {"training": {"lr": "fast"}}}, "training.lr"),
     ({"tasks": ["Q9"]}, "tasks"),
+    ({"signatures": ["m2_tau1_eps.055_lmin2"]}, "signatures"),
+    ({"signatures_per_trial": -1}, "signatures_per_trial"),
+    ({"watchdog": {"stall_timeout_s": 0}}, "watchdog.stall_timeout_s"),
+    ({"search_space": {"split.seed": {"choice": [1, 2]}}}, "search_space.split.seed"),
+    ({"search_space": {"split.folds": {"choice": [3, 5]}}}, "search_space.split.folds"),
+    ({"search_space": {"split.test_fraction": {"uniform": [0.1, 0.3]}}}, "search_space.split.test_fraction"),
 ])
 def test_bad_sweep_configs_name_the_key(raw, key):
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        sweep_config_from_dict(raw)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
+        SweepConfig.parse(raw)
+    assert "\n" not in str(info.value)
+
+
+def test_the_split_cannot_be_searched():
+    with pytest.raises(ConfigError, match="split is fixed for a whole sweep"):
+        SweepConfig.parse({"search_space": {"split.seed": {"choice": [1, 2]}}})
 
 
 def test_apply_sample_sets_dotted_keys():
-    sweep = sweep_config_from_dict({"config": {"training": {"epochs": 7}}})
+    sweep = SweepConfig.parse({"config": {"training": {"epochs": 7}}})
     config = apply_sample(sweep.base_config(), {"training.lr": 0.02, "arch.use_batch_norm": True})
     assert config.training.lr == 0.02 and config.arch.use_batch_norm and config.training.epochs == 7
 
@@ -52,3 +64,8 @@ def test_discover_finds_signatures_and_shared_tasks(tmp_path):
     assert sigs == ("m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2") and tasks == ("Q1", "Q3")
     with pytest.raises(DataError, match="Q2.npz"):
         discover(tmp_path, (), ("Q2",))
+    # A folder that looks like a signature but is not spelt canonically is an error, not
+    # something skipped in silence.
+    (tmp_path / "m2_tau1_eps0.0550_lmin2").mkdir()
+    with pytest.raises(DataError, match="write it 'm2_tau1_eps0.055_lmin2'"):
+        discover(tmp_path, (), ())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mmse_model import synth
-from mmse_model.cli import main
+from mmse_app.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -1,48 +1,72 @@
+"""The training loop (no Ray): equivalences, early stopping, schedule, checkpoints, resume."""
+
 import json
-import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from mmse_model.callbacks import CallbackManager, DirectoryReporter, EarlyStopping, History
+from mmse_model.callbacks import CallbackManager, DirectoryReporter, History, ModelCheckpoint
 from mmse_model.checkpoint import load_checkpoint
+from mmse_model.compat import QTrainer
 from mmse_model.config import Config
-from mmse_model.data import build_fold_tensors, load_task_data, make_split
+from mmse_model.data import build_fold_tensors, load_group, make_split
 from mmse_model.metrics import MONITOR
-from mmse_model.trainer import FoldFitter, QTrainer, RunSpec, epoch_batches, train_task
+from mmse_model.trainer import FoldFitter, RunSpec, epoch_batches, train_run
 
 from tests.conftest import SIG, WEAK_SIG
 
 
-def fold_tensors(data_root, config, sig=SIG, task="Q1", dtype=torch.float64):
-    score_range = config.score_range(task)
-    data = load_task_data(data_root / sig / f"{task}.npz", score_range)
-    split = make_split(data.subject_ids, data.y, config.training.folds, config.training.test_fraction, config.seed)
-    return build_fold_tensors(data, split, score_range, dtype=dtype)
+class Recorder:
+    """A reporter that remembers (epoch, carried a checkpoint) of every report."""
+
+    def __init__(self):
+        self.calls = []
+
+    def report(self, metrics, checkpoint_dir):
+        self.calls.append((int(metrics["epoch"]), checkpoint_dir is not None))
 
 
-def no_checkpoint(directory, record):
-    raise AssertionError("no checkpoint expected")
+def fitter_for(data_root, config, signatures, task="Q1", dtype=torch.float64):
+    group = load_group(data_root, signatures, task, config.score_range(task))
+    split = make_split(group.subject_ids, group.y, config.split.folds, config.split.test_fraction, config.split.seed)
+    folds = build_fold_tensors(group, split, config.score_range(task), dtype=dtype)
+    return FoldFitter(config, folds, tuple(signatures))
+
+
+def fit(fitter, epochs, reporter=None, payloads=None):
+    """Run the loop; `payloads` collects every checkpoint's state (epoch -> model_state)."""
+    def write(directory, record):
+        if payloads is not None:
+            payloads[int(record["epoch"])] = {k: v.clone() for k, v in fitter.module.state_dict().items()}
+
+    callbacks = CallbackManager([History(), ModelCheckpoint(reporter or Recorder(), every=0)])
+    return fitter.fit(callbacks, epochs, write)
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])
-def test_batched_folds_equal_training_each_fold_alone(data_root, batch_norm):
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_batched_folds_equal_training_each_fold_alone(data_root, batch_norm, decoupled):
+    """K fold-models trained as one batched model == K plain MLPs trained one by one with
+    torch's own Adam (coupled weight decay) or AdamW (decoupled), float64."""
     config = Config().with_overrides([
-        "training.folds=3", "training.epochs=3", "training.batch_size=16", "training.lr=0.01",
+        "split.folds=3", "training.epochs=3", "training.batch_size=16", "training.lr=0.01",
         "arch.dropout=0", f"arch.use_batch_norm={str(batch_norm).lower()}", "arch.h1=16", "arch.h2=8",
-        "regularization.grad_clip_norm=0.05", "lr_scheduler.enable=false", "early_stopping.enable=false",
+        "regularization.grad_clip_norm=0.05", "regularization.weight_decay=0.01",
+        f"regularization.decoupled_weight_decay={str(decoupled).lower()}",
+        "lr_scheduler.enable=false", "early_stopping.enable=false",
     ])
-    folds = fold_tensors(data_root, config)
-    fitter = FoldFitter(config, folds)
+    fitter = fitter_for(data_root, config, [SIG])
+    folds = fitter.folds
     singles = [fitter.module.fold_model(k).double() for k in range(3)]  # same initial weights
-    fitter.fit(CallbackManager([History()]), config.training.epochs, no_checkpoint)
+    for epoch in range(1, 4):
+        fitter.train_epoch(epoch)
 
     counts = folds.train_counts.tolist()
     min_rows = 2 if batch_norm else 1
+    optimizer_class = torch.optim.AdamW if decoupled else torch.optim.Adam
     for k, single in enumerate(singles):
-        optimizer = torch.optim.Adam(single.parameters(), lr=0.01, weight_decay=config.regularization.weight_decay)
+        optimizer = optimizer_class(single.parameters(), lr=0.01, weight_decay=0.01)
         single.train()
         for epoch in range(1, 4):
             index, valid = epoch_batches(counts, 16, min_rows, fitter.fold_seeds, epoch)
@@ -60,58 +84,66 @@ def test_batched_folds_equal_training_each_fold_alone(data_root, batch_norm):
             torch.testing.assert_close(actual, expected, rtol=1e-9, atol=1e-10, msg=name)
 
 
-def test_early_stopping_decision_and_restore():
-    model = torch.nn.Linear(1, 1)
-    es = EarlyStopping(patience=2, min_delta=0.1)
-    losses = [1.0, 0.5, 0.45, 0.6, 0.3]
-    stops = []
-    for epoch, loss in enumerate(losses, start=1):
-        with torch.no_grad():
-            model.weight.fill_(epoch)
-        es.on_epoch_end(epoch, {MONITOR: loss}, model=model)
-        stops.append(es.should_stop()[0])
-    # 0.45 is not 0.1 better than 0.5: epochs 3 and 4 are waits, so training stops after 4.
-    assert stops == [False, False, False, True, False]
-    assert es.best_epoch == 5 and es.best == 0.3
-    es2 = EarlyStopping(patience=2, min_delta=0.1)
-    for epoch, loss in enumerate(losses[:4], start=1):
-        with torch.no_grad():
-            model.weight.fill_(epoch)
-        es2.on_epoch_end(epoch, {MONITOR: loss}, model=model)
-    es2.on_train_end(model=model)
-    assert model.weight.item() == 2.0  # the weights of the best epoch
-
-
-def test_training_without_signal_stops_early_and_restores_best(data_root):
-    config = Config().with_overrides(["training.folds=3", "training.epochs=200", "early_stopping.patience=5"])
-    run = RunSpec(str(data_root), WEAK_SIG, "Q1", config)
-    outcome = train_task(run, _Null())
-    assert outcome.fit.final_epoch < 200
-    assert outcome.fit.final_epoch == outcome.fit.best_epoch + 5
-    assert "did not improve" in outcome.fit.stop_reason
-    # The final metrics come from the restored best weights.
-    best_record = outcome.fit.history[outcome.fit.best_epoch - 1]
-    assert outcome.final_metrics["mean"]["rmse"] == pytest.approx(best_record["val/rmse"])
-
-
-class _Null:
-    def __init__(self):
-        self.calls = []
-
-    def report(self, metrics, checkpoint_dir):
-        self.calls.append((metrics["epoch"], checkpoint_dir is not None))
-
-
-def test_scheduler_follows_mean_validation_loss(data_root):
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_packed_signatures_equal_separate_runs_member_by_member(data_root, batch_norm):
+    """Two signatures x 3 folds packed in one run == each signature trained alone, member by
+    member: weights, best weights, best epochs, early stopping and learning rates (float64,
+    dropout on, plateau schedule and early stopping both firing)."""
     config = Config().with_overrides([
-        "training.folds=3", "training.epochs=30", "training.lr=0.05", "early_stopping.enable=false",
-        "lr_scheduler.patience=1", "lr_scheduler.cooldown=0", "lr_scheduler.factor=0.5",
+        "split.folds=3", "training.epochs=40", "training.lr=0.01", "arch.h1=16", "arch.h2=8",
+        f"arch.use_batch_norm={str(batch_norm).lower()}", "arch.dropout=0.2",
+        "lr_scheduler.patience=2", "lr_scheduler.cooldown=0", "early_stopping.patience=4",
     ])
-    outcome = train_task(RunSpec(str(data_root), WEAK_SIG, "Q1", config), _Null())
+    packed = fitter_for(data_root, config, [SIG, WEAK_SIG])
+    packed_outcome = fit(packed, 40)
+    alone = {}
+    for s, signature in enumerate([SIG, WEAK_SIG]):
+        fitter = fitter_for(data_root, config, [signature])
+        outcome = fit(fitter, 40)
+        alone[signature] = (fitter, outcome)
+        rows = slice(3 * s, 3 * s + 3)
+        for name, tensor in fitter.best_state.items():
+            torch.testing.assert_close(packed.best_state[name][rows], tensor, rtol=1e-9, atol=1e-10, msg=name)
+        assert packed.tracker.best_epoch[s] == fitter.tracker.best_epoch[0]
+        assert packed.stop_epoch[s] == fitter.stop_epoch[0]
+        assert packed.schedule.lr[s] == fitter.schedule.lr[0]
+        mine, theirs = packed_outcome.signatures[s], outcome.signatures[0]
+        assert mine.best_val_loss == pytest.approx(theirs.best_val_loss, rel=1e-9)
+        assert (mine.best_epoch, mine.epochs_run, mine.early_stopped) == (
+            theirs.best_epoch, theirs.epochs_run, theirs.early_stopped)
+    # One signature stopped early while the other trained on: the run is not over until
+    # every signature has stopped.
+    assert all(o.early_stopped for o in packed_outcome.signatures)
+    assert 0 < min(packed.stop_epoch) < packed_outcome.final_epoch
+    assert packed_outcome.final_epoch == max(o.final_epoch for _, o in alone.values())
+    # The record's val/loss is the best signature's, what ASHA compares.
+    for record in packed_outcome.history:
+        assert record[MONITOR] == min(record[f"{SIG}/val/loss"], record[f"{WEAK_SIG}/val/loss"])
+
+
+def test_early_stopping_restores_each_signatures_best_weights(data_root):
+    config = Config().with_overrides(["split.folds=3", "training.epochs=200", "early_stopping.patience=5"])
+    outcome = train_run(RunSpec(str(data_root), (WEAK_SIG,), "Q1", config), Recorder())
+    fit_outcome = outcome.fit
+    state = outcome.checkpoint.states[0]
+    assert fit_outcome.final_epoch < 200 and "early stopping" in fit_outcome.stop_reason
+    assert fit_outcome.final_epoch == state.best_epoch + 5 == state.stop_epoch
+    # The checkpoint's metrics are those of the best epoch, and its weights reproduce them.
+    best_record = fit_outcome.history[state.best_epoch - 1]
+    assert state.best_metrics["rmse"] == pytest.approx(best_record["val/rmse"])
+    assert state.best_val_loss == pytest.approx(best_record[MONITOR])
+
+
+def test_schedule_follows_torchs_plateau_rule(data_root):
+    config = Config().with_overrides([
+        "split.folds=3", "training.epochs=30", "training.lr=0.05", "early_stopping.enable=false",
+        "lr_scheduler.patience=1", "lr_scheduler.cooldown=1", "lr_scheduler.factor=0.5",
+    ])
+    outcome = train_run(RunSpec(str(data_root), (WEAK_SIG,), "Q1", config), Recorder())
     history = outcome.fit.history
     reference = torch.optim.lr_scheduler.ReduceLROnPlateau(
         torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.05),
-        factor=0.5, patience=1, cooldown=0, threshold=1e-4, min_lr=1e-6,
+        factor=0.5, patience=1, cooldown=1, threshold=1e-4, min_lr=1e-6,
     )
     expected = []
     for record in history:
@@ -121,50 +153,64 @@ def test_scheduler_follows_mean_validation_loss(data_root):
     assert history[-1]["lr"] < 0.05 / 4  # it did reduce, more than once
 
 
-def test_reports_every_epoch_with_checkpoints_on_improvement_and_schedule(data_root):
-    config = Config().with_overrides(["training.folds=3", "training.epochs=12", "training.checkpoint_every=5",
-                                      "early_stopping.enable=false"])
-    reporter = _Null()
-    outcome = train_task(RunSpec(str(data_root), SIG, "Q1", config), reporter)
-    assert [e for e, _ in reporter.calls] == list(range(1, 13))
-    history = outcome.fit.history
-    best, expected = math.inf, []
-    for record in history:
+def test_checkpoints_are_due_on_improvement_schedule_rungs_and_the_last_epoch(data_root):
+    config = Config().with_overrides(["split.folds=3", "training.epochs=12", "training.checkpoint_every=5",
+                                      "early_stopping.enable=false", "training.lr=0.05"])
+    reporter = Recorder()
+    run = RunSpec(str(data_root), (WEAK_SIG,), "Q1", config, checkpoint_epochs=(7,))
+    outcome = train_run(run, reporter)
+    assert [e for e, _ in reporter.calls] == list(range(1, 13))  # every epoch is reported
+    best, expected = np.inf, []
+    for record in outcome.fit.history:
+        epoch = int(record["epoch"])
         improved = record[MONITOR] < best
         best = min(best, record[MONITOR])
-        expected.append(improved or record["epoch"] % 5 == 0)
+        expected.append(improved or epoch % 5 == 0 or epoch == 7 or epoch == 12)
     assert [c for _, c in reporter.calls] == expected
+    assert not all(expected)  # some epochs carried none
 
 
-def test_resumed_run_ends_where_an_uninterrupted_one_does(data_root, tmp_path):
-    overrides = ["training.folds=3", "training.checkpoint_every=3", "arch.dropout=0.3", "training.lr=0.01"]
-    run6 = RunSpec(str(data_root), SIG, "Q1", Config().with_overrides([*overrides, "training.epochs=6"]))
-    straight = train_task(run6, _Null())
-    run3 = RunSpec(str(data_root), SIG, "Q1", Config().with_overrides([*overrides, "training.epochs=3"]))
-    train_task(run3, DirectoryReporter(tmp_path))
+@pytest.mark.parametrize("signatures", [(SIG,), (SIG, WEAK_SIG)])
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(data_root, tmp_path, signatures):
+    overrides = ["split.folds=3", "training.checkpoint_every=3", "arch.dropout=0.3", "training.lr=0.01",
+                 "early_stopping.patience=2"]
+    run6 = RunSpec(str(data_root), signatures, "Q1", Config().with_overrides([*overrides, "training.epochs=8"]))
+    straight = train_run(run6, Recorder())
+    run3 = RunSpec(str(data_root), signatures, "Q1", Config().with_overrides([*overrides, "training.epochs=3"]))
+    train_run(run3, DirectoryReporter(tmp_path))
     payload = load_checkpoint(tmp_path / "checkpoints" / "latest")
-    assert payload["epoch"] == 3
-    resumed = train_task(run6, _Null(), resume=payload)
-    assert [r["epoch"] for r in resumed.fit.history] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
-    for key, value in straight.checkpoint["model_state"].items():
-        torch.testing.assert_close(resumed.checkpoint["model_state"][key], value)
-    assert resumed.checkpoint["optimizer_state"]["state"].keys() == straight.checkpoint["optimizer_state"]["state"].keys()
+    assert payload.epoch == 3 and payload.finished
+    resumed = train_run(run6, Recorder(), resume=payload.model_copy(update={"finished": False}))
+    assert [r["epoch"] for r in resumed.fit.history] == [float(e) for e in range(1, straight.fit.final_epoch + 1)]
+    for key, value in straight.checkpoint.best_model_state.items():
+        torch.testing.assert_close(resumed.checkpoint.best_model_state[key], value)
+    assert resumed.checkpoint.states == straight.checkpoint.states
+
+
+def test_a_linear_model_is_one_of_the_family(data_root):
+    config = Config().with_overrides(["split.folds=3", "training.epochs=40", "arch.hidden_layers=0",
+                                      "training.lr=0.02", "arch.dropout=0.3"])
+    outcome = train_run(RunSpec(str(data_root), (SIG,), "Q1", config), Recorder())
+    assert set(outcome.checkpoint.model_state) == {"flat"}
+    assert outcome.checkpoint.model_state["flat"].shape == (3, 11)  # 10 weights and a bias each
+    assert outcome.checkpoint.states[0].best_metrics["r2"] > 0.1
 
 
 def test_qtrainer_keeps_the_seed_api_and_result_dict(data_root, tmp_path):
-    trainer = QTrainer("Q1", SIG, Config().with_overrides(["training.folds=3"]), device="cpu", out_dir=tmp_path)
+    trainer = QTrainer("Q1", SIG, Config().with_overrides(["split.folds=3"]), device="cpu", out_dir=tmp_path)
     result = trainer.fit(data_root / SIG / "Q1.npz", epochs=5, batch_size=32)
-    assert {"success", "total_time", "best_val_loss", "final_epoch", "final_metrics", "history"} <= set(result)
-    assert result["success"] is True and result["final_epoch"] == 5
-    assert result["history"]["epochs"] == [1, 2, 3, 4, 5]
-    assert len(result["final_metrics"]["per_fold"]) == 3
+    assert result["final_epoch"] == 5 and result["history"]["epochs"] == [1, 2, 3, 4, 5]
     assert result["best_val_loss"] == min(result["history"]["val_loss"])
-    assert (tmp_path / "checkpoints" / "best" / "model.pt").is_file()
+    assert result["best_epoch"] == 1 + result["history"]["val_loss"].index(result["best_val_loss"])
+    assert 1.0 < result["final_metrics"]["mean"]["rmse"] < 5.0  # points on a 0-5 task, not [0, 1]
+    assert load_checkpoint(tmp_path / "checkpoints" / "latest").epoch == 5
     assert (tmp_path / "train.log").read_text().count("epoch") >= 5
+    with pytest.raises(ValueError, match="file is for task Q1, trainer for Q3"):
+        QTrainer("Q3", SIG, Config()).fit(data_root / SIG / "Q1.npz")
 
 
 def test_mmse_train_no_ray_learns_the_planted_signal(data_root, tmp_path, capsys):
-    from mmse_model.cli import main
+    from mmse_app.cli import main
 
     out = tmp_path / "run"
     code = main(["train", "--no-ray", "--data", str(data_root), "--sig", SIG, "--q", "Q1", "--out", str(out),
@@ -173,20 +219,24 @@ def test_mmse_train_no_ray_learns_the_planted_signal(data_root, tmp_path, capsys
     printed = capsys.readouterr().out
     assert "RMSE" in printed and "test" in printed
     result = json.loads((out / "result.json").read_text())
-    assert result["cv"]["mean"]["r2"] > 0.15  # Ridge on all 120 subjects reaches ~0.38
+    assert result["runner"] == "in-process"
+    assert result["selection"]["r2"] > 0.15  # Ridge on all 120 subjects reaches ~0.38
     assert result["test"]["r2"] > 0.1
     assert result["test"]["n"] == len(result["test_subjects"]) == 24
     # Metrics are in points: an RMSE on a 0-5 task, not a [0, 1]-scaled one.
-    assert 0.3 < result["cv"]["mean"]["rmse"] < 1.5
+    assert 0.3 < result["selection"]["rmse"] < 1.5
     payload = load_checkpoint(out / "model")
-    assert payload["task"] == "Q1" and payload["signature"] == SIG
-    assert payload["standardiser"]["mean"].shape == (5, 10)
-    assert set(payload["split"]["test_subjects"]) == set(result["test_subjects"])
-    events = list((out / "tensorboard").glob("events.out.tfevents.*"))
-    assert events
+    assert payload.task == "Q1" and payload.signatures == [SIG]
+    assert payload.standardiser_mean.shape == (5, 10)
+    assert set(payload.split["test_subjects"]) == set(result["test_subjects"])
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(out / "tensorboard"))
     acc.Reload()
-    assert {"train/loss", "val/loss", "val/rmse", "lr"} <= set(acc.Tags()["scalars"])
+    assert {"train/loss", "val/loss", "val/rmse", "lr", "time/epoch_s"} <= set(acc.Tags()["scalars"])
     assert acc.Tags()["graph"]
+    # A second run into the same folder is refused, and nothing there changes.
+    before = (out / "result.json").read_bytes()
+    assert main(["train", "--no-ray", "--data", str(data_root), "--sig", SIG, "--q", "Q1", "--out", str(out)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (out / "result.json").read_bytes() == before

@@ -1,4 +1,4 @@
-"""Recordings -> RQA datasets `<out>/<sig>/<Q>.npz` (DESIGN.md section 3).
+"""Recordings -> RQA datasets `<out>/<sig>/<Q>.npz` (docs/design.md, "Data").
 
 The work splits into three phases so that Ray can run the middle one:
 
@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 import warnings
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mmse_model.config import TASKS
+from mmse_model import atomic
+from mmse_model.domain import FEATURE_NAMES, TASKS, Signature, parse_signatures
 from mmse_model.errors import InputError
 from mmse_model.features.fixations import detect_fixations
 from mmse_model.features.recordings import (
@@ -38,17 +36,13 @@ from mmse_model.features.recordings import (
     read_labels,
     read_recording,
 )
-from mmse_model.features.rqa import FEATURE_NAMES, embed, rqa_measures
-from mmse_model.features.signature import Signature, parse_signatures
+from mmse_model.features.rqa import embed, rqa_measures
 
 MODES = ("trajectory", "fixation")
 # Fewer state vectors than this give RQA measures that are mostly noise.
 MIN_STATE_VECTORS = 10
 REPORT_NAME = "build_report.csv"
 ALL_TASKS = "all"
-# The zip entries' timestamp: fixed, so that a rebuild writes the same bytes (np.savez
-# stamps the current time).
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 class BuildWarning(UserWarning):
@@ -225,7 +219,7 @@ def write_datasets(plan: BuildPlan, results: list[ItemResult], out: Path) -> Bui
         features = np.stack([r.features for r in rows], axis=1)  # (n_signatures, N, 10)
         for signature, X in zip(plan.signatures, features):
             path = out / signature.name / f"{task}.npz"
-            write_npz_atomic(
+            atomic.write_npz(
                 path,
                 {
                     "X": np.ascontiguousarray(X, dtype=np.float64),
@@ -247,41 +241,9 @@ def write_datasets(plan: BuildPlan, results: list[ItemResult], out: Path) -> Bui
     return BuildReport(written, skips, subjects_per_task, report_path)
 
 
-def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """An `.npz` that np.load reads with allow_pickle=False, byte-identical for equal input.
-
-    Written to a temporary file in the target directory and moved into place, so a reader
-    (or a crash) never sees half a file.
-    """
-    payload = io.BytesIO()
-    with zipfile.ZipFile(payload, "w", compression=zipfile.ZIP_STORED) as archive:
-        for key, array in arrays.items():
-            entry = io.BytesIO()
-            np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_DATE)
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, entry.getvalue())
-    write_bytes_atomic(path, payload.getvalue())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_report(path: Path, skips: list[Skip]) -> None:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["subject_id", "task", "reason"])
     writer.writerows([s.subject_id, s.task, s.reason] for s in skips)
-    write_bytes_atomic(path, text.getvalue().encode("utf-8"))
+    atomic.write_text(path, text.getvalue())

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mmse_model.config import TASKS, Config
+from mmse_model.domain import MMSE_MAX, SCORE_RANGES, TASKS
 from mmse_model.errors import InputError
 
 RECORDING_COLUMNS = ("t", "x", "y")
 LABEL_COLUMNS = ("subject_id", *TASKS)
-MMSE_MAX = 30
 # MMSE points outside the five tasks (language and praxis): mmse - sum(Q1..Q5) lies in 0-9.
 OTHER_ITEMS_MAX = 9
 
@@ -99,7 +98,7 @@ def read_labels(path: Path) -> dict[str, tuple[float, ...]]:
     Any problem is an InputError naming the file (and line): labels are not skippable.
     `mmse` is optional; when present it must be 0-30 and consistent with the sub-scores.
     """
-    ranges = Config().score_ranges
+    ranges = SCORE_RANGES
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -41,18 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-FEATURE_NAMES: tuple[str, ...] = (
-    "recurrence_rate",
-    "determinism",
-    "mean_diag_line",
-    "max_diag_line",
-    "diag_line_entropy",
-    "laminarity",
-    "trapping_time",
-    "max_vert_line",
-    "vert_line_entropy",
-    "mean_recurrence_time",
-)
+from mmse_model.domain import FEATURE_NAMES  # noqa: F401  (the order rqa_measures returns)
+
 
 # pyunicorn's guard against empty denominators (RecurrencePlot._epsilon).
 _GUARD = 1e-8

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mmse_model import synth
-from mmse_model.cli import main
+from mmse_app.cli import main
 from tests.test_build import build_argv
 
 SIGS = ["m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.07_lmin3"]

@@ -31,11 +31,12 @@ def sweep_yaml(path: Path, name: str, *, samples=3, epochs=6, stall_timeout_s=30
         "signatures": ["m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"],
         "tasks": ["Q1"],
         "samples": samples,
+        "signatures_per_trial": 1,  # one trial per signature: more trials than slots
         "search_space": {"training.lr": {"loguniform": [0.002, 0.02]}},
         "asha": {"grace_period": 2, "reduction_factor": 2},
         "resources": {"trial_cpus": 0.05},
         "watchdog": {"interval_s": 1.0, "stall_timeout_s": stall_timeout_s},
-        "config": {"training": {"epochs": epochs, "folds": 3, "checkpoint_every": 0},
+        "config": {"split": {"folds": 3}, "training": {"epochs": epochs, "checkpoint_every": 0},
                    "early_stopping": {"patience": 20},
                    "ray": {"num_workers": 1, "cpus_per_worker": 0.5}},
     }))
@@ -71,7 +72,7 @@ def test_back_to_back_sweeps_release_every_group_themselves(ray_session, toy_roo
         config = sweep_yaml(tmp_path / f"sweep{attempt}.yaml", f"back_to_back_{attempt}", stall_timeout_s=120)
         summary = run_sweep(load_sweep_config(config, str(toy_root), str(tmp_path / "runs")))
         assert summary["n_trials"] == 6
-        statuses = summary["trial_status"]
+        statuses = summary["row_status"]
         assert statuses.get("asha", 0) >= 1, statuses
         assert wait_until_no_train_groups(job) == []
     assert "watchdog: released" not in capfd.readouterr().err
@@ -124,7 +125,7 @@ def test_stall_is_a_one_line_error_and_resume_finishes(ray_session, toy_root, tm
     hog = placement_group([{"CPU": 2.0}])  # the pytest driver's job: a job other than the sweep's
     ray.get(hog.ready())
     config = sweep_yaml(tmp_path / "sweep.yaml", "stalled", samples=1, epochs=3, stall_timeout_s=15)
-    command = [sys.executable, "-m", "mmse_model.cli", "sweep", "--config", str(config), "--data", str(toy_root),
+    command = [sys.executable, "-m", "mmse_app.cli", "sweep", "--config", str(config), "--data", str(toy_root),
                "--storage", str(tmp_path / "runs")]
     try:
         stalled = subprocess.run(command, env=ray_session.env, capture_output=True, text=True, timeout=600)

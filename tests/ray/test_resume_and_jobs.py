@@ -26,7 +26,7 @@ def small_sweep(path: Path, name: str, **config) -> Path:
         "search_space": {"training.lr": {"loguniform": [0.002, 0.01]}},
         "asha": {"grace_period": 4},  # = epochs: ASHA stops nothing, every trial runs out
         "resources": {"trial_cpus": 0.05, **config.pop("resources", {})},
-        "config": {"training": {"epochs": 4, "folds": 3, "checkpoint_every": 1},
+        "config": {"split": {"folds": 3}, "training": {"epochs": 4, "checkpoint_every": 1},
                    "ray": {"num_workers": 1, "cpus_per_worker": 0.5}},
     }))
     return path

@@ -21,7 +21,9 @@ from pyarrow import fs as pafs
 
 from mmse_model.checkpoint import FILENAME, load_checkpoint
 from mmse_model.config import Config
-from ray_jobs.train import run_one
+from mmse_model.runs import train_and_report
+from mmse_model.trainer import RunSpec
+from ray_jobs.train import ray_runner
 from tests.ray.s3_server import CREDENTIAL_ENV
 
 SIG = "m2_tau1_eps0.055_lmin2"  # the strong signature of the toy_root fixture
@@ -56,7 +58,7 @@ def test_torchtrainer_checkpoints_to_s3(ray_session, s3_server, toy_root, tmp_pa
     config = Config().with_overrides(
         [
             "training.epochs=3",
-            "training.folds=3",
+            "split.folds=3",
             "training.checkpoint_every=0",
             "ray.cpus_per_worker=0.5",
         ]
@@ -66,11 +68,11 @@ def test_torchtrainer_checkpoints_to_s3(ray_session, s3_server, toy_root, tmp_pa
     # handle, which keeps that actor alive after the run; put the old handler back.
     sigint = signal.getsignal(signal.SIGINT)
     try:
-        result = run_one(str(toy_root), SIG, "Q1", config, out, storage=storage)
+        result = train_and_report(RunSpec(str(toy_root), (SIG,), "Q1", config), out, ray_runner(storage), "ray")
     finally:
         signal.signal(signal.SIGINT, sigint)
 
-    # The run's checkpoints are objects in the bucket, and the best one is what came back.
+    # The run's checkpoints are objects in the bucket, and the last one is what came back.
     run_key = f"{s3_server.bucket}/{prefix}/{SIG}-Q1"
     fs = s3_server.filesystem()
     objects = [
@@ -82,21 +84,21 @@ def test_torchtrainer_checkpoints_to_s3(ray_session, s3_server, toy_root, tmp_pa
         p for p in objects if p.split("/")[-2].startswith("checkpoint_") and p.endswith(FILENAME)
     ]
     assert checkpoint_files, objects
-    uri = result["checkpoint_uri"]
+    uri = result.checkpoints
     assert uri.startswith(f"s3://{run_key}/checkpoint_"), uri
     best_key = uri.removeprefix("s3://").split("?")[0].rstrip("/") + f"/{FILENAME}"
     assert best_key in objects, (best_key, objects)
 
-    # The local copy of the model loads, and it is the bucket's best checkpoint, byte for byte.
+    # The local copy of the model loads, and it is the bucket's last checkpoint, tensor for tensor.
     local = load_checkpoint(out / "model" / FILENAME)
     with fs.open_input_stream(best_key) as stream:
         remote = torch.load(io.BytesIO(stream.read()), map_location="cpu", weights_only=True)
-    assert remote["metrics"] == local["metrics"]
-    for name, tensor in local["model_state"].items():
-        assert torch.equal(remote["model_state"][name], tensor), name
-    assert 1 <= result["best_epoch"] <= 3
-    assert set(result["test"]) >= {"rmse", "mae", "r2", "pearson_r"}
-    assert all(math.isfinite(v) for v in result["test"].values()), result["test"]
+    assert remote["metrics"] == local.metrics and remote["epoch"] == local.epoch == 3
+    for name, tensor in local.best_model_state.items():
+        assert torch.equal(remote["best_model_state"][name], tensor), name
+    assert 1 <= result.best_epoch <= 3
+    assert set(result.test) >= {"rmse", "mae", "r2", "pearson_r"}
+    assert all(math.isfinite(v) for v in result.test.values()), result.test
 
     # Nothing was written to local disk under the storage's names (a URI taken for a path).
     ray_temp = Path("/tmp") / f"mmse_ray_{os.getpid()}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
-from ray_jobs.sweep import PerTaskASHA
+from ray_jobs.scheduler import PerTaskASHA
 
 pytestmark = pytest.mark.ray
 

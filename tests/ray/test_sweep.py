@@ -1,9 +1,8 @@
-"""The ASHA sweep over 2 signatures x 2 tasks: result files, per-task ASHA, no leftovers."""
+"""The packed ASHA sweep over 2 signatures x 2 tasks: result files, ASHA per task, no leftovers."""
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import time
@@ -13,8 +12,10 @@ import pytest
 import yaml
 
 from mmse_model.checkpoint import load_checkpoint
-from mmse_model.results import STOPPED_BY_ASHA
+from mmse_model.results import STOPPED_BY_ASHA, read_trials_csv
 from mmse_model.sweep_config import load_sweep_config
+
+SIG, WEAK_SIG = "m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"
 
 pytestmark = pytest.mark.ray
 
@@ -24,12 +25,17 @@ SWEEP_CLASSES = ("TrainController", "RayTrainWorker", "ImplicitFunc", "run_trial
 def write_sweep_yaml(path: Path, **changes) -> Path:
     sweep = {
         "name": "test_sweep",
-        "samples": 2,
-        "search_space": {"training.lr": {"loguniform": [0.002, 0.01]},
+        "samples": 3,
+        # With this seed Q3's second trial draws the tiny learning rate after a good one:
+        # at the first rung ASHA must stop it.
+        "search_seed": 5,
+        "search_space": {"training.lr": {"choice": [0.02, 0.0002]},
                          "arch.h1": {"choice": [16, 32]}},
         "asha": {"grace_period": 2, "reduction_factor": 2},
-        "resources": {"trial_cpus": 0.05},
-        "config": {"training": {"epochs": 8, "folds": 3, "checkpoint_every": 0},
+        # One trial at a time: trials reach ASHA's rungs in trial order, so the test can
+        # replay ASHA's decisions exactly.
+        "resources": {"trial_cpus": 0.05, "max_concurrent_trials": 1},
+        "config": {"split": {"folds": 3}, "training": {"epochs": 8, "checkpoint_every": 0},
                    "early_stopping": {"patience": 20},
                    "ray": {"num_workers": 1, "cpus_per_worker": 0.5}},
     }
@@ -41,6 +47,7 @@ def write_sweep_yaml(path: Path, **changes) -> Path:
 
 @pytest.fixture(scope="module")
 def sweep_run(ray_session, toy_root, tmp_path_factory):
+    """2 signatures x 2 tasks x 3 samples, every signature of a task packed in one trial."""
     from ray_jobs.sweep import run_sweep
 
     tmp = tmp_path_factory.mktemp("sweep")
@@ -51,20 +58,32 @@ def sweep_run(ray_session, toy_root, tmp_path_factory):
     return tmp / "runs" / "test_sweep", summary, stderr.getvalue()
 
 
+def trial_histories(experiment: Path) -> dict[str, list[dict]]:
+    """Tune's per-epoch records of every trial, by trial id."""
+    out = {}
+    for folder in experiment.glob("*/result.json"):
+        records = [json.loads(line) for line in folder.read_text().splitlines()]
+        out[records[0]["trial_id"]] = records
+    return out
+
+
 def test_sweep_writes_every_result_file(sweep_run):
     experiment, summary, _ = sweep_run
-    rows = list(csv.DictReader(open(experiment / "trials.csv")))
-    assert len(rows) == 2 * 2 * 2  # signatures x tasks x samples
+    rows = read_trials_csv(experiment / "trials.csv")
+    assert len(rows) == 2 * 2 * 3  # signatures x tasks x samples
+    assert len({r.trial_id for r in rows}) == 2 * 3  # one trial per task and sample: packed
+    for trial in {r.trial_id for r in rows}:
+        assert {r.signature for r in rows if r.trial_id == trial} == {SIG, WEAK_SIG}
     for row in rows:
-        assert row["signature"] and row["task"] in ("Q1", "Q3")
-        assert row["hp/training.lr"] and row["hp/arch.h1"]
-        assert float(row["val/rmse"]) > 0 and int(row["epochs_run"]) >= 1
-        # The named checkpoint exists, loads, and is the epoch the row reports.
-        payload = load_checkpoint(row["checkpoint_uri"])
-        assert int(payload["metrics"]["epoch"]) == int(row["best_epoch"]) <= int(row["epochs_run"])
-        assert float(payload["metrics"]["val/loss"]) == pytest.approx(float(row["val/loss"]))
+        assert row.task in ("Q1", "Q3") and row.group == "all" and row.sample in (0, 1, 2)
+        assert set(row.hyperparameters) == {"training.lr", "arch.h1"}
+        # The named checkpoint exists, loads, and is where the row's numbers come from.
+        payload = load_checkpoint(row.checkpoint_uri)
+        state = payload.state(row.signature)
+        assert row.best_epoch == state.best_epoch <= row.epochs_run <= payload.epoch
+        assert row.loss == state.best_val_loss and row.validation["rmse"] == state.best_metrics["rmse"] > 0
     on_disk = json.loads((experiment / "summary.json").read_text())
-    assert on_disk["n_trials"] == 8 and set(on_disk["tasks"]) == {"Q1", "Q3"}
+    assert on_disk["n_rows"] == 12 and on_disk["n_trials"] == 6 and set(on_disk["tasks"]) == {"Q1", "Q3"}
     for task, entry in on_disk["tasks"].items():
         assert entry["winner"]["signature"]
         assert {"rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept"} <= set(entry["test"])
@@ -72,24 +91,45 @@ def test_sweep_writes_every_result_file(sweep_run):
     assert len(on_disk["best_per_signature_task"]) == 4
     assert "network (winner)" in (experiment / "summary.txt").read_text()
     # TensorBoard events from Tune's logger callback, one set per trial.
-    assert len(list(experiment.glob("run_trial_*/events.out.tfevents*"))) == 8
+    assert len(list(experiment.glob("*/events.out.tfevents*"))) == 6
 
 
-def test_asha_stopped_some_trials_within_their_task(sweep_run):
+def test_asha_decisions_are_exactly_its_rule_within_each_task(sweep_run):
+    """Replaying ASHA (one per task) over the recorded histories, in the order the trials
+    ran, stops exactly the trials the results say ASHA stopped, at the same epoch."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from ray_jobs.scheduler import PerTaskASHA
+
     experiment, _, _ = sweep_run
-    rows = list(csv.DictReader(open(experiment / "trials.csv")))
-    stopped = [r for r in rows if r["status"] == STOPPED_BY_ASHA]
-    assert stopped, [(r["trial_id"], r["status"], r["epochs_run"]) for r in rows]
-    for row in stopped:
-        # ASHA (grace 2, reduction factor 2, max_t 8) decides only at its rungs, 2 and 4.
-        assert int(row["epochs_run"]) in (2, 4), row
-        # A trial stops only when a trial of the same task did better at its rung, so some
-        # trial of its own task ran on past it.
-        same_task = [r for r in rows if r["task"] == row["task"] and r is not row]
-        assert max(int(r["epochs_run"]) for r in same_task) > int(row["epochs_run"])
+    rows = read_trials_csv(experiment / "trials.csv")
+    histories = trial_histories(experiment)
+    replay = PerTaskASHA(max_t=8, grace_period=2, reduction_factor=2)
+    assert replay.set_search_properties("val/loss", "min")
+    stopped_at = {}
+    for trial_id in sorted(histories):
+        trial = FakeTrial(trial_id, histories[trial_id][0]["config"]["task"])
+        replay.on_trial_add(None, trial)
+        for record in histories[trial_id]:
+            if replay.on_trial_result(None, trial, record) == TrialScheduler.STOP and record["epoch"] < 8:
+                stopped_at[trial_id] = int(record["epoch"])
+                break
+    assert stopped_at, "the sweep was built so that ASHA stops some trial"
+    for row in rows:
+        if row.status == STOPPED_BY_ASHA:
+            assert stopped_at[row.trial_id] == row.epochs_run, row
+        elif row.trial_id in stopped_at:  # a signature stopped early before ASHA stopped its trial
+            assert row.status == "early_stopping" and row.epochs_run < stopped_at[row.trial_id], row
+    # Rows stopped at a rung are each compared only with trials of their own task.
+    assert {r.task for r in rows if r.status == STOPPED_BY_ASHA} <= {"Q1", "Q3"}
     # The winner of each task is on the strong signature (the other carries no signal).
     summary = json.loads((experiment / "summary.json").read_text())
-    assert {e["winner"]["signature"] for e in summary["tasks"].values()} == {"m2_tau1_eps0.055_lmin2"}
+    assert {e["winner"]["signature"] for e in summary["tasks"].values()} == {SIG}
+
+
+class FakeTrial:
+    def __init__(self, trial_id: str, task: str):
+        self.trial_id, self.config = trial_id, {"task": task}
 
 
 def test_nothing_left_behind_after_asha_stops(sweep_run, ray_session):

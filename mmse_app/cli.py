@@ -1,0 +1,136 @@
+"""`mmse`: the command-line front of the trainer.
+
+Exit status: 0 done; 2 bad input or usage (one line on stderr, no traceback); 1 a sweep
+that stalled, or anything else. Heavy imports happen inside the commands so `--help` stays
+quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from mmse_model.errors import InputError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for any bad input
+        raise InputError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ray_jobs import build_datasets, sweep, train
+
+    parser = _Parser(prog="mmse", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train_cmd = commands.add_parser("train", help="train one (signature, task): K-fold CV, in-process or on Ray")
+    train.add_arguments(train_cmd)
+    train_cmd.add_argument("--no-ray", action="store_true", help="run the loop in this process")
+    train_cmd.add_argument("--device", default="cpu", help="torch device for --no-ray (cpu, cuda, cuda:1)")
+    train_cmd.set_defaults(func=_train)
+
+    sweep_cmd = commands.add_parser("sweep", help="ASHA sweep over every signature and task on Ray Tune")
+    sweep.add_arguments(sweep_cmd)
+    sweep_cmd.set_defaults(func=_sweep)
+
+    predict = commands.add_parser("predict", help="predict sub-scores for new subjects with a trained model")
+    predict.add_argument("--model", required=True, help="checkpoint folder or model.pt (e.g. RUN/model)")
+    predict.add_argument("--input", required=True, help="features: .npz with X (N, 10) or .csv with subject_id + 10 columns")
+    predict.add_argument("--out", required=True, help="CSV to write: subject_id, prediction, fold_sd")
+    predict.add_argument("--signature", help="which signature, for a checkpoint of several (a sweep trial's)")
+    predict.set_defaults(func=_predict)
+
+    demo = commands.add_parser(
+        "demo", help="the whole pipeline on a synthetic cohort: synth, RQA build, ASHA sweep (local Ray)"
+    )
+    demo.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    demo.add_argument("--subjects", type=int, default=300, help="synthetic cohort size (default 300)")
+    demo.set_defaults(func=_demo)
+
+    data = commands.add_parser("data", help="synthesise recordings; build RQA datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    synth = data_commands.add_parser("synth", help="write a SYNTHETIC cohort: recordings/<subject>/<Q>.csv, labels.csv")
+    synth.add_argument("--out", required=True, type=Path, help="new or empty directory")
+    synth.add_argument("--subjects", type=int, default=300, help="cohort size (default 300)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.set_defaults(func=_synth)
+    build = data_commands.add_parser("build", help="recordings -> <out>/<sig>/<Q>.npz RQA datasets (Ray tasks or --no-ray)")
+    build_datasets.add_arguments(build)
+    build.add_argument("--no-ray", action="store_true", help="compute in this process")
+    build.set_defaults(func=_build)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ray_jobs.guard import SweepStalled
+
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"mmse: error: {exc}", file=sys.stderr)
+        return 2
+    except SweepStalled as exc:
+        print(f"mmse: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mmse_app.report import format_run
+    from mmse_model.runs import train_and_report, train_in_process
+    from ray_jobs import train
+
+    run = train.run_spec(args)
+    if args.no_ray:
+        runner, name = train_in_process(args.device), "in-process"
+    else:
+        runner, name = train.ray_runner(args.storage, args.address), "ray"
+    result = train_and_report(run, Path(args.out), runner, name)
+    print(format_run(result))
+    print(f"wrote {args.out}/model (the fold-models), {args.out}/result.json; checkpoints in {result.checkpoints}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from mmse_model.sweep_config import load_sweep_config
+    from ray_jobs.sweep import run_sweep
+
+    run_sweep(load_sweep_config(args.config, args.data, args.storage), resume=args.resume, address=args.address)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mmse_app.demo import run_demo
+
+    run_demo(Path(args.out), args.subjects)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from mmse_model.predict import predict_file
+
+    n = predict_file(args.model, args.input, args.out, args.signature)
+    print(f"wrote predictions for {n} subjects to {args.out}")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from mmse_model.synth import synthesize
+
+    synthesize(args.out, n_subjects=args.subjects, seed=args.seed)
+    print(f"wrote a synthetic cohort of {args.subjects} subjects to {args.out}")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from mmse_model.features.build import run_in_process
+    from ray_jobs.build_datasets import run_build, run_on_ray
+
+    return run_build(args, run_in_process if args.no_ray else run_on_ray, "mmse")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
