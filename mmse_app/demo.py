@@ -41,4 +41,6 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
     print(f"demo 2/3: {len(report.written)} RQA datasets in {out / 'data'} "
           f"({len(report.skips)} recordings skipped, see {report.report_path})", flush=True)
     print(f"demo 3/3: ASHA sweep ({sweep.samples} samples per task)", flush=True)
-    return run_sweep(sweep)
+    # The SYNTHETIC cohort knows its groups: the summary gives the subtotal's dementia AUC.
+    evaluation = sweep.evaluation.model_copy(update={"groups_file": str(cohort / "labels.csv")})
+    return run_sweep(sweep.model_copy(update={"evaluation": evaluation}))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmse_model.domain import N_FEATURES, check_task, parse_signature
+from mmse_model.domain import N_FEATURES, TASKS, check_task, parse_signature
 from mmse_model.errors import DataError
 
 DEFAULT_FEATURE_NAMES = tuple(f"f{i}" for i in range(N_FEATURES))
@@ -238,6 +238,35 @@ def make_split(
     rest = [s for i, s in enumerate(order) if i not in picks]
     fold_of_subject = {s: i % folds for i, s in enumerate(rest)}
     return Split(tuple(sorted(test)), fold_of_subject, folds)
+
+
+def shared_split(
+    data_root: str | Path, signature: str, folds: int, test_fraction: float, seed: int,
+    score_ranges: dict[str, tuple[float, float]],
+) -> Split:
+    """The one split of a data root, shared by every task and signature.
+
+    Subjects are stratified on their total over the tasks present (Q1..Q5 sum to 0-21), so
+    the held-out subjects and the folds are the same for every task: a test subject's five
+    predictions can be summed without any of them having seen that subject. Every signature
+    of a task holds the same subjects, so one signature's files define it.
+    """
+    totals: dict[str, float] = {}
+    for task in TASKS:
+        path = Path(data_root) / parse_signature(signature).name / f"{task}.npz"
+        if not path.is_file():
+            continue
+        data = load_task_data(path, score_ranges[task])
+        seen = {}
+        for sid, score in zip(data.subject_ids, data.y):
+            seen[str(sid)] = float(score)
+        for sid, score in seen.items():
+            totals[sid] = totals.get(sid, 0.0) + score
+    if not totals:
+        raise DataError(f"{Path(data_root) / signature}: no task file (Q1..Q5.npz)")
+    ids = np.array(sorted(totals))
+    return make_split(ids, np.array([totals[s] for s in ids]), folds, test_fraction, seed,
+                      str(Path(data_root) / signature))
 
 
 def _subject_hash(seed: int, subject: str) -> str:

@@ -8,7 +8,12 @@ import numpy as np
 
 from mmse_model.checkpoint import CheckpointPayload, FoldEnsemble
 from mmse_model.data import Split, TaskData
-from mmse_model.metrics import calibration, regression_metrics
+from mmse_model.metrics import calibration, member_metrics, regression_metrics
+
+# Bootstrap over test subjects: replicates, interval level, and the metrics that get one.
+BOOTSTRAP_REPLICATES = 2000
+INTERVAL = 0.95
+INTERVAL_METRICS = ("rmse", "mae", "r2")
 
 
 def held_out_rows(subject_ids: np.ndarray, split: Split) -> np.ndarray:
@@ -39,3 +44,49 @@ def evaluate_on_test(payload: CheckpointPayload, data: TaskData, split: Split,
     """The fold ensemble's metrics on the test subjects, which no fold-model has seen."""
     _, y_true, y_pred, _ = test_predictions(payload, data, split, signature)
     return score_predictions(y_true, y_pred, (payload.score_range[0], payload.score_range[1]))
+
+
+def bootstrap_intervals(
+    y_true: np.ndarray,
+    predictions: dict[str, np.ndarray],
+    score_range: tuple[float, float],
+    reference: str,
+    replicates: int = BOOTSTRAP_REPLICATES,
+    seed: int = 0,
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, Any]]]:
+    """Percentile-bootstrap 95 % intervals over test subjects.
+
+    Returns ({model: {"rmse_ci": [lo, hi], ...}}, {other model: paired comparison}): every
+    model's metric intervals, and for each model other than `reference` the interval of
+    reference minus that model on RMSE and MAE from the same resampled subjects (paired),
+    with `better` true only when the RMSE interval lies wholly below 0.
+    """
+    y_true = np.asarray(y_true, dtype=np.float64)
+    n = len(y_true)
+    index = np.random.default_rng(seed).integers(0, n, size=(replicates, n))
+    ones = np.ones((replicates, n), dtype=bool)
+    tail = 100 * (1 - INTERVAL) / 2
+    drawn = {name: member_metrics(y_true[index], np.asarray(pred, dtype=np.float64)[index], ones, score_range)
+             for name, pred in predictions.items()}
+
+    def interval(values: np.ndarray) -> list[float]:
+        low, high = np.percentile(values, [tail, 100 - tail])
+        return [float(low), float(high)]
+
+    intervals = {name: {f"{m}_ci": interval(values[m]) for m in INTERVAL_METRICS} for name, values in drawn.items()}
+    comparisons = {}
+    for name in predictions:
+        if name == reference:
+            continue
+        rmse_diff = drawn[reference]["rmse"] - drawn[name]["rmse"]
+        mae_diff = drawn[reference]["mae"] - drawn[name]["mae"]
+        ci = interval(rmse_diff)
+        comparisons[name] = {
+            "rmse_diff": float(np.sqrt(np.mean((predictions[reference] - y_true) ** 2))
+                               - np.sqrt(np.mean((predictions[name] - y_true) ** 2))),
+            "rmse_diff_ci": ci,
+            "mae_diff_ci": interval(mae_diff),
+            "better": ci[1] < 0.0,
+            "worse": ci[0] > 0.0,
+        }
+    return intervals, comparisons

@@ -211,14 +211,16 @@ def build_summary(
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """The printed table: per task, the winner's test metrics beside the baselines', then
-    the best validation RMSE of every (signature, task)."""
+    """The printed report: per task, the winner's test metrics beside the baselines' with
+    95 % intervals, the paired differences ("better" only where the interval excludes 0),
+    the procedure estimate when made, the five-task subtotal, then the best validation RMSE
+    of every (signature, task), which selects and does not estimate."""
     lines = [
         f"sweep {summary['experiment']}: {summary['n_trials']} trials, {summary['n_rows']} signature rows "
         f"({', '.join(f'{k} {v}' for k, v in summary['row_status'].items())}); "
-        "test metrics in sub-score points on held-out subjects"
+        "test metrics in sub-score points on held-out subjects, [95 % bootstrap interval]"
     ]
-    header = f"  {'model':<34}{'RMSE':>7}{'MAE':>7}{'R^2':>7}{'r':>7}{'slope':>7}{'icpt':>7}"
+    header = f"  {'model':<26}{'RMSE':>7}{'[interval]':>16}{'MAE':>7}{'R^2':>7}{'r':>7}{'slope':>7}{'icpt':>7}"
     for task, entry in summary["tasks"].items():
         winner, test = entry["winner"], entry["test"]
         lines.append(f"{task}: winner {winner['signature']} (trial {winner['trial_id']}, selection val RMSE "
@@ -227,17 +229,40 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(_test_line("network (winner)", test))
         for name, metrics in entry["baselines"].items():
             lines.append(_test_line(name, metrics))
+        for name, c in entry.get("comparisons", {}).items():
+            low, high = c["rmse_diff_ci"]
+            verdict = ("network better" if c["better"] else f"{name} better" if c["worse"]
+                       else "no difference shown")
+            lines.append(f"  network - {name}: RMSE {c['rmse_diff']:+.3f} [{low:+.3f}, {high:+.3f}]: {verdict}")
+        estimate = entry.get("procedure_estimate")
+        if estimate:
+            lines.append(f"  procedure estimate, {estimate['repeats']} fresh outer splits: RMSE "
+                         f"{estimate['rmse_mean']:.3f} (sd {estimate['rmse_sd']:.3f})")
+    sub = summary.get("subtotal") or {}
+    if sub.get("rmse") is not None:
+        lines.append(f"subtotal of {'+'.join(sub['tasks'])} (range {sub['range'][0]:g}-{sub['range'][1]:g}) for "
+                     f"{sub['n']} test subjects: RMSE {sub['rmse']:.2f} {_ci(sub.get('rmse_ci'))}, "
+                     f"MAE {sub['mae']:.2f} {_ci(sub.get('mae_ci'))}, r {sub['pearson_r']:.2f}")
+        auc = sub.get("dementia_auc") or {}
+        if "auc" in auc:
+            lines.append(f"  {'SYNTHETIC cohort: ' if auc['synthetic'] else ''}AUC of the predicted subtotal for the "
+                         f"dementia group ({auc['n_dementia']} vs {auc['n_other']}): {auc['auc']:.2f} "
+                         f"{_ci(auc.get('auc_ci'))}; no clinical cut-off is implied")
     lines.append("best validation RMSE per (signature, task), mean (sd) over folds (selection, not an estimate):")
     for r in summary["best_per_signature_task"]:
         lines.append(f"  {r['task']}  {r['signature']:<28}{r['val/rmse']:>7.3f} ({r['val/rmse_sd']:.3f})")
     return "\n".join(lines)
 
 
+def _ci(interval: list[float] | None) -> str:
+    return f"[{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
+
+
 def _test_line(name: str, m: dict[str, Any]) -> str:
     if not m:
-        return f"  {name:<34}   (not scored)"
-    return (f"  {name:<34}{m['rmse']:>7.3f}{m['mae']:>7.3f}{m['r2']:>7.3f}{m['pearson_r']:>7.3f}"
-            f"{m['calibration_slope']:>7.2f}{m['calibration_intercept']:>7.2f}")
+        return f"  {name:<26}   (not scored)"
+    return (f"  {name:<26}{m['rmse']:>7.3f}{_ci(m.get('rmse_ci')):>16}{m['mae']:>7.3f}{m['r2']:>7.3f}"
+            f"{m['pearson_r']:>7.3f}{m['calibration_slope']:>7.2f}{m['calibration_intercept']:>7.2f}")
 
 
 def write_trials_csv(rows: list[TrialRow], path: str | Path) -> Path:

@@ -47,6 +47,17 @@ class WatchdogConfig(Schema):
     stall_timeout_s: Number = Field(900.0, gt=0.0)
 
 
+class EvaluationConfig(Schema):
+    # Repeat the procedure on this many fresh outer splits (winning hyper-parameters, the
+    # signature chosen again on inner folds) for an estimate that does not reuse the test
+    # set; each repeat is one packed training run per task. 0: off.
+    outer_repeats: int = Field(0, ge=0)
+    # A labels.csv with `subject_id` and `group` columns (the synthetic cohort writes one):
+    # the summary then gives the AUC of the predicted subtotal for the dementia group.
+    groups_file: str = ""
+    bootstrap_seed: int = 0
+
+
 class SweepConfig(Schema):
     name: str = Field("mmse_sweep", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     data_root: str = Field("data", min_length=1)
@@ -62,6 +73,7 @@ class SweepConfig(Schema):
     asha: AshaConfig = AshaConfig()
     resources: ResourcesConfig = ResourcesConfig()
     watchdog: WatchdogConfig = WatchdogConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     config: dict[str, Any] = {}  # partial training config
 
     @classmethod

@@ -1,29 +1,174 @@
-"""Scoring a finished sweep: each task's winner and the baselines on the held-out subjects."""
+"""Scoring a finished sweep on the held-out subjects: winners, baselines, intervals, subtotal.
+
+Everything here is measured on the test subjects of the data root's one shared split,
+which no trial, scheduler or early stop saw:
+
+- each task's winner (its checkpoint's fold ensemble) and the baselines, trained the same
+  way (mmse_model/baselines.py), with 95 % bootstrap intervals over test subjects, and the
+  winner minus each baseline as a paired interval: "better" only where it excludes 0;
+- the five-task subtotal (0-21) of the test subjects that every task's winner scored, with
+  intervals, and where subject groups are given (a SYNTHETIC cohort's labels), the AUC of
+  the predicted subtotal for telling the dementia group apart; no clinical cut-off;
+- optionally (`evaluation.outer_repeats`), an estimate of the whole procedure: the winning
+  hyper-parameters re-run on fresh outer splits, choosing the signature again each time on
+  the inner folds and scoring the choice on that split's test subjects.
+"""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any, Callable
 
-from mmse_model.baselines import score_baselines
+import numpy as np
+
+from mmse_model.baselines import baseline_predictions
+from mmse_model.callbacks import NullReporter
 from mmse_model.checkpoint import CheckpointPayload
+from mmse_model.config import Config
 from mmse_model.data import Split, load_group
-from mmse_model.evaluate import evaluate_on_test
+from mmse_model.domain import SUBTOTAL_RANGE, TASKS
+from mmse_model.errors import InputError
+from mmse_model.evaluate import bootstrap_intervals, score_predictions, test_predictions
 from mmse_model.results import TrialRow, build_summary, winners_per_task
+
+NETWORK = "network"
+PREDICTION_COLUMNS = ("task", "signature", "subject_id", "true", "predicted", "fold_sd")
 
 
 def summarise_sweep(
-    name: str, rows: list[TrialRow], data_root: str | Path, load: Callable[[str], CheckpointPayload]
-) -> dict[str, Any]:
-    """The summary document: every task's winner scored on the test subjects its checkpoint
-    records, next to baselines fitted on the same training subjects and folds."""
-    test, baselines = {}, {}
-    for task, row in winners_per_task(rows).items():
+    name: str,
+    rows: list[TrialRow],
+    data_root: str | Path,
+    load: Callable[[str], CheckpointPayload],
+    *,
+    outer_repeats: int = 0,
+    groups_file: str = "",
+    seed: int = 0,
+    provenance: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(summary document, per-subject test predictions of every task's winner)."""
+    test, baselines, comparisons, estimates = {}, {}, {}, {}
+    predictions: list[dict[str, Any]] = []
+    winners = winners_per_task(rows)
+    for task, row in winners.items():
         payload = load(row.checkpoint_uri)
         config = payload.training_config()
         score_range = config.score_range(task)
         data = load_group(data_root, [row.signature], task, score_range).task_data(row.signature)
         split = Split.from_dict(payload.split)
-        test[task] = evaluate_on_test(payload, data, split, row.signature)
-        baselines[task] = score_baselines(data, split, score_range, config.seed)
-    return build_summary(rows, test, baselines, experiment=name)
+        ids, y_true, y_pred, spread = test_predictions(payload, data, split, row.signature)
+        predictions += [{"task": task, "signature": row.signature, "subject_id": str(s), "true": float(t),
+                         "predicted": float(p), "fold_sd": float(d)} for s, t, p, d in zip(ids, y_true, y_pred, spread)]
+        models = {NETWORK: y_pred}
+        chosen = {}
+        for baseline, (pred, settings) in baseline_predictions(data, split, score_range, config.seed).items():
+            models[baseline], chosen[baseline] = pred, settings
+        intervals, comparisons[task] = bootstrap_intervals(y_true, models, score_range, NETWORK, seed=seed)
+        test[task] = {**score_predictions(y_true, y_pred, score_range), **intervals[NETWORK]}
+        baselines[task] = {b: {**score_predictions(y_true, models[b], score_range), **intervals[b], **chosen[b]}
+                           for b in chosen}
+        if outer_repeats:
+            estimates[task] = outer_estimate(data_root, task, sorted({r.signature for r in rows if r.task == task}),
+                                             config, outer_repeats)
+    summary = build_summary(rows, test, baselines, experiment=name)
+    for task, entry in summary["tasks"].items():
+        entry["comparisons"] = comparisons.get(task, {})
+        if task in estimates:
+            entry["procedure_estimate"] = estimates[task]
+    summary["subtotal"] = subtotal(predictions, groups_file, seed)
+    summary["provenance"] = provenance or {}
+    return summary, predictions
+
+
+def subtotal(predictions: list[dict[str, Any]], groups_file: str = "", seed: int = 0) -> dict[str, Any]:
+    """The five-task subtotal of the test subjects every task's winner scored."""
+    by_subject: dict[str, dict[str, tuple[float, float]]] = {}
+    tasks = sorted({p["task"] for p in predictions})
+    for p in predictions:
+        by_subject.setdefault(p["subject_id"], {})[p["task"]] = (p["true"], p["predicted"])
+    complete = sorted(s for s, per_task in by_subject.items() if len(per_task) == len(tasks))
+    out: dict[str, Any] = {"tasks": tasks, "n": len(complete), "range": list(SUBTOTAL_RANGE),
+                           "all_five_tasks": tasks == list(TASKS)}
+    if len(complete) < 2:
+        return out
+    true = np.array([sum(by_subject[s][t][0] for t in tasks) for s in complete])
+    pred = np.array([sum(by_subject[s][t][1] for t in tasks) for s in complete])
+    metrics = score_predictions(true, pred, SUBTOTAL_RANGE)
+    intervals, _ = bootstrap_intervals(true, {NETWORK: pred}, SUBTOTAL_RANGE, NETWORK, seed=seed)
+    out.update({k: metrics[k] for k in ("rmse", "mae", "r2", "pearson_r")}, **intervals[NETWORK])
+    if groups_file:
+        out["dementia_auc"] = dementia_auc(complete, pred, groups_file, seed)
+    return out
+
+
+def dementia_auc(subjects: list[str], predicted_subtotal: np.ndarray, groups_file: str, seed: int) -> dict[str, Any]:
+    """AUC of the predicted subtotal (lower: more impaired) for telling the dementia group
+    from the others, with a bootstrap interval; marked SYNTHETIC when the cohort is."""
+    path = Path(groups_file)
+    try:
+        with open(path, newline="") as handle:
+            groups = {row["subject_id"]: row["group"] for row in csv.DictReader(handle)}
+    except (OSError, KeyError) as exc:
+        raise InputError(f"{path}: cannot read subject groups (needs subject_id and group columns; {exc})") from None
+    labels = np.array([groups.get(s) == "dementia" for s in subjects])
+    result: dict[str, Any] = {"synthetic": (path.parent / "SYNTHETIC.txt").exists(), "n_dementia": int(labels.sum()),
+                              "n_other": int((~labels).sum()), "groups_file": str(path)}
+    if labels.all() or not labels.any():
+        return result
+    score = -predicted_subtotal
+    result["auc"] = _auc(labels, score)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(2000):
+        index = rng.integers(0, len(labels), len(labels))
+        if labels[index].any() and not labels[index].all():
+            draws.append(_auc(labels[index], score[index]))
+    result["auc_ci"] = [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]
+    return result
+
+
+def _auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """Probability that a positive outranks a negative (ties count half): Mann-Whitney."""
+    pos, neg = score[positive], score[~positive]
+    greater = (pos[:, None] > neg[None, :]).mean()
+    ties = (pos[:, None] == neg[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def outer_estimate(data_root: str | Path, task: str, signatures: list[str], config: Config,
+                   repeats: int) -> dict[str, Any]:
+    """The procedure, repeated on fresh outer splits: for each, train every signature with
+    the winning hyper-parameters (one packed run), choose the signature on the inner folds,
+    score the choice on that split's test subjects. The hyper-parameter search itself is not
+    repeated, so this is still a little optimistic; it does not reuse the sweep's test set."""
+    from mmse_model.trainer import RunSpec, load_run_data, train_run
+
+    rmse, chosen = [], []
+    for r in range(repeats):
+        cfg = config.with_values({"split.seed": config.split.seed + 1 + r})
+        run = RunSpec(str(data_root), tuple(signatures), task, cfg)
+        outcome = train_run(run, NullReporter())
+        best = min(outcome.checkpoint.states, key=lambda s: s.best_val_loss)
+        group, split = load_run_data(run)
+        _, y_true, y_pred, _ = test_predictions(outcome.checkpoint, group.task_data(best.signature), split,
+                                                best.signature)
+        rmse.append(float(np.sqrt(np.mean((y_true - y_pred) ** 2))))
+        chosen.append(best.signature)
+    values = np.array(rmse)
+    return {"repeats": repeats, "rmse_mean": float(values.mean()),
+            "rmse_sd": float(values.std(ddof=1)) if repeats > 1 else 0.0, "rmse_values": rmse,
+            "signatures_chosen": chosen}
+
+
+def write_predictions_csv(predictions: list[dict[str, Any]], path: str | Path) -> Path:
+    import io
+
+    from mmse_model import atomic
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=PREDICTION_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(predictions)
+    return atomic.write_text(path, text.getvalue())
+

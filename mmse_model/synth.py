@@ -4,7 +4,7 @@ Nothing here is patient data. The simulator writes
 
     DIR/recordings/<subject_id>/<Q>.csv   columns t,x,y (s, normalised [0, 1] screen units;
                                           blink gaps are rows with x, y = nan)
-    DIR/labels.csv                        subject_id,Q1,Q2,Q3,Q4,Q5,mmse
+    DIR/labels.csv                        subject_id,Q1,Q2,Q3,Q4,Q5,mmse,group
     DIR/SYNTHETIC.txt                     what this is, the seed, and where it came from
 
 Every number below is either taken from a cited source or marked ASSUMPTION. The
@@ -366,9 +366,9 @@ def synthesize(
 def _write_labels(path: Path, cohort: Cohort) -> None:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["subject_id", *TASK_NAMES, "mmse"])
-    for subject, items, mmse in zip(cohort.subject_ids, cohort.items, cohort.mmse):
-        writer.writerow([subject, *(int(v) for v in items[:5]), int(mmse)])
+    writer.writerow(["subject_id", *TASK_NAMES, "mmse", "group"])
+    for subject, items, mmse, group in zip(cohort.subject_ids, cohort.items, cohort.mmse, cohort.group):
+        writer.writerow([subject, *(int(v) for v in items[:5]), int(mmse), GROUPS[group]])
     path.write_text(text.getvalue(), encoding="utf-8")
 
 

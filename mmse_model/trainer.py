@@ -42,7 +42,7 @@ from mmse_model.callbacks import (
 )
 from mmse_model.checkpoint import CheckpointPayload, SignatureState
 from mmse_model.config import Config
-from mmse_model.data import FoldTensors, GroupData, Split, build_fold_tensors, load_group, make_split
+from mmse_model.data import FoldTensors, GroupData, Split, build_fold_tensors, load_group, shared_split
 from mmse_model.metrics import MONITOR, member_metrics, summarise_folds
 from mmse_model.model import FoldMLP, clip_grad_norm_per_model
 from mmse_model.optim import MemberAdam, PlateauSchedule
@@ -422,10 +422,11 @@ class RunOutcome:
 
 
 def load_run_data(run: RunSpec) -> tuple[GroupData, Split]:
+    """The run's task under its signatures, and the data root's one shared split."""
     cfg = run.config
     group = load_group(run.data_root, run.signatures, run.task, cfg.score_range(run.task))
-    split = make_split(group.subject_ids, group.y, cfg.split.folds, cfg.split.test_fraction, cfg.split.seed,
-                       str(group.paths[0]))
+    split = shared_split(run.data_root, run.signatures[0], cfg.split.folds, cfg.split.test_fraction,
+                         cfg.split.seed, cfg.score_ranges)
     return group, split
 
 

@@ -18,6 +18,7 @@ import argparse
 import math
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -184,15 +185,18 @@ def collect_rows(result_grid, train_storage: str) -> list[TrialRow]:
     return rows
 
 
-def write_results(experiment_uri: str, rows: list[TrialRow], summary: dict[str, Any], text: str) -> None:
+def write_results(experiment_uri: str, rows: list[TrialRow], summary: dict[str, Any], text: str,
+                  predictions: list[dict[str, Any]]) -> None:
     """Write results into the experiment folder (a local path or a storage URI)."""
     import tempfile
 
+    from mmse_model import atomic
+    from mmse_model.sweep_summary import write_predictions_csv
+
     def write(folder: Path) -> None:
         write_trials_csv(rows, folder / "trials.csv")
+        write_predictions_csv(predictions, folder / "test_predictions.csv")
         write_json(summary, folder / "summary.json")
-        from mmse_model import atomic
-
         atomic.write_text(folder / "summary.txt", text + "\n")
 
     if "://" not in experiment_uri:
@@ -225,17 +229,46 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     # Tune's newer console output ignores a ProgressReporter; the CLIReporter table (the
     # columns chosen in build_tuner) is the live progress table.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result_grid = tuner.fit()
     # The watchdog's last pass: trials that ended in Tune's final step.
     for item in release_orphaned_groups(ray.get_runtime_context().get_job_id()):
         print(f"watchdog: released placement group {item.group_id[:12]} left by {item.creator}", file=sys.stderr)
     rows = collect_rows(result_grid, storage_join(experiment, TRAIN_RUNS))
-    summary = summarise_sweep(sweep.name, rows, Path(sweep.data_root).resolve(), load_payload)
+    evaluation = sweep.evaluation
+    summary, predictions = summarise_sweep(
+        sweep.name, rows, Path(sweep.data_root).resolve(), load_payload, outer_repeats=evaluation.outer_repeats,
+        groups_file=evaluation.groups_file, seed=evaluation.bootstrap_seed,
+        provenance=provenance(sweep, started),
+    )
     text = format_summary(summary)
-    write_results(experiment, rows, summary, text)
+    write_results(experiment, rows, summary, text, predictions)
     print(text)
     print(f"results: {experiment}/trials.csv, summary.json; TensorBoard: tensorboard --logdir {experiment}")
     return summary
+
+
+def provenance(sweep: SweepConfig, started: str) -> dict[str, Any]:
+    """What produced these results: config, data, code version, library versions, times."""
+    import platform
+    import subprocess
+    from importlib.metadata import version
+
+    commit = None
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                              capture_output=True, text=True, timeout=10)
+        commit = done.stdout.strip() if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return {
+        "sweep_config": sweep.to_dict(),
+        "data_root": str(Path(sweep.data_root).resolve()),
+        "git_commit": commit,
+        "versions": {"ray": version("ray"), "torch": version("torch"), "python": platform.python_version()},
+        "started": started,
+        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 # --- command line ---------------------------------------------------------------------------

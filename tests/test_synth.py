@@ -41,8 +41,9 @@ def test_layout_rates_durations_and_blinks(cohort_dir: Path) -> None:
 
 def test_labels_consistent_with_mmse(cohort_dir: Path) -> None:
     rows = list(csv.DictReader((cohort_dir / "labels.csv").open()))
-    assert list(rows[0]) == ["subject_id", "Q1", "Q2", "Q3", "Q4", "Q5", "mmse"]
+    assert list(rows[0]) == ["subject_id", "Q1", "Q2", "Q3", "Q4", "Q5", "mmse", "group"]
     for row in rows:
+        assert row["group"] in synth.GROUPS
         scores = [int(row[q]) for q in synth.TASK_NAMES]
         assert all(0 <= s <= hi for s, hi in zip(scores, (5, 5, 3, 5, 3)))
         assert 0 <= int(row["mmse"]) - sum(scores) <= 9

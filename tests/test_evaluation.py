@@ -1,0 +1,119 @@
+"""The evaluation protocol (no Ray): one shared split, intervals, fair baselines, subtotal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmse_model.baselines import baseline_predictions, training_folds
+from mmse_model.checkpoint import load_checkpoint, save_checkpoint
+from mmse_model.config import Config
+from mmse_model.data import load_group, shared_split
+from mmse_model.evaluate import bootstrap_intervals, held_out_rows
+from mmse_model.results import signature_rows
+from mmse_model.sweep_summary import subtotal, summarise_sweep
+from mmse_model.toy_data import write_planted_root
+from mmse_model.trainer import RunSpec, load_run_data, train_run
+
+from tests.conftest import SIG, WEAK_SIG
+from tests.test_trainer import Recorder
+
+
+def test_one_split_for_every_task_and_signature_stratified_on_the_total(data_root):
+    config = Config().with_overrides(["split.folds=3"])
+    splits = [load_run_data(RunSpec(str(data_root), (sig,), task, config))[1]
+              for sig in (SIG, WEAK_SIG) for task in ("Q1", "Q3")]
+    assert all(s == splits[0] for s in splits)
+    # Stratified on the subject's total over the tasks: the test subjects' totals spread
+    # over the whole range, like the cohort's.
+    totals = {}
+    for task in ("Q1", "Q3"):
+        group = load_group(data_root, [SIG], task, config.score_range(task))
+        for sid, y in zip(group.subject_ids, group.y):
+            totals[sid] = totals.get(sid, 0.0) + y
+    cohort = np.array(list(totals.values()))
+    test = np.array([totals[s] for s in splits[0].test_subjects])
+    assert len(test) == 24
+    assert abs(np.median(test) - np.median(cohort)) <= 1.0
+    assert test.min() <= np.percentile(cohort, 10) and test.max() >= np.percentile(cohort, 90)
+    # The split seed, not the initialisation seed, decides it.
+    assert shared_split(data_root, SIG, 3, 0.2, 1, config.score_ranges) != splits[0]
+    assert load_run_data(RunSpec(str(data_root), (SIG,), "Q1", config.with_values({"seed": 7})))[1] == splits[0]
+
+
+def test_intervals_cover_the_estimate_and_paired_differences_decide_better():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 6, 80).astype(float)
+    good = np.clip(y + rng.normal(0, 0.5, 80), 0, 5)
+    intervals, comparisons = bootstrap_intervals(
+        y, {"network": good, "mean": np.full(80, y.mean()), "same": good.copy()}, (0.0, 5.0), "network")
+    rmse = float(np.sqrt(np.mean((good - y) ** 2)))
+    low, high = intervals["network"]["rmse_ci"]
+    assert low < rmse < high and high - low < 0.3
+    assert comparisons["mean"]["better"] and not comparisons["mean"]["worse"]
+    assert comparisons["mean"]["rmse_diff_ci"][1] < 0
+    # Identical predictions: every paired difference is 0, so nothing is "better".
+    assert comparisons["same"]["rmse_diff_ci"] == [0.0, 0.0] and not comparisons["same"]["better"]
+
+
+def test_baselines_are_fold_ensembles_like_the_network(data_root):
+    config = Config().with_overrides(["split.folds=3"])
+    group, split = load_run_data(RunSpec(str(data_root), (SIG,), "Q1", config))
+    data = group.task_data(SIG)
+    predictions = baseline_predictions(data, split, (0.0, 5.0))
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train, folds = training_folds(data, split)
+    test = held_out_rows(data.subject_ids, split)
+    alpha = predictions["ridge"][1]["alpha"]
+    expected = np.mean([np.clip(make_pipeline(StandardScaler(), Ridge(alpha=alpha))
+                                .fit(data.X[train][folds != k], data.y[train][folds != k])
+                                .predict(data.X[test]), 0, 5) for k in range(3)], axis=0)
+    np.testing.assert_allclose(predictions["ridge"][0], expected)
+    means = [data.y[train][folds != k].mean() for k in range(3)]
+    np.testing.assert_allclose(predictions["train_mean"][0], np.mean(means))
+
+
+def test_subtotal_sums_each_subjects_winners_and_reads_synthetic_groups(tmp_path):
+    predictions = []
+    rng = np.random.default_rng(2)
+    for task in ("Q1", "Q2", "Q3", "Q4", "Q5"):
+        for i in range(30):
+            truth = float(i % 4)
+            predictions.append({"task": task, "signature": SIG, "subject_id": f"S{i}", "true": truth,
+                                "predicted": truth + rng.normal(0, 0.3), "fold_sd": 0.1})
+    predictions.append({"task": "Q1", "signature": SIG, "subject_id": "only_q1", "true": 1.0, "predicted": 1.0,
+                        "fold_sd": 0.0})
+    (tmp_path / "labels.csv").write_text("subject_id,group\n" + "".join(
+        f"S{i},{'dementia' if i % 4 == 0 else 'healthy'}\n" for i in range(30)))
+    (tmp_path / "SYNTHETIC.txt").write_text("synthetic")
+    result = subtotal(predictions, str(tmp_path / "labels.csv"))
+    assert result["n"] == 30 and result["all_five_tasks"] and result["range"] == [0.0, 21.0]
+    assert result["rmse_ci"][0] <= result["rmse"] <= result["rmse_ci"][1]
+    auc = result["dementia_auc"]
+    # Dementia subjects (truth 0 on every task) have the lowest subtotals: near-perfect AUC.
+    assert auc["synthetic"] and auc["n_dementia"] == 8 and auc["auc"] > 0.95
+
+
+def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
+    root = write_planted_root(tmp_path / "data", {SIG: 1.0, WEAK_SIG: 0.0}, tasks=("Q1", "Q3"), n_subjects=120)
+    config = Config().with_overrides(["split.folds=3", "training.epochs=30", "training.lr=0.01"])
+    rows = []
+    for task in ("Q1", "Q3"):
+        outcome = train_run(RunSpec(str(root), (SIG, WEAK_SIG), task, config), Recorder())
+        save_checkpoint(tmp_path / task, outcome.checkpoint)
+        rows += signature_rows(f"t_{task}", task, "all", [SIG, WEAK_SIG], 0, {}, outcome.fit.history,
+                               (str(tmp_path / task), outcome.checkpoint), max_epochs=30)
+    summary, predictions = summarise_sweep("exp", rows, root, load_checkpoint, outer_repeats=1)
+    assert len(predictions) == 2 * 24 and {p["task"] for p in predictions} == {"Q1", "Q3"}
+    for task, entry in summary["tasks"].items():
+        assert entry["winner"]["signature"] == SIG
+        assert {"rmse_ci", "mae_ci", "r2_ci"} <= set(entry["test"])
+        assert set(entry["comparisons"]) == {"train_mean", "ridge", "hist_gradient_boosting"}
+        assert entry["comparisons"]["train_mean"]["better"]  # the signal is real
+        estimate = entry["procedure_estimate"]
+        assert estimate["repeats"] == 1 and len(estimate["rmse_values"]) == 1 and estimate["rmse_mean"] > 0
+    assert summary["subtotal"]["n"] == 24 and summary["subtotal"]["tasks"] == ["Q1", "Q3"]
+    assert not summary["subtotal"]["all_five_tasks"]
