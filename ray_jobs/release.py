@@ -1,28 +1,12 @@
-"""Releasing a Train run's placement groups when Tune ends its trial (workaround, Ray 2.60).
-
-Ray behaviour: a placement group made by an actor lives until its creator actor *and* its
-creator job are both dead, so one that a Train V2 controller made stays reserved for as long
-as the sweep's job runs (ray-project/ray#54305). Train's PlacementGroupCleaner (ray PR
-#58515) removes the group when the controller dies, but learns of a group only once its
-worker group has started. When Tune ends a trial, the trial actor exits and the controller
-and its workers die with it; the workers go first, the controller's failure handling (a
-`FailureConfig(max_failures >= 1)`) starts a replacement worker group, and that new group
-is never registered with the cleaner: it stays reserved, with no actor in it, until the
-sweep ends. Enough of them and the next trial waits forever (docs/design.md, "Releasing
-resources").
-
-What this module does about it:
-- sweeps build their trainers with Train's own retries off (`max_failures=0`) and leave
-  retries to Tune, which rebuilds the trainer and resumes the run from its checkpoint: no
-  replacement group can be started by a controller that is being torn down;
-- `ReleaseOnStop`, mixed into the trial actor, removes the groups of the Train runs this
-  trial started when Tune ends the trial (stopped by ASHA, finished, or errored);
-- `release_orphaned_groups`, called by the driver's watchdog (`ray_jobs/guard.py`), removes
-  any group of the sweep's job whose creating actor is dead: a dead controller's run has
-  ended, so nothing can use that group any more.
-"""
+"""Releasing a Train run's placement groups when Tune ends its trial (docs/design.md,
+"Releasing resources"): sweeps turn Train's own retries off, the trial actor removes its
+run's groups when Tune ends it, and the driver's watchdog removes groups of dead creators."""
 
 from __future__ import annotations
+
+# Ray 2.60 (ray-project/ray#54305): a group made by an actor lives until that actor and its
+# job are dead; when Tune ends a trial, a controller with max_failures >= 1 starts a
+# replacement worker group before it dies, which Train's PlacementGroupCleaner never sees.
 
 import logging
 from dataclasses import dataclass
