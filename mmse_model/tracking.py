@@ -40,10 +40,3 @@ class Improvement:
         self.wait = np.asarray(state["wait"], dtype=np.int64)
         self.min_delta = float(state["min_delta"])
 
-
-def replay(values: Iterable[float], min_delta: float = 0.0) -> Improvement:
-    """The tracker after seeing `values` at epochs 1, 2, ... (a history read back)."""
-    tracker = Improvement(1, min_delta)
-    for epoch, value in enumerate(values, start=1):
-        tracker.update(value, epoch)
-    return tracker
