@@ -16,6 +16,7 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 
 def run_demo(out: Path, subjects: int = 300) -> dict:
+    from mmse_app.dashboard import write_after_sweep
     from mmse_model.features.build import BuildWarning, build_datasets
     from mmse_model.synth import synthesize
     from ray_jobs.build_datasets import run_on_ray
@@ -41,4 +42,6 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
     print(f"demo 2/3: {len(report.written)} RQA datasets in {out / 'data'} "
           f"({len(report.skips)} recordings skipped, see {report.report_path})", flush=True)
     print(f"demo 3/3: ASHA sweep ({sweep.samples} samples per task)", flush=True)
-    return run_sweep(sweep)
+    summary = run_sweep(sweep)
+    write_after_sweep(str(experiment))
+    return summary
