@@ -120,7 +120,7 @@
       const cmp = DATA.comparison[task];
       let mark = "";
       if (cmp && cmp.beats === true) mark = "✓ winner beats " + cmp.best_baseline_label;
-      else if (cmp && cmp.beats === false) mark = "✗ " + cmp.best_baseline_label + " is as good or better";
+      else if (cmp && cmp.beats === false) mark = "✗ winner does not beat " + cmp.best_baseline_label;
       else mark = DATA.meta.finished ? "not scored" : "test after the sweep";
       head.append(el("th", { className: "task", title: taskItem(task) }, [
         document.createTextNode(task), el("br"), el("span", { className: "mark " + (cmp && cmp.beats === true ? "yes" : cmp && cmp.beats === false ? "no" : ""), text: mark })]));
