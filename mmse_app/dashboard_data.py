@@ -659,8 +659,16 @@ def _ordered_tasks(tasks: Iterable[str]) -> list[str]:
     return [t for t in TASKS if t in tasks] + sorted(tasks - set(TASKS))
 
 
+_SECRETS = ("access_key", "secret_key", "session_token")  # pyarrow takes keys in the URI's query
+
+
 def _display_uri(uri: str) -> str:
-    return uri if "://" in uri else str(Path(uri).expanduser().resolve())
+    """The experiment's address as the page shows it: never a key given in the URI."""
+    if "://" not in uri:
+        return str(Path(uri).expanduser().resolve())
+    base, sep, query = uri.partition("?")
+    kept = [part for part in query.split("&") if part and part.split("=", 1)[0].lower() not in _SECRETS]
+    return base + ("?" + "&".join(kept) if kept else "")
 
 
 # --- small helpers -------------------------------------------------------------------------

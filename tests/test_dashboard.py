@@ -408,3 +408,11 @@ def test_the_synthetic_sweep_numbers_trials_as_tune_does(finished):
     for trial in sweep.trials:
         counter = int(trial.trial_id.split("_")[1])
         assert counter // 2 == trial.sample and Path(trial.folder).name == f"{trial.task}-all-{trial.sample}"
+
+
+def test_keys_in_a_uri_never_reach_the_page():
+    from mmse_app.dashboard_data import _display_uri
+
+    assert _display_uri("s3://b/p/x?endpoint_override=http://h:1&access_key=AK&secret_key=SK&scheme=http") == (
+        "s3://b/p/x?endpoint_override=http://h:1&scheme=http")
+    assert _display_uri("s3://b/p/x?secret_key=SK") == "s3://b/p/x"
