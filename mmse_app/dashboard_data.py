@@ -75,10 +75,13 @@ class Store:
         """A file of the folder (`name` relative to it), or None when it is not there."""
         path = f"{self.root}/{name}"
         if self.fs is None:
-            try:
-                return Path(path).read_text(encoding="utf-8", errors="replace")
-            except (FileNotFoundError, NotADirectoryError):
-                return None
+            def read_local() -> str | None:
+                try:
+                    return Path(path).read_text(encoding="utf-8", errors="replace")
+                except (FileNotFoundError, NotADirectoryError):
+                    return None
+
+            return self._call(read_local)
         import pyarrow.fs
 
         def read() -> str | None:
@@ -93,12 +96,12 @@ class Store:
         """(name, errored) of every sub-folder holding a `result.json`: Tune's trial folders.
         `errored`: Tune left an `error.txt` there."""
         if self.fs is None:
-            out = []
-            with os.scandir(self.root) as entries:
-                for entry in entries:
-                    if entry.is_dir() and os.path.isfile(os.path.join(entry.path, RESULT_JSON)):
-                        out.append((entry.name, os.path.exists(os.path.join(entry.path, ERROR_TXT))))
-            return sorted(out)
+            def scan() -> list[tuple[str, bool]]:
+                with os.scandir(self.root) as entries:
+                    return sorted((e.name, os.path.exists(os.path.join(e.path, ERROR_TXT))) for e in entries
+                                  if e.is_dir() and os.path.isfile(os.path.join(e.path, RESULT_JSON)))
+
+            return self._call(scan)
         import pyarrow.fs
 
         def listing() -> list[tuple[str, bool]]:
@@ -114,7 +117,7 @@ class Store:
     def _call(self, fn):
         try:
             return fn()
-        except OSError as exc:
+        except OSError as exc:  # unreadable (permissions, a storage server that does not answer)
             raise InputError(f"{self.uri}: cannot read: {_first_line(exc)}") from None
 
 

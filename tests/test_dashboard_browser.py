@@ -53,10 +53,20 @@ def sweep(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser_page(sweep):
+def browser():
+    """Debian's chromium through Playwright (one per module: Playwright's sync API runs one
+    instance per thread)."""
     _browser_or_skip()
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(browser, sweep):
     page_file = write_dashboard(str(sweep.path))
     url = page_file.resolve().as_uri()
     refused: list[str] = []
@@ -69,18 +79,15 @@ def browser_page(sweep):
             refused.append(route_.request.url)
             route_.abort()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-        page.route("**/*", route)
-        page.goto(url)
-        page.wait_for_function("window.dashboardReady === true", timeout=120_000)
-        yield page, refused, errors
-        context.close()
-        browser.close()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    page.route("**/*", route)
+    page.goto(url)
+    page.wait_for_function("window.dashboardReady === true", timeout=120_000)
+    yield page, refused, errors
+    context.close()
 
 
 def test_one_cell_per_signature_and_task(browser_page, sweep):
@@ -191,3 +198,39 @@ def test_no_console_error_no_request_no_external_reference(browser_page, sweep, 
     if os.environ.get("DASHBOARD_SCREENSHOT"):
         shutil.copy(shot, os.environ["DASHBOARD_SCREENSHOT"])
     assert not math.isnan(page.evaluate("window.dashboard.timings['curves-view']"))
+
+
+def test_a_served_page_reloads_while_the_sweep_runs(browser, tmp_path):
+    """`--serve`: the open page polls version.json and reloads itself when the rebuilt page's
+    data differ (here the running trial reports one more epoch)."""
+    import json
+
+    from mmse_app.dashboard import Dashboard, start_server
+
+    sweep = write_synthetic_sweep(tmp_path / "live", finished=False, running=1)
+    board = Dashboard(str(sweep.path), tmp_path / "page", refresh_s=0.2)
+    board.refresh(write_version=True)
+    first = board.version
+    server = start_server(tmp_path / "page", 0)
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    errors: list[str] = []
+    page = browser.new_page()
+    try:
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base) else r.abort())
+        page.goto(base)
+        page.wait_for_function("window.dashboardReady === true", timeout=60_000)
+        assert page.evaluate("window.dashboard.data.meta.version") == first
+        page.select_option("#task-select", sweep.trials[-1].task)
+        result = sweep.path / sweep.trials[-1].folder / "result.json"
+        last = json.loads(result.read_text().splitlines()[-1])
+        result.write_text(result.read_text() + json.dumps({**last, "epoch": last["epoch"] + 1}) + "\n")
+        assert board.refresh(write_version=True) and board.version != first
+        page.wait_for_function(f"window.dashboard && window.dashboard.data.meta.version === {board.version!r}",
+                               timeout=60_000)
+        assert page.evaluate("window.dashboard.state.task") == sweep.trials[-1].task  # the view is kept
+    finally:
+        page.close()
+        server.shutdown()
+        server.server_close()
+    assert errors == []

@@ -119,10 +119,12 @@
     DATA.tasks.forEach(function (task) {
       const cmp = DATA.comparison[task];
       let mark = "";
-      if (cmp && cmp.beats === true) mark = "✓ winner beats " + cmp.best_baseline_label;
-      else if (cmp && cmp.beats === false) mark = "✗ winner does not beat " + cmp.best_baseline_label;
+      if (cmp && cmp.beats === true) mark = "✓ beats " + cmp.best_baseline_label;
+      else if (cmp && cmp.beats === false) mark = "✗ does not beat " + cmp.best_baseline_label;
       else mark = DATA.meta.finished ? "not scored" : "test after the sweep";
-      head.append(el("th", { className: "task", title: taskItem(task) }, [
+      head.append(el("th", { className: "task", title: taskItem(task) + (cmp && cmp.beats !== null
+        ? ": the winner " + (cmp.beats ? "beats " : "does not beat ") + "the best baseline (" + cmp.best_baseline_label + ") on test, by the "
+          + cmp.beats_source : "") }, [
         document.createTextNode(task), el("br"), el("span", { className: "mark " + (cmp && cmp.beats === true ? "yes" : cmp && cmp.beats === false ? "no" : ""), text: mark })]));
     });
     table.append(el("thead", {}, [head]));
@@ -341,8 +343,20 @@
     });
     if (!traces.length) { empty("curves-plot"); $("curves-note").textContent = "No trial of " + task + " has reported yet."; return; }
     $("curves-plot").style.minHeight = "";
+    // A log axis (labels at 1, 2, 5 x 10^k) when the losses span 3x or more; linear below that.
+    let lo = Infinity, hi = -Infinity;
+    trials.forEach(function (t) { t.loss.forEach(function (v) { if (isNum(v) && v > 0) { lo = Math.min(lo, v); hi = Math.max(hi, v); } }); });
+    const yType = hi / lo >= 3 ? "log" : "linear";
+    const yaxis = { title: { text: "validation loss (scaled MSE, what ASHA compares)" }, type: yType };
+    if (yType === "log") {
+      yaxis.tickvals = [];
+      for (let k = Math.floor(Math.log10(lo)); k <= Math.ceil(Math.log10(hi)); k++) {
+        [1, 2, 5].forEach(function (m) { const v = m * Math.pow(10, k); if (v >= lo / 1.5 && v <= hi * 1.5) yaxis.tickvals.push(v); });
+      }
+      yaxis.ticktext = yaxis.tickvals.map(function (v) { return String(+v.toPrecision(1)); });
+    }
     plot("curves-plot", traces, { shapes: shapes, annotations: annotations, margin: { l: 70, r: 20, t: 40, b: 50 },
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "validation loss (scaled MSE, what ASHA compares)" }, type: "log" },
+      xaxis: { title: { text: "epoch" } }, yaxis: yaxis,
       legend: { orientation: "h", y: -0.18 }, height: 480 });
     const asha = DATA.asha;
     $("curves-note").textContent = task + ": the validation loss of every trial per epoch (its best signature's; ASHA compares "
