@@ -43,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--signature", help="which signature, for a checkpoint of several (a sweep trial's)")
     predict.set_defaults(func=_predict)
 
+    dashboard = commands.add_parser(
+        "dashboard", help="write a sweep's results page: one self-contained index.html (finished or running sweep)"
+    )
+    dashboard.add_argument("experiment", help="the sweep's experiment folder or s3:// URI (<storage>/<name>)")
+    dashboard.add_argument("--out", type=Path,
+                           help="folder for index.html (default: EXPERIMENT/dashboard; for a URI, ./dashboard-<name>)")
+    dashboard.add_argument("--serve", action="store_true",
+                           help="serve the page on 127.0.0.1 and rebuild it while the sweep runs (Ctrl-C stops)")
+    dashboard.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000; 0: any free one)")
+    dashboard.add_argument("--interval", type=float, default=5.0,
+                           help="seconds between rebuilds with --serve (default 5)")
+    dashboard.set_defaults(func=_dashboard)
+
     demo = commands.add_parser(
         "demo", help="the whole pipeline on a synthetic cohort: synth, RQA build, ASHA sweep (local Ray)"
     )
@@ -95,10 +108,27 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from mmse_app.dashboard import write_after_sweep
     from mmse_model.sweep_config import load_sweep_config
     from ray_jobs.sweep import run_sweep
+    from ray_jobs.train import absolute_storage, storage_join
 
-    run_sweep(load_sweep_config(args.config, args.data, args.storage), resume=args.resume, address=args.address)
+    sweep = load_sweep_config(args.config, args.data, args.storage)
+    run_sweep(sweep, resume=args.resume, address=args.address)
+    write_after_sweep(storage_join(absolute_storage(sweep.storage), sweep.name))
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from mmse_app.dashboard import serve, write_dashboard
+
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port}: expected 0..65535")
+    if not args.interval > 0:
+        raise InputError(f"--interval {args.interval}: expected a positive number of seconds")
+    if args.serve:
+        return serve(args.experiment, args.out, args.port, args.interval)
+    print(f"dashboard: {write_dashboard(args.experiment, args.out)}")
     return 0
 
 

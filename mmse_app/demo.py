@@ -16,6 +16,7 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 
 def run_demo(out: Path, subjects: int = 300) -> dict:
+    from mmse_app.dashboard import write_after_sweep
     from mmse_model.features.build import BuildWarning, build_datasets
     from mmse_model.synth import synthesize
     from ray_jobs.build_datasets import run_on_ray
@@ -43,4 +44,6 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
     print(f"demo 3/3: ASHA sweep ({sweep.samples} samples per task)", flush=True)
     # The SYNTHETIC cohort knows its groups: the summary gives the subtotal's dementia AUC.
     evaluation = sweep.evaluation.model_copy(update={"groups_file": str(cohort / "labels.csv")})
-    return run_sweep(sweep.model_copy(update={"evaluation": evaluation}))
+    summary = run_sweep(sweep.model_copy(update={"evaluation": evaluation}))
+    write_after_sweep(str(experiment))
+    return summary

@@ -8,10 +8,11 @@ calling only each ASHA's public `on_trial_*` methods.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
+
+from ray_jobs.rungs import rungs  # noqa: F401  (re-exported: where the sweep and its tests look)
 
 
 class PerTaskASHA(FIFOScheduler):
@@ -63,12 +64,3 @@ class PerTaskASHA(FIFOScheduler):
 
     def debug_string(self) -> str:
         return "\n".join(f"{task}: {asha.debug_string()}" for task, asha in sorted(self.by_task.items()))
-
-
-def rungs(max_t: int, grace_period: int, reduction_factor: float, brackets: int = 1) -> tuple[int, ...]:
-    """The epochs at which ASHA may stop a trial (below max_t), as its brackets place them."""
-    epochs = set()
-    for s in range(brackets):
-        n_rungs = int(math.log(max_t / grace_period) / math.log(reduction_factor) - s + 1)
-        epochs |= {int(grace_period * reduction_factor ** (k + s)) for k in range(n_rungs)}
-    return tuple(sorted(e for e in epochs if e < max_t))

@@ -79,6 +79,25 @@ def signature_groups(signatures: Sequence[str], per_trial: int) -> list[dict[str
     return [{"label": label(i, chunk), "signatures": chunk} for i, chunk in enumerate(chunks)]
 
 
+class TrialName:
+    """Tune's trial name and folder: `<task>-<signature or group label>-<sample>` (`Q1-all-0`,
+    `Q3-m2_tau1_eps0.055_lmin2-2`), not Tune's default of every hyper-parameter.
+
+    Tune names a trial before it runs, when the sample number is not in its config: it is
+    derived from Tune's trial counter (the number that starts `trial.experiment_tag`). The
+    generator makes every grid point (task x signature group) of sample 0, then of sample 1,
+    ..., so sample = counter // grid_size: the same number `collect_rows` gives a trial
+    (its rank by trial id within its task and group). A restored sweep keeps its names.
+    """
+
+    def __init__(self, grid_size: int):
+        self.grid_size = max(1, grid_size)
+
+    def __call__(self, trial) -> str:
+        counter = int(str(trial.experiment_tag).split("_", 1)[0])
+        return f"{trial.config['task']}-{trial.config['group']['label']}-{counter // self.grid_size}"
+
+
 def _domain(spec: dict[str, list]):
     from ray import tune
 
@@ -114,9 +133,10 @@ def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[s
 
     base = sweep.base_config()
     max_t = sweep.max_t()
+    groups = signature_groups(signatures, sweep.signatures_per_trial)
     param_space = {
         "task": tune.grid_search(list(tasks)),
-        "group": tune.grid_search(signature_groups(signatures, sweep.signatures_per_trial)),
+        "group": tune.grid_search(groups),
         "hp": {key: _domain(spec) for key, spec in sorted(sweep.search_space.items())},
         "data_root": str(Path(sweep.data_root).resolve()),
         "base": base.to_dict(),
@@ -137,6 +157,8 @@ def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[s
             metric=MONITOR,
             mode="min",
             num_samples=sweep.samples,
+            trial_name_creator=TrialName(len(tasks) * len(groups)),
+            trial_dirname_creator=TrialName(len(tasks) * len(groups)),
             scheduler=PerTaskASHA(max_t=max_t, grace_period=sweep.asha.grace_period,
                                   reduction_factor=sweep.asha.reduction_factor, brackets=sweep.asha.brackets),
             # A SearchGenerator ignores TuneConfig.max_concurrent_trials (Tune warns and runs

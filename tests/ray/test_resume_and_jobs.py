@@ -32,6 +32,15 @@ def small_sweep(path: Path, name: str, **config) -> Path:
     return path
 
 
+def trial_dirs(experiment: Path) -> list[Path]:
+    """Tune's trial folders, `<task>-<signature or group>-<sample>`, in the order Tune made
+    them: every task of sample 0, then of sample 1 (one signature group here)."""
+    if not experiment.is_dir():
+        return []
+    dirs = [p for p in experiment.iterdir() if p.is_dir() and p.name != "train_runs"]
+    return sorted(dirs, key=lambda p: (int(p.name.rsplit("-", 1)[1]), p.name))
+
+
 def result_lines(trial_dir: Path) -> list[dict]:
     path = trial_dir / "result.json"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
@@ -47,14 +56,14 @@ def test_resume_after_driver_is_killed(ray_session, toy_root, tmp_path):
     # One trial at a time: once the third trial has reported, the first two have finished.
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and driver.poll() is None:
-        trials = sorted(experiment.glob("run_trial_*"))
+        trials = trial_dirs(experiment)
         if len(trials) >= 3 and len(result_lines(trials[2])) >= 1:
             break
         time.sleep(0.5)
     assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    finished = {t.name: len(result_lines(t)) for t in sorted(experiment.glob("run_trial_*"))[:2]}
+    finished = {t.name: len(result_lines(t)) for t in trial_dirs(experiment)[:2]}
     assert all(n >= 4 for n in finished.values()), finished
     assert not (experiment / "trials.csv").exists()
 
@@ -69,9 +78,15 @@ def test_resume_after_driver_is_killed(ray_session, toy_root, tmp_path):
     # The interrupted trial's Train run resumed from its checkpoint, not from epoch 1.
     train_runs = experiment / "train_runs"
     assert len(list(train_runs.iterdir())) == 4
-    for trial in sorted(experiment.glob("run_trial_*"))[2:3]:
+    for trial in trial_dirs(experiment)[2:3]:
         epochs = [r["epoch"] for r in result_lines(trial)]
         assert epochs.count(1.0) == 1, epochs
+    # Readable trial folders (TensorBoard's run names), kept by the restored sweep.
+    sig = "m2_tau1_eps0.055_lmin2"
+    assert [t.name for t in trial_dirs(experiment)] == [f"{q}-{sig}-{s}" for s in (0, 1) for q in ("Q1", "Q3")]
+    # ... whose sample number is the one trials.csv gives the trial.
+    assert {(r["task"], int(r["sample"]), r["trial_id"]) for r in rows} == {
+        (t.name[:2], int(t.name.rsplit("-", 1)[1]), result_lines(t)[0]["trial_id"]) for t in trial_dirs(experiment)}
 
 
 def test_ray_job_submit(ray_session, toy_root, tmp_path):

@@ -1,0 +1,182 @@
+"""`mmse dashboard`: one self-contained results page per sweep, and a local server for it.
+
+The page is a single `index.html`: the sweep's data as embedded JSON (`mmse_app/dashboard_data.py`),
+plotly.js from the installed `plotly` package and the page's own script and style, all
+inlined, so it opens from disk with no network. `--serve` serves the page's folder on
+127.0.0.1 only and rebuilds the page while the sweep runs; the open page reloads itself
+when its data changed (it polls `version.json`, a few bytes).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import json
+import platform
+import re
+import sys
+import threading
+from datetime import datetime, timezone
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+from mmse_model import atomic
+from mmse_model.errors import InputError
+from mmse_app.dashboard_data import load_experiment, page_data
+
+ASSETS = Path(__file__).with_name("dashboard_assets")
+PAGE, VERSION = "index.html", "version.json"
+HOST = "127.0.0.1"  # --serve listens here only
+
+
+@functools.lru_cache(maxsize=1)
+def _plotly() -> tuple[str, str]:
+    """plotly.js from the installed plotly package, and its version."""
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    return _script_safe(get_plotlyjs()), get_plotlyjs_version()
+
+
+def _script_safe(js: str) -> str:
+    # Inside <script>, only `</script` ends the element: break it where it occurs (in strings).
+    return re.sub(r"</(script)", r"<\\/\1", js, flags=re.IGNORECASE)
+
+
+def data_version(data: dict[str, Any]) -> str:
+    """A digest of the page's data: equal data, equal version (the build time is not in it)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def embed_json(data: dict[str, Any]) -> str:
+    """JSON for a `<script type="application/json">` block: every `<` written as \\u003c, so
+    no value (a `</script>`, a `<!--`) can end the block; JSON.parse reads it back unchanged."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+
+
+def render_page(data: dict[str, Any], refresh_s: float = 5.0, built: str | None = None) -> str:
+    """The whole page for one page-data document (`dashboard_data.page_data`)."""
+    plotly_js, plotly_version = _plotly()
+    document = {**data, "meta": {**data["meta"], "version": data_version(data)}, "refresh_s": refresh_s,
+                "builder": {"built": built or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            "python": platform.python_version(), "plotlyjs": plotly_version}}
+    parts = {
+        "TITLE": html.escape(f"mmse sweep {data['meta']['name']}"),
+        "CSS": (ASSETS / "dashboard.css").read_text(encoding="utf-8"),
+        "DATA": embed_json(document),
+        "PLOTLY": plotly_js,
+        "APP": _script_safe((ASSETS / "dashboard.js").read_text(encoding="utf-8")),
+    }
+    template = (ASSETS / "page.html").read_text(encoding="utf-8")
+    # One pass over the template: nothing inserted is searched for placeholders again.
+    return re.sub(r"@@(TITLE|CSS|DATA|PLOTLY|APP)@@", lambda m: parts[m.group(1)], template)
+
+
+def default_out(experiment: str, name: str) -> Path:
+    """EXPERIMENT/dashboard for a local sweep; ./dashboard-<name> for one in object storage."""
+    if "://" in experiment and not experiment.startswith("file://"):
+        return Path.cwd() / f"dashboard-{name}"
+    return Path(experiment.removeprefix("file://")).expanduser().resolve() / "dashboard"
+
+
+class Dashboard:
+    """One sweep's page in one folder; `refresh()` rebuilds it from the experiment."""
+
+    def __init__(self, experiment: str, out: str | Path | None = None, refresh_s: float = 5.0):
+        self.experiment, self.refresh_s = str(experiment), refresh_s
+        self.out = Path(out).expanduser().resolve() if out is not None else None
+        self.version: str | None = None
+        self.finished = False
+
+    @property
+    def page(self) -> Path:
+        assert self.out is not None
+        return self.out / PAGE
+
+    def refresh(self, write_version: bool = False) -> bool:
+        """Read the experiment again; write the page if its data changed. True if written."""
+        experiment = load_experiment(self.experiment)
+        data = page_data(experiment)
+        if self.out is None:
+            self.out = default_out(self.experiment, experiment.name)
+        self.finished = experiment.finished
+        version = data_version(data)
+        if version == self.version and self.page.exists():
+            return False
+        try:
+            atomic.write_text(self.page, render_page(data, self.refresh_s))
+            if write_version:
+                atomic.write_json(self.out / VERSION, {"version": version, "finished": experiment.finished})
+        except OSError as exc:
+            raise InputError(f"{self.out}: cannot write the page: {exc.strerror or exc}") from None
+        self.version = version
+        return True
+
+
+def write_dashboard(experiment: str, out: str | Path | None = None) -> Path:
+    """Build the sweep's page; returns the path of its index.html."""
+    board = Dashboard(experiment, out)
+    board.refresh()
+    return board.page
+
+
+def write_after_sweep(experiment: str, print_line: Callable[[str], None] = print) -> Path | None:
+    """The page at the end of `mmse sweep` and `mmse demo`, its path printed. The sweep's
+    results are written by then: a page that cannot be built is a warning, not a failure."""
+    try:
+        page = write_dashboard(experiment)
+    except Exception as exc:  # noqa: BLE001 - the sweep itself succeeded
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"mmse: warning: no dashboard ({message}); build it with: mmse dashboard {experiment}", file=sys.stderr)
+        return None
+    print_line(f"dashboard: {page}")
+    return page
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")  # a reload gets the rebuilt page
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet console
+        pass
+
+
+def start_server(folder: Path, port: int) -> ThreadingHTTPServer:
+    """An HTTP server for `folder` on 127.0.0.1 only, serving from a daemon thread."""
+    try:
+        server = ThreadingHTTPServer((HOST, port), functools.partial(_Handler, directory=str(folder)))
+    except OSError as exc:
+        raise InputError(f"{HOST}:{port}: cannot serve there: {exc.strerror or exc}") from None
+    threading.Thread(target=server.serve_forever, name="mmse-dashboard", daemon=True).start()
+    return server
+
+
+def serve(experiment: str, out: str | Path | None = None, port: int = 8000, interval_s: float = 5.0,
+          stop: threading.Event | None = None) -> int:
+    """Build the page, serve its folder on 127.0.0.1:port, and rebuild it every `interval_s`
+    while the sweep runs (until Ctrl-C, or `stop` is set)."""
+    board = Dashboard(experiment, out, refresh_s=interval_s)
+    board.refresh(write_version=True)
+    server = start_server(board.out, port)
+    print(f"dashboard: {board.page}\nserving http://{HOST}:{server.server_address[1]}/ "
+          f"({'finished sweep' if board.finished else f'rebuilt every {interval_s:g} s while the sweep runs'}; "
+          "Ctrl-C stops)", flush=True)
+    stop = stop or threading.Event()
+    try:
+        while not stop.wait(interval_s):
+            if board.finished:
+                continue
+            try:
+                if board.refresh(write_version=True):
+                    print(f"dashboard: rebuilt ({'sweep finished' if board.finished else 'sweep running'})", flush=True)
+            except InputError as exc:  # e.g. storage unreachable for a moment: keep the last page
+                print(f"mmse: warning: {exc}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
+    return 0

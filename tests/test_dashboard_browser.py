@@ -1,0 +1,236 @@
+"""The dashboard in a real browser: Playwright driving Debian's chromium, network refused.
+
+The page is opened from disk; every request other than the file itself is aborted (and
+recorded: there must be none). Checked: no console error, one heatmap cell per signature x
+task, a click on a cell shows exactly that cell's trials, trials ASHA stopped end at a rung,
+the table sorts, filters and exports. A screenshot is saved (to $DASHBOARD_SCREENSHOT too,
+when set).
+
+Skipped when chromium (or the playwright package) is missing, except under CI=true, where
+that is a failure: `.ci/run` installs chromium (apt-get) and the test extras install
+playwright.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mmse_app.dashboard import write_dashboard
+from mmse_app.synthetic_sweep import many_signatures, write_synthetic_sweep
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _browser_or_skip():
+    problem = None
+    if not Path(CHROMIUM).exists():
+        problem = f"no chromium at {CHROMIUM} (apt-get install -y chromium)"
+    else:
+        try:
+            from playwright.sync_api import sync_playwright  # noqa: F401
+        except ImportError:
+            problem = "no playwright package (pip install -e '.[test]')"
+    if problem is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the browser test must run in CI: {problem}")
+    pytest.skip(problem)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    # 3 signatures x 2 tasks x 5 samples, one signature per trial: 30 trials, several stopped
+    # by ASHA (max_t 12, grace 2, reduction 2: rungs 2, 4, 8), one failed, two early-stopped.
+    return write_synthetic_sweep(tmp_path_factory.mktemp("browser") / "browser_sweep", signatures=many_signatures(3),
+                                 signatures_per_trial=1, samples=5, max_t=12, errored=1, early_stopped=2)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through Playwright (one per module: Playwright's sync API runs one
+    instance per thread)."""
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(browser, sweep):
+    page_file = write_dashboard(str(sweep.path))
+    url = page_file.resolve().as_uri()
+    refused: list[str] = []
+    errors: list[str] = []
+
+    def route(route_):
+        if route_.request.url == url:
+            route_.continue_()
+        else:
+            refused.append(route_.request.url)
+            route_.abort()
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    page.route("**/*", route)
+    page.goto(url)
+    page.wait_for_function("window.dashboardReady === true", timeout=120_000)
+    yield page, refused, errors
+    context.close()
+
+
+def test_one_cell_per_signature_and_task(browser_page, sweep):
+    page, _, _ = browser_page
+    cells = page.eval_on_selector_all(
+        "#heatmap td.cell", "tds => tds.map(td => [td.dataset.signature, td.dataset.task, td.dataset.beats])")
+    assert sorted((s, t) for s, t, _ in cells) == sorted((s, t) for s in sweep.signatures for t in sweep.tasks)
+    assert {t: b for _, t, b in cells} == {"Q1": "yes", "Q3": "no"}  # Q3's Ridge beats its winner
+    assert page.locator("#heatmap td.cell[data-winner=true]").count() == len(sweep.tasks)
+
+
+def test_a_click_on_a_cell_shows_exactly_its_trials(browser_page, sweep):
+    page, _, _ = browser_page
+    for signature, task in [(sweep.signatures[1], "Q3"), (sweep.signatures[0], "Q1")]:
+        page.click(f'#heatmap td.cell[data-signature="{signature}"][data-task="{task}"]')
+        expected = sorted(r.trial_id for r in sweep.rows if r.signature == signature and r.task == task)
+        listed = page.eval_on_selector_all("#cell-trials tbody tr", "trs => trs.map(tr => tr.dataset.trialId)")
+        assert sorted(listed) == expected
+        plotted = page.evaluate("() => document.getElementById('cell-plot').data.map(t => t.meta.trial_id)")
+        assert sorted(plotted) == expected
+        assert page.text_content("#cell-title").startswith(f"{task} × {signature}: {len(expected)} trials")
+        assert page.locator("#heatmap td.selected").count() == 1
+
+
+def test_trials_asha_stopped_end_at_a_rung(browser_page, sweep):
+    page, _, _ = browser_page
+    assert list(sweep.rungs) == [2, 4, 8]
+    for task in sweep.tasks:
+        page.select_option("#task-select", task)
+        traces = page.evaluate("""() => document.getElementById('curves-plot').data
+            .filter(t => t.meta && t.meta.status === 'asha')
+            .map(t => ({x: t.x, trials: t.meta.trials}))""")
+        stopped = {t.trial_id: t for t in sweep.trials if t.task == task and t.status == "asha"}
+        if not stopped:
+            assert traces == []
+            continue
+        (trace,) = traces
+        ends, segment = [], []  # each trial's curve, then a gap (null)
+        for x in trace["x"] + [None]:
+            if x is None and segment:
+                ends.append(segment[-1])
+                segment = []
+            elif x is not None:
+                segment.append(x)
+        assert sorted(trace["trials"]) == sorted(stopped)
+        assert ends == [stopped[t].last_epoch for t in trace["trials"]]
+        assert set(ends) <= set(sweep.rungs)
+        shapes = page.evaluate("() => document.getElementById('curves-plot').layout.shapes.map(s => s.x0)")
+        assert shapes == list(sweep.rungs)
+        counts = page.eval_on_selector_all("#rung-counts tbody tr", "trs => trs.map(tr => +tr.cells[1].textContent)")
+        mine = [t for t in sweep.trials if t.task == task]
+        assert counts == [sum(t.last_epoch >= r for t in mine) for r in sweep.rungs]
+    assert any(t.status == "asha" for t in sweep.trials)
+
+
+def _column(page, key):
+    return page.eval_on_selector_all(f'#trials-table tbody td[data-key="{key}"]', "tds => tds.map(td => td.textContent)")
+
+
+def test_the_table_sorts_filters_and_exports(browser_page, sweep, tmp_path):
+    page, _, _ = browser_page
+    rmse = sorted(r.validation["rmse"] for r in sweep.rows)
+    page.click('#trials-table th[data-key="val/rmse"]')
+    shown = [float(v) for v in _column(page, "val/rmse")]
+    assert shown == [float(f"{v:.4f}") for v in rmse[:50]] and shown == sorted(shown)
+    assert page.get_attribute('#trials-table th[data-key="val/rmse"]', "aria-sort") == "ascending"
+    page.click('#trials-table th[data-key="val/rmse"]')
+    shown = [float(v) for v in _column(page, "val/rmse")]
+    assert shown == [float(f"{v:.4f}") for v in sorted(rmse, reverse=True)[:50]]
+    page.click('#trials-table th[data-key="name"]')
+    names = [n.rsplit("-", 1) for n in _column(page, "name")]  # numbers compare as numbers: Q1-x-2 < Q1-x-10
+    assert [n[0] for n in names] == sorted((n[0] for n in names), key=lambda g: g[:2])  # tasks in order
+    for (group, sample), (next_group, next_sample) in zip(names, names[1:]):
+        assert group != next_group or int(sample) < int(next_sample)
+
+    page.fill("#table-filter", f"Q3 {sweep.signatures[2]}")
+    expected = [r for r in sweep.rows if r.task == "Q3" and r.signature == sweep.signatures[2]]
+    assert sorted(_column(page, "trial_id")) == sorted(r.trial_id for r in expected)
+    assert page.text_content("#table-count") == f"{len(expected)} of {len(sweep.rows)} rows"
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    saved = tmp_path / "export.csv"
+    download.value.save_as(saved)
+    lines = saved.read_text().splitlines()
+    assert lines[0] == (sweep.path / "trials.csv").read_text().splitlines()[0].replace("trial_id,", "trial_id,name,", 1)
+    assert len(lines) == 1 + len(expected)
+    page.fill("#table-filter", "")
+    page.select_option("#table-status", "asha")
+    assert set(_column(page, "status")) == {"stopped by ASHA at a rung"}
+    page.select_option("#table-status", "")
+
+
+def test_no_console_error_no_request_no_external_reference(browser_page, sweep, tmp_path):
+    page, refused, errors = browser_page
+    page.select_option("#task-select", "Q1")
+    page.locator("#hp-view").scroll_into_view_if_needed()  # the parallel coordinates draw when seen
+    page.wait_for_function("window.dashboard.pending().length === 0", timeout=60_000)
+    assert page.evaluate("() => document.querySelectorAll('#parcoords-plot .parcoords').length") >= 1
+    assert page.evaluate("() => document.getElementById('calibration-plot').data.length") == 3
+    page.locator("#top").scroll_into_view_if_needed()
+    refs = page.evaluate("""() => Array.from(document.querySelectorAll('[src], [href], [srcset], [action]'))
+        .map(e => e.getAttribute('src') || e.getAttribute('href') || e.getAttribute('srcset') || e.getAttribute('action'))""")
+    assert [r for r in refs if r.lower().lstrip().startswith(("http:", "https:", "//"))] == []
+    assert refused == [] and errors == []
+    shot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    if os.environ.get("DASHBOARD_SCREENSHOT"):
+        shutil.copy(shot, os.environ["DASHBOARD_SCREENSHOT"])
+    assert not math.isnan(page.evaluate("window.dashboard.timings['curves-view']"))
+
+
+def test_a_served_page_reloads_while_the_sweep_runs(browser, tmp_path):
+    """`--serve`: the open page polls version.json and reloads itself when the rebuilt page's
+    data differ (here the running trial reports one more epoch)."""
+    import json
+
+    from mmse_app.dashboard import Dashboard, start_server
+
+    sweep = write_synthetic_sweep(tmp_path / "live", finished=False, running=1)
+    board = Dashboard(str(sweep.path), tmp_path / "page", refresh_s=0.2)
+    board.refresh(write_version=True)
+    first = board.version
+    server = start_server(tmp_path / "page", 0)
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    errors: list[str] = []
+    page = browser.new_page()
+    try:
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base) else r.abort())
+        page.goto(base)
+        page.wait_for_function("window.dashboardReady === true", timeout=60_000)
+        assert page.evaluate("window.dashboard.data.meta.version") == first
+        page.select_option("#task-select", sweep.trials[-1].task)
+        result = sweep.path / sweep.trials[-1].folder / "result.json"
+        last = json.loads(result.read_text().splitlines()[-1])
+        result.write_text(result.read_text() + json.dumps({**last, "epoch": last["epoch"] + 1}) + "\n")
+        assert board.refresh(write_version=True) and board.version != first
+        page.wait_for_function(f"window.dashboard && window.dashboard.data.meta.version === {board.version!r}",
+                               timeout=60_000)
+        assert page.evaluate("window.dashboard.state.task") == sweep.trials[-1].task  # the view is kept
+    finally:
+        page.close()
+        server.shutdown()
+        server.server_close()
+    assert errors == []
