@@ -11,7 +11,8 @@ five tasks:
 - r(rate): Pearson r of the feature with the subject's sampling rate (90 or 120 Hz);
 - r(label): Pearson r of the feature with the task's sub-score;
 - rate AUC: how well the 10 features together tell 120 from 90 Hz (5-fold cross-validated
-  logistic regression; 0.5 is chance), per task.
+  logistic regression; 0.5 is chance), per task;
+- label R^2: how well they predict the sub-score (5-fold cross-validated Ridge), per task.
 
 The figures in docs/rqa.md come from this script (`--subjects 300 --seed 0`, the demo
 cohort). `--cohort DIR` reuses a cohort written by `mmse data synth`.
@@ -72,6 +73,17 @@ def rate_auc(X: np.ndarray, is_fast: np.ndarray, seed: int) -> float:
     return float(cross_val_score(model, X, is_fast, cv=cv, scoring="roc_auc").mean())
 
 
+def label_r2(X: np.ndarray, y: np.ndarray, seed: int) -> float:
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    cv = KFold(5, shuffle=True, random_state=seed)
+    return float(cross_val_score(model, X, y, cv=cv, scoring="r2").mean())
+
+
 def span(values: list[float]) -> str:
     return f"{min(values):+.2f}..{max(values):+.2f}"
 
@@ -125,6 +137,8 @@ def main() -> None:
                 print(f"  {name:22s} {span(r_rate):>14s} {worst:13.2f} {span(r_label):>14s}")
         aucs = [rate_auc(data[sig, t][0], data[sig, t][2] == 120, args.seed) for t in TASKS]
         print(f"  rate AUC from all 10 features: {', '.join(f'{t} {a:.2f}' for t, a in zip(TASKS, aucs))}")
+        r2 = [label_r2(data[sig, t][0], data[sig, t][1], args.seed) for t in TASKS]
+        print(f"  label R^2 from all 10 features: {', '.join(f'{t} {v:.2f}' for t, v in zip(TASKS, r2))}")
         for f, name in enumerate(FEATURE_NAMES):
             if name in ("determinism", "laminarity"):
                 values = np.concatenate([data[sig, t][0][:, f] for t in TASKS])
