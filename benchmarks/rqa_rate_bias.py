@@ -1,7 +1,7 @@
 """Do RQA features follow the tracker's sampling rate? Correlations on a SYNTHETIC cohort.
 
     python benchmarks/rqa_rate_bias.py [--subjects 300] [--seed 0] [--jobs 2]
-        [--signature SIG ...] [--cohort DIR] [--markdown]
+        [--signature SIG ...] [--cohort DIR] [--theiler-s S] [--markdown]
 
 Simulates a cohort (`mmse data synth`: each subject's tracker runs at 90 or 120 Hz, drawn
 independently of the labels), builds its RQA datasets exactly as `mmse data build
@@ -15,7 +15,9 @@ five tasks:
 - label R^2: how well they predict the sub-score (5-fold cross-validated Ridge), per task.
 
 The figures in docs/rqa.md come from this script (`--subjects 300 --seed 0`, the demo
-cohort). `--cohort DIR` reuses a cohort written by `mmse data synth`.
+cohort). `--cohort DIR` reuses a cohort written by `mmse data synth`; `--theiler-s S`
+replaces the builder's Theiler window (THEILER_S) for this run, e.g. 0 to see what the
+window does.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np
 
 from mmse_model import synth
+from mmse_model.features import build
 from mmse_model.domain import FEATURE_NAMES, TASKS, Signature
 from mmse_model.features.build import BuildWarning, ItemResult, WorkItem, build_datasets, compute_items
 
@@ -95,8 +98,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--signature", action="append", dest="signatures")
     parser.add_argument("--cohort", type=Path, help="an existing `mmse data synth` folder")
+    parser.add_argument("--theiler-s", type=float, help="Theiler window in seconds (default: the builder's)")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
     args = parser.parse_args()
+    if args.theiler_s is not None:
+        build.THEILER_S = args.theiler_s  # the pool's workers are forked: they see it too
     signatures = args.signatures or list(DEMO_SIGNATURES)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,8 +124,9 @@ def main() -> None:
 
     n = len(data[signatures[0], TASKS[0]][1])
     fast = int((data[signatures[0], TASKS[0]][2] == 120).sum())
+    window = build.theiler_window("trajectory") if hasattr(build, "theiler_window") else 0
     print(f"SYNTHETIC cohort: {n} subjects (seed {args.seed}), {fast} at 120 Hz, {n - fast} at 90 Hz;"
-          f" ranges over the tasks {', '.join(TASKS)}")
+          f" Theiler window {window} samples; ranges over the tasks {', '.join(TASKS)}")
     for sig in signatures:
         print(f"\n{sig}")
         if args.markdown:

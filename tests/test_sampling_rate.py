@@ -91,9 +91,10 @@ def test_sampling_rate_no_longer_predicts_the_features(tmp_path: Path) -> None:
     mixed cohort takes one of the two per subject at random, as `mmse data synth` does.
 
     Measured here: before (no resampling, no Theiler window) every line-based measure moved
-    by 0.6-1.2 cohort sd from 90 to 120 Hz and correlated with the rate at |r| 0.3-0.6;
-    now the largest shift is 0.18 sd and the largest |r| 0.17. docs/rqa.md has the cohort
-    figures and the residual (tracker noise averaged by interpolation: DET and LAM)."""
+    by 0.55-1.26 cohort sd from 90 to 120 Hz and correlated with the rate at |r| 0.17-0.64
+    (median 0.34). Now 18 of the 20 shifts are below 0.2 sd (largest 0.17) and DET and LAM
+    of m3 keep 0.27 and 0.25 sd, the residual docs/rqa.md explains (interpolation averages
+    the faster tracker's noise); every |r| is below 0.15."""
     rng = np.random.default_rng(7)
     n_subjects = 100
     cohort = synth.simulate_cohort(n_subjects, rng)
@@ -117,6 +118,7 @@ def test_sampling_rate_no_longer_predicts_the_features(tmp_path: Path) -> None:
             ]))
     fast = rng.random(n_subjects) < 0.5  # the mixed cohort: these subjects' tracker is 120 Hz
     line_based = np.array([f != "recurrence_rate" for _ in SIGNATURES for f in FEATURE_NAMES])
+    noise_driven = np.array([f in ("determinism", "laminarity") for _ in SIGNATURES for f in FEATURE_NAMES])
 
     def rate_effects(features: dict[int, list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
         """Per feature: the paired shift 90 -> 120 Hz in cohort sd, and r with the rate in
@@ -127,12 +129,14 @@ def test_sampling_rate_no_longer_predicts_the_features(tmp_path: Path) -> None:
         r = np.array([pearson(column, fast.astype(float)) for column in mixed.T])
         return shift, r
 
-    shift, r = rate_effects(old)
-    assert (np.abs(shift[line_based]) > 0.5).all(), shift  # the cohort does carry the rate
-    assert np.median(np.abs(r[line_based])) > 0.3, r
+    old_shift, old_r = rate_effects(old)
+    assert (np.abs(old_shift[line_based]) > 0.4).all(), old_shift  # the cohort carries the rate
+    assert np.median(np.abs(old_r[line_based])) > 0.25, old_r
     shift, r = rate_effects(new)
-    assert np.abs(shift).max() < 0.3, shift
-    assert np.abs(r).max() < 0.3, r
+    assert (np.abs(shift[~noise_driven]) < 0.25).all(), shift
+    assert (np.abs(shift[noise_driven]) < 0.45).all(), shift
+    assert (np.abs(shift[line_based]) < np.abs(old_shift[line_based]) / 2).all(), (shift, old_shift)
+    assert np.abs(r).max() < 0.25, r
 
 
 def test_recording_features_resample_and_apply_the_window() -> None:
