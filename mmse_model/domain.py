@@ -1,5 +1,6 @@
 """The facts of the domain, each stated once: the tasks, their MMSE score ranges, the RQA
-features, the signature grammar, the headset's field of view.
+features, the signature grammar and the sampling rate its units refer to, the headset's
+field of view.
 
 Everything else imports these names; nothing restates them.
 """
@@ -45,6 +46,10 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 N_FEATURES = len(FEATURE_NAMES)
 
+# Every recording is resampled to this rate before RQA, so that a signature's tau and lmin
+# (in samples) and the line lengths mean the same time whatever the tracker (docs/rqa.md).
+RQA_RATE_HZ = 90.0
+
 # Horizontal field of view of a typical VR headset (ASSUMPTION; the synthetic cohort and
 # the fixation filter convert normalised screen units to degrees with it).
 FIELD_OF_VIEW_DEG = 100.0
@@ -65,7 +70,8 @@ _GRAMMAR = "m<int>_tau<int>_eps<decimal>_lmin<int>, e.g. m2_tau1_eps0.055_lmin2"
 @dataclass(frozen=True)
 class Signature:
     """One RQA feature set: embedding dimension m, delay tau (samples), radius eps
-    (normalised screen units) and minimum line length lmin.
+    (normalised screen units) and minimum line length lmin (samples). Samples are those
+    of the RQA_RATE_HZ grid every recording is resampled to (docs/rqa.md).
 
     A signature names a dataset folder, so it has exactly one spelling: integers without
     leading zeros, eps as the shortest plain decimal that reads back as the same number

@@ -30,22 +30,31 @@ Cohort
   naming last); their values (LOSS_WEIGHTS) and the lognormal subject noise (sigma 0.5)
   are ASSUMPTIONS. Sub-scores are therefore consistent with the total by construction.
 
+Each number in the gaze model below is a module constant (named in brackets);
+tests/test_synth.py reads the numbers back out of this docstring and checks them against
+the constants and against what the code draws, so the two cannot drift apart again.
+
 Gaze, per task (TASKS: areas of interest (AOIs) in a VR scene and a canonical scan order)
 - Task impairment s_q in [0, 1] mixes the item's own deficit (1 - Q/max, weight 0.55) with
   global impairment ((30 - MMSE)/20, weight 0.45) plus N(0, 0.10) individual noise
-  (ASSUMPTION). Each task scales four effects by its own `effects` (ASSUMPTION), so tasks
-  differ in which dynamics carry the signal.
+  (ASSUMPTION; IMPAIRMENT_WEIGHTS, IMPAIRMENT_NOISE_SD). Each task scales four effects by
+  its own `effects` (ASSUMPTION), so tasks differ in which dynamics carry the signal.
 - Fixation durations: lognormal, median 250 ms, sigma 0.35 (scene viewing and search,
   Rayner 2009, Q J Exp Psychol 62:1457-1506), x subject trait lognormal(0, 0.15), x
-  (1 + 0.8 effects.duration s).
-- Next target: a revisit of an AOI already seen with p = 0.10 + 0.45 effects.revisit s;
-  else the next AOI in the scan order with p = order_trait (0.75 - 0.65 effects.disorder
-  s); else a distance-weighted random AOI (length scale 0.35 screen units); refixation
-  inside the same AOI with p = 0.15 + 0.30 effects.hypometria s (ASSUMPTIONS).
-- Saccades land short: gain 0.95 - 0.25 effects.hypometria s (healthy gain ~0.95, Becker
-  1989 in Wurtz & Goldberg (eds), Rev Oculomot Res 3:13-67); landing scatter N(0, 0.25
-  AOI radius). Duration from the main sequence, 21 ms + 2.2 ms/deg (Carpenter 1988,
-  Movements of the Eyes), minimum-jerk profile.
+  (1 + 0.8 effects.duration s) (DURATION_EFFECT, ASSUMPTION: at most +80 %, about +20 %
+  for a typical dementia s of 0.5 in a task with effects.duration 0.5).
+- Next target: a revisit of an AOI already seen with p = 0.10 + 0.45 effects.revisit s
+  (REVISIT_P); else the next AOI in the scan order with p = order_trait (0.75 - 0.65
+  effects.disorder s) (ORDER_P; order_trait a subject trait uniform 0.8-1.1); else a
+  distance-weighted random AOI (length scale 0.35 screen units); refixation inside the
+  same AOI with p = 0.15 + 0.30 effects.hypometria s (REFIXATION_P) (ASSUMPTIONS).
+- Saccades land short: gain 0.95 - 0.25 effects.hypometria s (SACCADE_GAIN; healthy gain
+  ~0.95, Becker 1989 in Wurtz & Goldberg (eds), Rev Oculomot Res 3:13-67); landing scatter
+  N(0, 0.5 AOI radius) per axis (LANDING_SD_AOI_RADII: 2 deg, about the endpoint scatter of
+  20-30 deg saccades, 5-10 % of their amplitude, and the spread of landing positions on an
+  8 deg object; ASSUMPTION). The first fixation's offset from its AOI and a refixation's
+  corrective step have the same scatter. Duration from the main sequence, 21 ms +
+  2.2 ms/deg (Carpenter 1988, Movements of the Eyes), minimum-jerk profile.
 - Screen units to degrees: a 100 deg field of view (typical VR headset; ASSUMPTION).
 - Tracker: 90 or 120 Hz per subject (HTC Vive Pro Eye / Pico Neo 3 Eye class devices),
   Gaussian noise 0.05-0.15 deg per subject (VR tracker precision, Sipatchin et al. 2021,
@@ -94,6 +103,20 @@ NOISE_DEG = (0.05, 0.15)
 DRIFT_DEG_PER_SAMPLE = 0.03
 AOI_RADIUS = 0.04
 NEAR_SCALE = 0.35
+
+# The gaze model's effect sizes (module docstring; all ASSUMPTIONS). A pair is
+# (value for an unimpaired subject, change at s = 1 with the task's effect at 1).
+IMPAIRMENT_WEIGHTS = (0.55, 0.45)  # own item deficit, global deficit
+IMPAIRMENT_NOISE_SD = 0.10
+DURATION_TRAIT_SIGMA = 0.15
+DURATION_EFFECT = 0.8
+ORDER_TRAIT = (0.8, 1.1)
+REVISIT_P = (0.10, 0.45)
+ORDER_P = (0.75, -0.65)
+REFIXATION_P = (0.15, 0.30)
+SACCADE_GAIN = (0.95, -0.25)
+LANDING_SD_AOI_RADII = 0.5
+LANDING_SD = LANDING_SD_AOI_RADII * AOI_RADIUS
 
 
 @dataclass(frozen=True)
@@ -195,13 +218,39 @@ def task_impairment(cohort: Cohort, rng: np.random.Generator) -> np.ndarray:
     """(S, 5) impairment in [0, 1] per task: own item deficit, global deficit, noise."""
     item_deficit = 1.0 - cohort.items[:, :5] / ITEM_MAX[:5]
     global_deficit = np.clip((30 - cohort.mmse) / 20.0, 0.0, 1.0)[:, None]
-    noise = rng.normal(0.0, 0.08, size=item_deficit.shape)
-    return np.clip(0.55 * item_deficit + 0.45 * global_deficit + noise, 0.0, 1.0)
+    noise = rng.normal(0.0, IMPAIRMENT_NOISE_SD, size=item_deficit.shape)
+    own, overall = IMPAIRMENT_WEIGHTS
+    return np.clip(own * item_deficit + overall * global_deficit + noise, 0.0, 1.0)
 
 
 def _gumbel_choice(log_weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One weighted draw per row (Gumbel-max), -inf weights never chosen."""
     return np.argmax(log_weights + rng.gumbel(size=log_weights.shape), axis=1)
+
+
+@dataclass(frozen=True)
+class GazeParameters:
+    """Per-subject parameters of one task's fixation chain (arrays over subjects)."""
+
+    p_revisit: np.ndarray
+    p_order: np.ndarray
+    p_refixation: np.ndarray
+    gain: np.ndarray
+    median_duration_s: np.ndarray
+
+
+def gaze_parameters(
+    effects: Effects, impairment: np.ndarray, traits: dict[str, np.ndarray]
+) -> GazeParameters:
+    """The module docstring's formulas for one task, given each subject's impairment s."""
+    s = impairment
+    return GazeParameters(
+        p_revisit=REVISIT_P[0] + REVISIT_P[1] * effects.revisit * s,
+        p_order=np.clip(traits["order"] * (ORDER_P[0] + ORDER_P[1] * effects.disorder * s), 0.0, 1.0),
+        p_refixation=REFIXATION_P[0] + REFIXATION_P[1] * effects.hypometria * s,
+        gain=SACCADE_GAIN[0] + SACCADE_GAIN[1] * effects.hypometria * s,
+        median_duration_s=FIXATION_MEDIAN_S * traits["duration"] * (1.0 + DURATION_EFFECT * effects.duration * s),
+    )
 
 
 def simulate_fixations(
@@ -213,13 +262,11 @@ def simulate_fixations(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fixation positions (S, F, 2) and durations (S, F) for all subjects at once."""
     n_subjects = len(impairment)
-    aois, order, fx = scene.aois, np.array(scene.order), scene.effects
+    aois, order = scene.aois, np.array(scene.order)
     k = len(aois)
-    p_revisit = 0.10 + 0.55 * fx.revisit * impairment
-    p_order = np.clip(traits["order"] * (0.75 - 0.65 * fx.disorder * impairment), 0.0, 1.0)
-    p_refix = 0.15 + 0.30 * fx.hypometria * impairment
-    gain = 0.95 - 0.25 * fx.hypometria * impairment
-    median = FIXATION_MEDIAN_S * traits["duration"] * (1.0 + 1.2 * fx.duration * impairment)
+    params = gaze_parameters(scene.effects, impairment, traits)
+    p_revisit, p_order, p_refix = params.p_revisit, params.p_order, params.p_refixation
+    gain, median = params.gain, params.median_duration_s
     aoi_distance = np.linalg.norm(aois[:, None] - aois[None], axis=2)  # (k, k)
     log_near = -aoi_distance / NEAR_SCALE
     np.fill_diagonal(log_near, -np.inf)
@@ -229,7 +276,7 @@ def simulate_fixations(
     current = order[pointer]
     visited = np.zeros((n_subjects, k), dtype=bool)
     visited[rows, current] = True
-    position = aois[current] + rng.normal(0, AOI_RADIUS / 2, (n_subjects, 2))
+    position = aois[current] + rng.normal(0, LANDING_SD, (n_subjects, 2))
     positions = np.empty((n_subjects, n_fixations, 2))
     for f in range(n_fixations):
         positions[:, f] = position
@@ -251,11 +298,11 @@ def simulate_fixations(
         pointer = np.where(orderly, next_pointer, pointer)
         roam_target = _gumbel_choice(log_near[current], rng)
         target[roam] = roam_target[roam]
-        landing = aois[target] + rng.normal(0, AOI_RADIUS / 2, (n_subjects, 2))
+        landing = aois[target] + rng.normal(0, LANDING_SD, (n_subjects, 2))
         # Refixations are small corrective steps; other saccades land short by `gain`.
         step = np.where(
             refix[:, None],
-            rng.normal(0, AOI_RADIUS / 2, (n_subjects, 2)),
+            rng.normal(0, LANDING_SD, (n_subjects, 2)),
             gain[:, None] * (landing - position),
         )
         position = np.clip(position + step, 0.0, 1.0)
@@ -337,8 +384,8 @@ def synthesize(
     cohort = simulate_cohort(n_subjects, rng)
     impairment = task_impairment(cohort, rng)
     traits = {
-        "duration": rng.lognormal(0.0, 0.15, n_subjects),
-        "order": rng.uniform(0.8, 1.1, n_subjects),
+        "duration": rng.lognormal(0.0, DURATION_TRAIT_SIGMA, n_subjects),
+        "order": rng.uniform(*ORDER_TRAIT, n_subjects),
     }
     sample_rate = rng.choice(np.array(sample_rates_hz, dtype=float), n_subjects)
     noise_deg = rng.uniform(*NOISE_DEG, n_subjects)

@@ -94,11 +94,12 @@ def test_bad_recordings_are_skipped_and_reported(
     (rec / "synth0004" / "Q5.csv").write_text("t,x,y\n0,0.5,0.5\n0.01,0.5,0.5\n0.02,0.4,0.4\n")
     (rec / "synth0005" / "Q1.csv").unlink()
     shutil.copytree(rec / "synth0006", rec / "stranger")  # recordings without labels
+    (rec / "synth0006" / "Q2.csv").write_text("t,x,y\n0,0.5,0.5\n0.02,0.5,0.5\n0.01,0.5,0.5\n")
     shutil.rmtree(rec / "synth0007")  # labels without recordings
     capsys.readouterr()
     assert build(broken, tmp_path / "data") == 0
     err = capsys.readouterr().err
-    assert "warning: skipped 8" in err and "build_report.csv" in err
+    assert "warning: skipped 9" in err and "build_report.csv" in err
 
     report = list(csv.DictReader((tmp_path / "data" / "build_report.csv").open()))
     reasons = {(r["subject_id"], r["task"]): r["reason"] for r in report}
@@ -110,13 +111,14 @@ def test_bad_recordings_are_skipped_and_reported(
         ("synth0003", "Q4"): "no valid gaze samples (all NaN or off-screen)",
         ("synth0004", "Q5"): reasons[("synth0004", "Q5")],
         ("synth0005", "Q1"): "missing recording Q1.csv",
+        ("synth0006", "Q2"): "timestamps do not increase (sample 3: t=0.01)",
         ("synth0007", "all"): "no recordings directory",
     }
     assert "no labels" in reasons[("stranger", "all")]
     assert reasons[("synth0004", "Q5")].startswith("too short for the embedding of m2_tau1")
     for task, gone in {
         "Q1": {"synth0000", "synth0005"},
-        "Q2": {"synth0001"},
+        "Q2": {"synth0001", "synth0006"},
         "Q3": {"synth0002"},
         "Q4": {"synth0003"},
         "Q5": {"synth0004"},
@@ -180,8 +182,10 @@ def test_missing_inputs_exit_2(cohort: Path, tmp_path: Path, capsys: pytest.Capt
     assert "not a directory" in capsys.readouterr().err
 
 
-def test_a_model_can_learn_but_not_trivially(tmp_path: Path) -> None:
-    # 30 Hz keeps the build to seconds; the gaze dynamics are the simulator's own.
+def test_a_model_can_learn_but_not_trivially(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # RQA at 30 Hz on 30 Hz recordings (nothing resampled; the 0.25 s Theiler window is 8
+    # samples) keeps the build to seconds; the gaze dynamics are the simulator's own.
+    monkeypatch.setattr("mmse_model.features.build.RQA_RATE_HZ", 30.0)
     synth.synthesize(tmp_path / "c", n_subjects=200, seed=11, sample_rates_hz=(30.0,))
     sig = "m2_tau1_eps0.055_lmin2"
     assert main(build_argv(tmp_path / "c", tmp_path / "data", signatures=[sig])) == 0

@@ -1,7 +1,9 @@
-"""RQA: exact agreement with pyunicorn, the boundary conventions, and the memory bound."""
+"""RQA: exact agreement with pyunicorn, the boundary conventions, the Theiler window, and
+the memory bound."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -108,6 +110,93 @@ def test_lmin_above_two_and_main_diagonal_convention() -> None:
     none_long_enough = measures_from_histograms(hists, lmin=7)
     assert none_long_enough[FEATURE_NAMES.index("max_diag_line")] == 0
     assert none_long_enough[FEATURE_NAMES.index("determinism")] == 0
+
+
+def run_lengths(values: np.ndarray, value: bool) -> list[int]:
+    return [len(list(group)) for key, group in itertools.groupby(values.tolist()) if key == value]
+
+
+def reference_histograms(vectors: np.ndarray, eps: float, w: int) -> tuple[np.ndarray, ...]:
+    """The Theiler window's definitions (rqa.py's docstring) written out on pyunicorn's
+    recurrence matrix: diagonal, vertical and white vertical histograms, recurrence rate."""
+    n = len(vectors)
+    rp = RecurrencePlot(vectors, metric="euclidean", threshold=eps, silence_level=3)
+    R = rp.recurrence_matrix().astype(bool)
+    diagonal, vertical, white = (np.zeros(n + 1, dtype=np.int64) for _ in range(3))
+    for k in range(max(1, w), n):
+        for length in run_lengths(np.diagonal(R, k), True):
+            diagonal[length] += 2  # and its mirror image
+    recurrent_outside = 0
+    for j in range(n):
+        column = R[:, j]
+        # The window |i - j| < w splits column j into rows [0, j-w] and [j+w, n-1].
+        segments = [column] if w == 0 else [column[: max(0, j - w + 1)], column[j + w :]]
+        for segment in segments:
+            recurrent_outside += int(segment.sum())
+            for length in run_lengths(segment, True):
+                vertical[length] += 1
+            for length in run_lengths(segment, False):
+                white[length] += 1
+    pairs = n * n if w == 0 else max(0, n - w) * max(0, n - w + 1)
+    recurrence_rate = recurrent_outside / pairs if pairs else 0.0
+    return diagonal, vertical, white, recurrence_rate
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_theiler_window_matches_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    for case in range(40):
+        xy = random_case(rng, case % 4)[:120]
+        m, tau = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        vectors = embed(xy, m, tau)
+        n = len(vectors)
+        if n < 2:
+            continue
+        eps = 0.25 if case % 4 == 2 else float(rng.uniform(0.02, 0.3))
+        w = int(rng.choice([0, 1, 2, int(rng.integers(0, n + 2))]))
+        block = int(rng.choice([1, 97, 4096, 1 << 18]))
+        ours = line_histograms(vectors, eps, block, theiler=w)
+        diagonal, vertical, white, rate = reference_histograms(vectors, eps, w)
+        where = f"case {case}: n={n}, w={w}, block={block}"
+        np.testing.assert_array_equal(ours.diagonal, diagonal, err_msg=where)
+        np.testing.assert_array_equal(ours.vertical, vertical, err_msg=where)
+        np.testing.assert_array_equal(ours.white_vertical, white, err_msg=where)
+        measured = measures_from_histograms(ours, lmin=2)
+        assert measured[FEATURE_NAMES.index("recurrence_rate")] == pytest.approx(rate, abs=1e-15), where
+
+
+def test_theiler_window_by_hand() -> None:
+    # Five identical points, w = 2: the pairs |i - j| >= 2 are (n-w)(n-w+1) = 12, all recurrent.
+    hists = line_histograms(np.zeros((5, 2)), eps=0.1, theiler=2)
+    # Diagonals at offsets 2, 3, 4 (lengths 3, 2, 1), both triangles.
+    np.testing.assert_array_equal(hists.diagonal, [0, 2, 2, 2, 0, 0])
+    # Columns 0..4 keep rows {2,3,4}, {3,4}, {0} and {4}, {0,1}, {0,1,2}.
+    np.testing.assert_array_equal(hists.vertical, [0, 2, 2, 2, 0, 0])
+    np.testing.assert_array_equal(hists.white_vertical, np.zeros(6))
+    values = measures_from_histograms(hists, lmin=2)
+    assert values[FEATURE_NAMES.index("recurrence_rate")] == 1.0
+    assert values[FEATURE_NAMES.index("determinism")] == pytest.approx(10 / 12)
+    # A white run ends at the window as at the plot's edge. x = 0 0 1 1 0 0, w = 2: column
+    # 2 keeps rows {0} and {4, 5}, none recurrent: white runs of 1 and 2, not one of 6 with
+    # the window in between. Per column (black | white): 0: 2 | 2; 1: 2 | 1; 2: - | 1, 2;
+    # 3: - | 2, 1; 4: 2 | 1; 5: 2 | 2.
+    hists = line_histograms(np.array([0.0, 0, 1, 1, 0, 0])[:, None], eps=0.5, theiler=2)
+    np.testing.assert_array_equal(hists.vertical, [0, 0, 4, 0, 0, 0, 0])
+    np.testing.assert_array_equal(hists.white_vertical, [0, 4, 4, 0, 0, 0, 0])
+    # w = 0 is pyunicorn's plot; w = 1 only takes the line of identity out.
+    xy = np.random.default_rng(0).random((50, 2))
+    zero, one = (line_histograms(xy, 0.3, theiler=w) for w in (0, 1))
+    np.testing.assert_array_equal(zero.diagonal, one.diagonal)
+    assert int(np.arange(51) @ zero.vertical) - int(np.arange(51) @ one.vertical) == 50
+    assert one.admissible_pairs == 50 * 49 and zero.admissible_pairs == 50 * 50
+    assert line_histograms(xy, 0.3, theiler=60).admissible_pairs == 0
+    assert rqa_measures(xy, 0.3, 2, theiler=60)[0] == 0.0
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_theiler_window_must_be_a_natural_number(bad) -> None:
+    with pytest.raises(ValueError, match="Theiler window"):
+        line_histograms(np.zeros((5, 2)), 0.1, theiler=bad)
 
 
 def test_squared_threshold_is_exact() -> None:

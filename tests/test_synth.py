@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,125 @@ def test_cli_refuses_existing_output(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
     assert main(["data", "synth", "--out", str(tmp_path / "new"), "--subjects", "0"]) == 2
     assert not (tmp_path / "new").exists()
+
+
+# --- The documented parameters: docstring, constants and code agree ------------------------
+
+DOC = " ".join(synth.__doc__.split())  # one line: numbers may wrap anywhere in the source
+NUMBER = r"(-?\d+(?:\.\d+)?)"
+
+
+def documented(pattern: str) -> tuple[float, ...]:
+    """The numbers that `pattern` (with NUMBER groups) captures in the module docstring."""
+    match = re.search(pattern.replace("NUMBER", NUMBER), DOC)
+    assert match, f"not in mmse_model/synth.py's docstring: {pattern}"
+    return tuple(float(g) for g in match.groups())
+
+
+# (what, pattern in the docstring, the constant(s) the code uses)
+DOCUMENTED = [
+    ("group proportions", r"proportions NUMBER / NUMBER / NUMBER", tuple(synth.GROUP_PROPORTIONS)),
+    ("healthy MMSE", r"CN NUMBER \+- NUMBER", (synth.MMSE_MEAN[0], synth.MMSE_SD[0])),
+    ("MCI MMSE", r"MCI NUMBER \+- NUMBER", (synth.MMSE_MEAN[1], synth.MMSE_SD[1])),
+    ("dementia MMSE", r"widened to NUMBER \+- NUMBER \(clip NUMBER-NUMBER\)",
+     (synth.MMSE_MEAN[2], synth.MMSE_SD[2], *synth.MMSE_CLIP[2])),
+    ("impairment weights", r"\(1 - Q/max, weight NUMBER\) with global impairment "
+     r"\(\(30 - MMSE\)/20, weight NUMBER\)", synth.IMPAIRMENT_WEIGHTS),
+    ("impairment noise", r"plus N\(0, NUMBER\) individual noise", (synth.IMPAIRMENT_NOISE_SD,)),
+    ("fixation duration", r"median NUMBER ms, sigma NUMBER",
+     (synth.FIXATION_MEDIAN_S * 1000, synth.FIXATION_SIGMA)),
+    ("duration trait", r"subject trait lognormal\(0, NUMBER\)", (synth.DURATION_TRAIT_SIGMA,)),
+    ("duration effect", r"\(1 \+ NUMBER effects.duration s\)", (synth.DURATION_EFFECT,)),
+    ("revisit", r"revisit of an AOI already seen with p = NUMBER \+ NUMBER effects.revisit s",
+     synth.REVISIT_P),
+    ("scan order", r"p = order_trait \(NUMBER - NUMBER effects.disorder s\)",
+     (synth.ORDER_P[0], -synth.ORDER_P[1])),
+    ("order trait", r"order_trait a subject trait uniform NUMBER-NUMBER", synth.ORDER_TRAIT),
+    ("roaming", r"length scale NUMBER screen units", (synth.NEAR_SCALE,)),
+    ("refixation", r"refixation inside the same AOI with p = NUMBER \+ NUMBER effects.hypometria s",
+     synth.REFIXATION_P),
+    ("saccade gain", r"gain NUMBER - NUMBER effects.hypometria s",
+     (synth.SACCADE_GAIN[0], -synth.SACCADE_GAIN[1])),
+    ("landing scatter", r"landing scatter N\(0, NUMBER AOI radius\)", (synth.LANDING_SD_AOI_RADII,)),
+    ("field of view", r"a NUMBER deg field of view", (synth.FIELD_OF_VIEW_DEG,)),
+    ("sampling rates", r"Tracker: NUMBER or NUMBER Hz", synth.SAMPLE_RATES_HZ),
+    ("tracker noise", r"Gaussian noise NUMBER-NUMBER deg", synth.NOISE_DEG),
+    ("drift", r"random walk of NUMBER deg per sample", (synth.DRIFT_DEG_PER_SAMPLE,)),
+    ("blink rate", r"Poisson, NUMBER per minute", (synth.BLINKS_PER_S * 60,)),
+    ("blink length", r"NUMBER-NUMBER ms each", tuple(1000 * b for b in synth.BLINK_S)),
+    ("task length", r"Task length: uniform NUMBER-NUMBER s", synth.DURATION_S),
+]
+
+
+@pytest.mark.parametrize("what, pattern, constants", DOCUMENTED, ids=[d[0] for d in DOCUMENTED])
+def test_docstring_states_the_constants(what: str, pattern: str, constants: tuple) -> None:
+    np.testing.assert_allclose(documented(pattern), constants, rtol=1e-12, err_msg=what)
+
+
+def test_the_pinned_values() -> None:
+    # The four that once disagreed (issue: docstring vs code), as decided in the docstring.
+    assert documented(r"plus N\(0, NUMBER\) individual noise") == (0.10,)
+    assert documented(r"\(1 \+ NUMBER effects.duration s\)") == (0.8,)
+    assert documented(r"already seen with p = NUMBER \+ NUMBER effects.revisit s") == (0.10, 0.45)
+    assert documented(r"landing scatter N\(0, NUMBER AOI radius\)") == (0.5,)
+    assert synth.LANDING_SD == 0.5 * synth.AOI_RADIUS == 0.02
+
+
+def test_gaze_parameters_follow_the_documented_formulas() -> None:
+    effects = synth.Effects(duration=1.0, revisit=1.0, disorder=1.0, hypometria=1.0)
+    s = np.array([0.0, 0.5, 1.0])
+    traits = {"duration": np.ones(3), "order": np.ones(3)}
+    p = synth.gaze_parameters(effects, s, traits)
+    revisit = documented(r"already seen with p = NUMBER \+ NUMBER effects.revisit s")
+    order = documented(r"p = order_trait \(NUMBER - NUMBER effects.disorder s\)")
+    refix = documented(r"same AOI with p = NUMBER \+ NUMBER effects.hypometria s")
+    gain = documented(r"gain NUMBER - NUMBER effects.hypometria s")
+    (duration,) = documented(r"\(1 \+ NUMBER effects.duration s\)")
+    (median_ms, _) = documented(r"median NUMBER ms, sigma NUMBER")
+    np.testing.assert_allclose(p.p_revisit, revisit[0] + revisit[1] * s)
+    np.testing.assert_allclose(p.p_order, order[0] - order[1] * s)
+    np.testing.assert_allclose(p.p_refixation, refix[0] + refix[1] * s)
+    np.testing.assert_allclose(p.gain, gain[0] - gain[1] * s)
+    np.testing.assert_allclose(p.median_duration_s, median_ms / 1000 * (1 + duration * s))
+
+
+def test_drawn_durations_scale_as_documented() -> None:
+    # simulate_fixations draws with gaze_parameters: the median duration at s = 1 is
+    # (1 + DURATION_EFFECT x effects.duration) times that at s = 0.
+    rng = np.random.default_rng(0)
+    scene = synth.TASKS["Q4"]
+    traits = {"duration": np.ones(400), "order": np.ones(400)}
+    log_median = []
+    for s in (0.0, 1.0):
+        _, durations = synth.simulate_fixations(scene, np.full(400, s), traits, 50, rng)
+        log_median.append(np.log(durations).mean())
+    (effect,) = documented(r"\(1 \+ NUMBER effects.duration s\)")
+    ratio = np.exp(log_median[1] - log_median[0])
+    assert ratio == pytest.approx(1 + effect * scene.effects.duration, rel=0.02)
+    (median_ms, sigma) = documented(r"median NUMBER ms, sigma NUMBER")
+    assert np.exp(log_median[0]) == pytest.approx(median_ms / 1000, rel=0.02)
+
+
+def test_drawn_impairment_noise_and_landing_scatter_are_documented() -> None:
+    rng = np.random.default_rng(1)
+    cohort = synth.simulate_cohort(4000, rng)
+    impairment = synth.task_impairment(cohort, rng)
+    own, overall = documented(r"\(1 - Q/max, weight NUMBER\) with global impairment "
+                              r"\(\(30 - MMSE\)/20, weight NUMBER\)")
+    expected = own * (1 - cohort.items[:, :5] / synth.ITEM_MAX[:5]) + overall * np.clip(
+        (30 - cohort.mmse) / 20, 0, 1
+    )[:, None]
+    inside = (expected > 0.35) & (expected < 0.65)  # where clipping to [0, 1] cannot bite
+    (noise,) = documented(r"plus N\(0, NUMBER\) individual noise")
+    assert inside.sum() > 1000
+    assert (impairment - expected)[inside].std() == pytest.approx(noise, rel=0.06)
+
+    # The first fixation lands on its AOI with the documented scatter (per axis).
+    scene = synth.TASKS["Q5"]  # AOIs 0.3 apart: the nearest AOI is the one aimed at
+    traits = {"duration": np.ones(4000), "order": np.ones(4000)}
+    positions, _ = synth.simulate_fixations(scene, np.zeros(4000), traits, 1, rng)
+    first = positions[:, 0]
+    nearest = np.linalg.norm(first[:, None] - scene.aois[None], axis=2).argmin(axis=1)
+    (radii,) = documented(r"landing scatter N\(0, NUMBER AOI radius\)")
+    offsets = first - scene.aois[nearest]
+    assert offsets.std() == pytest.approx(radii * synth.AOI_RADIUS, rel=0.04)

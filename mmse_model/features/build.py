@@ -8,6 +8,10 @@ The work splits into three phases so that Ray can run the middle one:
    pure function of its arguments (no torch, no globals), so a Ray task can run it;
 3. `write_datasets` applies the skip policy and writes every file atomically.
 
+Every recording is resampled to RQA_RATE_HZ first, and RQA leaves out the pairs closer in
+time than the Theiler window (`theiler_window`), so that no feature follows the tracker's
+sampling rate; docs/rqa.md has the choices and the measurements behind them.
+
 Skip policy: a recording that cannot be used (unreadable, empty, missing columns,
 non-numeric, no valid samples, too short for some signature's embedding, no labels for its
 subject) is dropped from that task in *every* signature, because the data contract says a
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mmse_model import atomic
-from mmse_model.domain import FEATURE_NAMES, TASKS, Signature, parse_signatures
+from mmse_model.domain import FEATURE_NAMES, RQA_RATE_HZ, TASKS, Signature, parse_signatures
 from mmse_model.errors import InputError
 from mmse_model.features.fixations import detect_fixations
 from mmse_model.features.recordings import (
@@ -35,12 +40,20 @@ from mmse_model.features.recordings import (
     RecordingError,
     read_labels,
     read_recording,
+    resample,
 )
 from mmse_model.features.rqa import embed, rqa_measures
 
 MODES = ("trajectory", "fixation")
-# Fewer state vectors than this give RQA measures that are mostly noise.
+# Fewer state vectors (outside the Theiler window) than this give RQA measures that are
+# mostly noise.
 MIN_STATE_VECTORS = 10
+# Theiler window of trajectory RQA in seconds: pairs of samples closer in time than this
+# are left out of the recurrence plot. One typical fixation (docs/rqa.md, "Theiler window").
+THEILER_S = 0.25
+# Theiler window of fixation-sequence RQA, in fixations: the line of identity only (a
+# fixation trivially recurs with itself; Anderson et al. 2013 use the upper triangle).
+THEILER_FIXATIONS = 1
 REPORT_NAME = "build_report.csv"
 ALL_TASKS = "all"
 
@@ -138,26 +151,41 @@ def state_vectors(recording: Recording, signature: Signature, mode: str) -> np.n
     return vectors[window_valid]
 
 
-def compute_item(item: WorkItem, signatures: list[Signature], mode: str) -> ItemResult:
-    """Features of one recording for every signature, or the reason it cannot be used."""
-    try:
-        recording = read_recording(Path(item.path))
-    except RecordingError as exc:
-        return ItemResult(item.subject_id, item.task, None, str(exc))
+def theiler_window(mode: str) -> int:
+    """The Theiler window w in state vectors (pairs |i - j| < w are left out): the pairs less
+    than THEILER_S apart at RQA_RATE_HZ (0.25 s: w = 23), or THEILER_FIXATIONS."""
+    if mode == "fixation":
+        return THEILER_FIXATIONS
+    return math.ceil(THEILER_S * RQA_RATE_HZ - 1e-9)
+
+
+def recording_features(recording: Recording, signatures: list[Signature], mode: str) -> np.ndarray:
+    """(n_signatures, 10) RQA features of one recording as read (any sampling rate): it is
+    resampled to RQA_RATE_HZ and embedded, and RQA leaves out the Theiler window. A
+    recording that cannot be used raises RecordingError saying why."""
+    recording = resample(recording, RQA_RATE_HZ)
+    theiler = theiler_window(mode)
     rows = []
     for signature in signatures:
         vectors = state_vectors(recording, signature, mode)
-        if len(vectors) < MIN_STATE_VECTORS:
-            return ItemResult(
-                item.subject_id,
-                item.task,
-                None,
+        if len(vectors) < MIN_STATE_VECTORS + theiler:
+            raise RecordingError(
                 f"too short for the embedding of {signature.name}: {len(vectors)} state"
-                f" vectors from {recording.n_valid} valid samples ({mode}), need"
-                f" {MIN_STATE_VECTORS}",
+                f" vectors from {recording.n_valid} valid samples at {RQA_RATE_HZ:g} Hz"
+                f" ({mode}), need {MIN_STATE_VECTORS + theiler}"
+                f" ({MIN_STATE_VECTORS} beyond the Theiler window of {theiler})"
             )
-        rows.append(rqa_measures(vectors, signature.eps, signature.lmin))
-    return ItemResult(item.subject_id, item.task, np.stack(rows))
+        rows.append(rqa_measures(vectors, signature.eps, signature.lmin, theiler=theiler))
+    return np.stack(rows)
+
+
+def compute_item(item: WorkItem, signatures: list[Signature], mode: str) -> ItemResult:
+    """Features of one recording for every signature, or the reason it cannot be used."""
+    try:
+        features = recording_features(read_recording(Path(item.path)), signatures, mode)
+    except RecordingError as exc:
+        return ItemResult(item.subject_id, item.task, None, str(exc))
+    return ItemResult(item.subject_id, item.task, features)
 
 
 def compute_items(

@@ -31,10 +31,27 @@ def detect_fixations(
     A sample is a fixation sample when every sample in its velocity window is valid and the
     gaze moved slower than the threshold across the window; a blink gap ends a fixation.
     """
+    starts, ends = fixation_spans(recording, velocity_threshold_deg_s, min_fixation_s, field_of_view_deg)
+    if starts.size == 0:
+        return np.empty((0, 2))
+    # Centroids by cumulative sums: one pass, no Python loop over fixations. Invalid
+    # samples are zeroed first, or one NaN would poison every later sum.
+    clean = np.where(recording.valid[:, None], recording.xy, 0.0)[: ends.max()]
+    cumulative = np.concatenate((np.zeros((1, 2)), np.cumsum(clean, axis=0)))
+    return (cumulative[ends] - cumulative[starts]) / (ends - starts)[:, None]
+
+
+def fixation_spans(
+    recording: Recording,
+    velocity_threshold_deg_s: float = VELOCITY_THRESHOLD_DEG_S,
+    min_fixation_s: float = MIN_FIXATION_S,
+    field_of_view_deg: float = FIELD_OF_VIEW_DEG,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fixations of `detect_fixations` as sample ranges: starts, ends (exclusive)."""
     t, xy, valid = recording.t, recording.xy, recording.valid
     n = len(t)
     if n < 2:
-        return np.empty((0, 2))
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     # Velocity over a ~20 ms window (Olsen 2012's default), so that tracker noise between
     # neighbouring samples does not read as eye movement.
     sample_s = float(np.median(np.diff(t)))
@@ -53,11 +70,4 @@ def detect_fixations(
     edges = np.flatnonzero(padded[1:] != padded[:-1])
     starts, ends = edges[0::2], edges[1::2]
     keep = (t[ends - 1] - t[starts]) >= min_fixation_s
-    starts, ends = starts[keep], ends[keep]
-    if starts.size == 0:
-        return np.empty((0, 2))
-    # Centroids by cumulative sums: one pass, no Python loop over fixations. Invalid
-    # samples are zeroed first, or one NaN would poison every later sum.
-    clean = np.where(valid[:, None], xy, 0.0)[: ends.max()]
-    cumulative = np.concatenate((np.zeros((1, 2)), np.cumsum(clean, axis=0)))
-    return (cumulative[ends] - cumulative[starts]) / (ends - starts)[:, None]
+    return starts[keep], ends[keep]

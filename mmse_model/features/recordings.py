@@ -1,4 +1,5 @@
-"""Reading gaze recordings (`<subject>/<Q>.csv`: t,x,y) and MMSE labels (`labels.csv`).
+"""Reading gaze recordings (`<subject>/<Q>.csv`: t,x,y) and MMSE labels (`labels.csv`), and
+resampling a recording to the rate RQA runs at (`resample`, docs/rqa.md).
 
 Two kinds of failure, two policies (issue 4):
 - a recording that cannot be used raises `RecordingError`; the builder skips it and lists
@@ -21,6 +22,10 @@ from mmse_model.errors import InputError
 
 RECORDING_COLUMNS = ("t", "x", "y")
 LABEL_COLUMNS = ("subject_id", *TASKS)
+# Resampling bridges a gap between two valid samples of up to this many median intervals:
+# one dropped sample (2 intervals) with some timing jitter, not a tracking loss.
+MAX_GAP_INTERVALS = 2.5
+SNAP = 0.01
 # MMSE points outside the five tasks (language and praxis): mmse - sum(Q1..Q5) lies in 0-9.
 OTHER_ITEMS_MAX = 9
 
@@ -65,6 +70,45 @@ def read_recording(path: Path) -> Recording:
     if not valid.any():
         raise RecordingError("no valid gaze samples (all NaN or off-screen)")
     return Recording(t=t, xy=xy, valid=valid)
+
+
+def resample(recording: Recording, rate_hz: float) -> Recording:
+    """The recording on a uniform grid of `rate_hz` from its first timestamp (docs/rqa.md).
+
+    Each grid point is the linear interpolation of the two samples around it. It is valid
+    when both are valid (a blink or off-screen sample on either side invalidates it) and
+    they are at most `MAX_GAP_INTERVALS` of the recording's median interval apart (dropped
+    samples are not bridged); a grid point that falls on a sample takes that sample as it
+    is (to within `SNAP` of an interval). Samples without a finite timestamp carry no time and are dropped first. Timestamps
+    that do not increase are a RecordingError.
+    """
+    if not rate_hz > 0:
+        raise ValueError(f"the resampling rate must be > 0, got {rate_hz}")
+    timed = np.isfinite(recording.t)
+    t, xy, valid = recording.t[timed], recording.xy[timed], recording.valid[timed]
+    if len(t) < 2:
+        raise RecordingError("fewer than 2 timestamped samples")
+    steps = np.diff(t)
+    if not (steps > 0).all():
+        at = int(np.flatnonzero(steps <= 0)[0]) + 1
+        raise RecordingError(f"timestamps do not increase (sample {at + 1}: t={t[at]:g})")
+    n_grid = int(np.floor((t[-1] - t[0]) * rate_hz + SNAP)) + 1
+    grid = t[0] + np.arange(n_grid) / rate_hz
+    left = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, len(t) - 2)
+    right = left + 1
+    frac = np.clip((grid - t[left]) / steps[left], 0.0, 1.0)
+    # A grid point within SNAP of a sample is that sample: a recording already at rate_hz
+    # passes through unchanged although its timestamps are rounded (to 0.1 ms here).
+    on_left, on_right = frac <= SNAP, frac >= 1.0 - SNAP
+    out_xy = xy[left] + frac[:, None] * (xy[right] - xy[left])
+    bridged = steps[left] <= MAX_GAP_INTERVALS * float(np.median(steps))
+    out_valid = np.where(
+        on_left, valid[left], np.where(on_right, valid[right], valid[left] & valid[right] & bridged)
+    )
+    out_xy[on_left] = xy[left[on_left]]
+    out_xy[on_right] = xy[right[on_right]]
+    out_xy[~out_valid] = np.nan
+    return Recording(t=grid, xy=out_xy, valid=out_valid)
 
 
 def _parse_numbers(body: str, n_columns: int) -> np.ndarray:

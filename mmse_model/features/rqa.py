@@ -32,6 +32,22 @@ metric="euclidean", threshold=eps)`, an independent implementation used in the t
   Ngamga et al. 2007), including white runs that touch the border of the plot.
 - Ratios use pyunicorn's guard: ``numerator / (denominator + 1e-8)``, so a plot with no
   lines gives 0, not NaN.
+
+Theiler window ``theiler = w`` (docs/rqa.md says which w the builder uses and why): the
+pairs with ``|i - j| < w`` are taken out of the plot, as if they lay outside it. With
+w = 0 (the default of every function here) nothing is taken out and everything above holds
+as stated, pyunicorn-exact. With w >= 1:
+
+- diagonal lines are those of the diagonals ``|i - j| >= w`` (the line of identity is out);
+- each column j is two segments, rows ``[0, j-w]`` and ``[j+w, n-1]``; vertical lines and
+  white vertical lines are runs inside a segment, and the window is a border like the
+  plot's own: a white run that reaches it ends there, as one that reaches the plot's edge
+  does (it does not run across the window into the other segment);
+- the recurrence rate is the recurrent fraction of the ``(n-w)(n-w+1)`` pairs outside the
+  window (0 when there are none).
+
+pyunicorn has no Theiler window; the tests compare with it at w = 0 and compare every w
+with a brute-force reference of these definitions.
 """
 
 from __future__ import annotations
@@ -88,15 +104,33 @@ class LineHistograms:
     """Line-length histograms of one recurrence plot: ``hist[l]`` lines of length l."""
 
     n_vectors: int
-    diagonal: np.ndarray  # (n+1,) both triangles, main diagonal excluded
-    vertical: np.ndarray  # (n+1,) every column, main diagonal included
+    diagonal: np.ndarray  # (n+1,) both triangles, main diagonal (and the window) excluded
+    vertical: np.ndarray  # (n+1,) every column, main diagonal included when theiler == 0
     white_vertical: np.ndarray  # (n+1,) recurrence times
+    theiler: int = 0
+
+    @property
+    def admissible_pairs(self) -> int:
+        """Pairs (i, j) of the plot outside the Theiler window: the recurrence rate's base."""
+        n, w = self.n_vectors, self.theiler
+        if w == 0:
+            return n * n
+        return (n - w) * (n - w + 1) if n > w else 0
 
 
 def line_histograms(
-    vectors: np.ndarray, eps: float, block_elements: int = DEFAULT_BLOCK_ELEMENTS
+    vectors: np.ndarray,
+    eps: float,
+    block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+    theiler: int = 0,
 ) -> LineHistograms:
-    """Scan the recurrence plot of `vectors` (n, dim) in blocks; never holds it whole."""
+    """Scan the recurrence plot of `vectors` (n, dim) in blocks; never holds it whole.
+
+    `theiler` (w, in state vectors) takes the pairs with |i - j| < w out of the plot.
+    """
+    if isinstance(theiler, bool) or not isinstance(theiler, (int, np.integer)) or theiler < 0:
+        raise ValueError(f"the Theiler window must be an integer >= 0, got {theiler!r}")
+    theiler = int(theiler)
     vectors = np.ascontiguousarray(vectors, dtype=np.float64)
     n = vectors.shape[0]
     threshold = squared_threshold(eps)
@@ -106,11 +140,11 @@ def line_histograms(
     vertical = np.zeros(n + 1, dtype=np.int64)
     white = np.zeros(n + 1, dtype=np.int64)
     if n == 0:
-        return LineHistograms(0, diagonal, vertical, white)
+        return LineHistograms(0, diagonal, vertical, white, theiler)
     work = _Workspace(max(block_elements, n))
-    _scan_diagonals(coords, n, threshold, work, diagonal)
-    _scan_rows(coords, n, threshold, work, vertical, white)
-    return LineHistograms(n, 2 * diagonal, vertical, white)
+    _scan_diagonals(coords, n, threshold, work, diagonal, first=max(1, theiler))
+    _scan_rows(coords, n, threshold, work, vertical, white, theiler)
+    return LineHistograms(n, 2 * diagonal, vertical, white, theiler)
 
 
 class _Workspace:
@@ -165,10 +199,16 @@ class _Workspace:
 
 
 def _scan_diagonals(
-    coords: list[np.ndarray], n: int, threshold: float, work: _Workspace, hist: np.ndarray
+    coords: list[np.ndarray],
+    n: int,
+    threshold: float,
+    work: _Workspace,
+    hist: np.ndarray,
+    first: int = 1,
 ) -> None:
-    """Diagonal lines of the lower triangle, a band of offsets k0..k0+B-1 at a time."""
-    k0 = 1
+    """Diagonal lines of the lower triangle from offset `first` on, a band of offsets
+    k0..k0+B-1 at a time."""
+    k0 = first
     while k0 < n:
         length = n - k0  # the longest diagonal in the band (offset k0)
         band = max(1, min(n - k0, work.elements // length))
@@ -191,6 +231,7 @@ def _scan_rows(
     work: _Workspace,
     vertical: np.ndarray,
     white: np.ndarray,
+    theiler: int = 0,
 ) -> None:
     """Vertical and white vertical lines, a block of whole rows at a time."""
     rows = max(1, work.elements // n)
@@ -198,13 +239,40 @@ def _scan_rows(
         r1 = min(n, r0 + rows)
         pairs = [(coord[r0:r1, None], coord[None, :]) for coord in coords]
         squared = work.squared_distances(pairs, (r1 - r0, n))
-        black, gaps = _runs_and_gaps(work, work.recurrent(squared, threshold))
+        mask = work.recurrent(squared, threshold)
+        window = _clear_window(mask, r0, theiler) if theiler else None
+        black, gaps, spanning = _runs_and_gaps(work, mask, window)
         vertical += np.bincount(black, minlength=n + 1)
         white += np.bincount(gaps, minlength=n + 1)
+        if spanning.size:
+            white -= np.bincount(spanning, minlength=n + 1)
 
 
-def _runs_and_gaps(work: _Workspace, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Run lengths of True and of False (gaps, border runs included) in each padded row."""
+def _clear_window(mask: np.ndarray, r0: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clear |i - j| < w in a block of rows r0.. of the padded mask; return each row's
+    window as [lo, hi) columns."""
+    rows, stride = mask.shape
+    i = r0 + np.arange(rows)
+    lo = np.maximum(i - w + 1, 0)
+    hi = np.minimum(i + w, stride - 1)
+    # The window of the block lies in columns c0..c1-1: clear that band only.
+    c0, c1 = int(lo[0]), int(hi[-1])
+    columns = np.arange(c0, c1)
+    band = mask[:, c0:c1]
+    band &= (columns < lo[:, None]) | (columns >= hi[:, None])
+    return lo, hi
+
+
+def _runs_and_gaps(
+    work: _Workspace, mask: np.ndarray, window: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run lengths of True, of False (gaps, border runs included) in each padded row, and
+    the gaps to take back out of the second.
+
+    With a Theiler `window` ([lo, hi) per row, cleared in `mask`), the gap that holds a
+    row's window is replaced by the white runs on either side of the window: it is among
+    the gaps, returned again as spanning (to subtract), and its two sides are added.
+    """
     rows, stride = mask.shape
     width = stride - 1
     starts, ends, _ = work.run_bounds(mask)
@@ -216,10 +284,31 @@ def _runs_and_gaps(work: _Workspace, mask: np.ndarray) -> tuple[np.ndarray, np.n
     inner = starts[1:][~first[1:]] - ends[:-1][~last[:-1]]
     trailing = row[last] * stride + width - ends[last]
     empty_rows = rows - int(first.sum())  # no recurrence at all: one gap of full width
-    gaps = np.concatenate(
-        (leading[leading > 0], inner, trailing[trailing > 0], np.full(empty_rows, width))
-    )
-    return ends - starts, gaps
+    pieces = [leading[leading > 0], inner, trailing[trailing > 0], np.full(empty_rows, width)]
+    spanning = np.empty(0, dtype=np.int64)
+    if window is not None:
+        spanning, head, tail = _window_gaps(starts, ends, stride, width, *window)
+        pieces += [head[head > 0], tail[tail > 0]]
+    return ends - starts, np.concatenate(pieces), spanning
+
+
+def _window_gaps(
+    starts: np.ndarray, ends: np.ndarray, stride: int, width: int, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the gap that holds the window [lo, hi), and its parts before and after."""
+    row0 = np.arange(len(lo)) * stride
+    win_lo, win_hi = row0 + lo, row0 + hi
+    # No black run meets the window: the runs that end at or before win_lo lie before it,
+    # the next one (if it is in the same row) after it.
+    after = np.searchsorted(ends, win_lo, side="right")
+    if len(starts):
+        prev_end = ends[np.maximum(after - 1, 0)]
+        prev_end = np.where((after > 0) & (prev_end > row0), prev_end, row0)
+        next_start = starts[np.minimum(after, len(starts) - 1)]
+        next_start = np.where((after < len(starts)) & (next_start < row0 + width), next_start, row0 + width)
+    else:
+        prev_end, next_start = row0, row0 + width
+    return next_start - prev_end, win_lo - prev_end, next_start - win_hi
 
 
 def measures_from_histograms(hists: LineHistograms, lmin: int) -> np.ndarray:
@@ -230,7 +319,8 @@ def measures_from_histograms(hists: LineHistograms, lmin: int) -> np.ndarray:
     lengths = np.arange(n + 1, dtype=np.int64)
     diag, vert, white = hists.diagonal, hists.vertical, hists.white_vertical
     recurrences = int(lengths @ vert)  # every recurrent point lies on one vertical line
-    recurrence_rate = recurrences / n**2 if n else 0.0
+    pairs = hists.admissible_pairs
+    recurrence_rate = recurrences / pairs if pairs else 0.0
 
     def line_measures(hist: np.ndarray) -> tuple[float, float, float, float]:
         counted = hist[lmin:]
@@ -273,7 +363,12 @@ def _entropy(counts: np.ndarray) -> float:
 
 
 def rqa_measures(
-    vectors: np.ndarray, eps: float, lmin: int, block_elements: int = DEFAULT_BLOCK_ELEMENTS
+    vectors: np.ndarray,
+    eps: float,
+    lmin: int,
+    block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+    theiler: int = 0,
 ) -> np.ndarray:
-    """RQA of already-embedded state vectors (n, dim): the 10 measures of FEATURE_NAMES."""
-    return measures_from_histograms(line_histograms(vectors, eps, block_elements), lmin)
+    """RQA of already-embedded state vectors (n, dim): the 10 measures of FEATURE_NAMES,
+    without the pairs |i - j| < theiler."""
+    return measures_from_histograms(line_histograms(vectors, eps, block_elements, theiler), lmin)
