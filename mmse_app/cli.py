@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_cmd.set_defaults(func=_sweep)
 
     predict = commands.add_parser("predict", help="predict sub-scores for new subjects with a trained model")
-    predict.add_argument("--model", required=True, help="checkpoint folder or model.pt (e.g. RUN/model)")
+    predict.add_argument("--model", required=True,
+                         help="checkpoint folder or model.pt (e.g. RUN/model), or its storage URI (s3://.../checkpoint_000004)")
     predict.add_argument("--input", required=True, help="features: .npz with X (N, 10) or .csv with subject_id + 10 columns")
     predict.add_argument("--out", required=True, help="CSV to write: subject_id, prediction, fold_sd")
     predict.add_argument("--signature", help="which signature, for a checkpoint of several (a sweep trial's)")
@@ -111,8 +112,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from mmse_model.predict import predict_file
+    from ray_jobs.train import local_checkpoint
 
-    n = predict_file(args.model, args.input, args.out, args.signature)
+    with local_checkpoint(args.model) as model:  # a URI is read into a temporary copy
+        n = predict_file(model, args.input, args.out, args.signature)
     print(f"wrote predictions for {n} subjects to {args.out}")
     return 0
 
