@@ -29,6 +29,7 @@ from mmse_model.results import TrialRow, choose_checkpoint, format_summary, sign
 from mmse_model.sweep_config import SweepConfig, apply_sample, discover, load_sweep_config
 from mmse_model.sweep_summary import summarise_sweep
 from mmse_model.trainer import RunSpec
+from ray_jobs import ray_internals
 from ray_jobs.guard import SweepGuard, SweepStalled
 from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
 from ray_jobs.scheduler import PerTaskASHA, rungs
@@ -234,6 +235,8 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     experiment = storage_join(storage, sweep.name)
     signatures, tasks = discover(sweep.data_root, sweep.signatures, sweep.tasks)
     connect(address, sweep.base_config())
+    # Credentials stay in each node's environment, out of runtime envs (logged, shown).
+    ray_internals.keep_credentials_out_of_trial_envs()
     if resume:
         if not tune.Tuner.can_restore(experiment):
             raise InputError(f"{experiment}: no sweep to resume there")
