@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ray_jobs.guard import SweepStalled
+    from ray_jobs.train import StorageUnavailable
 
     try:
         args = build_parser().parse_args(argv)
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"mmse: error: {exc}", file=sys.stderr)
         return 2
-    except SweepStalled as exc:
+    except (SweepStalled, StorageUnavailable) as exc:
         print(f"mmse: error: {exc}", file=sys.stderr)
         return 1
 
@@ -97,9 +98,13 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from mmse_model.sweep_config import load_sweep_config
-    from ray_jobs.sweep import run_sweep
+    from ray_jobs.sweep import RESUME_HINT, run_sweep
+    from ray_jobs.train import StorageUnavailable
 
-    run_sweep(load_sweep_config(args.config, args.data, args.storage), resume=args.resume, address=args.address)
+    try:
+        run_sweep(load_sweep_config(args.config, args.data, args.storage), resume=args.resume, address=args.address)
+    except StorageUnavailable as exc:
+        raise StorageUnavailable(f"{exc}; {RESUME_HINT}") from None
     return 0
 
 

@@ -33,10 +33,11 @@ from ray_jobs import ray_internals
 from ray_jobs.guard import SweepGuard, SweepStalled
 from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
 from ray_jobs.scheduler import PerTaskASHA, rungs
-from ray_jobs.train import (absolute_storage, build_trainer, connect, load_payload, storage_join, storage_uri,
-                            worker_resources)
+from ray_jobs.train import (StorageUnavailable, absolute_storage, build_trainer, connect, load_payload,
+                            storage_errors, storage_join, storage_uri, worker_resources)
 
 TRAIN_RUNS = "train_runs"  # <storage>/<experiment>/train_runs/<trial_id>/checkpoint_*
+RESUME_HINT = "the sweep's state is kept: run the same command with --resume once the storage works again"
 
 
 # --- one trial ------------------------------------------------------------------------------
@@ -220,10 +221,11 @@ def write_results(experiment_uri: str, rows: list[TrialRow], summary: dict[str, 
         return
     import pyarrow.fs
 
-    fs, path = pyarrow.fs.FileSystem.from_uri(experiment_uri)
     with tempfile.TemporaryDirectory() as tmp:
         write(Path(tmp))
-        pyarrow.fs.copy_files(tmp, path, destination_filesystem=fs)
+        with storage_errors(experiment_uri, "writing the results"):
+            fs, path = pyarrow.fs.FileSystem.from_uri(experiment_uri)
+            pyarrow.fs.copy_files(tmp, path, destination_filesystem=fs)
 
 
 def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = None) -> dict[str, Any]:
@@ -238,10 +240,11 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     # Credentials stay in each node's environment, out of runtime envs (logged, shown).
     ray_internals.keep_credentials_out_of_trial_envs()
     if resume:
-        if not tune.Tuner.can_restore(experiment):
-            raise InputError(f"{experiment}: no sweep to resume there")
-        tuner = tune.Tuner.restore(experiment, trainable=trainable(sweep), resume_unfinished=True,
-                                   resume_errored=True)
+        with storage_errors(experiment, "looking for the sweep to resume"):
+            if not tune.Tuner.can_restore(experiment):
+                raise InputError(f"{experiment}: no sweep to resume there")
+            tuner = tune.Tuner.restore(experiment, trainable=trainable(sweep), resume_unfinished=True,
+                                       resume_errored=True)
     else:
         tuner = build_tuner(sweep, signatures, tasks, storage)
     # Tune's newer console output ignores a ProgressReporter; the CLIReporter table (the
@@ -312,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except SweepStalled as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
+        return 1
+    except StorageUnavailable as exc:
+        print(f"sweep: error: {exc}; {RESUME_HINT}", file=sys.stderr)
         return 1
     return 0
 

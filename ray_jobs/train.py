@@ -173,12 +173,36 @@ def load_payload(checkpoint_uri: str) -> CheckpointPayload:
         return load_checkpoint(path)
 
 
+class StorageUnavailable(RuntimeError):
+    """A storage URI that failed (unreachable, or it refused): not a missing object. The
+    CLI prints the one-line message and exits with status 1; a sweep's state is kept."""
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+@contextlib.contextmanager
+def storage_errors(location: str, what: str) -> Iterator[None]:
+    """Turn an OSError of a storage URI (pyarrow's, from S3 and the like) into
+    StorageUnavailable: one line naming the location, `what` failed and pyarrow's reason. A
+    missing object (FileNotFoundError) and local paths pass as they are."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if not is_uri(location):
+            raise
+        raise StorageUnavailable(f"storage {location.partition('?')[0]}: {what} failed ({_first_line(exc)})") from None
+
+
 @contextlib.contextmanager
 def local_checkpoint(location: str) -> Iterator[Path]:
     """A checkpoint (folder or model.pt) on local disk: `location` itself when it is a path,
     else a temporary copy of the URI's `model.pt` (`s3://.../checkpoint_000004`, with the
-    endpoint and credentials from the environment), removed afterwards. A missing or
-    unreachable object is a one-line CheckpointError."""
+    endpoint and credentials from the environment), removed afterwards. A missing object is
+    a one-line CheckpointError, a storage that does not answer StorageUnavailable."""
     import tempfile
 
     from mmse_model.checkpoint import FILENAME
@@ -195,11 +219,11 @@ def local_checkpoint(location: str) -> Iterator[Path]:
         base = f"{base.rstrip('/')}/{FILENAME}"
     with tempfile.TemporaryDirectory(prefix="mmse-ckpt-") as tmp:
         try:
-            fs, path = pyarrow.fs.FileSystem.from_uri(base + sep + query)
-            pyarrow.fs.copy_files(path, f"{tmp}/{FILENAME}", source_filesystem=fs)
-        except (OSError, ValueError) as exc:  # FileNotFoundError among them
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise CheckpointError(f"{base}: cannot read the checkpoint ({first[:300]})") from None
+            with storage_errors(location, f"reading {base.rsplit('/', 2)[-2]}"):
+                fs, path = pyarrow.fs.FileSystem.from_uri(base + sep + query)
+                pyarrow.fs.copy_files(path, f"{tmp}/{FILENAME}", source_filesystem=fs)
+        except (FileNotFoundError, ValueError) as exc:  # no such object; not a URI pyarrow reads
+            raise CheckpointError(f"{base}: cannot read the checkpoint ({_first_line(exc)})") from None
         yield Path(tmp)
 
 

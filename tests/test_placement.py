@@ -126,3 +126,28 @@ def test_credentials_in_a_location_are_refused_and_never_echoed(location, tmp_pa
 def test_plain_locations_pass(location):
     assert check_location(location, "storage") == location
     assert SweepConfig.parse({"storage": location}).storage == location
+
+
+def test_a_storage_that_does_not_answer_is_one_line_exit_1(tmp_path, monkeypatch, capsys):
+    """`mmse predict --model s3://...` with nothing listening at the endpoint (no Ray needed)."""
+    import socket
+
+    from mmse_app.cli import main
+
+    with socket.socket() as sock:  # a port with nothing behind it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    uri = "s3://bucket/sweeps/s/train_runs/t/checkpoint_000001"
+    # pyarrow retries for ~6 s before it gives up: one real attempt is enough.
+    features = tmp_path / "x.csv"
+    features.write_text("subject_id," + ",".join(f"f{i}" for i in range(10)) + "\nS1," + ",".join(["0"] * 10) + "\n")
+    assert main(["predict", "--model", uri, "--input", str(features), "--out", str(tmp_path / "p.csv")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mmse: error: storage s3://bucket/sweeps/s/train_runs/t/"), err
+    assert "reading checkpoint_000001 failed" in err[0] and SECRET not in err[0], err
+    assert not (tmp_path / "p.csv").exists()
