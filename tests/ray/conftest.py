@@ -10,6 +10,7 @@ it started (`ray stop` would stop every Ray instance of this user on the machine
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -95,6 +96,7 @@ def ray_head(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
         log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)  # this session's logs: tests have read them
 
 
 @dataclass(frozen=True)
