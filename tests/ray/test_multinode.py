@@ -148,7 +148,7 @@ def test_gpu_train_workers_only_on_the_node_that_declares_gpus(cluster, tmp_path
 
 def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
     """Trial actors pinned to the head (trial_resources), Train workers to `mmse-role=train`
-    nodes (label selector). Once a trial has checkpointed, the worker node running a Train
+    nodes (label selector). Once both trials have checkpointed, the worker node running a Train
     worker is killed: its trial is retried on the remaining nodes, and the sweep completes
     with every trial exactly once in trials.csv. Kills a node: the module's last test."""
     cluster.nodes.get("spare") or cluster.add_node("spare", "127.0.0.4", num_cpus=2, labels="mmse-role=train")
@@ -170,7 +170,8 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
                 infos = fs.get_file_info(pafs.FileSelector(f"{experiment_key}/train_runs", recursive=True))
             except FileNotFoundError:
                 infos = []
-            if any(i.path.endswith("/model.pt") for i in infos):  # a trial is under way
+            training = {i.path.split("/train_runs/")[1].split("/")[0] for i in infos if i.path.endswith("/model.pt")}
+            if len(training) == 2:  # both trials have checkpointed: their workers are training
                 running = [a for a in actors_of(cluster, job_ids(cluster) - before, "ALIVE") if kind(a) == "worker"]
                 if running:
                     victim = cluster.name_of(running[0].node_id)
@@ -193,12 +194,12 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
     # Pinned: trials and their controllers on the head; Train workers never there.
     assert {p for k, p, _ in where if k in ("trial", "controller")} == {"head"}, where
     assert "head" not in {p for k, p, _ in where if k == "worker"}, where
-    # Train workers died with the node; each of their trials ran again (a trainer, that is a
-    # controller, per attempt) with workers on the nodes that remain.
-    lost = [a for a in actors if kind(a) == "worker" and cluster.name_of(a.node_id) == victim]
-    assert lost and all(a.state == "DEAD" and "node" in json.dumps(a.death_cause or {}).lower() for a in lost), \
-        [(a.state, a.death_cause) for a in lost]
-    controllers = [a for a in actors if kind(a) == "controller"]
-    assert len(controllers) >= len(rows) + len(lost), where
-    elsewhere = [a for a in actors if kind(a) == "worker" and cluster.name_of(a.node_id) != victim]
+    # Train workers died with the node, and each was replaced on a node that remains: by Tune
+    # retrying its trial (a new trainer: one more controller), or, when the node went while
+    # the worker group was starting, by Train's controller starting it again elsewhere.
+    workers = [a for a in actors if kind(a) == "worker"]
+    lost = [a for a in workers if cluster.name_of(a.node_id) == victim and "node" in json.dumps(a.death_cause or {}).lower()]
+    assert lost, [(cluster.name_of(a.node_id), a.death_cause) for a in workers]
+    assert len(workers) >= len(rows) + len(lost), where
+    elsewhere = [a for a in workers if cluster.name_of(a.node_id) != victim]
     assert len(elsewhere) >= len(lost) and all(cluster.nodes[cluster.name_of(a.node_id)].alive for a in elsewhere), where
