@@ -152,6 +152,8 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
     worker is killed: its trial is retried on the remaining nodes, and the sweep completes
     with every trial exactly once in trials.csv. Kills a node: the module's last test."""
     cluster.nodes.get("spare") or cluster.add_node("spare", "127.0.0.4", num_cpus=2, labels="mmse-role=train")
+    # Each report waits for the controller's 0.1 s poll, so a trial trains for 3 s or more
+    # however fast the machine: time enough to find its worker alive after a checkpoint.
     epochs = 30
     prefix = f"mn-{uuid.uuid4().hex[:8]}"
     experiment_key = f"{s3_server.bucket}/{prefix}/node_lost"
