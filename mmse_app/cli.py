@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_cmd.set_defaults(func=_sweep)
 
     predict = commands.add_parser("predict", help="predict sub-scores for new subjects with a trained model")
-    predict.add_argument("--model", required=True, help="checkpoint folder or model.pt (e.g. RUN/model)")
+    predict.add_argument("--model", required=True,
+                         help="checkpoint folder or model.pt (e.g. RUN/model), or its storage URI (s3://.../checkpoint_000004)")
     predict.add_argument("--input", required=True, help="features: .npz with X (N, 10) or .csv with subject_id + 10 columns")
     predict.add_argument("--out", required=True, help="CSV to write: subject_id, prediction, fold_sd")
     predict.add_argument("--signature", help="which signature, for a checkpoint of several (a sweep trial's)")
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ray_jobs.guard import SweepStalled
+    from ray_jobs.train import StorageUnavailable
 
     try:
         args = build_parser().parse_args(argv)
@@ -86,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"mmse: error: {exc}", file=sys.stderr)
         return 2
-    except SweepStalled as exc:
+    except (SweepStalled, StorageUnavailable) as exc:
         print(f"mmse: error: {exc}", file=sys.stderr)
         return 1
 
@@ -110,11 +112,14 @@ def _train(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from mmse_app.dashboard import write_after_sweep
     from mmse_model.sweep_config import load_sweep_config
-    from ray_jobs.sweep import run_sweep
-    from ray_jobs.train import absolute_storage, storage_join
+    from ray_jobs.sweep import RESUME_HINT, run_sweep
+    from ray_jobs.train import StorageUnavailable, absolute_storage, storage_join
 
     sweep = load_sweep_config(args.config, args.data, args.storage)
-    run_sweep(sweep, resume=args.resume, address=args.address)
+    try:
+        run_sweep(sweep, resume=args.resume, address=args.address)
+    except StorageUnavailable as exc:
+        raise StorageUnavailable(f"{exc}; {RESUME_HINT}") from None
     write_after_sweep(storage_join(absolute_storage(sweep.storage), sweep.name))
     return 0
 
@@ -141,8 +146,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from mmse_model.predict import predict_file
+    from ray_jobs.train import local_checkpoint
 
-    n = predict_file(args.model, args.input, args.out, args.signature)
+    with local_checkpoint(args.model) as model:  # a URI is read into a temporary copy
+        n = predict_file(model, args.input, args.out, args.signature)
     print(f"wrote predictions for {n} subjects to {args.out}")
     return 0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Mapping
 
 import yaml
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
 from mmse_model.domain import SCORE_RANGES, TASKS, check_task
 from mmse_model.errors import ConfigError
@@ -70,6 +70,33 @@ class EarlyStoppingConfig(Schema):
     restore_best: bool = True
 
 
+# Ray's own resources, each set by its own key (cpus_per_worker, use_gpu, trial_cpus); Tune
+# reads "custom_resources" in a resource dict as a nested one.
+RAY_OWN_RESOURCES = ("CPU", "GPU", "TPU", "memory", "object_store_memory", "cpu", "gpu", "custom_resources")
+
+
+def _custom_resources(resources: dict[str, float]) -> dict[str, float]:
+    for name in resources:
+        if name in RAY_OWN_RESOURCES or not name.strip():
+            raise ValueError(f"{name!r} is not a custom resource name (CPUs and GPUs have keys of their own)")
+    return resources
+
+
+def _label_selector(selector: dict[str, str]) -> dict[str, str]:
+    for key, value in selector.items():
+        if not key.strip() or not value.strip():
+            raise ValueError("expected non-empty labels and values")
+    return selector
+
+
+# {name: amount} of custom resources a node declares (`ray start --resources`, a node type's
+# `resources:` in a cluster config); amounts > 0.
+CustomResources = Annotated[dict[str, Annotated[Number, Field(gt=0.0)]], AfterValidator(_custom_resources)]
+# {label: value} a node must carry (`ray start --labels`, a node type's `labels:`); Ray's
+# selector syntax: "value", "!value", "in(a,b)", "!in(a,b)".
+LabelSelector = Annotated[dict[str, str], AfterValidator(_label_selector)]
+
+
 class RayConfig(Schema):
     """How a run is placed on Ray (`mmse train`, `mmse sweep`); `--no-ray` ignores it."""
 
@@ -77,6 +104,11 @@ class RayConfig(Schema):
     use_gpu: bool = False
     cpus_per_worker: Number = Field(1.0, gt=0.0)
     gpus_per_worker: Number = Field(1.0, gt=0.0)  # only with use_gpu
+    # Where Train workers may run, beyond CPUs and GPUs: custom resources each worker
+    # reserves (only nodes that declare them qualify) and node labels a worker's node must
+    # carry. Empty: any node with the CPUs (and GPUs). See cluster.yaml.
+    worker_resources: CustomResources = {}
+    worker_label_selector: LabelSelector = {}
     # Every ray.train.report waits for the controller's poll of this period (Ray's default
     # is 2 s, which costs more than an epoch of this model).
     health_check_interval_s: Number = Field(0.1, gt=0.0)

@@ -13,9 +13,10 @@ from typing import Annotated, Any, Mapping
 
 from pydantic import BeforeValidator, Field
 
-from mmse_model.config import Config, read_yaml
+from mmse_model.config import Config, CustomResources, read_yaml
 from mmse_model.domain import TASKS, is_signature, parse_signature
 from mmse_model.errors import ConfigError, DataError, InputError
+from mmse_model.locations import check_location
 from mmse_model.schema import Number, Schema
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
@@ -35,7 +36,10 @@ class AshaConfig(Schema):
 class ResourcesConfig(Schema):
     # The Tune trial function only builds and waits on its TorchTrainer; its workers take
     # the config's `ray.cpus_per_worker` (and GPUs) themselves.
-    trial_cpus: Number = Field(0.05, gt=0.0, le=1.0)
+    trial_cpus: Number = Field(0.05, ge=0.0, le=1.0)
+    # Custom resources each trial reserves besides trial_cpus: only nodes that declare them
+    # host trials (cluster.yaml gives the head `mmse_trial_host`). With them trial_cpus may be 0.
+    trial_resources: CustomResources = {}
     max_concurrent_trials: int = Field(0, ge=0)  # 0: from the cluster's resources
 
 
@@ -61,7 +65,7 @@ class EvaluationConfig(Schema):
 class SweepConfig(Schema):
     name: str = Field("mmse_sweep", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     data_root: str = Field("data", min_length=1)
-    storage: str = Field("runs", min_length=1)  # path, NFS path or s3://bucket/prefix?endpoint_override=...
+    storage: str = Field("runs", min_length=1)  # path, NFS path or s3://bucket/prefix (mmse_model/locations.py)
     signatures: Names = ()  # empty: every signature folder under data_root
     tasks: Names = ()  # empty: every task file found in all of them
     samples: int = Field(4, ge=1)  # hyper-parameter samples per task (and signature group)
@@ -93,6 +97,10 @@ class SweepConfig(Schema):
         for task in self.tasks:
             if task not in TASKS:
                 raise ConfigError(f"tasks: {task!r} is not one of {', '.join(TASKS)}")
+        check_location(self.storage, "storage")
+        if not self.resources.trial_cpus and not self.resources.trial_resources:
+            raise ConfigError("resources.trial_cpus: 0 needs resources.trial_resources (a trial must reserve "
+                              "something to be placed)")
         base = self.base_config()
         if self.asha.grace_period > self.max_t():
             raise ConfigError(f"asha.grace_period: expected 1..max_t ({self.max_t()}), got {self.asha.grace_period}")
@@ -112,6 +120,8 @@ def load_sweep_config(
     """Load and check a sweep YAML; `data_root`/`storage` override the file's values."""
     sweep = SweepConfig.parse(read_yaml(path), f"{path}: ")
     changes = {k: v for k, v in (("data_root", data_root), ("storage", storage)) if v is not None}
+    if storage is not None:
+        check_location(storage, "--storage")
     return sweep.model_copy(update=changes)
 
 

@@ -6,7 +6,9 @@ Public Ray APIs are used everywhere else. What is here has no public equivalent:
   and whether that creator is dead (the state API's `list_placement_groups` does not say);
 - the `RAY_TRAIN_*` environment variables the project sets;
 - Train V2's `DatasetsCallback`, dropped from runs that have no Ray Datasets, and the
-  `_create_default_callbacks` hook through which it is dropped.
+  `_create_default_callbacks` hook through which it is dropped;
+- Tune's list of environment variables it copies from the driver into every trial actor's
+  runtime env, from which the AWS credentials are taken out.
 
 `tests/ray/test_ray_internals.py` touches each of them, so an upgrade that moves one fails
 there, naming the Ray symbol, instead of somewhere deep inside a sweep.
@@ -35,7 +37,14 @@ SYMBOLS = (
     ("ray.train.v2._internal.constants", "HEALTH_CHECK_INTERVAL_S_ENV_VAR"),
     ("ray.train.v2._internal.constants", "ENABLE_PREEMPTION_WATCHER_ENV_VAR"),
     ("ray.train.v2.api.data_parallel_trainer", "DataParallelTrainer._create_default_callbacks"),
+    ("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE"),
 )
+
+# Tune copies these from the driver's environment into every trial actor's runtime env (and
+# Train's controller inherits it): every node's runtime-env agent logs a runtime env in full
+# (session logs/runtime_env_agent.log), and the dashboard shows it. Seen here: the test key in
+# that log. Each node has its own credentials (instance role, environment, credentials file).
+CREDENTIAL_ENV_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
 
 
 def resolve(module: str, attribute: str) -> Any:
@@ -149,6 +158,17 @@ def remove_group(group_id: str) -> None:
 
     group_id_cls = resolve("ray._raylet", "PlacementGroupID")
     remove_placement_group(PlacementGroup(group_id_cls(bytes.fromhex(group_id))))
+
+
+# --- Tune -----------------------------------------------------------------------------------
+
+
+def keep_credentials_out_of_trial_envs() -> None:
+    """Stop Tune copying AWS credentials from this (driver) process into trial actors'
+    runtime envs, where Ray logs and shows them; trials read the node's own instead."""
+    propagated = resolve("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE")
+    for name in CREDENTIAL_ENV_VARS:
+        propagated.discard(name)
 
 
 # --- Train V2 -------------------------------------------------------------------------------

@@ -29,12 +29,15 @@ from mmse_model.results import TrialRow, choose_checkpoint, format_summary, sign
 from mmse_model.sweep_config import SweepConfig, apply_sample, discover, load_sweep_config
 from mmse_model.sweep_summary import summarise_sweep
 from mmse_model.trainer import RunSpec
+from ray_jobs import ray_internals
 from ray_jobs.guard import SweepGuard, SweepStalled
 from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
 from ray_jobs.scheduler import PerTaskASHA, rungs
-from ray_jobs.train import absolute_storage, build_trainer, connect, load_payload, storage_join, storage_uri
+from ray_jobs.train import (StorageUnavailable, absolute_storage, build_trainer, connect, load_payload,
+                            storage_errors, storage_join, storage_uri, worker_resources)
 
 TRAIN_RUNS = "train_runs"  # <storage>/<experiment>/train_runs/<trial_id>/checkpoint_*
+RESUME_HINT = "the sweep's state is kept: run the same command with --resume once the storage works again"
 
 
 # --- one trial ------------------------------------------------------------------------------
@@ -63,10 +66,18 @@ def run_trial(trial_config: dict[str, Any]) -> None:
 run_trial.__mixins__ = (ReleaseOnStop,)
 
 
+def trial_resources(sweep: SweepConfig) -> dict[str, float]:
+    """What each Tune trial actor reserves: `resources.trial_cpus` and the custom resources
+    of `resources.trial_resources` (only nodes that declare them host trials)."""
+    resources = {"CPU": sweep.resources.trial_cpus, **sweep.resources.trial_resources}
+    return {name: amount for name, amount in resources.items() if amount}
+
+
 def trainable(sweep: SweepConfig):
     from ray import tune
 
-    return tune.with_resources(run_trial, {"CPU": sweep.resources.trial_cpus})
+    # A PlacementGroupFactory, not a dict: Tune reads keys such as "memory" in a dict itself.
+    return tune.with_resources(run_trial, tune.PlacementGroupFactory([trial_resources(sweep)]))
 
 
 def signature_groups(signatures: Sequence[str], per_trial: int) -> list[dict[str, Any]]:
@@ -112,12 +123,18 @@ def max_concurrent_trials(sweep: SweepConfig, config: Config) -> int:
 
     if sweep.resources.max_concurrent_trials:
         return sweep.resources.max_concurrent_trials
-    total = ray.cluster_resources()
-    per_trial_cpu = sweep.resources.trial_cpus + config.ray.num_workers * config.ray.cpus_per_worker
-    fits = [total.get("CPU", 0.0) / per_trial_cpu]
-    if config.ray.use_gpu:
-        fits.append(total.get("GPU", 0.0) / (config.ray.num_workers * config.ray.gpus_per_worker))
-    return max(1, math.floor(min(fits) + 1e-9))
+    return fitting_trials(ray.cluster_resources(), trial_resources(sweep), worker_resources(config.ray),
+                          config.ray.num_workers)
+
+
+def fitting_trials(total: dict[str, float], trial: dict[str, float], worker: dict[str, float],
+                   num_workers: int) -> int:
+    """How many (trial actor + its Train workers) fit in `total`, resource by resource."""
+    need: dict[str, float] = dict(trial)
+    for name, amount in worker.items():
+        need[name] = need.get(name, 0.0) + num_workers * amount
+    fits = [total.get(name, 0.0) / amount for name, amount in need.items() if amount > 0]
+    return max(1, math.floor(min(fits, default=1) + 1e-9))
 
 
 def guard(sweep: SweepConfig) -> SweepGuard:
@@ -226,10 +243,11 @@ def write_results(experiment_uri: str, rows: list[TrialRow], summary: dict[str, 
         return
     import pyarrow.fs
 
-    fs, path = pyarrow.fs.FileSystem.from_uri(experiment_uri)
     with tempfile.TemporaryDirectory() as tmp:
         write(Path(tmp))
-        pyarrow.fs.copy_files(tmp, path, destination_filesystem=fs)
+        with storage_errors(experiment_uri, "writing the results"):
+            fs, path = pyarrow.fs.FileSystem.from_uri(experiment_uri)
+            pyarrow.fs.copy_files(tmp, path, destination_filesystem=fs)
 
 
 def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = None) -> dict[str, Any]:
@@ -241,11 +259,14 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     experiment = storage_join(storage, sweep.name)
     signatures, tasks = discover(sweep.data_root, sweep.signatures, sweep.tasks)
     connect(address, sweep.base_config())
+    # Credentials stay in each node's environment, out of runtime envs (logged, shown).
+    ray_internals.keep_credentials_out_of_trial_envs()
     if resume:
-        if not tune.Tuner.can_restore(experiment):
-            raise InputError(f"{experiment}: no sweep to resume there")
-        tuner = tune.Tuner.restore(experiment, trainable=trainable(sweep), resume_unfinished=True,
-                                   resume_errored=True)
+        with storage_errors(experiment, "looking for the sweep to resume"):
+            if not tune.Tuner.can_restore(experiment):
+                raise InputError(f"{experiment}: no sweep to resume there")
+            tuner = tune.Tuner.restore(experiment, trainable=trainable(sweep), resume_unfinished=True,
+                                       resume_errored=True)
     else:
         tuner = build_tuner(sweep, signatures, tasks, storage)
     # Tune's newer console output ignores a ProgressReporter; the CLIReporter table (the
@@ -316,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except SweepStalled as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
+        return 1
+    except StorageUnavailable as exc:
+        print(f"sweep: error: {exc}; {RESUME_HINT}", file=sys.stderr)
         return 1
     return 0
 

@@ -11,15 +11,17 @@ the core's `train_run` unchanged, with a reporter that is `ray.train.report`. Th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from mmse_model.checkpoint import CheckpointPayload, load_checkpoint
 from mmse_model.config import Config, RayConfig
 from mmse_model.errors import InputError
+from mmse_model.locations import check_location, is_uri
 from mmse_model.runs import Runner
 from mmse_model.trainer import RunSpec
 from ray_jobs import ray_internals
@@ -80,14 +82,22 @@ def scaling_config(ray_cfg: RayConfig):
     from ray.train import ScalingConfig
 
     return ScalingConfig(num_workers=ray_cfg.num_workers, use_gpu=ray_cfg.use_gpu,
-                         resources_per_worker=worker_resources(ray_cfg))
+                         resources_per_worker=worker_resources(ray_cfg),
+                         label_selector=worker_label_selector(ray_cfg))
 
 
 def worker_resources(ray_cfg: RayConfig) -> dict[str, float]:
-    resources = {"CPU": ray_cfg.cpus_per_worker}
+    """What each Train worker reserves: its CPUs, its GPUs with use_gpu, and the custom
+    resources of `ray.worker_resources` (only nodes that declare them qualify)."""
+    resources = {"CPU": ray_cfg.cpus_per_worker, **ray_cfg.worker_resources}
     if ray_cfg.use_gpu:
         resources["GPU"] = ray_cfg.gpus_per_worker
     return resources
+
+
+def worker_label_selector(ray_cfg: RayConfig) -> dict[str, str] | None:
+    """The node labels every Train worker's node must carry (None: any node)."""
+    return dict(ray_cfg.worker_label_selector) or None
 
 
 def build_trainer(run: RunSpec, storage: str, name: str, callbacks: list | None = None,
@@ -159,23 +169,71 @@ def storage_uri(storage: str, fs_path: str) -> str:
 
 def load_payload(checkpoint_uri: str) -> CheckpointPayload:
     """A checkpoint's payload from a local path or an `s3://` (etc.) URI."""
+    with local_checkpoint(checkpoint_uri) as path:
+        return load_checkpoint(path)
+
+
+class StorageUnavailable(RuntimeError):
+    """A storage URI that failed (unreachable, or it refused): not a missing object. The
+    CLI prints the one-line message and exits with status 1; a sweep's state is kept."""
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+@contextlib.contextmanager
+def storage_errors(location: str, what: str) -> Iterator[None]:
+    """Turn an OSError of a storage URI (pyarrow's, from S3 and the like) into
+    StorageUnavailable: one line naming the location, `what` failed and pyarrow's reason. A
+    missing object (FileNotFoundError) and local paths pass as they are."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if not is_uri(location):
+            raise
+        raise StorageUnavailable(f"storage {location.partition('?')[0]}: {what} failed ({_first_line(exc)})") from None
+
+
+@contextlib.contextmanager
+def local_checkpoint(location: str) -> Iterator[Path]:
+    """A checkpoint (folder or model.pt) on local disk: `location` itself when it is a path,
+    else a temporary copy of the URI's `model.pt` (`s3://.../checkpoint_000004`, with the
+    endpoint and credentials from the environment), removed afterwards. A missing object is
+    a one-line CheckpointError, a storage that does not answer StorageUnavailable."""
     import tempfile
 
     from mmse_model.checkpoint import FILENAME
+    from mmse_model.errors import CheckpointError
 
-    if "://" not in checkpoint_uri:
-        return load_checkpoint(checkpoint_uri)
+    if not is_uri(location):
+        yield Path(location)
+        return
     import pyarrow.fs
 
-    fs, path = pyarrow.fs.FileSystem.from_uri(checkpoint_uri)
-    with tempfile.TemporaryDirectory() as tmp:
-        pyarrow.fs.copy_files(f"{path}/{FILENAME}", f"{tmp}/{FILENAME}", source_filesystem=fs)
-        return load_checkpoint(tmp)
+    check_location(location, "checkpoint")
+    base, sep, query = location.partition("?")
+    if not base.rstrip("/").endswith(f"/{FILENAME}"):
+        base = f"{base.rstrip('/')}/{FILENAME}"
+    with tempfile.TemporaryDirectory(prefix="mmse-ckpt-") as tmp:
+        try:
+            with storage_errors(location, f"reading {base.rsplit('/', 2)[-2]}"):
+                fs, path = pyarrow.fs.FileSystem.from_uri(base + sep + query)
+                pyarrow.fs.copy_files(path, f"{tmp}/{FILENAME}", source_filesystem=fs)
+        except (FileNotFoundError, ValueError) as exc:  # no such object; not a URI pyarrow reads
+            raise CheckpointError(f"{base}: cannot read the checkpoint ({_first_line(exc)})") from None
+        yield Path(tmp)
 
 
-def ray_runner(storage: str | None = None, address: str | None = None) -> Runner:
+def ray_runner(storage: str | None = None, address: str | None = None, callbacks: list | None = None) -> Runner:
     """The runner of `mmse train` on Ray: one TorchTrainer run, checkpoints in `storage`
-    (default: the output folder), named after the run so a rerun resumes it."""
+    (default: the output folder), named after the run so a rerun resumes it. Train's own
+    FailureConfig(ray.max_failures) restarts a failed worker group from the latest
+    checkpoint. `callbacks`: Train `UserCallback`s for the run (they run in its controller)."""
+    if storage is not None:
+        check_location(storage, "--storage")
 
     def run_on_ray(run: RunSpec, out: Path) -> tuple[CheckpointPayload, str]:
         where = absolute_storage(storage or str(out))
@@ -185,7 +243,7 @@ def ray_runner(storage: str | None = None, address: str | None = None) -> Runner
         # handle, which keeps that actor alive after the run; put the old handler back.
         sigint = signal.getsignal(signal.SIGINT)
         try:
-            result = build_trainer(run, where, name).fit()
+            result = build_trainer(run, where, name, callbacks).fit()
         finally:
             signal.signal(signal.SIGINT, sigint)
         with result.checkpoint.as_directory() as directory:  # the last: the run's final state

@@ -10,6 +10,7 @@ it started (`ray stop` would stop every Ray instance of this user on the machine
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from mmse_model.toy_data import write_planted_root
-from tests.ray.s3_server import CREDENTIAL_ENV, start_seaweed_s3
+from tests.ray.s3_server import CREDENTIAL_ENV, free_ports, start_seaweed_s3
 
 # Read when Ray is first imported: set before anything here imports it. Token auth is on for
 # local clusters in Ray 2.60, and a client of a `ray start` head sends the token
@@ -38,6 +39,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# The test S3 server's port, chosen before any Ray node starts: every node gets the endpoint
+# in its environment (AWS_ENDPOINT_URL), so plain s3://bucket/prefix URIs reach the server,
+# as they reach a configured endpoint on a real cluster.
+S3_PORT = free_ports(1)[0]
+S3_ENV = {**CREDENTIAL_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}"}
 
 
 @pytest.fixture(scope="session")
@@ -60,9 +68,10 @@ def ray_head(tmp_path_factory):
         "RAY_AUTH_MODE": "token",
         "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
         "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # stop at once at the end of the session
-        # The test S3 server's key (s3_server fixture): every Ray process (controller, workers)
-        # inherits the head's environment; the pytest driver's own env does not reach them.
-        **CREDENTIAL_ENV,
+        # The test S3 server's key and endpoint (s3_server fixture): every Ray process
+        # (controller, workers) inherits the head's environment; the pytest driver's own env
+        # does not reach them.
+        **S3_ENV,
     }
     log = open(tmp_path_factory.mktemp("ray_head") / "ray_start.log", "w")
     head = subprocess.Popen(
@@ -87,6 +96,7 @@ def ray_head(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
         log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)  # this session's logs: tests have read them
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,7 @@ def ray_session(ray_head):
 def s3_server(tmp_path_factory):
     """A SeaweedFS S3 server on loopback with the test bucket made; stopped at the end.
     Fails (never skips) when the `weed` binary is missing or does not come up."""
-    server = start_seaweed_s3(tmp_path_factory.mktemp("seaweedfs"))
+    server = start_seaweed_s3(tmp_path_factory.mktemp("seaweedfs"), s3_port=S3_PORT)
     try:
         yield server
     finally:

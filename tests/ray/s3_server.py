@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,15 +51,24 @@ def weed_binary() -> Path:
     )
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:  # all bound at once, so the n ports differ
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports between Ray's worker ports (10002-19999) and the kernel's
+    ephemeral range (32768 up): a port chosen here is not handed to another process that
+    just asks for any port, so it is still free when the server binds it (even when the
+    server is restarted on it)."""
+    rng = random.Random()
+    ports: list[int] = []
+    while len(ports) < n:
+        port = rng.randrange(20000, 32000)
+        if port in ports:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
 
 
 @dataclass
@@ -68,6 +78,7 @@ class SeaweedS3:
     grpc_ports: list[int]
     workdir: Path
     bucket: str = BUCKET
+    ports: list[int] | None = None  # every port, in start_seaweed_s3's order (for restart)
 
     @property
     def endpoint(self) -> str:
@@ -97,6 +108,12 @@ class SeaweedS3:
         except OSError:
             return "(no log)"
 
+    def restart(self, timeout: float = 60.0) -> None:
+        """Start the server again on the same ports and data (after `stop`): what it stored
+        before is there again once it answers."""
+        again = start_seaweed_s3(self.workdir, timeout, ports=self.ports)
+        self.process = again.process
+
     def stop(self) -> None:
         """Stop the server's process group (SIGTERM, then SIGKILL: its graceful stop can
         hang for many seconds) and remove the gRPC sockets it leaves in /tmp."""
@@ -114,9 +131,11 @@ class SeaweedS3:
                 Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock").unlink(missing_ok=True)
 
 
-def start_seaweed_s3(workdir: Path, timeout: float = 30.0) -> SeaweedS3:
+def start_seaweed_s3(workdir: Path, timeout: float = 30.0, s3_port: int | None = None,
+                     ports: list[int] | None = None) -> SeaweedS3:
     """Start master + volume + filer + S3 gateway on loopback; return once an upload works
-    and the test bucket exists."""
+    and the test bucket exists. `s3_port`: the S3 port to use (known before, e.g. to put it
+    into a Ray node's environment); `ports`: every port, to restart a stopped server."""
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
     data.mkdir(exist_ok=True)
@@ -134,7 +153,14 @@ def start_seaweed_s3(workdir: Path, timeout: float = 30.0) -> SeaweedS3:
             }
         )
     )
-    (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc) = _free_ports(8)
+    if ports is None:
+        ports = free_ports(8)
+        while s3_port is not None and s3_port in ports:
+            ports = free_ports(8)
+    ports = list(ports)
+    if s3_port is not None:
+        ports[6] = s3_port
+    (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc) = ports
     args = [
         str(weed_binary()),
         "server",
@@ -160,7 +186,7 @@ def start_seaweed_s3(workdir: Path, timeout: float = 30.0) -> SeaweedS3:
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",  # extra listeners (8181, 9101 by default)
     ]
-    with open(workdir / "weed.log", "w") as log:  # the child keeps its own descriptor
+    with open(workdir / "weed.log", "a") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
             args,
             stdout=log,
@@ -169,7 +195,7 @@ def start_seaweed_s3(workdir: Path, timeout: float = 30.0) -> SeaweedS3:
             cwd=workdir,
             start_new_session=True,
         )
-    server = SeaweedS3(process, s3, [master_grpc, volume_grpc, filer_grpc, s3_grpc], workdir)
+    server = SeaweedS3(process, s3, [master_grpc, volume_grpc, filer_grpc, s3_grpc], workdir, ports=ports)
     try:
         _wait_until_writable(server, timeout)
     except BaseException:

@@ -57,3 +57,11 @@ def test_gcs_tables_read_and_a_group_is_removed_by_id(ray_session):
     assert len(mine) == 1 and mine[0].owner_worker_id == me and mine[0].pid > 0
     assert ray_internals.actor(mine[0].actor_id).state == "ALIVE"
     ray.kill(probe)
+
+
+def test_tune_no_longer_copies_credentials_into_trial_envs():
+    propagated = ray_internals.resolve("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE")
+    assert isinstance(propagated, set) and "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S" in propagated
+    ray_internals.keep_credentials_out_of_trial_envs()
+    assert not set(ray_internals.CREDENTIAL_ENV_VARS) & propagated
+    assert "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S" in propagated  # the rest still travels

@@ -1,0 +1,207 @@
+"""Several Ray nodes on this machine (tests/ray/local_cluster.py), one cluster for the module:
+a head that offers no CPU (and trial slots, `mmse_trial_host`, as cluster.yaml's head does)
+and worker nodes, labelled `mmse-role=train`. Storage is the test S3 bucket, which every
+node reaches with the endpoint and key in its environment.
+
+In file order: every trial on the worker node; Train workers with use_gpu only on the node
+that declares a GPU (logical GPUs); trial actors pinned to the head and Train workers to
+labelled nodes while a worker node is removed mid-sweep (the last test: it kills a node).
+Where each actor ran is read from Ray's state API after the fact.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from pyarrow import fs as pafs
+
+from tests.ray.conftest import S3_ENV, SIG, free_port
+from tests.ray.local_cluster import LocalCluster, cluster_env
+
+pytestmark = pytest.mark.ray
+
+TRIAL_CLASSES = ("ImplicitFunc", "run_trial")
+
+
+@pytest.fixture(scope="module")
+def cluster(s3_server):
+    root = Path("/tmp") / f"mmse_mn_{uuid.uuid4().hex[:6]}"  # short: Ray's socket paths are length-limited
+    root.mkdir()
+    cluster = LocalCluster(root, cluster_env(S3_ENV))
+    try:
+        cluster.start_head(num_cpus=0, resources={"mmse_trial_host": 8}, labels="mmse-role=head",
+                           port=free_port(), dashboard_port=free_port(), extra_ports=[free_port(), free_port()])
+        cluster.add_node("worker", "127.0.0.2", num_cpus=2, labels="mmse-role=train")
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def sweep_yaml(path: Path, name: str, *, epochs: int, samples: int = 2, resources: dict | None = None,
+               ray: dict | None = None) -> Path:
+    path.write_text(yaml.safe_dump({
+        "name": name,
+        "signatures": [SIG],
+        "tasks": ["Q1"],
+        "samples": samples,
+        "search_space": {"training.lr": {"loguniform": [0.002, 0.01]}},
+        "asha": {"grace_period": epochs},  # = epochs: ASHA stops nothing
+        "resources": {"trial_cpus": 0.05, **(resources or {})},
+        "watchdog": {"stall_timeout_s": 300},
+        "config": {"split": {"folds": 3}, "training": {"epochs": epochs, "checkpoint_every": 1},
+                   "early_stopping": {"patience": 50},
+                   "ray": {"num_workers": 1, "cpus_per_worker": 0.5, **(ray or {})}},
+    }))
+    return path
+
+
+def start_sweep(cluster: LocalCluster, config: Path, data: Path, storage: str, log: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "mmse_app", "sweep", "--config", str(config), "--data", str(data),
+               "--storage", storage]
+    return subprocess.Popen(command, env=cluster.client_env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            cwd=log.parent)
+
+
+def job_ids(cluster: LocalCluster) -> set[str]:
+    from ray.util.state import list_jobs
+
+    return {j.job_id for j in list_jobs(address=cluster.dashboard) if j.job_id}
+
+
+def actors_of(cluster: LocalCluster, jobs: set[str], state: str | None = None) -> list:
+    from ray.util.state import list_actors
+
+    filters = [("state", "=", state)] if state else None
+    return [a for a in list_actors(address=cluster.dashboard, filters=filters, limit=10000, detail=True)
+            if a.job_id in jobs]
+
+
+def kind(actor) -> str:
+    if "RayTrainWorker" in actor.class_name:
+        return "worker"
+    if "TrainController" in actor.class_name:
+        return "controller"
+    if any(name in actor.class_name for name in TRIAL_CLASSES):
+        return "trial"
+    return "other"
+
+
+def trials_csv(s3_server, experiment_key: str) -> list[dict]:
+    with s3_server.filesystem().open_input_stream(f"{experiment_key}/trials.csv") as stream:
+        return list(csv.DictReader(io.StringIO(stream.read().decode())))
+
+
+def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_path):
+    """Head without CPUs, one worker node: every trial actor, Train controller and Train
+    worker runs on the worker node, and the results land in the shared bucket."""
+    prefix = f"mn-{uuid.uuid4().hex[:8]}"
+    before = job_ids(cluster)
+    driver = start_sweep(cluster, sweep_yaml(tmp_path / "sweep.yaml", "on_worker", epochs=3), toy_root,
+                         f"s3://{s3_server.bucket}/{prefix}", tmp_path / "driver.log")
+    assert driver.wait(timeout=400) == 0, (tmp_path / "driver.log").read_text()[-4000:]
+    jobs = job_ids(cluster) - before
+    actors = [a for a in actors_of(cluster, jobs) if kind(a) != "other"]
+    assert {kind(a) for a in actors} == {"trial", "controller", "worker"}, [a.class_name for a in actors]
+    places = {cluster.name_of(a.node_id) for a in actors}
+    assert places == {"worker"}, [(a.class_name, cluster.name_of(a.node_id)) for a in actors]
+    rows = trials_csv(s3_server, f"{s3_server.bucket}/{prefix}/on_worker")
+    assert len(rows) == 2 and len({r["trial_id"] for r in rows}) == 2
+    assert all(r["checkpoint_uri"].startswith(f"s3://{s3_server.bucket}/{prefix}/on_worker/train_runs/")
+               for r in rows), rows
+
+
+def test_gpu_train_workers_only_on_the_node_that_declares_gpus(cluster, tmp_path):
+    """use_gpu: both Train workers (half a GPU each) go to the node with the (logical) GPU,
+    although the CPU worker node has room for them; Ray hands them that GPU."""
+    from mmse_model.config import Config
+
+    gpu = cluster.nodes.get("gpu") or cluster.add_node("gpu", "127.0.0.3", num_cpus=1, num_gpus=1,
+                                                      labels="mmse-role=train")
+    config = Config().with_values({"ray.use_gpu": True, "ray.num_workers": 2, "ray.cpus_per_worker": 0.25,
+                                   "ray.gpus_per_worker": 0.5, "ray.worker_label_selector": {"mmse-role": "train"}})
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    (tmp_path / "seen").mkdir()
+    done = subprocess.run([sys.executable, "-m", "tests.ray.placement_probe", str(tmp_path / "config.json"),
+                           str(tmp_path / "storage"), str(tmp_path / "seen")], env=cluster.client_env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    probe = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("PROBE "))[6:])
+    assert cluster.name_of(probe["driver_node"]) == "head"
+    workers = [a for a in actors_of(cluster, {probe["job_id"]}) if kind(a) == "worker"]
+    assert len(workers) == 2 and {a.node_id for a in workers} == {gpu.node_id}, \
+        [(a.class_name, cluster.name_of(a.node_id)) for a in workers]
+    seen = [json.loads((tmp_path / "seen" / f"rank{r}.json").read_text()) for r in range(2)]
+    assert {s["node_id"] for s in seen} == {gpu.node_id}, seen
+    assert all(s["gpu_ids"] == ["0"] and s["cuda_visible_devices"] == "0" for s in seen), seen  # the one GPU, shared
+
+
+def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
+    """Trial actors pinned to the head (trial_resources), Train workers to `mmse-role=train`
+    nodes (label selector). Once both trials have checkpointed, the worker node running a Train
+    worker is killed: its trial is retried on the remaining nodes, and the sweep completes
+    with every trial exactly once in trials.csv. Kills a node: the module's last test."""
+    cluster.nodes.get("spare") or cluster.add_node("spare", "127.0.0.4", num_cpus=2, labels="mmse-role=train")
+    # Each report waits for the controller's 0.1 s poll, so a trial trains for 3 s or more
+    # however fast the machine: time enough to find its worker alive after a checkpoint.
+    epochs = 30
+    prefix = f"mn-{uuid.uuid4().hex[:8]}"
+    experiment_key = f"{s3_server.bucket}/{prefix}/node_lost"
+    config = sweep_yaml(tmp_path / "sweep.yaml", "node_lost", epochs=epochs,
+                        resources={"trial_cpus": 0, "trial_resources": {"mmse_trial_host": 1}},
+                        ray={"worker_label_selector": {"mmse-role": "train"}})
+    before = job_ids(cluster)
+    log = tmp_path / "driver.log"
+    driver = start_sweep(cluster, config, toy_root, f"s3://{s3_server.bucket}/{prefix}", log)
+    fs = s3_server.filesystem()
+    victim = None
+    try:
+        deadline = time.monotonic() + 300
+        while victim is None and driver.poll() is None and time.monotonic() < deadline:
+            try:
+                infos = fs.get_file_info(pafs.FileSelector(f"{experiment_key}/train_runs", recursive=True))
+            except FileNotFoundError:
+                infos = []
+            training = {i.path.split("/train_runs/")[1].split("/")[0] for i in infos if i.path.endswith("/model.pt")}
+            if len(training) == 2:  # both trials have checkpointed: their workers are training
+                running = [a for a in actors_of(cluster, job_ids(cluster) - before, "ALIVE") if kind(a) == "worker"]
+                if running:
+                    victim = cluster.name_of(running[0].node_id)
+                    cluster.kill(victim)
+                    break
+            time.sleep(0.2)
+        assert victim not in (None, "head"), (victim, log.read_text()[-3000:])
+        assert driver.wait(timeout=400) == 0, log.read_text()[-4000:]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+
+    rows = trials_csv(s3_server, experiment_key)
+    assert len(rows) == 2 and len({r["trial_id"] for r in rows}) == 2, rows
+    assert all(r["status"] == "completed" and int(r["epochs_run"]) == epochs for r in rows), rows
+
+    actors = [a for a in actors_of(cluster, job_ids(cluster) - before) if kind(a) != "other"]
+    where = [(kind(a), cluster.name_of(a.node_id), a.state) for a in actors]
+    # Pinned: trials and their controllers on the head; Train workers never there.
+    assert {p for k, p, _ in where if k in ("trial", "controller")} == {"head"}, where
+    assert "head" not in {p for k, p, _ in where if k == "worker"}, where
+    # Train workers died with the node, and each was replaced on a node that remains: by Tune
+    # retrying its trial (a new trainer: one more controller), or, when the node went while
+    # the worker group was starting, by Train's controller starting it again elsewhere.
+    workers = [a for a in actors if kind(a) == "worker"]
+    lost = [a for a in workers if cluster.name_of(a.node_id) == victim and "node" in json.dumps(a.death_cause or {}).lower()]
+    assert lost, [(cluster.name_of(a.node_id), a.death_cause) for a in workers]
+    assert len(workers) >= len(rows) + len(lost), where
+    elsewhere = [a for a in workers if cluster.name_of(a.node_id) != victim]
+    assert len(elsewhere) >= len(lost) and all(cluster.nodes[cluster.name_of(a.node_id)].alive for a in elsewhere), where

@@ -1,0 +1,179 @@
+"""The cluster-launcher files: valid for Ray's own schema, and able to hold the GPU sweep.
+
+`cluster.yaml` (AWS, autoscaling) and `cluster-onprem.yaml` (local provider) go through
+what `ray up` does before it contacts a provider (`prepare_config`, then `validate_config`
+against ray/autoscaler/ray-schema.json), and every `ray start` line is parsed by Ray's own
+command-line parser. Then the resources and labels that configs/cluster_sweep.yaml asks for
+(built by the same functions the sweep uses) are matched against the node types: trials fit
+the head and nothing else, Train workers fit the GPU workers and not the head, and the
+cluster at full size holds `max_concurrent_trials` of them at once. No Ray instance starts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmse_model.sweep_config import load_sweep_config
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER_FILES = ("cluster.yaml", "cluster-onprem.yaml")
+UNKNOWN = 1e9  # CPUs and GPUs that Ray detects itself on a machine this file does not describe
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO / name).read_text())
+
+
+@pytest.mark.parametrize("name", CLUSTER_FILES)
+def test_valid_for_rays_own_schema(name):
+    import jsonschema
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    raw = load(name)
+    schema_path = Path(__import__("ray.autoscaler", fromlist=["x"]).__file__).with_name("ray-schema.json")
+    jsonschema.validate(raw, json.loads(schema_path.read_text()))
+    validate_config(prepare_config(raw))  # what `ray up` runs before it contacts the provider
+
+
+def ray_starts(commands: list[str]) -> list[tuple[dict[str, str], dict]]:
+    """(environment assignments, parsed options) of every `ray start` in shell commands,
+    parsed by Ray's own `ray start` command (an unknown or misspelt option fails here)."""
+    from ray.scripts.scripts import start
+
+    found = []
+    for command in commands:
+        for part in re.split(r"&&|;", command):
+            words = shlex.split(part)
+            env = {}
+            while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
+                key, _, value = words.pop(0).partition("=")
+                env[key] = value
+            if len(words) >= 2 and words[0].endswith("ray") and words[1] == "start":
+                found.append((env, start.make_context("ray start", words[2:]).params))
+    return found
+
+
+@dataclass
+class NodeType:
+    name: str
+    head: bool
+    resources: dict[str, float]
+    labels: dict[str, str]
+    max_count: int
+    setup: list[str] = field(default_factory=list)
+
+
+def node_types(name: str) -> list[NodeType]:
+    """The node types of a cluster file with what each declares to Ray."""
+    from ray._private.label_utils import parse_node_labels_string
+
+    config = load(name)
+    if config["provider"]["type"] != "local":
+        return [NodeType(type_name, type_name == config["head_node_type"], dict(spec["resources"]),
+                         dict(spec.get("labels", {})), 1 if type_name == config["head_node_type"] else spec["max_workers"])
+                for type_name, spec in config["available_node_types"].items()]
+    types = []
+    for kind, commands, count in (("head", config["head_start_ray_commands"], 1),
+                                  ("worker", config["worker_start_ray_commands"], len(config["provider"]["worker_ips"]))):
+        [(_, options)] = ray_starts(commands)
+        resources = {"CPU": UNKNOWN if options["num_cpus"] is None else options["num_cpus"],
+                     "GPU": UNKNOWN if options["num_gpus"] is None else options["num_gpus"],
+                     **json.loads(options["resources"] or "{}")}
+        types.append(NodeType(kind, kind == "head", resources, parse_node_labels_string(options["labels"]), count))
+    return types
+
+
+def label_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """Ray's label selector: "v", "!v", "in(a,b)", "!in(a,b)"."""
+    for key, want in selector.items():
+        negate = want.startswith("!")
+        want = want[1:] if negate else want
+        values = {v.strip() for v in want[3:-1].split(",")} if want.startswith("in(") else {want}
+        if (labels.get(key) in values) == negate:
+            return False
+    return True
+
+
+def fits(bundle: dict[str, float], selector: dict[str, str] | None, node: NodeType) -> bool:
+    return all(node.resources.get(k, 0.0) >= v for k, v in bundle.items()) and label_matches(selector or {}, node.labels)
+
+
+@pytest.fixture(scope="module")
+def gpu_sweep():
+    return load_sweep_config(REPO / "configs" / "cluster_sweep.yaml")
+
+
+@pytest.mark.parametrize("name", CLUSTER_FILES)
+def test_trials_only_on_the_head_and_train_workers_only_on_gpu_workers(name, gpu_sweep):
+    from ray_jobs.sweep import trial_resources
+    from ray_jobs.train import worker_label_selector, worker_resources
+
+    ray_cfg = gpu_sweep.base_config().ray
+    assert ray_cfg.use_gpu
+    trial = trial_resources(gpu_sweep)
+    worker, selector = worker_resources(ray_cfg), worker_label_selector(ray_cfg)
+    types = node_types(name)
+    head = [t for t in types if t.head]
+    workers = [t for t in types if not t.head]
+    assert len(head) == 1 and workers
+
+    # Trials: on the head, and on no other node type (by resources, not by luck).
+    assert fits(trial, None, head[0]), (trial, head[0])
+    assert not any(fits(trial, None, t) for t in workers), trial
+    # Train workers: on the worker types, never on the head.
+    assert not fits(worker, selector, head[0]), (worker, selector, head[0])
+    train_types = [t for t in workers if fits(worker, selector, t)]
+    assert train_types == workers, (worker, selector, workers)
+
+    # At full size the cluster holds max_concurrent_trials trials with all their workers.
+    concurrent = gpu_sweep.resources.max_concurrent_trials
+    assert concurrent >= 1
+    assert concurrent * trial["mmse_trial_host"] <= head[0].resources["mmse_trial_host"]
+    per_trial_gpus = ray_cfg.num_workers * worker["GPU"]
+    cluster_gpus = sum(t.max_count * t.resources.get("GPU", 0.0) for t in train_types)
+    assert concurrent * per_trial_gpus <= cluster_gpus
+    per_node = [min(t.resources.get(k, 0.0) // v for k, v in worker.items()) for t in train_types]
+    assert sum(n * t.max_count for n, t in zip(per_node, train_types)) >= concurrent * ray_cfg.num_workers
+
+
+def test_the_autoscaler_can_grow_and_shrink_the_gpu_workers():
+    config = load("cluster.yaml")
+    gpu = config["available_node_types"]["gpu_worker"]
+    assert gpu["resources"]["GPU"] == 1 and gpu["min_workers"] == 0 < gpu["max_workers"] <= config["max_workers"]
+    assert config["available_node_types"][config["head_node_type"]]["resources"].get("GPU", 0) == 0
+
+
+@pytest.mark.parametrize("name", CLUSTER_FILES)
+def test_dashboard_private_token_auth_on_and_no_keys(name):
+    config = load(name)
+    text = (REPO / name).read_text()
+    heads = ray_starts(config["head_start_ray_commands"])
+    workers = ray_starts(config["worker_start_ray_commands"])
+    assert len(heads) == 1 and len(workers) == 1
+    env, options = heads[0]
+    assert options["head"] and options["dashboard_host"] in (None, "127.0.0.1", "localhost"), options["dashboard_host"]
+    for env, _ in heads + workers:
+        assert env.get("RAY_AUTH_MODE") == "token", env
+    assert "RAY_AUTH_MODE=disabled" not in text
+    token_targets = [remote for remote, local in config["file_mounts"].items() if local.endswith(".ray/auth_token")]
+    assert token_targets and all(t.endswith(".ray/auth_token") for t in token_targets)
+    # The package is installed on every node.
+    commands = config.get("setup_commands", []) + config.get("head_setup_commands", []) + config.get("worker_setup_commands", [])
+    assert any("pip install" in c and "-e ~/mmse-model" in c for c in commands)
+    # No key in the settings: S3 access comes from an instance role or a credentials file.
+    settings = yaml.safe_dump(config)  # without the comments
+    for word in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "aws_secret_access_key"):
+        assert word.lower() not in settings.lower(), word
+
+
+def test_the_gpu_sweep_writes_to_the_bucket_the_cluster_may_write(gpu_sweep):
+    assert gpu_sweep.storage.startswith("s3://")
+    bucket = gpu_sweep.storage.removeprefix("s3://").split("/")[0]
+    assert f"arn:aws:s3:::{bucket}" in (REPO / "cluster.yaml").read_text()

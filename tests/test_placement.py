@@ -1,0 +1,153 @@
+"""Placement and storage settings, as far as they go without a Ray instance: the resources,
+label selectors and Ray objects built from the configs, the checks on the new keys, and
+storage locations that would leak credentials."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmse_model.config import Config
+from mmse_model.errors import ConfigError
+from mmse_model.locations import check_location
+from mmse_model.sweep_config import SweepConfig, load_sweep_config
+
+SECRET = "wJalrXUtnFEMI-not-a-real-key"
+
+
+def ray_config(**values):
+    return Config().with_values({f"ray.{k}": v for k, v in values.items()}).ray
+
+
+def test_worker_resources_and_labels_from_the_config():
+    from ray_jobs.train import scaling_config, worker_label_selector, worker_resources
+
+    assert worker_resources(ray_config()) == {"CPU": 1.0}
+    assert worker_label_selector(ray_config()) is None
+    cfg = ray_config(use_gpu=True, cpus_per_worker=4, gpus_per_worker=0.5, num_workers=2,
+                     worker_resources={"mmse_train_worker": 1}, worker_label_selector={"mmse-role": "train"})
+    assert worker_resources(cfg) == {"CPU": 4.0, "GPU": 0.5, "mmse_train_worker": 1.0}
+    assert worker_label_selector(cfg) == {"mmse-role": "train"}
+    scaling = scaling_config(cfg)  # Ray's own ScalingConfig accepts them
+    assert scaling.num_workers == 2 and scaling.use_gpu
+    assert scaling.resources_per_worker == {"CPU": 4.0, "GPU": 0.5, "mmse_train_worker": 1.0}
+    assert scaling.label_selector == {"mmse-role": "train"}
+    assert scaling._label_selector_per_worker(2) == [{"mmse-role": "train"}] * 2
+    # Without use_gpu no GPU is asked for, whatever gpus_per_worker says.
+    assert "GPU" not in worker_resources(ray_config(gpus_per_worker=2))
+
+
+def test_trial_resources_from_the_sweep_config():
+    from ray_jobs.sweep import trainable, trial_resources
+
+    assert trial_resources(SweepConfig()) == {"CPU": 0.05}
+    pinned = SweepConfig.parse({"resources": {"trial_cpus": 0, "trial_resources": {"mmse_trial_host": 1}}})
+    assert trial_resources(pinned) == {"mmse_trial_host": 1.0}
+    both = SweepConfig.parse({"resources": {"trial_cpus": 0.1, "trial_resources": {"mmse_trial_host": 2}}})
+    assert trial_resources(both) == {"CPU": 0.1, "mmse_trial_host": 2.0}
+    # The trial function carries exactly that one bundle to Tune.
+    assert trainable(pinned)._resources.bundles == [{"mmse_trial_host": 1.0}]
+    assert trainable(SweepConfig())._resources.bundles == [{"CPU": 0.05}]
+
+
+def test_concurrent_trials_count_every_resource():
+    from ray_jobs.sweep import fitting_trials
+
+    cluster = {"CPU": 16.0, "GPU": 4.0, "mmse_trial_host": 64.0}
+    assert fitting_trials(cluster, {"CPU": 0.05}, {"CPU": 1.0}, 1) == 15
+    assert fitting_trials(cluster, {"mmse_trial_host": 1}, {"CPU": 4.0, "GPU": 1.0}, 1) == 4
+    assert fitting_trials(cluster, {"mmse_trial_host": 1}, {"CPU": 1.0, "GPU": 1.0}, 2) == 2
+    assert fitting_trials(cluster, {"mmse_trial_host": 1}, {"CPU": 1.0, "mmse_train_worker": 1.0}, 1) == 1  # none: 1
+    assert fitting_trials({"CPU": 2.0}, {"CPU": 0.05}, {"CPU": 0.5}, 1) == 3
+
+
+@pytest.mark.parametrize("values, key", [
+    ({"ray.worker_resources": {"CPU": 2}}, "ray.worker_resources"),
+    ({"ray.worker_resources": {"GPU": 1}}, "ray.worker_resources"),
+    ({"ray.worker_resources": {"mmse_train_worker": 0}}, "ray.worker_resources.mmse_train_worker"),
+    ({"ray.worker_resources": {"mmse_train_worker": "one"}}, "ray.worker_resources.mmse_train_worker"),
+    ({"ray.worker_label_selector": {"mmse-role": ""}}, "ray.worker_label_selector"),
+    ({"ray.worker_label_selector": {"mmse-role": 1}}, "ray.worker_label_selector.mmse-role"),
+    ({"ray.worker_label_selector": ["mmse-role"]}, "ray.worker_label_selector"),
+])
+def test_bad_placement_keys_name_the_key(values, key):
+    with pytest.raises(ConfigError) as info:
+        Config().with_values(values)
+    assert str(info.value).startswith(f"{key}:"), str(info.value)
+
+
+def test_unknown_placement_keys_are_refused():
+    with pytest.raises(ConfigError, match=r"ray\.worker_label: unknown key"):
+        Config.parse({"ray": {"worker_label": {"a": "b"}}})
+    with pytest.raises(ConfigError, match=r"resources\.trial_resource: unknown key"):
+        SweepConfig.parse({"resources": {"trial_resource": {"a": 1}}})
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"resources": {"trial_cpus": 0}}, "resources.trial_cpus"),
+    ({"resources": {"trial_resources": {"CPU": 1}}}, "resources.trial_resources"),
+    ({"resources": {"trial_resources": {"memory": 1}}}, "resources.trial_resources"),
+    ({"resources": {"trial_resources": {"mmse_trial_host": -1}}}, "resources.trial_resources.mmse_trial_host"),
+    ({"config": {"ray": {"worker_resources": {"CPU": 1}}}}, "ray.worker_resources"),
+])
+def test_bad_trial_resources_name_the_key(raw, key):
+    with pytest.raises(ConfigError) as info:
+        SweepConfig.parse(raw)
+    assert key in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("location", [
+    f"s3://AKIAEXAMPLE:{SECRET}@bucket/prefix",
+    f"s3://bucket/prefix?endpoint_override=http://h:9000&secret_key={SECRET}&access_key=AKIAEXAMPLE",
+    f"s3://bucket/prefix?session_token={SECRET}",
+])
+def test_credentials_in_a_location_are_refused_and_never_echoed(location, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        check_location(location, "storage")
+    message = str(info.value)
+    assert message.startswith("storage: the URI holds credentials") and SECRET not in message
+    with pytest.raises(ConfigError) as info:
+        SweepConfig.parse({"storage": location})
+    assert SECRET not in str(info.value)
+    config = tmp_path / "sweep.yaml"
+    config.write_text("name: s\n")
+    with pytest.raises(ConfigError, match="--storage: the URI holds credentials") as info:
+        load_sweep_config(config, storage=location)
+    assert SECRET not in str(info.value)
+    from ray_jobs.train import ray_runner
+
+    with pytest.raises(ConfigError, match="--storage"):
+        ray_runner(location)
+
+
+@pytest.mark.parametrize("location", [
+    "runs", "/shared/runs", "s3://bucket/prefix", "s3://bucket/prefix?endpoint_override=http://127.0.0.1:8333&scheme=http",
+    "gs://bucket/prefix", "file:///shared/runs",
+])
+def test_plain_locations_pass(location):
+    assert check_location(location, "storage") == location
+    assert SweepConfig.parse({"storage": location}).storage == location
+
+
+def test_a_storage_that_does_not_answer_is_one_line_exit_1(tmp_path, monkeypatch, capsys):
+    """`mmse predict --model s3://...` with nothing listening at the endpoint (no Ray needed)."""
+    import socket
+
+    from mmse_app.cli import main
+
+    with socket.socket() as sock:  # a port with nothing behind it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    uri = "s3://bucket/sweeps/s/train_runs/t/checkpoint_000001"
+    # pyarrow retries for ~6 s before it gives up: one real attempt is enough.
+    features = tmp_path / "x.csv"
+    features.write_text("subject_id," + ",".join(f"f{i}" for i in range(10)) + "\nS1," + ",".join(["0"] * 10) + "\n")
+    assert main(["predict", "--model", uri, "--input", str(features), "--out", str(tmp_path / "p.csv")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mmse: error: storage s3://bucket/sweeps/s/train_runs/t/"), err
+    assert "reading checkpoint_000001 failed" in err[0] and SECRET not in err[0], err
+    assert not (tmp_path / "p.csv").exists()
