@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ray_jobs.guard import SweepStalled
+    from ray_jobs.guard import SweepInterrupted, SweepStalled
     from ray_jobs.train import StorageUnavailable
 
     try:
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"mmse: error: {exc}", file=sys.stderr)
         return 2
-    except (SweepStalled, StorageUnavailable) as exc:
+    except (SweepStalled, SweepInterrupted, StorageUnavailable) as exc:
         print(f"mmse: error: {exc}", file=sys.stderr)
         return 1
 

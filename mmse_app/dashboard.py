@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 from datetime import datetime, timezone
+from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
@@ -136,6 +137,23 @@ def write_after_sweep(experiment: str, print_line: Callable[[str], None] = print
 
 
 class _Handler(SimpleHTTPRequestHandler):
+    # Only the page and its version file, and only to a browser that asked for this machine
+    # by its loopback name: another site's page cannot read it by rebinding its DNS name
+    # to 127.0.0.1, and nothing else in the folder is listed or served.
+    SERVED = {"/": PAGE, f"/{PAGE}": PAGE, f"/{VERSION}": VERSION}
+
+    def send_head(self):
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+        path = self.path.split("?", 1)[0]
+        if host not in ("127.0.0.1", "localhost"):
+            self.send_error(HTTPStatus.FORBIDDEN)
+            return None
+        if path not in self.SERVED:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return None
+        self.path = "/" + self.SERVED[path]
+        return super().send_head()
+
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-store")  # a reload gets the rebuilt page
         super().end_headers()

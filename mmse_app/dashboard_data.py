@@ -25,8 +25,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from mmse_model.csv_cells import csv_value
 from mmse_model.domain import SCORE_RANGES, TASK_ITEMS, TASKS
 from mmse_model.errors import InputError
+from mmse_model.locations import check_location, redact
 
 SCHEMA = 1
 TRIALS_CSV, SUMMARY_JSON, PREDICTIONS_CSV, RESULT_JSON, ERROR_TXT = (
@@ -183,7 +185,7 @@ class Experiment:
 def load_experiment(uri: str) -> Experiment:
     """Read a sweep's experiment folder, finished or still running. A folder that is missing
     or holds neither trials.csv nor trial folders is an `InputError` (one line)."""
-    store = Store(str(uri))
+    store = Store(check_location(str(uri), "EXPERIMENT"))
     if not store.is_dir():
         raise InputError(f"{uri}: no such folder")
     rows_text = store.read_text(TRIALS_CSV)
@@ -244,7 +246,7 @@ def _read_rows(text: str, where: str) -> list[dict[str, Any]]:
             if key is None:
                 continue
             if key.startswith("hp/"):
-                row[key] = _csv_value(value)
+                row[key] = csv_value(value)
             elif key.startswith("val/"):
                 row[key] = _float(value)
             elif key in ("sample", "epochs_run", "best_epoch"):
@@ -522,7 +524,7 @@ def _heatmap(tasks, signatures, rows, winners, comparison, finished) -> dict[str
                 "best_val_rmse_sd": row.get("val/rmse_sd") if row else None,
                 "best_trial_id": row["trial_id"] if row else None,
                 "winner": winners.get(task, {}).get("signature") == signature,
-                "beats": (comparison.get(task) or {}).get("beats"),
+                "verdict": (comparison.get(task) or {}).get("verdict"),
             })
     return {"cells": cells}
 
@@ -537,12 +539,10 @@ def _comparison(task: str, entry: dict[str, Any], trials: list[dict[str, Any]]) 
     scored = [m for m in models[1:] if _finite(m["metrics"].get("rmse"))]
     best = min(scored, key=lambda m: m["metrics"]["rmse"]) if scored else None
     comparisons = entry.get("comparisons") if isinstance(entry.get("comparisons"), dict) else {}
-    beats, source = None, None
-    winner_rmse = models[0]["metrics"].get("rmse")
-    if best is not None and isinstance((comparisons.get(best["key"]) or {}).get("better"), bool):
-        beats, source = comparisons[best["key"]]["better"], "paired comparison"
-    elif best is not None and _finite(winner_rmse):
-        beats, source = winner_rmse < best["metrics"]["rmse"], "test RMSE"
+    paired = (comparisons.get(best["key"]) or {}) if best is not None else {}
+    verdict = None  # no paired interval, no verdict: two test RMSEs alone do not say "better"
+    if isinstance(paired.get("better"), bool):
+        verdict = "better" if paired["better"] else "worse" if paired.get("worse") is True else "level"
     names = {t["trial_id"]: t["name"] for t in trials}
     return {
         "task": task, "n": (entry.get("test") or {}).get("n"),
@@ -553,9 +553,9 @@ def _comparison(task: str, entry: dict[str, Any], trials: list[dict[str, Any]]) 
         "models": models,
         "best_baseline": best["key"] if best else None,
         "best_baseline_label": best["label"] if best else None,
-        "beats": beats, "beats_source": source,
+        "verdict": verdict,
         "comparisons": {k: {"rmse_diff": v.get("rmse_diff"), "rmse_diff_ci": v.get("rmse_diff_ci"),
-                            "better": v.get("better")}
+                            "better": v.get("better"), "worse": v.get("worse")}
                         for k, v in comparisons.items() if isinstance(v, dict)},
     }
 
@@ -662,16 +662,11 @@ def _ordered_tasks(tasks: Iterable[str]) -> list[str]:
     return [t for t in TASKS if t in tasks] + sorted(tasks - set(TASKS))
 
 
-_SECRETS = ("access_key", "secret_key", "session_token")  # pyarrow takes keys in the URI's query
-
-
 def _display_uri(uri: str) -> str:
-    """The experiment's address as the page shows it: never a key given in the URI."""
+    """The experiment's address as the page shows it: never a credential given in the URI."""
     if "://" not in uri:
         return str(Path(uri).expanduser().resolve())
-    base, sep, query = uri.partition("?")
-    kept = [part for part in query.split("&") if part and part.split("=", 1)[0].lower() not in _SECRETS]
-    return base + ("?" + "&".join(kept) if kept else "")
+    return redact(uri)
 
 
 # --- small helpers -------------------------------------------------------------------------
@@ -698,15 +693,6 @@ def _int(text: Any) -> int | None:
         return int(text)
     except (TypeError, ValueError):
         return None
-
-
-def _csv_value(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"True": True, "False": False}.get(text, text)
 
 
 def _iso(seconds: float) -> str:

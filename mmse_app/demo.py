@@ -16,6 +16,8 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 
 def run_demo(out: Path, subjects: int = 300) -> dict:
+    from ray.tune import Tuner
+
     from mmse_app.dashboard import write_after_sweep
     from mmse_model.features.build import BuildWarning, build_datasets
     from mmse_model.synth import synthesize
@@ -27,7 +29,8 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
     sweep = load_sweep_config(DEMO_CONFIG, str(out / "data"), str(out / "runs"))
     experiment = out / "runs" / sweep.name
     if (experiment / "summary.json").exists():
-        raise InputError(f"{out}: already holds a finished demo ({experiment}); choose another --out")
+        raise InputError(f"{out}: already holds a finished demo ({experiment}); remove the folder or "
+                         "choose another --out")
     if subjects < 1:
         raise InputError(f"--subjects {subjects}: expected a positive number")
     cohort = out / "cohort"
@@ -41,9 +44,12 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
                                 out / "data", "trajectory", run_on_ray)
     print(f"demo 2/3: {len(report.written)} RQA datasets in {out / 'data'} "
           f"({len(report.skips)} recordings skipped, see {report.report_path})", flush=True)
-    print(f"demo 3/3: ASHA sweep ({sweep.samples} samples per task)", flush=True)
+    # A demo stopped during its sweep (Ctrl-C) continues that sweep when run again.
+    resume = Tuner.can_restore(str(experiment))
+    print(f"demo 3/3: ASHA sweep ({sweep.samples} samples per task"
+          f"{'; continuing the interrupted one' if resume else ''})", flush=True)
     # The SYNTHETIC cohort knows its groups: the summary gives the subtotal's dementia AUC.
     evaluation = sweep.evaluation.model_copy(update={"groups_file": str(cohort / "labels.csv")})
-    summary = run_sweep(sweep.model_copy(update={"evaluation": evaluation}))
+    summary = run_sweep(sweep.model_copy(update={"evaluation": evaluation}), resume=resume)
     write_after_sweep(str(experiment))
     return summary

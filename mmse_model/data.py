@@ -136,7 +136,10 @@ def load_features(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] |
         names: tuple[str, ...] | None = tuple(columns)
     else:
         try:
-            with np.load(path, allow_pickle=False) as archive:
+            archive = np.load(path, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: not an npz archive (a single .npy array)")
+            with archive:
                 if "X" not in archive.files:
                     raise DataError(f"{path}: missing array 'X'")
                 X = archive["X"].astype(np.float64)
@@ -150,6 +153,10 @@ def load_features(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] |
         raise DataError(f"{path}: features hold NaN or Inf")
     if ids is None:
         ids = np.array([f"row{i}" for i in range(X.shape[0])])
+    elif ids.shape != (X.shape[0],):
+        raise DataError(f"{path}: subject_id must have shape ({X.shape[0]},) like X's rows, got {ids.shape}")
+    if names is not None and len(names) != N_FEATURES:
+        raise DataError(f"{path}: feature_names must name {N_FEATURES} features, got {len(names)}")
     return X, ids, names
 
 
@@ -335,11 +342,6 @@ def load_group(
 
 
 # --- fold tensors: one member per (signature, fold) --------------------------------------------
-
-
-def member(signature_index: int, fold: int, folds: int) -> int:
-    """Index of signature s's fold-k model among the S x K members (signature-major)."""
-    return signature_index * folds + fold
 
 
 @dataclass(frozen=True)

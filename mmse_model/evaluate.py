@@ -18,7 +18,10 @@ INTERVAL_METRICS = ("rmse", "mae", "r2")
 
 def held_out_rows(subject_ids: np.ndarray, split: Split) -> np.ndarray:
     """Boolean mask of the rows that belong to held-out test subjects."""
-    return np.isin(subject_ids, np.array(split.test_subjects, dtype=subject_ids.dtype))
+    # Compared as Python strings: casting the test ids to the file's fixed-width dtype would
+    # truncate a longer id onto a training subject's ("P100" -> "P10" in a '<U3' array).
+    test = frozenset(split.test_subjects)
+    return np.fromiter((str(s) in test for s in subject_ids), dtype=bool, count=len(subject_ids))
 
 
 def score_predictions(
@@ -53,8 +56,12 @@ def bootstrap_intervals(
     reference: str,
     replicates: int = BOOTSTRAP_REPLICATES,
     seed: int = 0,
+    subjects: np.ndarray | None = None,
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, Any]]]:
     """Percentile-bootstrap 95 % intervals over test subjects.
+
+    `subjects` names each row's subject: where a subject has several rows (the data contract
+    allows it), whole subjects are resampled, with all their rows.
 
     Returns ({model: {"rmse_ci": [lo, hi], ...}}, {other model: paired comparison}): every
     model's metric intervals, and for each model other than `reference` the interval of
@@ -62,11 +69,9 @@ def bootstrap_intervals(
     with `better` true only when the RMSE interval lies wholly below 0.
     """
     y_true = np.asarray(y_true, dtype=np.float64)
-    n = len(y_true)
-    index = np.random.default_rng(seed).integers(0, n, size=(replicates, n))
-    ones = np.ones((replicates, n), dtype=bool)
+    index, real = _resample(len(y_true), subjects, replicates, np.random.default_rng(seed))
     tail = 100 * (1 - INTERVAL) / 2
-    drawn = {name: member_metrics(y_true[index], np.asarray(pred, dtype=np.float64)[index], ones, score_range)
+    drawn = {name: member_metrics(y_true[index], np.asarray(pred, dtype=np.float64)[index], real, score_range)
              for name, pred in predictions.items()}
 
     def interval(values: np.ndarray) -> list[float]:
@@ -90,3 +95,21 @@ def bootstrap_intervals(
             "worse": ci[0] > 0.0,
         }
     return intervals, comparisons
+
+
+def _resample(n: int, subjects: np.ndarray | None, replicates: int,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(row index (R, width), real-row mask): rows drawn with replacement, or whole subjects
+    when some subject has several rows (replicates then differ in length: padded, masked)."""
+    if subjects is None or len(np.unique(subjects)) == n:
+        return rng.integers(0, n, size=(replicates, n)), np.ones((replicates, n), dtype=bool)
+    _, inverse = np.unique(np.asarray(subjects), return_inverse=True)
+    rows_of = [np.flatnonzero(inverse == u) for u in range(inverse.max() + 1)]
+    draws = [np.concatenate([rows_of[u] for u in d])
+             for d in rng.integers(0, len(rows_of), size=(replicates, len(rows_of)))]
+    width = max(len(d) for d in draws)
+    index = np.zeros((replicates, width), dtype=np.int64)
+    real = np.zeros((replicates, width), dtype=bool)
+    for r, rows in enumerate(draws):
+        index[r, :len(rows)], real[r, :len(rows)] = rows, True
+    return index, real

@@ -23,14 +23,30 @@ def is_uri(location: str) -> bool:
     return "://" in str(location)
 
 
+def _secret_names(query: str) -> list[str]:
+    return [name for name, _ in parse_qsl(query, keep_blank_values=True)
+            if any(word in name.lower() for word in _SECRET_WORDS)]
+
+
+def redact(location: str) -> str:
+    """`location` without user info or secret query parameters: what may be shown or logged."""
+    if not is_uri(location):
+        return location
+    parts = urlsplit(location)
+    secret = set(_secret_names(parts.query))
+    query = "&".join(f"{n}={v}" if v else n for n, v in parse_qsl(parts.query, keep_blank_values=True)
+                     if n not in secret)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
 def check_location(location: str, key: str) -> str:
     """`location` unchanged, or a one-line ConfigError naming `key` when it holds
     credentials (user info or a secret query parameter). The value itself is never echoed."""
     if not is_uri(location):
         return location
     parts = urlsplit(location)
-    secret = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)
-              if any(word in name.lower() for word in _SECRET_WORDS)]
+    secret = _secret_names(parts.query)
     if "@" in parts.netloc or secret:
         what = f"a {secret[0]!r} parameter" if secret else "user:password@"
         raise ConfigError(

@@ -15,10 +15,10 @@ import numpy as np
 
 # The value early stopping, the LR scheduler, checkpoint ranking and ASHA all minimise:
 # mean over folds of the validation MSE on the [0, 1]-scaled target. Multiplied by
-# (high - low)^2 it is the mean fold MSE in squared points, so ranking by it within a task
-# is ranking by cross-validated MSE in points.
+# (high - low)^2 it is the mean fold MSE in squared points of the raw outputs, so ranking
+# by it within a task is ranking by cross-validated MSE in points. (The val/* metrics in
+# points score the outputs clamped to the task's range, as predictions are.)
 MONITOR = "val/loss"
-METRIC_NAMES = ("mse", "rmse", "mae", "r2", "explained_variance", "pearson_r", "mape")
 
 
 def member_metrics(

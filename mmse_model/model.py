@@ -63,6 +63,9 @@ class FoldBatchNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_models, width))
         self.register_buffer("running_mean", torch.zeros(n_models, width))
         self.register_buffer("running_var", torch.ones(n_models, width))
+        # Models that stopped keep their statistics (momentum 0), as a run of that signature
+        # alone would. Not saved: the trainer sets it from which signatures are active.
+        self.register_buffer("updating", torch.ones(n_models, 1, dtype=torch.bool), persistent=False)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         # h: (K, B, W); mask: (K, B) bool or None (every row real)
@@ -77,8 +80,9 @@ class FoldBatchNorm(nn.Module):
             var = (((h - mean) ** 2) * weights).sum(dim=1, keepdim=True) / count
             with torch.no_grad():
                 unbiased = var * count / (count - 1).clamp(min=1)
-                self.running_mean.lerp_(mean.squeeze(1), BN_MOMENTUM)
-                self.running_var.lerp_(unbiased.squeeze(1), BN_MOMENTUM)
+                momentum = self.updating.to(h.dtype) * BN_MOMENTUM  # exactly BN_MOMENTUM in h's dtype
+                self.running_mean.lerp_(mean.squeeze(1), momentum)
+                self.running_var.lerp_(unbiased.squeeze(1), momentum)
         else:
             mean = self.running_mean.unsqueeze(1)
             var = self.running_var.unsqueeze(1)
@@ -89,7 +93,7 @@ class FoldBatchNorm(nn.Module):
 class FoldMLP(nn.Module):
     """M independent MLPs with stacked weights: input (M, B, 10) -> output (M, B).
 
-    All linear weights and biases live in one (K, P) parameter, viewed per layer: the
+    All linear weights and biases live in one (M, P) parameter, viewed per layer: the
     optimiser step and the per-model gradient clip are then a handful of kernels on one
     tensor instead of a few per layer, which is most of a step's cost at these sizes.
     """
@@ -105,6 +109,12 @@ class FoldMLP(nn.Module):
         self.norms = nn.ModuleList(
             FoldBatchNorm(n_models, w) for w in widths[1:-1] if arch.use_batch_norm
         )
+
+    def set_active_members(self, active: torch.Tensor) -> None:
+        """Freeze the batch-norm statistics of members that stopped (`active` (M,) bool);
+        their weights are frozen by a learning rate of 0."""
+        for norm in self.norms:
+            norm.updating.copy_(active.to(norm.updating.device).unsqueeze(1))
 
     def dropout_masks(self, seed: int, n_steps: int, rows: int, n_folds: int) -> list[torch.Tensor] | None:
         """Every step's dropout scales for an epoch, drawn at once: [(n_steps, M, rows, w)].
@@ -153,7 +163,7 @@ class FoldMLP(nn.Module):
         mask: torch.Tensor | None = None,
         dropout: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """x (K, B, 10) -> (K, B). `mask` marks real rows (batch-norm statistics);
+        """x (M, B, 10) -> (M, B). `mask` marks real rows (batch-norm statistics);
         `dropout` holds one scale tensor (K, B, w) per hidden layer, in training only."""
         h = x
         layers = self.layers()

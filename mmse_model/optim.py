@@ -36,7 +36,8 @@ class MemberAdam:
         # While every member has the same rate, torch's fused kernel does the step: at these
         # sizes it costs a third of the per-member version, and most steps are such steps.
         self.shared_lr: float | None = float(lr)
-        self._step_counts = [torch.zeros((), dtype=torch.float32) for _ in self.params]
+        # The fused kernels want their step counters on the parameters' device (CUDA included).
+        self._step_counts = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
 
     def set_lr(self, lr_per_member: torch.Tensor) -> None:
         self.lr.copy_(lr_per_member)

@@ -9,11 +9,11 @@ from pathlib import Path
 from mmse_model import atomic
 from mmse_model.checkpoint import FoldEnsemble, load_checkpoint
 from mmse_model.data import load_features
-from mmse_model.errors import DataError
+from mmse_model.errors import DataError, InputError
 
 
 def predict_file(model: str | Path, input_path: str | Path, out_path: str | Path, signature: str | None = None) -> int:
-    """Write `subject_id,prediction,fold_sd` rows; returns the number of subjects.
+    """Write `subject_id,<task>_predicted,fold_sd` rows; returns the number of subjects.
     `signature` picks one out of a checkpoint of several (a sweep trial's)."""
     ensemble = FoldEnsemble.from_checkpoint(load_checkpoint(model), signature)
     X, subject_ids, names = load_features(Path(input_path))
@@ -28,7 +28,10 @@ def predict_file(model: str | Path, input_path: str | Path, out_path: str | Path
     writer.writerow(["subject_id", f"{ensemble.task}_predicted", "fold_sd"])
     for sid, mean, sd in zip(subject_ids, per_fold.mean(axis=0), per_fold.std(axis=0, ddof=1)):
         writer.writerow([sid, f"{mean:.4f}", f"{sd:.4f}"])
-    atomic.write_text(out_path, buffer.getvalue())
+    try:
+        atomic.write_text(out_path, buffer.getvalue())
+    except OSError as exc:  # a folder that is a file, no permission, a full disk
+        raise InputError(f"{out_path}: cannot write ({exc.strerror or exc})") from None
     return len(subject_ids)
 
 

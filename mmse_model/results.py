@@ -20,6 +20,7 @@ from pydantic import ConfigDict
 
 from mmse_model import atomic
 from mmse_model.checkpoint import CheckpointPayload
+from mmse_model.csv_cells import csv_value
 from mmse_model.errors import CheckpointError
 from mmse_model.metrics import MONITOR
 from mmse_model.schema import Schema
@@ -31,7 +32,6 @@ Status = Literal["asha", "early_stopping", "completed", "error"]
 # Validation metrics a row keeps (at the signature's best epoch): `loss` is the scaled MSE
 # that every ranking uses, the rest are in points, mean and sd over folds.
 VALIDATION_KEYS = ("loss", "rmse", "rmse_sd", "mae", "mae_sd", "r2", "r2_sd", "pearson_r", "pearson_r_sd")
-TEST_COLUMNS = ("rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept", "n")
 
 
 class TrialRow(Schema):
@@ -72,20 +72,11 @@ class TrialRow(Schema):
         return cls.parse({
             "trial_id": row["trial_id"], "signature": row["signature"], "task": row["task"], "group": row["group"],
             "sample": int(row["sample"]),
-            "hyperparameters": {k[3:]: _csv_value(v) for k, v in row.items() if k.startswith("hp/")},
+            "hyperparameters": {k[3:]: csv_value(v) for k, v in row.items() if k.startswith("hp/")},
             "epochs_run": int(row["epochs_run"]), "best_epoch": int(row["best_epoch"]), "status": row["status"],
             "validation": {k: float(row[f"val/{k}"]) for k in VALIDATION_KEYS if row.get(f"val/{k}", "") not in ("", "nan")},
             "checkpoint_uri": row["checkpoint_uri"],
         })
-
-
-def _csv_value(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"True": True, "False": False}.get(text, text)
 
 
 def choose_checkpoint(

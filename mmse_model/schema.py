@@ -58,8 +58,15 @@ def _expected(error: dict[str, Any]) -> str:
         bound = next(iter(ctx.values()))
         noun = "an integer" if isinstance(bound, int) and not isinstance(error.get("input"), float) else "a number"
         return f"expected {noun} {_BOUNDS[kind]} {bound:g}"
+    if kind == "string_pattern_mismatch":
+        return f"expected a string matching {ctx.get('pattern')!r}"
+    if kind == "string_too_short":
+        shortest = ctx.get("min_length")
+        return "expected a non-empty string" if shortest == 1 else f"expected at least {shortest} characters"
+    if kind == "string_too_long":
+        return f"expected at most {ctx.get('max_length')} characters"
     for prefix, noun in _KINDS.items():
-        if kind.startswith(prefix):
+        if kind == prefix or kind.startswith(prefix + "_"):
             return f"expected {noun}"
     message = error["msg"]
     if message.startswith("Value error, "):

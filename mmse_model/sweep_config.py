@@ -120,9 +120,12 @@ def load_sweep_config(
     """Load and check a sweep YAML; `data_root`/`storage` override the file's values."""
     sweep = SweepConfig.parse(read_yaml(path), f"{path}: ")
     changes = {k: v for k, v in (("data_root", data_root), ("storage", storage)) if v is not None}
+    for key, flag in (("data_root", "--data"), ("storage", "--storage")):
+        if key in changes and not changes[key].strip():
+            raise ConfigError(f"{flag}: expected a path or URI, got an empty string")
     if storage is not None:
         check_location(storage, "--storage")
-    return sweep.model_copy(update=changes)
+    return sweep.model_copy(update=changes)  # both checked above; model_copy does not validate
 
 
 def _check_dimension(base: Config, key: str, spec: dict[str, list]) -> None:

@@ -64,7 +64,8 @@ def summarise_sweep(
         chosen = {}
         for baseline, (pred, settings) in baseline_predictions(data, split, score_range, config.seed).items():
             models[baseline], chosen[baseline] = pred, settings
-        intervals, comparisons[task] = bootstrap_intervals(y_true, models, score_range, NETWORK, seed=seed)
+        intervals, comparisons[task] = bootstrap_intervals(y_true, models, score_range, NETWORK, seed=seed,
+                                                           subjects=ids)
         test[task] = {**score_predictions(y_true, y_pred, score_range), **intervals[NETWORK]}
         baselines[task] = {b: {**score_predictions(y_true, models[b], score_range), **intervals[b], **chosen[b]}
                            for b in chosen}
@@ -109,11 +110,15 @@ def dementia_auc(subjects: list[str], predicted_subtotal: np.ndarray, groups_fil
     try:
         with open(path, newline="") as handle:
             groups = {row["subject_id"]: row["group"] for row in csv.DictReader(handle)}
-    except (OSError, KeyError) as exc:
+    except (OSError, KeyError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: cannot read subject groups (needs subject_id and group columns; {exc})") from None
-    labels = np.array([groups.get(s) == "dementia" for s in subjects])
+    # A subject the file does not name is left out, not counted as "not dementia".
+    known = [i for i, s in enumerate(subjects) if groups.get(s)]
+    labels = np.array([groups[subjects[i]] == "dementia" for i in known], dtype=bool)
+    predicted_subtotal = predicted_subtotal[known]
     result: dict[str, Any] = {"synthetic": (path.parent / "SYNTHETIC.txt").exists(), "n_dementia": int(labels.sum()),
-                              "n_other": int((~labels).sum()), "groups_file": str(path)}
+                              "n_other": int((~labels).sum()), "n_without_group": len(subjects) - len(known),
+                              "groups_file": str(path)}
     if labels.all() or not labels.any():
         return result
     score = -predicted_subtotal

@@ -1,4 +1,4 @@
-"""Small datasets in the module-10 contract with a planted signal, for tests and quick runs.
+"""Small planted-signal datasets in the data contract (docs/design.md, "Data"), for tests.
 
 This is not the synthetic VR cohort (`mmse_model.synth`, which simulates gaze and goes
 through feature extraction): it writes feature matrices directly, with a known non-linear
@@ -16,22 +16,6 @@ from mmse_model.config import Config
 from mmse_model.domain import N_FEATURES
 
 FEATURE_NAMES = tuple(f"rqa_{i}" for i in range(N_FEATURES))
-
-
-def planted_task(
-    n_subjects: int, score_range: tuple[float, float], seed: int, noise: float = 0.35,
-    signal: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X, y, subject_id) where y is an integer sub-score driven by a few features.
-
-    `signal` scales how strongly the features carry the score (0: none); different
-    signatures of one task use different `signal` values and the same subjects and scores.
-    """
-    rng = np.random.default_rng(seed)
-    low, high = score_range
-    latent = rng.normal(size=n_subjects)  # the subject's impairment, shared by all signatures
-    y = np.clip(np.round((high + low) / 2 + latent * (high - low) / 4), low, high)
-    return _features(y, latent, signal, noise, rng), y, _ids(n_subjects)
 
 
 def _features(y, latent, signal, noise, rng) -> np.ndarray:

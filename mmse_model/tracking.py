@@ -1,5 +1,6 @@
 """Best-so-far of a minimised metric: the one tracker behind early stopping, checkpointing,
-the learning-rate schedule's report and the results table.
+the reporter and the results table (the learning-rate schedule keeps its own best, with
+torch's relative threshold).
 
 A run trains S signatures at once, so the tracker holds S values; a run of one signature
 is S = 1. An epoch improves a signature when its value drops below `best - min_delta`.

@@ -109,10 +109,6 @@ class FitOutcome:
     history: list[dict[str, float]]
     total_time: float
 
-    @property
-    def best(self) -> SignatureOutcome:
-        return min(self.signatures, key=lambda s: s.best_val_loss)
-
 
 @dataclass
 class FoldFitter:
@@ -155,7 +151,7 @@ class FoldFitter:
         self.stop_epoch = np.zeros(S, dtype=np.int64)
         self.best_metrics: list[dict[str, float]] = [{} for _ in range(S)]
         self.best_state = copy.deepcopy(self.module.state_dict())
-        self.start_epoch, self.last_epoch, self.stop_reason = 1, 0, ""
+        self.start_epoch, self.stop_reason = 1, ""
 
     # --- one epoch -------------------------------------------------------------------------
 
@@ -169,7 +165,8 @@ class FoldFitter:
         index, valid = index.to(self.device), valid.to(self.device)
         # Each row's weight in its fold's batch mean: 1 / rows in the whole batch, 0 for
         # padding. With several workers each takes every world_size-th row of each batch and
-        # its loss is scaled by world_size, so DDP's gradient mean equals one worker's.
+        # its loss is scaled by world_size, so DDP's gradient mean equals one worker's
+        # (exactly without dropout and batch-norm: masks and statistics are per shard).
         row_weight = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1) * self.world_size
         if self.world_size > 1:
             index = index[..., self.rank :: self.world_size]
@@ -295,6 +292,7 @@ class FoldFitter:
             if stopping.any():
                 self.active &= ~stopping
                 self.stop_epoch[stopping] = epoch
+                self.module.set_active_members(torch.as_tensor(np.repeat(self.active, K)))
                 self.optimizer.set_lr(self.optimizer.lr * torch.as_tensor(
                     np.repeat(self.active, K), dtype=self.optimizer.lr.dtype, device=self.optimizer.lr.device))
             final = epoch == epochs or not self.active.any()
@@ -303,12 +301,11 @@ class FoldFitter:
                     f"early stopping: {MONITOR} of every signature did not improve by {es.min_delta} "
                     f"for {es.patience} epochs")
             record = self.epoch_record(epoch, train_loss, summaries, time.perf_counter() - epoch_started)
-            self.last_epoch, self.stop_reason = epoch, stop_reason
+            self.stop_reason = stop_reason
             callbacks.on_epoch_end(epoch, record, model=self.module, improved=improved, final=final,
                                    write_checkpoint=write_checkpoint)
             if final:
                 break
-        self.last_epoch = epoch
         if self.restores_best:
             self.module.load_state_dict(self.best_state)
         callbacks.on_train_end(model=self.module, stop_reason=stop_reason)
@@ -377,12 +374,14 @@ class FoldFitter:
         if list(payload.signatures) != list(self.signatures):
             raise ValueError(f"checkpoint holds {payload.signatures}, this run {list(self.signatures)}")
         self.module.load_state_dict(payload.model_state)
-        self.best_state = {k: v.to(self.device) for k, v in payload.best_model_state.items()}
+        # Copies: the best weights are written into in place, the payload is the caller's.
+        self.best_state = {k: v.to(self.device, copy=True) for k, v in payload.best_model_state.items()}
         self.optimizer.load_state_dict(payload.optimizer)
         if self.schedule is not None and payload.schedule:
             self.schedule.load_state_dict(payload.schedule)
         self.tracker.load_state_dict(payload.tracker)
         self.active = np.array([s.active for s in payload.states])
+        self.module.set_active_members(torch.as_tensor(np.repeat(self.active, self.folds.n_folds)))
         self.stop_epoch = np.array([s.stop_epoch for s in payload.states], dtype=np.int64)
         self.best_metrics = [dict(s.best_metrics) for s in payload.states]
         callbacks.load_state_dict(payload.callbacks)

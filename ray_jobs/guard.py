@@ -29,7 +29,15 @@ class SweepStalled(RuntimeError):
     """No trial made progress for too long while trials waited for resources."""
 
 
+class SweepInterrupted(RuntimeError):
+    """Tune's loop returned before every trial ended (Ctrl-C, a signal)."""
+
+
 class SweepGuard(Callback):
+    # A resumed sweep runs the guard pickled at its first start; `run_sweep` puts the
+    # settings of today's command here so that a raised stall timeout takes effect.
+    current_settings: tuple[float, float] | None = None
+
     def __init__(self, interval_s: float = 5.0, stall_timeout_s: float = 900.0, resume_hint: str = ""):
         self.interval_s, self.stall_timeout_s, self.resume_hint = interval_s, stall_timeout_s, resume_hint
         self._reset()
@@ -41,6 +49,8 @@ class SweepGuard(Callback):
 
     # Tune calls setup when a run starts (again after a restore, on the unpickled copy).
     def setup(self, **info: Any) -> None:
+        if SweepGuard.current_settings is not None:
+            self.interval_s, self.stall_timeout_s = SweepGuard.current_settings
         self._reset()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:

@@ -12,8 +12,6 @@ from typing import Any
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
-from ray_jobs.rungs import rungs  # noqa: F401  (re-exported: where the sweep and its tests look)
-
 
 class PerTaskASHA(FIFOScheduler):
     def __init__(self, time_attr: str = "epoch", max_t: int = 100, grace_period: int = 5,

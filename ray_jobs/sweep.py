@@ -30,9 +30,10 @@ from mmse_model.sweep_config import SweepConfig, apply_sample, discover, load_sw
 from mmse_model.sweep_summary import summarise_sweep
 from mmse_model.trainer import RunSpec
 from ray_jobs import ray_internals
-from ray_jobs.guard import SweepGuard, SweepStalled
+from ray_jobs.guard import SweepGuard, SweepInterrupted, SweepStalled
 from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
-from ray_jobs.scheduler import PerTaskASHA, rungs
+from ray_jobs.rungs import rungs
+from ray_jobs.scheduler import PerTaskASHA
 from ray_jobs.train import (StorageUnavailable, absolute_storage, build_trainer, connect, load_payload,
                             storage_errors, storage_join, storage_uri, worker_resources)
 
@@ -53,11 +54,13 @@ def run_trial(trial_config: dict[str, Any]) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     config = apply_sample(Config.from_dict(trial_config["base"]), trial_config["hp"])
+    checkpoint_epochs = trial_config.get("checkpoint_epochs", trial_config["rungs"])  # older sweeps: rungs
     run = RunSpec(trial_config["data_root"], tuple(trial_config["group"]["signatures"]), trial_config["task"],
-                  config, checkpoint_epochs=tuple(trial_config["rungs"]))
+                  config, checkpoint_epochs=tuple(checkpoint_epochs))
     trial_id = tune.get_context().get_trial_id()
-    # Train's own retries stay off in a sweep (ray_jobs/release.py): Tune retries the trial,
-    # and the rebuilt trainer resumes the run from its latest checkpoint.
+    # Train's retries of a failed worker group stay off in a sweep (docs/design.md,
+    # "Releasing resources"): Tune retries the trial, and the rebuilt trainer resumes the run
+    # from its latest checkpoint. Start-up failures Train still retries itself.
     trainer = build_trainer(run, trial_config["train_storage"], trial_id, [TuneReportCallback()], max_failures=0)
     trainer.fit()
 
@@ -151,6 +154,7 @@ def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[s
     base = sweep.base_config()
     max_t = sweep.max_t()
     groups = signature_groups(signatures, sweep.signatures_per_trial)
+    asha_rungs = rungs(max_t, sweep.asha.grace_period, sweep.asha.reduction_factor, sweep.asha.brackets)
     param_space = {
         "task": tune.grid_search(list(tasks)),
         "group": tune.grid_search(groups),
@@ -158,8 +162,10 @@ def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[s
         "data_root": str(Path(sweep.data_root).resolve()),
         "base": base.to_dict(),
         "train_storage": storage_join(experiment_storage, sweep.name, TRAIN_RUNS),
-        # A checkpoint at every rung: a trial ASHA stops there has its weights on disk.
-        "rungs": list(rungs(max_t, sweep.asha.grace_period, sweep.asha.reduction_factor, sweep.asha.brackets)),
+        "rungs": list(asha_rungs),
+        # A checkpoint at every rung, and at max_t when ASHA stops every trial there before the
+        # epoch limit: a trial ASHA stops has its weights on disk.
+        "checkpoint_epochs": [*asha_rungs, *([max_t] if max_t < base.training.epochs else [])],
     }
     reporter = CLIReporter(
         parameter_columns={"task": "task", "group/label": "signatures",
@@ -258,6 +264,12 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     storage = absolute_storage(sweep.storage)
     experiment = storage_join(storage, sweep.name)
     signatures, tasks = discover(sweep.data_root, sweep.signatures, sweep.tasks)
+    if not resume:
+        # Tune would reuse the folder and append to each trial's result.json: two sweeps mixed.
+        with storage_errors(experiment, "looking for an earlier sweep"):
+            if tune.Tuner.can_restore(experiment):
+                raise InputError(f"{experiment}: holds a sweep already; continue it with --resume, or give "
+                                 "the sweep another name or --storage")
     connect(address, sweep.base_config())
     # Credentials stay in each node's environment, out of runtime envs (logged, shown).
     ray_internals.keep_credentials_out_of_trial_envs()
@@ -273,10 +285,21 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     # columns chosen in build_tuner) is the live progress table.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    result_grid = tuner.fit()
+    SweepGuard.current_settings = (sweep.watchdog.interval_s, sweep.watchdog.stall_timeout_s)
+    try:
+        result_grid = tuner.fit()
+    finally:
+        SweepGuard.current_settings = None
     # The watchdog's last pass: trials that ended in Tune's final step.
     for item in release_orphaned_groups(ray.get_runtime_context().get_job_id()):
         print(f"watchdog: released placement group {item.group_id[:12]} left by {item.creator}", file=sys.stderr)
+    # Tune returns normally after Ctrl-C (it handles SIGINT itself): results of a sweep
+    # that did not end would read as final, so none are written.
+    expected = sweep.samples * len(tasks) * len(signature_groups(signatures, sweep.signatures_per_trial))
+    ended = result_grid.num_terminated + result_grid.num_errors
+    if ended < expected:
+        raise SweepInterrupted(f"{experiment}: the sweep stopped with {ended} of {expected} trials ended; no "
+                               "results written; its state is kept: run the same command with --resume to finish it")
     rows = collect_rows(result_grid, storage_join(experiment, TRAIN_RUNS))
     evaluation = sweep.evaluation
     summary, predictions = summarise_sweep(
@@ -335,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return 2
-    except SweepStalled as exc:
+    except (SweepStalled, SweepInterrupted) as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return 1
     except StorageUnavailable as exc:

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny planted-signal datasets in the module-10 contract."""
+"""Shared fixtures: tiny planted-signal datasets in the data contract (docs/design.md, "Data")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mmse_model.config import Config, load_config
 from mmse_model.errors import ConfigError
@@ -10,6 +11,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_default_yaml_spells_out_the_schema_defaults():
     assert load_config(REPO / "configs" / "default.yaml") == Config()
+
+
+def test_default_yaml_names_every_key_of_the_schema():
+    def keys(tree, prefix=""):
+        out = set()
+        for key, value in tree.items():
+            out.add(prefix + key)
+            if isinstance(value, dict) and key != "score_ranges" and value:
+                out |= keys(value, f"{prefix}{key}.")
+        return out
+
+    written = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
+    assert keys(written) == keys(Config().to_dict())
 
 
 def test_round_trip_through_dict():

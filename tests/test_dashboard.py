@@ -15,6 +15,7 @@ import json
 import math
 import re
 import threading
+import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from html.parser import HTMLParser
@@ -26,6 +27,7 @@ from mmse_app.cli import main
 from mmse_app.dashboard import Dashboard, embed_json, render_page, serve, start_server, write_after_sweep
 from mmse_app.dashboard_data import load_experiment, page_data
 from mmse_app.synthetic_sweep import START, many_signatures, write_synthetic_sweep
+from mmse_model.errors import InputError
 from ray_jobs.rungs import rungs
 
 SIG, WEAK = "m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"
@@ -92,8 +94,8 @@ def test_heatmap_has_one_cell_per_signature_and_task_with_its_best(finished):
         assert cell["n"] == len(mine)
         assert cell["best_val_rmse"] == best.validation["rmse"] and cell["best_trial_id"] == best.trial_id
         assert cell["winner"] == (sweep.summary["tasks"][cell["task"]]["winner"]["signature"] == cell["signature"])
-        # Q3's Ridge was made better than its winner: only Q1's cells say "beats".
-        assert cell["beats"] is (cell["task"] == "Q1")
+        # Every cell of a task carries its winner's verdict; Q3's Ridge was made better than its winner.
+        assert cell["verdict"] == {"Q1": "better", "Q3": "worse"}[cell["task"]]
     assert sum(c["winner"] for c in cells) == 2
 
 
@@ -105,13 +107,14 @@ def test_winner_against_baselines_with_intervals_and_paired_comparisons(finished
         assert cmp["models"][0]["metrics"]["rmse"] == entry["test"]["rmse"]
         assert cmp["models"][0]["metrics"]["rmse_ci"] == entry["test"]["rmse_ci"]
         assert cmp["models"][2]["metrics"]["rmse_ci"] == entry["baselines"]["ridge"]["rmse_ci"]
-        assert cmp["best_baseline"] == "ridge" and cmp["beats_source"] == "paired comparison"
-        assert cmp["beats"] is entry["comparisons"]["ridge"]["better"]
+        assert cmp["best_baseline"] == "ridge"
+        paired = entry["comparisons"]["ridge"]
+        assert cmp["verdict"] == ("better" if paired["better"] else "worse" if paired["worse"] else "level")
         assert cmp["comparisons"]["ridge"]["rmse_diff_ci"] == entry["comparisons"]["ridge"]["rmse_diff_ci"]
         assert cmp["winner"]["signature"] == entry["winner"]["signature"]
         assert cmp["winner"]["name"] == next(t["name"] for t in data["trials"]
                                              if t["trial_id"] == entry["winner"]["trial_id"])
-    assert data["comparison"]["Q1"]["beats"] is True and data["comparison"]["Q3"]["beats"] is False
+    assert data["comparison"]["Q1"]["verdict"] == "better" and data["comparison"]["Q3"]["verdict"] == "worse"
 
 
 def test_curves_stop_at_asha_rungs_and_rung_counts(finished):
@@ -178,9 +181,9 @@ def test_running_sweep_from_result_lines(running):
         assert row["checkpoint_uri"] == ""
     assert [t["status"] for t in data["trials"]][-2:] == ["running", "running"]
     assert {t["status"] for t in data["trials"]} >= {"running", "error", "completed"}
-    # No test numbers yet: no comparison, no calibration, no "beats" mark; winners so far.
+    # No test numbers yet: no comparison, no calibration, no verdict; winners so far.
     assert data["comparison"] == {} and data["calibration"] == {}
-    assert all(c["beats"] is None for c in data["heatmap"]["cells"])
+    assert all(c["verdict"] is None for c in data["heatmap"]["cells"])
     assert all(w["provisional"] for w in data["winners"].values())
     assert data["asha"]["rungs"] == [2, 4] and data["asha"]["source"] == "the trials' config"
     prov = data["provenance"]
@@ -232,9 +235,9 @@ def test_an_older_sweep_without_the_newer_fields(tmp_path):
     assert data["asha"] == {"rungs": [], "source": None, "max_t": None,
                             "reached": {"Q1": {"n_trials": 3, "counts": []}, "Q3": {"n_trials": 3, "counts": []}}}
     for task, cmp in data["comparison"].items():
-        assert cmp["beats_source"] == "test RMSE" and cmp["comparisons"] == {}
+        # Test RMSEs without a paired interval: no verdict, whichever RMSE is lower.
+        assert cmp["verdict"] is None and cmp["comparisons"] == {}
         assert "rmse_ci" not in cmp["models"][0]["metrics"]
-        assert cmp["beats"] is (cmp["models"][0]["metrics"]["rmse"] < cmp["models"][2]["metrics"]["rmse"])
     assert data["calibration"] == {} and data["provenance"]["recorded"] is False
     assert data["provenance"]["ended"] is not None  # finished: the last report's time
     render_page(data)  # and it renders
@@ -369,6 +372,13 @@ def test_serve_rebuilds_while_the_sweep_runs(tmp_path):
             assert response.headers["Cache-Control"] == "no-store"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
             assert embedded(response.read().decode())["meta"]["version"] == second
+        # Nothing else in the folder, and nothing for a page that reached us under another name.
+        (tmp_path / "page" / "other.txt").write_text("private")
+        for path, headers, status in (("/other.txt", {}, 404), ("/", {"Host": f"evil.example:{port}"}, 403)):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=5)
+            assert refused.value.code == status
     finally:
         server.shutdown()
         server.server_close()
@@ -416,3 +426,21 @@ def test_keys_in_a_uri_never_reach_the_page():
     assert _display_uri("s3://b/p/x?endpoint_override=http://h:1&access_key=AK&secret_key=SK&scheme=http") == (
         "s3://b/p/x?endpoint_override=http://h:1&scheme=http")
     assert _display_uri("s3://b/p/x?secret_key=SK") == "s3://b/p/x"
+    assert _display_uri("s3://AK:SK@b/p/x?session_token=T&region=eu") == "s3://b/p/x?region=eu"
+
+
+@pytest.mark.parametrize("uri", ["s3://AK:SK@b/p/x", "s3://b/p/x?secret_key=SK"])
+def test_an_experiment_given_with_credentials_is_refused_before_anything_is_read(uri):
+    with pytest.raises(InputError) as err:
+        load_experiment(uri)
+    message = str(err.value)
+    assert message.startswith("EXPERIMENT: the URI holds credentials") and "SK" not in message
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ((100, 5, 2.5, 1), [5, 13, 32, 79]),  # ASHA acts at the first epoch >= 12.5, 31.25, 78.125
+    ((200, 25, 2.2, 1), [25, 55, 121]),  # 25 * 2.2 is 55.00000000000001 in floating point
+    ((8, 2, 2, 2), [2, 4]),
+])
+def test_rungs_are_the_epochs_asha_acts_at(args, expected):
+    assert list(rungs(*args)) == expected

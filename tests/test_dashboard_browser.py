@@ -93,9 +93,9 @@ def browser_page(browser, sweep):
 def test_one_cell_per_signature_and_task(browser_page, sweep):
     page, _, _ = browser_page
     cells = page.eval_on_selector_all(
-        "#heatmap td.cell", "tds => tds.map(td => [td.dataset.signature, td.dataset.task, td.dataset.beats])")
+        "#heatmap td.cell", "tds => tds.map(td => [td.dataset.signature, td.dataset.task, td.dataset.verdict])")
     assert sorted((s, t) for s, t, _ in cells) == sorted((s, t) for s in sweep.signatures for t in sweep.tasks)
-    assert {t: b for _, t, b in cells} == {"Q1": "yes", "Q3": "no"}  # Q3's Ridge beats its winner
+    assert {t: v for _, t, v in cells} == {"Q1": "better", "Q3": "worse"}  # Q3's Ridge beats its winner
     assert page.locator("#heatmap td.cell[data-winner=true]").count() == len(sweep.tasks)
 
 

@@ -158,7 +158,7 @@ def test_every_signature_of_a_task_gets_the_same_split(data_root):
     splits = []
     for sig in (SIG, WEAK_SIG):
         data = load_task_data(data_root / sig / "Q1.npz", config.score_range("Q1"))
-        splits.append(make_split(data.subject_ids, data.y, 5, 0.2, config.seed))
+        splits.append(make_split(data.subject_ids, data.y, 5, 0.2, config.split.seed))
     assert splits[0] == splits[1]
 
 

@@ -61,3 +61,28 @@ def test_predict_refuses_features_of_another_kind(model_dir, tmp_path, capsys):
     assert "X must have shape (N, 10)" in capsys.readouterr().err
     assert main(["predict", "--model", str(tmp_path / "none"), "--input", str(bad), "--out", str(out)]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("write", "message"), [
+    (lambda p: np.save(open(p, "wb"), np.zeros((3, 10))), "not an npz archive (a single .npy array)"),
+    (lambda p: np.savez(p, X=np.zeros((3, 10)), subject_id=np.array(["a", "b"])),
+     "subject_id must have shape (3,) like X's rows, got (2,)"),
+])
+def test_predict_refuses_a_malformed_input_in_one_line(model_dir, tmp_path, capsys, write, message):
+    path = tmp_path / "input.npz"
+    write(path)
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(model_dir), "--input", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_predict_to_an_unwritable_place_is_one_line(model_dir, data_root, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    out = blocker / "p.csv"
+    assert main(["predict", "--model", str(model_dir), "--input", str(data_root / SIG / "Q1.npz"),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mmse: error: {out}: cannot write") and err.count("\n") == 1

@@ -45,6 +45,26 @@ def test_bad_sweep_configs_name_the_key(raw, key):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("raw, message", [
+    ({"name": "my sweep"}, "name: expected a string matching '^[A-Za-z0-9_.-]+$', got 'my sweep' (a string)"),
+    ({"data_root": ""}, "data_root: expected a non-empty string, got '' (a string)"),
+    ({"name": 3}, "name: expected a string, got 3"),
+])
+def test_string_errors_say_what_the_string_lacks(raw, message):
+    with pytest.raises(ConfigError) as info:
+        SweepConfig.parse(raw)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"data_root": " "}, "--data: expected a path or URI, got an empty string"),
+    ({"storage": ""}, "--storage: expected a path or URI, got an empty string"),
+])
+def test_empty_locations_from_the_command_line_are_refused(flags, message):
+    with pytest.raises(ConfigError, match=message.replace("-", r"\-")):
+        load_sweep_config(REPO / "configs" / "demo.yaml", **flags)
+
+
 def test_the_split_cannot_be_searched():
     with pytest.raises(ConfigError, match="split is fixed for a whole sweep"):
         SweepConfig.parse({"search_space": {"split.seed": {"choice": [1, 2]}}})

@@ -135,7 +135,7 @@ def test_docstring_states_the_constants(what: str, pattern: str, constants: tupl
 
 
 def test_the_pinned_values() -> None:
-    # The four that once disagreed (issue: docstring vs code), as decided in the docstring.
+    # The four that once disagreed between docstring and code, as the docstring now states them.
     assert documented(r"plus N\(0, NUMBER\) individual noise") == (0.10,)
     assert documented(r"\(1 \+ NUMBER effects.duration s\)") == (0.8,)
     assert documented(r"already seen with p = NUMBER \+ NUMBER effects.revisit s") == (0.10, 0.45)

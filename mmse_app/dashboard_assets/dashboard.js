@@ -12,6 +12,9 @@
   };
   const STATUS_COLOR = { completed: "#0969da", early_stopping: "#8250df", asha: "#8c959f", error: "#cf222e", running: "#bf8700" };
   const MODEL_COLOR = { winner: "#0969da", train_mean: "#afb8c1", ridge: "#6e7781", hist_gradient_boosting: "#424a53" };
+  // The winner against the best baseline, from the paired interval only.
+  const VERDICT_CLASS = { better: "yes", level: "level", worse: "no", none: "" };
+  const VERDICT_MARK = { better: "✓", level: "≈", worse: "✗", none: "" };
   const TABLE_PAGE = 50;
   const CELL_TRACES = 150; // above this many trials a cell's curves are drawn as one trace per ending
   const state = {
@@ -118,14 +121,19 @@
     const head = el("tr", {}, [el("th", { text: "signature \\ task" })]);
     DATA.tasks.forEach(function (task) {
       const cmp = DATA.comparison[task];
-      let mark = "";
-      if (cmp && cmp.beats === true) mark = "✓ beats " + cmp.best_baseline_label;
-      else if (cmp && cmp.beats === false) mark = "✗ does not beat " + cmp.best_baseline_label;
+      const verdict = cmp ? cmp.verdict : null;
+      const base = cmp ? cmp.best_baseline_label : "";
+      let mark;
+      if (verdict === "better") mark = "✓ better than " + base;
+      else if (verdict === "level") mark = "≈ level with " + base;
+      else if (verdict === "worse") mark = "✗ " + base + " better";
+      else if (cmp && cmp.best_baseline) mark = "no paired interval";
       else mark = DATA.meta.finished ? "not scored" : "test after the sweep";
-      head.append(el("th", { className: "task", title: taskItem(task) + (cmp && cmp.beats !== null
-        ? ": the winner " + (cmp.beats ? "beats " : "does not beat ") + "the best baseline (" + cmp.best_baseline_label + ") on test, by the "
-          + cmp.beats_source : "") }, [
-        document.createTextNode(task), el("br"), el("span", { className: "mark " + (cmp && cmp.beats === true ? "yes" : cmp && cmp.beats === false ? "no" : ""), text: mark })]));
+      head.append(el("th", { className: "task", title: taskItem(task) + (verdict
+        ? ": the winner against the best baseline (" + base + ") on the held-out test subjects, by the 95 % paired "
+          + "bootstrap interval of the RMSE difference (" + (verdict === "level" ? "it includes 0" : "it excludes 0") + ")"
+        : "") }, [
+        document.createTextNode(task), el("br"), el("span", { className: "mark " + VERDICT_CLASS[verdict || "none"], text: mark })]));
     });
     table.append(el("thead", {}, [head]));
     const body = el("tbody");
@@ -133,17 +141,17 @@
       const tr = el("tr", {}, [el("th", { text: sig })]);
       DATA.tasks.forEach(function (task) {
         const c = cells.find(function (x) { return x.signature === sig && x.task === task; });
-        const beats = c.beats === true ? "yes" : c.beats === false ? "no" : "unknown";
+        const verdict = c.verdict || "none";
         const td = el("td", {
           className: "cell" + (isNum(c.best_val_rmse) ? "" : " empty"), tabindex: "0", role: "button",
-          "data-signature": sig, "data-task": task, "data-beats": beats, "data-winner": c.winner ? "true" : "false",
+          "data-signature": sig, "data-task": task, "data-verdict": verdict, "data-winner": c.winner ? "true" : "false",
           "data-n": String(c.n),
           title: task + " × " + sig + ": " + c.n + " trials; best validation RMSE " + fmt(c.best_val_rmse)
             + (isNum(c.best_val_rmse_sd) ? " (sd " + fmt(c.best_val_rmse_sd) + " over folds)" : "")
             + (c.winner ? "; the task's winner" : "") + ". Click for its trials.",
         }, [document.createTextNode(fmt(c.best_val_rmse))]);
         if (c.winner) td.append(el("span", { className: "star", text: "★" }));
-        td.append(el("span", { className: "mark " + beats, text: beats === "yes" ? "✓" : beats === "no" ? "✗" : "" }));
+        td.append(el("span", { className: "mark " + VERDICT_CLASS[verdict], text: VERDICT_MARK[verdict] }));
         if (isNum(c.best_val_rmse) && scale[task]) {
           const s = scale[task], t = s[1] > s[0] ? (c.best_val_rmse - s[0]) / (s[1] - s[0]) : 0;
           const col = cellColor(t);
@@ -158,9 +166,9 @@
     table.append(body);
     $("heatmap-note").textContent = "Each cell: the lowest validation RMSE (sub-score points, mean over folds at the best epoch; it "
       + "selects, it does not estimate) of that signature on that task over every trial. Colour within each task: darker is "
-      + "lower. ★ the task's winner" + (DATA.meta.finished ? "" : " so far") + "; ✓/✗ whether that winner beats the best "
-      + "baseline on the held-out test subjects (" + (DATA.beats_rule || "paired comparison when recorded, else test RMSE")
-      + "). Click a cell to list and plot its trials.";
+      + "lower. ★ the task's winner" + (DATA.meta.finished ? "" : " so far") + "; ✓ that winner is better than the best "
+      + "baseline on the held-out test subjects, ≈ level with it, ✗ worse (the 95 % paired bootstrap interval of the RMSE "
+      + "difference excludes 0 for ✓ and ✗; without a paired interval no mark). Click a cell to list and plot its trials.";
   }
 
   function cellRows(sig, task) {
@@ -271,7 +279,7 @@
       const c = DATA.comparison[t];
       c.models.forEach(function (m, i) {
         const cmp = c.comparisons[m.key];
-        const diff = cmp ? fmt(cmp.rmse_diff) + " " + fmtCI(cmp.rmse_diff_ci) + (cmp.better === true ? " winner better" : cmp.better === false ? " not better" : "") : "";
+        const diff = cmp ? fmt(cmp.rmse_diff) + " " + fmtCI(cmp.rmse_diff_ci) + (cmp.better === true ? " winner better" : cmp.worse === true ? " baseline better" : cmp.better === false ? " no difference shown" : "") : "";
         const label = m.key === "winner" ? m.label + ": " + (c.winner.signature || "") + (c.winner.name ? " (" + c.winner.name + ")" : "") : m.label;
         body.append(el("tr", { "data-task": t, "data-model": m.key }, [
           el("td", { text: i === 0 ? t : "" }), el("td", { text: label }),

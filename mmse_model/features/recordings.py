@@ -1,7 +1,7 @@
 """Reading gaze recordings (`<subject>/<Q>.csv`: t,x,y) and MMSE labels (`labels.csv`), and
 resampling a recording to the rate RQA runs at (`resample`, docs/rqa.md).
 
-Two kinds of failure, two policies (issue 4):
+Two kinds of failure, two policies:
 - a recording that cannot be used raises `RecordingError`; the builder skips it and lists
   it in its report, because one bad file must not sink a cohort;
 - a malformed labels file raises `InputError`: every row of every dataset depends on it.

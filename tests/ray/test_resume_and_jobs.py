@@ -46,7 +46,10 @@ def result_lines(trial_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-def test_resume_after_driver_is_killed(ray_session, toy_root, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, stop):
+    """Ctrl-C (Tune ends its loop and returns) is an error with nothing written; a killed
+    driver writes nothing either. Either way `--resume` finishes the sweep."""
     config = small_sweep(tmp_path / "sweep.yaml", "resume_sweep", resources={"max_concurrent_trials": 1})
     command = [sys.executable, str(REPO / "ray_jobs" / "sweep.py"), "--config", str(config),
                "--data", str(toy_root), "--storage", str(tmp_path / "runs")]
@@ -61,11 +64,19 @@ def test_resume_after_driver_is_killed(ray_session, toy_root, tmp_path):
             break
         time.sleep(0.5)
     assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-    driver.send_signal(signal.SIGKILL)
-    driver.wait()
+    driver.send_signal(stop)
+    code = driver.wait(timeout=120)
     finished = {t.name: len(result_lines(t)) for t in trial_dirs(experiment)[:2]}
     assert all(n >= 4 for n in finished.values()), finished
-    assert not (experiment / "trials.csv").exists()
+    assert not (experiment / "trials.csv").exists() and not (experiment / "summary.json").exists()
+    if stop == signal.SIGINT:
+        output = (tmp_path / "driver.log").read_text()
+        errors = [line for line in output.splitlines() if line.startswith("sweep: error:")]
+        assert code == 1 and len(errors) == 1, output[-3000:]
+        assert "of 4 trials ended; no results written" in errors[0] and "--resume" in errors[0]
+    # Without --resume the same command refuses to start a second sweep in the folder.
+    again = subprocess.run(command, env=ray_session.env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "holds a sweep already" in again.stderr, again.stderr[-2000:]
 
     done = subprocess.run(command + ["--resume"], env=ray_session.env, capture_output=True, text=True,
                           timeout=300)

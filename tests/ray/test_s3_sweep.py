@@ -10,7 +10,6 @@ them from theirs). The sweep runs as `python -m mmse_app sweep` against the shar
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import os
@@ -124,7 +123,6 @@ def s3_sweep(ray_head, s3_server, toy_root, tmp_path_factory):
     log = tmp / "first.log"
     out = open(log, "w")
     driver = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=tmp)
-    outage = {}
     try:
         deadline = time.monotonic() + 300
         while driver.poll() is None and time.monotonic() < deadline:
@@ -134,10 +132,8 @@ def s3_sweep(ray_head, s3_server, toy_root, tmp_path_factory):
         assert driver.poll() is None, log.read_text()[-3000:]
         # The server goes away for a few seconds while trials are checkpointing.
         s3_server.stop()
-        outage["stopped"] = time.monotonic()
         time.sleep(4)
         s3_server.restart()
-        outage["seconds"] = time.monotonic() - outage["stopped"]
         driver.wait(timeout=420)
     finally:
         if driver.poll() is None:
@@ -153,13 +149,11 @@ def s3_sweep(ray_head, s3_server, toy_root, tmp_path_factory):
     resumed = run_driver(command + ["--resume"], env, tmp / "resume.log", cwd=tmp)
     after_resume = check_files(fs, experiment_key, tmp / "after_resume")
     return {"tmp": tmp, "storage": storage, "experiment": f"{storage}/{NAME}", "experiment_key": experiment_key,
-            "first": first, "first_rows": first_rows, "after_first": after_first, "resumed": resumed, "after_resume": after_resume, "fs": fs,
-            "outage": outage}
+            "first": first, "first_rows": first_rows, "after_first": after_first, "resumed": resumed, "after_resume": after_resume, "fs": fs}
 
 
 def test_outage_ridden_out_or_stopped_with_a_clear_error(s3_sweep):
     first = s3_sweep["first"]
-    assert s3_sweep["outage"]["seconds"] >= 4
     if first.returncode == 0:  # rode it out: results written, one row per trial (a trial whose
         rows = s3_sweep["first_rows"]  # retry failed too has an error row, which --resume redoes)
         assert rows is not None and len(rows) == SAMPLES, first.stdout[-3000:]
@@ -219,12 +213,6 @@ def test_predict_from_the_winners_checkpoint_uri(s3_sweep, toy_root, tmp_path, m
 
 
 def test_dashboard_from_s3(s3_sweep, tmp_path, monkeypatch):
-    import mmse_app
-
-    spec = importlib.util.find_spec("mmse_app.dashboard")
-    # Only this checkout's package counts: an editable install can find the module elsewhere.
-    if spec is None or Path(spec.origin).parent != Path(mmse_app.__file__).parent:
-        pytest.skip("mmse_app.dashboard is not on this branch yet (`mmse dashboard` is built on branch `dashboard`)")
     from mmse_app.cli import main
 
     for name, value in S3_ENV.items():
