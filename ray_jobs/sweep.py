@@ -293,10 +293,12 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     # The watchdog's last pass: trials that ended in Tune's final step.
     for item in release_orphaned_groups(ray.get_runtime_context().get_job_id()):
         print(f"watchdog: released placement group {item.group_id[:12]} left by {item.creator}", file=sys.stderr)
-    # Tune returns normally after Ctrl-C (it handles SIGINT itself): results of a sweep
-    # that did not end would read as final, so none are written.
+    # Tune returns normally after Ctrl-C (it handles SIGINT itself) and marks the trials it
+    # cut off TERMINATED: results of a sweep that did not end would read as final, so none
+    # are written. A trial that ended (its function returned, or the scheduler stopped it)
+    # has `done` in its last result; one that failed for good has an error.
     expected = sweep.samples * len(tasks) * len(signature_groups(signatures, sweep.signatures_per_trial))
-    ended = result_grid.num_terminated + result_grid.num_errors
+    ended = sum(1 for r in result_grid if r.error is not None or (r.metrics or {}).get("done") is True)
     if ended < expected:
         raise SweepInterrupted(f"{experiment}: the sweep stopped with {ended} of {expected} trials ended; no "
                                "results written; its state is kept: run the same command with --resume to finish it")

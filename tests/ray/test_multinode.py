@@ -109,7 +109,7 @@ def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_p
     before = job_ids(cluster)
     driver = start_sweep(cluster, sweep_yaml(tmp_path / "sweep.yaml", "on_worker", epochs=3), toy_root,
                          f"s3://{s3_server.bucket}/{prefix}", tmp_path / "driver.log")
-    assert driver.wait(timeout=400) == 0, (tmp_path / "driver.log").read_text()[-4000:]
+    assert driver.wait(timeout=900) == 0, (tmp_path / "driver.log").read_text()[-4000:]
     jobs = job_ids(cluster) - before
     actors = [a for a in actors_of(cluster, jobs) if kind(a) != "other"]
     assert {kind(a) for a in actors} == {"trial", "controller", "worker"}, [a.class_name for a in actors]
@@ -166,7 +166,7 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
     fs = s3_server.filesystem()
     victim = None
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while victim is None and driver.poll() is None and time.monotonic() < deadline:
             try:
                 infos = fs.get_file_info(pafs.FileSelector(f"{experiment_key}/train_runs", recursive=True))
@@ -181,7 +181,7 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
                     break
             time.sleep(0.2)
         assert victim not in (None, "head"), (victim, log.read_text()[-3000:])
-        assert driver.wait(timeout=400) == 0, log.read_text()[-4000:]
+        assert driver.wait(timeout=900) == 0, log.read_text()[-4000:]
     finally:
         if driver.poll() is None:
             driver.kill()

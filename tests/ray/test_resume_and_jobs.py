@@ -57,7 +57,7 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen(command, env=ray_session.env, stdout=log, stderr=subprocess.STDOUT)
     # One trial at a time: once the third trial has reported, the first two have finished.
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline and driver.poll() is None:
         trials = trial_dirs(experiment)
         if len(trials) >= 3 and len(result_lines(trials[2])) >= 1:
@@ -75,11 +75,11 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
         assert code == 1 and len(errors) == 1, output[-3000:]
         assert "of 4 trials ended; no results written" in errors[0] and "--resume" in errors[0]
     # Without --resume the same command refuses to start a second sweep in the folder.
-    again = subprocess.run(command, env=ray_session.env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(command, env=ray_session.env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "holds a sweep already" in again.stderr, again.stderr[-2000:]
 
     done = subprocess.run(command + ["--resume"], env=ray_session.env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = list(csv.DictReader(open(experiment / "trials.csv")))
     assert len(rows) == 1 * 2 * 2 and all(int(r["epochs_run"]) == 4 for r in rows)
@@ -116,7 +116,7 @@ def test_ray_job_submit(ray_session, toy_root, tmp_path):
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(ray_session.dashboard)
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 900
     status = client.get_job_status(job_id)
     while status not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED) and time.monotonic() < deadline:
         time.sleep(1)

@@ -124,7 +124,7 @@ def s3_sweep(ray_head, s3_server, toy_root, tmp_path_factory):
     out = open(log, "w")
     driver = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=tmp)
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while driver.poll() is None and time.monotonic() < deadline:
             if any(k.endswith(f"/{FILENAME}") for k in objects(fs, f"{experiment_key}/train_runs")):
                 break
@@ -134,7 +134,7 @@ def s3_sweep(ray_head, s3_server, toy_root, tmp_path_factory):
         s3_server.stop()
         time.sleep(4)
         s3_server.restart()
-        driver.wait(timeout=420)
+        driver.wait(timeout=900)
     finally:
         if driver.poll() is None:
             driver.kill()

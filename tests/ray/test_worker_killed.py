@@ -60,7 +60,7 @@ def kill_worker_when_held(log: Path, go: Path, dashboard: str, job: str, outcome
     from ray.util.state import list_actors
 
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline and not any(r["epoch"] == HOLD_AT for r in read_log(log)):
             time.sleep(0.1)
         workers = [a for a in list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], limit=1000, detail=True)
