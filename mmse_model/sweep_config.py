@@ -48,6 +48,8 @@ class WatchdogConfig(Schema):
     interval_s: Number = Field(5.0, gt=0.0)
     # No trial reported for this long while trials wait for resources: stop with an error
     # (resumable). Raise it on autoscaling clusters where a node can take minutes to come up.
+    # With nothing waiting, a running trial silent this long is killed and retried from its
+    # checkpoint: keep it well above a trial's start-up plus its longest epoch.
     stall_timeout_s: Number = Field(900.0, gt=0.0)
 
 

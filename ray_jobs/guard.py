@@ -11,6 +11,12 @@ and see every trial event as it happens.
   resources, the sweep stops with `SweepStalled`, whose one-line message says what is
   reserved and by whom. Tune's experiment state is kept, so `--resume` continues it once
   the resources are free.
+- Silent trials: a running trial that has reported nothing for `stall_timeout_s` while
+  nothing waits for resources is killed, and Tune retries it from its latest checkpoint.
+  Seen here under a CPU hog (Ray 2.60): a trial whose Train run had ended stayed blocked for
+  good in Tune's function-trainable session, its main thread putting a late report from the
+  Train controller into the result queue that only it drains (ray/train/_internal/session.py,
+  `get_next` -> `_get_result_from_queues` -> `report`); the sweep waited on it forever.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class SweepGuard(Callback):
         self.last_progress = time.monotonic()
         self.last_check = 0.0
         self.released = 0
+        self.last_heard: dict[str, float] = {}  # trial id -> when it started or last reported
+        self.killed: list[str] = []
 
     # Tune calls setup when a run starts (again after a restore, on the unpickled copy).
     def setup(self, **info: Any) -> None:
@@ -53,8 +61,11 @@ class SweepGuard(Callback):
             self.interval_s, self.stall_timeout_s = SweepGuard.current_settings
         self._reset()
 
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.last_progress = self.last_heard[trial.trial_id] = time.monotonic()
+
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        self.last_progress = time.monotonic()
+        self.last_progress = self.last_heard[trial.trial_id] = time.monotonic()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.last_progress = time.monotonic()
@@ -82,6 +93,27 @@ class SweepGuard(Callback):
             pending_groups = [g for g in ray_internals.placement_groups(job) if g.state == "PENDING"]
             if waiting or pending_groups:
                 raise SweepStalled(stall_message(idle, len(waiting) + len(pending_groups), job, self.resume_hint))
+            self.kill_silent_trials(trials, now)
+
+    def kill_silent_trials(self, trials, now: float) -> None:
+        """Kill running trials that have said nothing for `stall_timeout_s` (nothing waits for
+        resources: the caller checked): Tune sees the actor die and retries the trial."""
+        import ray
+
+        for trial in trials:
+            heard = self.last_heard.get(trial.trial_id)
+            if trial.status != "RUNNING" or heard is None or now - heard < self.stall_timeout_s:
+                continue
+            actor = ray_internals.trial_actor(trial)
+            if actor is None:
+                continue
+            print(f"watchdog: trial {trial.trial_id} reported nothing for {now - heard:.0f} s with nothing "
+                  "waiting for resources; killed it so that Tune retries it from its latest checkpoint",
+                  file=sys.stderr, flush=True)
+            ray.kill(actor, no_restart=True)
+            self.killed.append(trial.trial_id)
+            # Its retry has to be scheduled: waiting for it is not a stall.
+            self.last_progress = self.last_heard[trial.trial_id] = now
 
 
 def stall_message(idle_s: float, n_waiting: int, job: str, resume_hint: str) -> str:

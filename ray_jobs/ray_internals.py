@@ -8,7 +8,9 @@ Public Ray APIs are used everywhere else. What is here has no public equivalent:
 - Train V2's `DatasetsCallback`, dropped from runs that have no Ray Datasets, and the
   `_create_default_callbacks` hook through which it is dropped;
 - Tune's list of environment variables it copies from the driver into every trial actor's
-  runtime env, from which the AWS credentials are taken out.
+  runtime env, from which the AWS credentials are taken out;
+- a Tune trial's actor handle (`trial.temporary_state.ray_actor`), which the guard kills
+  when a trial hangs.
 
 `tests/ray/test_ray_internals.py` touches each of them, so an upgrade that moves one fails
 there, naming the Ray symbol, instead of somewhere deep inside a sweep.
@@ -38,6 +40,7 @@ SYMBOLS = (
     ("ray.train.v2._internal.constants", "ENABLE_PREEMPTION_WATCHER_ENV_VAR"),
     ("ray.train.v2.api.data_parallel_trainer", "DataParallelTrainer._create_default_callbacks"),
     ("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE"),
+    ("ray.tune.experiment.trial", "_TemporaryTrialState"),
 )
 
 # Tune copies these from the driver's environment into every trial actor's runtime env (and
@@ -161,6 +164,12 @@ def remove_group(group_id: str) -> None:
 
 
 # --- Tune -----------------------------------------------------------------------------------
+
+
+def trial_actor(trial) -> Any:
+    """The actor running a Tune trial, or None when it has none (pending, ended)."""
+    state = trial.temporary_state  # ray.tune.experiment.trial._TemporaryTrialState
+    return state.ray_actor
 
 
 def keep_credentials_out_of_trial_envs() -> None:

@@ -153,3 +153,38 @@ def test_stall_is_a_one_line_error_and_resume_finishes(ray_session, toy_root, tm
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     rows = list(csv.DictReader(open(experiment / "trials.csv")))
     assert len(rows) == 2 and all(int(r["epochs_run"]) >= 1 for r in rows)
+
+
+def _hangs_on_its_first_attempt(config):
+    """A trial that, on its first attempt, stays RUNNING and never reports (as a trial stuck in
+    Tune's session does); on its retry it reports and ends."""
+    import time
+
+    from ray import tune
+
+    marker = Path(config["marker"])
+    if not marker.exists():
+        marker.write_text("first attempt")
+        time.sleep(300)  # without the guard: an error after 300 s, retried, and no kill recorded
+        raise RuntimeError("nobody ended the silent attempt")
+    tune.report({"epoch": 1, "val/loss": 0.5})
+
+
+def test_a_silent_trial_is_killed_and_retried(ray_session, tmp_path, capfd):
+    """Nothing waits for resources and a running trial says nothing for stall_timeout_s: the
+    guard kills its actor and Tune's retry finishes it (the sweep does not wait forever)."""
+    from ray import tune
+
+    from ray_jobs.guard import SweepGuard
+
+    guard = SweepGuard(interval_s=0.5, stall_timeout_s=5.0)
+    tuner = tune.Tuner(
+        tune.with_resources(_hangs_on_its_first_attempt, {"CPU": 0.05}),
+        param_space={"marker": str(tmp_path / "marker")},
+        run_config=tune.RunConfig(name="silent", storage_path=str(tmp_path / "runs"), callbacks=[guard],
+                                  failure_config=tune.FailureConfig(max_failures=1)),
+    )
+    results = tuner.fit()
+    assert results.num_errors == 0 and results[0].metrics["val/loss"] == 0.5
+    assert len(guard.killed) == 1 and guard.killed[0] == results[0].metrics["trial_id"]
+    assert f"watchdog: trial {guard.killed[0]} reported nothing for" in capfd.readouterr().err
