@@ -63,9 +63,10 @@ class FoldBatchNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_models, width))
         self.register_buffer("running_mean", torch.zeros(n_models, width))
         self.register_buffer("running_var", torch.ones(n_models, width))
-        # Models that stopped keep their statistics (momentum 0), as a run of that signature
-        # alone would. Not saved: the trainer sets it from which signatures are active.
-        self.register_buffer("updating", torch.ones(n_models, 1, dtype=torch.bool), persistent=False)
+        # Per-model momentum once some model stopped (0 for those: they keep their statistics,
+        # as a run of that signature alone would); None, the scalar, until then. Not saved:
+        # the trainer sets it from which signatures are active.
+        self.register_buffer("momentum", None, persistent=False)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         # h: (K, B, W); mask: (K, B) bool or None (every row real)
@@ -80,7 +81,7 @@ class FoldBatchNorm(nn.Module):
             var = (((h - mean) ** 2) * weights).sum(dim=1, keepdim=True) / count
             with torch.no_grad():
                 unbiased = var * count / (count - 1).clamp(min=1)
-                momentum = self.updating.to(h.dtype) * BN_MOMENTUM  # exactly BN_MOMENTUM in h's dtype
+                momentum = BN_MOMENTUM if self.momentum is None else self.momentum
                 self.running_mean.lerp_(mean.squeeze(1), momentum)
                 self.running_var.lerp_(unbiased.squeeze(1), momentum)
         else:
@@ -114,7 +115,8 @@ class FoldMLP(nn.Module):
         """Freeze the batch-norm statistics of members that stopped (`active` (M,) bool);
         their weights are frozen by a learning rate of 0."""
         for norm in self.norms:
-            norm.updating.copy_(active.to(norm.updating.device).unsqueeze(1))
+            stats = norm.running_mean  # the momentum in their dtype: exactly BN_MOMENTUM, or 0
+            norm.momentum = active.to(device=stats.device, dtype=stats.dtype).unsqueeze(1) * BN_MOMENTUM
 
     def dropout_masks(self, seed: int, n_steps: int, rows: int, n_folds: int) -> list[torch.Tensor] | None:
         """Every step's dropout scales for an epoch, drawn at once: [(n_steps, M, rows, w)].

@@ -40,10 +40,13 @@ def test_gcs_tables_read_and_a_group_is_removed_by_id(ray_session):
     ray_internals.remove_group(record.group_id)
     import time
 
-    deadline = time.monotonic() + 30
-    while next(g for g in ray_internals.placement_groups(job) if g.group_id == record.group_id).live:
-        assert time.monotonic() < deadline, "the group was not removed"
+    def state() -> str:
+        return next(g for g in ray_internals.placement_groups(job) if g.group_id == record.group_id).state
+
+    deadline = time.monotonic() + 300  # a hang guard: removal is asynchronous in the GCS
+    while state() != "REMOVED" and time.monotonic() < deadline:
         time.sleep(0.2)
+    assert state() == "REMOVED", "the group was not removed"
 
     @ray.remote(num_cpus=0)
     class Probe:
