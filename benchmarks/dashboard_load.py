@@ -1,6 +1,6 @@
 """How long the dashboard takes with 5,000 trials: building the page, and loading it in a browser.
 
-Writes a synthetic finished sweep (`mmse_app.synthetic_sweep`: 36 signatures x 5 tasks x 28
+Writes a synthetic finished sweep (`tests.fixtures.synthetic_sweep`: 36 signatures x 5 tasks x 28
 samples, one signature per trial = 5,040 trials, ASHA max_t 100, grace 5, reduction 3), builds
 its page (read, data, render: timed apart) and opens it in headless Chromium (Debian's, through
 Playwright) from disk with every network request refused, timing from navigation to the moment
@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmse_app.dashboard import render_page  # noqa: E402
 from mmse_app.dashboard_data import load_experiment, page_data  # noqa: E402
-from mmse_app.synthetic_sweep import many_signatures, write_synthetic_sweep  # noqa: E402
-from mmse_model import atomic  # noqa: E402
+from mmse_model.core import atomic  # noqa: E402
+from tests.fixtures.synthetic_sweep import many_signatures, write_synthetic_sweep  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

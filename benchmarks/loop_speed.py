@@ -13,22 +13,30 @@ process's CPU time so that other work on the machine does not skew the ratio.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import explained_variance_score, mean_absolute_error, mean_squared_error, r2_score
+from sklearn.metrics import (
+    explained_variance_score,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+)
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from mmse_model.callbacks import CallbackManager
-from mmse_model.config import Config
-from mmse_model.data import build_fold_tensors, load_group, make_split
-from mmse_model.model import MLP
-from mmse_model.toy_data import write_planted_root
-from mmse_model.trainer import FoldFitter
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: tests.fixtures
+
+from mmse_model.core.config import Config
+from mmse_model.data.dataset import build_fold_tensors, load_group, make_split
+from mmse_model.training.callbacks import CallbackManager
+from mmse_model.training.loop import FoldFitter
+from mmse_model.training.model import MLP
+from tests.fixtures.toy_data import write_planted_root
 
 SIG = "m2_tau1_eps0.055_lmin2"
 

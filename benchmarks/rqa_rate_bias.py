@@ -33,10 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np
 
-from mmse_model import synth
+from mmse_model.core.domain import FEATURE_NAMES, TASKS, Signature
 from mmse_model.features import build
-from mmse_model.domain import FEATURE_NAMES, TASKS, Signature
-from mmse_model.features.build import BuildWarning, ItemResult, WorkItem, build_datasets, compute_items
+from mmse_model.features.build import (
+    BuildWarning,
+    ItemResult,
+    WorkItem,
+    build_datasets,
+    compute_items,
+)
+from mmse_model.synth import cohort as synth
 
 DEMO_SIGNATURES = ("m2_tau1_eps0.055_lmin2", "m3_tau3_eps0.08_lmin3")
 

@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np
 
-from mmse_model import synth
+from mmse_model.core.domain import parse_signature
 from mmse_model.features.build import recording_features, state_vectors, theiler_window
 from mmse_model.features.recordings import Recording
 from mmse_model.features.rqa import rqa_measures
-from mmse_model.domain import parse_signature
+from mmse_model.synth import cohort as synth
 
 SIGNATURE = parse_signature("m2_tau1_eps0.055_lmin2")
 THEILER = theiler_window("trajectory")

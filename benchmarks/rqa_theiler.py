@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np
 
-from mmse_model import synth
-from mmse_model.domain import RQA_RATE_HZ, TASKS, parse_signature
+from mmse_model.core.domain import RQA_RATE_HZ, TASKS, parse_signature
 from mmse_model.features.build import state_vectors, theiler_window
 from mmse_model.features.fixations import fixation_spans
 from mmse_model.features.recordings import read_recording, resample
 from mmse_model.features.rqa import squared_threshold
+from mmse_model.synth import cohort as synth
 
 DEMO_SIGNATURES = ("m2_tau1_eps0.055_lmin2", "m3_tau3_eps0.08_lmin3")
 MAX_LAG_S = 2.0

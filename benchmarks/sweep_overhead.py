@@ -30,6 +30,8 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: tests.fixtures
+
 TASK = "Q1"
 TICK = os.sysconf("SC_CLK_TCK")
 GRID = {"signatures": 36, "tasks": 5, "samples": 16}
@@ -152,10 +154,10 @@ def run_one_setting(args: argparse.Namespace) -> dict:
     """One sweep in this process (a fresh local Ray instance); returns its figures."""
     import ray
 
-    from mmse_model.sweep_config import SweepConfig
-    from mmse_model.toy_data import write_planted_root
+    from mmse_model.sweeps.config import SweepConfig
     from ray_jobs.sweep import build_tuner
     from ray_jobs.train import train_env
+    from tests.fixtures.toy_data import write_planted_root
 
     tmp = Path(tempfile.mkdtemp(prefix="mmse-bench-"))
     sigs = signatures(args.signatures)

@@ -18,7 +18,7 @@ from unittest import mock
 
 import numpy as np
 
-from mmse_model import synth
+from mmse_model.synth import cohort as synth
 
 
 def savetxt_csv(samples: np.ndarray) -> str:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mmse_model.errors import InputError
+from mmse_model.core.errors import InputError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from mmse_app.report import format_run
-    from mmse_model.runs import train_and_report, train_in_process
+    from mmse_model.training.runs import train_and_report, train_in_process
     from ray_jobs import train
 
     run = train.run_spec(args)
@@ -111,7 +111,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from mmse_app.dashboard import write_after_sweep
-    from mmse_model.sweep_config import load_sweep_config
+    from mmse_model.sweeps.config import load_sweep_config
     from ray_jobs.sweep import RESUME_HINT, run_sweep
     from ray_jobs.train import StorageUnavailable, absolute_storage, storage_join
 
@@ -145,7 +145,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from mmse_model.predict import predict_file
+    from mmse_model.bundle.predict import predict_file
     from ray_jobs.train import local_checkpoint
 
     with local_checkpoint(args.model) as model:  # a URI is read into a temporary copy
@@ -155,7 +155,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from mmse_model.synth import synthesize
+    from mmse_model.synth.cohort import synthesize
 
     synthesize(args.out, n_subjects=args.subjects, seed=args.seed)
     print(f"wrote a synthetic cohort of {args.subjects} subjects to {args.out}")

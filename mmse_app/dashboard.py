@@ -23,9 +23,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
-from mmse_model import atomic
-from mmse_model.errors import InputError
 from mmse_app.dashboard_data import load_experiment, page_data
+from mmse_model.core import atomic
+from mmse_model.core.errors import InputError
 
 ASSETS = Path(__file__).with_name("dashboard_assets")
 PAGE, VERSION = "index.html", "version.json"

@@ -25,10 +25,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from mmse_model.csv_cells import csv_value
-from mmse_model.domain import SCORE_RANGES, TASK_ITEMS, TASKS
-from mmse_model.errors import InputError
-from mmse_model.locations import check_location, redact
+from mmse_model.core.domain import SCORE_RANGES, TASK_ITEMS, TASKS
+from mmse_model.core.errors import InputError
+from mmse_model.core.locations import check_location, redact
+from mmse_model.sweeps.csv_cells import csv_value
 
 SCHEMA = 1
 TRIALS_CSV, SUMMARY_JSON, PREDICTIONS_CSV, RESULT_JSON, ERROR_TXT = (
@@ -455,8 +455,8 @@ def _reached(trials: list[dict[str, Any]], rungs: list[int]) -> dict[str, Any]:
 def _asha(provenance: dict[str, Any] | None, trials: list[TrialHistory]) -> dict[str, Any]:
     """ASHA's rungs: from the sweep config the results record (provenance), else from the
     trials' own config (the sweep hands each trial its rungs), else none."""
-    from mmse_model.config import Config
-    from mmse_model.sweep_config import AshaConfig
+    from mmse_model.core.config import Config
+    from mmse_model.sweeps.config import AshaConfig
     from ray_jobs.rungs import rungs
 
     sweep = (provenance or {}).get("sweep_config")

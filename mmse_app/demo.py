@@ -8,8 +8,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from mmse_model.errors import InputError
-from mmse_model.sweep_config import load_sweep_config
+from mmse_model.core.errors import InputError
+from mmse_model.sweeps.config import load_sweep_config
 
 DEMO_SIGNATURES = ("m2_tau1_eps0.055_lmin2", "m3_tau3_eps0.08_lmin3")
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
@@ -20,7 +20,7 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
 
     from mmse_app.dashboard import write_after_sweep
     from mmse_model.features.build import BuildWarning, build_datasets
-    from mmse_model.synth import synthesize
+    from mmse_model.synth.cohort import synthesize
     from ray_jobs.build_datasets import run_on_ray
     from ray_jobs.sweep import run_sweep
     from ray_jobs.train import connect

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmse_model.runs import RunResult
+from mmse_model.training.runs import RunResult
 
 ROWS = (("rmse", "RMSE"), ("mae", "MAE"), ("r2", "R^2"), ("pearson_r", "Pearson r"),
         ("explained_variance", "expl. var"), ("mape", "MAPE % range"))

@@ -1,6 +1,6 @@
 """The seed's API, kept callable: `QTrainer(q_tag, rqa_sig, config, device).fit(npz_path, ...)`.
 
-A thin shell over `mmse_model.trainer.train_run` that returns the seed's result dict
+A thin shell over `mmse_model.training.loop.train_run` that returns the seed's result dict
 (`best_val_loss`, `final_epoch`, `history` in the seed's `training_history` layout, ...).
 """
 
@@ -12,9 +12,15 @@ from typing import Any
 
 import torch
 
-from mmse_model.callbacks import DirectoryReporter, FileLogger, NullReporter, Reporter, TensorBoardLogger
-from mmse_model.config import Config
-from mmse_model.trainer import RunOutcome, RunSpec, seed_history, train_run
+from mmse_model.core.config import Config
+from mmse_model.training.callbacks import (
+    DirectoryReporter,
+    FileLogger,
+    NullReporter,
+    Reporter,
+    TensorBoardLogger,
+)
+from mmse_model.training.loop import RunOutcome, RunSpec, seed_history, train_run
 
 
 class QTrainer:

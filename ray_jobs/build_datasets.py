@@ -22,9 +22,17 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmse_model.domain import Signature
-from mmse_model.errors import InputError
-from mmse_model.features.build import MODES, BuildWarning, ItemResult, Runner, WorkItem, build_datasets, compute_items
+from mmse_model.core.domain import Signature
+from mmse_model.core.errors import InputError
+from mmse_model.features.build import (
+    MODES,
+    BuildWarning,
+    ItemResult,
+    Runner,
+    WorkItem,
+    build_datasets,
+    compute_items,
+)
 
 # Recordings per Ray task: a few hundred ms of work each, and enough tasks for a smooth
 # progress bar and load balance.

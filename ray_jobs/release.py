@@ -7,7 +7,6 @@ from __future__ import annotations
 # Ray 2.60 (ray-project/ray#54305): a group made by an actor lives until that actor and its
 # job are dead; when Tune ends a trial, a controller with max_failures >= 1 starts a
 # replacement worker group before it dies, which Train's PlacementGroupCleaner never sees.
-
 import logging
 from dataclasses import dataclass
 

@@ -22,20 +22,36 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from mmse_model.config import Config
-from mmse_model.errors import InputError
-from mmse_model.metrics import MONITOR
-from mmse_model.results import TrialRow, choose_checkpoint, format_summary, signature_rows, write_json, write_trials_csv
-from mmse_model.sweep_config import SweepConfig, apply_sample, discover, load_sweep_config
-from mmse_model.sweep_summary import summarise_sweep
-from mmse_model.trainer import RunSpec
+from mmse_model.core.config import Config
+from mmse_model.core.errors import InputError
+from mmse_model.evaluation.metrics import MONITOR
+from mmse_model.sweeps.config import SweepConfig, apply_sample, discover, load_sweep_config
+from mmse_model.sweeps.results import (
+    TrialRow,
+    choose_checkpoint,
+    format_summary,
+    signature_rows,
+    write_json,
+    write_trials_csv,
+)
+from mmse_model.sweeps.summary import summarise_sweep
+from mmse_model.training.loop import RunSpec
 from ray_jobs import ray_internals
 from ray_jobs.guard import SweepGuard, SweepInterrupted, SweepStalled
 from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
 from ray_jobs.rungs import rungs
 from ray_jobs.scheduler import PerTaskASHA
-from ray_jobs.train import (StorageUnavailable, absolute_storage, build_trainer, connect, load_payload,
-                            storage_errors, storage_join, storage_uri, worker_resources)
+from ray_jobs.train import (
+    StorageUnavailable,
+    absolute_storage,
+    build_trainer,
+    connect,
+    load_payload,
+    storage_errors,
+    storage_join,
+    storage_uri,
+    worker_resources,
+)
 
 TRAIN_RUNS = "train_runs"  # <storage>/<experiment>/train_runs/<trial_id>/checkpoint_*
 RESUME_HINT = "the sweep's state is kept: run the same command with --resume once the storage works again"
@@ -235,8 +251,8 @@ def write_results(experiment_uri: str, rows: list[TrialRow], summary: dict[str, 
     """Write results into the experiment folder (a local path or a storage URI)."""
     import tempfile
 
-    from mmse_model import atomic
-    from mmse_model.sweep_summary import write_predictions_csv
+    from mmse_model.core import atomic
+    from mmse_model.sweeps.summary import write_predictions_csv
 
     def write(folder: Path) -> None:
         write_trials_csv(rows, folder / "trials.csv")

@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from mmse_model.checkpoint import CheckpointPayload, load_checkpoint
-from mmse_model.config import Config, RayConfig
-from mmse_model.errors import InputError
-from mmse_model.locations import check_location, is_uri
-from mmse_model.runs import Runner
-from mmse_model.trainer import RunSpec
+from mmse_model.core.config import Config, RayConfig
+from mmse_model.core.errors import InputError
+from mmse_model.core.locations import check_location, is_uri
+from mmse_model.training.checkpoint import CheckpointPayload, load_checkpoint
+from mmse_model.training.loop import RunSpec
+from mmse_model.training.runs import Runner
 from ray_jobs import ray_internals
 
 
@@ -54,7 +54,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from mmse_model.trainer import train_run
+    from mmse_model.training.loop import train_run
 
     run = RunSpec.from_dict(loop_config["run"])
     context = ray.train.get_context()
@@ -205,8 +205,8 @@ def local_checkpoint(location: str) -> Iterator[Path]:
     a one-line CheckpointError, a storage that does not answer StorageUnavailable."""
     import tempfile
 
-    from mmse_model.checkpoint import FILENAME
-    from mmse_model.errors import CheckpointError
+    from mmse_model.core.errors import CheckpointError
+    from mmse_model.training.checkpoint import FILENAME
 
     if not is_uri(location):
         yield Path(location)
@@ -269,13 +269,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_spec(args: argparse.Namespace) -> RunSpec:
-    from mmse_model.config import load_config
+    from mmse_model.core.config import load_config
 
     return RunSpec(str(Path(args.data).resolve()), (args.sig,), args.q, load_config(args.config, args.set))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mmse_model.runs import train_and_report
+    from mmse_model.training.runs import train_and_report
 
     parser = argparse.ArgumentParser(description="One TorchTrainer run of the MMSE trainer")
     add_arguments(parser)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmse_model.config import Config
-from mmse_model.toy_data import write_planted_root
+from mmse_model.core.config import Config
+from tests.fixtures.toy_data import write_planted_root
 
 SIG = "m2_tau1_eps0.055_lmin2"
 WEAK_SIG = "m3_tau2_eps0.1_lmin2"

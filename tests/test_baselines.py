@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmse_model.baselines import BASELINES, score_baselines, training_folds
-from mmse_model.config import Config
-from mmse_model.toy_data import write_planted_root
-from mmse_model.trainer import RunSpec, load_run_data
+from mmse_model.core.config import Config
+from mmse_model.evaluation.baselines import BASELINES, score_baselines, training_folds
+from mmse_model.training.loop import RunSpec, load_run_data
+from tests.fixtures.toy_data import write_planted_root
 
 SIG = "m2_tau1_eps0.055_lmin2"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmse_model import synth
 from mmse_app.cli import main
 from mmse_model.features.rqa import FEATURE_NAMES
+from mmse_model.synth import cohort as synth
 
 SIGS = ["m2_tau1_eps0.055_lmin2", "m3_tau3_eps0.08_lmin3"]
 TASKS = ("Q1", "Q2", "Q3", "Q4", "Q5")

@@ -4,12 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from mmse_model.checkpoint import FORMAT, FORMAT_VERSION, FoldEnsemble, load_checkpoint, save_checkpoint
-from mmse_model.errors import CheckpointError
-from mmse_model.config import Config
-from mmse_model.evaluate import evaluate_on_test, held_out_rows
-from mmse_model.trainer import RunSpec, train_run
-
+from mmse_model.core.config import Config
+from mmse_model.core.errors import CheckpointError
+from mmse_model.evaluation.scoring import held_out_rows
+from mmse_model.training.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    FoldEnsemble,
+    load_checkpoint,
+    save_checkpoint,
+)
+from mmse_model.training.held_out import evaluate_on_test
+from mmse_model.training.loop import RunSpec, train_run
 from tests.conftest import SIG, WEAK_SIG
 from tests.test_trainer import Recorder
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmse_model.sweep_config import load_sweep_config
+from mmse_model.sweeps.config import load_sweep_config
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_FILES = ("cluster.yaml", "cluster-onprem.yaml")

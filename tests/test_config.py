@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmse_model.config import Config, load_config
-from mmse_model.errors import ConfigError
+from mmse_model.core.config import Config, load_config
+from mmse_model.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,6 @@
 """The dashboard's data and page, from small synthetic experiments (no Ray, no browser).
 
-`mmse_app.synthetic_sweep` writes what a sweep leaves in its experiment folder and returns the
+`tests.fixtures.synthetic_sweep` writes what a sweep leaves in its experiment folder and returns the
 ground truth (each trial's ending, curve and rows); the page's embedded document must say
 exactly that. The s3:// case is in tests/ray/test_dashboard_s3.py (it needs the S3 server),
 the real browser in tests/test_dashboard_browser.py.
@@ -24,11 +24,18 @@ from pathlib import Path
 import pytest
 
 from mmse_app.cli import main
-from mmse_app.dashboard import Dashboard, embed_json, render_page, serve, start_server, write_after_sweep
+from mmse_app.dashboard import (
+    Dashboard,
+    embed_json,
+    render_page,
+    serve,
+    start_server,
+    write_after_sweep,
+)
 from mmse_app.dashboard_data import load_experiment, page_data
-from mmse_app.synthetic_sweep import START, many_signatures, write_synthetic_sweep
-from mmse_model.errors import InputError
+from mmse_model.core.errors import InputError
 from ray_jobs.rungs import rungs
+from tests.fixtures.synthetic_sweep import START, many_signatures, write_synthetic_sweep
 
 SIG, WEAK = "m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from mmse_app.dashboard import write_dashboard
-from mmse_app.synthetic_sweep import many_signatures, write_synthetic_sweep
+from tests.fixtures.synthetic_sweep import many_signatures, write_synthetic_sweep
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

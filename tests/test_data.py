@@ -5,16 +5,15 @@ import pytest
 import torch
 
 from mmse_app.cli import main
-from mmse_model.config import Config
-from mmse_model.data import (
+from mmse_model.core.config import Config
+from mmse_model.core.errors import DataError
+from mmse_model.data.dataset import (
     build_fold_tensors,
     load_group,
     load_task_data,
     make_split,
     min_subjects,
 )
-from mmse_model.errors import DataError
-
 from tests.conftest import SIG, WEAK_SIG, save_npz
 
 Q1_RANGE = (0.0, 5.0)

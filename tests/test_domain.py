@@ -2,11 +2,18 @@
 
 import pytest
 
-from mmse_model.domain import (
-    FEATURE_NAMES, N_FEATURES, SCORE_RANGES, SUBTOTAL_RANGE, TASKS, Signature, format_signature, parse_signature,
+from mmse_model.core.domain import (
+    FEATURE_NAMES,
+    N_FEATURES,
+    SCORE_RANGES,
+    SUBTOTAL_RANGE,
+    TASKS,
+    Signature,
+    format_signature,
+    parse_signature,
     parse_signatures,
 )
-from mmse_model.errors import InputError
+from mmse_model.core.errors import InputError
 
 
 @pytest.mark.parametrize("text", [

@@ -5,17 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmse_model.baselines import baseline_predictions, training_folds
-from mmse_model.checkpoint import load_checkpoint, save_checkpoint
-from mmse_model.config import Config
-from mmse_model.data import Split, load_group, shared_split
-from mmse_model.evaluate import bootstrap_intervals, held_out_rows
-from mmse_model.results import signature_rows
-from mmse_model.sweep_summary import subtotal, summarise_sweep
-from mmse_model.toy_data import write_planted_root
-from mmse_model.trainer import RunSpec, load_run_data, train_run
-
+from mmse_model.core.config import Config
+from mmse_model.data.dataset import Split, load_group, shared_split
+from mmse_model.evaluation.baselines import baseline_predictions, training_folds
+from mmse_model.evaluation.scoring import bootstrap_intervals, held_out_rows
+from mmse_model.sweeps.results import signature_rows
+from mmse_model.sweeps.summary import subtotal, summarise_sweep
+from mmse_model.training.checkpoint import load_checkpoint, save_checkpoint
+from mmse_model.training.loop import RunSpec, load_run_data, train_run
 from tests.conftest import SIG, WEAK_SIG
+from tests.fixtures.toy_data import write_planted_root
 from tests.test_trainer import Recorder
 
 
@@ -127,7 +126,7 @@ def test_subtotal_sums_each_subjects_winners_and_reads_synthetic_groups(tmp_path
 def test_auc_is_sklearns_ties_included():
     from sklearn.metrics import roc_auc_score
 
-    from mmse_model.sweep_summary import _auc
+    from mmse_model.sweeps.summary import _auc
 
     rng = np.random.default_rng(0)
     labels = rng.random(200) < 0.3

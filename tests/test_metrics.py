@@ -3,7 +3,12 @@ import pytest
 from scipy.stats import pearsonr
 from sklearn import metrics as skm
 
-from mmse_model.metrics import calibration, member_metrics, regression_metrics, summarise_folds
+from mmse_model.evaluation.metrics import (
+    calibration,
+    member_metrics,
+    regression_metrics,
+    summarise_folds,
+)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from mmse_model.config import ArchConfig
-from mmse_model.model import MLP, FoldMLP, clip_grad_norm_per_model
-from mmse_model.trainer import epoch_batches
+from mmse_model.core.config import ArchConfig
+from mmse_model.training.loop import epoch_batches
+from mmse_model.training.model import MLP, FoldMLP, clip_grad_norm_per_model
 
 
 def test_fold_model_matches_plain_mlp_forward():

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from mmse_model.config import Config
-from mmse_model.errors import ConfigError
-from mmse_model.locations import check_location
-from mmse_model.sweep_config import SweepConfig, load_sweep_config
+from mmse_model.core.config import Config
+from mmse_model.core.errors import ConfigError
+from mmse_model.core.locations import check_location
+from mmse_model.sweeps.config import SweepConfig, load_sweep_config
 
 SECRET = "wJalrXUtnFEMI-not-a-real-key"
 

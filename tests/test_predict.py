@@ -3,9 +3,8 @@ import csv
 import numpy as np
 import pytest
 
-from mmse_model.checkpoint import FoldEnsemble, load_checkpoint
 from mmse_app.cli import main
-
+from mmse_model.training.checkpoint import FoldEnsemble, load_checkpoint
 from tests.conftest import SIG
 
 

@@ -7,16 +7,26 @@ import math
 
 import pytest
 
-from mmse_model.checkpoint import load_checkpoint, save_checkpoint
-from mmse_model.config import Config
-from mmse_model.errors import CheckpointError
-from mmse_model.results import (
-    COMPLETED, EARLY_STOPPED, ERRORED, STOPPED_BY_ASHA, TrialRow, best_per_signature_task, build_summary,
-    choose_checkpoint, format_summary, read_trials_csv, signature_rows, winners_per_task, write_json,
+from mmse_model.core.config import Config
+from mmse_model.core.errors import CheckpointError
+from mmse_model.sweeps.results import (
+    COMPLETED,
+    EARLY_STOPPED,
+    ERRORED,
+    STOPPED_BY_ASHA,
+    TrialRow,
+    best_per_signature_task,
+    build_summary,
+    choose_checkpoint,
+    format_summary,
+    read_trials_csv,
+    signature_rows,
+    winners_per_task,
+    write_json,
     write_trials_csv,
 )
-from mmse_model.trainer import RunSpec, train_run
-
+from mmse_model.training.checkpoint import load_checkpoint, save_checkpoint
+from mmse_model.training.loop import RunSpec, train_run
 from tests.conftest import SIG, WEAK_SIG
 from tests.test_trainer import Recorder
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmse_model import synth
 from mmse_model.features.fixations import detect_fixations
 from mmse_model.features.recordings import Recording
 from mmse_model.features.rqa import (
@@ -23,6 +22,7 @@ from mmse_model.features.rqa import (
     rqa_measures,
     squared_threshold,
 )
+from mmse_model.synth import cohort as synth
 
 RecurrencePlot = pytest.importorskip("pyunicorn.timeseries").RecurrencePlot
 REPO = Path(__file__).resolve().parents[1]

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmse_model import synth
-from mmse_model.domain import FEATURE_NAMES, RQA_RATE_HZ, parse_signatures
+from mmse_model.core.domain import FEATURE_NAMES, RQA_RATE_HZ, parse_signatures
 from mmse_model.features.build import recording_features, state_vectors, theiler_window
 from mmse_model.features.recordings import Recording, RecordingError, read_recording, resample
 from mmse_model.features.rqa import rqa_measures
+from mmse_model.synth import cohort as synth
 
 SIGNATURES = parse_signatures(["m2_tau1_eps0.055_lmin2", "m3_tau3_eps0.08_lmin3"])
 

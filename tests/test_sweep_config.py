@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mmse_model.errors import ConfigError, DataError
-from mmse_model.sweep_config import SweepConfig, apply_sample, discover, load_sweep_config
-from mmse_model.toy_data import write_planted_root
+from mmse_model.core.errors import ConfigError, DataError
+from mmse_model.sweeps.config import SweepConfig, apply_sample, discover, load_sweep_config
+from tests.fixtures.toy_data import write_planted_root
 
 REPO = Path(__file__).resolve().parents[1]
 

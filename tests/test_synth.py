@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmse_model import synth
 from mmse_app.cli import main
+from mmse_model.synth import cohort as synth
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ NUMBER = r"(-?\d+(?:\.\d+)?)"
 def documented(pattern: str) -> tuple[float, ...]:
     """The numbers that `pattern` (with NUMBER groups) captures in the module docstring."""
     match = re.search(pattern.replace("NUMBER", NUMBER), DOC)
-    assert match, f"not in mmse_model/synth.py's docstring: {pattern}"
+    assert match, f"not in mmse_model/synth/cohort.py's docstring: {pattern}"
     return tuple(float(g) for g in match.groups())
 
 

@@ -6,14 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from mmse_model.callbacks import CallbackManager, DirectoryReporter, History, ModelCheckpoint
-from mmse_model.checkpoint import load_checkpoint
 from mmse_model.compat import QTrainer
-from mmse_model.config import Config
-from mmse_model.data import build_fold_tensors, load_group, make_split
-from mmse_model.metrics import MONITOR
-from mmse_model.trainer import FoldFitter, RunSpec, epoch_batches, train_run
-
+from mmse_model.core.config import Config
+from mmse_model.data.dataset import build_fold_tensors, load_group, make_split
+from mmse_model.evaluation.metrics import MONITOR
+from mmse_model.training.callbacks import (
+    CallbackManager,
+    DirectoryReporter,
+    History,
+    ModelCheckpoint,
+)
+from mmse_model.training.checkpoint import load_checkpoint
+from mmse_model.training.loop import FoldFitter, RunSpec, epoch_batches, train_run
 from tests.conftest import SIG, WEAK_SIG
 
 

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mmse_model import atomic
-from mmse_model.domain import FEATURE_NAMES, RQA_RATE_HZ, TASKS, Signature, parse_signatures
-from mmse_model.errors import InputError
+from mmse_model.core import atomic
+from mmse_model.core.domain import FEATURE_NAMES, RQA_RATE_HZ, TASKS, Signature, parse_signatures
+from mmse_model.core.errors import InputError
 from mmse_model.features.fixations import detect_fixations
 from mmse_model.features.recordings import (
     Recording,

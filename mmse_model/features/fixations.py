@@ -5,14 +5,14 @@ fixations rather than to raw samples; fixations are found first with a velocity 
 (Salvucci & Goldberg 2000, "I-VT"). Defaults follow the Tobii I-VT filter (Olsen 2012):
 30 deg/s and a 60 ms minimum fixation. Gaze here is in normalised screen units, so the
 threshold is converted with the field of view that the synthetic cohort assumes
-(`FIELD_OF_VIEW_DEG`, a typical VR headset; mmse_model/domain.py).
+(`FIELD_OF_VIEW_DEG`, a typical VR headset; mmse_model/core/domain.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mmse_model.domain import FIELD_OF_VIEW_DEG
+from mmse_model.core.domain import FIELD_OF_VIEW_DEG
 from mmse_model.features.recordings import Recording
 
 VELOCITY_THRESHOLD_DEG_S = 30.0

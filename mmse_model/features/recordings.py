@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmse_model.domain import MMSE_MAX, SCORE_RANGES, TASKS
-from mmse_model.errors import InputError
+from mmse_model.core.domain import MMSE_MAX, SCORE_RANGES, TASKS
+from mmse_model.core.errors import InputError
 
 RECORDING_COLUMNS = ("t", "x", "y")
 LABEL_COLUMNS = ("subject_id", *TASKS)

@@ -57,8 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from mmse_model.domain import FEATURE_NAMES  # noqa: F401  (the order rqa_measures returns)
-
+from mmse_model.core.domain import FEATURE_NAMES  # noqa: F401  (the order rqa_measures returns)
 
 # pyunicorn's guard against empty denominators (RecurrencePlot._epsilon).
 _GUARD = 1e-8

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from mmse_model.toy_data import write_planted_root
+from tests.fixtures.toy_data import write_planted_root
 from tests.ray.s3_server import CREDENTIAL_ENV, free_ports, start_seaweed_s3
 
 # Read when Ray is first imported: set before anything here imports it. Token auth is on for

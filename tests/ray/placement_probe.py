@@ -36,7 +36,7 @@ def main(config_path: str, storage: str, out: str) -> None:
     from ray.train import RunConfig
     from ray.train.torch import TorchConfig
 
-    from mmse_model.config import Config
+    from mmse_model.core.config import Config
     from ray_jobs import ray_internals
     from ray_jobs.train import connect, scaling_config
 

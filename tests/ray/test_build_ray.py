@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mmse_model import synth
 from mmse_app.cli import main
+from mmse_model.synth import cohort as synth
 from tests.test_build import build_argv
 
 SIGS = ["m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.07_lmin3"]

@@ -15,7 +15,7 @@ from pyarrow import fs as pafs
 
 from mmse_app.cli import main
 from mmse_app.dashboard_data import load_experiment, page_data
-from mmse_app.synthetic_sweep import write_synthetic_sweep
+from tests.fixtures.synthetic_sweep import write_synthetic_sweep
 from tests.ray.s3_server import CREDENTIAL_ENV
 
 pytestmark = pytest.mark.ray

@@ -124,7 +124,7 @@ def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_p
 def test_gpu_train_workers_only_on_the_node_that_declares_gpus(cluster, tmp_path):
     """use_gpu: both Train workers (half a GPU each) go to the node with the (logical) GPU,
     although the CPU worker node has room for them; Ray hands them that GPU."""
-    from mmse_model.config import Config
+    from mmse_model.core.config import Config
 
     gpu = cluster.nodes.get("gpu") or cluster.add_node("gpu", "127.0.0.3", num_cpus=1, num_gpus=1,
                                                       labels="mmse-role=train")

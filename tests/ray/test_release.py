@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmse_model.sweep_config import load_sweep_config
+from mmse_model.sweeps.config import load_sweep_config
 from ray_jobs import ray_internals
 
 pytestmark = pytest.mark.ray

@@ -19,10 +19,10 @@ import pytest
 import torch
 from pyarrow import fs as pafs
 
-from mmse_model.checkpoint import FILENAME, load_checkpoint
-from mmse_model.config import Config
-from mmse_model.runs import train_and_report
-from mmse_model.trainer import RunSpec
+from mmse_model.core.config import Config
+from mmse_model.training.checkpoint import FILENAME, load_checkpoint
+from mmse_model.training.loop import RunSpec
+from mmse_model.training.runs import train_and_report
 from ray_jobs.train import ray_runner
 from tests.ray.s3_server import CREDENTIAL_ENV
 

@@ -25,8 +25,8 @@ import pytest
 import yaml
 from pyarrow import fs as pafs
 
-from mmse_model.checkpoint import FILENAME, FoldEnsemble, load_checkpoint
-from mmse_model.results import read_trials_csv
+from mmse_model.sweeps.results import read_trials_csv
+from mmse_model.training.checkpoint import FILENAME, FoldEnsemble, load_checkpoint
 from tests.ray.conftest import S3_ENV, SIG
 from tests.ray.s3_server import SECRET_KEY
 

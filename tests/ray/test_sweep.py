@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmse_model.checkpoint import load_checkpoint
-from mmse_model.results import STOPPED_BY_ASHA, read_trials_csv
-from mmse_model.sweep_config import load_sweep_config
+from mmse_model.sweeps.config import load_sweep_config
+from mmse_model.sweeps.results import STOPPED_BY_ASHA, read_trials_csv
+from mmse_model.training.checkpoint import load_checkpoint
 
 SIG, WEAK_SIG = "m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from mmse_model.checkpoint import load_checkpoint
-from mmse_model.config import Config
-from mmse_model.runs import train_and_report, train_in_process
-from mmse_model.trainer import RunSpec, train_run
+from mmse_model.core.config import Config
+from mmse_model.training.checkpoint import load_checkpoint
+from mmse_model.training.loop import RunSpec, train_run
+from mmse_model.training.runs import train_and_report, train_in_process
 from ray_jobs.train import ray_runner
 
 SIG = "m2_tau1_eps0.055_lmin2"  # the strong signature of the toy_root fixture

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import ray.train
 
-from mmse_model.checkpoint import load_checkpoint
-from mmse_model.config import Config
-from mmse_model.runs import train_and_report, train_in_process
-from mmse_model.trainer import RunSpec
+from mmse_model.core.config import Config
+from mmse_model.training.checkpoint import load_checkpoint
+from mmse_model.training.loop import RunSpec
+from mmse_model.training.runs import train_and_report, train_in_process
 from ray_jobs.train import ray_runner
 from tests.ray.conftest import SIG
 

@@ -6,10 +6,10 @@ import csv
 import io
 from pathlib import Path
 
-from mmse_model import atomic
-from mmse_model.checkpoint import FoldEnsemble, load_checkpoint
-from mmse_model.data import load_features
-from mmse_model.errors import DataError, InputError
+from mmse_model.core import atomic
+from mmse_model.core.errors import DataError, InputError
+from mmse_model.data.dataset import load_features
+from mmse_model.training.checkpoint import FoldEnsemble, load_checkpoint
 
 
 def predict_file(model: str | Path, input_path: str | Path, out_path: str | Path, signature: str | None = None) -> int:

@@ -1,6 +1,6 @@
 """The sweep's own config (`configs/sweep.yaml`): what to sweep, how, and where results go.
 
-A typed schema like the training config (mmse_model/schema.py), turned into Tune objects
+A typed schema like the training config (mmse_model/core/schema.py), turned into Tune objects
 by `ray_jobs/sweep.py`. Every trial's training config is `config` (a partial training
 config) with one sample of `search_space` applied on top; search-space keys are dotted
 paths of the training config.
@@ -13,11 +13,11 @@ from typing import Annotated, Any, Mapping
 
 from pydantic import BeforeValidator, Field
 
-from mmse_model.config import Config, CustomResources, read_yaml
-from mmse_model.domain import TASKS, is_signature, parse_signature
-from mmse_model.errors import ConfigError, DataError, InputError
-from mmse_model.locations import check_location
-from mmse_model.schema import Number, Schema
+from mmse_model.core.config import Config, CustomResources, read_yaml
+from mmse_model.core.domain import TASKS, is_signature, parse_signature
+from mmse_model.core.errors import ConfigError, DataError, InputError
+from mmse_model.core.locations import check_location
+from mmse_model.core.schema import Number, Schema
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 # Every trial must be scored on the same held-out subjects and folds: these are fixed.
@@ -67,7 +67,7 @@ class EvaluationConfig(Schema):
 class SweepConfig(Schema):
     name: str = Field("mmse_sweep", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     data_root: str = Field("data", min_length=1)
-    storage: str = Field("runs", min_length=1)  # path, NFS path or s3://bucket/prefix (mmse_model/locations.py)
+    storage: str = Field("runs", min_length=1)  # path, NFS path or s3://bucket/prefix (mmse_model/core/locations.py)
     signatures: Names = ()  # empty: every signature folder under data_root
     tasks: Names = ()  # empty: every task file found in all of them
     samples: int = Field(4, ge=1)  # hyper-parameter samples per task (and signature group)

@@ -3,7 +3,7 @@
 `FoldMLP` stacks the weights of M MLPs (one per signature and fold) along a leading
 dimension so one batched matmul (`torch.baddbmm`) runs a step for every one at once. The
 models share nothing: each has its own weights, batch-norm statistics, optimiser state and
-learning rate (mmse_model/optim.py) and gradient-norm clipping (`clip_grad_norm_per_model`).
+learning rate (mmse_model/training/optim.py) and gradient-norm clipping (`clip_grad_norm_per_model`).
 With `hidden_layers: 0` a model is linear in the standardised features. `MLP` is the plain
 single model, the shape the seed had, used for the TensorBoard graph and the equivalence
 tests.
@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmse_model.config import ArchConfig
-from mmse_model.domain import N_FEATURES
+from mmse_model.core.config import ArchConfig
+from mmse_model.core.domain import N_FEATURES
 
 BN_MOMENTUM = 0.1
 BN_EPS = 1e-5

@@ -13,9 +13,9 @@ from typing import Annotated, Any, Mapping
 import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
-from mmse_model.domain import SCORE_RANGES, TASKS, check_task
-from mmse_model.errors import ConfigError
-from mmse_model.schema import Number, Schema
+from mmse_model.core.domain import SCORE_RANGES, TASKS, check_task
+from mmse_model.core.errors import ConfigError
+from mmse_model.core.schema import Number, Schema
 
 
 class ArchConfig(Schema):

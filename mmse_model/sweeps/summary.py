@@ -4,7 +4,7 @@ Everything here is measured on the test subjects of the data root's one shared s
 which no trial, scheduler or early stop saw:
 
 - each task's winner (its checkpoint's fold ensemble) and the baselines, trained the same
-  way (mmse_model/baselines.py), with 95 % bootstrap intervals over test subjects, and the
+  way (mmse_model/evaluation/baselines.py), with 95 % bootstrap intervals over test subjects, and the
   winner minus each baseline as a paired interval: "better" only where it excludes 0;
 - the five-task subtotal (0-21) of the test subjects that every task's winner scored, with
   intervals, and where subject groups are given (a SYNTHETIC cohort's labels), the AUC of
@@ -22,15 +22,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mmse_model.baselines import baseline_predictions
-from mmse_model.callbacks import NullReporter
-from mmse_model.checkpoint import CheckpointPayload
-from mmse_model.config import Config
-from mmse_model.data import Split, load_group
-from mmse_model.domain import SUBTOTAL_RANGE, TASKS
-from mmse_model.errors import InputError
-from mmse_model.evaluate import bootstrap_intervals, score_predictions, test_predictions
-from mmse_model.results import TrialRow, build_summary, winners_per_task
+from mmse_model.core.config import Config
+from mmse_model.core.domain import SUBTOTAL_RANGE, TASKS
+from mmse_model.core.errors import InputError
+from mmse_model.data.dataset import Split, load_group
+from mmse_model.evaluation.baselines import baseline_predictions
+from mmse_model.evaluation.scoring import bootstrap_intervals, score_predictions
+from mmse_model.sweeps.results import TrialRow, build_summary, winners_per_task
+from mmse_model.training.callbacks import NullReporter
+from mmse_model.training.checkpoint import CheckpointPayload
+from mmse_model.training.held_out import test_predictions
 
 NETWORK = "network"
 PREDICTION_COLUMNS = ("task", "signature", "subject_id", "true", "predicted", "fold_sd")
@@ -147,7 +148,7 @@ def outer_estimate(data_root: str | Path, task: str, signatures: list[str], conf
     the winning hyper-parameters (one packed run), choose the signature on the inner folds,
     score the choice on that split's test subjects. The hyper-parameter search itself is not
     repeated, so this is still a little optimistic; it does not reuse the sweep's test set."""
-    from mmse_model.trainer import RunSpec, load_run_data, train_run
+    from mmse_model.training.loop import RunSpec, load_run_data, train_run
 
     rmse, chosen = [], []
     for r in range(repeats):
@@ -169,7 +170,7 @@ def outer_estimate(data_root: str | Path, task: str, signatures: list[str], conf
 def write_predictions_csv(predictions: list[dict[str, Any]], path: str | Path) -> Path:
     import io
 
-    from mmse_model import atomic
+    from mmse_model.core import atomic
 
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=PREDICTION_COLUMNS, lineterminator="\n")

@@ -1,4 +1,4 @@
-"""Scoring a trained checkpoint on the held-out test subjects of its split."""
+"""Scoring predictions on the held-out test subjects of a split, with bootstrap intervals."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from mmse_model.checkpoint import CheckpointPayload, FoldEnsemble
-from mmse_model.data import Split, TaskData
-from mmse_model.metrics import calibration, member_metrics, regression_metrics
+from mmse_model.data.dataset import Split
+from mmse_model.evaluation.metrics import calibration, member_metrics, regression_metrics
 
 # Bootstrap over test subjects: replicates, interval level, and the metrics that get one.
 BOOTSTRAP_REPLICATES = 2000
@@ -33,20 +32,6 @@ def score_predictions(
         **calibration(y_true, y_pred),
         "n": int(len(y_true)),
     }
-
-
-def test_predictions(payload: CheckpointPayload, data: TaskData, split: Split, signature: str | None = None):
-    """(subject ids, true scores, predictions, sd over the fold-models) of the test rows."""
-    rows = held_out_rows(data.subject_ids, split)
-    per_fold = FoldEnsemble.from_checkpoint(payload, signature).predict_folds(data.X[rows])  # (K, n)
-    return data.subject_ids[rows], data.y[rows], per_fold.mean(axis=0), per_fold.std(axis=0, ddof=1)
-
-
-def evaluate_on_test(payload: CheckpointPayload, data: TaskData, split: Split,
-                     signature: str | None = None) -> dict[str, Any]:
-    """The fold ensemble's metrics on the test subjects, which no fold-model has seen."""
-    _, y_true, y_pred, _ = test_predictions(payload, data, split, signature)
-    return score_predictions(y_true, y_pred, (payload.score_range[0], payload.score_range[1]))
 
 
 def bootstrap_intervals(

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from pydantic import ConfigDict
 
-from mmse_model import atomic
-from mmse_model.config import Config
-from mmse_model.errors import CheckpointError, ConfigError
-from mmse_model.model import FoldMLP
-from mmse_model.schema import Schema
+from mmse_model.core import atomic
+from mmse_model.core.config import Config
+from mmse_model.core.errors import CheckpointError, ConfigError
+from mmse_model.core.schema import Schema
+from mmse_model.training.model import FoldMLP
 
 FORMAT = "mmse-checkpoint"
 FORMAT_VERSION = 2

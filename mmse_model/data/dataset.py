@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmse_model.domain import N_FEATURES, TASKS, check_task, parse_signature
-from mmse_model.errors import DataError
+from mmse_model.core.domain import N_FEATURES, TASKS, check_task, parse_signature
+from mmse_model.core.errors import DataError
 
 DEFAULT_FEATURE_NAMES = tuple(f"f{i}" for i in range(N_FEATURES))
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from mmse_model.data import Split, TaskData
-from mmse_model.evaluate import held_out_rows
+from mmse_model.data.dataset import Split, TaskData
+from mmse_model.evaluation.scoring import held_out_rows, score_predictions
 
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 HGB_GRID = {
@@ -82,7 +82,6 @@ def score_baselines(
     data: TaskData, split: Split, score_range: tuple[float, float], seed: int = 0
 ) -> dict[str, dict[str, Any]]:
     """Test metrics of each baseline (in points), plus the settings CV chose."""
-    from mmse_model.evaluate import score_predictions
 
     y_test = data.y[held_out_rows(data.subject_ids, split)]
     return {name: {**score_predictions(y_test, pred, score_range), **chosen}

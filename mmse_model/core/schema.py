@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from mmse_model.errors import ConfigError
+from mmse_model.core.errors import ConfigError
 
 S = TypeVar("S", bound="Schema")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
-from mmse_model.errors import ConfigError
+from mmse_model.core.errors import ConfigError
 
 # Query parameters (pyarrow's S3 URI options among them) that carry a secret.
 _SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sig")

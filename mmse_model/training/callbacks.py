@@ -5,7 +5,7 @@ The loop builds one record per epoch (a flat dict of namespaced floats) and hand
 which signatures improved, `final`: the run ends with this epoch, `write_checkpoint`).
 Every hook takes `**kwargs` and is a no-op by default, so a new argument breaks nobody.
 Callbacks with state expose `state_dict`/`load_state_dict` so a resumed run continues where
-it stopped. Deciding to stop is the loop's (mmse_model/trainer.py), from the one tracker.
+it stopped. Deciding to stop is the loop's (mmse_model/training/loop.py), from the one tracker.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from mmse_model import atomic
+from mmse_model.core import atomic
 
 log = logging.getLogger("mmse_model.train")
 

@@ -2,7 +2,7 @@
 
 Ray-free: `ray_jobs/sweep.py` hands over each trial's config, its per-epoch history (as
 Tune recorded it) and the checkpoint it names; the rows are read from that checkpoint,
-which holds every signature's best epoch, metrics and weights (mmse_model/checkpoint.py),
+which holds every signature's best epoch, metrics and weights (mmse_model/training/checkpoint.py),
 so a row and the weights it names always agree. Rankings are by validation loss (the mean
 over folds of the scaled validation MSE) and only within a task: losses of different tasks
 are on different scales. Validation numbers select; only test numbers estimate.
@@ -18,12 +18,12 @@ from typing import Any, Callable, Iterable, Literal
 
 from pydantic import ConfigDict
 
-from mmse_model import atomic
-from mmse_model.checkpoint import CheckpointPayload
-from mmse_model.csv_cells import csv_value
-from mmse_model.errors import CheckpointError
-from mmse_model.metrics import MONITOR
-from mmse_model.schema import Schema
+from mmse_model.core import atomic
+from mmse_model.core.errors import CheckpointError
+from mmse_model.core.schema import Schema
+from mmse_model.evaluation.metrics import MONITOR
+from mmse_model.sweeps.csv_cells import csv_value
+from mmse_model.training.checkpoint import CheckpointPayload
 
 # How a row's signature ended: ASHA stopped its trial at a rung, the core's early stopping
 # ended it, it ran every epoch, or its trial failed.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmse_model.errors import InputError
+from mmse_model.core.errors import InputError
 
 # The five VR tasks, one per MMSE sub-domain, and the MMSE item each stands for.
 TASKS: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4", "Q5")

@@ -33,20 +33,27 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from mmse_model.callbacks import (
+from mmse_model.core.config import Config
+from mmse_model.data.dataset import (
+    FoldTensors,
+    GroupData,
+    Split,
+    build_fold_tensors,
+    load_group,
+    shared_split,
+)
+from mmse_model.evaluation.metrics import MONITOR, member_metrics, summarise_folds
+from mmse_model.training.callbacks import (
     CallbackManager,
     History,
     LRLogger,
     ModelCheckpoint,
     Reporter,
 )
-from mmse_model.checkpoint import CheckpointPayload, SignatureState
-from mmse_model.config import Config
-from mmse_model.data import FoldTensors, GroupData, Split, build_fold_tensors, load_group, shared_split
-from mmse_model.metrics import MONITOR, member_metrics, summarise_folds
-from mmse_model.model import FoldMLP, clip_grad_norm_per_model
-from mmse_model.optim import MemberAdam, PlateauSchedule
-from mmse_model.tracking import Improvement
+from mmse_model.training.checkpoint import CheckpointPayload, SignatureState
+from mmse_model.training.model import FoldMLP, clip_grad_norm_per_model
+from mmse_model.training.optim import MemberAdam, PlateauSchedule
+from mmse_model.training.tracking import Improvement
 
 # The validation metrics an epoch record and a checkpoint keep per signature.
 RECORD_METRICS = ("rmse", "mae", "r2", "pearson_r", "explained_variance", "mape")
@@ -457,7 +464,7 @@ def train_run(
         fitter.load_state(resume, callbacks)
 
     def write_checkpoint(directory: Path, record: dict[str, float]) -> None:
-        from mmse_model.checkpoint import save_checkpoint
+        from mmse_model.training.checkpoint import save_checkpoint
 
         epoch = int(record["epoch"])
         save_checkpoint(directory, fitter.payload(run, group, split, callbacks, epoch, record,

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from mmse_model import atomic
-from mmse_model.callbacks import DirectoryReporter, FileLogger, TensorBoardLogger
-from mmse_model.checkpoint import CheckpointPayload, save_checkpoint
-from mmse_model.errors import InputError
-from mmse_model.evaluate import evaluate_on_test
-from mmse_model.schema import Schema
-from mmse_model.trainer import RunSpec, load_run_data, train_run
+from mmse_model.core import atomic
+from mmse_model.core.errors import InputError
+from mmse_model.core.schema import Schema
+from mmse_model.training.callbacks import DirectoryReporter, FileLogger, TensorBoardLogger
+from mmse_model.training.checkpoint import CheckpointPayload, save_checkpoint
+from mmse_model.training.held_out import evaluate_on_test
+from mmse_model.training.loop import RunSpec, load_run_data, train_run
 
 # (run, output folder) -> (final checkpoint payload, where the runner keeps its checkpoints)
 Runner = Callable[[RunSpec, Path], tuple[CheckpointPayload, str]]

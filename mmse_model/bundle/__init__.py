@@ -1,0 +1,1 @@
+"""What leaves a sweep: applying trained models to new subjects."""

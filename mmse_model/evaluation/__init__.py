@@ -1,0 +1,1 @@
+"""From a trained network to numbers: metrics in points, bootstrap intervals, baselines."""

@@ -1,0 +1,1 @@
+"""Learning: the batched model, its optimiser, the loop, its callbacks and checkpoints."""
