@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: tests.fixtures
 
 from mmse_model.core.config import Config
-from mmse_model.data.dataset import build_fold_tensors, load_group, make_split
+from mmse_model.data.dataset import build_member_tensors, load_group, make_split
 from mmse_model.training.callbacks import CallbackManager
 from mmse_model.training.loop import FoldFitter
 from mmse_model.training.model import MLP
@@ -116,7 +116,7 @@ def main() -> None:
         root = write_planted_root(Path(tmp), {SIG: 1.0}, tasks=("Q1",), n_subjects=args.n)
         group = load_group(root, [SIG], "Q1", config.score_range("Q1"))
     split = make_split(group.subject_ids, group.y, args.folds, config.split.test_fraction, config.split.seed)
-    folds = build_fold_tensors(group, split, config.score_range("Q1"))
+    folds = build_member_tensors(group, split, config.score_range("Q1"))
 
     batched_epochs(folds, config, 2)  # warm-up: first-call allocations and kernel selection
     # Interleaved repeats, best of each: another process competing for the cores slows

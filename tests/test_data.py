@@ -8,7 +8,7 @@ from mmse_app.cli import main
 from mmse_model.core.config import Config
 from mmse_model.core.errors import DataError
 from mmse_model.data.dataset import (
-    build_fold_tensors,
+    build_member_tensors,
     load_group,
     load_task_data,
     make_split,
@@ -168,7 +168,7 @@ def test_standardiser_uses_training_subjects_only(data_root):
     group = load_group(data_root, [SIG], "Q1", Q1_RANGE)
     data = group.task_data(SIG)
     split = make_split(data.subject_ids, data.y, 3, 0.2, 0)
-    folds = build_fold_tensors(group, split, Q1_RANGE, dtype=torch.float64)
+    folds = build_member_tensors(group, split, Q1_RANGE, dtype=torch.float64)
     for k in range(3):
         train_ids = [s for s, f in split.fold_of_subject.items() if f != k]
         rows = np.isin(data.subject_ids, train_ids)
@@ -205,7 +205,7 @@ def test_a_group_aligns_rows_across_signatures(tmp_path):
     np.testing.assert_array_equal(group.subject_ids, np.sort(ids))
     np.testing.assert_allclose(group.X[1], 2 * group.X[0])
     split = make_split(group.subject_ids, group.y, 3, 0.2, 0)
-    folds = build_fold_tensors(group, split, Q1_RANGE, dtype=torch.float64)
+    folds = build_member_tensors(group, split, Q1_RANGE, dtype=torch.float64)
     assert folds.n_members == 6 and folds.n_folds == 3 and folds.n_signatures == 2
     torch.testing.assert_close(folds.y_train[0], folds.y_train[3])  # signature 2's fold 0 = signature 1's
 

@@ -6,12 +6,12 @@ from torch import nn
 
 from mmse_model.core.config import ArchConfig
 from mmse_model.training.loop import epoch_batches
-from mmse_model.training.model import MLP, FoldMLP, clip_grad_norm_per_model
+from mmse_model.training.model import MLP, MemberMLPs, clip_grad_norm_per_model
 
 
 def test_fold_model_matches_plain_mlp_forward():
     arch = ArchConfig(h1=8, h2=4, dropout=0.0, use_batch_norm=True)
-    model = FoldMLP(arch, n_models=3)
+    model = MemberMLPs(arch, n_models=3)
     model.reset_parameters([1, 2, 3])
     x = torch.randn(3, 7, 10)
     model.train()
@@ -23,7 +23,7 @@ def test_fold_model_matches_plain_mlp_forward():
 
 def test_init_of_a_fold_does_not_depend_on_k():
     arch = ArchConfig(h1=8, h2=4)
-    a, b = FoldMLP(arch, 2), FoldMLP(arch, 4)
+    a, b = MemberMLPs(arch, 2), MemberMLPs(arch, 4)
     a.reset_parameters([11, 12])
     b.reset_parameters([11, 12, 13, 14])
     for (wa, _), (wb, _) in zip(a.layers(), b.layers()):
@@ -41,7 +41,7 @@ def test_per_model_clipping_leaves_other_models_alone():
 
 def test_masked_batch_norm_ignores_padding_rows():
     arch = ArchConfig(h1=6, h2=4, dropout=0.0, use_batch_norm=True)
-    model = FoldMLP(arch, n_models=1)
+    model = MemberMLPs(arch, n_models=1)
     model.reset_parameters([0])
     x = torch.randn(1, 5, 10)
     padded = torch.cat([x, 100 * torch.randn(1, 3, 10)], dim=1)

@@ -8,7 +8,7 @@ import torch
 
 from mmse_model.compat import QTrainer
 from mmse_model.core.config import Config
-from mmse_model.data.dataset import build_fold_tensors, load_group, make_split
+from mmse_model.data.dataset import build_member_tensors, load_group, make_split
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.training.callbacks import (
     CallbackManager,
@@ -34,7 +34,7 @@ class Recorder:
 def fitter_for(data_root, config, signatures, task="Q1", dtype=torch.float64):
     group = load_group(data_root, signatures, task, config.score_range(task))
     split = make_split(group.subject_ids, group.y, config.split.folds, config.split.test_fraction, config.split.seed)
-    folds = build_fold_tensors(group, split, config.score_range(task), dtype=dtype)
+    folds = build_member_tensors(group, split, config.score_range(task), dtype=dtype)
     return FoldFitter(config, folds, tuple(signatures))
 
 

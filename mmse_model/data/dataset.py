@@ -365,7 +365,7 @@ class Standardiser:
 
 
 @dataclass
-class FoldTensors:
+class MemberTensors:
     """Every member's train and validation rows, padded to a common length.
 
     Member m = s * K + k holds signature s's features of fold k's rows. Rows past
@@ -392,18 +392,18 @@ class FoldTensors:
     def n_folds(self) -> int:
         return self.n_members // self.n_signatures
 
-    def to(self, device: torch.device) -> "FoldTensors":
+    def to(self, device: torch.device) -> "MemberTensors":
         for name in ("X_train", "y_train", "train_counts", "X_val", "y_val", "val_mask"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
 
-def build_fold_tensors(
+def build_member_tensors(
     group: GroupData,
     split: Split,
     score_range: tuple[float, float],
     dtype: torch.dtype = torch.float32,
-) -> FoldTensors:
+) -> MemberTensors:
     low, high = score_range
     y_scaled = (group.y - low) / (high - low)
     fold_of_row = np.array([split.fold_of_subject.get(s, -1) for s in group.subject_ids])
@@ -416,7 +416,7 @@ def build_fold_tensors(
     X_train, y_train, train_counts = _pad(train_X, [y_scaled[train_rows[k]] for _, k in members], dtype)
     X_val, y_val, val_counts = _pad(val_X, [y_scaled[val_rows[k]] for _, k in members], dtype)
     val_mask = torch.arange(X_val.shape[1])[None, :] < val_counts[:, None]
-    return FoldTensors(X_train, y_train, train_counts[: split.folds], X_val, y_val, val_mask, standardiser,
+    return MemberTensors(X_train, y_train, train_counts[: split.folds], X_val, y_val, val_mask, standardiser,
                        score_range, len(group.signatures))
 
 

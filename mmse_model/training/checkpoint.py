@@ -23,7 +23,7 @@ from mmse_model.core import atomic
 from mmse_model.core.config import Config
 from mmse_model.core.errors import CheckpointError, ConfigError
 from mmse_model.core.schema import Schema
-from mmse_model.training.model import FoldMLP
+from mmse_model.training.model import MemberMLPs
 
 FORMAT = "mmse-checkpoint"
 FORMAT_VERSION = 2
@@ -119,7 +119,7 @@ class FoldEnsemble:
     to the task's score range (a sub-score cannot leave it) and the K are averaged.
     """
 
-    model: FoldMLP
+    model: MemberMLPs
     mean: torch.Tensor  # (K, 10)
     scale: torch.Tensor  # (K, 10)
     score_range: tuple[float, float]
@@ -135,7 +135,7 @@ class FoldEnsemble:
             signature = payload.signatures[0]
         rows = member_rows(payload.signature_index(signature), payload.folds)
         config = payload.training_config()
-        model = FoldMLP(config.arch, n_models=payload.folds).double()
+        model = MemberMLPs(config.arch, n_models=payload.folds).double()
         model.load_state_dict({name: t[rows] for name, t in payload.best_model_state.items()})
         model.eval()
         return cls(model, payload.standardiser_mean[rows].double(), payload.standardiser_scale[rows].double(),

@@ -7,7 +7,7 @@ worker takes its share of every batch.
 
 A run is one task under a group of signatures. Every signature of a task holds the same
 subjects and the split is the same for all of them, so the group's S signatures x K folds
-are M = S*K independent models in one `FoldMLP`. Everything that was per run is per
+are M = S*K independent models in one `MemberMLPs`. Everything that was per run is per
 signature: standardisers (per member), learning-rate schedule, early stopping, best epoch,
 best weights. A run of one signature is S = 1.
 
@@ -35,10 +35,10 @@ from torch import nn
 
 from mmse_model.core.config import Config
 from mmse_model.data.dataset import (
-    FoldTensors,
+    MemberTensors,
     GroupData,
     Split,
-    build_fold_tensors,
+    build_member_tensors,
     load_group,
     shared_split,
 )
@@ -51,7 +51,7 @@ from mmse_model.training.callbacks import (
     Reporter,
 )
 from mmse_model.training.checkpoint import CheckpointPayload, SignatureState
-from mmse_model.training.model import FoldMLP, clip_grad_norm_per_model
+from mmse_model.training.model import MemberMLPs, clip_grad_norm_per_model
 from mmse_model.training.optim import MemberAdam, PlateauSchedule
 from mmse_model.training.tracking import Improvement
 
@@ -122,7 +122,7 @@ class FoldFitter:
     """Owns the batched model, optimiser, schedule and per-signature tracker of one run."""
 
     config: Config
-    folds: FoldTensors
+    folds: MemberTensors
     signatures: tuple[str, ...]
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     rank: int = 0
@@ -135,7 +135,7 @@ class FoldFitter:
         assert S * K == M, (S, K, M)
         cfg = self.config
         self.fold_seeds = model_seeds(cfg.seed, K)
-        self.module = FoldMLP(cfg.arch, n_models=M)
+        self.module = MemberMLPs(cfg.arch, n_models=M)
         # Signature s's fold k starts from the same weights as in a run of s alone.
         self.module.reset_parameters(self.fold_seeds * S)
         self.module.to(device=self.device, dtype=self.folds.X_train.dtype)
@@ -450,7 +450,7 @@ def train_run(
     """The per-worker loop: load, split, build member tensors, fit (validation only)."""
     cfg = run.config
     group, split = load_run_data(run)
-    folds = build_fold_tensors(group, split, cfg.score_range(run.task))
+    folds = build_member_tensors(group, split, cfg.score_range(run.task))
     fitter = FoldFitter(cfg, folds, tuple(run.signatures), torch.device(device), rank, world_size, wrap_model)
     callbacks = CallbackManager([
         History(),

@@ -1,6 +1,6 @@
 """The MLP (10 -> [h1 -> [h2 ->]] 1), alone and as M independent models in one module.
 
-`FoldMLP` stacks the weights of M MLPs (one per signature and fold) along a leading
+`MemberMLPs` stacks the weights of M MLPs (one per signature and fold) along a leading
 dimension so one batched matmul (`torch.baddbmm`) runs a step for every one at once. The
 models share nothing: each has its own weights, batch-norm statistics, optimiser state and
 learning rate (mmse_model/training/optim.py) and gradient-norm clipping (`clip_grad_norm_per_model`).
@@ -91,7 +91,7 @@ class FoldBatchNorm(nn.Module):
         return normed * self.weight.unsqueeze(1) + self.bias.unsqueeze(1)
 
 
-class FoldMLP(nn.Module):
+class MemberMLPs(nn.Module):
     """M independent MLPs with stacked weights: input (M, B, 10) -> output (M, B).
 
     All linear weights and biases live in one (M, P) parameter, viewed per layer: the

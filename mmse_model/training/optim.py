@@ -1,6 +1,6 @@
 """Adam and a plateau schedule for stacked models that each keep their own learning rate.
 
-Every parameter of a `FoldMLP` has the member (signature x fold model) as its first
+Every parameter of a `MemberMLPs` has the member (signature x fold model) as its first
 dimension. Adam is element-wise, so one optimiser over the stacked tensors is M
 independent ones; what the members do not share is their learning rate: each signature
 has its own plateau schedule and stops on its own (learning rate 0). `MemberAdam` takes a

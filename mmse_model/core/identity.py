@@ -1,0 +1,102 @@
+"""What a dataset file holds: its signature, its task, and how its features were built.
+
+`mmse data build` writes these as 0-d string arrays beside `X` and `y` in every
+`<signature>/<Q>.npz` (no pickle: plain unicode arrays); a bundle records the same for each
+task's model. Wherever features meet a model the two are compared, and a mismatch is
+refused with one line naming what was expected and what was found (docs/design.md, "Data").
+Files written before identity existed have none: their folder names still say signature and
+task, and they are accepted for training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from mmse_model.core.errors import DataError
+
+# Bumped whenever the same recording and signature would give other feature values.
+BUILDER_VERSION = "2"
+
+IDENTITY_KEYS = ("signature", "task", "build_params", "builder_version")
+
+
+@dataclass(frozen=True)
+class BuildParams:
+    """The build settings that change feature values besides the signature itself."""
+
+    mode: str  # "trajectory" or "fixation"
+    rate_hz: float  # every recording resampled to this rate before embedding
+    theiler_window: int  # RQA leaves out pairs |i - j| < theiler_window
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "rate_hz": float(self.rate_hz), "theiler_window": int(self.theiler_window)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "BuildParams":
+        return cls(mode=str(data["mode"]), rate_hz=float(data["rate_hz"]),
+                   theiler_window=int(data["theiler_window"]))
+
+    def describe(self) -> str:
+        return f"mode={self.mode}, rate_hz={self.rate_hz:g}, theiler_window={self.theiler_window}"
+
+
+@dataclass(frozen=True)
+class DatasetIdentity:
+    """Signature and task of a dataset file, and (for built files) its build parameters."""
+
+    signature: str
+    task: str
+    build: BuildParams | None = None
+    builder_version: str | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The npz entries that record this identity (0-d unicode arrays)."""
+        if self.build is None or self.builder_version is None:
+            raise ValueError("a written dataset records its build parameters and builder version")
+        return {
+            "signature": np.array(self.signature),
+            "task": np.array(self.task),
+            "build_params": np.array(self.build.to_json()),
+            "builder_version": np.array(self.builder_version),
+        }
+
+    @classmethod
+    def from_arrays(cls, path: object, arrays: Mapping[str, np.ndarray]) -> "DatasetIdentity | None":
+        """The identity an npz records, or None for a file written before identity existed."""
+        present = [key for key in IDENTITY_KEYS if key in arrays]
+        if not present:
+            return None
+        missing = [key for key in IDENTITY_KEYS if key not in arrays]
+        if missing:
+            raise DataError(f"{path}: records {', '.join(present)} but not {', '.join(missing)}")
+        values = {}
+        for key in IDENTITY_KEYS:
+            value = arrays[key]
+            if value.shape != () or value.dtype.kind != "U":
+                raise DataError(f"{path}: {key} must be a single string, got dtype {value.dtype} shape {value.shape}")
+            values[key] = str(value)
+        try:
+            build = BuildParams.from_dict(json.loads(values["build_params"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{path}: build_params is not a build-parameter record ({exc})") from None
+        return cls(values["signature"], values["task"], build, values["builder_version"])
+
+    def mismatch(self, expected: "DatasetIdentity") -> str | None:
+        """What differs from `expected` (fields `expected` leaves None are not compared)."""
+        if self.signature != expected.signature:
+            return f"signature: expected {expected.signature}, found {self.signature}"
+        if self.task != expected.task:
+            return f"task: expected {expected.task}, found {self.task}"
+        if expected.build is not None and self.build is not None and self.build != expected.build:
+            return f"build parameters: expected {expected.build.describe()}, found {self.build.describe()}"
+        if (expected.builder_version is not None and self.builder_version is not None
+                and self.builder_version != expected.builder_version):
+            return f"builder version: expected {expected.builder_version}, found {self.builder_version}"
+        return None
