@@ -32,3 +32,14 @@ def test_mismatch_names_the_first_difference_with_both_values():
     fixation = BuildParams(mode="fixation", rate_hz=90.0, theiler_window=1)
     assert "build parameters: expected mode=fixation" in ident.mismatch(
         DatasetIdentity("m2_tau1_eps0.055_lmin2", "Q3", fixation, BUILDER_VERSION))
+
+
+def test_fingerprints_follow_content_not_order(tmp_path):
+    from mmse_model.core.hashing import combined_fingerprint, sha256_bytes, sha256_file
+
+    (tmp_path / "a").write_bytes(b"abc")
+    assert sha256_file(tmp_path / "a") == sha256_bytes(b"abc") == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    pairs = [("Q1.npz", "11"), ("Q2.npz", "22")]
+    assert combined_fingerprint(pairs) == combined_fingerprint(reversed(pairs))
+    assert combined_fingerprint(pairs) != combined_fingerprint([("Q1.npz", "11"), ("Q2.npz", "23")])
