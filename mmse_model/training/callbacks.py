@@ -47,6 +47,8 @@ class LoopContext:
 
 
 class Callback:
+    """A hook set for the loop; every hook is a no-op until a subclass says otherwise."""
+
     def __init__(self, state_key: str | None = None):
         self._state_key = state_key
 
