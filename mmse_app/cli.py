@@ -1,8 +1,10 @@
 """`mmse`: the command-line front of the trainer.
 
-Exit status: 0 done; 2 bad input or usage (one line on stderr, no traceback); 1 a sweep
-that stalled, or anything else. Heavy imports happen inside the commands so `--help` stays
-quick.
+Exit status: 0 done; 2 bad input or usage, 1 a run that could not finish (a sweep that
+stalled, a storage that does not answer): one line on stderr, no traceback, mapped once by
+`mmse_model.core.errors.run_command`. The parser imports neither torch nor Ray (the
+options live in `ray_jobs/options.py`); each command imports what it needs when it runs,
+so `mmse --help` stays quick.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mmse_model.core.errors import InputError
+from mmse_model.core.errors import InputError, run_command
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,19 +23,19 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ray_jobs import build_datasets, sweep, train
+    from ray_jobs import build_datasets, options
 
     parser = _Parser(prog="mmse", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train_cmd = commands.add_parser("train", help="train one (signature, task): K-fold CV, in-process or on Ray")
-    train.add_arguments(train_cmd)
+    options.add_train_arguments(train_cmd)
     train_cmd.add_argument("--no-ray", action="store_true", help="run the loop in this process")
     train_cmd.add_argument("--device", default="cpu", help="torch device for --no-ray (cpu, cuda, cuda:1)")
     train_cmd.set_defaults(func=_train)
 
     sweep_cmd = commands.add_parser("sweep", help="ASHA sweep over every signature and task on Ray Tune")
-    sweep.add_arguments(sweep_cmd)
+    options.add_sweep_arguments(sweep_cmd)
     sweep_cmd.set_defaults(func=_sweep)
 
     predict = commands.add_parser("predict", help="predict sub-scores for new subjects with a trained model")
@@ -79,18 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ray_jobs.guard import SweepInterrupted, SweepStalled
-    from ray_jobs.train import StorageUnavailable
-
-    try:
+    def body() -> int:
         args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
-    except InputError as exc:
-        print(f"mmse: error: {exc}", file=sys.stderr)
-        return 2
-    except (SweepStalled, SweepInterrupted, StorageUnavailable) as exc:
-        print(f"mmse: error: {exc}", file=sys.stderr)
-        return 1
+        return args.func(args)
+
+    return run_command("mmse", body)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -111,16 +106,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from mmse_app.dashboard import write_after_sweep
-    from mmse_model.sweeps.config import load_sweep_config
-    from ray_jobs.sweep import RESUME_HINT, run_sweep
-    from ray_jobs.train import StorageUnavailable, absolute_storage, storage_join
+    from ray_jobs.sweep import run_sweep_command
 
-    sweep = load_sweep_config(args.config, args.data, args.storage)
-    try:
-        run_sweep(sweep, resume=args.resume, address=args.address)
-    except StorageUnavailable as exc:
-        raise StorageUnavailable(f"{exc}; {RESUME_HINT}") from None
-    write_after_sweep(storage_join(absolute_storage(sweep.storage), sweep.name))
+    write_after_sweep(run_sweep_command(args))
     return 0
 
 

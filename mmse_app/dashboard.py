@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from mmse_app.dashboard_data import load_experiment, page_data
 from mmse_model.core import atomic
-from mmse_model.core.errors import InputError
+from mmse_model.core.errors import InputError, first_line
 
 ASSETS = Path(__file__).with_name("dashboard_assets")
 PAGE, VERSION = "index.html", "version.json"
@@ -129,8 +129,7 @@ def write_after_sweep(experiment: str, print_line: Callable[[str], None] = print
     try:
         page = write_dashboard(experiment)
     except Exception as exc:  # noqa: BLE001 - the sweep itself succeeded
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"mmse: warning: no dashboard ({message}); build it with: mmse dashboard {experiment}", file=sys.stderr)
+        print(f"mmse: warning: no dashboard ({first_line(exc)}); build it with: mmse dashboard {experiment}", file=sys.stderr)
         return None
     print_line(f"dashboard: {page}")
     return page

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mmse_model.core.domain import SCORE_RANGES, TASK_ITEMS, TASKS
-from mmse_model.core.errors import InputError
+from mmse_model.core.errors import InputError, first_line
 from mmse_model.core.locations import check_location, redact
 from mmse_model.sweeps.csv_cells import csv_value
 
@@ -57,7 +57,7 @@ class Store:
             try:
                 self.fs, self.root = pyarrow.fs.FileSystem.from_uri(uri)
             except (OSError, ValueError) as exc:
-                raise InputError(f"{uri}: cannot open: {_first_line(exc)}") from None
+                raise InputError(f"{uri}: cannot open: {first_line(exc)}") from None
             self.root = self.root.rstrip("/")
         else:
             self.root = str(Path(uri.removeprefix("file://")).expanduser().resolve())
@@ -120,7 +120,7 @@ class Store:
         try:
             return fn()
         except OSError as exc:  # unreadable (permissions, a storage server that does not answer)
-            raise InputError(f"{self.uri}: cannot read: {_first_line(exc)}") from None
+            raise InputError(f"{self.uri}: cannot read: {first_line(exc)}") from None
 
 
 @dataclass
@@ -710,7 +710,3 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return _plain(value.item())
     return value
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmse_model.core.domain import Signature
-from mmse_model.core.errors import InputError
+from mmse_model.core.errors import run_command
 from mmse_model.features.build import (
     MODES,
     BuildWarning,
@@ -123,11 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="build_datasets.py", description="RQA datasets from gaze recordings, on Ray")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run_build(args, run_on_ray, "build_datasets.py")
-    except InputError as exc:
-        print(f"build_datasets.py: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command("build_datasets.py", lambda: run_build(args, run_on_ray, "build_datasets.py"))
 
 
 if __name__ == "__main__":

@@ -27,15 +27,16 @@ from typing import Any
 
 from ray.tune import Callback
 
+from mmse_model.core.errors import RunFailure
 from ray_jobs import ray_internals
 from ray_jobs.release import release_orphaned_groups
 
 
-class SweepStalled(RuntimeError):
+class SweepStalled(RunFailure):
     """No trial made progress for too long while trials waited for resources."""
 
 
-class SweepInterrupted(RuntimeError):
+class SweepInterrupted(RunFailure):
     """Tune's loop returned before every trial ended (Ctrl-C, a signal)."""
 
 

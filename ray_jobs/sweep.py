@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mmse_model.core.config import Config
-from mmse_model.core.errors import InputError
+from mmse_model.core.errors import InputError, run_command
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.sweeps.config import SweepConfig, apply_sample, discover, load_sweep_config
 from mmse_model.sweeps.results import (
@@ -36,8 +36,8 @@ from mmse_model.sweeps.results import (
 )
 from mmse_model.sweeps.summary import summarise_sweep
 from mmse_model.training.loop import RunSpec
-from ray_jobs import ray_internals
-from ray_jobs.guard import SweepGuard, SweepInterrupted, SweepStalled
+from ray_jobs import options, ray_internals
+from ray_jobs.guard import SweepGuard, SweepInterrupted
 from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
 from ray_jobs.rungs import rungs
 from ray_jobs.scheduler import PerTaskASHA
@@ -358,31 +358,27 @@ def provenance(sweep: SweepConfig, started: str) -> dict[str, Any]:
 # --- command line ---------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="sweep YAML (configs/sweep.yaml, configs/demo.yaml)")
-    parser.add_argument("--data", help="data root (overrides the sweep config's data_root)")
-    parser.add_argument("--storage", help="storage path or URI (overrides the sweep config's storage)")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
-    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local instance)")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="ASHA sweep over every signature and task")
-    add_arguments(parser)
+    options.add_sweep_arguments(parser)
     args = parser.parse_args(argv)
+
+    def body() -> int:
+        run_sweep_command(args)
+        return 0
+
+    return run_command("sweep", body)
+
+
+def run_sweep_command(args: argparse.Namespace) -> str:
+    """`mmse sweep` and this script: load the sweep config, run it; a failed storage's
+    message says how to resume. Returns the experiment's storage location."""
+    sweep = load_sweep_config(args.config, args.data, args.storage)
     try:
-        sweep = load_sweep_config(args.config, args.data, args.storage)
         run_sweep(sweep, args.resume, args.address)
-    except InputError as exc:
-        print(f"sweep: error: {exc}", file=sys.stderr)
-        return 2
-    except (SweepStalled, SweepInterrupted) as exc:
-        print(f"sweep: error: {exc}", file=sys.stderr)
-        return 1
     except StorageUnavailable as exc:
-        print(f"sweep: error: {exc}; {RESUME_HINT}", file=sys.stderr)
-        return 1
-    return 0
+        raise StorageUnavailable(f"{exc}; {RESUME_HINT}") from None
+    return storage_join(absolute_storage(sweep.storage), sweep.name)
 
 
 if __name__ == "__main__":  # pragma: no cover

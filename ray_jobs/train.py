@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from mmse_model.core.config import Config, RayConfig
-from mmse_model.core.errors import InputError
+from mmse_model.core.errors import RunFailure, first_line, run_command
 from mmse_model.core.locations import check_location, is_uri
 from mmse_model.training.checkpoint import CheckpointPayload, load_checkpoint
 from mmse_model.training.loop import RunSpec
 from mmse_model.training.runs import Runner
-from ray_jobs import ray_internals
+from ray_jobs import options, ray_internals
 
 
 def train_env(ray_cfg: RayConfig) -> dict[str, str]:
@@ -173,13 +173,9 @@ def load_payload(checkpoint_uri: str) -> CheckpointPayload:
         return load_checkpoint(path)
 
 
-class StorageUnavailable(RuntimeError):
+class StorageUnavailable(RunFailure):
     """A storage URI that failed (unreachable, or it refused): not a missing object. The
     CLI prints the one-line message and exits with status 1; a sweep's state is kept."""
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 @contextlib.contextmanager
@@ -194,7 +190,7 @@ def storage_errors(location: str, what: str) -> Iterator[None]:
     except OSError as exc:
         if not is_uri(location):
             raise
-        raise StorageUnavailable(f"storage {location.partition('?')[0]}: {what} failed ({_first_line(exc)})") from None
+        raise StorageUnavailable(f"storage {location.partition('?')[0]}: {what} failed ({first_line(exc)})") from None
 
 
 @contextlib.contextmanager
@@ -223,7 +219,7 @@ def local_checkpoint(location: str) -> Iterator[Path]:
                 fs, path = pyarrow.fs.FileSystem.from_uri(base + sep + query)
                 pyarrow.fs.copy_files(path, f"{tmp}/{FILENAME}", source_filesystem=fs)
         except (FileNotFoundError, ValueError) as exc:  # no such object; not a URI pyarrow reads
-            raise CheckpointError(f"{base}: cannot read the checkpoint ({_first_line(exc)})") from None
+            raise CheckpointError(f"{base}: cannot read the checkpoint ({first_line(exc)})") from None
         yield Path(tmp)
 
 
@@ -256,18 +252,6 @@ def ray_runner(storage: str | None = None, address: str | None = None, callbacks
 # --- command line ---------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="data root holding <sig>/<Q>.npz")
-    parser.add_argument("--sig", required=True, help="RQA signature, e.g. m2_tau1_eps0.055_lmin2")
-    parser.add_argument("--q", required=True, help="task, Q1..Q5")
-    parser.add_argument("--config", help="YAML config (default: built-in defaults, configs/default.yaml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config key, e.g. training.lr=0.01 (repeatable)")
-    parser.add_argument("--out", required=True, help="output folder (must not hold a run yet)")
-    parser.add_argument("--storage", help="Ray storage path or URI for checkpoints (default: --out)")
-    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local instance)")
-
-
 def run_spec(args: argparse.Namespace) -> RunSpec:
     from mmse_model.core.config import load_config
 
@@ -278,16 +262,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mmse_model.training.runs import train_and_report
 
     parser = argparse.ArgumentParser(description="One TorchTrainer run of the MMSE trainer")
-    add_arguments(parser)
+    options.add_train_arguments(parser)
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         result = train_and_report(run_spec(args), Path(args.out), ray_runner(args.storage, args.address), "ray")
-    except InputError as exc:
-        print(f"train: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{result.task} on {result.signature}: test RMSE {result.test['rmse']:.3f} (n = {result.test['n']}); "
-          f"wrote {args.out}/model, {args.out}/result.json")
-    return 0
+        print(f"{result.task} on {result.signature}: test RMSE {result.test['rmse']:.3f} (n = {result.test['n']}); "
+              f"wrote {args.out}/model, {args.out}/result.json")
+        return 0
+
+    return run_command("train", body)
 
 
 if __name__ == "__main__":  # pragma: no cover

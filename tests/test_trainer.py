@@ -12,9 +12,9 @@ from mmse_model.data.dataset import build_member_tensors, load_group, make_split
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.training.callbacks import (
     CallbackManager,
+    CheckpointReporter,
     DirectoryReporter,
     History,
-    ModelCheckpoint,
 )
 from mmse_model.training.checkpoint import load_checkpoint
 from mmse_model.training.loop import FoldFitter, RunSpec, epoch_batches, train_run
@@ -44,7 +44,7 @@ def fit(fitter, epochs, reporter=None, payloads=None):
         if payloads is not None:
             payloads[int(record["epoch"])] = {k: v.clone() for k, v in fitter.module.state_dict().items()}
 
-    callbacks = CallbackManager([History(), ModelCheckpoint(reporter or Recorder(), every=0)])
+    callbacks = CallbackManager([History(), CheckpointReporter(reporter or Recorder(), every=0)])
     return fitter.fit(callbacks, epochs, write)
 
 

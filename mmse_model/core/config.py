@@ -48,7 +48,7 @@ class SplitConfig(Schema):
 
 class RegularizationConfig(Schema):
     # Decoupled (AdamW, the default: decay shrinks weights by lr * weight_decay per step) or
-    # Adam's L2 penalty added to the gradient (the seed's choice, far weaker under Adam).
+    # Adam's L2 penalty added to the gradient (the original design's choice, far weaker under Adam).
     weight_decay: Number = Field(1e-4, ge=0.0)
     decoupled_weight_decay: bool = True
     grad_clip_norm: Number = Field(1.0, ge=0.0)  # per fold-model; 0 turns clipping off

@@ -11,12 +11,14 @@ task, and they are accepted for training.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from mmse_model.core.errors import DataError
+from mmse_model.core.errors import DataError, first_line
 
 # Bumped whenever the same recording and signature would give other feature values.
 BUILDER_VERSION = "2"
@@ -87,6 +89,19 @@ class DatasetIdentity:
         except (ValueError, KeyError, TypeError) as exc:
             raise DataError(f"{path}: build_params is not a build-parameter record ({exc})") from None
         return cls(values["signature"], values["task"], build, values["builder_version"])
+
+    @classmethod
+    def from_npz(cls, path: str | Path) -> "DatasetIdentity | None":
+        """The identity a dataset file records (only those entries are read), or None."""
+        try:
+            archive = np.load(path, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: not an npz archive (a single .npy array)")
+            with archive:
+                arrays = {key: archive[key] for key in IDENTITY_KEYS if key in archive.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise DataError(f"{path}: not a readable npz archive ({first_line(exc)})") from None
+        return cls.from_arrays(path, arrays)
 
     def mismatch(self, expected: "DatasetIdentity") -> str | None:
         """What differs from `expected` (fields `expected` leaves None are not compared)."""

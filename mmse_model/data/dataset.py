@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from mmse_model.core.domain import N_FEATURES, TASKS, check_task, parse_signature
-from mmse_model.core.errors import DataError
+from mmse_model.core.errors import DataError, first_line
 
 DEFAULT_FEATURE_NAMES = tuple(f"f{i}" for i in range(N_FEATURES))
 
@@ -48,7 +48,7 @@ def load_task_data(path: str | Path, score_range: tuple[float, float]) -> TaskDa
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{path}: not a readable npz archive ({_first_line(exc)})") from None
+        raise DataError(f"{path}: not a readable npz archive ({first_line(exc)})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(f"{path}: not an npz archive (a single .npy array)")
     with archive:
@@ -62,7 +62,7 @@ def load_task_data(path: str | Path, score_range: tuple[float, float]) -> TaskDa
                 # numpy refuses object arrays when allow_pickle=False.
                 raise DataError(f"{path}: array {key!r} holds pickled objects, refused") from None
             except (OSError, zipfile.BadZipFile, EOFError) as exc:
-                raise DataError(f"{path}: array {key!r} unreadable ({_first_line(exc)})") from None
+                raise DataError(f"{path}: array {key!r} unreadable ({first_line(exc)})") from None
 
     for key in ("X", "y"):
         if key not in arrays:
@@ -123,7 +123,7 @@ def load_features(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] |
         try:
             table = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf-8")
         except ValueError as exc:
-            raise DataError(f"{path}: not a readable CSV ({_first_line(exc)})") from None
+            raise DataError(f"{path}: not a readable CSV ({first_line(exc)})") from None
         columns = [c for c in (table.dtype.names or ()) if c != "subject_id"]
         if len(columns) != N_FEATURES:
             raise DataError(f"{path}: expected subject_id and {N_FEATURES} feature columns, got {len(columns)}")
@@ -146,7 +146,7 @@ def load_features(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] |
                 ids = archive["subject_id"].astype(str) if "subject_id" in archive.files else None
                 names = tuple(str(n) for n in archive["feature_names"]) if "feature_names" in archive.files else None
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-            raise DataError(f"{path}: not a readable npz archive ({_first_line(exc)})") from None
+            raise DataError(f"{path}: not a readable npz archive ({first_line(exc)})") from None
     if X.ndim != 2 or X.shape[1] != N_FEATURES:
         raise DataError(f"{path}: X must have shape (N, {N_FEATURES}), got {X.shape}")
     if not np.isfinite(X).all():
@@ -431,8 +431,3 @@ def _pad(
         X[k, : len(y)] = torch.from_numpy(x).to(dtype)
         Y[k, : len(y)] = torch.from_numpy(y).to(dtype)
     return X, Y, torch.tensor(counts, dtype=torch.long)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

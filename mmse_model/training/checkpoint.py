@@ -21,7 +21,7 @@ from pydantic import ConfigDict
 
 from mmse_model.core import atomic
 from mmse_model.core.config import Config
-from mmse_model.core.errors import CheckpointError, ConfigError
+from mmse_model.core.errors import CheckpointError, ConfigError, first_line
 from mmse_model.core.schema import Schema
 from mmse_model.training.model import MemberMLPs
 
@@ -94,8 +94,7 @@ def load_checkpoint(location: str | Path) -> CheckpointPayload:
     try:
         document = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file fails in many ways (KeyError, EOFError, ...)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first[:200]})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(exc, 200)})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an mmse checkpoint (no '{FORMAT}' format tag)")
     if document.get("format_version") != FORMAT_VERSION:

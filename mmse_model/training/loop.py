@@ -24,7 +24,8 @@ import copy
 import hashlib
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,8 +36,8 @@ from torch import nn
 
 from mmse_model.core.config import Config
 from mmse_model.data.dataset import (
-    MemberTensors,
     GroupData,
+    MemberTensors,
     Split,
     build_member_tensors,
     load_group,
@@ -45,9 +46,11 @@ from mmse_model.data.dataset import (
 from mmse_model.evaluation.metrics import MONITOR, member_metrics, summarise_folds
 from mmse_model.training.callbacks import (
     CallbackManager,
+    CheckpointReporter,
+    CheckpointWriter,
     History,
+    LoopContext,
     LRLogger,
-    ModelCheckpoint,
     Reporter,
 )
 from mmse_model.training.checkpoint import CheckpointPayload, SignatureState
@@ -275,15 +278,16 @@ class FoldFitter:
         self,
         callbacks: CallbackManager,
         epochs: int,
-        write_checkpoint: Callable[[Path, dict[str, float]], None],
+        write_checkpoint: CheckpointWriter,
     ) -> FitOutcome:
         started = time.perf_counter()
         es = self.config.early_stopping
         K = self.folds.n_folds
-        callbacks.on_train_begin(model=self.module)
+        context = LoopContext(self.module, self.signatures, write_checkpoint)
+        callbacks.on_train_begin(context)
         stop_reason, epoch = "", self.start_epoch - 1
         for epoch in range(self.start_epoch, epochs + 1):
-            callbacks.on_epoch_begin(epoch)
+            callbacks.on_epoch_begin(replace(context, epoch=epoch))
             epoch_started = time.perf_counter()
             train_loss = self.train_epoch(epoch)
             val_loss, metrics = self.validate()
@@ -309,13 +313,13 @@ class FoldFitter:
                     f"for {es.patience} epochs")
             record = self.epoch_record(epoch, train_loss, summaries, time.perf_counter() - epoch_started)
             self.stop_reason = stop_reason
-            callbacks.on_epoch_end(epoch, record, model=self.module, improved=improved, final=final,
-                                   write_checkpoint=write_checkpoint)
+            callbacks.on_epoch_end(replace(context, epoch=epoch, record=record, improved=improved, final=final,
+                                           stop_reason=stop_reason))
             if final:
                 break
         if self.restores_best:
             self.module.load_state_dict(self.best_state)
-        callbacks.on_train_end(model=self.module, stop_reason=stop_reason)
+        callbacks.on_train_end(replace(context, epoch=epoch, stop_reason=stop_reason))
         history = callbacks.find(History)
         return FitOutcome(epoch, stop_reason, self.outcomes(epoch), history.records if history else [],
                           time.perf_counter() - started)
@@ -334,8 +338,9 @@ class FoldFitter:
 
     @property
     def restores_best(self) -> bool:
-        """Does the run end on each member's best weights? (The seed's `restore_best`; with
-        early stopping off there is nothing to restore from, and the best is kept too.)"""
+        """Does the run end on each member's best weights? (The original design's
+        `restore_best`; with early stopping off there is nothing to restore from, and the best
+        is kept too.)"""
         es = self.config.early_stopping
         return es.restore_best or not es.enable
 
@@ -457,13 +462,13 @@ def train_run(
         LRLogger(),
         *(extra_callbacks or []),
         # Last, so the checkpoint it writes holds the other callbacks' updated state.
-        ModelCheckpoint(reporter, every=cfg.training.checkpoint_every, extra_epochs=run.checkpoint_epochs,
+        CheckpointReporter(reporter, every=cfg.training.checkpoint_every, extra_epochs=run.checkpoint_epochs,
                         write=rank == 0),
     ])
     if resume is not None:
         fitter.load_state(resume, callbacks)
 
-    def write_checkpoint(directory: Path, record: dict[str, float]) -> None:
+    def write_checkpoint(directory: Path, record: Mapping[str, float]) -> None:
         from mmse_model.training.checkpoint import save_checkpoint
 
         epoch = int(record["epoch"])
@@ -477,8 +482,9 @@ def train_run(
     return RunOutcome(outcome, final, split, group)
 
 
-def seed_history(records: list[dict[str, float]]) -> dict[str, list]:
-    """The seed's `training_history` layout, built from the epoch records."""
+def history_columns(records: list[dict[str, float]]) -> dict[str, list]:
+    """The epoch records as one list per metric: the original design's `training_history`
+    layout (`epochs`, `train_loss`, `val_loss`, `train_metrics`, `val_metrics`, and `lr`)."""
     return {
         "epochs": [int(r["epoch"]) for r in records],
         "train_loss": [r["train/loss"] for r in records],

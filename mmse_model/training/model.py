@@ -5,8 +5,8 @@ dimension so one batched matmul (`torch.baddbmm`) runs a step for every one at o
 models share nothing: each has its own weights, batch-norm statistics, optimiser state and
 learning rate (mmse_model/training/optim.py) and gradient-norm clipping (`clip_grad_norm_per_model`).
 With `hidden_layers: 0` a model is linear in the standardised features. `MLP` is the plain
-single model, the shape the seed had, used for the TensorBoard graph and the equivalence
-tests.
+single model, the shape the original design had, used for the TensorBoard graph and the
+equivalence tests.
 """
 
 from __future__ import annotations
