@@ -33,6 +33,7 @@ from mmse_model.features.build import (
     build_datasets,
     compute_items,
 )
+from mmse_model.features.recordings import DEFAULT_LIMITS, RecordingLimits
 
 # Recordings per Ray task: a few hundred ms of work each, and enough tasks for a smooth
 # progress bar and load balance.
@@ -99,16 +100,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", required=True, type=Path, help="labels.csv: subject_id,Q1,...,Q5[,mmse]")
     parser.add_argument("--signature", required=True, action="append", dest="signatures", metavar="SIG",
                         help="m<int>_tau<int>_eps<decimal>_lmin<int> (repeatable)")
-    parser.add_argument("--out", required=True, type=Path, help="data root to write")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="data root to write: new, empty, or one this command wrote (replaced whole)")
     parser.add_argument("--mode", choices=MODES, default="trajectory",
                         help="RQA on gaze samples (default) or on I-VT fixation sequences")
+    parser.add_argument("--max-duration-s", type=float, default=DEFAULT_LIMITS.max_duration_s, metavar="S",
+                        help="skip a recording longer than this (default %(default)g s)")
+    parser.add_argument("--max-file-mb", type=float, default=DEFAULT_LIMITS.max_file_mb, metavar="MB",
+                        help="skip a recording file larger than this, unread (default %(default)g MB)")
+    parser.add_argument("--strict", action="store_true",
+                        help="a recording or subject that would be skipped is an error (exit 2, nothing written)")
 
 
 def run_build(args: argparse.Namespace, runner: Runner, prog: str) -> int:
     """Build the datasets with `runner`, list skipped recordings as warnings, summarise."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BuildWarning)
-        report = build_datasets(args.recordings, args.labels, args.signatures, args.out, args.mode, runner)
+        limits = RecordingLimits(max_duration_s=args.max_duration_s, max_file_mb=args.max_file_mb)
+        report = build_datasets(args.recordings, args.labels, args.signatures, args.out, args.mode, runner,
+                                limits, args.strict)
     for warning in caught:
         if issubclass(warning.category, BuildWarning):
             print(f"{prog}: warning: {warning.message}", file=sys.stderr)

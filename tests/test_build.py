@@ -67,7 +67,7 @@ def test_rebuild_is_byte_identical(cohort: Path, tmp_path: Path) -> None:
     assert build(cohort, tmp_path / "a") == 0
     assert build(cohort, tmp_path / "b") == 0
     first = files(tmp_path / "a")
-    assert len(first) == 11  # 2 signatures x 5 tasks + the report
+    assert len(first) == 12  # 2 signatures x 5 tasks + the report + dataset.json
     assert build(cohort, tmp_path / "a") == 0  # over its own output: no temporaries left
     assert files(tmp_path / "a") == first == files(tmp_path / "b")
 

@@ -14,11 +14,13 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from mmse_model.core.errors import DataError, first_line
+from mmse_model.core.domain import TASKS, parse_signature
+from mmse_model.core.errors import DataError, InputError, first_line
+from mmse_model.core.hashing import combined_fingerprint, sha256_file
 
 # Bumped whenever the same recording and signature would give other feature values.
 BUILDER_VERSION = "2"
@@ -115,3 +117,125 @@ class DatasetIdentity:
                 and self.builder_version != expected.builder_version):
             return f"builder version: expected {expected.builder_version}, found {self.builder_version}"
         return None
+
+
+# --- the data root's manifest ----------------------------------------------------------------
+
+MANIFEST_NAME = "dataset.json"
+# Bumped when the manifest's layout changes; a reader refuses a newer one.
+MANIFEST_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """One `<signature>/<Q>.npz` of a data root: what it is and its content hash."""
+
+    path: str  # relative to the data root, with "/"
+    signature: str
+    task: str
+    sha256: str
+    rows: int
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "signature": self.signature, "task": self.task,
+                "sha256": self.sha256, "rows": self.rows}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """`<data_root>/dataset.json`: every dataset file with its sha256, the subjects of each
+    task, the build parameters and builder version, the source recordings' fingerprint, and
+    whether the cohort is SYNTHETIC. Written last by `mmse data build`: a root that has one
+    was built whole."""
+
+    build: BuildParams
+    builder_version: str
+    files: tuple[ManifestFile, ...]
+    subjects: Mapping[str, tuple[str, ...]]  # task -> subject ids, as written
+    source_fingerprint: str | None  # sha256 over the labels and every recording used
+    synthetic: bool = False
+
+    @property
+    def fingerprint(self) -> str:
+        """One sha256 over the dataset files' paths and contents (`combined_fingerprint`)."""
+        return combined_fingerprint((f.path, f.sha256) for f in self.files)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": MANIFEST_FORMAT,
+            "fingerprint": self.fingerprint,
+            "builder_version": self.builder_version,
+            "build_params": self.build.to_dict(),
+            "synthetic": self.synthetic,
+            "source_fingerprint": self.source_fingerprint,
+            "files": [f.to_dict() for f in sorted(self.files, key=lambda f: f.path)],
+            "subjects": {task: list(ids) for task, ids in sorted(self.subjects.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, where: object, data: object) -> "Manifest":
+        """The manifest a parsed dataset.json holds; anything malformed is a DataError."""
+        if not isinstance(data, dict):
+            raise DataError(f"{where}: not a dataset manifest (a JSON object)")
+        version = data.get("format")
+        if not isinstance(version, int) or version > MANIFEST_FORMAT or version < 1:
+            raise DataError(f"{where}: manifest format {version!r}; this code reads 1 to {MANIFEST_FORMAT}")
+        try:
+            files = tuple(
+                ManifestFile(str(f["path"]), str(f["signature"]), str(f["task"]), str(f["sha256"]), int(f["rows"]))
+                for f in data["files"]
+            )
+            subjects = {str(task): tuple(str(s) for s in ids) for task, ids in data["subjects"].items()}
+            manifest = cls(BuildParams.from_dict(data["build_params"]), str(data["builder_version"]), files,
+                           subjects, data.get("source_fingerprint"), bool(data.get("synthetic", False)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"{where}: not a dataset manifest ({type(exc).__name__}: {first_line(exc)})") from None
+        if data.get("fingerprint") != manifest.fingerprint:
+            raise DataError(f"{where}: its fingerprint does not match its own file list (edited by hand?)")
+        return manifest
+
+    @classmethod
+    def of_files(
+        cls,
+        root: str | Path,
+        written: Mapping[str, tuple["DatasetIdentity", Sequence[str]]],
+        build: BuildParams,
+        source_fingerprint: str | None,
+        synthetic: bool = False,
+        builder_version: str = BUILDER_VERSION,
+    ) -> "Manifest":
+        """The manifest of files just written under `root`: relative path -> (identity, the
+        file's subject ids). Every file records `build` and `builder_version`."""
+        for rel, (identity, _) in written.items():
+            if (identity.build, identity.builder_version) != (build, builder_version):
+                raise ValueError(f"{rel}: a data root's files share one build and builder version")
+        files, subjects = [], {}
+        for rel, (identity, ids) in sorted(written.items()):
+            files.append(ManifestFile(rel, identity.signature, identity.task,
+                                      sha256_file(Path(root) / rel), len(ids)))
+            subjects.setdefault(identity.task, tuple(dict.fromkeys(str(s) for s in ids)))
+        return cls(build, builder_version, tuple(files), subjects, source_fingerprint, synthetic)
+
+
+def path_identity(path: str | Path) -> tuple[str | None, str | None]:
+    """(signature, task) that a path `<signature>/<Q>.npz` says; None for a part it does not."""
+    path = Path(path)
+    task = path.stem if path.suffix == ".npz" and path.stem in TASKS else None
+    try:
+        signature: str | None = parse_signature(path.parent.name).name
+    except InputError:
+        signature = None
+    return signature, task
+
+
+def check_against_path(path: str | Path, recorded: DatasetIdentity | None) -> None:
+    """Refuse a file whose recorded signature or task differs from what its path says."""
+    if recorded is None:
+        return
+    signature, task = path_identity(path)
+    if signature is not None and recorded.signature != signature:
+        raise DataError(f"{path}: records signature {recorded.signature} but its folder says {signature} "
+                        f"(expected {signature}, found {recorded.signature})")
+    if task is not None and recorded.task != task:
+        raise DataError(f"{path}: records task {recorded.task} but its name says {task} "
+                        f"(expected {task}, found {recorded.task})")

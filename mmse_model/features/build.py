@@ -6,17 +6,27 @@ The work splits into three phases so that Ray can run the middle one:
    before any work, and lists the (subject, task) recordings to process;
 2. `compute_items` turns a batch of recordings into features for every signature. It is a
    pure function of its arguments (no torch, no globals), so a Ray task can run it;
-3. `write_datasets` applies the skip policy and writes every file atomically.
+3. `write_datasets` applies the skip policy and writes the whole data root into a staging
+   folder beside `out`, which then replaces `out` as a whole: after a build the folder holds
+   exactly what this build wrote, and a failed build leaves the old one untouched.
+
+Every `<sig>/<Q>.npz` records its identity (signature, task, build parameters, builder
+version: `core/identity.py`) and the root gets `dataset.json` (`Manifest`): each file's
+sha256, the subjects of each task, the build parameters and the source recordings'
+fingerprint.
 
 Every recording is resampled to RQA_RATE_HZ first, and RQA leaves out the pairs closer in
 time than the Theiler window (`theiler_window`), so that no feature follows the tracker's
 sampling rate; docs/rqa.md has the choices and the measurements behind them.
 
-Skip policy: a recording that cannot be used (unreadable, empty, missing columns,
-non-numeric, no valid samples, too short for some signature's embedding, no labels for its
-subject) is dropped from that task in *every* signature, because the data contract says a
+Skip policy: a recording that cannot be used (unreadable, binary or not UTF-8, empty, header
+only, missing columns or rows of another width, non-numeric, no valid samples, coordinates far
+outside the screen, timestamps that repeat or go back, longer than `max_duration_s`, a file
+above `max_file_mb`, too short for some signature's embedding, no labels for its subject;
+`recordings.py` checks them before anything large is allocated) is dropped from that task in *every* signature, because the data contract says a
 task's files hold the same subjects in every signature. Every skip is listed in
-`<out>/build_report.csv` and summarised in a `BuildWarning`; none is silent.
+`<out>/build_report.csv` and summarised in a `BuildWarning`; none is silent. With `strict`,
+any skip is an InputError instead and nothing is written.
 """
 
 from __future__ import annotations
@@ -32,14 +42,18 @@ from pathlib import Path
 import numpy as np
 
 from mmse_model.core import atomic
-from mmse_model.core.domain import FEATURE_NAMES, RQA_RATE_HZ, TASKS, Signature, parse_signatures
+from mmse_model.core.domain import FEATURE_NAMES, RQA_RATE_HZ, TASKS, Signature, parse_signature, parse_signatures
 from mmse_model.core.errors import InputError
+from mmse_model.core.hashing import combined_fingerprint, sha256_file
+from mmse_model.core.identity import BUILDER_VERSION, MANIFEST_NAME, BuildParams, DatasetIdentity, Manifest
 from mmse_model.features.fixations import detect_fixations
 from mmse_model.features.recordings import (
+    DEFAULT_LIMITS,
     Recording,
     RecordingError,
+    RecordingLimits,
+    load_recording,
     read_labels,
-    read_recording,
     resample,
 )
 from mmse_model.features.rqa import embed, rqa_measures
@@ -67,6 +81,7 @@ class WorkItem:
     subject_id: str
     task: str
     path: str
+    limits: RecordingLimits = DEFAULT_LIMITS
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,7 @@ class ItemResult:
     task: str
     features: np.ndarray | None  # (n_signatures, 10) in signature order; None if skipped
     reason: str = ""
+    sha256: str = ""  # of the recording's bytes, when it was read
 
 
 @dataclass(frozen=True)
@@ -91,6 +107,8 @@ class BuildPlan:
     mode: str
     items: list[WorkItem]
     skips: list[Skip] = field(default_factory=list)
+    labels_sha256: str = ""
+    synthetic: bool = False  # the cohort says it is SYNTHETIC (`mmse data synth`)
 
 
 @dataclass(frozen=True)
@@ -106,7 +124,11 @@ Runner = Callable[[list[WorkItem], list[Signature], str], list[ItemResult]]
 
 
 def plan_build(
-    recordings_dir: Path, labels_path: Path, signatures: Sequence[str], mode: str = "trajectory"
+    recordings_dir: Path,
+    labels_path: Path,
+    signatures: Sequence[str],
+    mode: str = "trajectory",
+    limits: RecordingLimits = DEFAULT_LIMITS,
 ) -> BuildPlan:
     """Validate the inputs (InputError on anything that is not skippable) and list the work."""
     parsed = parse_signatures(list(signatures))
@@ -114,6 +136,9 @@ def plan_build(
         raise InputError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
     if not recordings_dir.is_dir():
         raise InputError(f"{recordings_dir}: recordings directory not found")
+    if not limits.max_duration_s > 0 or not limits.max_file_mb > 0:
+        raise InputError(f"--max-duration-s {limits.max_duration_s:g} and --max-file-mb {limits.max_file_mb:g}: "
+                         "expected numbers > 0")
     labels = read_labels(labels_path)
     subject_dirs = {
         p.name: p for p in recordings_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
@@ -129,12 +154,14 @@ def plan_build(
         for task in TASKS:
             path = subject_dirs[subject] / f"{task}.csv"
             if path.is_file():
-                items.append(WorkItem(subject, task, str(path)))
+                items.append(WorkItem(subject, task, str(path), limits))
             else:
                 skips.append(Skip(subject, task, f"missing recording {task}.csv"))
     if not items:
         raise InputError(f"{recordings_dir}: no recordings of subjects in {labels_path}")
-    return BuildPlan(labels, parsed, mode, items, skips)
+    synthetic = any((folder / "SYNTHETIC.txt").is_file()
+                    for folder in (recordings_dir, recordings_dir.parent, labels_path.parent))
+    return BuildPlan(labels, parsed, mode, items, skips, sha256_file(labels_path), synthetic)
 
 
 def state_vectors(recording: Recording, signature: Signature, mode: str) -> np.ndarray:
@@ -149,6 +176,11 @@ def state_vectors(recording: Recording, signature: Signature, mode: str) -> np.n
         offset = j * signature.tau
         window_valid &= recording.valid[offset : offset + len(vectors)]
     return vectors[window_valid]
+
+
+def build_params(mode: str) -> BuildParams:
+    """The settings besides the signature that a dataset's feature values depend on."""
+    return BuildParams(mode=mode, rate_hz=RQA_RATE_HZ, theiler_window=theiler_window(mode))
 
 
 def theiler_window(mode: str) -> int:
@@ -181,11 +213,13 @@ def recording_features(recording: Recording, signatures: list[Signature], mode: 
 
 def compute_item(item: WorkItem, signatures: list[Signature], mode: str) -> ItemResult:
     """Features of one recording for every signature, or the reason it cannot be used."""
+    digest = ""
     try:
-        features = recording_features(read_recording(Path(item.path)), signatures, mode)
+        recording, digest = load_recording(Path(item.path), item.limits)
+        features = recording_features(recording, signatures, mode)
     except RecordingError as exc:
-        return ItemResult(item.subject_id, item.task, None, str(exc))
-    return ItemResult(item.subject_id, item.task, features)
+        return ItemResult(item.subject_id, item.task, None, str(exc), digest)
+    return ItemResult(item.subject_id, item.task, features, "", digest)
 
 
 def compute_items(
@@ -214,17 +248,56 @@ def build_datasets(
     out: Path,
     mode: str = "trajectory",
     runner: Runner = run_in_process,
+    limits: RecordingLimits = DEFAULT_LIMITS,
+    strict: bool = False,
 ) -> BuildReport:
     """Plan, compute with `runner`, write. Bad input raises InputError before any write."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: output exists and is not a directory")
-    plan = plan_build(Path(recordings_dir), Path(labels_path), signatures, mode)
+    out = Path(out)
+    check_output_root(out, [Path(recordings_dir), Path(labels_path)])
+    plan = plan_build(Path(recordings_dir), Path(labels_path), signatures, mode, limits)
     results = runner(plan.items, plan.signatures, plan.mode)
-    return write_datasets(plan, results, Path(out))
+    return write_datasets(plan, results, out, strict)
 
 
-def write_datasets(plan: BuildPlan, results: list[ItemResult], out: Path) -> BuildReport:
-    """Apply the skip policy and write `<out>/<sig>/<Q>.npz` and the report, atomically."""
+def check_output_root(out: Path, sources: Sequence[Path] = ()) -> None:
+    """`out` may be new, empty, or a data root this builder wrote (it is replaced whole);
+    anything else is refused, because a build replaces the folder and all it holds."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(f"{out}: output exists and is not a directory")
+    resolved = out.resolve()
+    for source in sources:
+        if source.resolve().is_relative_to(resolved):
+            raise InputError(f"{out}: holds the input {source}; a build replaces the output folder whole, "
+                             "so give another --out")
+    if (out / MANIFEST_NAME).is_file() or not any(out.iterdir()) or _older_build(out):
+        return
+    raise InputError(f"{out}: exists, is not empty and is not a data root written by mmse data build "
+                     f"(no {MANIFEST_NAME}); give a new or empty folder")
+
+
+def _older_build(out: Path) -> bool:
+    """A data root written before dataset.json existed: build_report.csv and signature
+    folders of <Q>.npz files, nothing else."""
+    if not (out / REPORT_NAME).is_file():
+        return False
+    for entry in out.iterdir():
+        if entry.name == REPORT_NAME:
+            continue
+        try:
+            if not entry.is_dir() or parse_signature(entry.name).name != entry.name:
+                return False
+        except InputError:
+            return False
+        if any(not (f.is_file() and f.suffix == ".npz" and f.stem in TASKS) for f in entry.iterdir()):
+            return False
+    return True
+
+
+def write_datasets(plan: BuildPlan, results: list[ItemResult], out: Path, strict: bool = False) -> BuildReport:
+    """Apply the skip policy and write the data root: `<out>/<sig>/<Q>.npz`, the report and
+    dataset.json, staged beside `out` and swapped in whole."""
     if len(results) != len(plan.items):
         raise RuntimeError(f"runner returned {len(results)} results for {len(plan.items)} items")
     skips = list(plan.skips)
@@ -234,39 +307,63 @@ def write_datasets(plan: BuildPlan, results: list[ItemResult], out: Path) -> Bui
             skips.append(Skip(result.subject_id, result.task, result.reason))
         else:
             by_task[result.task].append(result)
-    written = []
-    subjects_per_task = {}
-    for task_index, task in enumerate(TASKS):
-        rows = by_task[task]
-        subjects_per_task[task] = len(rows)
-        if not rows:
+    for task in TASKS:
+        if not by_task[task]:
             skips.append(Skip(ALL_TASKS, task, "no usable recording: no dataset written"))
-            continue
-        subject_ids = np.array([r.subject_id for r in rows], dtype=np.str_)  # fixed-width
-        y = np.array([plan.labels[r.subject_id][task_index] for r in rows], dtype=np.float64)
-        features = np.stack([r.features for r in rows], axis=1)  # (n_signatures, N, 10)
-        for signature, X in zip(plan.signatures, features):
-            path = out / signature.name / f"{task}.npz"
-            atomic.write_npz(
-                path,
-                {
-                    "X": np.ascontiguousarray(X, dtype=np.float64),
-                    "y": y,
-                    "subject_id": subject_ids,
-                    "feature_names": np.array(FEATURE_NAMES, dtype=np.str_),
-                },
-            )
-            written.append(path)
     skips.sort(key=lambda s: (s.subject_id, s.task))
+    if strict and skips:
+        first = skips[0]
+        more = f" (and {len(skips) - 1} more)" if len(skips) > 1 else ""
+        raise InputError(f"{_where(plan, first)}: {first.reason}{more}; --strict: nothing written "
+                         "(without --strict these are skipped and listed in build_report.csv)")
+    build = build_params(plan.mode)
+    written: dict[str, tuple[DatasetIdentity, np.ndarray]] = {}
+    subjects_per_task = {task: len(by_task[task]) for task in TASKS}
     report_path = out / REPORT_NAME
-    _write_report(report_path, skips)
+    with atomic.staged_dir(out, replace=True) as staging:
+        for task_index, task in enumerate(TASKS):
+            rows = by_task[task]
+            if not rows:
+                continue
+            subject_ids = np.array([r.subject_id for r in rows], dtype=np.str_)  # fixed-width unicode
+            y = np.array([plan.labels[r.subject_id][task_index] for r in rows], dtype=np.float64)
+            features = np.stack([r.features for r in rows], axis=1)  # (n_signatures, N, 10)
+            for signature, X in zip(plan.signatures, features):
+                identity = DatasetIdentity(signature.name, task, build, BUILDER_VERSION)
+                rel = f"{signature.name}/{task}.npz"
+                atomic.write_npz(
+                    staging / rel,
+                    {
+                        "X": np.ascontiguousarray(X, dtype=np.float64),
+                        "y": y,
+                        "subject_id": subject_ids,
+                        "feature_names": np.array(FEATURE_NAMES, dtype=np.str_),
+                        **identity.arrays(),
+                    },
+                )
+                written[rel] = (identity, subject_ids)
+        _write_report(staging / REPORT_NAME, skips)
+        used = [("labels", plan.labels_sha256)]
+        used += [(f"recordings/{r.subject_id}/{r.task}.csv", r.sha256) for rows in by_task.values() for r in rows]
+        manifest = Manifest.of_files(staging, written, build, combined_fingerprint(used), plan.synthetic)
+        atomic.write_json(staging / MANIFEST_NAME, manifest.to_dict())
     if skips:
         warnings.warn(
             f"skipped {len(skips)} recording(s) or subject(s); see {report_path}",
             BuildWarning,
             stacklevel=2,
         )
-    return BuildReport(written, skips, subjects_per_task, report_path)
+    return BuildReport([out / rel for rel in written], skips, subjects_per_task, report_path)
+
+
+def _where(plan: BuildPlan, skip: Skip) -> str:
+    """The file a skip is about, for a one-line error."""
+    if skip.subject_id == ALL_TASKS:
+        return f"task {skip.task}"
+    for item in plan.items:
+        if (item.subject_id, item.task) == (skip.subject_id, skip.task):
+            return item.path
+    return f"subject {skip.subject_id}" + ("" if skip.task == ALL_TASKS else f" task {skip.task}")
 
 
 def _write_report(path: Path, skips: list[Skip]) -> None:

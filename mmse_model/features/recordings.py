@@ -9,9 +9,11 @@ Two kinds of failure, two policies:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from mmse_model.core.domain import MMSE_MAX, SCORE_RANGES, TASKS
 from mmse_model.core.errors import InputError
+from mmse_model.core.hashing import CHUNK, sha256_bytes
 
 RECORDING_COLUMNS = ("t", "x", "y")
 LABEL_COLUMNS = ("subject_id", *TASKS)
@@ -47,29 +50,124 @@ class Recording:
         return int(self.valid.sum())
 
 
-def read_recording(path: Path) -> Recording:
+@dataclass(frozen=True)
+class RecordingLimits:
+    """What a recording may be before it is read or resampled: memory stays bounded whatever
+    the file (its size is checked before reading, its duration before resampling)."""
+
+    max_duration_s: float = 600.0
+    max_file_mb: float = 100.0  # 1 MB = 10^6 bytes
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_file_mb * 1_000_000)
+
+
+DEFAULT_LIMITS = RecordingLimits()
+
+
+def read_recording(path: Path, limits: RecordingLimits = DEFAULT_LIMITS) -> Recording:
     """Parse a t,x,y CSV. Blink gaps (NaN or empty fields) become invalid samples."""
+    return load_recording(path, limits)[0]
+
+
+def load_recording(path: Path, limits: RecordingLimits = DEFAULT_LIMITS) -> tuple[Recording, str]:
+    """A recording and the sha256 of its bytes; RecordingError says why one cannot be used."""
+    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecordingError(f"unreadable ({exc.__class__.__name__})") from exc
-    header, _, body = text.lstrip("\ufeff").partition("\n")
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            raise RecordingError(_too_big(size, limits))
+        with open(path, "rb") as handle:
+            data = handle.read(limits.max_bytes + 1)  # a file that grew since stat() stops here
+    except OSError as exc:
+        raise RecordingError(f"unreadable ({exc.__class__.__name__})") from None
+    if len(data) > limits.max_bytes:
+        raise RecordingError(_too_big(len(data), limits))
+    return parse_recording(data, limits), sha256_bytes(data)
+
+
+def _too_big(size: int, limits: RecordingLimits) -> str:
+    return f"file of {size / 1e6:.1f} MB above --max-file-mb {limits.max_file_mb:g} (not read)"
+
+
+def parse_recording(data: bytes, limits: RecordingLimits = DEFAULT_LIMITS) -> Recording:
+    """The recording a t,x,y CSV's bytes hold, checked (docs/design.md, "Data")."""
+    if b"\0" in data:
+        raise RecordingError("binary content (NUL bytes), not a CSV text file")
+    _check_utf8(data)
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    newline = data.find(b"\n", start)
+    body_start = len(data) if newline < 0 else newline + 1
+    header = data[start:body_start].decode("utf-8")
     if not header.strip():
         raise RecordingError("empty file")
     names = [name.strip().lower() for name in header.split(",")]
     missing = [c for c in RECORDING_COLUMNS if c not in names]
     if missing:
         raise RecordingError(f"missing column(s) {','.join(missing)}")
-    if not body.strip():
+    if _NON_SPACE.search(data, body_start) is None:
         raise RecordingError("no samples")
-    values = _parse_numbers(body, len(names))
+    values = _parse_numbers(data, body_start, len(names))
     t, x, y = (values[:, names.index(c)] for c in RECORDING_COLUMNS)
     xy = np.stack((x, y), axis=1)
+    _check_on_screen(xy)
     # Off-screen gaze is tracker loss, not a place the subject looked at.
     valid = np.isfinite(t) & np.all(np.isfinite(xy) & (xy >= 0.0) & (xy <= 1.0), axis=1)
     if not valid.any():
         raise RecordingError("no valid gaze samples (all NaN or off-screen)")
+    timed = t[np.isfinite(t)]
+    if len(timed) < 2:
+        raise RecordingError("fewer than 2 timestamped samples")
+    check_increasing(timed)
+    duration = float(timed[-1] - timed[0])
+    # Before any resampling: the grid has duration x rate points (a clock jump to 1e9 s
+    # would ask for hundreds of GiB).
+    if duration > limits.max_duration_s:
+        raise RecordingError(f"duration {duration:g} s above --max-duration-s {limits.max_duration_s:g}")
     return Recording(t=t, xy=xy, valid=valid)
+
+
+_NON_SPACE = re.compile(rb"\S")
+# Coordinates more than a screen beyond an edge are not gaze on this screen but other
+# units (pixels, degrees): a recording with most of its samples there cannot be used. A few
+# such samples are tracker glitches and only invalid, like any off-screen sample.
+FAR_OUTSIDE = (-1.0, 2.0)
+
+
+def _check_on_screen(xy: np.ndarray) -> None:
+    finite = np.all(np.isfinite(xy), axis=1)
+    far = finite & np.any((xy < FAR_OUTSIDE[0]) | (xy > FAR_OUTSIDE[1]), axis=1)
+    n_far, n_finite = int(far.sum()), int(finite.sum())
+    if n_far and n_far * 2 > n_finite:
+        row = int(np.argmax(far))
+        raise RecordingError(
+            f"coordinates far outside the screen: {n_far} of {n_finite} samples beyond "
+            f"{FAR_OUTSIDE[0]:g}..{FAR_OUTSIDE[1]:g} (line {row + 2}: x={xy[row, 0]:g}, y={xy[row, 1]:g});"
+            " expected normalised 0-1 screen coordinates"
+        )
+
+
+def _check_utf8(data: bytes) -> None:
+    # In pieces, so that checking a large file does not hold a second copy of it as text.
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    offset = 0
+    try:
+        for offset in range(0, len(data), CHUNK):
+            decoder.decode(view[offset : offset + CHUNK])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        at = offset + exc.start
+        raise RecordingError(f"not UTF-8 text (byte 0x{data[at]:02x} at offset {at})") from None
+
+
+def check_increasing(t: np.ndarray) -> None:
+    """Timestamps (finite ones) must increase: a repeated or earlier one is a RecordingError."""
+    steps = np.diff(t)
+    if not (steps > 0).all():
+        at = int(np.flatnonzero(~(steps > 0))[0]) + 1
+        raise RecordingError(f"timestamps do not increase (sample {at + 1}: t={t[at]:g})")
 
 
 def resample(recording: Recording, rate_hz: float) -> Recording:
@@ -88,10 +186,8 @@ def resample(recording: Recording, rate_hz: float) -> Recording:
     t, xy, valid = recording.t[timed], recording.xy[timed], recording.valid[timed]
     if len(t) < 2:
         raise RecordingError("fewer than 2 timestamped samples")
+    check_increasing(t)
     steps = np.diff(t)
-    if not (steps > 0).all():
-        at = int(np.flatnonzero(steps <= 0)[0]) + 1
-        raise RecordingError(f"timestamps do not increase (sample {at + 1}: t={t[at]:g})")
     n_grid = int(np.floor((t[-1] - t[0]) * rate_hz + SNAP)) + 1
     grid = t[0] + np.arange(n_grid) / rate_hz
     left = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, len(t) - 2)
@@ -111,29 +207,37 @@ def resample(recording: Recording, rate_hz: float) -> Recording:
     return Recording(t=grid, xy=out_xy, valid=out_valid)
 
 
-def _parse_numbers(body: str, n_columns: int) -> np.ndarray:
+def _parse_numbers(data: bytes, body_start: int, n_columns: int) -> np.ndarray:
+    """(rows, n_columns) float64 of the CSV body, in memory linear in its rows."""
+    body = io.BytesIO(data)  # shares `data`'s buffer, no copy
+    body.seek(body_start)
     try:
         # numpy's C parser: fast for the common, clean case.
-        return np.loadtxt(io.StringIO(body), delimiter=",", ndmin=2, dtype=np.float64)
+        values = np.loadtxt(body, delimiter=",", ndmin=2, dtype=np.float64, comments=None, encoding="utf-8")
+        if values.shape[1] == n_columns:
+            return values
     except ValueError:
         pass
     # Slow path: empty fields are blink gaps (NaN); anything else unparsable is an error.
-    rows = []
-    for line_no, line in enumerate(body.splitlines(), start=2):
+    # Rows go into one preallocated array, not a list of Python floats.
+    values = np.empty((data.count(b"\n", body_start) + 1, n_columns), dtype=np.float64)
+    n_rows = 0
+    body.seek(body_start)
+    for line_no, raw in enumerate(body, start=2):
+        line = raw.decode("utf-8").rstrip("\r\n")
         if not line.strip():
             continue
         fields = line.split(",")
         if len(fields) != n_columns:
             raise RecordingError(f"line {line_no}: {len(fields)} fields, expected {n_columns}")
-        row = []
-        for field in fields:
+        for column, field in enumerate(fields):
             field = field.strip()
             try:
-                row.append(float(field) if field else math.nan)
+                values[n_rows, column] = float(field) if field else math.nan
             except ValueError:
                 raise RecordingError(f"line {line_no}: non-numeric value {field[:20]!r}") from None
-        rows.append(row)
-    return np.array(rows, dtype=np.float64).reshape(-1, n_columns)
+        n_rows += 1
+    return values[:n_rows]
 
 
 def read_labels(path: Path) -> dict[str, tuple[float, ...]]:

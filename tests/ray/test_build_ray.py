@@ -29,5 +29,5 @@ def test_ray_and_in_process_outputs_are_identical(ray_session, tmp_path: Path) -
         return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
     ray_files, local_files = files(tmp_path / "ray"), files(tmp_path / "local")
-    assert len(ray_files) == 11 and ray_files == local_files
+    assert len(ray_files) == 12 and ray_files == local_files
     assert b"synth0002,Q4,no samples" in ray_files[Path("build_report.csv")]
