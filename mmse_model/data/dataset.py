@@ -1,12 +1,16 @@
 """The dataset contract (docs/design.md, "Data"), subject-grouped splits and fold tensors.
 
 A task dataset is `<data_root>/<sig>/<Q>.npz` with `X` (N, 10) and `y` (N,), optionally
-`subject_id` (N,) and `feature_names` (10,). Every problem with such a file is a `DataError`
-whose one-line message starts with the file's path.
+`subject_id` (N,) and `feature_names` (10,), and (written by `mmse data build`) its identity:
+signature, task, build parameters, builder version (`core/identity.py`). A recorded identity
+that contradicts the file's path is refused; a file without one is taken for what its path
+says. Subject ids are strings exactly as written (`007` is not `7`). Every problem with such
+a file is a `DataError` whose one-line message starts with the file's path.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import zipfile
 from dataclasses import dataclass
@@ -17,6 +21,7 @@ import torch
 
 from mmse_model.core.domain import N_FEATURES, TASKS, check_task, parse_signature
 from mmse_model.core.errors import DataError, first_line
+from mmse_model.core.identity import IDENTITY_KEYS, DatasetIdentity, check_against_path
 
 DEFAULT_FEATURE_NAMES = tuple(f"f{i}" for i in range(N_FEATURES))
 
@@ -30,6 +35,7 @@ class TaskData:
     y: np.ndarray  # (N,) float64, in sub-score points
     subject_ids: np.ndarray  # (N,) str
     feature_names: tuple[str, ...]
+    identity: DatasetIdentity | None = None  # None: written before identity existed
 
     @property
     def subjects(self) -> np.ndarray:
@@ -45,28 +51,13 @@ def load_task_data(path: str | Path, score_range: tuple[float, float]) -> TaskDa
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such dataset file")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{path}: not a readable npz archive ({first_line(exc)})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: not an npz archive (a single .npy array)")
-    with archive:
-        arrays = {}
-        for key in ("X", "y", "subject_id", "feature_names"):
-            if key not in archive.files:
-                continue
-            try:
-                arrays[key] = archive[key]
-            except ValueError:
-                # numpy refuses object arrays when allow_pickle=False.
-                raise DataError(f"{path}: array {key!r} holds pickled objects, refused") from None
-            except (OSError, zipfile.BadZipFile, EOFError) as exc:
-                raise DataError(f"{path}: array {key!r} unreadable ({first_line(exc)})") from None
+    arrays, present = _read_npz(path, ("X", "y", "subject_id", "feature_names", *IDENTITY_KEYS))
+    identity = DatasetIdentity.from_arrays(path, arrays)
+    check_against_path(path, identity)
 
     for key in ("X", "y"):
         if key not in arrays:
-            raise DataError(f"{path}: missing array {key!r} (has {sorted(archive.files)})")
+            raise DataError(f"{path}: missing array {key!r} (has {sorted(present)})")
     X, y = arrays["X"], arrays["y"]
     if not np.issubdtype(X.dtype, np.number) or not np.issubdtype(y.dtype, np.number):
         raise DataError(f"{path}: X and y must be numeric, got {X.dtype} and {y.dtype}")
@@ -100,7 +91,7 @@ def load_task_data(path: str | Path, score_range: tuple[float, float]) -> TaskDa
             raise DataError(
                 f"{path}: subject_id must have shape ({X.shape[0]},), got {subject_ids.shape}"
             )
-        subject_ids = subject_ids.astype(str)
+        subject_ids = subject_id_strings(path, subject_ids)
     else:
         subject_ids = np.array([f"row{i}" for i in range(X.shape[0])])
     _check_consistent_labels(path, subject_ids, y)
@@ -111,42 +102,87 @@ def load_task_data(path: str | Path, score_range: tuple[float, float]) -> TaskDa
         if names.shape != (N_FEATURES,):
             raise DataError(f"{path}: feature_names must have shape ({N_FEATURES},), got {names.shape}")
         feature_names = tuple(str(n) for n in names)
-    return TaskData(path, X, y, subject_ids, feature_names)
+    return TaskData(path, X, y, subject_ids, feature_names, identity)
+
+
+def _read_npz(path: Path, keys: tuple[str, ...]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The named arrays an npz holds (allow_pickle=False), and the names of all it holds."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path}: not a readable npz archive ({first_line(exc)})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: not an npz archive (a single .npy array)")
+    with archive:
+        arrays = {}
+        for key in keys:
+            if key not in archive.files:
+                continue
+            try:
+                arrays[key] = archive[key]
+            except ValueError:
+                # numpy refuses object arrays when allow_pickle=False.
+                raise DataError(f"{path}: array {key!r} holds pickled objects, refused") from None
+            except (OSError, zipfile.BadZipFile, EOFError) as exc:
+                raise DataError(f"{path}: array {key!r} unreadable ({first_line(exc)})") from None
+        return arrays, list(archive.files)
+
+
+def subject_id_strings(path: object, ids: np.ndarray) -> np.ndarray:
+    """Subject ids as strings, exactly as written. Text arrays are taken as they are and
+    integers spelt in decimal; floating-point ids are refused, because a number has already
+    lost how the id was written (`007` became 7.0, `1e3` became 1000.0)."""
+    if ids.dtype.kind == "U":
+        return ids
+    if ids.dtype.kind == "S":
+        try:
+            return np.array([s.decode("utf-8") for s in ids.tolist()], dtype=np.str_)
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: subject_id holds bytes that are not UTF-8 text") from None
+    if ids.dtype.kind in "iu":
+        return ids.astype(str)
+    raise DataError(f"{path}: subject_id must be strings, got {ids.dtype} numbers "
+                    "(an id stored as a number has lost how it was written: 007 -> 7.0)")
+
+
+@dataclass(frozen=True)
+class Features:
+    """Features to predict for: rows of X, their subject ids, and what the file says it is."""
+
+    path: Path
+    X: np.ndarray  # (N, 10) float64
+    subject_ids: np.ndarray  # (N,) str, as written
+    feature_names: tuple[str, ...] | None
+    identity: DatasetIdentity | None  # recorded in an npz; None for a CSV or an older npz
 
 
 def load_features(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
-    """Features for prediction: an npz with `X` (and optional `subject_id`, `feature_names`)
-    or a CSV with a `subject_id` column and 10 feature columns. Returns (X, ids, names)."""
+    """Features for prediction (`read_features`) as (X, ids, names)."""
+    features = read_features(path)
+    return features.X, features.subject_ids, features.feature_names
+
+
+def read_features(path: str | Path) -> Features:
+    """Features for prediction: an npz with `X` (and optional `subject_id`, `feature_names`,
+    identity) or a CSV with a `subject_id` column and 10 feature columns. A recorded identity
+    that contradicts the path `<signature>/<Q>.npz` is refused."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such input file")
+    identity = None
     if path.suffix == ".csv":
-        try:
-            table = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf-8")
-        except ValueError as exc:
-            raise DataError(f"{path}: not a readable CSV ({first_line(exc)})") from None
-        columns = [c for c in (table.dtype.names or ()) if c != "subject_id"]
-        if len(columns) != N_FEATURES:
-            raise DataError(f"{path}: expected subject_id and {N_FEATURES} feature columns, got {len(columns)}")
-        table = np.atleast_1d(table)
-        try:
-            X = np.stack([table[c].astype(np.float64) for c in columns], axis=1)
-        except ValueError:
-            raise DataError(f"{path}: feature columns must be numeric") from None
-        ids = table["subject_id"].astype(str) if "subject_id" in table.dtype.names else None
-        names: tuple[str, ...] | None = tuple(columns)
+        X, ids, names = _read_features_csv(path)
     else:
-        try:
-            archive = np.load(path, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise DataError(f"{path}: not an npz archive (a single .npy array)")
-            with archive:
-                if "X" not in archive.files:
-                    raise DataError(f"{path}: missing array 'X'")
-                X = archive["X"].astype(np.float64)
-                ids = archive["subject_id"].astype(str) if "subject_id" in archive.files else None
-                names = tuple(str(n) for n in archive["feature_names"]) if "feature_names" in archive.files else None
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-            raise DataError(f"{path}: not a readable npz archive ({first_line(exc)})") from None
+        arrays, _ = _read_npz(path, ("X", "subject_id", "feature_names", *IDENTITY_KEYS))
+        identity = DatasetIdentity.from_arrays(path, arrays)
+        check_against_path(path, identity)
+        if "X" not in arrays:
+            raise DataError(f"{path}: missing array 'X'")
+        if not np.issubdtype(arrays["X"].dtype, np.number):
+            raise DataError(f"{path}: X must be numeric, got {arrays['X'].dtype}")
+        X = arrays["X"].astype(np.float64)
+        ids = subject_id_strings(path, arrays["subject_id"]) if "subject_id" in arrays else None
+        names = tuple(str(n) for n in np.atleast_1d(arrays["feature_names"])) if "feature_names" in arrays else None
     if X.ndim != 2 or X.shape[1] != N_FEATURES:
         raise DataError(f"{path}: X must have shape (N, {N_FEATURES}), got {X.shape}")
     if not np.isfinite(X).all():
@@ -157,7 +193,49 @@ def load_features(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] |
         raise DataError(f"{path}: subject_id must have shape ({X.shape[0]},) like X's rows, got {ids.shape}")
     if names is not None and len(names) != N_FEATURES:
         raise DataError(f"{path}: feature_names must name {N_FEATURES} features, got {len(names)}")
-    return X, ids, names
+    return Features(path, X, ids, names, identity)
+
+
+def _read_features_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
+    """A features CSV with the csv module: every cell of `subject_id` stays the text it is
+    (no number parsing), every other column must be numeric."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    except (OSError, csv.Error) as exc:
+        raise DataError(f"{path}: not a readable CSV ({first_line(exc)})") from None
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise DataError(f"{path}: empty CSV (expected a header: subject_id and {N_FEATURES} feature columns)")
+    header = [cell.strip() for cell in rows[0]]
+    columns = [c for c in header if c != "subject_id"]
+    if len(columns) != N_FEATURES:
+        raise DataError(f"{path}: expected subject_id and {N_FEATURES} feature columns, got {len(columns)}")
+    id_column = header.index("subject_id") if "subject_id" in header else None
+    feature_columns = [i for i, c in enumerate(header) if c != "subject_id"]
+    X, ids = [], []
+    for line_no, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{path}: line {line_no}: {len(row)} fields, expected {len(header)}")
+        if id_column is not None:
+            # Surrounding spaces are not part of an id; everything else is, as written.
+            ids.append(row[id_column].strip())
+            if not ids[-1]:
+                raise DataError(f"{path}: line {line_no}: empty subject_id")
+        values = []
+        for i in feature_columns:
+            try:
+                values.append(float(row[i]))
+            except ValueError:
+                raise DataError(f"{path}: line {line_no}: {header[i]}={row[i].strip()[:20]!r} is not a number") from None
+        X.append(values)
+    if not X:
+        raise DataError(f"{path}: no rows")
+    return (np.array(X, dtype=np.float64).reshape(-1, N_FEATURES),
+            None if id_column is None else np.array(ids, dtype=np.str_), tuple(columns))
 
 
 def _check_consistent_labels(path: Path, subject_ids: np.ndarray, y: np.ndarray) -> None:
@@ -336,9 +414,25 @@ def load_group(
                             f"{first.y[order][i]:g} in {first.path}")
         if data.feature_names != first.feature_names:
             raise DataError(f"{data.path}: feature_names differ from {first.path}'s")
+        _check_same_build(data, loaded)
         aligned.append(data.X[rows])
     return GroupData(task, tuple(signatures), tuple(d.path for d in loaded), np.stack(aligned),
                      first.y[order], first.subject_ids[order], first.feature_names)
+
+
+def _check_same_build(data: TaskData, loaded: list[TaskData]) -> None:
+    """Signatures trained side by side must come from one build (mode, rate, Theiler window,
+    builder version); files without identity say nothing and are not compared."""
+    reference = next((d for d in loaded if d.identity is not None), None)
+    if data.identity is None or reference is None or reference is data:
+        return
+    ours, theirs = data.identity, reference.identity
+    if (ours.build, ours.builder_version) != (theirs.build, theirs.builder_version):
+        raise DataError(
+            f"{data.path}: built with {ours.build.describe()} (builder {ours.builder_version}), "
+            f"but {reference.path} with {theirs.build.describe()} (builder {theirs.builder_version}); "
+            "train signatures of one build together"
+        )
 
 
 # --- fold tensors: one member per (signature, fold) --------------------------------------------

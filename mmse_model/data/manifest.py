@@ -1,0 +1,71 @@
+"""A data root's manifest (`dataset.json`, written by `mmse data build`) and its fingerprint.
+
+`data_fingerprint(root)` is what a sweep records of the data it started on, so that a resume
+onto other data is refused: the manifest's fingerprint when the root has one (after checking
+that the files still are what it lists), else one sha256 over the `<sig>/<Q>.npz` files. Both
+are `combined_fingerprint` over (relative path, file sha256), so a root gives the same
+fingerprint with or without its manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mmse_model.core.errors import DataError, first_line
+from mmse_model.core.hashing import combined_fingerprint, sha256_file
+from mmse_model.core.identity import MANIFEST_NAME, Manifest
+
+
+def read_manifest(root: str | Path) -> Manifest | None:
+    """The root's dataset.json, or None for a root written before manifests existed."""
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable dataset manifest ({first_line(exc)})") from None
+    return Manifest.from_dict(path, data)
+
+
+def dataset_files(root: str | Path) -> dict[str, Path]:
+    """Relative path ("<sig>/<Q>.npz") -> path of every dataset file under `root`."""
+    root = Path(root)
+    return {
+        f"{path.parent.name}/{path.name}": path
+        for path in sorted(root.glob("*/*.npz"))
+        if not path.parent.name.startswith(".") and path.is_file()
+    }
+
+
+def verify_manifest(root: str | Path, manifest: Manifest) -> dict[str, str]:
+    """Check that the root's files are those the manifest lists, byte for byte; returns
+    relative path -> sha256. A file changed, missing or added since the build is a DataError."""
+    root = Path(root)
+    digests = {rel: sha256_file(path) for rel, path in dataset_files(root).items()}
+    listed = {f.path: f.sha256 for f in manifest.files}
+    for rel, digest in sorted(listed.items()):
+        if rel not in digests:
+            raise DataError(f"{root / rel}: listed in {MANIFEST_NAME} but missing")
+        if digests[rel] != digest:
+            raise DataError(f"{root / rel}: its sha256 differs from {MANIFEST_NAME}'s (changed after the "
+                            f"build: expected {digest[:12]}..., found {digests[rel][:12]}...); rebuild the data root")
+    extra = sorted(set(digests) - set(listed))
+    if extra:
+        raise DataError(f"{root / extra[0]}: not listed in {MANIFEST_NAME} (added after the build); "
+                        "rebuild the data root or remove the file")
+    return digests
+
+
+def data_fingerprint(root: str | Path) -> str:
+    """One sha256 naming the data a run trains on (see the module docstring)."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    if manifest is not None:
+        verify_manifest(root, manifest)
+        return manifest.fingerprint
+    files = dataset_files(root)
+    if not files:
+        raise DataError(f"{root}: no dataset files (<signature>/<Q>.npz)")
+    return combined_fingerprint((rel, sha256_file(path)) for rel, path in files.items())
