@@ -48,7 +48,7 @@ BAD_KINDS: dict[str, tuple[bytes | None, str]] = {
     "allmissing": (_text([f"{i / 90:.4f},nan,nan" for i in range(300)]), "no valid gaze samples"),
     "repeat": (_text(GOOD[:100] + [GOOD[99]] + GOOD[100:]), "timestamps do not increase (sample 101"),
     "backwards": (_text(GOOD[:100] + ["0.5000,0.5,0.5"] + GOOD[100:]), "timestamps do not increase (sample 101"),
-    "long": (_text([f"{i}.0000,0.5,0.5" for i in range(0, 700)]), "duration 699 s above --max-duration-s 600"),
+    "long": (_text([f"{i}.0000,0.5,0.5" for i in range(700)]), "duration 699 s above --max-duration-s 600"),
     "clockjump": (_text(GOOD + ["1000000000.0,0.5,0.5"]), "duration 1e+09 s above --max-duration-s 600"),
     "pixels": (_text([f"{i / 90:.4f},{960 + i},{540 - i}" for i in range(300)]),
                "coordinates far outside the screen: 300 of 300 samples"),
@@ -117,9 +117,9 @@ def _peak_rss_mb(argv: list[str]) -> tuple[int, float]:
     """Exit status and peak RSS (MB) of one `mmse` command in a fresh process."""
     code = ("import resource, sys\nfrom mmse_app.cli import main\nrc = main(sys.argv[1:])\n"
             "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code, *argv], check=False, cwd=REPO, capture_output=True, text=True,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=600)
-    line = [x for x in done.stdout.splitlines() if x.startswith("PEAK_RSS_KB")][0]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("PEAK_RSS_KB"))
     return done.returncode, int(line.split()[1]) / 1024
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class BuildParams:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "BuildParams":
+    def from_dict(cls, data: Mapping) -> BuildParams:
         return cls(mode=str(data["mode"]), rate_hz=float(data["rate_hz"]),
                    theiler_window=int(data["theiler_window"]))
 
@@ -72,7 +72,7 @@ class DatasetIdentity:
         }
 
     @classmethod
-    def from_arrays(cls, path: object, arrays: Mapping[str, np.ndarray]) -> "DatasetIdentity | None":
+    def from_arrays(cls, path: object, arrays: Mapping[str, np.ndarray]) -> DatasetIdentity | None:
         """The identity an npz records, or None for a file written before identity existed."""
         present = [key for key in IDENTITY_KEYS if key in arrays]
         if not present:
@@ -93,7 +93,7 @@ class DatasetIdentity:
         return cls(values["signature"], values["task"], build, values["builder_version"])
 
     @classmethod
-    def from_npz(cls, path: str | Path) -> "DatasetIdentity | None":
+    def from_npz(cls, path: str | Path) -> DatasetIdentity | None:
         """The identity a dataset file records (only those entries are read), or None."""
         try:
             archive = np.load(path, allow_pickle=False)
@@ -105,7 +105,7 @@ class DatasetIdentity:
             raise DataError(f"{path}: not a readable npz archive ({first_line(exc)})") from None
         return cls.from_arrays(path, arrays)
 
-    def mismatch(self, expected: "DatasetIdentity") -> str | None:
+    def mismatch(self, expected: DatasetIdentity) -> str | None:
         """What differs from `expected` (fields `expected` leaves None are not compared)."""
         if self.signature != expected.signature:
             return f"signature: expected {expected.signature}, found {self.signature}"
@@ -173,7 +173,7 @@ class Manifest:
         }
 
     @classmethod
-    def from_dict(cls, where: object, data: object) -> "Manifest":
+    def from_dict(cls, where: object, data: object) -> Manifest:
         """The manifest a parsed dataset.json holds; anything malformed is a DataError."""
         if not isinstance(data, dict):
             raise DataError(f"{where}: not a dataset manifest (a JSON object)")
@@ -198,12 +198,12 @@ class Manifest:
     def of_files(
         cls,
         root: str | Path,
-        written: Mapping[str, tuple["DatasetIdentity", Sequence[str]]],
+        written: Mapping[str, tuple[DatasetIdentity, Sequence[str]]],
         build: BuildParams,
         source_fingerprint: str | None,
         synthetic: bool = False,
         builder_version: str = BUILDER_VERSION,
-    ) -> "Manifest":
+    ) -> Manifest:
         """The manifest of files just written under `root`: relative path -> (identity, the
         file's subject ids). Every file records `build` and `builder_version`."""
         for rel, (identity, _) in written.items():

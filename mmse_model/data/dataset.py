@@ -272,7 +272,7 @@ class Split:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Split":
+    def from_dict(cls, data: dict) -> Split:
         return cls(tuple(data["test_subjects"]), {str(k): int(v) for k, v in data["fold_of_subject"].items()},
                    int(data["folds"]))
 
@@ -446,7 +446,7 @@ class Standardiser:
     scale: np.ndarray  # (M, 10)
 
     @classmethod
-    def fit(cls, member_train_X: list[np.ndarray]) -> "Standardiser":
+    def fit(cls, member_train_X: list[np.ndarray]) -> Standardiser:
         mean = np.stack([x.mean(axis=0) for x in member_train_X])
         std = np.stack([x.std(axis=0) for x in member_train_X])
         # A constant feature would divide by zero; it carries no information, so leave it
@@ -486,7 +486,7 @@ class MemberTensors:
     def n_folds(self) -> int:
         return self.n_members // self.n_signatures
 
-    def to(self, device: torch.device) -> "MemberTensors":
+    def to(self, device: torch.device) -> MemberTensors:
         for name in ("X_train", "y_train", "train_counts", "X_val", "y_val", "val_mask"):
             setattr(self, name, getattr(self, name).to(device))
         return self

@@ -42,10 +42,23 @@ from pathlib import Path
 import numpy as np
 
 from mmse_model.core import atomic
-from mmse_model.core.domain import FEATURE_NAMES, RQA_RATE_HZ, TASKS, Signature, parse_signature, parse_signatures
+from mmse_model.core.domain import (
+    FEATURE_NAMES,
+    RQA_RATE_HZ,
+    TASKS,
+    Signature,
+    parse_signature,
+    parse_signatures,
+)
 from mmse_model.core.errors import InputError
 from mmse_model.core.hashing import combined_fingerprint, sha256_file
-from mmse_model.core.identity import BUILDER_VERSION, MANIFEST_NAME, BuildParams, DatasetIdentity, Manifest
+from mmse_model.core.identity import (
+    BUILDER_VERSION,
+    MANIFEST_NAME,
+    BuildParams,
+    DatasetIdentity,
+    Manifest,
+)
 from mmse_model.features.fixations import detect_fixations
 from mmse_model.features.recordings import (
     DEFAULT_LIMITS,
