@@ -134,10 +134,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from mmse_model.bundle.predict import predict_file
-    from ray_jobs.train import local_checkpoint
 
-    with local_checkpoint(args.model) as model:  # a URI is read into a temporary copy
-        n = predict_file(model, args.input, args.out, args.signature)
+    n = predict_file(args.model, args.input, args.out, args.signature)  # a URI is read into a temporary copy
     print(f"wrote predictions for {n} subjects to {args.out}")
     return 0
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mmse_app.dashboard_data import load_experiment, page_data
-from mmse_model.core import atomic
+from mmse_model.core import atomic, storage
 from mmse_model.core.errors import InputError, first_line
 
 ASSETS = Path(__file__).with_name("dashboard_assets")
@@ -77,9 +77,9 @@ def render_page(data: dict[str, Any], refresh_s: float = 5.0, built: str | None 
 
 def default_out(experiment: str, name: str) -> Path:
     """EXPERIMENT/dashboard for a local sweep; ./dashboard-<name> for one in object storage."""
-    if "://" in experiment and not experiment.startswith("file://"):
+    if storage.is_remote(experiment):
         return Path.cwd() / f"dashboard-{name}"
-    return Path(experiment.removeprefix("file://")).expanduser().resolve() / "dashboard"
+    return storage.local_path(experiment) / "dashboard"
 
 
 class Dashboard:

@@ -18,25 +18,22 @@ import csv
 import io
 import json
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Iterable
 
+from mmse_model.core import storage
 from mmse_model.core.domain import SCORE_RANGES, TASK_ITEMS, TASKS
 from mmse_model.core.errors import InputError, first_line
-from mmse_model.core.locations import check_location, redact
-from mmse_model.sweeps.csv_cells import csv_value
+from mmse_model.evaluation.metrics import calibration
+from mmse_model.sweeps import rules
 
 SCHEMA = 1
 TRIALS_CSV, SUMMARY_JSON, PREDICTIONS_CSV, RESULT_JSON, ERROR_TXT = (
     "trials.csv", "summary.json", "test_predictions.csv", "result.json", "error.txt")
-VAL_KEYS = ("loss", "rmse", "rmse_sd", "mae", "mae_sd", "r2", "r2_sd", "pearson_r", "pearson_r_sd")
 TEST_KEYS = ("rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept", "n")
 BASELINES = {"train_mean": "train mean", "ridge": "Ridge", "hist_gradient_boosting": "HGB"}
-STATUSES = ("completed", "early_stopping", "asha", "error", "running")
 # What a page keeps of each epoch's record (Tune writes the trial's whole config on every line).
 _RECORD_KEYS = ("epoch", "val/loss", "val/rmse", "val/rmse_sd", "val/mae", "signatures/active", "done",
                 "timestamp", "time_total_s", "time_this_iter_s")
@@ -46,80 +43,42 @@ _RECORD_KEYS = ("epoch", "val/loss", "val/rmse", "val/rmse_sd", "val/mae", "sign
 
 
 class Store:
-    """Read-only access to an experiment folder: a local path or a pyarrow file-system URI."""
+    """Read-only access to an experiment folder (a local path or a storage URI) through the
+    storage module. A local folder that cannot be read is bad input (exit status 2); a remote
+    store that fails is `StorageUnavailable` (exit status 1)."""
 
     def __init__(self, uri: str):
         self.uri = uri
-        self.fs = None
-        if "://" in uri and not uri.startswith("file://"):
-            import pyarrow.fs
-
-            try:
-                self.fs, self.root = pyarrow.fs.FileSystem.from_uri(uri)
-            except (OSError, ValueError) as exc:
-                raise InputError(f"{uri}: cannot open: {first_line(exc)}") from None
-            self.root = self.root.rstrip("/")
-        else:
-            self.root = str(Path(uri.removeprefix("file://")).expanduser().resolve())
-
-    @property
-    def name(self) -> str:
-        return self.root.rstrip("/").rsplit("/", 1)[-1]
+        self.remote = storage.is_remote(uri)
+        self.name = storage.name(uri if self.remote else str(storage.local_path(uri)))
 
     def is_dir(self) -> bool:
-        if self.fs is None:
-            return os.path.isdir(self.root)
-        import pyarrow.fs
-
-        return self._call(lambda: self.fs.get_file_info(self.root)).type == pyarrow.fs.FileType.Directory
+        return self._call(lambda: storage.is_dir(self.uri))
 
     def read_text(self, name: str) -> str | None:
         """A file of the folder (`name` relative to it), or None when it is not there."""
-        path = f"{self.root}/{name}"
-        if self.fs is None:
-            def read_local() -> str | None:
-                try:
-                    return Path(path).read_text(encoding="utf-8", errors="replace")
-                except (FileNotFoundError, NotADirectoryError):
-                    return None
-
-            return self._call(read_local)
-        import pyarrow.fs
-
         def read() -> str | None:
-            if self.fs.get_file_info(path).type != pyarrow.fs.FileType.File:
+            try:
+                return storage.read_text(storage.join(self.uri, name))
+            except FileNotFoundError:
                 return None
-            with self.fs.open_input_stream(path) as stream:
-                return stream.read().decode("utf-8", errors="replace")
 
         return self._call(read)
 
     def trial_folders(self) -> list[tuple[str, bool]]:
         """(name, errored) of every sub-folder holding a `result.json`: Tune's trial folders.
         `errored`: Tune left an `error.txt` there."""
-        if self.fs is None:
-            def scan() -> list[tuple[str, bool]]:
-                with os.scandir(self.root) as entries:
-                    return sorted((e.name, os.path.exists(os.path.join(e.path, ERROR_TXT))) for e in entries
-                                  if e.is_dir() and os.path.isfile(os.path.join(e.path, RESULT_JSON)))
-
-            return self._call(scan)
-        import pyarrow.fs
-
         def listing() -> list[tuple[str, bool]]:
-            children = self.fs.get_file_info(pyarrow.fs.FileSelector(self.root, recursive=False))
-            dirs = sorted(c.base_name for c in children if c.type == pyarrow.fs.FileType.Directory)
-            paths = [f"{self.root}/{d}/{f}" for d in dirs for f in (RESULT_JSON, ERROR_TXT)]
-            found = {i.path for i in self.fs.get_file_info(paths) if i.type == pyarrow.fs.FileType.File}
-            return [(d, f"{self.root}/{d}/{ERROR_TXT}" in found) for d in dirs
-                    if f"{self.root}/{d}/{RESULT_JSON}" in found]
+            dirs = [e.name for e in storage.list_dir(self.uri) if e.is_dir]
+            found = storage.files_present(self.uri, [f"{d}/{f}" for d in dirs for f in (RESULT_JSON, ERROR_TXT)])
+            return [(d, f"{d}/{ERROR_TXT}" in found) for d in dirs if f"{d}/{RESULT_JSON}" in found]
 
         return self._call(listing)
 
     def _call(self, fn):
         try:
             return fn()
-        except OSError as exc:  # unreadable (permissions, a storage server that does not answer)
+        except OSError as exc:  # a local folder that cannot be read (permissions)
             raise InputError(f"{self.uri}: cannot read: {first_line(exc)}") from None
 
 
@@ -185,7 +144,7 @@ class Experiment:
 def load_experiment(uri: str) -> Experiment:
     """Read a sweep's experiment folder, finished or still running. A folder that is missing
     or holds neither trials.csv nor trial folders is an `InputError` (one line)."""
-    store = Store(check_location(str(uri), "EXPERIMENT"))
+    store = Store(storage.check_location(str(uri), "EXPERIMENT"))
     if not store.is_dir():
         raise InputError(f"{uri}: no such folder")
     rows_text = store.read_text(TRIALS_CSV)
@@ -202,13 +161,13 @@ def load_experiment(uri: str) -> Experiment:
         if not isinstance(summary, dict):
             raise InputError(f"{uri}/{SUMMARY_JSON}: expected a JSON object")
     predictions_text = store.read_text(PREDICTIONS_CSV)
-    workers = 1 if store.fs is None else 8
+    workers = 8 if store.remote else 1
     with ThreadPoolExecutor(workers) as pool:
         texts = list(pool.map(lambda f: store.read_text(f"{f[0]}/{RESULT_JSON}") or "", folders))
     trials = [_history(name, errored, text) for (name, errored), text in zip(folders, texts)]
     return Experiment(
         uri=str(uri), name=store.name,
-        rows=_read_rows(rows_text, f"{uri}/{TRIALS_CSV}") if rows_text is not None else None,
+        rows=rules.read_trials_csv(rows_text, f"{uri}/{TRIALS_CSV}") if rows_text is not None else None,
         summary=summary,
         predictions=_read_predictions(predictions_text) if predictions_text is not None else None,
         trials=sorted((t for t in trials if t.records), key=lambda t: t.trial_id),
@@ -234,29 +193,6 @@ def _history(folder: str, errored: bool, text: str) -> TrialHistory:
         kept.update({k: v for k, v in record.items() if k.endswith(("/val/loss", "/val/rmse")) and k.count("/") == 2})
         by_epoch[int(record["epoch"])] = kept  # a resumed trial reports some epochs again: the last one counts
     return TrialHistory(folder, trial_id or folder, config, [by_epoch[e] for e in sorted(by_epoch)], errored)
-
-
-def _read_rows(text: str, where: str) -> list[dict[str, Any]]:
-    rows = []
-    for i, raw in enumerate(csv.DictReader(io.StringIO(text))):
-        if not raw.get("trial_id") or not raw.get("signature") or not raw.get("task"):
-            raise InputError(f"{where}: row {i + 2} lacks trial_id, signature or task")
-        row: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key is None:
-                continue
-            if key.startswith("hp/"):
-                row[key] = csv_value(value)
-            elif key.startswith("val/"):
-                row[key] = _float(value)
-            elif key in ("sample", "epochs_run", "best_epoch"):
-                row[key] = _int(value)
-            elif key == "stopped_early":
-                row[key] = value == "True"
-            else:
-                row[key] = value
-        rows.append(row)
-    return rows
 
 
 def _read_predictions(text: str) -> list[dict[str, Any]]:
@@ -354,7 +290,7 @@ def _rows(exp: Experiment, rungs: list[int]) -> list[dict[str, Any]]:
                    **{f"hp/{k}": v for k, v in sorted((history.config.get("hp") or {}).items())},
                    "epochs_run": history.last_epoch, "best_epoch": int(best["epoch"]) if best else 0,
                    "status": status, "stopped_early": status in ("asha", "early_stopping")}
-            for key in VAL_KEYS:
+            for key in rules.VALIDATION_KEYS:
                 row[f"val/{key}"] = None
             if best is not None:
                 row["val/loss"], row["val/rmse"] = best[loss_key], best.get(rmse_key)
@@ -381,31 +317,17 @@ def _number_samples(rows: list[dict[str, Any]]) -> None:
 
 
 def _infer_status(history: TrialHistory, rungs: list[int]) -> str:
-    """How a trial ended, from its history alone (a running sweep has no trials.csv)."""
-    if history.errored:
-        return "error"
-    if not history.done:
-        return "running"
-    last = history.records[-1]
-    limit = history.max_epochs()
-    if limit is not None and history.last_epoch >= limit:
-        return "completed"
-    if last.get("signatures/active") == 0:
-        return "early_stopping"
-    if history.last_epoch in rungs or limit is not None:
-        return "asha"
-    return "completed"
+    """How a trial ended, from its history alone (a running sweep has no trials.csv), by the
+    rule the sweep's rows follow (`rules.row_status`)."""
+    last = history.records[-1] if history.records else {}
+    return rules.row_status(errored=history.errored, running=not history.done,
+                            stopped_early=last.get("signatures/active") == 0, epochs=history.last_epoch,
+                            max_epochs=history.max_epochs(), at_rung=history.last_epoch in rungs)
 
 
 def _trial_status(statuses: list[str] | None, history: TrialHistory, rungs: list[int]) -> str:
-    """A trial's ending from its rows' (one per signature): ASHA stopped the trial if it
-    stopped any of them; the trial ran out only if no signature did."""
-    if not statuses:
-        return _infer_status(history, rungs)
-    for status in ("error", "running", "asha"):
-        if status in statuses:
-            return status
-    return "early_stopping" if all(s == "early_stopping" for s in statuses) else "completed"
+    """A trial's ending: from its rows' (`rules.trial_status`), else from its history."""
+    return rules.trial_status(statuses) if statuses else _infer_status(history, rungs)
 
 
 def _trial_samples(trials: list[TrialHistory], rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -487,30 +409,13 @@ def _winners(summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, d
         winner = (entry or {}).get("winner") or {}
         if winner.get("signature"):
             out[task] = {"signature": winner["signature"], "trial_id": winner.get("trial_id"), "provisional": False}
-    for row in _best_rows(rows, require_checkpoint=bool(summary)).values():
-        task = row["task"]
-        if task not in out or (out[task]["provisional"] and row["val/loss"] < out[task]["loss"]):
-            out[task] = {"signature": row["signature"], "trial_id": row["trial_id"], "provisional": True,
-                         "loss": row["val/loss"]}
-    for entry in out.values():
-        entry.pop("loss", None)
+    for task, row in rules.winners_per_task(rows, require_checkpoint=bool(summary)).items():
+        out.setdefault(task, {"signature": row["signature"], "trial_id": row["trial_id"], "provisional": True})
     return dict(sorted(out.items()))
 
 
-def _best_rows(rows: list[dict[str, Any]], require_checkpoint: bool) -> dict[tuple[str, str], dict[str, Any]]:
-    """The best row of every (signature, task) by validation loss (the sweep's own rule)."""
-    best: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in rows:
-        if not _finite(row.get("val/loss")) or (require_checkpoint and not row.get("checkpoint_uri")):
-            continue
-        key = (row["signature"], row["task"])
-        if key not in best or row["val/loss"] < best[key]["val/loss"]:
-            best[key] = row
-    return best
-
-
 def _heatmap(tasks, signatures, rows, winners, comparison, finished) -> dict[str, Any]:
-    best = _best_rows(rows, require_checkpoint=finished)
+    best = rules.best_per_signature_task(rows, require_checkpoint=finished)
     counts: dict[tuple[str, str], int] = {}
     for row in rows:
         counts[(row["signature"], row["task"])] = counts.get((row["signature"], row["task"]), 0) + 1
@@ -586,25 +491,14 @@ def _calibration(predictions, summary, tasks) -> dict[str, Any]:
         slope, intercept = test.get("calibration_slope"), test.get("calibration_intercept")
         source = "summary.json"
         if not (_finite(slope) and _finite(intercept)):
-            slope, intercept = _fit_line([p["predicted"] for p in points], [p["true"] for p in points])
+            line = calibration([p["true"] for p in points], [p["predicted"] for p in points])
+            slope, intercept = line["calibration_slope"], line["calibration_intercept"]
             source = "fitted here"
         out[task] = {"signature": signature or points[0]["signature"], "n": len(points),
                      "predicted": [p["predicted"] for p in points], "true": [p["true"] for p in points],
                      "fold_sd": [p["fold_sd"] for p in points], "subject_id": [p["subject_id"] for p in points],
                      "slope": slope, "intercept": intercept, "line_source": source}
     return out
-
-
-def _fit_line(x: list[float], y: list[float]) -> tuple[float | None, float | None]:
-    n = len(x)
-    if n < 2:
-        return None, None
-    mx, my = sum(x) / n, sum(y) / n
-    sxx = sum((a - mx) ** 2 for a in x)
-    if sxx == 0:
-        return None, None  # constant predictions have no calibration slope
-    slope = sum((a - mx) * (b - my) for a, b in zip(x, y)) / sxx
-    return slope, my - slope * mx
 
 
 def _hp_scales(keys: list[str], rows: list[dict[str, Any]], sweep: dict[str, Any]) -> dict[str, str]:
@@ -664,9 +558,7 @@ def _ordered_tasks(tasks: Iterable[str]) -> list[str]:
 
 def _display_uri(uri: str) -> str:
     """The experiment's address as the page shows it: never a credential given in the URI."""
-    if "://" not in uri:
-        return str(Path(uri).expanduser().resolve())
-    return redact(uri)
+    return storage.display(uri)
 
 
 # --- small helpers -------------------------------------------------------------------------
@@ -686,13 +578,6 @@ def _float(text: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
-
-
-def _int(text: Any) -> int | None:
-    try:
-        return int(text)
-    except (TypeError, ValueError):
-        return None
 
 
 def _iso(seconds: float) -> str:

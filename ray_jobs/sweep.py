@@ -24,34 +24,21 @@ from typing import Any, Sequence
 
 from mmse_model.core.config import Config
 from mmse_model.core.errors import InputError, run_command
+from mmse_model.core.storage import StorageUnavailable, absolute, join, uri_of
+from mmse_model.core.storage import errors as storage_errors
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.sweeps.config import SweepConfig, apply_sample, discover, load_sweep_config
-from mmse_model.sweeps.results import (
-    TrialRow,
-    choose_checkpoint,
-    format_summary,
-    signature_rows,
-    write_json,
-    write_trials_csv,
-)
-from mmse_model.sweeps.summary import summarise_sweep
+from mmse_model.sweeps.results import choose_checkpoint, format_summary, signature_rows
+from mmse_model.sweeps.rules import TrialRow
+from mmse_model.sweeps.summary import summarise_sweep, write_results
+from mmse_model.training.checkpoint import load_checkpoint
 from mmse_model.training.loop import RunSpec
 from ray_jobs import options, ray_internals
 from ray_jobs.guard import SweepGuard, SweepInterrupted
 from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
 from ray_jobs.rungs import rungs
 from ray_jobs.scheduler import PerTaskASHA
-from ray_jobs.train import (
-    StorageUnavailable,
-    absolute_storage,
-    build_trainer,
-    connect,
-    load_payload,
-    storage_errors,
-    storage_join,
-    storage_uri,
-    worker_resources,
-)
+from ray_jobs.train import build_trainer, connect, worker_resources
 
 TRAIN_RUNS = "train_runs"  # <storage>/<experiment>/train_runs/<trial_id>/checkpoint_*
 RESUME_HINT = "the sweep's state is kept: run the same command with --resume once the storage works again"
@@ -177,7 +164,7 @@ def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[s
         "hp": {key: _domain(spec) for key, spec in sorted(sweep.search_space.items())},
         "data_root": str(Path(sweep.data_root).resolve()),
         "base": base.to_dict(),
-        "train_storage": storage_join(experiment_storage, sweep.name, TRAIN_RUNS),
+        "train_storage": join(experiment_storage, sweep.name, TRAIN_RUNS),
         "rungs": list(asha_rungs),
         # A checkpoint at every rung, and at max_t when ASHA stops every trial there before the
         # epoch limit: a trial ASHA stops has its weights on disk.
@@ -222,7 +209,7 @@ def collect_rows(result_grid, train_storage: str) -> list[TrialRow]:
     """One row per (signature, trial), read from the newest checkpoint of each trial that
     still loads; samples are numbered within each (task, signature group)."""
     def load(path: str):
-        return load_payload(storage_uri(train_storage, path))
+        return load_checkpoint(uri_of(train_storage, path))
 
     trials = []
     for result in result_grid:
@@ -239,37 +226,11 @@ def collect_rows(result_grid, train_storage: str) -> list[TrialRow]:
         config = apply_sample(Config.from_dict(cfg["base"]), cfg["hp"])
         chosen = choose_checkpoint(history, load)
         if chosen is not None:
-            chosen = (storage_uri(train_storage, chosen[0]), chosen[1])
+            chosen = (uri_of(train_storage, chosen[0]), chosen[1])
         rows += signature_rows(trial_id, cfg["task"], cfg["group"]["label"], list(cfg["group"]["signatures"]), samples[key],
                                dict(cfg["hp"]), history, chosen, max_epochs=config.training.epochs,
                                errored=errored)
     return rows
-
-
-def write_results(experiment_uri: str, rows: list[TrialRow], summary: dict[str, Any], text: str,
-                  predictions: list[dict[str, Any]]) -> None:
-    """Write results into the experiment folder (a local path or a storage URI)."""
-    import tempfile
-
-    from mmse_model.core import atomic
-    from mmse_model.sweeps.summary import write_predictions_csv
-
-    def write(folder: Path) -> None:
-        write_trials_csv(rows, folder / "trials.csv")
-        write_predictions_csv(predictions, folder / "test_predictions.csv")
-        write_json(summary, folder / "summary.json")
-        atomic.write_text(folder / "summary.txt", text + "\n")
-
-    if "://" not in experiment_uri:
-        write(Path(experiment_uri))
-        return
-    import pyarrow.fs
-
-    with tempfile.TemporaryDirectory() as tmp:
-        write(Path(tmp))
-        with storage_errors(experiment_uri, "writing the results"):
-            fs, path = pyarrow.fs.FileSystem.from_uri(experiment_uri)
-            pyarrow.fs.copy_files(tmp, path, destination_filesystem=fs)
 
 
 def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = None) -> dict[str, Any]:
@@ -277,8 +238,8 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     import ray
     from ray import tune
 
-    storage = absolute_storage(sweep.storage)
-    experiment = storage_join(storage, sweep.name)
+    storage = absolute(sweep.storage)
+    experiment = join(storage, sweep.name)
     signatures, tasks = discover(sweep.data_root, sweep.signatures, sweep.tasks)
     if not resume:
         # Tune would reuse the folder and append to each trial's result.json: two sweeps mixed.
@@ -318,10 +279,10 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     if ended < expected:
         raise SweepInterrupted(f"{experiment}: the sweep stopped with {ended} of {expected} trials ended; no "
                                "results written; its state is kept: run the same command with --resume to finish it")
-    rows = collect_rows(result_grid, storage_join(experiment, TRAIN_RUNS))
+    rows = collect_rows(result_grid, join(experiment, TRAIN_RUNS))
     evaluation = sweep.evaluation
     summary, predictions = summarise_sweep(
-        sweep.name, rows, Path(sweep.data_root).resolve(), load_payload, outer_repeats=evaluation.outer_repeats,
+        sweep.name, rows, Path(sweep.data_root).resolve(), load_checkpoint, outer_repeats=evaluation.outer_repeats,
         groups_file=evaluation.groups_file, seed=evaluation.bootstrap_seed,
         provenance=provenance(sweep, started),
     )
@@ -378,7 +339,7 @@ def run_sweep_command(args: argparse.Namespace) -> str:
         run_sweep(sweep, args.resume, args.address)
     except StorageUnavailable as exc:
         raise StorageUnavailable(f"{exc}; {RESUME_HINT}") from None
-    return storage_join(absolute_storage(sweep.storage), sweep.name)
+    return join(absolute(sweep.storage), sweep.name)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,16 +11,15 @@ the core's `train_run` unchanged, with a reporter that is `ray.train.report`. Th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from mmse_model.core.config import Config, RayConfig
-from mmse_model.core.errors import RunFailure, first_line, run_command
-from mmse_model.core.locations import check_location, is_uri
+from mmse_model.core.errors import run_command
+from mmse_model.core.storage import absolute, check_location, uri_of
 from mmse_model.training.checkpoint import CheckpointPayload, load_checkpoint
 from mmse_model.training.loop import RunSpec
 from mmse_model.training.runs import Runner
@@ -146,83 +145,6 @@ def connect(address: str | None, config: Config) -> None:
         ray.init(num_cpus=os.cpu_count(), runtime_env={"env_vars": env}, log_to_driver=False)
 
 
-def absolute_storage(storage: str) -> str:
-    """Ray wants an absolute path or a URI (`s3://bucket/prefix?endpoint_override=...`)."""
-    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
-
-
-def storage_join(storage: str, *parts: str) -> str:
-    """Append path parts to a storage path or URI, before any `?query` of the URI."""
-    base, sep, query = storage.partition("?")
-    return "/".join([base.rstrip("/"), *parts]) + (sep + query if sep else "")
-
-
-def storage_uri(storage: str, fs_path: str) -> str:
-    """A path that Ray reports under `storage` as a URI, keeping the storage URI's query
-    (an S3 endpoint): what a later reader needs to open it."""
-    scheme = storage.split("://", 1)[0] if "://" in storage else ""
-    if not scheme or scheme == "file":
-        return fs_path
-    _, sep, query = storage.partition("?")
-    return f"{scheme}://{fs_path}" + (sep + query if sep else "")
-
-
-def load_payload(checkpoint_uri: str) -> CheckpointPayload:
-    """A checkpoint's payload from a local path or an `s3://` (etc.) URI."""
-    with local_checkpoint(checkpoint_uri) as path:
-        return load_checkpoint(path)
-
-
-class StorageUnavailable(RunFailure):
-    """A storage URI that failed (unreachable, or it refused): not a missing object. The
-    CLI prints the one-line message and exits with status 1; a sweep's state is kept."""
-
-
-@contextlib.contextmanager
-def storage_errors(location: str, what: str) -> Iterator[None]:
-    """Turn an OSError of a storage URI (pyarrow's, from S3 and the like) into
-    StorageUnavailable: one line naming the location, `what` failed and pyarrow's reason. A
-    missing object (FileNotFoundError) and local paths pass as they are."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        if not is_uri(location):
-            raise
-        raise StorageUnavailable(f"storage {location.partition('?')[0]}: {what} failed ({first_line(exc)})") from None
-
-
-@contextlib.contextmanager
-def local_checkpoint(location: str) -> Iterator[Path]:
-    """A checkpoint (folder or model.pt) on local disk: `location` itself when it is a path,
-    else a temporary copy of the URI's `model.pt` (`s3://.../checkpoint_000004`, with the
-    endpoint and credentials from the environment), removed afterwards. A missing object is
-    a one-line CheckpointError, a storage that does not answer StorageUnavailable."""
-    import tempfile
-
-    from mmse_model.core.errors import CheckpointError
-    from mmse_model.training.checkpoint import FILENAME
-
-    if not is_uri(location):
-        yield Path(location)
-        return
-    import pyarrow.fs
-
-    check_location(location, "checkpoint")
-    base, sep, query = location.partition("?")
-    if not base.rstrip("/").endswith(f"/{FILENAME}"):
-        base = f"{base.rstrip('/')}/{FILENAME}"
-    with tempfile.TemporaryDirectory(prefix="mmse-ckpt-") as tmp:
-        try:
-            with storage_errors(location, f"reading {base.rsplit('/', 2)[-2]}"):
-                fs, path = pyarrow.fs.FileSystem.from_uri(base + sep + query)
-                pyarrow.fs.copy_files(path, f"{tmp}/{FILENAME}", source_filesystem=fs)
-        except (FileNotFoundError, ValueError) as exc:  # no such object; not a URI pyarrow reads
-            raise CheckpointError(f"{base}: cannot read the checkpoint ({first_line(exc)})") from None
-        yield Path(tmp)
-
-
 def ray_runner(storage: str | None = None, address: str | None = None, callbacks: list | None = None) -> Runner:
     """The runner of `mmse train` on Ray: one TorchTrainer run, checkpoints in `storage`
     (default: the output folder), named after the run so a rerun resumes it. Train's own
@@ -232,7 +154,7 @@ def ray_runner(storage: str | None = None, address: str | None = None, callbacks
         check_location(storage, "--storage")
 
     def run_on_ray(run: RunSpec, out: Path) -> tuple[CheckpointPayload, str]:
-        where = absolute_storage(storage or str(out))
+        where = absolute(storage or str(out))
         connect(address, run.config)
         name = f"{run.signatures[0]}-{run.task}"
         # In the main thread, fit() installs a SIGINT handler that holds the controller's
@@ -244,7 +166,7 @@ def ray_runner(storage: str | None = None, address: str | None = None, callbacks
             signal.signal(signal.SIGINT, sigint)
         with result.checkpoint.as_directory() as directory:  # the last: the run's final state
             payload = load_checkpoint(directory)
-        return payload, storage_uri(where, result.checkpoint.path)
+        return payload, uri_of(where, result.checkpoint.path)
 
     return run_on_ray
 

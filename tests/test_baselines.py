@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from mmse_model.core.config import Config
-from mmse_model.evaluation.baselines import BASELINES, score_baselines, training_folds
+from mmse_model.evaluation.baselines import BASELINES, baseline_predictions, training_folds
+from mmse_model.evaluation.scoring import held_out_rows, score_predictions
 from mmse_model.training.loop import RunSpec, load_run_data
 from tests.fixtures.toy_data import write_planted_root
 
@@ -22,7 +23,10 @@ def test_baselines_use_training_folds_and_score_test_subjects(tmp_path):
     assert not test_ids & set(data.subject_ids[rows])  # no test subject among training rows
     assert set(folds) == {0, 1, 2}
 
-    scores = score_baselines(data, split, config.score_range("Q1"))
+    # Scored as the sweep's summary scores them (mmse_model/sweeps/summary.py).
+    y_test = data.y[held_out_rows(data.subject_ids, split)]
+    scores = {name: {**score_predictions(y_test, pred, config.score_range("Q1")), **chosen}
+              for name, (pred, chosen) in baseline_predictions(data, split, config.score_range("Q1")).items()}
     assert set(scores) == set(BASELINES)
     for metrics in scores.values():
         assert metrics["n"] == len(test_ids)

@@ -67,7 +67,7 @@ def test_ensemble_reproduces_each_signatures_best_validation_metrics(outcome, si
     ensemble = FoldEnsemble.from_checkpoint(outcome.checkpoint, signature)
     rmse = []
     for k in range(3):
-        rows = np.isin(data.subject_ids, split.fold_subjects(k))
+        rows = np.array([split.fold_of_subject.get(s) == k for s in data.subject_ids])
         pred = ensemble.predict_folds(data.X[rows])[k]
         rmse.append(float(np.sqrt(np.mean((pred - data.y[rows]) ** 2))))
     state = outcome.checkpoint.state(signature)

@@ -126,7 +126,7 @@ def test_make_loaders_and_a_hand_written_loop_with_the_original_callbacks(data_r
     # Subject-grouped: 24 of 120 subjects held out for testing, fold 0 of 5 validates.
     data = EyeDataset(npz_path).data
     split = make_split(data.subject_ids, data.y, 5, 0.2, 42)
-    assert len(val_y) == len(split.fold_subjects(0)) == 20 and len(train_y) == 120 - 24 - 20
+    assert len(val_y) == list(split.fold_of_subject.values()).count(0) == 20 and len(train_y) == 120 - 24 - 20
     # X standardised with the training rows' statistics; y in [0, 1] by the 0-5 range.
     np.testing.assert_allclose(train_X.mean(0).numpy(), 0.0, atol=1e-5)
     np.testing.assert_allclose(train_X.std(0, unbiased=False).numpy(), 1.0, atol=1e-4)

@@ -8,7 +8,7 @@ import pytest
 from mmse_model.core.config import Config
 from mmse_model.data.dataset import Split, load_group, shared_split
 from mmse_model.evaluation.baselines import baseline_predictions, training_folds
-from mmse_model.evaluation.scoring import bootstrap_intervals, held_out_rows
+from mmse_model.evaluation.scoring import bootstrap_auc_interval, bootstrap_intervals, held_out_rows
 from mmse_model.sweeps.results import signature_rows
 from mmse_model.sweeps.summary import subtotal, summarise_sweep
 from mmse_model.training.checkpoint import load_checkpoint, save_checkpoint
@@ -123,15 +123,22 @@ def test_subtotal_sums_each_subjects_winners_and_reads_synthetic_groups(tmp_path
     assert (auc["n_dementia"], auc["n_other"], auc["n_without_group"]) == (7, 21, 2)
 
 
-def test_auc_is_sklearns_ties_included():
+@pytest.mark.parametrize("n, ties", [(200, True), (60, False), (9, True)])
+def test_auc_interval_is_sklearns_auc_per_replicate_ties_included(n, ties):
     from sklearn.metrics import roc_auc_score
 
-    from mmse_model.sweeps.summary import _auc
-
     rng = np.random.default_rng(0)
-    labels = rng.random(200) < 0.3
-    score = rng.integers(0, 6, 200).astype(float)  # few values: many ties
-    assert _auc(labels, score) == pytest.approx(roc_auc_score(labels, score), abs=1e-12)
+    labels = rng.random(n) < 0.3
+    labels[:2] = True, False
+    # Few values: many ties.
+    score = rng.integers(0, 6, n).astype(float) if ties else rng.normal(size=n)
+    draws, resample = [], np.random.default_rng(5)
+    for _ in range(300):  # the same replicates, one roc_auc_score each; one-class ones left out
+        index = resample.integers(0, n, n)
+        if labels[index].any() and not labels[index].all():
+            draws.append(roc_auc_score(labels[index], score[index]))
+    expected = np.percentile(draws, [2.5, 97.5])
+    assert bootstrap_auc_interval(labels, score, replicates=300, seed=5) == pytest.approx(expected, abs=1e-12)
 
 
 def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):

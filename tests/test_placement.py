@@ -8,7 +8,7 @@ import pytest
 
 from mmse_model.core.config import Config
 from mmse_model.core.errors import ConfigError
-from mmse_model.core.locations import check_location
+from mmse_model.core.storage import check_location
 from mmse_model.sweeps.config import SweepConfig, load_sweep_config
 
 SECRET = "wJalrXUtnFEMI-not-a-real-key"

@@ -9,22 +9,19 @@ import pytest
 
 from mmse_model.core.config import Config
 from mmse_model.core.errors import CheckpointError
-from mmse_model.sweeps.results import (
+from mmse_model.sweeps.results import build_summary, choose_checkpoint, format_summary, signature_rows
+from mmse_model.sweeps.rules import (
     COMPLETED,
     EARLY_STOPPED,
     ERRORED,
     STOPPED_BY_ASHA,
     TrialRow,
     best_per_signature_task,
-    build_summary,
-    choose_checkpoint,
-    format_summary,
+    ranked_by_task,
     read_trials_csv,
-    signature_rows,
     winners_per_task,
-    write_json,
-    write_trials_csv,
 )
+from mmse_model.sweeps.summary import write_results
 from mmse_model.training.checkpoint import load_checkpoint, save_checkpoint
 from mmse_model.training.loop import RunSpec, train_run
 from tests.conftest import SIG, WEAK_SIG
@@ -106,7 +103,7 @@ def test_rankings_stay_within_a_task_and_need_a_checkpoint():
         row("b1", SIG_B, "Q1", 0.20), row("b0", SIG_B, "Q1", 0.01, uri=""),  # no usable checkpoint
         row("c1", SIG_A, "Q3", 0.90), row("d1", SIG_B, "Q3", 0.50),
     ]
-    best = best_per_signature_task(rows)
+    best = ranked_by_task(best_per_signature_task(rows).values())
     assert [(r.task, r.signature, r.trial_id) for r in best] == [
         ("Q1", SIG_A, "a2"), ("Q1", SIG_B, "b1"), ("Q3", SIG_B, "d1"), ("Q3", SIG_A, "c1")]
     winners = winners_per_task(rows)
@@ -126,9 +123,28 @@ def test_summary_files_and_table_round_trip(tmp_path):
     assert summary["row_status"] == {COMPLETED: 2} and len(summary["best_per_signature_task"]) == 2
     text = format_summary(summary)
     assert "network (winner)" in text and "train_mean" in text and SIG_B in text and "selection" in text
-    write_trials_csv(rows, tmp_path / "trials.csv")
-    write_json(summary, tmp_path / "summary.json")
-    assert read_trials_csv(tmp_path / "trials.csv") == rows
+    write_results(str(tmp_path), rows, summary, text, predictions=[])
+    # The rows read back as the dashboard reads them: typed cells, a metric not kept is None.
+    read = read_trials_csv((tmp_path / "trials.csv").read_text())
+    assert read == [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.flat().items()}
+                    for r in rows]
+    assert read[0]["hp/training.lr"] == 0.01 and read[0]["sample"] == 0 and read[0]["stopped_early"] is False
     header = (tmp_path / "trials.csv").read_text().splitlines()[0].split(",")
     assert {"hp/training.lr", "val/loss", "val/rmse", "status", "checkpoint_uri"} <= set(header)
     assert json.loads((tmp_path / "summary.json").read_text())["n_rows"] == 2
+    assert (tmp_path / "summary.txt").read_text() == text + "\n"
+    assert (tmp_path / "test_predictions.csv").read_text() == "task,signature,subject_id,true,predicted,fold_sd\n"
+
+
+def test_summary_json_is_written_last(tmp_path):
+    """summary.json's presence says the results are complete: a write that fails before it
+    leaves none (the dashboard then reads the sweep as still running)."""
+    rows = [row("a1", SIG_A, "Q1", 0.10)]
+    summary = build_summary(rows, {}, {}, experiment="exp")
+    (tmp_path / "summary.txt").mkdir()  # the file written just before summary.json cannot be
+    with pytest.raises(OSError):
+        write_results(str(tmp_path), rows, summary, "text", predictions=[])
+    assert (tmp_path / "trials.csv").is_file() and not (tmp_path / "summary.json").exists()
+    (tmp_path / "summary.txt").rmdir()
+    write_results(str(tmp_path), rows, summary, "text", predictions=[])
+    assert json.loads((tmp_path / "summary.json").read_text())["n_rows"] == 1

@@ -14,7 +14,8 @@ from mmse_model.training.checkpoint import FoldEnsemble, load_checkpoint
 
 def predict_file(model: str | Path, input_path: str | Path, out_path: str | Path, signature: str | None = None) -> int:
     """Write `subject_id,<task>_predicted,fold_sd` rows; returns the number of subjects.
-    `signature` picks one out of a checkpoint of several (a sweep trial's)."""
+    `model`: a checkpoint folder or model.pt, a local path or a storage URI. `signature`
+    picks one out of a checkpoint of several (a sweep trial's)."""
     ensemble = FoldEnsemble.from_checkpoint(load_checkpoint(model), signature)
     X, subject_ids, names = load_features(Path(input_path))
     if names is not None and ensemble.feature_names and tuple(names) != ensemble.feature_names:

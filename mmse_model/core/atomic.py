@@ -47,7 +47,12 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 def write_json(path: str | Path, payload: Any) -> Path:
-    return write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=_plain) + "\n")
+    return write_text(path, json_text(payload))
+
+
+def json_text(payload: Any) -> str:
+    """The project's JSON files: indented, keys sorted, numpy scalars as numbers."""
+    return json.dumps(payload, indent=2, sort_keys=True, default=_plain) + "\n"
 
 
 def _plain(value: Any) -> Any:

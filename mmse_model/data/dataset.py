@@ -261,9 +261,6 @@ class Split:
     fold_of_subject: dict[str, int]  # subject -> fold in [0, folds)
     folds: int
 
-    def fold_subjects(self, fold: int) -> tuple[str, ...]:
-        return tuple(s for s, f in self.fold_of_subject.items() if f == fold)
-
     def to_dict(self) -> dict:
         return {
             "test_subjects": list(self.test_subjects),

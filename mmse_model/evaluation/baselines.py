@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mmse_model.data.dataset import Split, TaskData
-from mmse_model.evaluation.scoring import held_out_rows, score_predictions
+from mmse_model.evaluation.scoring import held_out_rows
 
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 HGB_GRID = {
@@ -76,13 +76,3 @@ def baseline_predictions(
         chosen = {k: (float(v) if isinstance(v, float) else int(v)) for k, v in hgb.best_params_.items()}
         out["hist_gradient_boosting"] = (fold_ensemble(hgb.best_estimator_), chosen)
     return out
-
-
-def score_baselines(
-    data: TaskData, split: Split, score_range: tuple[float, float], seed: int = 0
-) -> dict[str, dict[str, Any]]:
-    """Test metrics of each baseline (in points), plus the settings CV chose."""
-
-    y_test = data.y[held_out_rows(data.subject_ids, split)]
-    return {name: {**score_predictions(y_test, pred, score_range), **chosen}
-            for name, (pred, chosen) in baseline_predictions(data, split, score_range, seed).items()}

@@ -82,6 +82,32 @@ def bootstrap_intervals(
     return intervals, comparisons
 
 
+def bootstrap_auc_interval(positive: np.ndarray, score: np.ndarray, replicates: int = BOOTSTRAP_REPLICATES,
+                           seed: int = 0) -> list[float]:
+    """Percentile-bootstrap 95 % interval of the ROC AUC of `score` for `positive` (rows
+    resampled; a replicate holding one class only is left out).
+
+    All replicates at once from average ranks (the Mann-Whitney form, ties counting half):
+    per replicate the number `sklearn.metrics.roc_auc_score` gives (a test checks it), whose
+    2,000 calls took 5 s for 60 subjects here against 0.04 s for this.
+    """
+    from scipy.stats import rankdata
+
+    positive = np.asarray(positive, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    n = len(positive)
+    index = np.random.default_rng(seed).integers(0, n, size=(replicates, n))
+    labels = positive[index]  # (R, n)
+    n_pos = labels.sum(axis=1)
+    usable = (n_pos > 0) & (n_pos < n)
+    labels, n_pos = labels[usable], n_pos[usable]
+    ranks = rankdata(score[index[usable]], axis=1)  # (R', n), ties get their average rank
+    auc = ((ranks * labels).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * (n - n_pos))
+    tail = 100 * (1 - INTERVAL) / 2
+    low, high = np.percentile(auc, [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
 def _resample(n: int, subjects: np.ndarray | None, replicates: int,
               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(row index (R, width), real-row mask): rows drawn with replacement, or whole subjects

@@ -16,8 +16,8 @@ from pydantic import BeforeValidator, Field
 from mmse_model.core.config import Config, CustomResources, read_yaml
 from mmse_model.core.domain import TASKS, is_signature, parse_signature
 from mmse_model.core.errors import ConfigError, DataError, InputError
-from mmse_model.core.locations import check_location
 from mmse_model.core.schema import Number, Schema
+from mmse_model.core.storage import check_location
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 # Every trial must be scored on the same held-out subjects and folds: these are fixed.
@@ -67,7 +67,7 @@ class EvaluationConfig(Schema):
 class SweepConfig(Schema):
     name: str = Field("mmse_sweep", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     data_root: str = Field("data", min_length=1)
-    storage: str = Field("runs", min_length=1)  # path, NFS path or s3://bucket/prefix (mmse_model/core/locations.py)
+    storage: str = Field("runs", min_length=1)  # path, NFS path or s3://bucket/prefix (mmse_model/core/storage.py)
     signatures: Names = ()  # empty: every signature folder under data_root
     tasks: Names = ()  # empty: every task file found in all of them
     samples: int = Field(4, ge=1)  # hyper-parameter samples per task (and signature group)

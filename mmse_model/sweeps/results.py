@@ -3,80 +3,31 @@
 Ray-free: `ray_jobs/sweep.py` hands over each trial's config, its per-epoch history (as
 Tune recorded it) and the checkpoint it names; the rows are read from that checkpoint,
 which holds every signature's best epoch, metrics and weights (mmse_model/training/checkpoint.py),
-so a row and the weights it names always agree. Rankings are by validation loss (the mean
-over folds of the scaled validation MSE) and only within a task: losses of different tasks
-are on different scales. Validation numbers select; only test numbers estimate.
+so a row and the weights it names always agree. The rules (what a row holds, its status,
+the best row, the winner) are `mmse_model/sweeps/rules.py`'s, which the dashboard uses too;
+this module adds what needs the checkpoints (and so torch) and the summary document.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable
 
-from pydantic import ConfigDict
-
-from mmse_model.core import atomic
 from mmse_model.core.errors import CheckpointError
-from mmse_model.core.schema import Schema
 from mmse_model.evaluation.metrics import MONITOR
-from mmse_model.sweeps.csv_cells import csv_value
+from mmse_model.sweeps.rules import (
+    COMPLETED,
+    EARLY_STOPPED,
+    ERRORED,
+    STOPPED_BY_ASHA,
+    VALIDATION_KEYS,
+    TrialRow,
+    best_per_signature_task,
+    ranked_by_task,
+    row_status,
+    winners_per_task,
+)
 from mmse_model.training.checkpoint import CheckpointPayload
-
-# How a row's signature ended: ASHA stopped its trial at a rung, the core's early stopping
-# ended it, it ran every epoch, or its trial failed.
-STOPPED_BY_ASHA, EARLY_STOPPED, COMPLETED, ERRORED = "asha", "early_stopping", "completed", "error"
-Status = Literal["asha", "early_stopping", "completed", "error"]
-# Validation metrics a row keeps (at the signature's best epoch): `loss` is the scaled MSE
-# that every ranking uses, the rest are in points, mean and sd over folds.
-VALIDATION_KEYS = ("loss", "rmse", "rmse_sd", "mae", "mae_sd", "r2", "r2_sd", "pearson_r", "pearson_r_sd")
-
-
-class TrialRow(Schema):
-    """One signature of one trial (task, hyper-parameter sample, signature group)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
-
-    trial_id: str
-    signature: str
-    task: str
-    group: str  # the trial's signature group: the signature itself, "all", or "g<i>"
-    sample: int
-    hyperparameters: dict[str, Any]
-    epochs_run: int
-    best_epoch: int
-    status: Status
-    validation: dict[str, float]  # VALIDATION_KEYS at best_epoch (selection metrics)
-    checkpoint_uri: str
-
-    @property
-    def loss(self) -> float:
-        return self.validation.get("loss", math.nan)
-
-    def flat(self) -> dict[str, Any]:
-        """The trials.csv row: hyper-parameters as `hp/<key>`, metrics as `val/<key>`."""
-        return {
-            "trial_id": self.trial_id, "signature": self.signature, "task": self.task, "group": self.group,
-            "sample": self.sample, **{f"hp/{k}": v for k, v in sorted(self.hyperparameters.items())},
-            "epochs_run": self.epochs_run, "best_epoch": self.best_epoch, "status": self.status,
-            "stopped_early": self.status in (STOPPED_BY_ASHA, EARLY_STOPPED),
-            **{f"val/{k}": self.validation.get(k, math.nan) for k in VALIDATION_KEYS},
-            "checkpoint_uri": self.checkpoint_uri,
-        }
-
-    @classmethod
-    def from_flat(cls, row: dict[str, str]) -> "TrialRow":
-        """A row read back from trials.csv (strings) into its types."""
-        return cls.parse({
-            "trial_id": row["trial_id"], "signature": row["signature"], "task": row["task"], "group": row["group"],
-            "sample": int(row["sample"]),
-            "hyperparameters": {k[3:]: csv_value(v) for k, v in row.items() if k.startswith("hp/")},
-            "epochs_run": int(row["epochs_run"]), "best_epoch": int(row["best_epoch"]), "status": row["status"],
-            "validation": {k: float(row[f"val/{k}"]) for k in VALIDATION_KEYS if row.get(f"val/{k}", "") not in ("", "nan")},
-            "checkpoint_uri": row["checkpoint_uri"],
-        })
 
 
 def choose_checkpoint(
@@ -123,41 +74,16 @@ def signature_rows(
         uri, payload = chosen
         state = payload.state(signature)
         trial_epochs = max(payload.epoch, last_epoch)
-        if errored:
-            status, epochs = ERRORED, payload.epoch
-        elif not state.active:
-            status, epochs = EARLY_STOPPED, state.stop_epoch
-        elif trial_epochs >= max_epochs:
-            status, epochs = COMPLETED, max_epochs
-        else:
-            status, epochs = STOPPED_BY_ASHA, payload.epoch
+        status = row_status(errored=errored, stopped_early=not state.active, epochs=trial_epochs,
+                            max_epochs=max_epochs)
+        # The epochs it ran: to its early stop, to the limit, else as far as its trial went.
+        epochs = {EARLY_STOPPED: state.stop_epoch, COMPLETED: max_epochs}.get(status, payload.epoch)
         validation = {"loss": state.best_val_loss, **{k: state.best_metrics[k] for k in VALIDATION_KEYS[1:]
                                                       if k in state.best_metrics}}
         rows.append(TrialRow(trial_id=trial_id, signature=signature, task=task, group=group, sample=sample,
                              hyperparameters=hyperparameters, epochs_run=epochs, best_epoch=state.best_epoch,
                              status=status, validation=validation, checkpoint_uri=uri))
     return rows
-
-
-def best_per_signature_task(rows: Iterable[TrialRow]) -> list[TrialRow]:
-    """For every (signature, task): its best row by validation loss (sorted by task)."""
-    best: dict[tuple[str, str], TrialRow] = {}
-    for row in rows:
-        if not (_number(row.loss) and row.checkpoint_uri):
-            continue
-        key = (row.signature, row.task)
-        if key not in best or row.loss < best[key].loss:
-            best[key] = row
-    return [best[k] for k in sorted(best, key=lambda k: (k[1], best[k].loss))]
-
-
-def winners_per_task(rows: Iterable[TrialRow]) -> dict[str, TrialRow]:
-    """Each task's winner (any signature, any hyper-parameters) by validation loss."""
-    winners: dict[str, TrialRow] = {}
-    for row in best_per_signature_task(rows):
-        if row.task not in winners or row.loss < winners[row.task].loss:
-            winners[row.task] = row
-    return dict(sorted(winners.items()))
 
 
 def build_summary(
@@ -196,7 +122,7 @@ def build_summary(
         "best_per_signature_task": [
             {"signature": r.signature, "task": r.task, "trial_id": r.trial_id, MONITOR: r.loss,
              "val/rmse": r.validation.get("rmse", math.nan), "val/rmse_sd": r.validation.get("rmse_sd", math.nan)}
-            for r in best_per_signature_task(rows)
+            for r in ranked_by_task(best_per_signature_task(rows).values())
         ],
     }
 
@@ -254,28 +180,6 @@ def _test_line(name: str, m: dict[str, Any]) -> str:
         return f"  {name:<26}   (not scored)"
     return (f"  {name:<26}{m['rmse']:>7.3f}{_ci(m.get('rmse_ci')):>16}{m['mae']:>7.3f}{m['r2']:>7.3f}"
             f"{m['pearson_r']:>7.3f}{m['calibration_slope']:>7.2f}{m['calibration_intercept']:>7.2f}")
-
-
-def write_trials_csv(rows: list[TrialRow], path: str | Path) -> Path:
-    """`trials.csv`: one row per (signature, trial); columns are the union over rows."""
-    flat = [row.flat() for row in rows]
-    columns: list[str] = []
-    for row in flat:
-        columns += [k for k in row if k not in columns]
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(flat)
-    return atomic.write_text(path, text.getvalue())
-
-
-def read_trials_csv(path: str | Path) -> list[TrialRow]:
-    with open(path, newline="") as handle:
-        return [TrialRow.from_flat(row) for row in csv.DictReader(handle)]
-
-
-def write_json(payload: dict[str, Any], path: str | Path) -> Path:
-    return atomic.write_json(path, payload)
 
 
 def has_checkpoint(record: dict[str, Any]) -> bool:

@@ -17,18 +17,21 @@ which no trial, scheduler or early stop saw:
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from mmse_model.core import atomic, storage
 from mmse_model.core.config import Config
 from mmse_model.core.domain import SUBTOTAL_RANGE, TASKS
 from mmse_model.core.errors import InputError
 from mmse_model.data.dataset import Split, load_group
 from mmse_model.evaluation.baselines import baseline_predictions
-from mmse_model.evaluation.scoring import bootstrap_intervals, score_predictions
-from mmse_model.sweeps.results import TrialRow, build_summary, winners_per_task
+from mmse_model.evaluation.scoring import bootstrap_auc_interval, bootstrap_intervals, score_predictions
+from mmse_model.sweeps.results import build_summary
+from mmse_model.sweeps.rules import TrialRow, trials_csv_text, winners_per_task
 from mmse_model.training.callbacks import NullReporter
 from mmse_model.training.checkpoint import CheckpointPayload
 from mmse_model.training.held_out import test_predictions
@@ -122,24 +125,12 @@ def dementia_auc(subjects: list[str], predicted_subtotal: np.ndarray, groups_fil
                               "groups_file": str(path)}
     if labels.all() or not labels.any():
         return result
+    from sklearn.metrics import roc_auc_score
+
     score = -predicted_subtotal
-    result["auc"] = _auc(labels, score)
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(2000):
-        index = rng.integers(0, len(labels), len(labels))
-        if labels[index].any() and not labels[index].all():
-            draws.append(_auc(labels[index], score[index]))
-    result["auc_ci"] = [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]
+    result["auc"] = float(roc_auc_score(labels, score))
+    result["auc_ci"] = bootstrap_auc_interval(labels, score, seed=seed)
     return result
-
-
-def _auc(positive: np.ndarray, score: np.ndarray) -> float:
-    """Probability that a positive outranks a negative (ties count half): Mann-Whitney."""
-    pos, neg = score[positive], score[~positive]
-    greater = (pos[:, None] > neg[None, :]).mean()
-    ties = (pos[:, None] == neg[None, :]).mean()
-    return float(greater + 0.5 * ties)
 
 
 def outer_estimate(data_root: str | Path, task: str, signatures: list[str], config: Config,
@@ -167,14 +158,28 @@ def outer_estimate(data_root: str | Path, task: str, signatures: list[str], conf
             "signatures_chosen": chosen}
 
 
-def write_predictions_csv(predictions: list[dict[str, Any]], path: str | Path) -> Path:
-    import io
-
-    from mmse_model.core import atomic
-
+def predictions_csv_text(predictions: list[dict[str, Any]]) -> str:
+    """`test_predictions.csv`: every winner's test subjects, one row each."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=PREDICTION_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(predictions)
-    return atomic.write_text(path, text.getvalue())
+    return text.getvalue()
 
+
+RESULT_FILES = ("trials.csv", "test_predictions.csv", "summary.txt", "summary.json")
+
+
+def write_results(experiment: str, rows: list[TrialRow], summary: dict[str, Any], text: str,
+                  predictions: list[dict[str, Any]]) -> None:
+    """Write a sweep's result files into its experiment folder (a path or a storage URI),
+    each whole. summary.json goes last: where it is, every other result file is complete
+    (the dashboard reads a folder without it as a sweep still running)."""
+    contents = {
+        "trials.csv": trials_csv_text(rows),
+        "test_predictions.csv": predictions_csv_text(predictions),
+        "summary.txt": text + "\n",
+        "summary.json": atomic.json_text(summary),
+    }
+    for name in RESULT_FILES:
+        storage.write_text(storage.join(experiment, name), contents[name])

@@ -11,15 +11,16 @@ range. `FoldEnsemble.from_checkpoint` reads one signature's K models out of it.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import torch
 from pydantic import ConfigDict
 
-from mmse_model.core import atomic
+from mmse_model.core import atomic, storage
 from mmse_model.core.config import Config
 from mmse_model.core.errors import CheckpointError, ConfigError, first_line
 from mmse_model.core.schema import Schema
@@ -85,25 +86,51 @@ def save_checkpoint(directory: str | Path, payload: CheckpointPayload) -> Path:
 
 
 def load_checkpoint(location: str | Path) -> CheckpointPayload:
-    """Load a checkpoint file or folder; anything else is a `CheckpointError` naming it."""
+    """Load a checkpoint file or folder, a local path or a storage URI
+    (`s3://.../checkpoint_000004`, read into a temporary copy); anything else is a
+    `CheckpointError` naming it, a storage that does not answer `StorageUnavailable`."""
+    if storage.is_remote(str(location)):
+        with _local_copy(str(location)) as path:
+            return _load_file(path, shown=storage.redact(str(location)))
     path = Path(location)
     if path.is_dir():
         path = path / FILENAME
+    return _load_file(path, shown=str(path))
+
+
+@contextlib.contextmanager
+def _local_copy(location: str) -> Iterator[Path]:
+    """The `model.pt` of a remote checkpoint (its folder or the file itself), copied to
+    local disk for as long as the context lasts."""
+    storage.check_location(location, "checkpoint")
+    if storage.name(location) != FILENAME:
+        location = storage.join(location, FILENAME)
+    base = location.partition("?")[0]
+    folder = base.rsplit("/", 2)[-2]  # checkpoint_000004
+    with contextlib.ExitStack() as stack:
+        try:
+            path = stack.enter_context(storage.local_copy(location, what=f"reading {folder}"))
+        except FileNotFoundError as exc:
+            raise CheckpointError(f"{base}: cannot read the checkpoint ({first_line(exc)})") from None
+        yield path
+
+
+def _load_file(path: Path, shown: str) -> CheckpointPayload:
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{shown}: no such checkpoint file")
     try:
         document = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file fails in many ways (KeyError, EOFError, ...)
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(exc, 200)})") from None
+        raise CheckpointError(f"{shown}: not a readable checkpoint ({first_line(exc, 200)})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an mmse checkpoint (no '{FORMAT}' format tag)")
+        raise CheckpointError(f"{shown}: not an mmse checkpoint (no '{FORMAT}' format tag)")
     if document.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {document.get('format_version')!r}, "
+        raise CheckpointError(f"{shown}: checkpoint format version {document.get('format_version')!r}, "
                               f"this code reads {FORMAT_VERSION}")
     try:
         return CheckpointPayload.parse(document)
     except ConfigError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
+        raise CheckpointError(f"{shown}: {exc}") from None
 
 
 def member_rows(signature_index: int, folds: int) -> slice:

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from pyarrow import fs as pafs
 
-from mmse_model.sweeps.results import read_trials_csv
+from mmse_model.sweeps.rules import read_trials_csv
 from mmse_model.training.checkpoint import FILENAME, FoldEnsemble, load_checkpoint
 from tests.ray.conftest import S3_ENV, SIG
 from tests.ray.s3_server import SECRET_KEY
@@ -177,14 +177,12 @@ def test_resume_completes_with_every_trial_exactly_once(s3_sweep):
     resumed = s3_sweep["resumed"]
     assert resumed.returncode == 0, resumed.stdout[-4000:]
     fs, key = s3_sweep["fs"], s3_sweep["experiment_key"]
-    local = s3_sweep["tmp"] / "trials.csv"
-    local.write_bytes(read(fs, f"{key}/trials.csv"))
-    rows = read_trials_csv(local)
-    assert len(rows) == SAMPLES and len({r.trial_id for r in rows}) == SAMPLES, rows
-    assert {r.sample for r in rows} == set(range(SAMPLES))
-    assert all(r.status != "error" and r.epochs_run == EPOCHS for r in rows), rows
+    rows = read_trials_csv(read(fs, f"{key}/trials.csv").decode())
+    assert len(rows) == SAMPLES and len({r["trial_id"] for r in rows}) == SAMPLES, rows
+    assert {r["sample"] for r in rows} == set(range(SAMPLES))
+    assert all(r["status"] != "error" and r["epochs_run"] == EPOCHS for r in rows), rows
     for row in rows:  # every row names a checkpoint in the bucket
-        assert row.checkpoint_uri.startswith(f"s3://{key}/train_runs/"), row.checkpoint_uri
+        assert row["checkpoint_uri"].startswith(f"s3://{key}/train_runs/"), row["checkpoint_uri"]
     summary = json.loads(read(fs, f"{key}/summary.json"))
     assert set(summary["tasks"]) == {"Q1"} and "winner" in summary["tasks"]["Q1"]
     assert "network (winner)" in read(fs, f"{key}/summary.txt").decode()
@@ -192,7 +190,6 @@ def test_resume_completes_with_every_trial_exactly_once(s3_sweep):
 
 def test_predict_from_the_winners_checkpoint_uri(s3_sweep, toy_root, tmp_path, monkeypatch):
     from mmse_app.cli import main
-    from ray_jobs.train import load_payload
 
     for name, value in S3_ENV.items():
         monkeypatch.setenv(name, value)
@@ -204,7 +201,7 @@ def test_predict_from_the_winners_checkpoint_uri(s3_sweep, toy_root, tmp_path, m
                  "--signature", SIG]) == 0
     rows = list(csv.DictReader(open(out)))
     data = np.load(toy_root / SIG / "Q1.npz", allow_pickle=False)
-    expected = FoldEnsemble.from_checkpoint(load_payload(uri), SIG).predict(data["X"])
+    expected = FoldEnsemble.from_checkpoint(load_checkpoint(uri), SIG).predict(data["X"])
     assert [r["subject_id"] for r in rows] == list(data["subject_id"])
     np.testing.assert_allclose([float(r["Q1_predicted"]) for r in rows], expected, atol=1e-4)
     # A checkpoint that is not there is a one-line error, exit status 2.

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mmse_model.sweeps.config import load_sweep_config
-from mmse_model.sweeps.results import STOPPED_BY_ASHA, read_trials_csv
+from mmse_model.sweeps.rules import STOPPED_BY_ASHA, read_trials_csv
 from mmse_model.training.checkpoint import load_checkpoint
 
 SIG, WEAK_SIG = "m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"
@@ -69,19 +69,19 @@ def trial_histories(experiment: Path) -> dict[str, list[dict]]:
 
 def test_sweep_writes_every_result_file(sweep_run):
     experiment, summary, _ = sweep_run
-    rows = read_trials_csv(experiment / "trials.csv")
+    rows = read_trials_csv((experiment / "trials.csv").read_text())
     assert len(rows) == 2 * 2 * 3  # signatures x tasks x samples
-    assert len({r.trial_id for r in rows}) == 2 * 3  # one trial per task and sample: packed
-    for trial in {r.trial_id for r in rows}:
-        assert {r.signature for r in rows if r.trial_id == trial} == {SIG, WEAK_SIG}
+    assert len({r["trial_id"] for r in rows}) == 2 * 3  # one trial per task and sample: packed
+    for trial in {r["trial_id"] for r in rows}:
+        assert {r["signature"] for r in rows if r["trial_id"] == trial} == {SIG, WEAK_SIG}
     for row in rows:
-        assert row.task in ("Q1", "Q3") and row.group == "all" and row.sample in (0, 1, 2)
-        assert set(row.hyperparameters) == {"training.lr", "arch.h1"}
+        assert row["task"] in ("Q1", "Q3") and row["group"] == "all" and row["sample"] in (0, 1, 2)
+        assert {k for k in row if k.startswith("hp/")} == {"hp/training.lr", "hp/arch.h1"}
         # The named checkpoint exists, loads, and is where the row's numbers come from.
-        payload = load_checkpoint(row.checkpoint_uri)
-        state = payload.state(row.signature)
-        assert row.best_epoch == state.best_epoch <= row.epochs_run <= payload.epoch
-        assert row.loss == state.best_val_loss and row.validation["rmse"] == state.best_metrics["rmse"] > 0
+        payload = load_checkpoint(row["checkpoint_uri"])
+        state = payload.state(row["signature"])
+        assert row["best_epoch"] == state.best_epoch <= row["epochs_run"] <= payload.epoch
+        assert row["val/loss"] == state.best_val_loss and row["val/rmse"] == state.best_metrics["rmse"] > 0
     on_disk = json.loads((experiment / "summary.json").read_text())
     assert on_disk["n_rows"] == 12 and on_disk["n_trials"] == 6 and set(on_disk["tasks"]) == {"Q1", "Q3"}
     for task, entry in on_disk["tasks"].items():
@@ -102,7 +102,7 @@ def test_asha_decisions_are_exactly_its_rule_within_each_task(sweep_run):
     from ray_jobs.scheduler import PerTaskASHA
 
     experiment, _, _ = sweep_run
-    rows = read_trials_csv(experiment / "trials.csv")
+    rows = read_trials_csv((experiment / "trials.csv").read_text())
     histories = trial_histories(experiment)
     replay = PerTaskASHA(max_t=8, grace_period=2, reduction_factor=2)
     assert replay.set_search_properties("val/loss", "min")
@@ -116,12 +116,12 @@ def test_asha_decisions_are_exactly_its_rule_within_each_task(sweep_run):
                 break
     assert stopped_at, "the sweep was built so that ASHA stops some trial"
     for row in rows:
-        if row.status == STOPPED_BY_ASHA:
-            assert stopped_at[row.trial_id] == row.epochs_run, row
-        elif row.trial_id in stopped_at:  # a signature stopped early before ASHA stopped its trial
-            assert row.status == "early_stopping" and row.epochs_run < stopped_at[row.trial_id], row
+        if row["status"] == STOPPED_BY_ASHA:
+            assert stopped_at[row["trial_id"]] == row["epochs_run"], row
+        elif row["trial_id"] in stopped_at:  # a signature stopped early before ASHA stopped its trial
+            assert row["status"] == "early_stopping" and row["epochs_run"] < stopped_at[row["trial_id"]], row
     # Rows stopped at a rung are each compared only with trials of their own task.
-    assert {r.task for r in rows if r.status == STOPPED_BY_ASHA} <= {"Q1", "Q3"}
+    assert {r["task"] for r in rows if r["status"] == STOPPED_BY_ASHA} <= {"Q1", "Q3"}
     # The winner of each task is on the strong signature (the other carries no signal).
     summary = json.loads((experiment / "summary.json").read_text())
     assert {e["winner"]["signature"] for e in summary["tasks"].values()} == {SIG}

@@ -1,0 +1,312 @@
+"""Storage: every file a command reads or writes at a storage or experiment location.
+
+A location is a local (or NFS) path, or a URI that `pyarrow.fs.FileSystem.from_uri` opens
+(`s3://bucket/prefix` for AWS S3 and S3-compatible servers: MinIO, SeaweedFS, Ceph; `gs://`,
+`file://`). This module is the only place that tells the two apart; everything else joins,
+reads, writes and lists through it.
+
+For S3 the endpoint, region and credentials come from the environment of each process
+(`AWS_ENDPOINT_URL`, `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or a
+credentials file, an instance role on AWS); `?endpoint_override=...&scheme=http` in the URI
+works too. Credentials are refused in a location: a location is written into results, Tune's
+experiment state, logs and the Ray dashboard, and a key in it would be too.
+
+Failures: a missing file is `FileNotFoundError`, as for a path. A remote store that fails
+(unreachable, refused credentials, a server error) is `StorageUnavailable`, one line that
+names the location, exit status 1. Local errors pass as they are.
+
+Writes are whole or absent: a local file is renamed into place (`core/atomic.py`); an
+object store shows an object only once its upload has completed. pyarrow is imported when
+a file is touched, not with this module (`mmse --help` loads no pyarrow).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+from mmse_model.core import atomic
+from mmse_model.core.errors import ConfigError, InputError, RunFailure, first_line
+
+
+class StorageUnavailable(RunFailure):
+    """A remote store that failed (unreachable, or it refused): not a missing object. The
+    message names the location without its query; a sweep's state is kept for `--resume`."""
+
+
+# --- locations ------------------------------------------------------------------------------
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# Query parameters (pyarrow's S3 URI options among them) that carry a secret.
+_SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sig")
+
+
+def _scheme(location: str) -> str:
+    match = _SCHEME.match(str(location))
+    return match.group(1).lower() if match else ""
+
+
+def is_uri(location: str) -> bool:
+    """A URI (`s3://...`, `file://...`) rather than a plain path."""
+    return bool(_scheme(location))
+
+
+def is_remote(location: str) -> bool:
+    """A location outside this machine's file system: a URI other than `file://`."""
+    return _scheme(location) not in ("", "file")
+
+
+def local_path(location: str) -> Path:
+    """A local location (a path or `file://` URI) as an absolute path."""
+    if is_remote(location):
+        raise ValueError(f"{redact(location)}: not a local location")
+    text = str(location)
+    if _scheme(text) == "file":
+        text = urlsplit(text).path
+    return Path(text).expanduser().resolve()
+
+
+def absolute(location: str) -> str:
+    """What Ray wants: an absolute path, or the URI unchanged."""
+    return str(location) if is_uri(location) else str(local_path(location))
+
+
+def join(location: str, *parts: str) -> str:
+    """Append path parts to a path or URI, before any `?query` of the URI."""
+    base, sep, query = str(location).partition("?")
+    return "/".join([base.rstrip("/"), *parts]) + (sep + query if sep else "")
+
+
+def name(location: str) -> str:
+    """The last part of a location's path (`runs/mmse_demo` -> `mmse_demo`)."""
+    return str(location).partition("?")[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def uri_of(storage: str, fs_path: str) -> str:
+    """A file-system path that Ray reports under `storage`, as a location a later reader
+    opens: the storage's scheme and query (an S3 endpoint) put back on."""
+    scheme = _scheme(storage)
+    if scheme in ("", "file"):
+        return fs_path
+    _, sep, query = str(storage).partition("?")
+    return f"{scheme}://{fs_path}" + (sep + query if sep else "")
+
+
+def _secret_names(query: str) -> list[str]:
+    return [key for key, _ in parse_qsl(query, keep_blank_values=True)
+            if any(word in key.lower() for word in _SECRET_WORDS)]
+
+
+def redact(location: str) -> str:
+    """`location` without user info or secret query parameters: what may be shown or logged."""
+    if not is_uri(location):
+        return location
+    parts = urlsplit(location)
+    secret = set(_secret_names(parts.query))
+    if not secret and "@" not in parts.netloc:
+        return location
+    query = "&".join(f"{n}={v}" if v else n for n, v in parse_qsl(parts.query, keep_blank_values=True)
+                     if n not in secret)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def display(location: str) -> str:
+    """A location as a page or log shows it: a path made absolute, a URI without credentials."""
+    return redact(location) if is_uri(location) else str(local_path(location))
+
+
+def check_location(location: str, key: str) -> str:
+    """`location` unchanged, or a one-line ConfigError naming `key` when it holds
+    credentials (user info or a secret query parameter). The value itself is never echoed."""
+    if not is_uri(location):
+        return location
+    parts = urlsplit(location)
+    secret = _secret_names(parts.query)
+    if "@" in parts.netloc or secret:
+        what = f"a {secret[0]!r} parameter" if secret else "user:password@"
+        raise ConfigError(
+            f"{key}: the URI holds credentials ({what}); they would be written into results, logs and "
+            "the Ray dashboard. Give them in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "AWS_SHARED_CREDENTIALS_FILE, or an instance role) and keep the URI to s3://bucket/prefix"
+        )
+    return location
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def errors(location: str, what: str) -> Iterator[None]:
+    """Turn an OSError of a remote location into StorageUnavailable: one line naming the
+    location, `what` failed and pyarrow's reason. A missing object (FileNotFoundError) and
+    errors of local paths pass as they are."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if not is_remote(location):
+            raise
+        raise StorageUnavailable(f"storage {str(location).partition('?')[0]}: {what} failed "
+                                 f"({first_line(exc)})") from None
+
+
+def filesystem(location: str):
+    """(pyarrow file system, path in it) for a location, from `FileSystem.from_uri`. One file
+    system per store (scheme, bucket or host, options), made once: opening one can cost a
+    request (S3 looks up the bucket's region). A URI pyarrow cannot read is an InputError, a
+    store that does not answer StorageUnavailable."""
+    if not is_remote(location):
+        fs, _ = _store(location, "file:///")
+        return fs, local_path(location).as_posix()
+    parts = urlsplit(str(location))
+    fs, root = _store(location, urlunsplit((parts.scheme, parts.netloc, "", parts.query, "")))
+    return fs, (root.rstrip("/") + unquote(parts.path)).rstrip("/") or "/"
+
+
+def _store(location: str, key: str):
+    # The environment that configures a store (endpoint, region, credentials) is part of its
+    # identity: a process that changes it gets a new file system.
+    environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_STORE_ENVIRONMENT)))
+    try:
+        return _open_store(key, environment)
+    except ValueError as exc:  # not a URI pyarrow reads (an unknown scheme, a bad option)
+        raise InputError(f"{redact(location)}: cannot open: {first_line(exc)}") from None
+    except OSError as exc:
+        with errors(location, "opening"):
+            raise exc from None
+
+
+_STORE_ENVIRONMENT = ("AWS_", "GOOGLE_", "GCS_", "ARROW_")
+
+
+@functools.lru_cache(maxsize=16)
+def _open_store(key: str, environment: tuple[tuple[str, str], ...]):
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(key)
+
+
+def _kind(location: str) -> str:
+    fs, path = filesystem(location)
+    with errors(location, "looking up"):
+        return fs.get_file_info(path).type.name  # "File", "Directory" or "NotFound"
+
+
+def exists(location: str) -> bool:
+    return _kind(location) != "NotFound"
+
+
+def is_dir(location: str) -> bool:
+    return _kind(location) == "Directory"
+
+
+def read_bytes(location: str) -> bytes:
+    """A file's bytes; FileNotFoundError when there is no file there."""
+    fs, path = filesystem(location)
+    with errors(location, "reading"):
+        if fs.get_file_info(path).type.name != "File":
+            raise FileNotFoundError(f"{redact(location)}: no such file")
+        with fs.open_input_stream(path) as stream:
+            return stream.read()
+
+
+def read_text(location: str) -> str:
+    """A UTF-8 file's text (undecodable bytes replaced); FileNotFoundError when absent."""
+    return read_bytes(location).decode("utf-8", errors="replace")
+
+
+def write_bytes(location: str, data: bytes) -> str:
+    """Write a whole file: a local one is renamed into place, an object appears once uploaded."""
+    if not is_remote(location):
+        atomic.write_bytes(local_path(location), data)
+        return location
+    fs, path = filesystem(location)
+    with errors(location, "writing"):
+        try:
+            stream = fs.open_output_stream(path)
+        except FileNotFoundError:  # a store with real folders (HDFS, in-memory): make the parent
+            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            stream = fs.open_output_stream(path)
+        with stream:
+            stream.write(data)
+    return location
+
+
+def write_text(location: str, text: str) -> str:
+    return write_bytes(location, text.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    is_dir: bool
+
+
+def list_dir(location: str) -> list[Entry]:
+    """The files and folders directly in a folder, sorted by name; [] when it is absent."""
+    import pyarrow.fs
+
+    fs, path = filesystem(location)
+    with errors(location, "listing"):
+        children = fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=False, allow_not_found=True))
+    return sorted((Entry(c.base_name, c.type == pyarrow.fs.FileType.Directory) for c in children),
+                  key=lambda e: e.name)
+
+
+def files_present(location: str, relative: list[str]) -> set[str]:
+    """Which of the `relative` paths under a folder are files (one look-up for all)."""
+    fs, path = filesystem(location)
+    with errors(location, "looking up"):
+        infos = fs.get_file_info([f"{path}/{r}" for r in relative])
+    return {r for r, info in zip(relative, infos) if info.type.name == "File"}
+
+
+@contextlib.contextmanager
+def local_copy(location: str, what: str = "") -> Iterator[Path]:
+    """A file or folder on local disk: the location itself when it is local, else a
+    temporary copy (removed afterwards). A missing one is FileNotFoundError; `what` names the
+    read in a StorageUnavailable line (default: "reading <name>")."""
+    if not is_remote(location):
+        yield local_path(location)
+        return
+    import pyarrow.fs
+
+    fs, path = filesystem(location)
+    with tempfile.TemporaryDirectory(prefix="mmse-storage-") as tmp:
+        target = Path(tmp) / name(location)
+        with errors(location, what or f"reading {name(location)}"):
+            kind = fs.get_file_info(path).type
+            if kind == pyarrow.fs.FileType.NotFound:
+                raise FileNotFoundError(f"{redact(location)}: not found")
+            if kind == pyarrow.fs.FileType.Directory:
+                target.mkdir()
+            pyarrow.fs.copy_files(path, target.as_posix(), source_filesystem=fs)
+        yield target
+
+
+def delete(location: str) -> None:
+    """Remove a file or a folder with everything in it; nothing there is no error."""
+    if not is_remote(location):
+        path = local_path(location)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        return
+    fs, path = filesystem(location)
+    with errors(location, "deleting"):
+        kind = fs.get_file_info(path).type.name
+        if kind == "Directory":
+            fs.delete_dir(path)
+        elif kind == "File":
+            fs.delete_file(path)
