@@ -9,7 +9,12 @@ import pytest
 
 from mmse_model.core.config import Config
 from mmse_model.core.errors import CheckpointError
-from mmse_model.sweeps.results import build_summary, choose_checkpoint, format_summary, signature_rows
+from mmse_model.sweeps.results import (
+    build_summary,
+    choose_checkpoint,
+    format_summary,
+    signature_rows,
+)
 from mmse_model.sweeps.rules import (
     COMPLETED,
     EARLY_STOPPED,

@@ -29,7 +29,11 @@ from mmse_model.core.domain import SUBTOTAL_RANGE, TASKS
 from mmse_model.core.errors import InputError
 from mmse_model.data.dataset import Split, load_group
 from mmse_model.evaluation.baselines import baseline_predictions
-from mmse_model.evaluation.scoring import bootstrap_auc_interval, bootstrap_intervals, score_predictions
+from mmse_model.evaluation.scoring import (
+    bootstrap_auc_interval,
+    bootstrap_intervals,
+    score_predictions,
+)
 from mmse_model.sweeps.results import build_summary
 from mmse_model.sweeps.rules import TrialRow, trials_csv_text, winners_per_task
 from mmse_model.training.callbacks import NullReporter
