@@ -68,10 +68,12 @@ def local_path(location: str) -> Path:
     """A local location (a path or `file://` URI) as an absolute path."""
     if is_remote(location):
         raise ValueError(f"{redact(location)}: not a local location")
+    return Path(_local_text(location)).expanduser().resolve()
+
+
+def _local_text(location: str) -> str:
     text = str(location)
-    if _scheme(text) == "file":
-        text = urlsplit(text).path
-    return Path(text).expanduser().resolve()
+    return unquote(urlsplit(text).path) if _scheme(text) == "file" else text
 
 
 def absolute(location: str) -> str:
@@ -166,8 +168,10 @@ def filesystem(location: str):
     request (S3 looks up the bucket's region). A URI pyarrow cannot read is an InputError, a
     store that does not answer StorageUnavailable."""
     if not is_remote(location):
-        fs, _ = _store(location, "file:///")
-        return fs, local_path(location).as_posix()
+        # Made absolute, not resolved: resolving costs a system call per folder of the path,
+        # and the dashboard opens thousands of files.
+        fs, _ = _open_store("file:///", ())
+        return fs, os.path.abspath(os.path.expanduser(_local_text(location)))
     parts = urlsplit(str(location))
     fs, root = _store(location, urlunsplit((parts.scheme, parts.netloc, "", parts.query, "")))
     return fs, (root.rstrip("/") + unquote(parts.path)).rstrip("/") or "/"
@@ -214,10 +218,15 @@ def read_bytes(location: str) -> bytes:
     """A file's bytes; FileNotFoundError when there is no file there."""
     fs, path = filesystem(location)
     with errors(location, "reading"):
-        if fs.get_file_info(path).type.name != "File":
-            raise FileNotFoundError(f"{redact(location)}: no such file")
-        with fs.open_input_stream(path) as stream:
-            return stream.read()
+        try:
+            with fs.open_input_stream(path) as stream:
+                return stream.read()
+        except (FileNotFoundError, NotADirectoryError):
+            raise FileNotFoundError(f"{redact(location)}: no such file") from None
+        except OSError:
+            if fs.get_file_info(path).type.name != "File":  # a folder, or a path under a file
+                raise FileNotFoundError(f"{redact(location)}: no such file") from None
+            raise
 
 
 def read_text(location: str) -> str:
