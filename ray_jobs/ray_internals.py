@@ -10,7 +10,14 @@ Public Ray APIs are used everywhere else. What is here has no public equivalent:
 - Tune's list of environment variables it copies from the driver into every trial actor's
   runtime env, from which the AWS credentials are taken out;
 - a Tune trial's actor handle (`trial.temporary_state.ray_actor`), which the guard kills
-  when a trial hangs.
+  when a trial hangs;
+- classes mixed into a function trial's actor (`__mixins__`, which Tune's `wrap_function`
+  honours) and the `cleanup` they extend, so that a trial releases its Train run's
+  placement groups when Tune ends it (`TrialStopHook`);
+- Tune's trial counter, read from the front of `trial.experiment_tag`, from which trial
+  names are made before a trial runs;
+- `RAY_AIR_NEW_OUTPUT`, which turns off Tune's newer console output (it ignores a
+  `ProgressReporter`).
 
 `tests/ray/test_ray_internals.py` touches each of them, so an upgrade that moves one fails
 there, naming the Ray symbol, instead of somewhere deep inside a sweep.
@@ -19,6 +26,7 @@ there, naming the Ray symbol, instead of somewhere deep inside a sweep.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +34,8 @@ from typing import Any
 # passes them on to the Train controller: set them in the runtime env, not only the shell.
 HEALTH_CHECK_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
+# Read when a Tune run starts (`get_air_verbosity` below): "0" keeps the CLIReporter table.
+NEW_OUTPUT_ENV = "RAY_AIR_NEW_OUTPUT"
 
 # (module, attribute) of every internal symbol below, for the upgrade test.
 SYMBOLS = (
@@ -41,6 +51,10 @@ SYMBOLS = (
     ("ray.train.v2.api.data_parallel_trainer", "DataParallelTrainer._create_default_callbacks"),
     ("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE"),
     ("ray.tune.experiment.trial", "_TemporaryTrialState"),
+    ("ray.tune.trainable.function_trainable", "wrap_function"),
+    ("ray.tune.trainable.function_trainable", "FunctionTrainable.cleanup"),
+    ("ray.tune.experimental.output", "get_air_verbosity"),
+    ("ray.air.constants", "AIR_ENV_VARS"),
 )
 
 # Tune copies these from the driver's environment into every trial actor's runtime env (and
@@ -170,6 +184,43 @@ def trial_actor(trial) -> Any:
     """The actor running a Tune trial, or None when it has none (pending, ended)."""
     state = trial.temporary_state  # ray.tune.experiment.trial._TemporaryTrialState
     return state.ray_actor
+
+
+def trial_counter(trial) -> int:
+    """Tune's counter of a trial (0, 1, 2, ... in the order the search generator made them):
+    the number that starts `trial.experiment_tag`, which Tune's variant generator writes as
+    `<counter>` or `<counter>_<resolved values>`. Tune names a trial before it runs, from it."""
+    return int(str(trial.experiment_tag).split("_", 1)[0])
+
+
+class TrialStopHook:
+    """Mixed into a function trial's actor (`mix_into_trial_actor`): `on_trial_stop` runs when
+    Tune ends the trial (its last result, a scheduler's stop, an error), right after Tune's
+    own `FunctionTrainable.cleanup`, which stops the trial thread without waiting for it."""
+
+    def cleanup(self) -> None:
+        try:
+            super().cleanup()  # type: ignore[misc]  # Tune's FunctionTrainable, next in the MRO
+        finally:
+            self.on_trial_stop()
+
+    def on_trial_stop(self) -> None:
+        """Override: what ending the trial must release."""
+
+
+def mix_into_trial_actor(function, *mixins: type):
+    """Make `mixins` bases of the actor class Tune builds for the trial function: Tune's
+    `wrap_function` (a DeveloperAPI) puts `function.__mixins__` before `FunctionTrainable`
+    in the class's bases. `tune.with_resources` returns the same function, mixins kept."""
+    function.__mixins__ = tuple(mixins)
+    return function
+
+
+def use_classic_progress_table() -> None:
+    """Tune's newer console output (on unless `RAY_AIR_NEW_OUTPUT` is "0" when a run starts)
+    ignores a `ProgressReporter`: turn it off, so the CLIReporter table is the progress shown.
+    A value set in the environment is kept."""
+    os.environ.setdefault(NEW_OUTPUT_ENV, "0")
 
 
 def keep_credentials_out_of_trial_envs() -> None:

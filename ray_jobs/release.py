@@ -55,16 +55,13 @@ def release_orphaned_groups(job_id: str) -> list[Released]:
     return released
 
 
-class ReleaseOnStop:
-    """Mixed into the Tune trial actor (`run_trial.__mixins__`, which Tune's `wrap_function`
-    honours): when Tune ends the trial, the Train run's groups are removed right away."""
+class ReleaseOnStop(ray_internals.TrialStopHook):
+    """Mixed into the Tune trial actor (`ray_internals.mix_into_trial_actor`): when Tune ends
+    the trial, the Train run's groups are removed right away."""
 
-    def cleanup(self) -> None:
+    def on_trial_stop(self) -> None:
         try:
-            super().cleanup()  # Tune's own: stop the trial thread (without waiting for it)
-        finally:
-            try:
-                for item in release_groups_of_owned_actors():
-                    log.info("released %s %s of %s", item.group_id[:8], item.resources, item.creator)
-            except Exception as exc:  # the driver's watchdog is the second line
-                log.warning("could not release this trial's Train placement groups: %s", exc)
+            for item in release_groups_of_owned_actors():
+                log.info("released %s %s of %s", item.group_id[:8], item.resources, item.creator)
+        except Exception as exc:  # the driver's watchdog is the second line
+            log.warning("could not release this trial's Train placement groups: %s", exc)

@@ -31,30 +31,30 @@ class PerTaskASHA(FIFOScheduler):
         self.task_metric, self.task_mode = metric or self.task_metric, mode or self.task_mode
         return True
 
-    def _asha(self, trial) -> AsyncHyperBandScheduler:
+    def _asha(self, tune_controller, trial) -> AsyncHyperBandScheduler:
         task = self.task_of.setdefault(trial.trial_id, trial.config["task"])
         if task not in self.by_task:
             self.by_task[task] = AsyncHyperBandScheduler(metric=self.task_metric, mode=self.task_mode, **self.asha_args)
         asha = self.by_task[task]
         if trial.trial_id not in self.added:  # new, or restored by Tuner.restore
-            asha.on_trial_add(None, trial)
+            asha.on_trial_add(tune_controller, trial)
             self.added.add(trial.trial_id)
         return asha
 
     def on_trial_add(self, tune_controller, trial) -> None:
-        self._asha(trial)
+        self._asha(tune_controller, trial)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        return self._asha(trial).on_trial_result(tune_controller, trial, result)
+        return self._asha(tune_controller, trial).on_trial_result(tune_controller, trial, result)
 
     def on_trial_complete(self, tune_controller, trial, result: dict | None) -> None:
         if trial.trial_id in self.added:
-            self._asha(trial).on_trial_complete(tune_controller, trial, result or {})
+            self._asha(tune_controller, trial).on_trial_complete(tune_controller, trial, result or {})
             self.added.discard(trial.trial_id)
 
     def on_trial_remove(self, tune_controller, trial) -> None:
         if trial.trial_id in self.added:
-            self._asha(trial).on_trial_remove(tune_controller, trial)
+            self._asha(tune_controller, trial).on_trial_remove(tune_controller, trial)
             self.added.discard(trial.trial_id)
 
     def on_trial_error(self, tune_controller, trial) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +35,7 @@ from mmse_model.training.loop import RunSpec
 from ray_jobs import options, ray_internals
 from ray_jobs.guard import SweepGuard, SweepInterrupted
 from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
+from ray_jobs.repeats import run_repeats_on_ray
 from ray_jobs.rungs import rungs
 from ray_jobs.scheduler import PerTaskASHA
 from ray_jobs.train import build_trainer, connect, worker_resources
@@ -68,8 +68,8 @@ def run_trial(trial_config: dict[str, Any]) -> None:
     trainer.fit()
 
 
-# Tune's wrap_function mixes these into the trial actor: ending a trial releases its Train run.
-run_trial.__mixins__ = (ReleaseOnStop,)
+# Ending a trial releases its Train run's placement groups (docs/design.md, "Releasing resources").
+ray_internals.mix_into_trial_actor(run_trial, ReleaseOnStop)
 
 
 def trial_resources(sweep: SweepConfig) -> dict[str, float]:
@@ -101,7 +101,7 @@ class TrialName:
     `Q3-m2_tau1_eps0.055_lmin2-2`), not Tune's default of every hyper-parameter.
 
     Tune names a trial before it runs, when the sample number is not in its config: it is
-    derived from Tune's trial counter (the number that starts `trial.experiment_tag`). The
+    derived from Tune's trial counter (`ray_internals.trial_counter`). The
     generator makes every grid point (task x signature group) of sample 0, then of sample 1,
     ..., so sample = counter // grid_size: the same number `collect_rows` gives a trial
     (its rank by trial id within its task and group). A restored sweep keeps its names.
@@ -111,8 +111,8 @@ class TrialName:
         self.grid_size = max(1, grid_size)
 
     def __call__(self, trial) -> str:
-        counter = int(str(trial.experiment_tag).split("_", 1)[0])
-        return f"{trial.config['task']}-{trial.config['group']['label']}-{counter // self.grid_size}"
+        sample = ray_internals.trial_counter(trial) // self.grid_size
+        return f"{trial.config['task']}-{trial.config['group']['label']}-{sample}"
 
 
 def _domain(spec: dict[str, list]):
@@ -258,9 +258,8 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
                                        resume_errored=True)
     else:
         tuner = build_tuner(sweep, signatures, tasks, storage)
-    # Tune's newer console output ignores a ProgressReporter; the CLIReporter table (the
-    # columns chosen in build_tuner) is the live progress table.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # The CLIReporter table (the columns chosen in build_tuner) is the live progress table.
+    ray_internals.use_classic_progress_table()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     SweepGuard.current_settings = (sweep.watchdog.interval_s, sweep.watchdog.stall_timeout_s)
     try:
@@ -284,7 +283,7 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     summary, predictions = summarise_sweep(
         sweep.name, rows, Path(sweep.data_root).resolve(), load_checkpoint, outer_repeats=evaluation.outer_repeats,
         groups_file=evaluation.groups_file, seed=evaluation.bootstrap_seed,
-        provenance=provenance(sweep, started),
+        provenance=provenance(sweep, started), run_repeats=run_repeats_on_ray,
     )
     text = format_summary(summary)
     write_results(experiment, rows, summary, text, predictions)

@@ -9,8 +9,9 @@ from mmse_model.core.config import Config
 from mmse_model.data.dataset import Split, load_group, shared_split
 from mmse_model.evaluation.baselines import baseline_predictions, training_folds
 from mmse_model.evaluation.scoring import bootstrap_auc_interval, bootstrap_intervals, held_out_rows
+from mmse_model.sweeps.repeats import IN_PROCESS, RepeatResult, run_repeats_in_process
 from mmse_model.sweeps.results import signature_rows
-from mmse_model.sweeps.summary import subtotal, summarise_sweep
+from mmse_model.sweeps.summary import outer_estimates, subtotal, summarise_sweep
 from mmse_model.training.checkpoint import load_checkpoint, save_checkpoint
 from mmse_model.training.loop import RunSpec, load_run_data, train_run
 from tests.conftest import SIG, WEAK_SIG
@@ -150,7 +151,20 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         save_checkpoint(tmp_path / task, outcome.checkpoint)
         rows += signature_rows(f"t_{task}", task, "all", [SIG, WEAK_SIG], 0, {}, outcome.fit.history,
                                (str(tmp_path / task), outcome.checkpoint), max_epochs=30)
-    summary, predictions = summarise_sweep("exp", rows, root, load_checkpoint, outer_repeats=1)
+    handed = []
+
+    def run_repeats(runs):  # the in-process runner, noting what it was handed
+        handed.append(runs)
+        return run_repeats_in_process(runs)
+
+    summary, predictions = summarise_sweep("exp", rows, root, load_checkpoint, outer_repeats=1,
+                                           run_repeats=run_repeats)
+    # Every task's repeats in one call (a Ray runner runs them all at once), each on a fresh
+    # outer split with the winner's hyper-parameters and every signature of its task.
+    assert len(handed) == 1 and [(r.task, r.signatures) for r in handed[0]] == [("Q1", (SIG, WEAK_SIG)),
+                                                                                ("Q3", (SIG, WEAK_SIG))]
+    assert {r.config.split.seed for r in handed[0]} == {config.split.seed + 1}
+    assert {r.config.training.lr for r in handed[0]} == {0.01}
     assert len(predictions) == 2 * 24 and {p["task"] for p in predictions} == {"Q1", "Q3"}
     for task, entry in summary["tasks"].items():
         assert entry["winner"]["signature"] == SIG
@@ -159,5 +173,29 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         assert entry["comparisons"]["train_mean"]["better"]  # the signal is real
         estimate = entry["procedure_estimate"]
         assert estimate["repeats"] == 1 and len(estimate["rmse_values"]) == 1 and estimate["rmse_mean"] > 0
+        assert estimate["ran_on"] == [IN_PROCESS]
     assert summary["subtotal"]["n"] == 24 and summary["subtotal"]["tasks"] == ["Q1", "Q3"]
     assert not summary["subtotal"]["all_five_tasks"]
+
+
+def test_outer_estimates_give_each_task_its_own_results_in_order():
+    runs = {"Q1": ["q1a", "q1b", "q1c"], "Q3": ["q3a"]}  # stand-ins: the runner below never trains
+    results = [RepeatResult("s1", 1.0, "n1"), RepeatResult("s2", 2.0, "n2"), RepeatResult("s1", 4.0, "n1"),
+               RepeatResult("s3", 0.5, "n3")]
+    handed = []
+
+    def answer(all_runs):
+        handed.append(all_runs)
+        return results
+
+    estimates = outer_estimates(runs, answer)
+    assert handed == [["q1a", "q1b", "q1c", "q3a"]]
+    q1, q3 = estimates["Q1"], estimates["Q3"]
+    assert q1["repeats"] == 3 and q1["rmse_values"] == [1.0, 2.0, 4.0]
+    assert q1["rmse_mean"] == pytest.approx(7 / 3) and q1["rmse_sd"] == pytest.approx(np.std([1, 2, 4], ddof=1))
+    assert q1["signatures_chosen"] == ["s1", "s2", "s1"] and q1["ran_on"] == ["n1", "n2", "n1"]
+    assert q3 == {"repeats": 1, "rmse_mean": 0.5, "rmse_sd": 0.0, "rmse_values": [0.5], "signatures_chosen": ["s3"],
+                  "ran_on": ["n3"]}
+    assert outer_estimates({}, answer) == {} and len(handed) == 1  # no repeats: the runner is not called
+    with pytest.raises(RuntimeError, match="2 results for 4 runs"):
+        outer_estimates(runs, lambda all_runs: results[:2])

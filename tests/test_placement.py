@@ -36,6 +36,21 @@ def test_worker_resources_and_labels_from_the_config():
     assert "GPU" not in worker_resources(ray_config(gpus_per_worker=2))
 
 
+def test_an_outer_repeat_reserves_what_a_train_worker_does():
+    import ray
+
+    from ray_jobs.repeats import repeat_on_this_node, task_options
+
+    assert task_options(ray_config()) == {"num_cpus": 1.0, "num_gpus": 0, "resources": {},
+                                          "name": "mmse_outer_repeat"}
+    cfg = ray_config(use_gpu=True, cpus_per_worker=4, gpus_per_worker=0.5, num_workers=2,
+                     worker_resources={"mmse_train_worker": 1}, worker_label_selector={"mmse-role": "train"})
+    options = task_options(cfg)
+    assert options == {"num_cpus": 4.0, "num_gpus": 0.5, "resources": {"mmse_train_worker": 1.0},
+                       "label_selector": {"mmse-role": "train"}, "name": "mmse_outer_repeat"}
+    ray.remote(repeat_on_this_node).options(**options)  # Ray's own option checks accept them
+
+
 def test_trial_resources_from_the_sweep_config():
     from ray_jobs.sweep import trainable, trial_resources
 

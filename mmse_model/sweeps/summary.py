@@ -11,20 +11,21 @@ which no trial, scheduler or early stop saw:
   the predicted subtotal for telling the dementia group apart; no clinical cut-off;
 - optionally (`evaluation.outer_repeats`), an estimate of the whole procedure: the winning
   hyper-parameters re-run on fresh outer splits, choosing the signature again each time on
-  the inner folds and scoring the choice on that split's test subjects.
+  the inner folds and scoring the choice on that split's test subjects. The repeats are
+  training runs: the caller says where they run (`run_repeats`, mmse_model/sweeps/repeats.py).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from mmse_model.core import atomic, storage
-from mmse_model.core.config import Config
 from mmse_model.core.domain import SUBTOTAL_RANGE, TASKS
 from mmse_model.core.errors import InputError
 from mmse_model.data.dataset import Split, load_group
@@ -34,9 +35,14 @@ from mmse_model.evaluation.scoring import (
     bootstrap_intervals,
     score_predictions,
 )
+from mmse_model.sweeps.repeats import (
+    RepeatRunner,
+    procedure_estimate,
+    repeat_runs,
+    run_repeats_in_process,
+)
 from mmse_model.sweeps.results import build_summary
 from mmse_model.sweeps.rules import TrialRow, trials_csv_text, winners_per_task
-from mmse_model.training.callbacks import NullReporter
 from mmse_model.training.checkpoint import CheckpointPayload
 from mmse_model.training.held_out import test_predictions
 
@@ -54,9 +60,14 @@ def summarise_sweep(
     groups_file: str = "",
     seed: int = 0,
     provenance: dict[str, Any] | None = None,
+    run_repeats: RepeatRunner = run_repeats_in_process,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(summary document, per-subject test predictions of every task's winner)."""
-    test, baselines, comparisons, estimates = {}, {}, {}, {}
+    """(summary document, per-subject test predictions of every task's winner).
+
+    Every task's `outer_repeats` go to `run_repeats` in one list, so a Ray runner can run
+    them all at once."""
+    test, baselines, comparisons = {}, {}, {}
+    repeats: dict[str, list] = {}  # task -> its repeat runs
     predictions: list[dict[str, Any]] = []
     winners = winners_per_task(rows)
     for task, row in winners.items():
@@ -78,8 +89,9 @@ def summarise_sweep(
         baselines[task] = {b: {**score_predictions(y_true, models[b], score_range), **intervals[b], **chosen[b]}
                            for b in chosen}
         if outer_repeats:
-            estimates[task] = outer_estimate(data_root, task, sorted({r.signature for r in rows if r.task == task}),
-                                             config, outer_repeats)
+            repeats[task] = repeat_runs(data_root, task, sorted({r.signature for r in rows if r.task == task}),
+                                        config, outer_repeats)
+    estimates = outer_estimates(repeats, run_repeats)
     summary = build_summary(rows, test, baselines, experiment=name)
     for task, entry in summary["tasks"].items():
         entry["comparisons"] = comparisons.get(task, {})
@@ -137,29 +149,21 @@ def dementia_auc(subjects: list[str], predicted_subtotal: np.ndarray, groups_fil
     return result
 
 
-def outer_estimate(data_root: str | Path, task: str, signatures: list[str], config: Config,
-                   repeats: int) -> dict[str, Any]:
-    """The procedure, repeated on fresh outer splits: for each, train every signature with
-    the winning hyper-parameters (one packed run), choose the signature on the inner folds,
-    score the choice on that split's test subjects. The hyper-parameter search itself is not
+def outer_estimates(repeats: dict[str, list], run_repeats: RepeatRunner) -> dict[str, dict[str, Any]]:
+    """Each task's procedure estimate: its repeats (mmse_model/sweeps/repeats.py) run by
+    `run_repeats`, all tasks' in one call. The hyper-parameter search itself is not
     repeated, so this is still a little optimistic; it does not reuse the sweep's test set."""
-    from mmse_model.training.loop import RunSpec, load_run_data, train_run
-
-    rmse, chosen = [], []
-    for r in range(repeats):
-        cfg = config.with_values({"split.seed": config.split.seed + 1 + r})
-        run = RunSpec(str(data_root), tuple(signatures), task, cfg)
-        outcome = train_run(run, NullReporter())
-        best = min(outcome.checkpoint.states, key=lambda s: s.best_val_loss)
-        group, split = load_run_data(run)
-        _, y_true, y_pred, _ = test_predictions(outcome.checkpoint, group.task_data(best.signature), split,
-                                                best.signature)
-        rmse.append(float(np.sqrt(np.mean((y_true - y_pred) ** 2))))
-        chosen.append(best.signature)
-    values = np.array(rmse)
-    return {"repeats": repeats, "rmse_mean": float(values.mean()),
-            "rmse_sd": float(values.std(ddof=1)) if repeats > 1 else 0.0, "rmse_values": rmse,
-            "signatures_chosen": chosen}
+    runs = [run for task_runs in repeats.values() for run in task_runs]
+    if not runs:
+        return {}
+    results = run_repeats(runs)
+    if len(results) != len(runs):
+        raise RuntimeError(f"the repeat runner returned {len(results)} results for {len(runs)} runs")
+    estimates, start = {}, 0
+    for task, task_runs in repeats.items():
+        estimates[task] = procedure_estimate(results[start:start + len(task_runs)])
+        start += len(task_runs)
+    return estimates
 
 
 def predictions_csv_text(predictions: list[dict[str, Any]]) -> str:
