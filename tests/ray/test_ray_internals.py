@@ -68,3 +68,90 @@ def test_tune_no_longer_copies_credentials_into_trial_envs():
     ray_internals.keep_credentials_out_of_trial_envs()
     assert not set(ray_internals.CREDENTIAL_ENV_VARS) & propagated
     assert "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S" in propagated  # the rest still travels
+
+
+# --- Tune mechanisms without a public equivalent ------------------------------------------------
+
+
+class _Marker(ray_internals.TrialStopHook):
+    """Writes `<marker_dir>/<trial id>` when Tune ends the trial."""
+
+    def on_trial_stop(self) -> None:
+        from pathlib import Path
+
+        Path(self.config["marker_dir"], self.trial_id).write_text("stopped")
+
+
+def _quick_trial(config):
+    return {"score": 1.0}
+
+
+def test_mixins_come_before_function_trainable_in_the_trial_actor_class():
+    """`__mixins__` through `wrap_function`: the mixin's `cleanup` is the one Tune calls, and
+    Tune's own `FunctionTrainable.cleanup` is next in line (the hook's `super()`)."""
+    from ray import tune
+
+    wrap_function = ray_internals.resolve("ray.tune.trainable.function_trainable", "wrap_function")
+    function_trainable = ray_internals.resolve("ray.tune.trainable.function_trainable", "FunctionTrainable")
+
+    def trial(config):
+        return None
+
+    ray_internals.mix_into_trial_actor(trial, _Marker)
+    for fn in (trial, tune.with_resources(trial, tune.PlacementGroupFactory([{"CPU": 0.05}]))):
+        actor_class = wrap_function(fn)
+        mro = actor_class.__mro__
+        assert mro.index(_Marker) < mro.index(ray_internals.TrialStopHook) < mro.index(function_trainable)
+        assert actor_class.cleanup is ray_internals.TrialStopHook.cleanup
+        after_hook = mro[mro.index(ray_internals.TrialStopHook) + 1:]
+        assert next(c for c in after_hook if "cleanup" in vars(c)) is function_trainable
+
+
+def test_the_stop_hook_runs_when_tune_ends_each_trial(ray_session, tmp_path):
+    """`TrialStopHook.cleanup` in a real Tune run: called once per trial, in its actor."""
+    from ray import tune
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    trainable = tune.with_resources(ray_internals.mix_into_trial_actor(_quick_trial, _Marker), {"CPU": 0.05})
+    grid = tune.Tuner(trainable, param_space={"marker_dir": str(markers), "x": tune.grid_search([1, 2])},
+                      run_config=tune.RunConfig(name="stop_hook", storage_path=str(tmp_path / "runs"),
+                                                verbose=0)).fit()
+    trial_ids = {result.metrics["trial_id"] for result in grid}
+    assert len(trial_ids) == 2 and not grid.errors
+    assert {p.name for p in markers.iterdir()} == trial_ids
+    assert {p.read_text() for p in markers.iterdir()} == {"stopped"}
+
+
+def test_trial_counter_is_the_front_of_experiment_tag(tmp_path):
+    """`trial.experiment_tag` as Tune's variant generator writes it: `<counter>_<values>`,
+    counting 0, 1, 2, ... in the order the trials are made (no Ray instance needed)."""
+    from ray import tune
+    from ray.tune.experiment import Experiment
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    generator = BasicVariantGenerator(random_state=0)
+    space = {"task": tune.grid_search(["Q1", "Q3"]), "lr": tune.loguniform(1e-3, 1e-2)}
+    generator.add_configurations([Experiment(name="tags", run=_quick_trial, config=space, num_samples=3,
+                                             storage_path=str(tmp_path))])
+    trials = []
+    while (trial := generator.next_trial()) is not None:
+        trials.append(trial)
+    assert [ray_internals.trial_counter(t) for t in trials] == list(range(6))
+    assert all(t.experiment_tag.startswith(f"{i}_") and f"task={t.config['task']}" in t.experiment_tag
+               for i, t in enumerate(trials))
+    assert [t.config["task"] for t in trials] == ["Q1", "Q3"] * 3  # every grid point of a sample, then the next
+
+
+def test_classic_progress_table_turns_off_tunes_new_output(monkeypatch):
+    """`RAY_AIR_NEW_OUTPUT`: one of Ray's AIR variables; "0" makes `get_air_verbosity` answer
+    None, which is when Tune prints a ProgressReporter's table. A value already set is kept."""
+    get_air_verbosity = ray_internals.resolve("ray.tune.experimental.output", "get_air_verbosity")
+    assert ray_internals.NEW_OUTPUT_ENV in ray_internals.resolve("ray.air.constants", "AIR_ENV_VARS")
+    monkeypatch.delenv(ray_internals.NEW_OUTPUT_ENV, raising=False)
+    assert get_air_verbosity(1) is not None  # Ray's default: the new output
+    ray_internals.use_classic_progress_table()
+    assert get_air_verbosity(1) is None
+    monkeypatch.setenv(ray_internals.NEW_OUTPUT_ENV, "1")
+    ray_internals.use_classic_progress_table()
+    assert get_air_verbosity(1) is not None
