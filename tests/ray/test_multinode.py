@@ -3,7 +3,8 @@ a head that offers no CPU (and trial slots, `mmse_trial_host`, as cluster.yaml's
 and worker nodes, labelled `mmse-role=train`. Storage is the test S3 bucket, which every
 node reaches with the endpoint and key in its environment.
 
-In file order: every trial on the worker node; Train workers with use_gpu only on the node
+In file order: every trial and every outer repeat of the procedure estimate on the worker
+node, never on the head (which runs the sweep's driver); Train workers with use_gpu only on the node
 that declares a GPU (logical GPUs); trial actors pinned to the head and Train workers to
 labelled nodes while a worker node is removed mid-sweep (the last test: it kills a node).
 Where each actor ran is read from Ray's state API after the fact.
@@ -49,7 +50,7 @@ def cluster(s3_server):
 
 
 def sweep_yaml(path: Path, name: str, *, epochs: int, samples: int = 2, resources: dict | None = None,
-               ray: dict | None = None) -> Path:
+               ray: dict | None = None, outer_repeats: int = 0) -> Path:
     path.write_text(yaml.safe_dump({
         "name": name,
         "signatures": [SIG],
@@ -59,6 +60,7 @@ def sweep_yaml(path: Path, name: str, *, epochs: int, samples: int = 2, resource
         "asha": {"grace_period": epochs},  # = epochs: ASHA stops nothing
         "resources": {"trial_cpus": 0.05, **(resources or {})},
         "watchdog": {"stall_timeout_s": 300},
+        "evaluation": {"outer_repeats": outer_repeats},
         "config": {"split": {"folds": 3}, "training": {"epochs": epochs, "checkpoint_every": 1},
                    "early_stopping": {"patience": 50},
                    "ray": {"num_workers": 1, "cpus_per_worker": 0.5, **(ray or {})}},
@@ -102,13 +104,38 @@ def trials_csv(s3_server, experiment_key: str) -> list[dict]:
         return list(csv.DictReader(io.StringIO(stream.read().decode())))
 
 
+def summary_json(s3_server, experiment_key: str) -> dict:
+    with s3_server.filesystem().open_input_stream(f"{experiment_key}/summary.json") as stream:
+        return json.loads(stream.read().decode())
+
+
+def repeat_tasks(cluster: LocalCluster, jobs: set[str], expected: int) -> list:
+    """The outer repeats' Ray tasks of `jobs` as the state API lists them, once `expected`
+    have finished (task events reach the state API a little after the tasks end)."""
+    from ray.util.state import list_tasks
+
+    deadline = time.monotonic() + 120  # a hang guard
+    while True:
+        tasks = [t for t in list_tasks(address=cluster.dashboard, filters=[("name", "=", "mmse_outer_repeat")],
+                                       limit=1000, detail=True) if t.job_id in jobs]
+        if sum(t.state == "FINISHED" for t in tasks) >= expected or time.monotonic() > deadline:
+            return tasks
+        time.sleep(0.5)
+
+
 def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_path):
     """Head without CPUs, one worker node: every trial actor, Train controller and Train
-    worker runs on the worker node, and the results land in the shared bucket."""
+    worker runs on the worker node, and the results land in the shared bucket. So does
+    every outer repeat of the procedure estimate, a Ray task placed like a Train worker:
+    never on the head, where the sweep's driver runs."""
+    from mmse_model.core.config import Config
+    from mmse_model.sweeps.config import apply_sample, load_sweep_config
+    from mmse_model.sweeps.repeats import repeat_runs, run_repeats_in_process
+
     prefix = f"mn-{uuid.uuid4().hex[:8]}"
     before = job_ids(cluster)
-    driver = start_sweep(cluster, sweep_yaml(tmp_path / "sweep.yaml", "on_worker", epochs=3), toy_root,
-                         f"s3://{s3_server.bucket}/{prefix}", tmp_path / "driver.log")
+    config = sweep_yaml(tmp_path / "sweep.yaml", "on_worker", epochs=3, outer_repeats=2)
+    driver = start_sweep(cluster, config, toy_root, f"s3://{s3_server.bucket}/{prefix}", tmp_path / "driver.log")
     assert driver.wait(timeout=900) == 0, (tmp_path / "driver.log").read_text()[-4000:]
     jobs = job_ids(cluster) - before
     actors = [a for a in actors_of(cluster, jobs) if kind(a) != "other"]
@@ -119,6 +146,20 @@ def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_p
     assert len(rows) == 2 and len({r["trial_id"] for r in rows}) == 2
     assert all(r["checkpoint_uri"].startswith(f"s3://{s3_server.bucket}/{prefix}/on_worker/train_runs/")
                for r in rows), rows
+    # Each repeat says which node it ran on: the worker node, both times.
+    summary = summary_json(s3_server, f"{s3_server.bucket}/{prefix}/on_worker")
+    estimate = summary["tasks"]["Q1"]["procedure_estimate"]
+    assert [cluster.name_of(node) for node in estimate["ran_on"]] == ["worker", "worker"], estimate
+    # Ray's own record agrees: two repeat tasks of the sweep's job, on the worker node.
+    tasks = repeat_tasks(cluster, jobs, 2)
+    assert sorted((t.state, cluster.name_of(t.node_id)) for t in tasks) == [("FINISHED", "worker")] * 2, tasks
+    # And they give the numbers the in-process runner gives for the winner's config.
+    winner = summary["tasks"]["Q1"]["winner"]
+    base = load_sweep_config(config).base_config()
+    winning = apply_sample(Config.from_dict(base.to_dict()), winner["hyperparameters"])  # as run_trial does
+    here = run_repeats_in_process(repeat_runs(toy_root.resolve(), "Q1", [SIG], winning, 2))
+    assert estimate["rmse_values"] == [r.rmse for r in here]
+    assert estimate["signatures_chosen"] == [r.signature for r in here] == [SIG, SIG]
 
 
 def test_gpu_train_workers_only_on_the_node_that_declares_gpus(cluster, tmp_path):
