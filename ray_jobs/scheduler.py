@@ -3,7 +3,7 @@
 Validation losses of different tasks differ in scale and difficulty; one pool would stop
 the hard task's trials because of the easy task's losses. `PerTaskASHA` routes every trial
 to the ASHA of its task (`trial.config["task"]`), keeping its own trial-to-task map and
-calling only each ASHA's public `on_trial_*` methods.
+calling only each ASHA's public `on_trial_*` methods, with the controller Tune handed it.
 """
 
 from __future__ import annotations
