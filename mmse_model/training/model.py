@@ -125,15 +125,17 @@ class MemberMLPs(nn.Module):
         private generator seeded per epoch makes a resumed run draw the same masks as an
         uninterrupted one and leaves the global RNG alone. Masks are drawn for the K folds
         and shared by every signature's fold k, as a run of that signature alone draws them.
+        They are drawn on the CPU and moved: CUDA's generator gives other numbers for the same
+        seed, and a run on a GPU should end where the same run on a CPU ends.
         """
         p = self.arch.dropout
         if p == 0 or len(self.layer_shapes) == 1:
             return None
         device, dtype = self.flat.device, self.flat.dtype
-        generator = torch.Generator(device=device).manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
         masks = []
         for _, width in self.layer_shapes[:-1]:
-            draws = torch.rand(n_steps, n_folds, rows, width, generator=generator, device=device, dtype=dtype)
+            draws = torch.rand(n_steps, n_folds, rows, width, generator=generator, dtype=dtype).to(device)
             scale = (draws >= p).to(dtype).mul_(1.0 / (1.0 - p))
             masks.append(scale.repeat(1, self.n_models // n_folds, 1, 1))
         return masks
