@@ -108,7 +108,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from mmse_app.dashboard import write_after_sweep
     from ray_jobs.sweep import run_sweep_command
 
-    write_after_sweep(run_sweep_command(args))
+    run_sweep_command(args, after=write_after_sweep)  # the page also when some trials failed
     return 0
 
 

@@ -28,7 +28,7 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
     out = out.resolve()
     sweep = load_sweep_config(DEMO_CONFIG, str(out / "data"), str(out / "runs"))
     experiment = out / "runs" / sweep.name
-    if (experiment / "summary.json").exists():
+    if _finished(experiment / "summary.json"):
         raise InputError(f"{out}: already holds a finished demo ({experiment}); remove the folder or "
                          "choose another --out")
     if subjects < 1:
@@ -50,6 +50,24 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
           f"{'; continuing the interrupted one' if resume else ''})", flush=True)
     # The SYNTHETIC cohort knows its groups: the summary gives the subtotal's dementia AUC.
     evaluation = sweep.evaluation.model_copy(update={"groups_file": str(cohort / "labels.csv")})
-    summary = run_sweep(sweep.model_copy(update={"evaluation": evaluation}), resume=resume)
+    from ray_jobs.guard import SweepTrialsFailed
+
+    try:
+        summary = run_sweep(sweep.model_copy(update={"evaluation": evaluation}), resume=resume)
+    except SweepTrialsFailed:
+        write_after_sweep(str(experiment))  # the page of what finished; a rerun retries the rest
+        raise
     write_after_sweep(str(experiment))
     return summary
+
+
+def _finished(summary: Path) -> bool:
+    """A demo whose sweep ended with every trial done (one with failed trials runs them again)."""
+    import json
+
+    if not summary.exists():
+        return False
+    try:
+        return not json.loads(summary.read_text()).get("failed_trials")
+    except (OSError, ValueError):
+        return True  # unreadable: leave it to the user rather than overwrite it

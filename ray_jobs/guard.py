@@ -8,15 +8,17 @@ and see every trial event as it happens.
   its group is a leftover whatever the reason it was left. A group whose creator lives is
   never touched.
 - Stall detector: when no trial has reported for `stall_timeout_s` while trials wait for
-  resources, the sweep stops with `SweepStalled`, whose one-line message says what is
-  reserved and by whom. Tune's experiment state is kept, so `--resume` continues it once
-  the resources are free.
-- Silent trials: a running trial that has reported nothing for `stall_timeout_s` while
-  nothing waits for resources is killed, and Tune retries it from its latest checkpoint.
-  Seen here under a CPU hog (Ray 2.60): a trial whose Train run had ended stayed blocked for
-  good in Tune's function-trainable session, its main thread putting a late report from the
-  Train controller into the result queue that only it drains (ray/train/_internal/session.py,
+  resources (and the autoscaler launches no node), the sweep stops with `SweepStalled`,
+  whose one-line message says what this sweep reserves and by whom. Tune's experiment state
+  is kept, so `--resume` continues it once the resources are free.
+- Silent trials: a running trial that has reported nothing for `silent_trial_timeout_s`
+  (0 = off) is killed, and Tune retries it from its latest checkpoint. Seen here under a CPU
+  hog (Ray 2.60): a trial whose Train run had ended stayed blocked for good in Tune's
+  function-trainable session, its main thread putting a late report from the Train
+  controller into the result queue that only it drains (ray/train/_internal/session.py,
   `get_next` -> `_get_result_from_queues` -> `report`); the sweep waited on it forever.
+
+The rules themselves are in `ray_jobs/watchdog.py` (no Ray, tested with made-up clocks).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ray.tune import Callback
 from mmse_model.core.errors import RunFailure
 from ray_jobs import ray_internals
 from ray_jobs.release import release_orphaned_groups
+from ray_jobs.watchdog import Observation, Watchdog
 
 
 class SweepStalled(RunFailure):
@@ -40,40 +43,60 @@ class SweepInterrupted(RunFailure):
     """Tune's loop returned before every trial ended (Ctrl-C, a signal)."""
 
 
+class SweepTrialsFailed(RunFailure):
+    """Every trial ended, but some failed for good: results are written (the failed trials'
+    rows marked), the exit status says the sweep is not whole, and `--resume` runs the
+    failed trials again. Carries the summary that was written."""
+
+    def __init__(self, message: str, summary: dict[str, Any]):
+        super().__init__(message)
+        self.summary = summary
+
+
 class SweepGuard(Callback):
     # A resumed sweep runs the guard pickled at its first start; `run_sweep` puts the
-    # settings of today's command here so that a raised stall timeout takes effect.
-    current_settings: tuple[float, float] | None = None
+    # settings of today's command here (interval, stall timeout, silent-trial timeout) so
+    # that a raised timeout takes effect.
+    current_settings: tuple[float, float, float] | None = None
 
-    def __init__(self, interval_s: float = 5.0, stall_timeout_s: float = 900.0, resume_hint: str = ""):
+    def __init__(self, interval_s: float = 5.0, stall_timeout_s: float = 900.0, resume_hint: str = "",
+                 silent_trial_timeout_s: float = 1800.0):
         self.interval_s, self.stall_timeout_s, self.resume_hint = interval_s, stall_timeout_s, resume_hint
+        self.silent_trial_timeout_s = silent_trial_timeout_s
         self._reset()
 
     def _reset(self) -> None:
-        self.last_progress = time.monotonic()
+        self.watchdog = Watchdog(self.stall_timeout_s, self.silent_trial_timeout_s, time.monotonic())
         self.last_check = 0.0
         self.released = 0
         self.last_heard: dict[str, float] = {}  # trial id -> when it started or last reported
         self.killed: list[str] = []
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A guard pickled by an older version has no silent-trial timeout: it shared the stall's.
+        state.setdefault("silent_trial_timeout_s", state.get("stall_timeout_s", 900.0))
+        self.__dict__.update(state)
+
     # Tune calls setup when a run starts (again after a restore, on the unpickled copy).
     def setup(self, **info: Any) -> None:
         if SweepGuard.current_settings is not None:
-            self.interval_s, self.stall_timeout_s = SweepGuard.current_settings
+            self.interval_s, self.stall_timeout_s, self.silent_trial_timeout_s = SweepGuard.current_settings
         self._reset()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self.last_progress = self.last_heard[trial.trial_id] = time.monotonic()
+        now = self.last_heard[trial.trial_id] = time.monotonic()
+        self.watchdog.progress(now)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        self.last_progress = self.last_heard[trial.trial_id] = time.monotonic()
+        now = self.last_heard[trial.trial_id] = time.monotonic()
+        self.watchdog.progress(now)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.last_progress = time.monotonic()
+        self.watchdog.progress(time.monotonic())
         self.last_check = 0.0  # a trial ended: look for its leftovers at the next step
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.last_progress = time.monotonic()
+        self.watchdog.progress(time.monotonic())
         self.last_check = 0.0
 
     def on_step_end(self, iteration, trials, **info) -> None:
@@ -88,43 +111,62 @@ class SweepGuard(Callback):
             self.released += 1
             print(f"watchdog: released placement group {item.group_id[:12]} {_show(item.resources)} "
                   f"left by {item.creator}", file=sys.stderr, flush=True)
-        idle = now - self.last_progress
-        if idle >= self.stall_timeout_s:
-            waiting = [t for t in trials if t.status == "PENDING"]
-            pending_groups = [g for g in ray_internals.placement_groups(job) if g.state == "PENDING"]
-            if waiting or pending_groups:
-                raise SweepStalled(stall_message(idle, len(waiting) + len(pending_groups), job, self.resume_hint))
-            self.kill_silent_trials(trials, now)
+        running = {t.trial_id: self.last_heard[t.trial_id] for t in trials
+                   if t.status == "RUNNING" and t.trial_id in self.last_heard}
+        if not self.watchdog.needs_look(now, running):
+            return
+        waiting = [t for t in trials if t.status == "PENDING"]
+        pending_groups = [g for g in ray_internals.placement_groups(job) if g.state == "PENDING"]
+        verdict = self.watchdog.verdict(Observation(now, len(waiting), len(pending_groups),
+                                                    pending_nodes(), running))
+        if verdict.stalled:
+            raise SweepStalled(stall_message(verdict.idle_s, len(waiting) + len(pending_groups), job,
+                                             self.resume_hint))
+        self.kill_trials([t for t in trials if t.trial_id in verdict.silent], now)
 
-    def kill_silent_trials(self, trials, now: float) -> None:
-        """Kill running trials that have said nothing for `stall_timeout_s` (nothing waits for
-        resources: the caller checked): Tune sees the actor die and retries the trial."""
+    def kill_trials(self, trials, now: float) -> None:
+        """Kill trials that have said nothing for `silent_trial_timeout_s`: Tune sees the actor
+        die and retries the trial from its latest checkpoint."""
         import ray
 
         for trial in trials:
-            heard = self.last_heard.get(trial.trial_id)
-            if trial.status != "RUNNING" or heard is None or now - heard < self.stall_timeout_s:
-                continue
             actor = ray_internals.trial_actor(trial)
             if actor is None:
                 continue
-            print(f"watchdog: trial {trial.trial_id} reported nothing for {now - heard:.0f} s with nothing "
-                  "waiting for resources; killed it so that Tune retries it from its latest checkpoint",
+            print(f"watchdog: trial {trial.trial_id} reported nothing for {now - self.last_heard[trial.trial_id]:.0f} s "
+                  "(watchdog.silent_trial_timeout_s); killed it so that Tune retries it from its latest checkpoint",
                   file=sys.stderr, flush=True)
             ray.kill(actor, no_restart=True)
             self.killed.append(trial.trial_id)
-            # Its retry has to be scheduled: waiting for it is not a stall.
-            self.last_progress = self.last_heard[trial.trial_id] = now
+            self.last_heard[trial.trial_id] = now
+
+
+def pending_nodes() -> int:
+    """Nodes the autoscaler is launching; a report that cannot be had counts as none (the
+    stall detector then decides as it would without an autoscaler)."""
+    try:
+        return ray_internals.autoscaler_pending_nodes()
+    except Exception as exc:  # noqa: BLE001 - a missing report must not end the sweep
+        print(f"watchdog: could not read the autoscaler's report ({exc}); assuming no node is pending",
+              file=sys.stderr, flush=True)
+        return 0
 
 
 def stall_message(idle_s: float, n_waiting: int, job: str, resume_hint: str) -> str:
-    """One line: how long, how many wait, what is reserved and by whom, what is free."""
+    """One line: how long, how many wait, what this sweep reserves and by whom, the total
+    other jobs reserve (neither named nor their actors: they are not this sweep's to show),
+    what is free."""
     import ray
 
     held = []
+    others: dict[str, float] = {}
     creators: dict[str, ray_internals.ActorRecord | None] = {}
     for group in ray_internals.placement_groups():
         if not group.live:
+            continue
+        if group.job_id != job:
+            for name, amount in group.resources().items():
+                others[name] = others.get(name, 0.0) + amount
             continue
         if group.creator_actor_id:
             if group.creator_actor_id not in creators:
@@ -133,13 +175,13 @@ def stall_message(idle_s: float, n_waiting: int, job: str, resume_hint: str) -> 
             who = f"{'dead ' if group.creator_actor_dead else ''}{creator.class_name if creator else 'actor'} " \
                   f"{group.creator_actor_id[:8]}"
         else:
-            who = "Tune (trial actors)" if group.job_id == job else "its driver"
-        owner = "this sweep" if group.job_id == job else f"job {group.job_id}"
-        held.append(f"{_show(group.resources())} {group.state.lower()} by {who} of {owner} (group {group.group_id[:12]})")
+            who = "Tune (trial actors)"
+        held.append(f"{_show(group.resources())} {group.state.lower()} by {who} (group {group.group_id[:12]})")
     free = _show({k: v for k, v in ray.available_resources().items()
                   if not k.startswith("node:") and "memory" not in k})
     return (f"sweep stalled: no trial reported for {idle_s:.0f} s while {n_waiting} wait(s) for resources; "
-            f"reserved: {'; '.join(held) or 'nothing'}; free: {free}. {resume_hint}").strip()
+            f"this sweep reserves: {'; '.join(held) or 'nothing'}; other jobs reserve: {_show(others)}; "
+            f"free: {free}. {resume_hint}").strip()
 
 
 def _show(resources: dict[str, float]) -> str:

@@ -17,7 +17,10 @@ Public Ray APIs are used everywhere else. What is here has no public equivalent:
 - Tune's trial counter, read from the front of `trial.experiment_tag`, from which trial
   names are made before a trial runs;
 - `RAY_AIR_NEW_OUTPUT`, which turns off Tune's newer console output (it ignores a
-  `ProgressReporter`).
+  `ProgressReporter`);
+- the autoscaler's report of nodes being launched (autoscaler v1's status in the GCS's
+  internal KV, which `ray status` reads; v2's `get_cluster_status`), so that the stall
+  detector waits while nodes are on their way.
 
 `tests/ray/test_ray_internals.py` touches each of them, so an upgrade that moves one fails
 there, naming the Ray symbol, instead of somewhere deep inside a sweep.
@@ -36,6 +39,9 @@ HEALTH_CHECK_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 # Read when a Tune run starts (`get_air_verbosity` below): "0" keeps the CLIReporter table.
 NEW_OUTPUT_ENV = "RAY_AIR_NEW_OUTPUT"
+# Read by the controller (its WorkerGroup) when it waits for a worker group's placement
+# group; Train's default is 60 s, after which it gives up on that start and tries again.
+WORKER_GROUP_START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 
 # (module, attribute) of every internal symbol below, for the upgrade test.
 SYMBOLS = (
@@ -48,6 +54,8 @@ SYMBOLS = (
     ("ray.train.v2._internal.callbacks.datasets", "DatasetsCallback"),
     ("ray.train.v2._internal.constants", "HEALTH_CHECK_INTERVAL_S_ENV_VAR"),
     ("ray.train.v2._internal.constants", "ENABLE_PREEMPTION_WATCHER_ENV_VAR"),
+    ("ray.train.v2._internal.constants", "WORKER_GROUP_START_TIMEOUT_S_ENV_VAR"),
+    ("ray.train.v2._internal.constants", "ENV_VARS_TO_PROPAGATE"),
     ("ray.train.v2.api.data_parallel_trainer", "DataParallelTrainer._create_default_callbacks"),
     ("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE"),
     ("ray.tune.experiment.trial", "_TemporaryTrialState"),
@@ -55,6 +63,11 @@ SYMBOLS = (
     ("ray.tune.trainable.function_trainable", "FunctionTrainable.cleanup"),
     ("ray.tune.experimental.output", "get_air_verbosity"),
     ("ray.air.constants", "AIR_ENV_VARS"),
+    ("ray._private.ray_constants", "DEBUG_AUTOSCALING_STATUS"),
+    ("ray.experimental.internal_kv", "_internal_kv_get"),
+    ("ray.autoscaler._private.autoscaler", "AutoscalerSummary"),
+    ("ray.autoscaler.v2.utils", "is_autoscaler_v2"),
+    ("ray.autoscaler.v2.sdk", "get_cluster_status"),
 )
 
 # Tune copies these from the driver's environment into every trial actor's runtime env (and
@@ -229,6 +242,39 @@ def keep_credentials_out_of_trial_envs() -> None:
     propagated = resolve("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE")
     for name in CREDENTIAL_ENV_VARS:
         propagated.discard(name)
+
+
+# --- the autoscaler ------------------------------------------------------------------------
+
+# Autoscaler v1's monitor writes its report (what `ray status` prints) as JSON under this key
+# of the GCS's internal KV: {"autoscaler_report": {"pending_nodes": [[ip, type, status], ...],
+# "pending_launches": {type: count}, ...}, ...} (ray.autoscaler._private.autoscaler.AutoscalerSummary).
+AUTOSCALING_STATUS_KEY = "__autoscaling_status"
+
+
+def autoscaler_pending_nodes() -> int:
+    """How many nodes the autoscaler is launching or waiting on now (0 without an autoscaler,
+    as on a local cluster; a report that cannot be read counts as none)."""
+    import ray
+
+    if resolve("ray.autoscaler.v2.utils", "is_autoscaler_v2")():
+        status = resolve("ray.autoscaler.v2.sdk", "get_cluster_status")(ray.get_runtime_context().gcs_address)
+        launching = sum(r.count for r in status.pending_launches if r.state.name == "PENDING")
+        return len(status.pending_nodes) + launching
+    return pending_nodes_in_status(resolve("ray.experimental.internal_kv", "_internal_kv_get")(AUTOSCALING_STATUS_KEY))
+
+
+def pending_nodes_in_status(raw: bytes | None) -> int:
+    """Nodes pending or being launched in autoscaler v1's status report (None: no report)."""
+    import json
+
+    if not raw:
+        return 0
+    try:
+        report = json.loads(raw).get("autoscaler_report") or {}
+        return len(report.get("pending_nodes") or []) + sum(int(n) for n in (report.get("pending_launches") or {}).values())
+    except (ValueError, TypeError, AttributeError):
+        return 0
 
 
 # --- Train V2 -------------------------------------------------------------------------------

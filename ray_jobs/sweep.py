@@ -19,7 +19,7 @@ import math
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from mmse_model.core.config import Config
 from mmse_model.core.errors import InputError, run_command
@@ -27,13 +27,13 @@ from mmse_model.core.storage import StorageUnavailable, absolute, join, uri_of
 from mmse_model.core.storage import errors as storage_errors
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.sweeps.config import SweepConfig, apply_sample, discover, load_sweep_config
-from mmse_model.sweeps.results import choose_checkpoint, format_summary, signature_rows
+from mmse_model.sweeps.results import choose_checkpoint, failure_line, format_summary, signature_rows
 from mmse_model.sweeps.rules import TrialRow
 from mmse_model.sweeps.summary import summarise_sweep, write_results
 from mmse_model.training.checkpoint import load_checkpoint
 from mmse_model.training.loop import RunSpec
 from ray_jobs import options, ray_internals
-from ray_jobs.guard import SweepGuard, SweepInterrupted
+from ray_jobs.guard import SweepGuard, SweepInterrupted, SweepTrialsFailed
 from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
 from ray_jobs.repeats import run_repeats_on_ray
 from ray_jobs.rungs import rungs
@@ -145,7 +145,8 @@ def fitting_trials(total: dict[str, float], trial: dict[str, float], worker: dic
 
 def guard(sweep: SweepConfig) -> SweepGuard:
     hint = "Free what holds them, then run the same command with --resume."
-    return SweepGuard(sweep.watchdog.interval_s, sweep.watchdog.stall_timeout_s, hint)
+    return SweepGuard(sweep.watchdog.interval_s, sweep.watchdog.stall_timeout_s, hint,
+                      silent_trial_timeout_s=sweep.watchdog.silent_trial_timeout_s)
 
 
 def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[str], experiment_storage: str):
@@ -261,7 +262,8 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     # The CLIReporter table (the columns chosen in build_tuner) is the live progress table.
     ray_internals.use_classic_progress_table()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    SweepGuard.current_settings = (sweep.watchdog.interval_s, sweep.watchdog.stall_timeout_s)
+    watch = sweep.watchdog
+    SweepGuard.current_settings = (watch.interval_s, watch.stall_timeout_s, watch.silent_trial_timeout_s)
     try:
         result_grid = tuner.fit()
     finally:
@@ -289,6 +291,9 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     write_results(experiment, rows, summary, text, predictions)
     print(text)
     print(f"results: {experiment}/trials.csv, summary.json; TensorBoard: tensorboard --logdir {experiment}")
+    if summary["failed_trials"]:
+        # Written, and marked, but not a finished sweep: exit status 1, and --resume reruns them.
+        raise SweepTrialsFailed(f"{experiment}: {failure_line(summary)}", summary)
     return summary
 
 
@@ -330,15 +335,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command("sweep", body)
 
 
-def run_sweep_command(args: argparse.Namespace) -> str:
+def run_sweep_command(args: argparse.Namespace, after: Callable[[str], Any] | None = None) -> str:
     """`mmse sweep` and this script: load the sweep config, run it; a failed storage's
-    message says how to resume. Returns the experiment's storage location."""
+    message says how to resume. `after(experiment)` runs once results are written (also
+    when some trials failed). Returns the experiment's storage location."""
     sweep = load_sweep_config(args.config, args.data, args.storage)
+    experiment = join(absolute(sweep.storage), sweep.name)
     try:
         run_sweep(sweep, args.resume, args.address)
     except StorageUnavailable as exc:
         raise StorageUnavailable(f"{exc}; {RESUME_HINT}") from None
-    return join(absolute(sweep.storage), sweep.name)
+    except SweepTrialsFailed:
+        if after is not None:
+            after(experiment)
+        raise
+    if after is not None:
+        after(experiment)
+    return experiment
 
 
 if __name__ == "__main__":  # pragma: no cover

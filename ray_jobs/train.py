@@ -27,11 +27,13 @@ from ray_jobs import options, ray_internals
 
 
 def train_env(ray_cfg: RayConfig) -> dict[str, str]:
-    """The RAY_TRAIN_* variables our config sets. Ray reads them in the process that builds
-    the trainer (a Tune trial actor in a sweep) and passes them on to the controller."""
+    """The RAY_TRAIN_* variables our config sets. The process that builds the trainer (a
+    Tune trial actor in a sweep) passes them to the Train controller's runtime env, and the
+    controller reads them: the worker-group start timeout in its WorkerGroup."""
     return {
         ray_internals.HEALTH_CHECK_ENV: str(ray_cfg.health_check_interval_s),
         ray_internals.PREEMPTION_WATCHER_ENV: "1" if ray_cfg.preemption_watcher else "0",
+        ray_internals.WORKER_GROUP_START_TIMEOUT_ENV: str(ray_cfg.worker_group_start_timeout_s),
     }
 
 

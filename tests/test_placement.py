@@ -51,6 +51,24 @@ def test_an_outer_repeat_reserves_what_a_train_worker_does():
     ray.remote(repeat_on_this_node).options(**options)  # Ray's own option checks accept them
 
 
+def test_the_worker_group_start_timeout_reaches_the_train_controllers_env(tmp_path, monkeypatch):
+    """`ray.worker_group_start_timeout_s` is set where Train reads it: the process that builds
+    the trainer (a sweep's trial actor) puts it in os.environ, and Train's own list of what
+    that process hands to the controller's runtime env carries it."""
+    from ray.train.v2._internal.constants import get_env_vars_to_propagate
+
+    from mmse_model.training.loop import RunSpec
+    from ray_jobs.train import build_trainer, train_env
+
+    name = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
+    assert train_env(ray_config())[name] == "600.0"  # the default: generous, not Ray's 60 s
+    for variable in train_env(ray_config()):  # restored after the test: build_trainer sets them
+        monkeypatch.delenv(variable, raising=False)
+    config = Config().with_values({"ray.worker_group_start_timeout_s": 45})
+    build_trainer(RunSpec(str(tmp_path), ("m2_tau1_eps0.055_lmin2",), "Q1", config), str(tmp_path / "runs"), "probe")
+    assert get_env_vars_to_propagate()[name] == "45.0"
+
+
 def test_trial_resources_from_the_sweep_config():
     from ray_jobs.sweep import trainable, trial_resources
 

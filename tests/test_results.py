@@ -153,3 +153,14 @@ def test_summary_json_is_written_last(tmp_path):
     (tmp_path / "summary.txt").rmdir()
     write_results(str(tmp_path), rows, summary, "text", predictions=[])
     assert json.loads((tmp_path / "summary.json").read_text())["n_rows"] == 1
+
+
+def test_a_sweep_with_a_failed_trial_says_so_first():
+    rows = [row("a1", SIG_A, "Q1", 0.10),
+            row("b1", SIG_B, "Q1", math.nan, uri="").model_copy(update={"status": ERRORED, "epochs_run": 0})]
+    summary = build_summary(rows, {}, {}, experiment="exp")
+    assert summary["failed_trials"] == ["b1"] and summary["row_status"] == {COMPLETED: 1, ERRORED: 1}
+    first = format_summary(summary).splitlines()[0]
+    assert first.startswith("INCOMPLETE: 1 of 2 trials failed (b1;") and "--resume" in first
+    whole = build_summary([rows[0]], {}, {}, experiment="exp")
+    assert whole["failed_trials"] == [] and not format_summary(whole).startswith("INCOMPLETE")

@@ -119,6 +119,11 @@ class RayConfig(Schema):
     # restarts the trial; see ray_jobs/release.py).
     max_failures: int = Field(1, ge=-1)
     checkpoints_to_keep: int = Field(3, ge=1)  # the most recent few
+    # How long Train waits for a worker group's resources before it gives up on that start
+    # and tries again (RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S; Ray's default is 60 s). Each
+    # retry makes a new placement group; on a busy machine or while the autoscaler adds a
+    # node, 60 s is short.
+    worker_group_start_timeout_s: Number = Field(600.0, gt=0.0)
 
 
 # [low, high] in YAML and JSON; a tuple once checked.

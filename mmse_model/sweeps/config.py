@@ -46,11 +46,13 @@ class ResourcesConfig(Schema):
 class WatchdogConfig(Schema):
     # How often the driver looks for placement groups left by ended Train runs.
     interval_s: Number = Field(5.0, gt=0.0)
-    # No trial reported for this long while trials wait for resources: stop with an error
-    # (resumable). Raise it on autoscaling clusters where a node can take minutes to come up.
-    # With nothing waiting, a running trial silent this long is killed and retried from its
-    # checkpoint: keep it well above a trial's start-up plus its longest epoch.
+    # No trial reported for this long while trials wait for resources (and the autoscaler
+    # launches no node): stop with an error (resumable).
     stall_timeout_s: Number = Field(900.0, gt=0.0)
+    # A running trial that reported nothing for this long is killed and retried from its
+    # checkpoint (a hang seen once under load); 0: off. Keep it well above a trial's start-up
+    # plus its longest epoch on a busy machine.
+    silent_trial_timeout_s: Number = Field(1800.0, ge=0.0)
 
 
 class EvaluationConfig(Schema):

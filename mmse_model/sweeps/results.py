@@ -118,6 +118,8 @@ def build_summary(
         "n_rows": len(rows),
         "n_trials": len({row.trial_id for row in rows}),
         "row_status": dict(sorted(statuses.items())),
+        # Trials that failed for good (Tune's retries spent): the sweep is not whole, and says so.
+        "failed_trials": failed_trials(rows),
         "tasks": tasks,
         "best_per_signature_task": [
             {"signature": r.signature, "task": r.task, "trial_id": r.trial_id, MONITOR: r.loss,
@@ -125,6 +127,21 @@ def build_summary(
             for r in ranked_by_task(best_per_signature_task(rows).values())
         ],
     }
+
+
+def failed_trials(rows: Iterable[TrialRow]) -> list[str]:
+    """Ids of the trials whose rows say they failed, sorted."""
+    return sorted({row.trial_id for row in rows if row.status == ERRORED})
+
+
+def failure_line(summary: dict[str, Any]) -> str:
+    """The one line that says a sweep is not whole ("" when every trial ended well)."""
+    failed = summary.get("failed_trials") or []
+    if not failed:
+        return ""
+    return (f"INCOMPLETE: {len(failed)} of {summary['n_trials']} trials failed ({', '.join(failed)}; the reason is in "
+            "each trial folder's error.txt); their rows are marked error (with the last checkpoint they "
+            "wrote, if any); run the same command with --resume to run them again")
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -137,6 +154,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"({', '.join(f'{k} {v}' for k, v in summary['row_status'].items())}); "
         "test metrics in sub-score points on held-out subjects, [95 % bootstrap interval]"
     ]
+    if failure_line(summary):
+        lines.insert(0, failure_line(summary))
     header = f"  {'model':<26}{'RMSE':>7}{'[interval]':>16}{'MAE':>7}{'R^2':>7}{'r':>7}{'slope':>7}{'icpt':>7}"
     for task, entry in summary["tasks"].items():
         winner, test = entry["winner"], entry["test"]

@@ -24,6 +24,12 @@ def test_environment_variables_are_the_ones_train_reads():
     constants = "ray.train.v2._internal.constants"
     assert ray_internals.resolve(constants, "HEALTH_CHECK_INTERVAL_S_ENV_VAR") == ray_internals.HEALTH_CHECK_ENV
     assert ray_internals.resolve(constants, "ENABLE_PREEMPTION_WATCHER_ENV_VAR") == ray_internals.PREEMPTION_WATCHER_ENV
+    assert (ray_internals.resolve(constants, "WORKER_GROUP_START_TIMEOUT_S_ENV_VAR")
+            == ray_internals.WORKER_GROUP_START_TIMEOUT_ENV)
+    # The trial actor hands each of them to the Train controller it starts.
+    propagated = ray_internals.resolve(constants, "ENV_VARS_TO_PROPAGATE")
+    assert {ray_internals.HEALTH_CHECK_ENV, ray_internals.PREEMPTION_WATCHER_ENV,
+            ray_internals.WORKER_GROUP_START_TIMEOUT_ENV} <= propagated
 
 
 def test_gcs_tables_read_and_a_group_is_removed_by_id(ray_session):
