@@ -177,8 +177,10 @@ def stall_message(idle_s: float, n_waiting: int, job: str, resume_hint: str) -> 
         else:
             who = "Tune (trial actors)"
         held.append(f"{_show(group.resources())} {group.state.lower()} by {who} (group {group.group_id[:12]})")
+    # Free resources, less the per-node and per-group ones (`CPU_group_<group id>`, ...): those
+    # name groups, other jobs' among them.
     free = _show({k: v for k, v in ray.available_resources().items()
-                  if not k.startswith("node:") and "memory" not in k})
+                  if not k.startswith(("node:", "bundle_group_")) and "_group_" not in k and "memory" not in k})
     return (f"sweep stalled: no trial reported for {idle_s:.0f} s while {n_waiting} wait(s) for resources; "
             f"this sweep reserves: {'; '.join(held) or 'nothing'}; other jobs reserve: {_show(others)}; "
             f"free: {free}. {resume_hint}").strip()

@@ -21,12 +21,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from mmse_model.core import storage
+from mmse_model.core.atomic import json_text
 from mmse_model.core.config import Config
-from mmse_model.core.errors import InputError, run_command
-from mmse_model.core.storage import StorageUnavailable, absolute, join, uri_of
+from mmse_model.core.errors import InputError, first_line, run_command
+from mmse_model.core.storage import StorageUnavailable, absolute, join, redact, uri_of
 from mmse_model.core.storage import errors as storage_errors
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.sweeps.config import SweepConfig, apply_sample, discover, load_sweep_config
+from mmse_model.sweeps.fingerprint import RECORD_NAME, check_same_sweep, data_fingerprint, make_record, parse_record
 from mmse_model.sweeps.results import choose_checkpoint, failure_line, format_summary, signature_rows
 from mmse_model.sweeps.rules import TrialRow
 from mmse_model.sweeps.summary import summarise_sweep, write_results
@@ -235,26 +238,67 @@ def collect_rows(result_grid, train_storage: str) -> list[TrialRow]:
 
 
 def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = None) -> dict[str, Any]:
-    """Run (or resume) the sweep, then score each task's winner and write the results."""
-    import ray
-    from ray import tune
+    """Run (or resume) the sweep, then score each task's winner and write the results. One
+    driver per experiment: the lock is taken before anything is written, and released at
+    the end (mmse_model/sweeps/lock.py)."""
+    from mmse_model.sweeps.lock import DriverLock
 
     storage = absolute(sweep.storage)
     experiment = join(storage, sweep.name)
     signatures, tasks = discover(sweep.data_root, sweep.signatures, sweep.tasks)
-    if not resume:
+    lock = DriverLock(experiment)
+    with storage_errors(experiment, "taking the driver lock"):
+        lock.acquire()
+    try:
+        if lock.taken_over:
+            print(lock.taken_over, file=sys.stderr, flush=True)
+        return _run_locked(sweep, resume, address, storage, experiment, list(signatures), list(tasks))
+    finally:
+        try:
+            lock.release()
+        except OSError as exc:  # the results stand; a lock left behind names a process that has ended
+            print(f"mmse: warning: {lock.where}: could not release the driver lock ({first_line(exc)})",
+                  file=sys.stderr)
+
+
+def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: str, experiment: str,
+                signatures: list[str], tasks: list[str]) -> dict[str, Any]:
+    import ray
+    from ray import tune
+
+    groups = signature_groups(signatures, sweep.signatures_per_trial)
+    today = make_record(sweep, signatures, tasks, sweep.samples * len(tasks) * len(groups),
+                        data=data_fingerprint(sweep.data_root))
+    record_where = redact(join(experiment, RECORD_NAME))
+    if resume:
+        with storage_errors(experiment, "looking for the sweep to resume"):
+            if not tune.Tuner.can_restore(experiment):
+                raise InputError(f"{experiment}: no sweep to resume there")
+            try:
+                text = storage.read_text(join(experiment, RECORD_NAME))
+            except FileNotFoundError:
+                text = None
+        if text is None:
+            print(f"{record_where}: no record of the sweep's first start (an earlier version started it); "
+                  "recorded today's config and data", file=sys.stderr, flush=True)
+            recorded = today
+            storage.write_text(join(experiment, RECORD_NAME), json_text(today))
+        else:
+            recorded = parse_record(record_where, text)
+            check_same_sweep(record_where, recorded, today)
+    else:
         # Tune would reuse the folder and append to each trial's result.json: two sweeps mixed.
         with storage_errors(experiment, "looking for an earlier sweep"):
             if tune.Tuner.can_restore(experiment):
                 raise InputError(f"{experiment}: holds a sweep already; continue it with --resume, or give "
                                  "the sweep another name or --storage")
+        recorded = today
+        storage.write_text(join(experiment, RECORD_NAME), json_text(today))
     connect(address, sweep.base_config())
     # Credentials stay in each node's environment, out of runtime envs (logged, shown).
     ray_internals.keep_credentials_out_of_trial_envs()
     if resume:
-        with storage_errors(experiment, "looking for the sweep to resume"):
-            if not tune.Tuner.can_restore(experiment):
-                raise InputError(f"{experiment}: no sweep to resume there")
+        with storage_errors(experiment, "restoring the sweep"):
             tuner = tune.Tuner.restore(experiment, trainable=trainable(sweep), resume_unfinished=True,
                                        resume_errored=True)
     else:
@@ -275,7 +319,8 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     # cut off TERMINATED: results of a sweep that did not end would read as final, so none
     # are written. A trial that ended (its function returned, or the scheduler stopped it)
     # has `done` in its last result; one that failed for good has an error.
-    expected = sweep.samples * len(tasks) * len(signature_groups(signatures, sweep.signatures_per_trial))
+    # Counted from the sweep's record (its first start), never from today's YAML.
+    expected = int(recorded["n_trials"])
     ended = sum(1 for r in result_grid if r.error is not None or (r.metrics or {}).get("done") is True)
     if ended < expected:
         raise SweepInterrupted(f"{experiment}: the sweep stopped with {ended} of {expected} trials ended; no "

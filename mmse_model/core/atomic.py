@@ -1,7 +1,11 @@
 """Writing files and folders so that a reader sees the old version or the new, never half.
 
 Every file this project writes goes through here: a temporary sibling is written in full,
-then renamed over the target (a rename within one file system is atomic).
+then renamed over the target (a rename within one file system is atomic). Files and folders
+are created with the process's umask, as `open` would create them: predictions, checkpoints
+and pages hold subject ids, and who may read them is the user's call (`umask 077`).
+JSON is strict: NaN and infinities are written as null, never as `NaN` tokens that strict
+parsers refuse.
 """
 
 from __future__ import annotations
@@ -9,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
+import secrets
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -23,19 +28,29 @@ def write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp)` to fill a temporary sibling of `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _new_sibling(path, ".tmp", lambda name: os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)))
     try:
         write(tmp)
         with open(tmp, "rb+") as handle:  # on disk before it takes the real name
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _new_sibling(path: Path, suffix: str, create: Callable[[Path], None]) -> Path:
+    """A new, uniquely named sibling of `path`, made by `create` with mode 0666 (0777 for a
+    folder) less the umask; `tempfile.mkstemp`/`mkdtemp` would force 0600/0700."""
+    for _ in range(100):
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(6)}{suffix}")
+        try:
+            create(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{path}: no free name for a temporary sibling")
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -51,12 +66,33 @@ def write_json(path: str | Path, payload: Any) -> Path:
 
 
 def json_text(payload: Any) -> str:
-    """The project's JSON files: indented, keys sorted, numpy scalars as numbers."""
-    return json.dumps(payload, indent=2, sort_keys=True, default=_plain) + "\n"
+    """The project's JSON files: indented, keys sorted, strict (NaN and infinities as null)."""
+    return dumps_json(payload, indent=2) + "\n"
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else str(value)
+def dumps_json(payload: Any, **options: Any) -> str:
+    """Strict JSON: NaN and infinities become null (json.dumps would write `NaN`, which
+    strict parsers refuse); numpy scalars their Python values; keys sorted."""
+    return json.dumps(strict_json(payload), sort_keys=True, allow_nan=False, **options)
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with every non-finite float (numpy's included) as None, tuples as lists,
+    numpy scalars and arrays as plain values, anything else unknown as its str."""
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, (str, int, float, bool)) and k is not None else k: strict_json(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return strict_json(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
 
 
 # The zip entries' timestamp: fixed, so that equal arrays give equal bytes (np.savez stamps
@@ -87,7 +123,7 @@ def staged_dir(target: str | Path, replace: bool = False) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    staging = _new_sibling(target, ".tmp-dir", lambda name: os.mkdir(name, 0o777))
     try:
         yield staging
         old = None

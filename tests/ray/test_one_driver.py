@@ -1,0 +1,98 @@
+"""One driver per experiment, and `--resume` only onto the same sweep, with real drivers.
+
+The first driver's trials cannot start (the test's own job reserves every CPU), so it holds
+the experiment for as long as the test needs, whatever the machine's speed."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixtures.toy_data import write_planted_root
+
+pytestmark = pytest.mark.ray
+
+SIG = "m2_tau1_eps0.055_lmin2"
+HANG_GUARD_S = 300  # only against a hang; nothing here waits on a clock otherwise
+
+
+def sweep_yaml(path: Path, samples: int = 1) -> Path:
+    path.write_text(yaml.safe_dump({
+        "name": "one_driver", "signatures": [SIG], "tasks": ["Q1"], "samples": samples,
+        "search_space": {"training.lr": {"loguniform": [0.002, 0.02]}},
+        "asha": {"grace_period": 2, "reduction_factor": 2}, "resources": {"trial_cpus": 0.05},
+        "watchdog": {"interval_s": 1.0, "stall_timeout_s": 3600},
+        "config": {"split": {"folds": 3}, "training": {"epochs": 4}, "ray": {"num_workers": 1, "cpus_per_worker": 0.5}},
+    }))
+    return path
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"hang guard: {what}")
+        time.sleep(0.2)
+
+
+def test_a_second_driver_is_refused_and_a_changed_resume_too(ray_session, toy_root, tmp_path):
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_root, data)
+    config = sweep_yaml(tmp_path / "sweep.yaml")
+    command = [sys.executable, "-m", "mmse_app.cli", "sweep", "--config", str(config), "--data", str(data),
+               "--storage", str(tmp_path / "runs")]
+    experiment = tmp_path / "runs" / "one_driver"
+    hog = placement_group([{"CPU": 2.0}])  # no trial of the first driver can start
+    ray.get(hog.ready())
+    first = subprocess.Popen(command, env=ray_session.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # It holds the lock, and Tune has saved the sweep's state (so --resume has one to find).
+        wait_for(lambda: first.poll() is not None or list(experiment.glob("experiment_state-*.json")),
+                 "the first driver's Tune state")
+        assert first.poll() is None, first.communicate()[1][-3000:]
+        lock_text = (experiment / "driver.lock").read_text()
+        assert f'"pid": {first.pid}' in lock_text
+
+        second = subprocess.run(command + ["--resume"], env=ray_session.env, capture_output=True, text=True, check=False,
+                                timeout=HANG_GUARD_S)
+        assert second.returncode == 2, second.stderr[-3000:]
+        assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+        assert second.stderr.startswith(f"mmse: error: {experiment / 'driver.lock'}: another driver runs this sweep "
+                                        f"(pid {first.pid} on {socket.gethostname()}, started ")
+        assert (experiment / "driver.lock").read_text() == lock_text  # untouched
+
+        first.send_signal(signal.SIGINT)  # Tune saves its state and returns: an interrupted sweep
+        _, err = first.communicate(timeout=HANG_GUARD_S)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        remove_placement_group(hog)
+    assert first.returncode == 1, err[-3000:]
+    assert not (experiment / "driver.lock").exists()  # released at exit
+    assert (experiment / "sweep_record.json").exists()
+
+    # --resume onto another sweep: refused before Ray is touched, what changed named.
+    changed = subprocess.run(command[:5] + [str(sweep_yaml(tmp_path / "more.yaml", samples=3))] + command[6:]
+                             + ["--resume"], env=ray_session.env, capture_output=True, text=True, timeout=HANG_GUARD_S, check=False)
+    assert changed.returncode == 2, changed.stderr[-3000:]
+    assert changed.stderr.startswith(f"mmse: error: {experiment / 'sweep_record.json'}: --resume continues only the "
+                                     "sweep that was started; changed since: samples 1 -> 3. ")
+    write_planted_root(data, {SIG: 1.0}, tasks=("Q1",), n_subjects=120, seed=7)  # the data rebuilt: other rows
+    rebuilt = subprocess.run(command + ["--resume"], env=ray_session.env, capture_output=True, text=True, check=False,
+                             timeout=HANG_GUARD_S)
+    assert rebuilt.returncode == 2, rebuilt.stderr[-3000:]
+    assert "changed since: the data (its dataset files' fingerprint" in rebuilt.stderr
+    assert rebuilt.stderr.count("\n") == 1
+    assert not (experiment / "driver.lock").exists()  # a refused driver leaves no lock behind

@@ -1,0 +1,93 @@
+"""`--resume` continues only the same sweep (mmse_model/sweeps/fingerprint.py): the record of
+the first start against today's config, signatures, tasks and data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmse_model.core.errors import EXIT_BAD_INPUT, exit_status
+from mmse_model.sweeps.config import SweepConfig
+from mmse_model.sweeps.fingerprint import (
+    SweepChanged,
+    changes,
+    check_same_sweep,
+    data_fingerprint,
+    make_record,
+    parse_record,
+)
+from tests.conftest import SIG, WEAK_SIG
+from tests.fixtures.toy_data import write_planted_root
+
+BASE = {"name": "exp", "samples": 2, "search_space": {"training.lr": {"loguniform": [0.001, 0.01]}},
+        "asha": {"grace_period": 2}, "config": {"training": {"epochs": 6}, "split": {"folds": 3}}}
+
+
+@pytest.fixture
+def root(tmp_path):
+    return write_planted_root(tmp_path / "data", {SIG: 1.0, WEAK_SIG: 0.0}, tasks=("Q1",), n_subjects=40)
+
+
+def record(root, sigs=(SIG, WEAK_SIG), tasks=("Q1",), **changes_):
+    sweep = SweepConfig.parse({**BASE, "data_root": str(root), **changes_})
+    # Through JSON, as the record is read back from sweep_record.json.
+    return json.loads(json.dumps(make_record(sweep, list(sigs), list(tasks), n_trials=4)))
+
+
+def test_the_same_sweep_again_has_no_changes_even_with_driver_settings_changed(root):
+    first = record(root)
+    assert changes(first, record(root)) == []
+    # What a resumed driver applies afresh may change: the watchdog, resources, evaluation.
+    assert changes(first, record(root, watchdog={"stall_timeout_s": 3600}, resources={"trial_cpus": 0.1},
+                                 evaluation={"outer_repeats": 2})) == []
+    # A default written out is no change.
+    assert changes(first, record(root, config={**BASE["config"], "training": {"epochs": 6, "lr": 0.001}})) == []
+    check_same_sweep("exp/sweep_record.json", first, record(root))
+
+
+def test_a_changed_config_is_named_key_by_key(root):
+    first = record(root)
+    found = changes(first, record(root, samples=3, config={"training": {"epochs": 8}, "split": {"folds": 3}}))
+    # max_t follows the epochs when not set: both are named.
+    assert found == ["asha.max_t 6 -> 8", "config.training.epochs 6 -> 8", "samples 2 -> 3"]
+    searched = changes(first, record(root, search_space={"training.lr": {"loguniform": [0.001, 0.02]}}))
+    assert searched == ["search_space.training.lr.loguniform [0.001, 0.01] -> [0.001, 0.02]"]
+
+
+def test_changed_signatures_and_tasks_are_named(root):
+    first = record(root)
+    assert changes(first, record(root, sigs=(SIG,))) == [f"signatures removed {WEAK_SIG}"]
+    assert changes(first, record(root, tasks=("Q1", "Q3"))) == ["tasks added Q3"]
+
+
+def test_changed_data_is_named_and_the_resume_refused_in_one_line(root):
+    first = record(root)
+    before = data_fingerprint(root)
+    # The same subjects rebuilt with other features: the same file names, other contents.
+    write_planted_root(root, {SIG: 1.0, WEAK_SIG: 0.0}, tasks=("Q1",), n_subjects=40, seed=1)
+    after = data_fingerprint(root)
+    assert after != before
+    assert changes(first, record(root)) == [f"the data (its dataset files' fingerprint {before[:12]} -> {after[:12]})"]
+    with pytest.raises(SweepChanged) as refused:
+        check_same_sweep("runs/exp/sweep_record.json", first, record(root))
+    message = str(refused.value)
+    assert message.startswith("runs/exp/sweep_record.json: --resume continues only the sweep that was started; "
+                              "changed since: the data (")
+    assert "\n" not in message and exit_status(refused.value) == EXIT_BAD_INPUT
+
+
+def test_the_fingerprint_covers_every_dataset_file_and_only_them(root):
+    before = data_fingerprint(root)
+    (root / "build_report.csv").write_text("subject_id,task,reason\n")
+    assert data_fingerprint(root) == before  # not a dataset file
+    (root / SIG / "Q1.npz").rename(root / SIG / "Q2.npz")
+    assert data_fingerprint(root) != before  # the same bytes under another task
+
+
+def test_a_record_this_version_cannot_read_is_one_line(root):
+    assert parse_record("r.json", json.dumps(record(root)))["n_trials"] == 4
+    for text in ("{", json.dumps({"format_version": 99}), json.dumps({"format_version": 1})):
+        with pytest.raises(Exception) as refused:
+            parse_record("r.json", text)
+        assert str(refused.value).startswith("r.json: not a sweep record this version reads")
