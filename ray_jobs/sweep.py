@@ -330,7 +330,8 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
     summary, predictions = summarise_sweep(
         sweep.name, rows, Path(sweep.data_root).resolve(), load_checkpoint, outer_repeats=evaluation.outer_repeats,
         groups_file=evaluation.groups_file, seed=evaluation.bootstrap_seed,
-        provenance=provenance(sweep, started), run_repeats=run_repeats_on_ray,
+        provenance={**provenance(sweep, started), "data_fingerprint": recorded["data_fingerprint"]},
+        run_repeats=run_repeats_on_ray,
     )
     text = format_summary(summary)
     write_results(experiment, rows, summary, text, predictions)

@@ -161,3 +161,21 @@ def test_classic_progress_table_turns_off_tunes_new_output(monkeypatch):
     monkeypatch.setenv(ray_internals.NEW_OUTPUT_ENV, "1")
     ray_internals.use_classic_progress_table()
     assert get_air_verbosity(1) is not None
+
+
+def test_the_autoscalers_report_is_where_ray_status_reads_it(ray_session):
+    """A `ray start` head runs the autoscaler's monitor, which writes its report under the
+    key `ray status` reads; on this fixed cluster it reports no node pending."""
+    import time
+
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    deadline = time.monotonic() + 120  # a hang guard: the monitor reports every few seconds
+    while _internal_kv_get(ray_internals.AUTOSCALING_STATUS_KEY) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    raw = _internal_kv_get(ray_internals.AUTOSCALING_STATUS_KEY)
+    assert raw and "autoscaler_report" in raw.decode()
+    assert ray_internals.resolve("ray._private.ray_constants", "DEBUG_AUTOSCALING_STATUS") == \
+        ray_internals.AUTOSCALING_STATUS_KEY
+    assert ray_internals.pending_nodes_in_status(raw) == 0
+    assert ray_internals.autoscaler_pending_nodes() == 0
