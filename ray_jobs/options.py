@@ -25,5 +25,6 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="sweep YAML (configs/sweep.yaml, configs/demo.yaml)")
     parser.add_argument("--data", help="data root (overrides the sweep config's data_root)")
     parser.add_argument("--storage", help="storage path or URI (overrides the sweep config's storage)")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep, or rerun its failed trials "
+                        "(only the same sweep: refused when its config, signatures, tasks or data changed)")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local instance)")
