@@ -21,16 +21,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from mmse_model.core import storage
 from mmse_model.core.atomic import json_text
 from mmse_model.core.config import Config
 from mmse_model.core.errors import InputError, first_line, run_command
-from mmse_model.core.storage import StorageUnavailable, absolute, join, redact, uri_of
+from mmse_model.core.storage import StorageUnavailable, absolute, join, read_text, redact, uri_of
 from mmse_model.core.storage import errors as storage_errors
+from mmse_model.core.storage import write_text as write_location
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.sweeps.config import SweepConfig, apply_sample, discover, load_sweep_config
-from mmse_model.sweeps.fingerprint import RECORD_NAME, check_same_sweep, data_fingerprint, make_record, parse_record
-from mmse_model.sweeps.results import choose_checkpoint, failure_line, format_summary, signature_rows
+from mmse_model.sweeps.fingerprint import (
+    RECORD_NAME,
+    check_same_sweep,
+    data_fingerprint,
+    make_record,
+    parse_record,
+)
+from mmse_model.sweeps.results import (
+    choose_checkpoint,
+    failure_line,
+    format_summary,
+    signature_rows,
+)
 from mmse_model.sweeps.rules import TrialRow
 from mmse_model.sweeps.summary import summarise_sweep, write_results
 from mmse_model.training.checkpoint import load_checkpoint
@@ -275,14 +286,14 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
             if not tune.Tuner.can_restore(experiment):
                 raise InputError(f"{experiment}: no sweep to resume there")
             try:
-                text = storage.read_text(join(experiment, RECORD_NAME))
+                text = read_text(join(experiment, RECORD_NAME))
             except FileNotFoundError:
                 text = None
         if text is None:
             print(f"{record_where}: no record of the sweep's first start (an earlier version started it); "
                   "recorded today's config and data", file=sys.stderr, flush=True)
             recorded = today
-            storage.write_text(join(experiment, RECORD_NAME), json_text(today))
+            write_location(join(experiment, RECORD_NAME), json_text(today))
         else:
             recorded = parse_record(record_where, text)
             check_same_sweep(record_where, recorded, today)
@@ -293,7 +304,7 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
                 raise InputError(f"{experiment}: holds a sweep already; continue it with --resume, or give "
                                  "the sweep another name or --storage")
         recorded = today
-        storage.write_text(join(experiment, RECORD_NAME), json_text(today))
+        write_location(join(experiment, RECORD_NAME), json_text(today))
     connect(address, sweep.base_config())
     # Credentials stay in each node's environment, out of runtime envs (logged, shown).
     ray_internals.keep_credentials_out_of_trial_envs()

@@ -64,7 +64,8 @@ def test_changed_signatures_and_tasks_are_named(root):
 def test_changed_data_is_named_and_the_resume_refused_in_one_line(root):
     first = record(root)
     before = data_fingerprint(root)
-    # The same subjects rebuilt with other features: the same file names, other contents.
+    # The same subjects rebuilt with other features: the same file names, other contents
+    # (and a new manifest).
     write_planted_root(root, {SIG: 1.0, WEAK_SIG: 0.0}, tasks=("Q1",), n_subjects=40, seed=1)
     after = data_fingerprint(root)
     assert after != before
@@ -77,12 +78,15 @@ def test_changed_data_is_named_and_the_resume_refused_in_one_line(root):
     assert "\n" not in message and exit_status(refused.value) == EXIT_BAD_INPUT
 
 
-def test_the_fingerprint_covers_every_dataset_file_and_only_them(root):
-    before = data_fingerprint(root)
-    (root / "build_report.csv").write_text("subject_id,task,reason\n")
-    assert data_fingerprint(root) == before  # not a dataset file
-    (root / SIG / "Q1.npz").rename(root / SIG / "Q2.npz")
-    assert data_fingerprint(root) != before  # the same bytes under another task
+def test_the_fingerprint_is_the_data_roots_with_or_without_its_manifest(tmp_path):
+    listed = write_planted_root(tmp_path / "listed", {SIG: 1.0}, tasks=("Q1",), n_subjects=40)
+    bare = write_planted_root(tmp_path / "bare", {SIG: 1.0}, tasks=("Q1",), n_subjects=40, identity=False)
+    assert (listed / "dataset.json").exists() and not (bare / "dataset.json").exists()
+    before = data_fingerprint(bare)
+    (bare / "build_report.csv").write_text("subject_id,task,reason\n")
+    assert data_fingerprint(bare) == before  # not a dataset file
+    (bare / SIG / "Q1.npz").rename(bare / SIG / "Q2.npz")
+    assert data_fingerprint(bare) != before  # the same bytes under another task
 
 
 def test_a_record_this_version_cannot_read_is_one_line(root):

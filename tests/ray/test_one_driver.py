@@ -17,10 +17,10 @@ import pytest
 import yaml
 
 from tests.fixtures.toy_data import write_planted_root
+from tests.ray.conftest import SIG, WEAK_SIG
 
 pytestmark = pytest.mark.ray
 
-SIG = "m2_tau1_eps0.055_lmin2"
 HANG_GUARD_S = 300  # only against a hang; nothing here waits on a clock otherwise
 
 
@@ -89,7 +89,8 @@ def test_a_second_driver_is_refused_and_a_changed_resume_too(ray_session, toy_ro
     assert changed.returncode == 2, changed.stderr[-3000:]
     assert changed.stderr.startswith(f"mmse: error: {experiment / 'sweep_record.json'}: --resume continues only the "
                                      "sweep that was started; changed since: samples 1 -> 3. ")
-    write_planted_root(data, {SIG: 1.0}, tasks=("Q1",), n_subjects=120, seed=7)  # the data rebuilt: other rows
+    # The data rebuilt (other features, its manifest with them), as `mmse data build` would.
+    write_planted_root(data, {SIG: 1.0, WEAK_SIG: 0.0}, tasks=("Q1", "Q3"), n_subjects=120, seed=7)
     rebuilt = subprocess.run(command + ["--resume"], env=ray_session.env, capture_output=True, text=True, check=False,
                              timeout=HANG_GUARD_S)
     assert rebuilt.returncode == 2, rebuilt.stderr[-3000:]
