@@ -284,6 +284,7 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
         sweep.name, rows, Path(sweep.data_root).resolve(), load_checkpoint, outer_repeats=evaluation.outer_repeats,
         groups_file=evaluation.groups_file, seed=evaluation.bootstrap_seed,
         provenance=provenance(sweep, started), run_repeats=run_repeats_on_ray,
+        interval_level=evaluation.interval_level,
     )
     text = format_summary(summary)
     write_results(experiment, rows, summary, text, predictions)

@@ -118,3 +118,43 @@ def format_coverage(c: dict[str, Any]) -> str:
     low, high = c["coverage_ci"]
     return (f"{c['level']:.0%} CV+ intervals cover {c['coverage']:.1%} [{low:.1%}, {high:.1%}] of "
             f"{c['n']} test subjects, mean width {c['mean_width']:.2f} points")
+
+
+# --- the subtotal: sums over tasks, subject by subject -------------------------------------------
+
+
+def per_subject(subject_ids: np.ndarray, values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(subjects in first-seen order, values (..., s) averaged over each subject's rows)."""
+    ids = [str(s) for s in subject_ids]
+    order = list(dict.fromkeys(ids))
+    column = {s: i for i, s in enumerate(order)}
+    index = np.array([column[s] for s in ids], dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    sums = np.zeros(values.shape[:-1] + (len(order),))
+    np.add.at(sums.T, index, values.T)  # along the last axis, whatever the leading shape
+    counts = np.bincount(index, minlength=len(order))
+    return order, sums / counts
+
+
+def summed_over_tasks(per_task: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[str], np.ndarray]:
+    """Subjects present in every task (in the first task's order) and the sum over tasks of
+    each task's per-subject values (..., n_t) -> (..., s)."""
+    tables = [per_subject(ids, values) for ids, values in per_task]
+    common = set(tables[0][0]).intersection(*(set(order) for order, _ in tables[1:]))
+    subjects = [s for s in tables[0][0] if s in common]
+    total = 0.0
+    for order, values in tables:
+        column = {s: i for i, s in enumerate(order)}
+        total = total + values[..., np.array([column[s] for s in subjects], dtype=np.int64)]
+    return subjects, np.asarray(total)
+
+
+def subtotal_folds(per_task: list[tuple[np.ndarray, np.ndarray]], subjects: list[str]) -> np.ndarray:
+    """Each subject's fold, which must be the same in every task (one shared split)."""
+    fold_of: dict[str, int] = {}
+    for ids, folds in per_task:
+        for sid, fold in zip(ids, folds):
+            if fold_of.setdefault(str(sid), int(fold)) != int(fold):
+                raise ValueError(f"subject {sid!r} is in fold {fold_of[str(sid)]} for one task and {fold} "
+                                 "for another: the tasks do not share one split")
+    return np.array([fold_of[s] for s in subjects], dtype=np.int64)

@@ -1,0 +1,75 @@
+"""What a features file is, and whether a model may be applied to it.
+
+A file records its identity (`mmse data build` writes signature, task, build parameters and
+builder version into every npz, mmse_model/core/identity.py), or its path says it
+(`<signature>/<task>.npz`), or the user says it (`--signature`, `--task`), and then it is
+checked against whatever the file or path records. Features whose identity differs from
+the model's, in any part, are refused with one line naming what was expected and found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmse_model.core.domain import TASKS, is_signature
+from mmse_model.core.errors import DataError
+from mmse_model.core.identity import DatasetIdentity
+from mmse_model.data.dataset import load_features
+
+
+@dataclass(frozen=True)
+class Features:
+    path: Path
+    identity: DatasetIdentity  # as recorded, or as the path or the user said (then without build)
+    recorded: bool  # the file itself recorded it
+    X: np.ndarray  # (n, 10)
+    subject_ids: np.ndarray  # (n,) str, as written
+    feature_names: tuple[str, ...] | None
+
+
+def path_identity(path: Path) -> DatasetIdentity | None:
+    """`<signature>/<task>.npz` (or .csv): what the path says, or None."""
+    if path.stem in TASKS and is_signature(path.parent.name):
+        return DatasetIdentity(path.parent.name, path.stem)
+    return None
+
+
+def read_features(path: str | Path, signature: str | None = None, task: str | None = None) -> Features:
+    """A features file with its identity; `signature` and `task` (the user's word) must agree
+    with what the file or its path records, and are needed where neither says it."""
+    path = Path(path)
+    X, ids, names = load_features(path)
+    recorded = DatasetIdentity.from_npz(path) if path.suffix == ".npz" else None
+    known = recorded or path_identity(path)
+    if known is None:
+        if signature is None or task is None:
+            raise DataError(f"{path}: records no signature and task, and its path does not say them "
+                            "(<signature>/<task>.npz); give --signature and --task")
+        known = DatasetIdentity(signature, task)
+    else:
+        where = "records" if recorded else "path says"
+        if signature is not None and signature != known.signature:
+            raise DataError(f"{path}: --signature {signature}, but the file's {where} {known.signature}")
+        if task is not None and task != known.task:
+            raise DataError(f"{path}: --task {task}, but the file's {where} {known.task}")
+    if len(set(ids.tolist())) != len(ids):
+        seen: set[str] = set()
+        twice = next(s for s in ids.tolist() if s in seen or seen.add(s))
+        raise DataError(f"{path}: subject {twice!r} has more than one row; one row per subject to predict")
+    return Features(path, known, recorded is not None, X, ids, names)
+
+
+def check_applicable(features: Features, expected: DatasetIdentity, feature_names: tuple[str, ...],
+                     model: str) -> None:
+    """Refuse features made otherwise than the model's training features (`model` names it)."""
+    problem = features.identity.mismatch(expected)
+    if problem is not None:
+        raise DataError(f"{features.path}: {problem} ({model})")
+    if features.recorded and expected.build is not None and features.identity.build is None:
+        raise DataError(f"{features.path}: records no build parameters; {model} needs {expected.build.describe()}")
+    if features.feature_names is not None and tuple(features.feature_names) != tuple(feature_names):
+        raise DataError(f"{features.path}: feature_names: expected {list(feature_names)}, found "
+                        f"{list(features.feature_names)} ({model})")
