@@ -290,6 +290,15 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     write_results(experiment, rows, summary, text, predictions)
     print(text)
     print(f"results: {experiment}/trials.csv, summary.json; TensorBoard: tensorboard --logdir {experiment}")
+    if summary["tasks"]:
+        # What leaves the sweep: the winners as one bundle (weights, manifest, model card).
+        from mmse_model.bundle.layout import BUNDLE_DIR
+        from mmse_model.bundle.run import describe
+        from mmse_model.bundle.write import write_bundle
+
+        bundle = join(experiment, BUNDLE_DIR)
+        manifest = write_bundle(summary, Path(sweep.data_root).resolve(), load_checkpoint, bundle, source=experiment)
+        print(describe(manifest, bundle))
     return summary
 
 

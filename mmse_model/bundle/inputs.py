@@ -50,11 +50,11 @@ def read_features(path: str | Path, signature: str | None = None, task: str | No
                             "(<signature>/<task>.npz); give --signature and --task")
         known = DatasetIdentity(signature, task)
     else:
-        where = "records" if recorded else "path says"
+        where = "the file records" if recorded else "its path says"
         if signature is not None and signature != known.signature:
-            raise DataError(f"{path}: --signature {signature}, but the file's {where} {known.signature}")
+            raise DataError(f"{path}: --signature {signature}, but {where} {known.signature}")
         if task is not None and task != known.task:
-            raise DataError(f"{path}: --task {task}, but the file's {where} {known.task}")
+            raise DataError(f"{path}: --task {task}, but {where} {known.task}")
     if len(set(ids.tolist())) != len(ids):
         seen: set[str] = set()
         twice = next(s for s in ids.tolist() if s in seen or seen.add(s))

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mmse_model.bundle import card, weights
+from mmse_model.bundle import card, location, weights
 from mmse_model.bundle.layout import BUNDLE_DIR, CARD, MANIFEST, SUBTOTAL, weights_file
 from mmse_model.bundle.manifest import BundleManifest, SubtotalModel, TaskModel, split_hash
 from mmse_model.core import atomic
@@ -58,7 +58,7 @@ def write_bundle(
         staging.mkdir()
         manifest = _fill(staging, summary, Path(data_root), load, source)
         if is_uri(out):
-            _upload(staging, out)
+            location.upload(staging, out, last=MANIFEST)
         else:
             _replace_folder(staging, Path(out))
     return manifest
@@ -173,20 +173,3 @@ def _replace_folder(staging: Path, target: Path) -> None:
     if target.exists() and any(target.iterdir()) and not (target / MANIFEST).is_file():
         raise InputError(f"{target}: exists and is not a model bundle; give another --out")
     atomic.copy_dir(staging, target)
-
-
-def _upload(staging: Path, uri: str) -> None:
-    """Copy into a storage URI: the old manifest goes first and the new one last, so a reader
-    sees no bundle or a whole one, never a manifest naming weights that are not there."""
-    import pyarrow.fs
-
-    fs, base = pyarrow.fs.FileSystem.from_uri(uri)
-    base = base.rstrip("/")
-    fs.create_dir(base, recursive=True)
-    old = fs.get_file_info(f"{base}/{MANIFEST}")
-    if old.type != pyarrow.fs.FileType.NotFound:
-        fs.delete_file(f"{base}/{MANIFEST}")
-    names = sorted(p.name for p in staging.iterdir() if p.name != MANIFEST) + [MANIFEST]
-    for name in names:
-        with fs.open_output_stream(f"{base}/{name}") as stream:
-            stream.write((staging / name).read_bytes())

@@ -151,7 +151,7 @@ def subtotal_coverage(parts: dict[str, tuple[OutOfFold, HeldOutIntervals]], leve
     """Coverage of the subtotal's CV+ intervals (the sum of the tasks' predictions; residuals
     summed per subject) on the test subjects every task scored."""
     sub = subtotal_intervals(parts, level)
-    return {**coverage(sub.y, sub.lower, sub.upper, level), "n_training_subjects": len(sub.residuals)}
+    return coverage(sub.y, sub.lower, sub.upper, level)
 
 
 def dementia_auc(subjects: list[str], predicted_subtotal: np.ndarray, groups_file: str, seed: int) -> dict[str, Any]:
