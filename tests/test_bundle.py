@@ -265,3 +265,48 @@ def test_the_bundle_loads_and_predicts_without_ray(sweep, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert len(rows_of(tmp_path / "p.csv")) == 60
+
+
+def _bundle_for_built_features(folder, tmp_path, **change):
+    """A copy of the bundle whose models take the builder's feature names (the fixture's
+    planted data names them rqa_i); only the manifest changes, the weights are the same."""
+    from mmse_model.core.domain import FEATURE_NAMES
+
+    copy = tmp_path / "built_bundle"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    for model in manifest["tasks"].values():
+        model["feature_names"] = list(FEATURE_NAMES)
+        model.update(change)
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    return copy
+
+
+def test_predict_from_recordings_equals_predict_from_the_features_built_from_them(sweep, tmp_path, capsys):
+    from mmse_model.features.build import build_datasets, run_in_process
+    from mmse_model.synth.cohort import synthesize
+
+    _, _, folder = sweep
+    bundle = _bundle_for_built_features(folder, tmp_path)
+    cohort = tmp_path / "cohort"
+    synthesize(cohort, n_subjects=5, seed=4, duration_s=(4.0, 6.0))
+    built = tmp_path / "built"
+    build_datasets(cohort / "recordings", cohort / "labels.csv", [STRONG], built, "trajectory", run_in_process)
+    from_features, from_recordings = tmp_path / "f.csv", tmp_path / "r.csv"
+    assert main(["predict", "--bundle", str(bundle), "--features", str(built), "--out", str(from_features)]) == 0
+    assert main(["predict", "--bundle", str(bundle), "--recordings", str(cohort / "recordings"),
+                 "--out", str(from_recordings)]) == 0
+    assert "wrote predictions for 5 subjects (Q1, Q2, Q3, Q4, Q5, subtotal)" in capsys.readouterr().out
+    assert from_recordings.read_text() == from_features.read_text()
+    assert [r["subject_id"] for r in rows_of(from_recordings)] == sorted(p.name for p in (cohort / "recordings").iterdir())
+
+
+def test_recordings_are_refused_when_this_code_would_build_their_features_otherwise(sweep, tmp_path, capsys):
+    _, _, folder = sweep
+    bundle = _bundle_for_built_features(folder, tmp_path, build_params={"mode": "trajectory", "rate_hz": 60.0,
+                                                                        "theiler_window": 15})
+    (tmp_path / "recordings" / "S1").mkdir(parents=True)
+    out = tmp_path / "p.csv"
+    refused(["predict", "--bundle", str(bundle), "--recordings", str(tmp_path / "recordings"), "--out", str(out)],
+            out, capsys, "features built with mode=trajectory, rate_hz=60, theiler_window=15; this code builds "
+            "mode=trajectory, rate_hz=90, theiler_window=23")
