@@ -47,7 +47,7 @@ def refused(argv, out, capsys, *needles):
 
 
 def test_the_bundle_holds_each_winner_as_the_summary_reports_it(sweep):
-    experiment, root, folder = sweep
+    experiment, _, folder = sweep
     summary = json.loads((experiment / "summary.json").read_text())
     manifest = json.loads((folder / MANIFEST).read_text())
     assert manifest["format"] == "mmse-bundle" and manifest["format_version"] == 1

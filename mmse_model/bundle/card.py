@@ -89,12 +89,12 @@ def render(manifest: BundleManifest) -> str:
     limits = [
         "Small cohort: test metrics and coverage carry wide intervals (above); a single split.",
         "One cohort, one headset and protocol: performance on other trackers, tasks or populations is unknown.",
-        "The coverage guarantee is marginal (on average over subjects like the training ones), not for "
-        "each subject; CV+ guarantees at least 1 - 2*alpha in theory, about the level in practice. The "
-        "validation folds also chose each fold-model's epoch and the winner, which can make the residuals "
-        "a little optimistic: the measured test coverage above is the check.",
-        "Features far outside the training range (flagged in `out_of_range` by `mmse predict`) are "
-        "extrapolation: treat those predictions with suspicion.",
+        ("The coverage guarantee is marginal (on average over subjects like the training ones), not for "
+         "each subject; CV+ guarantees at least 1 - 2*alpha in theory, about the level in practice. The "
+         "validation folds also chose each fold-model's epoch and the winner, which can make the residuals "
+         "a little optimistic: the measured test coverage above is the check."),
+        ("Features far outside the training range (flagged in `out_of_range` by `mmse predict`) are "
+         "extrapolation: treat those predictions with suspicion."),
         "No demographic subgroups were analysed; fairness across age, sex, education or language is untested.",
         "Sub-scores are clamped to their range; intervals that reach a bound mean the model is unsure.",
     ]

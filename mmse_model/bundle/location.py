@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from mmse_model.core.errors import InputError, RunFailure, first_line
 from mmse_model.core.locations import check_location, is_uri, redact
@@ -49,9 +49,8 @@ def read_text(location: str, name: str) -> str:
         except FileNotFoundError:
             raise InputError(f"{path}: no such file") from None
     fs, base = _filesystem(location)
-    with storage_errors(location, f"reading {name}"):
-        with fs.open_input_stream(f"{base}/{name}") as stream:
-            return stream.read().decode("utf-8")
+    with storage_errors(location, f"reading {name}"), fs.open_input_stream(f"{base}/{name}") as stream:
+        return stream.read().decode("utf-8")
 
 
 @contextlib.contextmanager

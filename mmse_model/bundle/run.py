@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from mmse_model.bundle import location
 from mmse_model.bundle.apply import features_for, load_bundle, predict, write_predictions
@@ -36,8 +36,8 @@ def bundle_experiment(experiment: str, out: str | None, data_root: str | None,
 
 
 def describe(manifest: BundleManifest, where: str) -> str:
-    lines = [f"{'SYNTHETIC data: ' if manifest.synthetic else ''}bundle {where}: "
-             f"{', '.join(f'{t} ({m.signature})' for t, m in manifest.tasks.items())}"]
+    lines = [(f"{'SYNTHETIC data: ' if manifest.synthetic else ''}bundle {where}: "
+              f"{', '.join(f'{t} ({m.signature})' for t, m in manifest.tasks.items())}")]
     for task, model in manifest.tasks.items():
         lines.append(f"  {task}: {format_coverage(model.intervals)}")
     if manifest.subtotal is not None:

@@ -101,7 +101,7 @@ def coverage(y_true: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: fl
     interval, and the intervals' mean width (in points)."""
     y_true = np.asarray(y_true, dtype=np.float64)
     inside = (y_true >= lower) & (y_true <= upper)
-    n = int(len(y_true))
+    n = len(y_true)
     covered = int(inside.sum())
     return {
         "level": float(level),
