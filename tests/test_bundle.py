@@ -310,3 +310,16 @@ def test_recordings_are_refused_when_this_code_would_build_their_features_otherw
     refused(["predict", "--bundle", str(bundle), "--recordings", str(tmp_path / "recordings"), "--out", str(out)],
             out, capsys, "features built with mode=trajectory, rate_hz=60, theiler_window=15; this code builds "
             "mode=trajectory, rate_hz=90, theiler_window=23")
+
+
+def test_the_demos_held_out_check_measures_the_coverage_the_sweep_reported(sweep, tmp_path):
+    from mmse_app.demo import predict_held_out
+    from mmse_model.evaluation.conformal import format_coverage
+
+    experiment, root, folder = sweep
+    text = predict_held_out(experiment, root, tmp_path / "held_out.csv")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert "SYNTHETIC cohort" in text and len(rows_of(tmp_path / "held_out.csv")) == 12
+    for task, model in manifest["tasks"].items():
+        assert f"  {task}: {format_coverage(model['intervals'])}" in text
+    assert f"  subtotal: {format_coverage(manifest['subtotal']['intervals'])}" in text

@@ -29,6 +29,12 @@ class Features:
     subject_ids: np.ndarray  # (n,) str, as written
     feature_names: tuple[str, ...] | None
 
+    def subset(self, subjects: set[str]) -> "Features":
+        """Only the rows of `subjects`, in file order."""
+        keep = np.fromiter((s in subjects for s in self.subject_ids.tolist()), dtype=bool, count=len(self.subject_ids))
+        return Features(self.path, self.identity, self.recorded, self.X[keep], self.subject_ids[keep],
+                        self.feature_names)
+
 
 def path_identity(path: Path) -> DatasetIdentity | None:
     """`<signature>/<task>.npz` (or .csv): what the path says, or None."""
