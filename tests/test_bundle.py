@@ -18,6 +18,7 @@ from mmse_model.bundle.manifest import split_hash
 from mmse_model.core.domain import TASKS
 from mmse_model.core.hashing import sha256_file
 from mmse_model.core.identity import BUILDER_VERSION, BuildParams, DatasetIdentity
+from mmse_model.data.manifest import data_fingerprint
 from mmse_model.training.checkpoint import FoldEnsemble, load_checkpoint
 from tests.fixtures.toy_data import write_npz
 from tests.fixtures.trained_sweep import BUILD, STRONG, WEAK, write_trained_sweep
@@ -47,7 +48,7 @@ def refused(argv, out, capsys, *needles):
 
 
 def test_the_bundle_holds_each_winner_as_the_summary_reports_it(sweep):
-    experiment, _, folder = sweep
+    experiment, root, folder = sweep
     summary = json.loads((experiment / "summary.json").read_text())
     manifest = json.loads((folder / MANIFEST).read_text())
     assert manifest["format"] == "mmse-bundle" and manifest["format_version"] == 1
@@ -60,7 +61,7 @@ def test_the_bundle_holds_each_winner_as_the_summary_reports_it(sweep):
         entry = summary["tasks"][task]
         assert model["signature"] == entry["winner"]["signature"] == STRONG
         assert model["checkpoint_uri"] == entry["winner"]["checkpoint_uri"]
-        assert model["build_params"] == BUILD.to_dict() and model["builder_version"] == BUILDER_VERSION
+        assert model["build_params"] == BUILD.to_dict() and model["builder_version"] == "toy"
         assert model["test"]["rmse"] == entry["test"]["rmse"] and model["test"]["rmse_ci"] == entry["test"]["rmse_ci"]
         assert set(model["baselines"]) == {"train_mean", "ridge", "hist_gradient_boosting"}
         # The coverage the summary reported is the bundle's own, recomputed from its weights.
@@ -69,14 +70,15 @@ def test_the_bundle_holds_each_winner_as_the_summary_reports_it(sweep):
         payload = load_checkpoint(model["checkpoint_uri"])
         assert manifest["split_hash"] == split_hash(payload.split)
     assert manifest["subtotal"]["intervals"] == summary["subtotal"]["intervals"]
-    assert manifest["synthetic"] is False and len(manifest["data_fingerprint"]) == 64
+    # The fixture root's dataset.json says SYNTHETIC, as `mmse data build` of a simulated cohort does.
+    assert manifest["synthetic"] is True and manifest["data_fingerprint"] == data_fingerprint(root)
 
 
 def test_the_model_card_states_use_data_metrics_coverage_and_limits(sweep):
     _, _, folder = sweep
     card = (folder / "model_card.md").read_text()
     manifest = json.loads((folder / MANIFEST).read_text())
-    assert "**It is not a diagnosis**" in card and "SYNTHETIC" not in card.split("## Limitations")[0]
+    assert card.startswith("> **SYNTHETIC DATA.**") and "**It is not a diagnosis**" in card
     for heading in ("## Intended use", "## Data", "## Model", "## Performance on the held-out test subjects",
                     "## Prediction intervals", "## Limitations", "## Provenance"):
         assert heading in card
@@ -89,15 +91,20 @@ def test_the_model_card_states_use_data_metrics_coverage_and_limits(sweep):
     assert all(digest in card for digest in manifest["files"].values())
 
 
-def test_a_synthetic_data_root_is_said_at_the_top_of_the_card(sweep, tmp_path):
+def test_a_data_root_that_is_not_synthetic_gets_no_banner(sweep, tmp_path):
     experiment, root, _ = sweep
-    (root / "SYNTHETIC.txt").write_text("simulated")
+    manifest = root / "dataset.json"
+    saved = manifest.read_text()
+    document = json.loads(saved)
+    document["synthetic"] = False
+    manifest.write_text(json.dumps(document))
     try:
         assert main(["bundle", str(experiment), "--out", str(tmp_path / "b")]) == 0
     finally:
-        (root / "SYNTHETIC.txt").unlink()
-    assert json.loads((tmp_path / "b" / MANIFEST).read_text())["synthetic"] is True
-    assert (tmp_path / "b" / "model_card.md").read_text().startswith("> **SYNTHETIC DATA.**")
+        manifest.write_text(saved)
+    assert json.loads((tmp_path / "b" / MANIFEST).read_text())["synthetic"] is False
+    card = (tmp_path / "b" / "model_card.md").read_text()
+    assert card.startswith("# Model card") and "SYNTHETIC" not in card
 
 
 def test_predict_gives_each_subjects_five_scores_subtotal_and_intervals(sweep, tmp_path, capsys):
@@ -170,7 +177,7 @@ def _with_identity(source, path, **change):
     data = dict(np.load(source, allow_pickle=False))
     identity = DatasetIdentity(change.get("signature", str(data["signature"])), change.get("task", str(data["task"])),
                                change.get("build", BuildParams.from_dict(json.loads(str(data["build_params"])))),
-                               BUILDER_VERSION)
+                               str(data["builder_version"]))
     data.update(identity.arrays())
     if "feature_names" in change:
         data["feature_names"] = change["feature_names"]
@@ -178,19 +185,25 @@ def _with_identity(source, path, **change):
     return path
 
 
-@pytest.mark.parametrize(("change", "needle"), [
-    ({"signature": WEAK}, f"signature: expected {STRONG}, found {WEAK}"),
-    ({"task": "Q3"}, "task: expected Q1, found Q3"),
-    ({"build": BuildParams("fixation", 90.0, 23)}, "build parameters: expected mode=trajectory"),
-    ({"feature_names": np.array([f"other{i}" for i in range(10)])}, "feature_names: expected ['rqa_0'"),
+@pytest.mark.parametrize(("change", "where", "needle"), [
+    # one file whose path says nothing: what it records is compared with the bundle's model
+    ({"signature": WEAK}, "file", f"signature: expected {STRONG}, found {WEAK} (the bundle's Q1 model)"),
+    # in a data root, where the bundle looks for Q1: the loader already refuses a record
+    # that contradicts the path
+    ({"task": "Q3"}, "root", "records task Q3 but its name says Q1 (expected Q1, found Q3)"),
+    ({"signature": WEAK}, "root", f"(expected {STRONG}, found {WEAK})"),
+    ({"build": BuildParams("fixation", 90.0, 23)}, "root",
+     "build parameters: expected mode=trajectory, rate_hz=90, theiler_window=23, found mode=fixation"),
+    ({"feature_names": np.array([f"other{i}" for i in range(10)])}, "root", "feature_names: expected ['rqa_0'"),
 ])
-def test_features_made_otherwise_are_refused(sweep, tmp_path, capsys, change, needle):
+def test_features_made_otherwise_are_refused(sweep, tmp_path, capsys, change, where, needle):
     _, root, folder = sweep
-    bad = tmp_path / "root" / STRONG / "Q1.npz"  # where the bundle looks, whatever the file records
+    bad = tmp_path / "root" / STRONG / "Q1.npz" if where == "root" else tmp_path / "new.npz"
     _with_identity(root / STRONG / "Q1.npz", bad, **change)
     out = tmp_path / "p.csv"
-    refused(["predict", "--bundle", str(folder), "--features", str(tmp_path / "root"), "--out", str(out)], out, capsys,
-            str(bad), needle, "the bundle's Q1 model")
+    features = tmp_path / "root" if where == "root" else bad
+    refused(["predict", "--bundle", str(folder), "--features", str(features), "--out", str(out)], out, capsys,
+            str(bad), needle)
 
 
 def test_a_file_without_identity_needs_its_path_or_signature_and_task(sweep, tmp_path, capsys):
@@ -277,6 +290,7 @@ def _bundle_for_built_features(folder, tmp_path, **change):
     manifest = json.loads((copy / MANIFEST).read_text())
     for model in manifest["tasks"].values():
         model["feature_names"] = list(FEATURE_NAMES)
+        model["builder_version"] = BUILDER_VERSION  # the fixture's data say "toy"
         model.update(change)
     (copy / MANIFEST).write_text(json.dumps(manifest))
     return copy
@@ -323,3 +337,17 @@ def test_the_demos_held_out_check_measures_the_coverage_the_sweep_reported(sweep
     for task, model in manifest["tasks"].items():
         assert f"  {task}: {format_coverage(model['intervals'])}" in text
     assert f"  subtotal: {format_coverage(manifest['subtotal']['intervals'])}" in text
+
+
+def test_subject_ids_of_a_features_csv_stay_as_written(sweep, tmp_path):
+    _, root, folder = sweep
+    data = np.load(root / STRONG / "Q1.npz", allow_pickle=False)
+    path = tmp_path / "features.csv"
+    lines = ["subject_id," + ",".join(str(n) for n in data["feature_names"])]
+    lines += [f"{sid}," + ",".join(repr(float(v)) for v in row) for sid, row in zip(["007", "1e3", "0042"], data["X"])]
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--bundle", str(folder), "--features", str(path), "--signature", STRONG, "--task", "Q1",
+                 "--out", str(out)]) == 0
+    rows = rows_of(out)
+    assert [r["subject_id"] for r in rows] == ["007", "1e3", "0042"] and list(rows[0])[1:4] == ["Q1", "Q1_lo", "Q1_hi"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mmse_model.bundle import weights
-from mmse_model.bundle.inputs import Features, check_applicable, read_features
+from mmse_model.bundle.inputs import TaskInput, check_applicable, read_task_input
 from mmse_model.bundle.manifest import BundleManifest, TaskModel, read_manifest
 from mmse_model.core import atomic
 from mmse_model.core.config import Config
@@ -93,23 +93,23 @@ def _listed(folder: Path, manifest: BundleManifest, name: str) -> Path:
 
 
 def features_for(bundle: Bundle, features: str | Path, signature: str | None = None,
-                 task: str | None = None) -> dict[str, Features]:
+                 task: str | None = None) -> dict[str, TaskInput]:
     """The features to apply each task's model to: from a data root (`<signature>/<task>.npz`
     of each task's signature) or one file. Each is checked against its task's model."""
     features = Path(features)
-    found: dict[str, Features] = {}
+    found: dict[str, TaskInput] = {}
     if features.is_dir():
         if signature is not None or task is not None:
             raise InputError(f"{features}: --signature and --task are for one features file, not a data root")
         for name, predictor in bundle.tasks.items():
             path = dataset_path(features, predictor.model.signature, name)
             if path.is_file():
-                found[name] = read_features(path)
+                found[name] = read_task_input(path)
         if not found:
             expected = ", ".join(f"{m.signature}/{t}.npz" for t, m in bundle.manifest.tasks.items())
             raise DataError(f"{features}: holds none of the bundle's features (expected {expected})")
     else:
-        one = read_features(features, signature, task)
+        one = read_task_input(features, signature, task)
         if one.identity.task not in bundle.tasks:
             raise DataError(f"{features}: task {one.identity.task}, but the bundle has models for "
                             f"{', '.join(bundle.tasks)} only")
@@ -129,7 +129,7 @@ class Predictions:
     out_of_range: list[str]
 
 
-def predict(bundle: Bundle, features: dict[str, Features]) -> Predictions:
+def predict(bundle: Bundle, features: dict[str, TaskInput]) -> Predictions:
     """Every subject's predictions and CV+ intervals, in the order first seen (task order)."""
     level = bundle.manifest.interval_level
     column: dict[str, int] = {}

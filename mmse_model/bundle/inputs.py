@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mmse_model.core.domain import TASKS, is_signature
 from mmse_model.core.errors import DataError
-from mmse_model.core.identity import DatasetIdentity
-from mmse_model.data.dataset import load_features
+from mmse_model.core.identity import DatasetIdentity, path_identity
+from mmse_model.data.dataset import read_features
 
 
 @dataclass(frozen=True)
-class Features:
+class TaskInput:
+    """Features to apply one task's model to, with the identity they were taken to have."""
+
     path: Path
     identity: DatasetIdentity  # as recorded, or as the path or the user said (then without build)
     recorded: bool  # the file itself recorded it
@@ -29,27 +30,21 @@ class Features:
     subject_ids: np.ndarray  # (n,) str, as written
     feature_names: tuple[str, ...] | None
 
-    def subset(self, subjects: set[str]) -> "Features":
+    def subset(self, subjects: set[str]) -> TaskInput:
         """Only the rows of `subjects`, in file order."""
         keep = np.fromiter((s in subjects for s in self.subject_ids.tolist()), dtype=bool, count=len(self.subject_ids))
-        return Features(self.path, self.identity, self.recorded, self.X[keep], self.subject_ids[keep],
+        return TaskInput(self.path, self.identity, self.recorded, self.X[keep], self.subject_ids[keep],
                         self.feature_names)
 
 
-def path_identity(path: Path) -> DatasetIdentity | None:
-    """`<signature>/<task>.npz` (or .csv): what the path says, or None."""
-    if path.stem in TASKS and is_signature(path.parent.name):
-        return DatasetIdentity(path.parent.name, path.stem)
-    return None
-
-
-def read_features(path: str | Path, signature: str | None = None, task: str | None = None) -> Features:
+def read_task_input(path: str | Path, signature: str | None = None, task: str | None = None) -> TaskInput:
     """A features file with its identity; `signature` and `task` (the user's word) must agree
     with what the file or its path records, and are needed where neither says it."""
     path = Path(path)
-    X, ids, names = load_features(path)
-    recorded = DatasetIdentity.from_npz(path) if path.suffix == ".npz" else None
-    known = recorded or path_identity(path)
+    read = read_features(path)  # refuses a recorded identity that contradicts the path
+    X, ids, names, recorded = read.X, read.subject_ids, read.feature_names, read.identity
+    said = path_identity(path)
+    known = recorded or (DatasetIdentity(*said) if None not in said else None)
     if known is None:
         if signature is None or task is None:
             raise DataError(f"{path}: records no signature and task, and its path does not say them "
@@ -65,10 +60,10 @@ def read_features(path: str | Path, signature: str | None = None, task: str | No
         seen: set[str] = set()
         twice = next(s for s in ids.tolist() if s in seen or seen.add(s))
         raise DataError(f"{path}: subject {twice!r} has more than one row; one row per subject to predict")
-    return Features(path, known, recorded is not None, X, ids, names)
+    return TaskInput(path, known, recorded is not None, X, ids, names)
 
 
-def check_applicable(features: Features, expected: DatasetIdentity, feature_names: tuple[str, ...],
+def check_applicable(features: TaskInput, expected: DatasetIdentity, feature_names: tuple[str, ...],
                      model: str) -> None:
     """Refuse features made otherwise than the model's training features (`model` names it)."""
     problem = features.identity.mismatch(expected)

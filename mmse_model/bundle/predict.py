@@ -11,7 +11,7 @@ import csv
 import io
 from pathlib import Path
 
-from mmse_model.bundle.inputs import check_applicable, read_features
+from mmse_model.bundle.inputs import check_applicable, read_task_input
 from mmse_model.core import atomic
 from mmse_model.core.errors import InputError
 from mmse_model.core.identity import DatasetIdentity
@@ -24,7 +24,7 @@ def predict_file(model: str | Path, input_path: str | Path, out_path: str | Path
     `model`: a checkpoint folder or model.pt, a local path or a storage URI. `signature`
     picks one out of a checkpoint of several (a sweep trial's)."""
     ensemble = FoldEnsemble.from_checkpoint(load_checkpoint(model), signature)
-    features = read_features(input_path, signature, task)
+    features = read_task_input(input_path, signature, task)
     check_applicable(features, DatasetIdentity(ensemble.signature, ensemble.task), ensemble.feature_names,
                      f"the model's, {model}")
     per_fold = ensemble.predict_folds(features.X)  # (K, N)

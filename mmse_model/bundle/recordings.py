@@ -15,20 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from mmse_model.bundle.inputs import Features
-from mmse_model.core.domain import FEATURE_NAMES, RQA_RATE_HZ, parse_signature
+from mmse_model.bundle.inputs import TaskInput
+from mmse_model.core.domain import FEATURE_NAMES, parse_signature
 from mmse_model.core.errors import DataError, InputError
 from mmse_model.core.identity import BUILDER_VERSION, BuildParams, DatasetIdentity
-from mmse_model.features.build import MODES, recording_features, theiler_window
-from mmse_model.features.recordings import RecordingError, read_recording
+from mmse_model.features.build import MODES, build_params, recording_features
+from mmse_model.features.recordings import RecordingError, load_recording
 
 
-def features_from_recordings(bundle, recordings: Path) -> dict[str, Features]:
+def features_from_recordings(bundle, recordings: Path) -> dict[str, TaskInput]:
     """Features of every `<subject>/<task>.csv` under `recordings`, per task of the bundle."""
     if not recordings.is_dir():
         raise InputError(f"{recordings}: recordings directory not found")
     subjects = sorted(p.name for p in recordings.iterdir() if p.is_dir() and not p.name.startswith("."))
-    found: dict[str, Features] = {}
+    found: dict[str, TaskInput] = {}
     skipped: list[str] = []
     for task, predictor in bundle.tasks.items():
         model = predictor.model
@@ -40,13 +40,14 @@ def features_from_recordings(bundle, recordings: Path) -> dict[str, Features]:
             if not path.is_file():
                 continue
             try:
-                rows.append(recording_features(read_recording(path), [signature], build.mode)[0])
+                recording, _ = load_recording(path)  # size and duration limits, as `mmse data build`
+                rows.append(recording_features(recording, [signature], build.mode)[0])
                 ids.append(subject)
             except RecordingError as exc:
                 skipped.append(f"{path}: {exc}")
         if ids:
             identity = DatasetIdentity(model.signature, task, build, BUILDER_VERSION)
-            found[task] = Features(recordings / "*" / f"{task}.csv", identity, True, np.stack(rows),
+            found[task] = TaskInput(recordings / "*" / f"{task}.csv", identity, True, np.stack(rows),
                                    np.array(ids, dtype=str), FEATURE_NAMES)
     if not found:
         raise DataError(f"{recordings}: no usable recording <subject>/<task>.csv of the bundle's tasks "
@@ -64,7 +65,7 @@ def _reproducible(build: BuildParams | None, builder_version: str | None, model:
     if builder_version != BUILDER_VERSION:
         raise InputError(f"{model}: features built by builder version {builder_version}; this code builds "
                          f"version {BUILDER_VERSION}; use the matching mmse-model version")
-    ours = BuildParams(build.mode, RQA_RATE_HZ, theiler_window(build.mode)) if build.mode in MODES else None
+    ours = build_params(build.mode) if build.mode in MODES else None
     if ours != build:
         found = ours.describe() if ours else f"no mode {build.mode!r}"
         raise InputError(f"{model}: features built with {build.describe()}; this code builds {found}")

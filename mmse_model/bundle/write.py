@@ -27,10 +27,11 @@ from mmse_model.bundle.manifest import BundleManifest, SubtotalModel, TaskModel,
 from mmse_model.core import atomic
 from mmse_model.core.domain import TASKS
 from mmse_model.core.errors import InputError
-from mmse_model.core.hashing import combined_fingerprint, sha256_file
+from mmse_model.core.hashing import sha256_file
 from mmse_model.core.identity import DatasetIdentity
 from mmse_model.core.locations import is_uri
 from mmse_model.data.dataset import Split, dataset_path, load_group
+from mmse_model.data.manifest import data_fingerprint, read_manifest
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
 from mmse_model.evaluation.scoring import held_out_rows
 from mmse_model.training.checkpoint import CheckpointPayload, FoldEnsemble
@@ -94,7 +95,7 @@ def _fill(folder: Path, summary: dict[str, Any], data_root: Path, load: Callable
         held = held_out_intervals(ensemble, data, split, oof, level)
         parts[task] = (oof, held)
         training = data.X[~held_out_rows(data.subject_ids, split)]
-        identity = DatasetIdentity.from_npz(dataset_path(data_root, signature, task))
+        identity = DatasetIdentity.from_npz(dataset_path(data_root, signature, task))  # None: written before
         name = weights_file(task)
         tensors = {**weights.ensemble_tensors(ensemble), **weights.conformal_tensors(oof.residuals, oof.folds),
                    **weights.range_tensors(training.min(axis=0), training.max(axis=0))}
@@ -131,7 +132,7 @@ def _fill(folder: Path, summary: dict[str, Any], data_root: Path, load: Callable
     provenance = summary.get("provenance", {})
     manifest = BundleManifest(
         experiment=str(summary.get("experiment", "")), source=source, data_root=str(data_root),
-        data_fingerprint=data_fingerprint(data_root, tasks.values()), split_hash=splits.pop(),
+        data_fingerprint=data_fingerprint(data_root), split_hash=splits.pop(),
         synthetic=is_synthetic(data_root, provenance), interval_level=level, provenance=_plain(provenance),
         tasks=tasks, subtotal=subtotal, files=files,
     )
@@ -140,28 +141,13 @@ def _fill(folder: Path, summary: dict[str, Any], data_root: Path, load: Callable
     return manifest
 
 
-def data_fingerprint(data_root: Path, tasks) -> str:
-    """One sha256 over the datasets the bundle's models were trained and tested on."""
-    pairs = []
-    for model in tasks:
-        path = dataset_path(data_root, model.signature, model.task)
-        pairs.append((f"{model.signature}/{model.task}.npz", sha256_file(path)))
-    return combined_fingerprint(pairs)
-
-
 def is_synthetic(data_root: Path, provenance: dict[str, Any]) -> bool:
-    """Whether the data came from the SYNTHETIC cohort simulator, as the data root, or the
-    groups file the sweep was given, says."""
-    if (data_root / "SYNTHETIC.txt").exists():
+    """Whether the data came from the SYNTHETIC cohort simulator, as the data root's
+    dataset.json, a SYNTHETIC.txt beside the data, or the sweep's groups file says."""
+    manifest = read_manifest(data_root)
+    if (manifest is not None and manifest.synthetic) or (data_root / "SYNTHETIC.txt").exists():
         return True
-    manifest = data_root / "dataset.json"
-    if manifest.is_file():
-        try:
-            if json.loads(manifest.read_text(encoding="utf-8")).get("synthetic"):
-                return True
-        except (OSError, ValueError, AttributeError):
-            pass
-    groups = (provenance.get("sweep_config", {}).get("evaluation", {}) or {}).get("groups_file")
+    groups = ((provenance.get("sweep_config") or {}).get("evaluation") or {}).get("groups_file")
     return bool(groups) and (Path(groups).parent / "SYNTHETIC.txt").exists()
 
 
