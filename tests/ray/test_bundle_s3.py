@@ -39,7 +39,7 @@ def test_a_bundle_in_s3_is_written_loaded_checked_and_applied(s3_server, tmp_pat
     code, out, err = run_cli("bundle", uri)
     assert (code, err) == (0, ""), err
     first = out.splitlines()[0]
-    assert first.startswith(f"bundle {bundle_uri}: Q1 (m") and ", Q3 (m" in first
+    assert first.startswith(f"SYNTHETIC data: bundle {bundle_uri}: Q1 (m") and ", Q3 (m" in first
     names = {info.base_name for info in fs.get_file_info(pafs.FileSelector(f"{s3_server.bucket}/{prefix}/trained/bundle"))}
     assert names == {"manifest.json", "model_card.md", "Q1.safetensors", "Q3.safetensors"}
 
