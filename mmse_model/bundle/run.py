@@ -7,32 +7,33 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from mmse_model.bundle import location
 from mmse_model.bundle.apply import features_for, load_bundle, predict, write_predictions
 from mmse_model.bundle.layout import BUNDLE_DIR
 from mmse_model.bundle.manifest import BundleManifest
 from mmse_model.bundle.write import write_bundle
+from mmse_model.core import storage
 from mmse_model.core.errors import InputError
-from mmse_model.core.locations import redact
 from mmse_model.evaluation.conformal import format_coverage
 from mmse_model.training.checkpoint import CheckpointPayload
 
 
 def bundle_experiment(experiment: str, out: str | None, data_root: str | None,
                       load: Callable[[str], CheckpointPayload]) -> str:
-    text = location.read_text(experiment, "summary.json")
+    where = storage.join(experiment, "summary.json")
     try:
-        summary = json.loads(text)
+        summary = json.loads(storage.read_text(where))
+    except FileNotFoundError:
+        raise InputError(f"{storage.redact(where)}: no such file (a finished sweep's summary)") from None
     except ValueError as exc:
-        raise InputError(f"{redact(location.join(experiment, 'summary.json'))}: not JSON ({exc})") from None
+        raise InputError(f"{storage.redact(where)}: not JSON ({exc})") from None
     data_root = data_root or (summary.get("provenance") or {}).get("data_root")
     if not data_root:
-        raise InputError(f"{redact(experiment)}: summary.json records no data root; give --data")
+        raise InputError(f"{storage.redact(experiment)}: summary.json records no data root; give --data")
     if not Path(data_root).is_dir():
         raise InputError(f"{data_root}: no such data root (the sweep's); give --data")
-    target = out or location.join(experiment, BUNDLE_DIR)
-    manifest = write_bundle(summary, data_root, load, target, source=redact(experiment))
-    return describe(manifest, redact(target))
+    target = out or storage.join(experiment, BUNDLE_DIR)
+    manifest = write_bundle(summary, data_root, load, target, source=storage.redact(experiment))
+    return describe(manifest, storage.redact(target))
 
 
 def describe(manifest: BundleManifest, where: str) -> str:
@@ -50,7 +51,10 @@ def predict_with_bundle(bundle_location: str, out: str, *, features: str | None 
                         task: str | None = None) -> str:
     """Predict every subject the features (or recordings) hold; nothing is written unless all
     of it is accepted."""
-    with location.local_folder(bundle_location) as folder:
+    storage.check_location(bundle_location, "--bundle")
+    if not storage.is_dir(bundle_location):
+        raise InputError(f"{storage.redact(bundle_location)}: no such folder")
+    with storage.local_copy(bundle_location, "reading the bundle") as folder:  # a URI: a temporary copy
         bundle = load_bundle(folder)
         if recordings is not None:
             from mmse_model.bundle.recordings import features_from_recordings

@@ -21,15 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from mmse_model.bundle import card, location, weights
+from mmse_model.bundle import card, weights
 from mmse_model.bundle.layout import BUNDLE_DIR, CARD, MANIFEST, SUBTOTAL, weights_file
 from mmse_model.bundle.manifest import BundleManifest, SubtotalModel, TaskModel, split_hash
-from mmse_model.core import atomic
+from mmse_model.core import atomic, storage
 from mmse_model.core.domain import TASKS
 from mmse_model.core.errors import InputError
 from mmse_model.core.hashing import sha256_file
 from mmse_model.core.identity import DatasetIdentity
-from mmse_model.core.locations import is_uri
 from mmse_model.data.dataset import Split, dataset_path, load_group
 from mmse_model.data.manifest import data_fingerprint, read_manifest
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
@@ -59,8 +58,8 @@ def write_bundle(
         staging = Path(tmp) / BUNDLE_DIR
         staging.mkdir()
         manifest = _fill(staging, summary, Path(data_root), load, source)
-        if is_uri(out):
-            location.upload(staging, out, last=MANIFEST)
+        if storage.is_remote(out):
+            _upload(staging, out)
         else:
             _replace_folder(staging, Path(out))
     return manifest
@@ -160,3 +159,12 @@ def _replace_folder(staging: Path, target: Path) -> None:
     if target.exists() and any(target.iterdir()) and not (target / MANIFEST).is_file():
         raise InputError(f"{target}: exists and is not a model bundle; give another --out")
     atomic.copy_dir(staging, target)
+
+
+def _upload(staging: Path, out: str) -> None:
+    """Copy into a storage URI with `manifest.json` last (and the old one removed first), so
+    a reader sees no bundle or a whole one, never a manifest naming weights not yet there."""
+    storage.check_location(out, "--out")
+    storage.delete(storage.join(out, MANIFEST))
+    for path in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):
+        storage.write_bytes(storage.join(out, path.name), path.read_bytes())
