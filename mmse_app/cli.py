@@ -38,13 +38,30 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_sweep_arguments(sweep_cmd)
     sweep_cmd.set_defaults(func=_sweep)
 
-    predict = commands.add_parser("predict", help="predict sub-scores for new subjects with a trained model")
-    predict.add_argument("--model", required=True,
-                         help="checkpoint folder or model.pt (e.g. RUN/model), or its storage URI (s3://.../checkpoint_000004)")
-    predict.add_argument("--input", required=True, help="features: .npz with X (N, 10) or .csv with subject_id + 10 columns")
-    predict.add_argument("--out", required=True, help="CSV to write: subject_id, prediction, fold_sd")
-    predict.add_argument("--signature", help="which signature, for a checkpoint of several (a sweep trial's)")
+    predict = commands.add_parser(
+        "predict", help="predict sub-scores for new subjects: a sweep's bundle (all tasks, intervals) or one model")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bundle", help="a model bundle folder or URI (<experiment>/bundle, or `mmse bundle --out`)")
+    source.add_argument("--model",
+                        help="one checkpoint folder or model.pt (e.g. RUN/model), or its storage URI (s3://.../checkpoint_000004)")
+    predict.add_argument("--features",
+                         help="with --bundle: a data root (<signature>/<task>.npz) or one features file")
+    predict.add_argument("--recordings",
+                         help="with --bundle: gaze recordings <subject>/<task>.csv; the bundle's features are built from them")
+    predict.add_argument("--input", help="with --model: .npz with X (N, 10) or .csv with subject_id + 10 columns")
+    predict.add_argument("--out", required=True,
+                         help="CSV to write: subject_id, each task's prediction and interval (Q1, Q1_lo, Q1_hi, ...), "
+                              "subtotal, out_of_range (--bundle); or prediction and fold_sd (--model)")
+    predict.add_argument("--signature", help="the features' signature, for a file that records none (and which "
+                                             "signature, for a --model checkpoint of several)")
+    predict.add_argument("--task", help="the features' task, for a file that records none")
     predict.set_defaults(func=_predict)
+
+    bundle = commands.add_parser("bundle", help="write a finished sweep's model bundle (weights, manifest, model card)")
+    bundle.add_argument("experiment", help="the sweep's experiment folder or s3:// URI (<storage>/<name>)")
+    bundle.add_argument("--out", help="folder or URI for the bundle (default: EXPERIMENT/bundle)")
+    bundle.add_argument("--data", help="the sweep's data root (default: the one its summary.json records)")
+    bundle.set_defaults(func=_bundle)
 
     dashboard = commands.add_parser(
         "dashboard", help="write a sweep's results page: one self-contained index.html (finished or running sweep)"
@@ -133,10 +150,29 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from mmse_model.bundle.predict import predict_file
+    if args.model:
+        if args.input is None or args.features or args.recordings:
+            raise InputError("predict: --model takes --input FILE (--features and --recordings go with --bundle)")
+        from mmse_model.bundle.predict import predict_file
 
-    n = predict_file(args.model, args.input, args.out, args.signature)  # a URI is read into a temporary copy
-    print(f"wrote predictions for {n} subjects to {args.out}")
+        # a URI is read into a temporary copy
+        n = predict_file(args.model, args.input, args.out, args.signature, args.task)
+        print(f"wrote predictions for {n} subjects to {args.out}")
+        return 0
+    if args.input is not None or (args.features is None) == (args.recordings is None):
+        raise InputError("predict: --bundle takes one of --features DATA_ROOT_OR_FILE and --recordings DIR")
+    from mmse_model.bundle.run import predict_with_bundle
+
+    print(predict_with_bundle(args.bundle, args.out, features=args.features, recordings=args.recordings,
+                              signature=args.signature, task=args.task))
+    return 0
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from mmse_model.bundle.run import bundle_experiment
+    from mmse_model.training.checkpoint import load_checkpoint
+
+    print(bundle_experiment(args.experiment, args.out, args.data, load_checkpoint))
     return 0
 
 

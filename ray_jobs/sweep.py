@@ -342,7 +342,7 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
         sweep.name, rows, Path(sweep.data_root).resolve(), load_checkpoint, outer_repeats=evaluation.outer_repeats,
         groups_file=evaluation.groups_file, seed=evaluation.bootstrap_seed,
         provenance={**provenance(sweep, started), "data_fingerprint": recorded["data_fingerprint"]},
-        run_repeats=run_repeats_on_ray,
+        run_repeats=run_repeats_on_ray, interval_level=evaluation.interval_level,
     )
     text = format_summary(summary)
     write_results(experiment, rows, summary, text, predictions)
@@ -350,7 +350,17 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
     print(f"results: {experiment}/trials.csv, summary.json; TensorBoard: tensorboard --logdir {experiment}")
     if summary["failed_trials"]:
         # Written, and marked, but not a finished sweep: exit status 1, and --resume reruns them.
+        # No bundle: a model delivered from a sweep that did not finish would read as final.
         raise SweepTrialsFailed(f"{experiment}: {failure_line(summary)}", summary)
+    if summary["tasks"]:
+        # What leaves the sweep: the winners as one bundle (weights, manifest, model card).
+        from mmse_model.bundle.layout import BUNDLE_DIR
+        from mmse_model.bundle.run import describe
+        from mmse_model.bundle.write import write_bundle
+
+        bundle = join(experiment, BUNDLE_DIR)
+        manifest = write_bundle(summary, Path(sweep.data_root).resolve(), load_checkpoint, bundle, source=experiment)
+        print(describe(manifest, bundle))
     return summary
 
 

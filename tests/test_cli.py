@@ -47,7 +47,9 @@ def test_help_of_every_command_imports_neither_torch_nor_ray():
     report = json.loads(done.stdout)
     assert report["heavy"] == []
     helps = report["helps"]
-    assert {"", "train", "sweep", "predict", "dashboard", "demo", "data", "data synth", "data build"} <= set(helps)
+    assert {"", "train", "sweep", "predict", "bundle", "dashboard", "demo", "data", "data synth",
+            "data build"} <= set(helps)
+    assert "--bundle" in helps["predict"] and "--recordings" in helps["predict"] and "--features" in helps["predict"]
     # Each help is that command's, with its options (they come from ray_jobs/options.py and
     # build_datasets.py without importing the modules that run them).
     assert "--no-ray" in helps["train"] and "--sig" in helps["train"] and "--storage" in helps["train"]

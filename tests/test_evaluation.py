@@ -10,7 +10,7 @@ from mmse_model.data.dataset import Split, load_group, shared_split
 from mmse_model.evaluation.baselines import baseline_predictions, training_folds
 from mmse_model.evaluation.scoring import bootstrap_auc_interval, bootstrap_intervals, held_out_rows
 from mmse_model.sweeps.repeats import IN_PROCESS, RepeatResult, run_repeats_in_process
-from mmse_model.sweeps.results import signature_rows
+from mmse_model.sweeps.results import format_summary, signature_rows
 from mmse_model.sweeps.summary import outer_estimates, subtotal, summarise_sweep
 from mmse_model.training.checkpoint import load_checkpoint, save_checkpoint
 from mmse_model.training.loop import RunSpec, load_run_data, train_run
@@ -176,6 +176,16 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         assert estimate["ran_on"] == [IN_PROCESS]
     assert summary["subtotal"]["n"] == 24 and summary["subtotal"]["tasks"] == ["Q1", "Q3"]
     assert not summary["subtotal"]["all_five_tasks"]
+    for task, entry in summary["tasks"].items():
+        intervals = entry["intervals"]
+        assert intervals["level"] == 0.9 and intervals["n"] == 24
+        assert intervals["covered"] == sum(p["lo"] <= p["true"] <= p["hi"] for p in predictions if p["task"] == task)
+        low, high = intervals["coverage_ci"]
+        assert low <= intervals["coverage"] <= high and 0 < intervals["mean_width"] < 5
+    sub = summary["subtotal"]["intervals"]
+    assert sub["n"] == 24 and 0 < sub["mean_width"] < 8
+    text = format_summary(summary)
+    assert "90% CV+ intervals cover" in text and "per-subject subtotal intervals" in text
 
 
 def test_outer_estimates_give_each_task_its_own_results_in_order():

@@ -42,7 +42,10 @@ def test_predict_from_csv(model_dir, data_root, tmp_path):
         fh.write("subject_id," + ",".join(str(n) for n in source["feature_names"]) + "\n")
         for sid, row in zip(source["subject_id"][:5], source["X"][:5]):
             fh.write(sid + "," + ",".join(repr(float(v)) for v in row) + "\n")
-    assert main(["predict", "--model", str(model_dir), "--input", str(path), "--out", str(tmp_path / "p.csv")]) == 0
+    argv = ["predict", "--model", str(model_dir), "--input", str(path), "--out", str(tmp_path / "p.csv")]
+    # A CSV records no identity and its path says none: the user states signature and task.
+    assert main(argv) == 2
+    assert main([*argv, "--signature", SIG, "--task", "Q1"]) == 0
     assert [r["subject_id"] for r in read_rows(tmp_path / "p.csv")] == list(source["subject_id"][:5])
 
 
@@ -50,7 +53,8 @@ def test_predict_refuses_features_of_another_kind(model_dir, tmp_path, capsys):
     path = tmp_path / "other.npz"
     np.savez(path, X=np.zeros((3, 10)), feature_names=np.array([f"other{i}" for i in range(10)]))
     out = tmp_path / "p.csv"
-    assert main(["predict", "--model", str(model_dir), "--input", str(path), "--out", str(out)]) == 2
+    assert main(["predict", "--model", str(model_dir), "--input", str(path), "--out", str(out),
+                 "--signature", SIG, "--task", "Q1"]) == 2
     err = capsys.readouterr().err
     assert "feature_names" in err and str(path) in err and err.count("\n") == 1
     assert not out.exists()

@@ -138,7 +138,7 @@ def test_summary_files_and_table_round_trip(tmp_path):
     assert {"hp/training.lr", "val/loss", "val/rmse", "status", "checkpoint_uri"} <= set(header)
     assert json.loads((tmp_path / "summary.json").read_text())["n_rows"] == 2
     assert (tmp_path / "summary.txt").read_text() == text + "\n"
-    assert (tmp_path / "test_predictions.csv").read_text() == "task,signature,subject_id,true,predicted,fold_sd\n"
+    assert (tmp_path / "test_predictions.csv").read_text() == "task,signature,subject_id,true,predicted,fold_sd,lo,hi\n"
 
 
 def test_summary_json_is_written_last(tmp_path):

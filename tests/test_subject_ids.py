@@ -72,7 +72,9 @@ def test_a_features_csv_keeps_its_ids_through_predict(data_root, tmp_path):
     assert main(["train", "--no-ray", "--data", str(data_root), "--sig", SIG, "--q", "Q1", "--out", str(run),
                  "--set", "training.epochs=2", "--set", "split.folds=3"]) == 0
     out = tmp_path / "predictions.csv"
-    assert main(["predict", "--model", str(run / "model"), "--input", str(path), "--out", str(out)]) == 0
+    # A CSV records no identity and its path says none: signature and task are stated.
+    assert main(["predict", "--model", str(run / "model"), "--input", str(path), "--out", str(out),
+                 "--signature", SIG, "--task", "Q1"]) == 0
     with open(out, newline="") as handle:
         assert [row["subject_id"] for row in csv.DictReader(handle)] == IDS
 

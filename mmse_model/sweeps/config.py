@@ -64,6 +64,8 @@ class EvaluationConfig(Schema):
     # the summary then gives the AUC of the predicted subtotal for the dementia group.
     groups_file: str = ""
     bootstrap_seed: int = 0
+    # Nominal level of the per-subject CV+ prediction intervals (summary, bundle, predict).
+    interval_level: float = Field(0.9, gt=0.5, lt=1.0)
 
 
 class SweepConfig(Schema):

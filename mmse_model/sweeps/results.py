@@ -14,6 +14,7 @@ import math
 from typing import Any, Callable
 
 from mmse_model.core.errors import CheckpointError
+from mmse_model.evaluation.conformal import format_coverage
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.sweeps.rules import (
     COMPLETED,
@@ -170,6 +171,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             verdict = ("network better" if c["better"] else f"{name} better" if c["worse"]
                        else "no difference shown")
             lines.append(f"  network - {name}: RMSE {c['rmse_diff']:+.3f} [{low:+.3f}, {high:+.3f}]: {verdict}")
+        if entry.get("intervals"):
+            lines.append(f"  per-subject intervals: {format_coverage(entry['intervals'])}")
         estimate = entry.get("procedure_estimate")
         if estimate:
             lines.append(f"  procedure estimate, {estimate['repeats']} fresh outer splits: RMSE "
@@ -179,6 +182,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"subtotal of {'+'.join(sub['tasks'])} (range {sub['range'][0]:g}-{sub['range'][1]:g}) for "
                      f"{sub['n']} test subjects: RMSE {sub['rmse']:.2f} {_ci(sub.get('rmse_ci'))}, "
                      f"MAE {sub['mae']:.2f} {_ci(sub.get('mae_ci'))}, r {sub['pearson_r']:.2f}")
+        if sub.get("intervals"):
+            lines.append(f"  per-subject subtotal intervals: {format_coverage(sub['intervals'])}")
         auc = sub.get("dementia_auc") or {}
         if "auc" in auc:
             lines.append(f"  {'SYNTHETIC cohort: ' if auc['synthetic'] else ''}AUC of the predicted subtotal for the "

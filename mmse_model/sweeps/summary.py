@@ -6,6 +6,9 @@ which no trial, scheduler or early stop saw:
 - each task's winner (its checkpoint's fold ensemble) and the baselines, trained the same
   way (mmse_model/evaluation/baselines.py), with 95 % bootstrap intervals over test subjects, and the
   winner minus each baseline as a paired interval: "better" only where it excludes 0;
+- per-subject CV+ prediction intervals (mmse_model/evaluation/conformal.py) from each
+  winner's fold-models and its out-of-fold residuals on the training subjects, for every task
+  and the subtotal, and their coverage on the test subjects with a Wilson interval;
 - the five-task subtotal (0-21) of the test subjects that every task's winner scored, with
   intervals, and where subject groups are given (a SYNTHETIC cohort's labels), the AUC of
   the predicted subtotal for telling the dementia group apart; no clinical cut-off;
@@ -30,6 +33,7 @@ from mmse_model.core.domain import SUBTOTAL_RANGE, TASKS
 from mmse_model.core.errors import InputError
 from mmse_model.data.dataset import Split, load_group
 from mmse_model.evaluation.baselines import baseline_predictions
+from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
 from mmse_model.evaluation.scoring import (
     bootstrap_auc_interval,
     bootstrap_intervals,
@@ -43,11 +47,19 @@ from mmse_model.sweeps.repeats import (
 )
 from mmse_model.sweeps.results import build_summary
 from mmse_model.sweeps.rules import TrialRow, trials_csv_text, winners_per_task
-from mmse_model.training.checkpoint import CheckpointPayload
-from mmse_model.training.held_out import test_predictions
+from mmse_model.training.checkpoint import CheckpointPayload, FoldEnsemble
+from mmse_model.training.held_out import (
+    HeldOutIntervals,
+    OutOfFold,
+    held_out_intervals,
+    out_of_fold,
+    subtotal_intervals,
+    test_predictions,
+)
 
 NETWORK = "network"
-PREDICTION_COLUMNS = ("task", "signature", "subject_id", "true", "predicted", "fold_sd")
+# lo, hi: the subject's CV+ prediction interval at the summary's interval level
+PREDICTION_COLUMNS = ("task", "signature", "subject_id", "true", "predicted", "fold_sd", "lo", "hi")
 
 
 def summarise_sweep(
@@ -61,12 +73,14 @@ def summarise_sweep(
     seed: int = 0,
     provenance: dict[str, Any] | None = None,
     run_repeats: RepeatRunner = run_repeats_in_process,
+    interval_level: float = DEFAULT_LEVEL,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(summary document, per-subject test predictions of every task's winner).
 
     Every task's `outer_repeats` go to `run_repeats` in one list, so a Ray runner can run
     them all at once."""
-    test, baselines, comparisons = {}, {}, {}
+    test, baselines, comparisons, conformal = {}, {}, {}, {}
+    conformal_parts: dict[str, tuple[OutOfFold, HeldOutIntervals]] = {}
     repeats: dict[str, list] = {}  # task -> its repeat runs
     predictions: list[dict[str, Any]] = []
     winners = winners_per_task(rows)
@@ -77,8 +91,14 @@ def summarise_sweep(
         data = load_group(data_root, [row.signature], task, score_range).task_data(row.signature)
         split = Split.from_dict(payload.split)
         ids, y_true, y_pred, spread = test_predictions(payload, data, split, row.signature)
+        ensemble = FoldEnsemble.from_checkpoint(payload, row.signature)
+        oof = out_of_fold(ensemble, data, split)
+        held = held_out_intervals(ensemble, data, split, oof, interval_level)
+        conformal[task] = coverage(held.y, held.lower, held.upper, interval_level)
+        conformal_parts[task] = (oof, held)
         predictions += [{"task": task, "signature": row.signature, "subject_id": str(s), "true": float(t),
-                         "predicted": float(p), "fold_sd": float(d)} for s, t, p, d in zip(ids, y_true, y_pred, spread)]
+                         "predicted": float(p), "fold_sd": float(d), "lo": float(lo), "hi": float(hi)}
+                        for s, t, p, d, lo, hi in zip(ids, y_true, y_pred, spread, held.lower, held.upper)]
         models = {NETWORK: y_pred}
         chosen = {}
         for baseline, (pred, settings) in baseline_predictions(data, split, score_range, config.seed).items():
@@ -97,7 +117,11 @@ def summarise_sweep(
         entry["comparisons"] = comparisons.get(task, {})
         if task in estimates:
             entry["procedure_estimate"] = estimates[task]
+        if task in conformal:
+            entry["intervals"] = conformal[task]
     summary["subtotal"] = subtotal(predictions, groups_file, seed)
+    if len(conformal_parts) == len(summary["subtotal"]["tasks"]) and conformal_parts:
+        summary["subtotal"]["intervals"] = subtotal_coverage(conformal_parts, interval_level)
     summary["provenance"] = provenance or {}
     return summary, predictions
 
@@ -121,6 +145,13 @@ def subtotal(predictions: list[dict[str, Any]], groups_file: str = "", seed: int
     if groups_file:
         out["dementia_auc"] = dementia_auc(complete, pred, groups_file, seed)
     return out
+
+
+def subtotal_coverage(parts: dict[str, tuple[OutOfFold, HeldOutIntervals]], level: float) -> dict[str, Any]:
+    """Coverage of the subtotal's CV+ intervals (the sum of the tasks' predictions; residuals
+    summed per subject) on the test subjects every task scored."""
+    sub = subtotal_intervals(parts, level)
+    return coverage(sub.y, sub.lower, sub.upper, level)
 
 
 def dementia_auc(subjects: list[str], predicted_subtotal: np.ndarray, groups_file: str, seed: int) -> dict[str, Any]:

@@ -90,6 +90,16 @@ def test_sweep_writes_every_result_file(sweep_run):
         assert set(entry["baselines"]) == {"train_mean", "ridge", "hist_gradient_boosting"}
     assert len(on_disk["best_per_signature_task"]) == 4
     assert "network (winner)" in (experiment / "summary.txt").read_text()
+    # Per-subject CV+ intervals and their coverage on the test subjects, and the bundle.
+    for task, entry in on_disk["tasks"].items():
+        assert entry["intervals"]["level"] == 0.9 and entry["intervals"]["n"] == entry["test"]["n"]
+    assert "CV+ intervals cover" in (experiment / "summary.txt").read_text()
+    manifest = json.loads((experiment / "bundle" / "manifest.json").read_text())
+    assert set(manifest["tasks"]) == {"Q1", "Q3"} and manifest["subtotal"] is None
+    for task, model in manifest["tasks"].items():
+        assert model["signature"] == on_disk["tasks"][task]["winner"]["signature"]
+        assert model["intervals"] == on_disk["tasks"][task]["intervals"]
+    assert sorted(manifest["files"]) == ["Q1.safetensors", "Q3.safetensors"]
     # TensorBoard events from Tune's logger callback, one set per trial.
     assert len(list(experiment.glob("*/events.out.tfevents*"))) == 6
 

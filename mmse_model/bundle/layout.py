@@ -1,0 +1,27 @@
+"""Where things are in a model bundle (`<experiment>/bundle/`, or `mmse bundle --out DIR`).
+
+    manifest.json          what the bundle is and what it may be applied to (manifest.py)
+    model_card.md          the model card (card.py)
+    <task>.safetensors     a task's winner: K fold-models, standardisers, out-of-fold residuals
+    subtotal.safetensors   the subtotal's out-of-fold residuals (all tasks' winners present)
+
+Weights are safetensors (tensors and a string header, nothing executable); every file's
+sha256 is in the manifest and checked before it is read.
+"""
+
+from __future__ import annotations
+
+BUNDLE_DIR = "bundle"  # the folder a sweep writes into its experiment folder
+MANIFEST = "manifest.json"
+CARD = "model_card.md"
+SUBTOTAL = "subtotal"
+
+FORMAT = "mmse-bundle"
+# The manifest's format version: a bundle written by newer code (a higher number) is refused,
+# since what it holds may mean something this code does not know.
+FORMAT_VERSION = 1
+
+
+def weights_file(name: str) -> str:
+    """`Q1.safetensors`, ..., `subtotal.safetensors`."""
+    return f"{name}.safetensors"

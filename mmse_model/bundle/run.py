@@ -1,0 +1,72 @@
+"""The two commands on a bundle: `mmse bundle` (write one from a finished sweep) and
+`mmse predict --bundle` (apply one). Each returns the line it prints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from mmse_model.bundle.apply import features_for, load_bundle, predict, write_predictions
+from mmse_model.bundle.layout import BUNDLE_DIR
+from mmse_model.bundle.manifest import BundleManifest
+from mmse_model.bundle.write import write_bundle
+from mmse_model.core import storage
+from mmse_model.core.errors import InputError
+from mmse_model.evaluation.conformal import format_coverage
+from mmse_model.training.checkpoint import CheckpointPayload
+
+
+def bundle_experiment(experiment: str, out: str | None, data_root: str | None,
+                      load: Callable[[str], CheckpointPayload]) -> str:
+    where = storage.join(experiment, "summary.json")
+    try:
+        summary = json.loads(storage.read_text(where))
+    except FileNotFoundError:
+        raise InputError(f"{storage.redact(where)}: no such file (a finished sweep's summary)") from None
+    except ValueError as exc:
+        raise InputError(f"{storage.redact(where)}: not JSON ({exc})") from None
+    data_root = data_root or (summary.get("provenance") or {}).get("data_root")
+    if not data_root:
+        raise InputError(f"{storage.redact(experiment)}: summary.json records no data root; give --data")
+    if not Path(data_root).is_dir():
+        raise InputError(f"{data_root}: no such data root (the sweep's); give --data")
+    target = out or storage.join(experiment, BUNDLE_DIR)
+    manifest = write_bundle(summary, data_root, load, target, source=storage.redact(experiment))
+    return describe(manifest, storage.redact(target))
+
+
+def describe(manifest: BundleManifest, where: str) -> str:
+    lines = [(f"{'SYNTHETIC data: ' if manifest.synthetic else ''}bundle {where}: "
+              f"{', '.join(f'{t} ({m.signature})' for t, m in manifest.tasks.items())}")]
+    for task, model in manifest.tasks.items():
+        lines.append(f"  {task}: {format_coverage(model.intervals)}")
+    if manifest.subtotal is not None:
+        lines.append(f"  subtotal: {format_coverage(manifest.subtotal.intervals)}")
+    return "\n".join(lines)
+
+
+def predict_with_bundle(bundle_location: str, out: str, *, features: str | None = None,
+                        recordings: str | None = None, signature: str | None = None,
+                        task: str | None = None) -> str:
+    """Predict every subject the features (or recordings) hold; nothing is written unless all
+    of it is accepted."""
+    storage.check_location(bundle_location, "--bundle")
+    if not storage.is_dir(bundle_location):
+        raise InputError(f"{storage.redact(bundle_location)}: no such folder")
+    with storage.local_copy(bundle_location, "reading the bundle") as folder:  # a URI: a temporary copy
+        bundle = load_bundle(folder)
+        if recordings is not None:
+            from mmse_model.bundle.recordings import features_from_recordings
+
+            inputs = features_from_recordings(bundle, Path(recordings))
+        else:
+            inputs = features_for(bundle, features, signature, task)
+        predictions = predict(bundle, inputs)
+    write_predictions(predictions, out)
+    flagged = sum(1 for f in predictions.out_of_range if f)
+    return (f"{'SYNTHETIC-data models: ' if bundle.manifest.synthetic else ''}wrote predictions for "
+            f"{len(predictions.subject_ids)} subjects ({', '.join(inputs)}"
+            f"{', subtotal' if 'subtotal' in predictions.columns else ''}) with "
+            f"{bundle.manifest.interval_level:.0%} intervals to {out}"
+            + (f"; {flagged} with features far outside the training range (out_of_range)" if flagged else ""))

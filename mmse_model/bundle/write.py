@@ -1,0 +1,170 @@
+"""Writing a model bundle from a finished sweep (`mmse bundle`, and the end of every sweep).
+
+For each task the summary's winner is read from its checkpoint: its K fold-models and
+standardisers go into `<task>.safetensors` with the out-of-fold residuals of the training
+subjects (the CV+ intervals' material, mmse_model/evaluation/conformal.py) and the range
+of each feature on the training subjects. The held-out test subjects measure the intervals'
+coverage. With all five tasks, the subtotal's residuals go into `subtotal.safetensors`.
+The manifest records what the features must be (signature, build parameters, feature
+names) and the card says what the models are for and how well they did.
+
+Nothing here imports Ray: the caller hands over how to load a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmse_model.bundle import card, weights
+from mmse_model.bundle.layout import BUNDLE_DIR, CARD, MANIFEST, SUBTOTAL, weights_file
+from mmse_model.bundle.manifest import BundleManifest, SubtotalModel, TaskModel, split_hash
+from mmse_model.core import atomic, storage
+from mmse_model.core.domain import TASKS
+from mmse_model.core.errors import InputError
+from mmse_model.core.hashing import sha256_file
+from mmse_model.core.identity import DatasetIdentity
+from mmse_model.data.dataset import Split, dataset_path, load_group
+from mmse_model.data.manifest import data_fingerprint, read_manifest
+from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
+from mmse_model.evaluation.scoring import held_out_rows
+from mmse_model.training.checkpoint import CheckpointPayload, FoldEnsemble
+from mmse_model.training.held_out import (
+    HeldOutIntervals,
+    OutOfFold,
+    held_out_intervals,
+    out_of_fold,
+    subtotal_intervals,
+)
+
+
+def write_bundle(
+    summary: dict[str, Any],
+    data_root: str | Path,
+    load: Callable[[str], CheckpointPayload],
+    out: str,
+    *,
+    source: str,
+) -> BundleManifest:
+    """Write the bundle of a sweep's `summary` into `out` (a folder or a storage URI)."""
+    if not summary.get("tasks"):
+        raise InputError(f"{source}: the sweep has no task winner to bundle")
+    with tempfile.TemporaryDirectory(prefix="mmse-bundle-") as tmp:
+        staging = Path(tmp) / BUNDLE_DIR
+        staging.mkdir()
+        manifest = _fill(staging, summary, Path(data_root), load, source)
+        if storage.is_remote(out):
+            _upload(staging, out)
+        else:
+            _replace_folder(staging, Path(out))
+    return manifest
+
+
+def level_of(summary: dict[str, Any]) -> float:
+    """The interval level the sweep reported its coverage at (default 90 %)."""
+    for entry in summary.get("tasks", {}).values():
+        if entry.get("intervals", {}).get("level"):
+            return float(entry["intervals"]["level"])
+    return DEFAULT_LEVEL
+
+
+def _fill(folder: Path, summary: dict[str, Any], data_root: Path, load: Callable[[str], CheckpointPayload],
+          source: str) -> BundleManifest:
+    level = level_of(summary)
+    tasks: dict[str, TaskModel] = {}
+    parts: dict[str, tuple[OutOfFold, HeldOutIntervals]] = {}
+    files: dict[str, str] = {}
+    splits: set[str] = set()
+    for task, entry in sorted(summary["tasks"].items()):
+        winner = entry["winner"]
+        signature = winner["signature"]
+        payload = load(winner["checkpoint_uri"])
+        config = payload.training_config()
+        score_range = config.score_range(task)
+        data = load_group(data_root, [signature], task, score_range).task_data(signature)
+        split = Split.from_dict(payload.split)
+        splits.add(split_hash(payload.split))
+        ensemble = FoldEnsemble.from_checkpoint(payload, signature)
+        oof = out_of_fold(ensemble, data, split)
+        held = held_out_intervals(ensemble, data, split, oof, level)
+        parts[task] = (oof, held)
+        training = data.X[~held_out_rows(data.subject_ids, split)]
+        identity = DatasetIdentity.from_npz(dataset_path(data_root, signature, task))  # None: written before
+        name = weights_file(task)
+        tensors = {**weights.ensemble_tensors(ensemble), **weights.conformal_tensors(oof.residuals, oof.folds),
+                   **weights.range_tensors(training.min(axis=0), training.max(axis=0))}
+        weights.write_weights(folder / name, tensors, {"format": "mmse-bundle-weights", "task": task,
+                                                       "signature": signature})
+        files[name] = sha256_file(folder / name)
+        tasks[task] = TaskModel(
+            task=task, signature=signature, feature_names=list(data.feature_names),
+            score_range=[float(score_range[0]), float(score_range[1])],
+            build_params=None if identity is None or identity.build is None else identity.build.to_dict(),
+            builder_version=None if identity is None else identity.builder_version,
+            folds=payload.folds, weights=name, hyperparameters=dict(winner.get("hyperparameters", {})),
+            config=payload.config, trial_id=str(winner.get("trial_id", "")), checkpoint_uri=winner["checkpoint_uri"],
+            selection={k: float(v) for k, v in winner.get("selection", {}).items()},
+            test=_plain(entry.get("test", {})), baselines=_plain(entry.get("baselines", {})),
+            intervals={**coverage(held.y, held.lower, held.upper, level)},
+            n_training_subjects=len(np.unique(oof.subject_ids)),
+            feature_min=[float(v) for v in training.min(axis=0)], feature_max=[float(v) for v in training.max(axis=0)],
+        )
+    if len(splits) > 1:
+        raise InputError(f"{source}: the task winners were trained on different splits; no shared folds to bundle")
+    subtotal = None
+    if set(tasks) == set(TASKS):
+        sub = subtotal_intervals(parts, level)
+        name = weights_file(SUBTOTAL)
+        weights.write_weights(folder / name, weights.conformal_tensors(sub.residuals, sub.folds),
+                              {"format": "mmse-bundle-weights", "task": SUBTOTAL})
+        files[name] = sha256_file(folder / name)
+        subtotal = SubtotalModel(tasks=list(sub.tasks), score_range=list(sub.score_range), weights=name,
+                                 test=_plain({k: v for k, v in summary.get("subtotal", {}).items()
+                                              if k not in ("intervals", "dementia_auc")}),
+                                 intervals=coverage(sub.y, sub.lower, sub.upper, level),
+                                 n_training_subjects=len(sub.residuals))
+    provenance = summary.get("provenance", {})
+    manifest = BundleManifest(
+        experiment=str(summary.get("experiment", "")), source=source, data_root=str(data_root),
+        data_fingerprint=data_fingerprint(data_root), split_hash=splits.pop(),
+        synthetic=is_synthetic(data_root, provenance), interval_level=level, provenance=_plain(provenance),
+        tasks=tasks, subtotal=subtotal, files=files,
+    )
+    atomic.write_text(folder / CARD, card.render(manifest))
+    atomic.write_json(folder / MANIFEST, manifest.to_dict())
+    return manifest
+
+
+def is_synthetic(data_root: Path, provenance: dict[str, Any]) -> bool:
+    """Whether the data came from the SYNTHETIC cohort simulator, as the data root's
+    dataset.json, a SYNTHETIC.txt beside the data, or the sweep's groups file says."""
+    manifest = read_manifest(data_root)
+    if (manifest is not None and manifest.synthetic) or (data_root / "SYNTHETIC.txt").exists():
+        return True
+    groups = ((provenance.get("sweep_config") or {}).get("evaluation") or {}).get("groups_file")
+    return bool(groups) and (Path(groups).parent / "SYNTHETIC.txt").exists()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-plain values (numpy scalars and tuples as the summary may hold them)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+def _replace_folder(staging: Path, target: Path) -> None:
+    if target.exists() and any(target.iterdir()) and not (target / MANIFEST).is_file():
+        raise InputError(f"{target}: exists and is not a model bundle; give another --out")
+    atomic.copy_dir(staging, target)
+
+
+def _upload(staging: Path, out: str) -> None:
+    """Copy into a storage URI with `manifest.json` last (and the old one removed first), so
+    a reader sees no bundle or a whole one, never a manifest naming weights not yet there."""
+    storage.check_location(out, "--out")
+    storage.delete(storage.join(out, MANIFEST))
+    for path in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):
+        storage.write_bytes(storage.join(out, path.name), path.read_bytes())
