@@ -185,7 +185,7 @@ def _history(folder: str, errored: bool, text: str) -> TrialHistory:
             record = json.loads(line)
         except json.JSONDecodeError:  # a line Tune is still writing
             continue
-        if not isinstance(record, dict) or not _finite(record.get("epoch")):
+        if not isinstance(record, dict) or not rules.is_finite_number(record.get("epoch")):
             continue
         config = record.get("config") or config
         trial_id = str(record.get("trial_id") or trial_id)
@@ -198,11 +198,11 @@ def _history(folder: str, errored: bool, text: str) -> TrialHistory:
 def _read_predictions(text: str) -> list[dict[str, Any]]:
     out = []
     for raw in csv.DictReader(io.StringIO(text)):
-        true, predicted = _float(raw.get("true")), _float(raw.get("predicted"))
+        true, predicted = rules.finite_float(raw.get("true")), rules.finite_float(raw.get("predicted"))
         if raw.get("task") and true is not None and predicted is not None:
             out.append({"task": raw["task"], "signature": raw.get("signature") or "",
                         "subject_id": raw.get("subject_id") or "", "true": true, "predicted": predicted,
-                        "fold_sd": _float(raw.get("fold_sd"))})
+                        "fold_sd": rules.finite_float(raw.get("fold_sd"))})
     return out
 
 
@@ -283,7 +283,7 @@ def _rows(exp: Experiment, rungs: list[int]) -> list[dict[str, Any]]:
         multi = len(history.signatures) > 1
         for signature in history.signatures or ["?"]:
             loss_key, rmse_key = (f"{signature}/val/loss", f"{signature}/val/rmse") if multi else ("val/loss", "val/rmse")
-            scored = [r for r in history.records if _finite(r.get(loss_key))]
+            scored = [r for r in history.records if rules.is_finite_number(r.get(loss_key))]
             best = min(scored, key=lambda r: r[loss_key]) if scored else None
             row = {"trial_id": history.trial_id, "signature": signature, "task": history.task,
                    "group": history.label,
@@ -441,7 +441,7 @@ def _comparison(task: str, entry: dict[str, Any], trials: list[dict[str, Any]]) 
     baselines = entry.get("baselines") or {}
     for key in [*(k for k in BASELINES if k in baselines), *sorted(k for k in baselines if k not in BASELINES)]:
         models.append({"key": key, "label": BASELINES.get(key, key), "metrics": _test_metrics(baselines[key] or {})})
-    scored = [m for m in models[1:] if _finite(m["metrics"].get("rmse"))]
+    scored = [m for m in models[1:] if rules.is_finite_number(m["metrics"].get("rmse"))]
     best = min(scored, key=lambda m: m["metrics"]["rmse"]) if scored else None
     comparisons = entry.get("comparisons") if isinstance(entry.get("comparisons"), dict) else {}
     paired = (comparisons.get(best["key"]) or {}) if best is not None else {}
@@ -490,7 +490,7 @@ def _calibration(predictions, summary, tasks) -> dict[str, Any]:
         test = entry.get("test") or {}
         slope, intercept = test.get("calibration_slope"), test.get("calibration_intercept")
         source = "summary.json"
-        if not (_finite(slope) and _finite(intercept)):
+        if not (rules.is_finite_number(slope) and rules.is_finite_number(intercept)):
             line = calibration([p["true"] for p in points], [p["predicted"] for p in points])
             slope, intercept = line["calibration_slope"], line["calibration_intercept"]
             source = "fitted here"
@@ -525,8 +525,8 @@ def _provenance(recorded: dict[str, Any] | None, exp: Experiment) -> dict[str, A
     if recorded is not None:
         return {"recorded": True, **recorded}
     starts = [t.records[0].get("timestamp", 0) - (t.records[0].get("time_this_iter_s") or 0)
-              for t in exp.trials if _finite(t.records[0].get("timestamp"))]
-    ends = [t.records[-1]["timestamp"] for t in exp.trials if _finite(t.records[-1].get("timestamp"))]
+              for t in exp.trials if rules.is_finite_number(t.records[0].get("timestamp"))]
+    ends = [t.records[-1]["timestamp"] for t in exp.trials if rules.is_finite_number(t.records[-1].get("timestamp"))]
     config = exp.trials[0].config if exp.trials else {}
     return {
         "recorded": False,
@@ -564,20 +564,8 @@ def _display_uri(uri: str) -> str:
 # --- small helpers -------------------------------------------------------------------------
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _round(value: Any) -> float | None:
-    return float(f"{value:.4g}") if _finite(value) else None
-
-
-def _float(text: Any) -> float | None:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+    return float(f"{value:.4g}") if rules.is_finite_number(value) else None
 
 
 def _iso(seconds: float) -> str:

@@ -8,9 +8,7 @@ the real browser in tests/test_dashboard_browser.py.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 import math
 import re
@@ -23,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from mmse_app.cli import main
 from mmse_app.dashboard import (
     Dashboard,
     embed_json,
@@ -35,6 +32,7 @@ from mmse_app.dashboard import (
 from mmse_app.dashboard_data import load_experiment, page_data
 from mmse_model.core.errors import InputError
 from ray_jobs.rungs import rungs
+from tests.fixtures.cli import run_cli
 from tests.fixtures.synthetic_sweep import START, many_signatures, write_synthetic_sweep
 
 SIG, WEAK = "m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"
@@ -58,13 +56,6 @@ def embedded(page: str) -> dict:
     match = re.search(r'<script type="application/json" id="dashboard-data">(.*?)</script>', page, re.S)
     assert match, "no data block"
     return json.loads(match.group(1))
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 # --- a finished sweep ----------------------------------------------------------------------

@@ -114,7 +114,7 @@ def best_per_signature_task(rows: Iterable[Row], require_checkpoint: bool = True
     running sweep's provisional rows have none yet)."""
     best: dict[tuple[str, str], Row] = {}
     for row in rows:
-        if not _finite(_loss(row)) or (require_checkpoint and not _get(row, "checkpoint_uri")):
+        if not is_finite_number(_loss(row)) or (require_checkpoint and not _get(row, "checkpoint_uri")):
             continue
         key = (_get(row, "signature"), _get(row, "task"))
         if key not in best or _loss(row) < _loss(best[key]):
@@ -171,7 +171,7 @@ def cell(column: str, text: str | None) -> Any:
     if column.startswith("hp/"):
         return csv_value(text or "")
     if column.startswith("val/"):
-        return _float(text)
+        return finite_float(text)
     if column in INT_COLUMNS:
         try:
             return int(text)  # type: ignore[arg-type]
@@ -192,7 +192,8 @@ def csv_value(text: str) -> Any:
     return {"True": True, "False": False}.get(text, text)
 
 
-def _float(text: Any) -> float | None:
+def finite_float(text: Any) -> float | None:
+    """A number from a cell or a JSON value; None for text, NaN or infinity."""
     try:
         value = float(text)
     except (TypeError, ValueError):
@@ -200,5 +201,6 @@ def _float(text: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _finite(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
+    """A real number (not a bool), finite."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

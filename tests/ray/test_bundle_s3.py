@@ -5,25 +5,16 @@ and predicts as from a local copy, without Ray."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import uuid
 
 import pytest
 from pyarrow import fs as pafs
 
-from mmse_app.cli import main
+from tests.fixtures.cli import run_cli
 from tests.fixtures.trained_sweep import write_trained_sweep
 from tests.ray.s3_server import CREDENTIAL_ENV
 
 pytestmark = pytest.mark.ray
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_a_bundle_in_s3_is_written_loaded_checked_and_applied(s3_server, tmp_path, monkeypatch):

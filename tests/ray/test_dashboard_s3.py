@@ -6,26 +6,17 @@ data read through `s3://...` must equal the data read from the local copy.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import uuid
 
 import pytest
 from pyarrow import fs as pafs
 
-from mmse_app.cli import main
 from mmse_app.dashboard_data import load_experiment, page_data
+from tests.fixtures.cli import run_cli
 from tests.fixtures.synthetic_sweep import write_synthetic_sweep
 from tests.ray.s3_server import CREDENTIAL_ENV
 
 pytestmark = pytest.mark.ray
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_dashboard_reads_experiments_in_s3(s3_server, tmp_path, monkeypatch):
