@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from mmse_model.core.config import RayConfig
+from mmse_model.core.errors import RunFailure, first_line
 from mmse_model.sweeps.repeats import RepeatResult, run_repeat
 from mmse_model.training.loop import RunSpec
 from ray_jobs.train import worker_label_selector, worker_resources
@@ -40,11 +41,45 @@ def task_options(ray_cfg: RayConfig) -> dict[str, Any]:
     return options
 
 
-def run_repeats_on_ray(runs: list[RunSpec]) -> list[RepeatResult]:
+def run_repeats_on_ray(runs: list[RunSpec], stall_timeout_s: float = 900.0) -> list[RepeatResult]:
     """The sweep's `RepeatRunner`: one Ray task per run, all submitted before any is awaited.
-    A task lost with its node is retried by Ray (tasks retry system failures by default)."""
+    A task lost with its node is retried by Ray (tasks retry system failures by default).
+
+    The repeats run after Tune has ended, where the sweep's watchdog no longer looks: when
+    none finishes for `stall_timeout_s` and none is running (all wait for resources no node
+    offers), or when one fails, this ends with one line rather than waiting for ever or a
+    Ray traceback; the trials are kept, and `--resume` writes the results again."""
     import ray
+    from ray.exceptions import RayError
 
     remote = ray.remote(repeat_on_this_node)
     refs = [remote.options(**task_options(run.config.ray)).remote(run.to_dict()) for run in runs]
-    return ray.get(refs)
+    pending = list(refs)
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=len(pending), timeout=stall_timeout_s)
+            if not done and pending and not _any_running(pending):
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                raise RunFailure(f"outer repeats: {len(pending)} of {len(refs)} waited {stall_timeout_s:g} s for "
+                                 f"the resources of a Train worker ({task_options(runs[0].config.ray)['num_cpus']} "
+                                 "CPU each) and no node offered them; free them, then run the same command with "
+                                 "--resume")
+        return ray.get(refs)
+    except RayError as exc:
+        raise RunFailure(f"outer repeats: a repeat failed: {first_line(exc)}; run the same command with "
+                         "--resume") from None
+
+
+def _any_running(refs: list) -> bool:
+    """Whether any of these tasks is running (not waiting for a node or its arguments)."""
+    from ray.util.state import list_tasks
+    from ray.util.state.exception import RayStateApiException
+
+    ids = {ref.task_id().hex() for ref in refs}
+    try:
+        tasks = list_tasks(filters=[("name", "=", "mmse_outer_repeat")], detail=False, limit=10_000,
+                           raise_on_missing_output=False)
+    except (RayStateApiException, ConnectionError, TimeoutError):  # the state API unreachable: assume progress rather than kill a sweep's results
+        return True
+    return any(t.task_id in ids and t.state == "RUNNING" for t in tasks)

@@ -18,12 +18,13 @@ import argparse
 import math
 import sys
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from mmse_model.core.atomic import json_text
 from mmse_model.core.config import Config
-from mmse_model.core.errors import InputError, first_line, run_command
+from mmse_model.core.errors import InputError, RunFailure, first_line, run_command
 from mmse_model.core.storage import StorageUnavailable, absolute, join, read_text, redact, uri_of
 from mmse_model.core.storage import errors as storage_errors
 from mmse_model.core.storage import write_text as write_location
@@ -267,7 +268,8 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     finally:
         try:
             lock.release()
-        except OSError as exc:  # the results stand; a lock left behind names a process that has ended
+        # The results stand; a lock left behind names a process that has ended.
+        except (OSError, InputError, RunFailure) as exc:
             print(f"mmse: warning: {lock.where}: could not release the driver lock ({first_line(exc)})",
                   file=sys.stderr)
 
@@ -336,13 +338,19 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
     if ended < expected:
         raise SweepInterrupted(f"{experiment}: the sweep stopped with {ended} of {expected} trials ended; no "
                                "results written; its state is kept: run the same command with --resume to finish it")
+    # The results score today's files: they must be the data the sweep trained on.
+    if data_fingerprint(sweep.data_root) != recorded["data_fingerprint"]:
+        raise InputError(f"{sweep.data_root}: the data changed since the sweep started (its fingerprint differs "
+                         f"from {record_where}'s); no results written: restore the data the sweep trained on "
+                         "and run the same command with --resume, or start a new sweep")
     rows = collect_rows(result_grid, join(experiment, TRAIN_RUNS))
     evaluation = sweep.evaluation
     summary, predictions = summarise_sweep(
         sweep.name, rows, Path(sweep.data_root).resolve(), load_checkpoint, outer_repeats=evaluation.outer_repeats,
         groups_file=evaluation.groups_file, seed=evaluation.bootstrap_seed,
         provenance={**provenance(sweep, started), "data_fingerprint": recorded["data_fingerprint"]},
-        run_repeats=run_repeats_on_ray, interval_level=evaluation.interval_level,
+        run_repeats=partial(run_repeats_on_ray, stall_timeout_s=watch.stall_timeout_s),
+        interval_level=evaluation.interval_level,
     )
     text = format_summary(summary)
     write_results(experiment, rows, summary, text, predictions)

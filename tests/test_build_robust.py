@@ -201,3 +201,11 @@ def test_a_build_that_fails_while_writing_leaves_the_old_root(cohorts, tmp_path,
         main(build_argv(clean, out, signatures=SIGS[:1]))
     assert files(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_a_header_of_a_million_columns_is_refused_before_anything_is_allocated():
+    from mmse_model.features.recordings import MAX_COLUMNS, RecordingError, parse_recording
+
+    data = b"t,x,y" + b",c" * 1_000_000 + b"\n" + b"\n" * 100_000 + b"0,0.5,0.5\n"
+    with pytest.raises(RecordingError, match=f"header of 1000003 columns \\(at most {MAX_COLUMNS}\\)"):
+        parse_recording(data)

@@ -351,3 +351,20 @@ def test_subject_ids_of_a_features_csv_stay_as_written(sweep, tmp_path):
                  "--out", str(out)]) == 0
     rows = rows_of(out)
     assert [r["subject_id"] for r in rows] == ["007", "1e3", "0042"] and list(rows[0])[1:4] == ["Q1", "Q1_lo", "Q1_hi"]
+
+
+def test_bundle_refuses_an_unfinished_sweep_and_data_it_did_not_train_on(sweep, tmp_path, capsys):
+    experiment, root, _ = sweep
+    copy = tmp_path / "experiment"
+    shutil.copytree(experiment, copy, ignore=shutil.ignore_patterns("bundle"))
+    summary = json.loads((copy / "summary.json").read_text())
+
+    def bundle_with(**changes):
+        (copy / "summary.json").write_text(json.dumps({**summary, **changes}))
+        return ["bundle", str(copy), "--data", str(root), "--out", str(tmp_path / "b")]
+
+    refused(bundle_with(failed_trials=["t_Q1"]), tmp_path / "b", capsys, "the sweep did not finish (1 trials failed)")
+    provenance = {**summary.get("provenance", {}), "data_fingerprint": "0" * 64}
+    refused(bundle_with(provenance=provenance), tmp_path / "b", capsys, f"{root}: not the data the sweep trained on")
+    provenance["data_fingerprint"] = data_fingerprint(root)
+    assert main(bundle_with(provenance=provenance)) == 0 and (tmp_path / "b" / MANIFEST).exists()

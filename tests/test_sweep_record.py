@@ -4,6 +4,7 @@ the first start against today's config, signatures, tasks and data."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -82,6 +83,10 @@ def test_the_fingerprint_is_the_data_roots_with_or_without_its_manifest(tmp_path
     listed = write_planted_root(tmp_path / "listed", {SIG: 1.0}, tasks=("Q1",), n_subjects=40)
     bare = write_planted_root(tmp_path / "bare", {SIG: 1.0}, tasks=("Q1",), n_subjects=40, identity=False)
     assert (listed / "dataset.json").exists() and not (bare / "dataset.json").exists()
+    unlisted = tmp_path / "unlisted"
+    shutil.copytree(listed, unlisted)
+    (unlisted / "dataset.json").unlink()
+    assert data_fingerprint(unlisted) == data_fingerprint(listed)  # the manifest's is the files' digest
     before = data_fingerprint(bare)
     (bare / "build_report.csv").write_text("subject_id,task,reason\n")
     assert data_fingerprint(bare) == before  # not a dataset file

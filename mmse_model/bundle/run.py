@@ -13,6 +13,7 @@ from mmse_model.bundle.manifest import BundleManifest
 from mmse_model.bundle.write import write_bundle
 from mmse_model.core import storage
 from mmse_model.core.errors import InputError
+from mmse_model.data.manifest import data_fingerprint
 from mmse_model.evaluation.conformal import format_coverage
 from mmse_model.training.checkpoint import CheckpointPayload
 
@@ -26,11 +27,20 @@ def bundle_experiment(experiment: str, out: str | None, data_root: str | None,
         raise InputError(f"{storage.redact(where)}: no such file (a finished sweep's summary)") from None
     except ValueError as exc:
         raise InputError(f"{storage.redact(where)}: not JSON ({exc})") from None
-    data_root = data_root or (summary.get("provenance") or {}).get("data_root")
+    if summary.get("failed_trials"):
+        raise InputError(f"{storage.redact(where)}: the sweep did not finish ({len(summary['failed_trials'])} trials "
+                         "failed); finish it with --resume before bundling it")
+    provenance = summary.get("provenance") or {}
+    data_root = data_root or provenance.get("data_root")
     if not data_root:
         raise InputError(f"{storage.redact(experiment)}: summary.json records no data root; give --data")
     if not Path(data_root).is_dir():
         raise InputError(f"{data_root}: no such data root (the sweep's); give --data")
+    # The residuals, feature ranges and build parameters come from these files: the sweep's own.
+    recorded = provenance.get("data_fingerprint")
+    if recorded and data_fingerprint(data_root) != recorded:
+        raise InputError(f"{data_root}: not the data the sweep trained on (its fingerprint differs from the one "
+                         f"{storage.redact(where)} records); give --data the sweep's data root")
     target = out or storage.join(experiment, BUNDLE_DIR)
     manifest = write_bundle(summary, data_root, load, target, source=storage.redact(experiment))
     return describe(manifest, storage.redact(target))

@@ -61,7 +61,7 @@ def write_bundle(
         if storage.is_remote(out):
             _upload(staging, out)
         else:
-            _replace_folder(staging, Path(out))
+            _replace_folder(staging, storage.local_path(out))
     return manifest
 
 

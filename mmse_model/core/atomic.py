@@ -124,9 +124,9 @@ def staged_dir(target: str | Path, replace: bool = False) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = _new_sibling(target, ".tmp-dir", lambda name: os.mkdir(name, 0o777))
+    old = None
     try:
         yield staging
-        old = None
         if target.exists():
             if replace:
                 old = target.with_name(f".{target.name}.old-{os.getpid()}")
@@ -139,6 +139,8 @@ def staged_dir(target: str | Path, replace: bool = False) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if old is not None and old.exists() and not target.exists():
+            old.rename(target)  # the swap failed half-way: the old folder goes back
         raise
 
 

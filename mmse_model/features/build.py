@@ -149,9 +149,9 @@ def plan_build(
         raise InputError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
     if not recordings_dir.is_dir():
         raise InputError(f"{recordings_dir}: recordings directory not found")
-    if not limits.max_duration_s > 0 or not limits.max_file_mb > 0:
+    if not (0 < limits.max_duration_s < math.inf and 0 < limits.max_file_mb < math.inf):
         raise InputError(f"--max-duration-s {limits.max_duration_s:g} and --max-file-mb {limits.max_file_mb:g}: "
-                         "expected numbers > 0")
+                         "expected finite numbers > 0")
     labels = read_labels(labels_path)
     subject_dirs = {
         p.name: p for p in recordings_dir.iterdir() if p.is_dir() and not p.name.startswith(".")

@@ -71,6 +71,9 @@ def read_recording(path: Path, limits: RecordingLimits = DEFAULT_LIMITS) -> Reco
     return load_recording(path, limits)[0]
 
 
+MAX_COLUMNS = 64
+
+
 def load_recording(path: Path, limits: RecordingLimits = DEFAULT_LIMITS) -> tuple[Recording, str]:
     """A recording and the sha256 of its bytes; RecordingError says why one cannot be used."""
     path = Path(path)
@@ -79,7 +82,7 @@ def load_recording(path: Path, limits: RecordingLimits = DEFAULT_LIMITS) -> tupl
         if size > limits.max_bytes:
             raise RecordingError(_too_big(size, limits))
         with open(path, "rb") as handle:
-            data = handle.read(limits.max_bytes + 1)  # a file that grew since stat() stops here
+            data = handle.read(size + 1)  # at most max_bytes + 1; a file that grew since stat() stops here
     except OSError as exc:
         raise RecordingError(f"unreadable ({exc.__class__.__name__})") from None
     if len(data) > limits.max_bytes:
@@ -103,6 +106,8 @@ def parse_recording(data: bytes, limits: RecordingLimits = DEFAULT_LIMITS) -> Re
     if not header.strip():
         raise RecordingError("empty file")
     names = [name.strip().lower() for name in header.split(",")]
+    if len(names) > MAX_COLUMNS:  # the parse allocates rows x columns: a bound on both
+        raise RecordingError(f"header of {len(names)} columns (at most {MAX_COLUMNS}); expected t,x,y")
     missing = [c for c in RECORDING_COLUMNS if c not in names]
     if missing:
         raise RecordingError(f"missing column(s) {','.join(missing)}")
