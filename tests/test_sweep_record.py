@@ -100,3 +100,13 @@ def test_a_record_this_version_cannot_read_is_one_line(root):
         with pytest.raises(Exception) as refused:
             parse_record("r.json", text)
         assert str(refused.value).startswith("r.json: not a sweep record this version reads")
+
+
+def test_a_record_from_a_version_with_fewer_config_keys_still_resumes(root):
+    first = record(root)
+    del first["sweep_config"]["config"]["ray"]["worker_group_start_timeout_s"]  # a key added since
+    assert changes(first, record(root)) == []
+    # The search space is the user's: a parameter added to it is a change.
+    space = {**BASE["search_space"], "arch.dropout": {"choice": [0.0, 0.2]}}
+    assert changes(first, record(root, search_space=space)) == [
+        'search_space.arch.dropout.choice (none) -> [0.0, 0.2]']

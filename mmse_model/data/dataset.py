@@ -156,12 +156,6 @@ class Features:
     identity: DatasetIdentity | None  # recorded in an npz; None for a CSV or an older npz
 
 
-def load_features(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
-    """Features for prediction (`read_features`) as (X, ids, names)."""
-    features = read_features(path)
-    return features.X, features.subject_ids, features.feature_names
-
-
 def read_features(path: str | Path) -> Features:
     """Features for prediction: an npz with `X` (and optional `subject_id`, `feature_names`,
     identity) or a CSV with a `subject_id` column and 10 feature columns. A recorded identity

@@ -73,6 +73,10 @@ def changes(recorded: dict[str, Any], today: dict[str, Any]) -> list[str]:
     found = []
     before, now = _flat(recorded.get("sweep_config", {})), _flat(today["sweep_config"])
     for key in sorted(before.keys() | now.keys()):
+        # A schema key that one side lacks comes from a version without it, not from the
+        # user; the search space's keys are the user's own, so one added or removed counts.
+        if (key not in before or key not in now) and not key.startswith("search_space."):
+            continue
         if before.get(key, _MISSING) != now.get(key, _MISSING):
             found.append(f"{key} {_show(before.get(key, _MISSING))} -> {_show(now.get(key, _MISSING))}")
     for key in ("signatures", "tasks"):
