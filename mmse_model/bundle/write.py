@@ -29,16 +29,15 @@ from mmse_model.core.domain import TASKS
 from mmse_model.core.errors import InputError
 from mmse_model.core.hashing import sha256_file
 from mmse_model.core.identity import DatasetIdentity
-from mmse_model.data.dataset import Split, dataset_path, load_group
+from mmse_model.data.dataset import dataset_path
 from mmse_model.data.manifest import data_fingerprint, read_manifest
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
 from mmse_model.evaluation.scoring import held_out_rows
-from mmse_model.training.checkpoint import CheckpointPayload, FoldEnsemble
+from mmse_model.training.checkpoint import CheckpointPayload
 from mmse_model.training.held_out import (
     HeldOutIntervals,
     OutOfFold,
-    held_out_intervals,
-    out_of_fold,
+    evaluate_winner,
     subtotal_intervals,
 )
 
@@ -83,15 +82,10 @@ def _fill(folder: Path, summary: dict[str, Any], data_root: Path, load: Callable
     for task, entry in sorted(summary["tasks"].items()):
         winner = entry["winner"]
         signature = winner["signature"]
-        payload = load(winner["checkpoint_uri"])
-        config = payload.training_config()
-        score_range = config.score_range(task)
-        data = load_group(data_root, [signature], task, score_range).task_data(signature)
-        split = Split.from_dict(payload.split)
+        evaluated = evaluate_winner(load(winner["checkpoint_uri"]), data_root, task, signature, level)
+        payload, score_range, data, split = evaluated.payload, evaluated.score_range, evaluated.data, evaluated.split
+        ensemble, oof, held = evaluated.ensemble, evaluated.oof, evaluated.held
         splits.add(split_hash(payload.split))
-        ensemble = FoldEnsemble.from_checkpoint(payload, signature)
-        oof = out_of_fold(ensemble, data, split)
-        held = held_out_intervals(ensemble, data, split, oof, level)
         parts[task] = (oof, held)
         training = data.X[~held_out_rows(data.subject_ids, split)]
         identity = DatasetIdentity.from_npz(dataset_path(data_root, signature, task))  # None: written before

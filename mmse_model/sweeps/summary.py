@@ -31,7 +31,6 @@ import numpy as np
 from mmse_model.core import atomic, storage
 from mmse_model.core.domain import SUBTOTAL_RANGE, TASKS
 from mmse_model.core.errors import InputError
-from mmse_model.data.dataset import Split, load_group
 from mmse_model.evaluation.baselines import baseline_predictions
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
 from mmse_model.evaluation.scoring import (
@@ -47,12 +46,11 @@ from mmse_model.sweeps.repeats import (
 )
 from mmse_model.sweeps.results import build_summary
 from mmse_model.sweeps.rules import TrialRow, trials_csv_text, winners_per_task
-from mmse_model.training.checkpoint import CheckpointPayload, FoldEnsemble
+from mmse_model.training.checkpoint import CheckpointPayload
 from mmse_model.training.held_out import (
     HeldOutIntervals,
     OutOfFold,
-    held_out_intervals,
-    out_of_fold,
+    evaluate_winner,
     subtotal_intervals,
     test_predictions,
 )
@@ -85,15 +83,11 @@ def summarise_sweep(
     predictions: list[dict[str, Any]] = []
     winners = winners_per_task(rows)
     for task, row in winners.items():
-        payload = load(row.checkpoint_uri)
+        winner = evaluate_winner(load(row.checkpoint_uri), data_root, task, row.signature, interval_level)
+        payload, score_range, data, split, oof, held = (winner.payload, winner.score_range, winner.data,
+                                                        winner.split, winner.oof, winner.held)
         config = payload.training_config()
-        score_range = config.score_range(task)
-        data = load_group(data_root, [row.signature], task, score_range).task_data(row.signature)
-        split = Split.from_dict(payload.split)
         ids, y_true, y_pred, spread = test_predictions(payload, data, split, row.signature)
-        ensemble = FoldEnsemble.from_checkpoint(payload, row.signature)
-        oof = out_of_fold(ensemble, data, split)
-        held = held_out_intervals(ensemble, data, split, oof, interval_level)
         conformal[task] = coverage(held.y, held.lower, held.upper, interval_level)
         conformal_parts[task] = (oof, held)
         predictions += [{"task": task, "signature": row.signature, "subject_id": str(s), "true": float(t),

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mmse_model.data.dataset import Split, TaskData
+from mmse_model.data.dataset import Split, TaskData, load_group
 from mmse_model.evaluation.conformal import (
     DEFAULT_LEVEL,
     clip_to_range,
@@ -110,3 +110,29 @@ def subtotal_intervals(parts: dict[str, tuple[OutOfFold, HeldOutIntervals]],
     lower, upper = clip_to_range(lower, upper, score_range)
     return SubtotalIntervals(tasks, np.abs(signed), folds, np.array(test_subjects, dtype=str), y_true, lower, upper,
                              score_range)
+
+
+@dataclass(frozen=True)
+class WinnerEvaluation:
+    """A task winner's checkpoint on its data: the fold ensemble, the split it was trained
+    on, its out-of-fold residuals and its held-out test subjects' intervals. The summary
+    reports these, and the bundle ships them."""
+
+    payload: CheckpointPayload
+    score_range: tuple[float, float]
+    data: TaskData
+    split: Split
+    ensemble: FoldEnsemble
+    oof: OutOfFold
+    held: HeldOutIntervals
+
+
+def evaluate_winner(payload: CheckpointPayload, data_root: Any, task: str, signature: str,
+                    level: float) -> WinnerEvaluation:
+    score_range = payload.training_config().score_range(task)
+    data = load_group(data_root, [signature], task, score_range).task_data(signature)
+    split = Split.from_dict(payload.split)
+    ensemble = FoldEnsemble.from_checkpoint(payload, signature)
+    oof = out_of_fold(ensemble, data, split)
+    return WinnerEvaluation(payload, score_range, data, split, ensemble, oof,
+                            held_out_intervals(ensemble, data, split, oof, level))
