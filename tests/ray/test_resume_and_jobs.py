@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -37,7 +38,8 @@ def trial_dirs(experiment: Path) -> list[Path]:
     them: every task of sample 0, then of sample 1 (one signature group here)."""
     if not experiment.is_dir():
         return []
-    dirs = [p for p in experiment.iterdir() if p.is_dir() and p.name != "train_runs"]
+    # Beside them: train_runs/, bundle/ (a finished sweep's models).
+    dirs = [p for p in experiment.iterdir() if p.is_dir() and re.fullmatch(r"Q\d-.+-\d+", p.name)]
     return sorted(dirs, key=lambda p: (int(p.name.rsplit("-", 1)[1]), p.name))
 
 
