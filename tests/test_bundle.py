@@ -111,7 +111,7 @@ def test_predict_gives_each_subjects_five_scores_subtotal_and_intervals(sweep, t
     experiment, root, folder = sweep
     out = tmp_path / "predictions.csv"
     assert main(["predict", "--bundle", str(folder), "--features", str(root), "--out", str(out)]) == 0
-    assert "wrote predictions for 60 subjects (Q1, Q2, Q3, Q4, Q5, subtotal)" in capsys.readouterr().out
+    assert "wrote predictions for 60 subjects (Q1, Q2, Q3, Q4, Q5; subtotal for 60)" in capsys.readouterr().out
     rows = rows_of(out)
     columns = ["subject_id", *(f"{t}{s}" for t in (*TASKS, "subtotal") for s in ("", "_lo", "_hi")), "out_of_range"]
     assert list(rows[0]) == columns
@@ -216,8 +216,11 @@ def test_a_file_without_identity_needs_its_path_or_signature_and_task(sweep, tmp
     refused(argv, out, capsys, str(anonymous), "give --signature and --task")
     refused([*argv, "--signature", WEAK, "--task", "Q3"], out, capsys,
             f"signature: expected {STRONG}, found {WEAK} (the bundle's Q3 model)")
+    capsys.readouterr()
     assert main([*argv, "--signature", STRONG, "--task", "Q3"]) == 0
-    assert [r["Q3"] != "" and r["Q1"] == "" for r in rows_of(out)] == [True] * 60
+    assert [r["Q3"] != "" and r["Q1"] == "" and r["subtotal"] == "" for r in rows_of(out)] == [True] * 60
+    # One task: no subtotal, and the summary line does not claim one.
+    assert "wrote predictions for 60 subjects (Q3) with" in capsys.readouterr().out
     # A path that says it is enough; --task against the file's own record is checked.
     (tmp_path / STRONG).mkdir()
     shutil.copy(anonymous, tmp_path / STRONG / "Q3.npz")
@@ -310,7 +313,7 @@ def test_predict_from_recordings_equals_predict_from_the_features_built_from_the
     assert main(["predict", "--bundle", str(bundle), "--features", str(built), "--out", str(from_features)]) == 0
     assert main(["predict", "--bundle", str(bundle), "--recordings", str(cohort / "recordings"),
                  "--out", str(from_recordings)]) == 0
-    assert "wrote predictions for 5 subjects (Q1, Q2, Q3, Q4, Q5, subtotal)" in capsys.readouterr().out
+    assert "wrote predictions for 5 subjects (Q1, Q2, Q3, Q4, Q5; subtotal for 5)" in capsys.readouterr().out
     assert from_recordings.read_text() == from_features.read_text()
     assert [r["subject_id"] for r in rows_of(from_recordings)] == sorted(p.name for p in (cohort / "recordings").iterdir())
 

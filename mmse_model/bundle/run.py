@@ -75,8 +75,10 @@ def predict_with_bundle(bundle_location: str, out: str, *, features: str | None 
         predictions = predict(bundle, inputs)
     write_predictions(predictions, out)
     flagged = sum(1 for f in predictions.out_of_range if f)
+    # A subtotal only for subjects with all of the bundle's tasks: say for how many.
+    with_subtotal = sum(1 for v in predictions.values.get("subtotal", ()) if v is not None)
     return (f"{'SYNTHETIC-data models: ' if bundle.manifest.synthetic else ''}wrote predictions for "
             f"{len(predictions.subject_ids)} subjects ({', '.join(inputs)}"
-            f"{', subtotal' if 'subtotal' in predictions.columns else ''}) with "
+            f"{f'; subtotal for {with_subtotal}' if with_subtotal else ''}) with "
             f"{bundle.manifest.interval_level:.0%} intervals to {out}"
             + (f"; {flagged} with features far outside the training range (out_of_range)" if flagged else ""))
