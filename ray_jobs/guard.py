@@ -141,14 +141,20 @@ class SweepGuard(Callback):
             self.last_heard[trial.trial_id] = now
 
 
+_warned_about_autoscaler = False
+
+
 def pending_nodes() -> int:
     """Nodes the autoscaler is launching; a report that cannot be had counts as none (the
-    stall detector then decides as it would without an autoscaler)."""
+    stall detector then decides as it would without an autoscaler), said once per driver."""
+    global _warned_about_autoscaler
     try:
         return ray_internals.autoscaler_pending_nodes()
     except Exception as exc:  # noqa: BLE001 - a missing report must not end the sweep
-        print(f"watchdog: could not read the autoscaler's report ({exc}); assuming no node is pending",
-              file=sys.stderr, flush=True)
+        if not _warned_about_autoscaler:
+            _warned_about_autoscaler = True
+            print(f"watchdog: could not read the autoscaler's report ({exc}); assuming no node is pending, "
+                  "so a stall is called while nodes may still be starting", file=sys.stderr, flush=True)
         return 0
 
 

@@ -254,7 +254,8 @@ AUTOSCALING_STATUS_KEY = "__autoscaling_status"
 
 def autoscaler_pending_nodes() -> int:
     """How many nodes the autoscaler is launching or waiting on now (0 without an autoscaler,
-    as on a local cluster; a report that cannot be read counts as none)."""
+    as on a local cluster). A report in a format this code does not know raises ValueError:
+    a Ray upgrade must not silently turn off "wait while nodes come"."""
     import ray
 
     if resolve("ray.autoscaler.v2.utils", "is_autoscaler_v2")():
@@ -265,7 +266,8 @@ def autoscaler_pending_nodes() -> int:
 
 
 def pending_nodes_in_status(raw: bytes | None) -> int:
-    """Nodes pending or being launched in autoscaler v1's status report (None: no report)."""
+    """Nodes pending or being launched in autoscaler v1's status report (None: no report, no
+    autoscaler). ValueError for a report this code cannot read."""
     import json
 
     if not raw:
@@ -273,8 +275,8 @@ def pending_nodes_in_status(raw: bytes | None) -> int:
     try:
         report = json.loads(raw).get("autoscaler_report") or {}
         return len(report.get("pending_nodes") or []) + sum(int(n) for n in (report.get("pending_launches") or {}).values())
-    except (ValueError, TypeError, AttributeError):
-        return 0
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"the autoscaler's status report has a format this version does not know ({exc})") from None
 
 
 # --- Train V2 -------------------------------------------------------------------------------

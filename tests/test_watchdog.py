@@ -101,4 +101,20 @@ def test_the_autoscalers_report_is_read_as_ray_writes_it():
                              pending_launches={})
     assert pending_nodes_in_status(json.dumps({"autoscaler_report": asdict(idle)}).encode()) == 0
     assert pending_nodes_in_status(None) == 0
-    assert pending_nodes_in_status(b"not json") == 0
+    # A format this version does not know is an error, not "no node pending".
+    for broken in (b"not json", b'{"autoscaler_report": {"pending_launches": {"gpu": "two"}}}'):
+        with pytest.raises(ValueError, match="format this version does not know"):
+            pending_nodes_in_status(broken)
+
+
+def test_an_unreadable_autoscaler_report_is_said_once_and_counts_as_no_node(monkeypatch, capsys):
+    from ray_jobs import guard, ray_internals
+
+    def unreadable() -> int:
+        raise ValueError("the autoscaler's status report has a format this version does not know (x)")
+
+    monkeypatch.setattr(ray_internals, "autoscaler_pending_nodes", unreadable)
+    monkeypatch.setattr(guard, "_warned_about_autoscaler", False)
+    assert [guard.pending_nodes() for _ in range(3)] == [0, 0, 0]
+    err = capsys.readouterr().err
+    assert err.count("could not read the autoscaler's report") == 1 and "format this version" in err
