@@ -5,8 +5,9 @@ finished, `trials.csv`, `summary.json` and (newer sweeps) `test_predictions.csv`
 runs, only Tune's trial folders, each with `result.json` (one JSON line per epoch). The page
 works from either: rows come from `trials.csv` when it exists, else from the trial
 histories (no test numbers, statuses and best epochs provisional). Fields that newer sweeps
-add to `summary.json` (95 % intervals `<metric>_ci`, paired `comparisons`, `provenance`)
-are shown when present and left out when not.
+add to `summary.json` (95 % intervals `<metric>_ci`, paired `comparisons`, `provenance`,
+and the test results `mmse_app/dashboard_results.py` reads) are shown when present and
+said to be not recorded when not.
 
 `page_data` returns the JSON document the page embeds; every number in it is plain JSON
 (NaN and infinities become null).
@@ -23,17 +24,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from mmse_app import dashboard_results as results
 from mmse_model.core import storage
 from mmse_model.core.domain import SCORE_RANGES, TASK_ITEMS, TASKS
 from mmse_model.core.errors import InputError, first_line
-from mmse_model.evaluation.metrics import calibration
 from mmse_model.sweeps import rules
 
 SCHEMA = 1
 TRIALS_CSV, SUMMARY_JSON, PREDICTIONS_CSV, RESULT_JSON, ERROR_TXT = (
     "trials.csv", "summary.json", "test_predictions.csv", "result.json", "error.txt")
-TEST_KEYS = ("rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept", "n")
-BASELINES = {"train_mean": "train mean", "ridge": "Ridge", "hist_gradient_boosting": "HGB"}
 # What a page keeps of each epoch's record (Tune writes the trial's whole config on every line).
 _RECORD_KEYS = ("epoch", "val/loss", "val/rmse", "val/rmse_sd", "val/mae", "signatures/active", "done",
                 "timestamp", "time_total_s", "time_this_iter_s")
@@ -229,8 +228,11 @@ def page_data(exp: Experiment) -> dict[str, Any]:
     signatures = sorted({r["signature"] for r in rows}
                         | {s for t in exp.trials for s in t.signatures})
     hp_keys = sorted({k[3:] for r in rows for k in r if k.startswith("hp/")})
-    comparison = {task: _comparison(task, entry, trials) for task, entry in (summary.get("tasks") or {}).items()
-                  if isinstance(entry, dict)}
+    scored = {task: entry for task, entry in (summary.get("tasks") or {}).items() if isinstance(entry, dict)}
+    comparator = results.comparator(summary, len(scored))
+    comparison = {task: results.comparison(task, entry, trials, comparator) for task, entry in scored.items()}
+    data_root = (provenance or {}).get("data_root") or next(
+        (t.config.get("data_root") for t in exp.trials if t.config.get("data_root")), None)
     winners = _winners(summary, rows)
     asha["reached"] = {task: _reached([t for t in trials if t["task"] == task], asha["rungs"]) for task in tasks}
     status_counts: dict[str, int] = {}
@@ -261,6 +263,10 @@ def page_data(exp: Experiment) -> dict[str, Any]:
         "comparison": comparison,
         "asha": asha,
         "calibration": _calibration(exp.predictions, summary, tasks),
+        "comparator": comparator,
+        "subtotal": results.subtotal(summary, exp.predictions),
+        "synthetic": results.synthetic(summary, data_root),
+        "excluded_recordings": results.excluded_recordings(summary, data_root),
         "provenance": _provenance(provenance, exp),
     })
 
@@ -423,55 +429,17 @@ def _heatmap(tasks, signatures, rows, winners, comparison, finished) -> dict[str
     for signature in signatures:
         for task in tasks:
             row = best.get((signature, task))
+            winner = winners.get(task, {}).get("signature") == signature
             cells.append({
                 "signature": signature, "task": task, "n": counts.get((signature, task), 0),
                 "best_val_rmse": row.get("val/rmse") if row else None,
                 "best_val_rmse_sd": row.get("val/rmse_sd") if row else None,
                 "best_trial_id": row["trial_id"] if row else None,
-                "winner": winners.get(task, {}).get("signature") == signature,
-                "verdict": (comparison.get(task) or {}).get("verdict"),
+                "winner": winner,
+                # The verdict is the winner's alone: no other signature was tested against a baseline.
+                "verdict": (comparison.get(task) or {}).get("verdict") if winner else None,
             })
     return {"cells": cells}
-
-
-def _comparison(task: str, entry: dict[str, Any], trials: list[dict[str, Any]]) -> dict[str, Any]:
-    """The winner against the baselines on the held-out test subjects (points)."""
-    winner = entry.get("winner") or {}
-    models = [{"key": "winner", "label": "network (winner)", "metrics": _test_metrics(entry.get("test") or {})}]
-    baselines = entry.get("baselines") or {}
-    for key in [*(k for k in BASELINES if k in baselines), *sorted(k for k in baselines if k not in BASELINES)]:
-        models.append({"key": key, "label": BASELINES.get(key, key), "metrics": _test_metrics(baselines[key] or {})})
-    scored = [m for m in models[1:] if rules.is_finite_number(m["metrics"].get("rmse"))]
-    best = min(scored, key=lambda m: m["metrics"]["rmse"]) if scored else None
-    comparisons = entry.get("comparisons") if isinstance(entry.get("comparisons"), dict) else {}
-    paired = (comparisons.get(best["key"]) or {}) if best is not None else {}
-    verdict = None  # no paired interval, no verdict: two test RMSEs alone do not say "better"
-    if isinstance(paired.get("better"), bool):
-        verdict = "better" if paired["better"] else "worse" if paired.get("worse") is True else "level"
-    names = {t["trial_id"]: t["name"] for t in trials}
-    return {
-        "task": task, "n": (entry.get("test") or {}).get("n"),
-        "winner": {"signature": winner.get("signature"), "trial_id": winner.get("trial_id"),
-                   "name": names.get(winner.get("trial_id")), "sample": winner.get("sample"),
-                   "best_epoch": winner.get("best_epoch"), "hyperparameters": winner.get("hyperparameters") or {},
-                   "selection": winner.get("selection") or winner.get("validation") or {}},
-        "models": models,
-        "best_baseline": best["key"] if best else None,
-        "best_baseline_label": best["label"] if best else None,
-        "verdict": verdict,
-        "comparisons": {k: {"rmse_diff": v.get("rmse_diff"), "rmse_diff_ci": v.get("rmse_diff_ci"),
-                            "better": v.get("better"), "worse": v.get("worse")}
-                        for k, v in comparisons.items() if isinstance(v, dict)},
-    }
-
-
-def _test_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    out = {k: metrics.get(k) for k in TEST_KEYS if k in metrics}
-    for key in TEST_KEYS:
-        ci = metrics.get(f"{key}_ci")
-        if isinstance(ci, (list, tuple)) and len(ci) == 2:
-            out[f"{key}_ci"] = [ci[0], ci[1]]
-    return out
 
 
 def _calibration(predictions, summary, tasks) -> dict[str, Any]:
@@ -491,10 +459,9 @@ def _calibration(predictions, summary, tasks) -> dict[str, Any]:
         slope, intercept = test.get("calibration_slope"), test.get("calibration_intercept")
         source = "summary.json"
         if not (rules.is_finite_number(slope) and rules.is_finite_number(intercept)):
-            line = calibration([p["true"] for p in points], [p["predicted"] for p in points])
-            slope, intercept = line["calibration_slope"], line["calibration_intercept"]
+            slope, intercept = results.fitted_calibration([p["true"] for p in points], [p["predicted"] for p in points])
             source = "fitted here"
-        out[task] = {"signature": signature or points[0]["signature"], "n": len(points),
+        out[task] = {"signature": signature or points[0]["signature"], "n": len({p["subject_id"] for p in points}),
                      "predicted": [p["predicted"] for p in points], "true": [p["true"] for p in points],
                      "fold_sd": [p["fold_sd"] for p in points], "subject_id": [p["subject_id"] for p in points],
                      "slope": slope, "intercept": intercept, "line_source": source}

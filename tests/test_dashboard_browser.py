@@ -1,8 +1,10 @@
 """The dashboard in a real browser: Playwright driving Debian's chromium, network refused.
 
 The page is opened from disk; every request other than the file itself is aborted (and
-recorded: there must be none). Checked: no console error, one heatmap cell per signature x
-task, a click on a cell shows exactly that cell's trials, trials ASHA stopped end at a rung,
+recorded: there must be none). Checked: no console error, the SYNTHETIC banner, one heatmap
+cell per signature x task with a verdict mark on each task's winner only, the declared
+comparator's verdicts, the subtotal, nested-estimate, coverage, training and per-group
+sections (and an older demo's page without them), a click on a cell shows exactly that cell's trials, trials ASHA stopped end at a rung,
 the table sorts, filters and exports. A screenshot is saved (to $DASHBOARD_SCREENSHOT too,
 when set).
 
@@ -49,7 +51,7 @@ def sweep(tmp_path_factory):
     # 3 signatures x 2 tasks x 5 samples, one signature per trial: 30 trials, several stopped
     # by ASHA (max_t 12, grace 2, reduction 2: rungs 2, 4, 8), one failed, two early-stopped.
     return write_synthetic_sweep(tmp_path_factory.mktemp("browser") / "browser_sweep", signatures=many_signatures(3),
-                                 signatures_per_trial=1, samples=5, max_t=12, errored=1, early_stopped=2)
+                                 signatures_per_trial=1, samples=5, max_t=12, errored=1, early_stopped=2, contract=True)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +67,8 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(scope="module")
-def browser_page(browser, sweep):
-    page_file = write_dashboard(str(sweep.path))
+def _open(browser, page_file: Path):
+    """The page opened from disk, every other request refused; (page, refused, errors, context)."""
     url = page_file.resolve().as_uri()
     refused: list[str] = []
     errors: list[str] = []
@@ -86,6 +87,12 @@ def browser_page(browser, sweep):
     page.route("**/*", route)
     page.goto(url)
     page.wait_for_function("window.dashboardReady === true", timeout=120_000)
+    return page, refused, errors, context
+
+
+@pytest.fixture(scope="module")
+def browser_page(browser, sweep):
+    page, refused, errors, context = _open(browser, write_dashboard(str(sweep.path)))
     yield page, refused, errors
     context.close()
 
@@ -95,8 +102,17 @@ def test_one_cell_per_signature_and_task(browser_page, sweep):
     cells = page.eval_on_selector_all(
         "#heatmap td.cell", "tds => tds.map(td => [td.dataset.signature, td.dataset.task, td.dataset.verdict])")
     assert sorted((s, t) for s, t, _ in cells) == sorted((s, t) for s in sweep.signatures for t in sweep.tasks)
-    assert {t: v for _, t, v in cells} == {"Q1": "better", "Q3": "worse"}  # Q3's Ridge beats its winner
     assert page.locator("#heatmap td.cell[data-winner=true]").count() == len(sweep.tasks)
+    # A verdict mark on each task's winner only; Q3's Ridge (the declared comparator) beats its winner.
+    marked = page.eval_on_selector_all(
+        "#heatmap td.cell", "tds => tds.filter(td => td.querySelector('.mark')).map(td => [td.dataset.task, td.dataset.winner])")
+    assert sorted(map(tuple, marked)) == [("Q1", "true"), ("Q3", "true")]
+    winners = {(sweep.summary["tasks"][t]["winner"]["signature"], t) for t in sweep.tasks}
+    assert {t: v for s, t, v in cells if (s, t) in winners} == {"Q1": "better", "Q3": "worse"}
+    assert {v for s, t, v in cells if (s, t) not in winners} == {"none"}
+    heads = page.eval_on_selector_all("#heatmap th.task", "ths => ths.map(th => [th.dataset.task, th.textContent])")
+    assert [tuple(h) for h in heads] == [("Q1", "Q1✓ better than Ridge"), ("Q3", "Q3✗ Ridge better")]
+    assert "unadjusted for the 2 tasks" in page.text_content("#heatmap-note")
 
 
 def test_a_click_on_a_cell_shows_exactly_its_trials(browser_page, sweep):
@@ -141,6 +157,61 @@ def test_trials_asha_stopped_end_at_a_rung(browser_page, sweep):
         mine = [t for t in sweep.trials if t.task == task]
         assert counts == [sum(t.last_epoch >= r for t in mine) for r in sweep.rungs]
     assert any(t.status == "asha" for t in sweep.trials)
+
+
+def test_the_synthetic_banner_and_the_new_sections(browser_page, sweep):
+    page, _, _ = browser_page
+    assert page.is_visible("#synthetic-banner")
+    assert page.text_content("#synthetic-banner").startswith("SYNTHETIC: every number on this page")
+    tasks, summary = sweep.tasks, sweep.summary
+    # The estimate over fresh splits: four models per task, labelled as the summary labels it.
+    assert page.locator("#nested-table tbody tr").count() == 4 * len(tasks)
+    assert summary["tasks"]["Q1"]["nested_estimate"]["label"] in page.text_content("#nested-note")
+    q1 = summary["tasks"]["Q1"]
+    ridge = q1["nested_estimate"]["models"]["ridge"]
+    row = page.eval_on_selector('#nested-table tr[data-task="Q1"][data-model="ridge"]', "tr => Array.from(tr.cells).map(c => c.textContent)")
+    assert row[3] == f"{ridge['rmse_mean']:.3f} ({ridge['rmse_sd']:.3f})"
+    # Coverage per task and for the subtotal, with the Wilson interval to as many decimals.
+    coverage = page.eval_on_selector_all("#coverage-table tbody tr", "trs => trs.map(tr => [tr.dataset.task, tr.cells[2].textContent])")
+    assert [tuple(c) for c in coverage] == [("Q1", "85.0 % [64.0, 94.8] %"), ("Q3", "85.0 % [64.0, 94.8] %"),
+                                            ("subtotal", "90.0 % [69.9, 97.2] %")]
+    # The subtotal: its interval, calibration, AUC and the plot of the summed scores.
+    cells = page.eval_on_selector_all("#subtotal-table tbody td", "tds => tds.map(td => td.textContent)")
+    # (JavaScript's toFixed rounds an exact tie up: 1.0625 is 1.063, 0.875 is 0.88.)
+    assert cells == ["20", "1.750 [1.375, 2.125]", "1.375 [1.063, 1.688]", "0.500", "0.750", "0.88", "0.50"]
+    assert "AUC of the predicted subtotal" in page.text_content("#auc-line")
+    assert "0.813 [0.688, 0.938]" in page.text_content("#auc-line")
+    assert page.evaluate("() => document.getElementById('subtotal-plot').data.length") == 3
+    assert "range 0–8" in page.text_content("#subtotal-note")
+    # Training N, outcomes, excluded recordings, per-group error.
+    assert "excluded: 3 (from summary.json)" in page.text_content("#data-note")
+    training = page.eval_on_selector_all("#training-table tbody tr", "trs => trs.map(tr => [tr.cells[1].textContent, tr.cells[2].textContent])")
+    assert [tuple(t) for t in training] == [(str(summary["tasks"][t]["training"]["n_train"]),
+                                            str(summary["tasks"][t]["training"]["n_test"])) for t in tasks]
+    assert page.locator("#groups-table tbody tr").count() == 3 * (len(tasks) + 1)
+    assert page.locator('#groups-table tr[data-group="MCI"]').count() == len(tasks) + 1
+    # Each baseline's own signature, and which comparison is the primary one.
+    assert page.locator("#comparison-table .tag.primary").count() == len(tasks)
+
+
+def test_an_older_demos_page(browser, tmp_path):
+    """A summary from before the declared comparator and the nested estimate: Ridge's verdicts,
+    labelled as undeclared; the procedure estimate labelled optimistic; no error."""
+    from tests.fixtures.demo_summary import write_old_demo
+
+    experiment = write_old_demo(tmp_path)
+    page, refused, errors, context = _open(browser, write_dashboard(str(experiment), tmp_path / "page"))
+    try:
+        assert page.text_content("#synthetic-banner").startswith("SYNTHETIC")
+        heads = page.eval_on_selector_all("#heatmap th.task", "ths => ths.map(th => th.textContent)")
+        assert heads == [f"Q{i}≈ level with Ridge" for i in range(1, 6)]
+        assert "This sweep declared no comparator" in page.text_content("#comparator-note")
+        assert "procedure estimate (winning hyper-parameters re-used: optimistic)" in page.text_content("#nested-note")
+        assert "not recorded" in page.text_content("#data-note")
+        assert page.locator('#comparison-table tr[data-model="train_mean"] td:nth-child(8)').all_text_contents() == ["undefined"] * 5
+        assert refused == [] and errors == []
+    finally:
+        context.close()
 
 
 def _column(page, key):

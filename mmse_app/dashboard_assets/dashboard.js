@@ -1,4 +1,4 @@
-// The Tune results dashboard: seven views over the JSON document embedded in this page
+// The Tune results dashboard: nine views over the JSON document embedded in this page
 // (mmse_app/dashboard_data.py writes it). No network: everything is in the file.
 (function () {
   "use strict";
@@ -12,7 +12,7 @@
   };
   const STATUS_COLOR = { completed: "#0969da", early_stopping: "#8250df", asha: "#8c959f", error: "#cf222e", running: "#bf8700" };
   const MODEL_COLOR = { winner: "#0969da", train_mean: "#afb8c1", ridge: "#6e7781", hist_gradient_boosting: "#424a53" };
-  // The winner against the best baseline, from the paired interval only.
+  // The winner against the declared (primary) baseline, from the paired interval only.
   const VERDICT_CLASS = { better: "yes", level: "level", worse: "no", none: "" };
   const VERDICT_MARK = { better: "✓", level: "≈", worse: "✗", none: "" };
   const TABLE_PAGE = 50;
@@ -47,7 +47,19 @@
     const d = digits === undefined ? 3 : digits;
     return Math.abs(v) !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e5) ? v.toExponential(2) : v.toFixed(d);
   }
-  function fmtCI(ci, digits) { return ci ? "[" + fmt(ci[0], digits) + ", " + fmt(ci[1], digits) + "]" : ""; }
+  // An estimate and its interval are written with the same number of decimals.
+  function fixed(v, digits) { return isNum(v) ? v.toFixed(digits === undefined ? 3 : digits) : "–"; }
+  function fmtCI(ci, digits) { return ci && ci.length === 2 ? "[" + fixed(ci[0], digits) + ", " + fixed(ci[1], digits) + "]" : ""; }
+  function withCI(v, ci, digits) { return fixed(v, digits) + (ci && ci.length === 2 ? " " + fmtCI(ci, digits) : ""); }
+  function signed(v, digits) { return isNum(v) ? (v > 0 ? "+" : "") + v.toFixed(digits === undefined ? 3 : digits) : "–"; }
+  function signedCI(ci, digits) { return ci && ci.length === 2 ? "[" + signed(ci[0], digits) + ", " + signed(ci[1], digits) + "]" : ""; }
+  function pct(v) { return isNum(v) ? (100 * v).toFixed(1) : "–"; }
+  function coverageText(iv) {
+    return pct(iv.coverage) + " %" + (iv.coverage_ci && iv.coverage_ci.length === 2 ? " [" + pct(iv.coverage_ci[0]) + ", " + pct(iv.coverage_ci[1]) + "] %" : "");
+  }
+  function cell(text, numeric) { return el("td", { className: numeric ? "num" : null, text: text }); }
+  function headRow(names) { return el("thead", {}, [el("tr", {}, names.map(function (h) { return el("th", { text: h }); }))]); }
+  const NOT_RECORDED = "not recorded (this sweep's summary predates it)";
   function range(n, start) { const out = []; for (let i = 0; i < n; i++) out.push(i + (start || 0)); return out; }
   function trialEpochs(t) { return t.epochs || range(t.loss.length, 1); }
   // ms: when this script started (after the page and plotly.js were parsed), then per view;
@@ -88,6 +100,14 @@
   function valueText(v) { return typeof v === "boolean" ? String(v) : fmt(v, 4); }
 
   // --- header ------------------------------------------------------------------------------
+  function renderBanner() {
+    const s = DATA.synthetic || {};
+    const banner = $("synthetic-banner");
+    if (s.value !== true) { banner.hidden = true; return; }
+    banner.hidden = false;
+    banner.textContent = "SYNTHETIC: every number on this page comes from a simulated cohort, not from any person ("
+      + s.source + " says so). Nothing here is evidence about patients.";
+  }
   function renderHeader() {
     const m = DATA.meta;
     $("sweep-name").textContent = m.name;
@@ -122,16 +142,18 @@
     DATA.tasks.forEach(function (task) {
       const cmp = DATA.comparison[task];
       const verdict = cmp ? cmp.verdict : null;
-      const base = cmp ? cmp.best_baseline_label : "";
+      const detail = cmp ? cmp.verdict_detail : null;
+      const base = detail ? detail.label : "";
       let mark;
       if (verdict === "better") mark = "✓ better than " + base;
       else if (verdict === "level") mark = "≈ level with " + base;
       else if (verdict === "worse") mark = "✗ " + base + " better";
-      else if (cmp && cmp.best_baseline) mark = "no paired interval";
+      else if (cmp) mark = "no paired interval";
       else mark = DATA.meta.finished ? "not scored" : "test after the sweep";
-      head.append(el("th", { className: "task", title: taskItem(task) + (verdict
-        ? ": the winner against the best baseline (" + base + ") on the held-out test subjects, by the 95 % paired "
-          + "bootstrap interval of the RMSE difference (" + (verdict === "level" ? "it includes 0" : "it excludes 0") + ")"
+      head.append(el("th", { className: "task", "data-task": task, "data-verdict": verdict || "none", title: taskItem(task) + (verdict
+        ? ": the winner against " + base + " (" + detail.source + ") on the held-out test subjects, by the paired "
+          + "bootstrap interval of the RMSE difference, " + fixed(detail.rmse_diff) + " " + fmtCI(detail.rmse_diff_ci)
+          + " (" + (verdict === "level" ? "it includes 0" : "it excludes 0") + ")"
         : "") }, [
         document.createTextNode(task), el("br"), el("span", { className: "mark " + VERDICT_CLASS[verdict || "none"], text: mark })]));
     });
@@ -151,7 +173,7 @@
             + (c.winner ? "; the task's winner" : "") + ". Click for its trials.",
         }, [document.createTextNode(fmt(c.best_val_rmse))]);
         if (c.winner) td.append(el("span", { className: "star", text: "★" }));
-        td.append(el("span", { className: "mark " + VERDICT_CLASS[verdict], text: VERDICT_MARK[verdict] }));
+        if (c.winner) td.append(el("span", { className: "mark " + VERDICT_CLASS[verdict], text: VERDICT_MARK[verdict] }));
         if (isNum(c.best_val_rmse) && scale[task]) {
           const s = scale[task], t = s[1] > s[0] ? (c.best_val_rmse - s[0]) / (s[1] - s[0]) : 0;
           const col = cellColor(t);
@@ -166,9 +188,10 @@
     table.append(body);
     $("heatmap-note").textContent = "Each cell: the lowest validation RMSE (sub-score points, mean over folds at the best epoch; it "
       + "selects, it does not estimate) of that signature on that task over every trial. Colour within each task: darker is "
-      + "lower. ★ the task's winner" + (DATA.meta.finished ? "" : " so far") + "; ✓ that winner is better than the best "
-      + "baseline on the held-out test subjects, ≈ level with it, ✗ worse (the 95 % paired bootstrap interval of the RMSE "
-      + "difference excludes 0 for ✓ and ✗; without a paired interval no mark). Click a cell to list and plot its trials.";
+      + "lower. ★ the task's winner" + (DATA.meta.finished ? "" : " so far") + "; on the winner's cell only (no other signature "
+      + "was tested), ✓ it is better than " + DATA.comparator.primary_label + " on the held-out test subjects, ≈ level with it, "
+      + "✗ worse (the paired bootstrap interval of the RMSE difference excludes 0 for ✓ and ✗; without a paired interval no "
+      + "mark). " + comparatorText() + " Click a cell to list and plot its trials.";
   }
 
   function cellRows(sig, task) {
@@ -245,6 +268,7 @@
       empty("comparison-plot");
       return;
     }
+    $("comparator-note").textContent = comparatorText();
     const keys = [];
     tasks.forEach(function (t) { DATA.comparison[t].models.forEach(function (m) { if (keys.indexOf(m.key) < 0) keys.push(m.key); }); });
     let anyCI = false;
@@ -270,31 +294,206 @@
       yaxis: { title: { text: "test RMSE (sub-score points, lower is better)" }, rangemode: "tozero" }, height: 380 });
     $("comparison-note").textContent = "Test RMSE on each task's held-out subjects, in sub-score points, for the winner (best "
       + "signature and hyper-parameters by validation loss) and for baselines fitted on the same training subjects: predict the "
-      + "training mean, Ridge, HistGradientBoosting. " + (anyCI ? "Bars: 95 % intervals." : "This sweep recorded no intervals.");
+      + "training mean, Ridge, HistGradientBoosting (each on the signature it chose by its own cross-validation where the sweep "
+      + "records one). " + (anyCI ? "Bars and [brackets]: 95 % bootstrap intervals." : "This sweep recorded no intervals.")
+      + " n: test subjects. A constant prediction (the training mean) has no calibration slope: undefined.";
     const table = $("comparison-table");
-    const head = ["task", "model", "RMSE", "95 % CI", "MAE", "R²", "Pearson r", "cal. slope", "cal. intercept", "n", "winner − model (RMSE), 95 % CI"];
-    table.append(el("thead", {}, [el("tr", {}, head.map(function (h) { return el("th", { text: h }); }))]));
+    table.append(headRow(["task", "model", "RMSE", "95 % CI", "MAE [95 % CI]", "R²", "Pearson r", "cal. slope", "cal. intercept",
+      "n", "signature (CV RMSE)", "winner − model (RMSE) [95 % CI]"]));
     const body = el("tbody");
     tasks.forEach(function (t) {
       const c = DATA.comparison[t];
       c.models.forEach(function (m, i) {
         const cmp = c.comparisons[m.key];
-        const diff = cmp ? fmt(cmp.rmse_diff) + " " + fmtCI(cmp.rmse_diff_ci) + (cmp.better === true ? " winner better" : cmp.worse === true ? " baseline better" : cmp.better === false ? " no difference shown" : "") : "";
+        const primary = cmp && (cmp.primary === true || m.key === c.verdict_detail.baseline);
+        const result = cmp ? (cmp.better === true ? "winner better" : cmp.worse === true ? "baseline better" : cmp.better === false ? "no difference shown" : "") : "";
+        const diffCell = el("td", { text: cmp ? signed(cmp.rmse_diff) + " " + signedCI(cmp.rmse_diff_ci) + " " + result : "" },
+          cmp ? [el("span", { className: "tag" + (primary ? " primary" : ""), text: primary ? "primary: the verdict" : "secondary" })] : []);
         const label = m.key === "winner" ? m.label + ": " + (c.winner.signature || "") + (c.winner.name ? " (" + c.winner.name + ")" : "") : m.label;
+        const undefinedSlope = "calibration_slope" in m.metrics && m.metrics.calibration_slope === null;
+        const sig = m.key === "winner" ? "" : m.signature ? m.signature + (isNum(m.cv_rmse) ? " (" + fixed(m.cv_rmse) + ")" : "")
+          : "the winner's";
         body.append(el("tr", { "data-task": t, "data-model": m.key }, [
-          el("td", { text: i === 0 ? t : "" }), el("td", { text: label }),
-          el("td", { className: "num", text: fmt(m.metrics.rmse) }), el("td", { text: fmtCI(m.metrics.rmse_ci) }),
-          el("td", { className: "num", text: fmt(m.metrics.mae) + (m.metrics.mae_ci ? " " + fmtCI(m.metrics.mae_ci) : "") }),
-          el("td", { className: "num", text: fmt(m.metrics.r2) }), el("td", { className: "num", text: fmt(m.metrics.pearson_r) }),
-          el("td", { className: "num", text: fmt(m.metrics.calibration_slope, 2) }),
-          el("td", { className: "num", text: fmt(m.metrics.calibration_intercept, 2) }),
-          el("td", { className: "num", text: fmt(m.metrics.n) }), el("td", { text: diff })]));
+          cell(i === 0 ? t : ""), cell(label),
+          cell(fixed(m.metrics.rmse), true), cell(fmtCI(m.metrics.rmse_ci)),
+          cell(withCI(m.metrics.mae, m.metrics.mae_ci), true),
+          cell(fixed(m.metrics.r2), true), cell(fixed(m.metrics.pearson_r), true),
+          cell(undefinedSlope ? "undefined" : fixed(m.metrics.calibration_slope, 2), true),
+          cell(undefinedSlope ? "undefined" : fixed(m.metrics.calibration_intercept, 2), true),
+          cell(fmt(m.metrics.n), true), cell(sig), diffCell]));
+      });
+    });
+    table.append(body);
+    guard("nested-table", function () { renderNested(tasks); });
+    guard("coverage-table", function () { renderCoverage(tasks); });
+  }
+
+  function comparatorText() {
+    const c = DATA.comparator || {};
+    const level = isNum(c.level) ? Math.round(100 * c.level) + " %" : "95 %";
+    const others = (c.secondary || []).map(function (b) { return { train_mean: "train mean", ridge: "Ridge", hist_gradient_boosting: "HGB" }[b] || b; });
+    const adjusted = c.adjustment === "holm" ? "Holm-adjusted for the " + c.n_tasks + " tasks"
+      : c.adjustment === "none" || !c.adjustment ? "unadjusted for the " + c.n_tasks + " tasks (across several tasks, one "
+        + "interval in twenty may exclude 0 by chance alone)" : "adjusted: " + c.adjustment;
+    return (c.declared ? "Each task's verdict comes from the comparison the sweep declared before it ran: the winner against "
+        + c.primary_label + "," : "This sweep declared no comparator: each task's verdict is the winner against Ridge (the "
+        + "default newer sweeps declare), labelled as such,")
+      + " by the " + level + " paired bootstrap interval of the RMSE difference on the test subjects. "
+      + (others.length ? "The other baselines (" + others.join(", ") + ") are secondary: shown, no verdict. " : "")
+      + "The intervals are " + adjusted + ".";
+  }
+
+  // The nested estimate (or an older sweep's procedure estimate) beside the test numbers.
+  function renderNested(tasks) {
+    const table = $("nested-table");
+    const withEstimate = tasks.filter(function (t) { return DATA.comparison[t].nested; });
+    if (!withEstimate.length) { $("nested-note").textContent = "No estimate over fresh splits: " + NOT_RECORDED + "."; return; }
+    const labels = Array.from(new Set(withEstimate.map(function (t) { return DATA.comparison[t].nested.label; })));
+    $("nested-note").textContent = "Labelled as the results say: " + labels.join("; ") + ". Mean and sd of the test RMSE "
+      + "over the outer repeats (points), beside the single test split's RMSE [95 % CI]. With few repeats the sd is rough.";
+    table.append(headRow(["task", "model", "test RMSE [95 % CI]", "estimate: mean (sd)", "repeats", "per repeat", "signatures chosen", "search"]));
+    const body = el("tbody");
+    withEstimate.forEach(function (t) {
+      const c = DATA.comparison[t], n = c.nested;
+      const search = n.search ? n.search.samples + " hyper-parameter samples × " + n.search.signatures + " signatures, "
+        + n.search.folds + " folds" : n.kind === "procedure" ? "none (the winner's hyper-parameters re-used)" : "";
+      c.models.forEach(function (m) {
+        const est = n.models[m.key === "winner" ? "network" : m.key];
+        if (!est && m.key !== "winner") return;
+        body.append(el("tr", { "data-task": t, "data-model": m.key, "data-kind": n.kind, title: n.label }, [
+          cell(m.key === "winner" ? t : ""), cell(m.label), cell(withCI(m.metrics.rmse, m.metrics.rmse_ci), true),
+          cell(est ? fixed(est.rmse_mean) + " (" + fixed(est.rmse_sd) + ")" : "not estimated", true),
+          cell(fmt(n.repeats), true),
+          cell(est && est.rmse_values ? est.rmse_values.map(function (v) { return fixed(v); }).join(", ") : ""),
+          cell(est && est.signatures_chosen ? Array.from(new Set(est.signatures_chosen)).join(", ") : ""),
+          cell(m.key === "winner" ? search : "")]));
       });
     });
     table.append(body);
   }
 
-  // --- task views (3-5) -------------------------------------------------------------------------
+  function renderCoverage(tasks) {
+    const rows = tasks.filter(function (t) { return DATA.comparison[t].intervals; })
+      .map(function (t) { return [t, DATA.comparison[t].intervals]; });
+    if (DATA.subtotal && DATA.subtotal.intervals) rows.push(["subtotal", DATA.subtotal.intervals]);
+    if (!rows.length) { $("coverage-note").textContent = "No per-subject intervals: " + NOT_RECORDED + "."; return; }
+    $("coverage-note").textContent = "How often each test subject's prediction interval held the true score, with its 95 % "
+      + "Wilson interval, at the nominal level the sweep asked for; mean width in points.";
+    const table = $("coverage-table");
+    table.append(headRow(["task", "nominal level", "coverage [95 % Wilson CI]", "covered / n subjects", "mean width (points)"]));
+    table.append(el("tbody", {}, rows.map(function (r) {
+      const iv = r[1];
+      return el("tr", { "data-task": r[0] }, [cell(r[0]), cell(isNum(iv.level) ? Math.round(100 * iv.level) + " %" : "–", true),
+        cell(coverageText(iv), true), cell(fmt(iv.covered) + " / " + fmt(iv.n), true), cell(fixed(iv.mean_width, 2), true)]);
+    })));
+  }
+
+  // --- 3. the subtotal ---------------------------------------------------------------------------
+  function renderSubtotal() {
+    const s = DATA.subtotal;
+    if (!s) {
+      $("subtotal-note").textContent = DATA.meta.finished ? "No subtotal: " + NOT_RECORDED + "." : "The subtotal appears when the sweep has finished.";
+      empty("subtotal-plot");
+      return;
+    }
+    const m = s.metrics, cal = s.calibration || {};
+    const range = s.range ? fmt(s.range[0]) + "–" + fmt(s.range[1]) : "not recorded";
+    $("subtotal-note").textContent = "The sum of " + (s.tasks.length ? s.tasks.join(" + ") : "the tasks") + " per test subject "
+      + "with a prediction on every one of them (range " + range + (s.all_five_tasks === false ? ": not every task was run" : "")
+      + "), in points, 95 % bootstrap intervals.";
+    const table = $("subtotal-table");
+    table.append(headRow(["n subjects", "RMSE [95 % CI]", "MAE [95 % CI]", "R² [95 % CI]", "Pearson r", "cal. slope", "cal. intercept"]));
+    table.append(el("tbody", {}, [el("tr", {}, [cell(fmt(m.n), true), cell(withCI(m.rmse, m.rmse_ci), true),
+      cell(withCI(m.mae, m.mae_ci), true), cell(withCI(m.r2, m.r2_ci), true), cell(fixed(m.pearson_r), true),
+      cell(cal.source ? (isNum(cal.slope) ? fixed(cal.slope, 2) : "undefined") : "not recorded", true),
+      cell(cal.source ? (isNum(cal.intercept) ? fixed(cal.intercept, 2) : "undefined") : "not recorded", true)])]));
+    const auc = s.dementia_auc;
+    const line = $("auc-line");
+    if (auc && isNum(auc.auc)) {
+      line.textContent = (auc.synthetic ? "SYNTHETIC cohort: " : "") + "AUC of the predicted subtotal for telling the dementia "
+        + "group from the others (" + auc.n_dementia + " vs " + auc.n_other + " subjects" + (auc.n_without_group ? "; "
+        + auc.n_without_group + " without a group left out" : "") + "): " + withCI(auc.auc, auc.auc_ci) + " (95 % bootstrap "
+        + "interval); no clinical cut-off is implied.";
+    } else if (auc) {
+      line.textContent = "No AUC: the groups file gave " + auc.n_dementia + " dementia and " + auc.n_other + " other subjects.";
+    } else {
+      line.textContent = "No AUC: the sweep was given no groups file.";
+    }
+    if (!cal.predicted || !cal.predicted.length) { empty("subtotal-plot"); return; }
+    $("subtotal-plot").style.minHeight = "";
+    const all = cal.true.concat(cal.predicted);
+    const lo = (s.range ? s.range[0] : Math.min.apply(null, all)) - 0.5, hi = (s.range ? s.range[1] : Math.max.apply(null, all)) + 0.5;
+    const traces = [
+      { type: "scatter", mode: "markers", name: "test subjects (" + cal.n + ")", x: cal.predicted, y: cal.true, text: cal.subject_id,
+        marker: { size: 7, color: "#0969da", opacity: 0.75 }, hovertemplate: "%{text}: predicted %{x:.2f}, true %{y}<extra></extra>" },
+      { type: "scatter", mode: "lines", name: "ideal (y = x)", x: [lo, hi], y: [lo, hi], line: { dash: "dash", color: "#8c959f" }, hoverinfo: "skip" },
+    ];
+    if (isNum(cal.slope) && isNum(cal.intercept)) {
+      traces.push({ type: "scatter", mode: "lines", name: "calibration line: true = " + fixed(cal.intercept, 2) + " + " + fixed(cal.slope, 2)
+        + " × predicted (" + cal.source + ")", x: [lo, hi], y: [cal.intercept + cal.slope * lo, cal.intercept + cal.slope * hi],
+        line: { color: "#cf222e", width: 2 }, hoverinfo: "skip" });
+    }
+    plot("subtotal-plot", traces, { xaxis: { title: { text: "predicted subtotal (sum of the winners' predictions)" }, range: [lo, hi] },
+      yaxis: { title: { text: "true subtotal" }, range: [lo, hi], scaleanchor: "x" }, legend: { orientation: "h", y: -0.2 }, height: 540 });
+  }
+
+  // --- 4. the data: training N, outcomes, excluded recordings, groups ------------------------------
+  function outcomeText(o) {
+    return o ? fixed(o.mean, 2) + " (" + fixed(o.sd, 2) + ") [" + fmt(o.min) + "–" + fmt(o.max) + "]" : "–";
+  }
+  function renderData() {
+    const ex = DATA.excluded_recordings || {};
+    const tasks = DATA.tasks.filter(function (t) { return DATA.comparison[t]; });
+    $("data-note").textContent = "Recordings the dataset build excluded: " + (isNum(ex.value) ? ex.value + " (from " + ex.source + ")"
+      : ex.source ? "not recorded by the data root (" + ex.source + ")" : "not recorded") + ". Per task: the subjects the "
+      + "winner was trained on and tested on, and the distribution of the true sub-score in each (mean (sd) [min–max]; "
+      + "counts per score, training / test).";
+    const withTraining = tasks.filter(function (t) { return DATA.comparison[t].training; });
+    const table = $("training-table");
+    if (!withTraining.length) {
+      if (tasks.length) $("data-note").textContent += " Training N and outcomes: " + NOT_RECORDED + ".";
+    } else {
+      const scores = [];
+      withTraining.forEach(function (t) {
+        const o = DATA.comparison[t].training.outcome || {};
+        [o.train, o.test].forEach(function (d) {
+          Object.keys((d && d.counts) || {}).forEach(function (k) { if (scores.indexOf(k) < 0) scores.push(k); });
+        });
+      });
+      scores.sort(function (a, b) { return +a - +b; });
+      table.append(headRow(["task", "n train", "n test", "train outcome", "test outcome"].concat(scores.map(function (k) { return "score " + k; }))));
+      table.append(el("tbody", {}, withTraining.map(function (t) {
+        const tr = DATA.comparison[t].training, o = tr.outcome || {};
+        const counts = function (d, k) { return d && d.counts && d.counts[k] !== undefined ? String(d.counts[k]) : "0"; };
+        return el("tr", { "data-task": t }, [cell(t), cell(fmt(tr.n_train), true), cell(fmt(tr.n_test), true),
+          cell(outcomeText(o.train), true), cell(outcomeText(o.test), true)].concat(scores.map(function (k) {
+          return cell(counts(o.train, k) + " / " + counts(o.test, k), true);
+        })));
+      })));
+    }
+    const rows = [];
+    tasks.forEach(function (t) { if (DATA.comparison[t].per_group) rows.push([t, DATA.comparison[t].per_group]); });
+    if (DATA.subtotal && DATA.subtotal.per_group) rows.push(["subtotal", DATA.subtotal.per_group]);
+    if (!rows.length) {
+      $("groups-note").textContent = "No error per group: the sweep was given no groups file, or " + NOT_RECORDED + ".";
+      return;
+    }
+    $("groups-note").textContent = "The winner's error on the test subjects of each group the groups file names (points; "
+      + "bias: mean of predicted − true).";
+    const groups = $("groups-table");
+    groups.append(headRow(["task", "group", "n subjects", "RMSE", "MAE", "bias"]));
+    const body = el("tbody");
+    rows.forEach(function (r) {
+      Object.keys(r[1]).forEach(function (g, i) {
+        const v = r[1][g] || {};
+        body.append(el("tr", { "data-task": r[0], "data-group": g }, [cell(i === 0 ? r[0] : ""), cell(g), cell(fmt(v.n), true),
+          cell(fixed(v.rmse), true), cell(fixed(v.mae), true), cell(signed(v.bias), true)]));
+      });
+    });
+    groups.append(body);
+  }
+
+  // --- task views (5-7) -------------------------------------------------------------------------
   function renderTaskSelect() {
     const select = $("task-select");
     DATA.tasks.forEach(function (t) { select.append(el("option", { value: t, text: t + (taskItem(t) ? ": " + taskItem(t) : "") })); });
@@ -312,7 +511,7 @@
     guard("calibration-view", renderCalibration);
   }
 
-  // 3. learning curves and rungs
+  // 5. learning curves and rungs
   function renderCurves() {
     const task = state.task;
     const trials = DATA.trials.filter(function (t) { return t.task === task; });
@@ -381,7 +580,7 @@
     }
   }
 
-  // 4. hyper-parameters
+  // 6. hyper-parameters
   function hpAxis(key, values) {
     const scale = DATA.hp_scale[key] || "linear";
     if (scale === "category") {
@@ -438,7 +637,7 @@
       + "along an axis to filter); below: validation RMSE against each hyper-parameter, the others varying.";
   }
 
-  // 5. calibration
+  // 7. calibration
   function renderCalibration() {
     const task = state.task;
     const c = (DATA.calibration || {})[task];
@@ -459,16 +658,17 @@
       { type: "scatter", mode: "lines", name: "ideal (y = x)", x: [lo, hi], y: [lo, hi], line: { dash: "dash", color: "#8c959f" }, hoverinfo: "skip" },
     ];
     if (isNum(c.slope) && isNum(c.intercept)) {
-      traces.push({ type: "scatter", mode: "lines", name: "calibration line: true = " + fmt(c.intercept, 2) + " + " + fmt(c.slope, 2) + " × predicted",
+      traces.push({ type: "scatter", mode: "lines", name: "calibration line: true = " + fixed(c.intercept, 2) + " + " + fixed(c.slope, 2) + " × predicted",
         x: [lo, hi], y: [c.intercept + c.slope * lo, c.intercept + c.slope * hi], line: { color: "#cf222e", width: 2 }, hoverinfo: "skip" });
     }
     plot("calibration-plot", traces, { xaxis: { title: { text: "predicted " + task + " sub-score (mean of the fold-models; bars: sd)" }, range: [lo, hi] },
       yaxis: { title: { text: "true sub-score" }, range: [lo, hi], scaleanchor: "x" }, legend: { orientation: "h", y: -0.2 }, height: 540 });
     $("calibration-note").textContent = task + ": the winner (" + c.signature + ") on its " + c.n + " held-out test subjects. "
-      + "The calibration line regresses the true score on the prediction (slope 1, intercept 0 is ideal; line " + c.line_source + ").";
+      + (isNum(c.slope) ? "The calibration line regresses the true score on the prediction (slope 1, intercept 0 is ideal; line "
+        + c.line_source + ")." : "Its prediction is constant: the calibration slope is undefined.");
   }
 
-  // --- 6. trials table -----------------------------------------------------------------------------
+  // --- 8. trials table -----------------------------------------------------------------------------
   const TABLE_COLUMNS = ["name", "task", "signature", "status", "epochs_run", "best_epoch", "val/rmse", "val/rmse_sd", "val/mae",
     "val/r2", "val/loss"].concat(DATA.hp_keys.map(function (k) { return "hp/" + k; })).concat(["trial_id"])
     .filter(function (c) { return c === "name" || DATA.columns.indexOf(c) >= 0; });
@@ -553,7 +753,7 @@
     setTimeout(function () { URL.revokeObjectURL(link.href); link.remove(); }, 0);
   }
 
-  // --- 7. provenance ---------------------------------------------------------------------------------
+  // --- 9. provenance ---------------------------------------------------------------------------------
   function renderProvenance() {
     const p = DATA.provenance || {};
     const dl = $("provenance");
@@ -597,9 +797,12 @@
     }, (DATA.refresh_s || 5) * 1000);
   }
 
+  guard("top", renderBanner);
   guard("top", renderHeader);
   guard("heatmap-view", renderHeatmap);
   guard("comparison-view", renderComparison);
+  guard("subtotal-view", renderSubtotal);
+  guard("data-view", renderData);
   guard("task-bar", renderTaskSelect);
   renderTaskViews();
   guard("table-view", function () { renderTableControls(); renderTable(); });
