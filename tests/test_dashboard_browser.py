@@ -190,6 +190,10 @@ def test_the_synthetic_banner_and_the_new_sections(browser_page, sweep):
                                             str(summary["tasks"][t]["training"]["n_test"])) for t in tasks]
     assert page.locator("#groups-table tbody tr").count() == 3 * (len(tasks) + 1)
     assert page.locator('#groups-table tr[data-group="MCI"]').count() == len(tasks) + 1
+    groups = page.eval_on_selector_all('#groups-table tr[data-task="Q1"]', "trs => trs.map(tr => tr.dataset.group)")
+    assert groups == ["healthy", "MCI", "dementia"]  # by severity, not as the JSON happens to order them
+    q3_counts = page.eval_on_selector('#training-table tr[data-task="Q3"]', "tr => Array.from(tr.cells).slice(5).map(c => c.textContent)")
+    assert q3_counts == ["4 / 4", "5 / 5", "6 / 6", "7 / 7", "", ""]  # Q3 scores 0-3: no column for 4 or 5
     # Each baseline's own signature, and which comparison is the primary one.
     assert page.locator("#comparison-table .tag.primary").count() == len(tasks)
 

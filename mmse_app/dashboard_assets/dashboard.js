@@ -191,7 +191,9 @@
       + "lower. ★ the task's winner" + (DATA.meta.finished ? "" : " so far") + "; on the winner's cell only (no other signature "
       + "was tested), ✓ it is better than " + DATA.comparator.primary_label + " on the held-out test subjects, ≈ level with it, "
       + "✗ worse (the paired bootstrap interval of the RMSE difference excludes 0 for ✓ and ✗; without a paired interval no "
-      + "mark). " + comparatorText() + " Click a cell to list and plot its trials.";
+      + "mark; " + (DATA.comparator.declared ? "the comparison was declared before the sweep ran" : "this sweep declared no "
+      + "comparator: Ridge's comparison, the default") + "; the intervals are " + adjustmentText() + ", view 2 says more). "
+      + "Click a cell to list and plot its trials.";
   }
 
   function cellRows(sig, task) {
@@ -309,11 +311,11 @@
         const result = cmp ? (cmp.better === true ? "winner better" : cmp.worse === true ? "baseline better" : cmp.better === false ? "no difference shown" : "") : "";
         const diffCell = el("td", { text: cmp ? signed(cmp.rmse_diff) + " " + signedCI(cmp.rmse_diff_ci) + " " + result : "" },
           cmp ? [el("span", { className: "tag" + (primary ? " primary" : ""), text: primary ? "primary: the verdict" : "secondary" })] : []);
-        const label = m.key === "winner" ? m.label + ": " + (c.winner.signature || "") + (c.winner.name ? " (" + c.winner.name + ")" : "") : m.label;
+        const label = m.key === "winner" ? m.label + ": " + (c.winner.signature || "") : m.label;
         const undefinedSlope = "calibration_slope" in m.metrics && m.metrics.calibration_slope === null;
         const sig = m.key === "winner" ? "" : m.signature ? m.signature + (isNum(m.cv_rmse) ? " (" + fixed(m.cv_rmse) + ")" : "")
           : "the winner's";
-        body.append(el("tr", { "data-task": t, "data-model": m.key }, [
+        body.append(el("tr", { "data-task": t, "data-model": m.key, title: m.key === "winner" && c.winner.name ? "trial " + c.winner.name : null }, [
           cell(i === 0 ? t : ""), cell(label),
           cell(fixed(m.metrics.rmse), true), cell(fmtCI(m.metrics.rmse_ci)),
           cell(withCI(m.metrics.mae, m.metrics.mae_ci), true),
@@ -332,15 +334,18 @@
     const c = DATA.comparator || {};
     const level = isNum(c.level) ? Math.round(100 * c.level) + " %" : "95 %";
     const others = (c.secondary || []).map(function (b) { return { train_mean: "train mean", ridge: "Ridge", hist_gradient_boosting: "HGB" }[b] || b; });
-    const adjusted = c.adjustment === "holm" ? "Holm-adjusted for the " + c.n_tasks + " tasks"
-      : c.adjustment === "none" || !c.adjustment ? "unadjusted for the " + c.n_tasks + " tasks (across several tasks, one "
-        + "interval in twenty may exclude 0 by chance alone)" : "adjusted: " + c.adjustment;
     return (c.declared ? "Each task's verdict comes from the comparison the sweep declared before it ran: the winner against "
         + c.primary_label + "," : "This sweep declared no comparator: each task's verdict is the winner against Ridge (the "
         + "default newer sweeps declare), labelled as such,")
       + " by the " + level + " paired bootstrap interval of the RMSE difference on the test subjects. "
       + (others.length ? "The other baselines (" + others.join(", ") + ") are secondary: shown, no verdict. " : "")
-      + "The intervals are " + adjusted + ".";
+      + "The intervals are " + adjustmentText() + (c.adjustment === "none" || !c.adjustment ? " (across several tasks, one "
+        + "interval in twenty may exclude 0 by chance alone)" : "") + ".";
+  }
+  function adjustmentText() {
+    const c = DATA.comparator || {};
+    return c.adjustment === "holm" ? "Holm-adjusted for the " + c.n_tasks + " tasks"
+      : c.adjustment === "none" || !c.adjustment ? "unadjusted for the " + c.n_tasks + " tasks" : "adjusted: " + c.adjustment;
   }
 
   // The nested estimate (or an older sweep's procedure estimate) beside the test numbers.
@@ -465,9 +470,11 @@
       table.append(el("tbody", {}, withTraining.map(function (t) {
         const tr = DATA.comparison[t].training, o = tr.outcome || {};
         const counts = function (d, k) { return d && d.counts && d.counts[k] !== undefined ? String(d.counts[k]) : "0"; };
+        const range = (DATA.score_ranges || {})[t];
         return el("tr", { "data-task": t }, [cell(t), cell(fmt(tr.n_train), true), cell(fmt(tr.n_test), true),
           cell(outcomeText(o.train), true), cell(outcomeText(o.test), true)].concat(scores.map(function (k) {
-          return cell(counts(o.train, k) + " / " + counts(o.test, k), true);
+          const possible = !range || (+k >= range[0] && +k <= range[1]);
+          return cell(possible ? counts(o.train, k) + " / " + counts(o.test, k) : "", true);
         })));
       })));
     }
@@ -483,8 +490,10 @@
     const groups = $("groups-table");
     groups.append(headRow(["task", "group", "n subjects", "RMSE", "MAE", "bias"]));
     const body = el("tbody");
+    const GROUP_ORDER = ["healthy", "mci", "dementia"];  // by severity; others after, as named
+    function rank(g) { const i = GROUP_ORDER.indexOf(g.toLowerCase()); return i < 0 ? GROUP_ORDER.length : i; }
     rows.forEach(function (r) {
-      Object.keys(r[1]).forEach(function (g, i) {
+      Object.keys(r[1]).sort(function (a, b) { return rank(a) - rank(b) || a.localeCompare(b); }).forEach(function (g, i) {
         const v = r[1][g] || {};
         body.append(el("tr", { "data-task": r[0], "data-group": g }, [cell(i === 0 ? r[0] : ""), cell(g), cell(fmt(v.n), true),
           cell(fixed(v.rmse), true), cell(fixed(v.mae), true), cell(signed(v.bias), true)]));
