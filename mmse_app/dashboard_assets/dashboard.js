@@ -285,7 +285,7 @@
         if (ci) anyCI = true;
         y.push(isNum(v) ? v : null);
         hi.push(ci && isNum(v) ? ci[1] - v : 0); lo.push(ci && isNum(v) ? v - ci[0] : 0);
-        text.push(m ? fmt(v) + (ci ? " " + fmtCI(ci) : "") : "");
+        text.push(m ? withCI(v, ci) : "");
       });
       return { type: "bar", name: label, x: tasks, y: y, text: text, textposition: "none", marker: { color: MODEL_COLOR[key] || "#999" },
         error_y: { type: "data", symmetric: false, array: hi, arrayminus: lo, visible: anyCI, thickness: 1.2, width: 4, color: "#24292f" },
@@ -367,7 +367,7 @@
         if (!est && m.key !== "winner") return;
         body.append(el("tr", { "data-task": t, "data-model": m.key, "data-kind": n.kind, title: n.label }, [
           cell(m.key === "winner" ? t : ""), cell(m.label), cell(withCI(m.metrics.rmse, m.metrics.rmse_ci), true),
-          cell(est ? fixed(est.rmse_mean) + " (" + fixed(est.rmse_sd) + ")" : "not estimated", true),
+          cell(est ? fixed(est.rmse_mean) + (isNum(est.rmse_sd) ? " (" + fixed(est.rmse_sd) + ")" : " (one repeat: no sd)") : "not estimated", true),
           cell(fmt(n.repeats), true),
           cell(est && est.rmse_values ? est.rmse_values.map(function (v) { return fixed(v); }).join(", ") : ""),
           cell(est && est.signatures_chosen ? Array.from(new Set(est.signatures_chosen)).join(", ") : ""),
