@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mmse_model.core.config import Config
-from mmse_model.evaluation.baselines import BASELINES, baseline_predictions, training_folds
+from mmse_model.evaluation.baselines import BASELINES, baselines_over_signatures, training_folds
 from mmse_model.evaluation.scoring import held_out_rows, score_predictions
 from mmse_model.training.loop import RunSpec, load_run_data
 from tests.fixtures.toy_data import write_planted_root
@@ -26,7 +27,7 @@ def test_baselines_use_training_folds_and_score_test_subjects(tmp_path):
     # Scored as the sweep's summary scores them (mmse_model/sweeps/summary.py).
     y_test = data.y[held_out_rows(data.subject_ids, split)]
     scores = {name: {**score_predictions(y_test, pred, config.score_range("Q1")), **chosen}
-              for name, (pred, chosen) in baseline_predictions(data, split, config.score_range("Q1")).items()}
+              for name, (pred, chosen) in baselines_over_signatures({SIG: data}, split, config.score_range("Q1")).items()}
     assert set(scores) == set(BASELINES)
     for metrics in scores.values():
         assert metrics["n"] == len(test_ids)
@@ -35,3 +36,51 @@ def test_baselines_use_training_folds_and_score_test_subjects(tmp_path):
     assert scores["ridge"]["rmse"] < scores["train_mean"]["rmse"]
     assert scores["hist_gradient_boosting"]["rmse"] < scores["train_mean"]["rmse"]
     assert scores["ridge"]["alpha"] > 0 and np.isfinite(scores["train_mean"]["rmse"])
+    assert all(metrics["signature"] == SIG for metrics in scores.values())
+
+
+NOISE = "m3_tau2_eps0.1_lmin2"
+
+
+@pytest.mark.parametrize("informative", [SIG, NOISE])
+def test_each_baseline_chooses_the_informative_signature_by_cross_validation(tmp_path, informative):
+    # One signature carries the planted signal, the other none; whichever sorts first, the
+    # fitted baselines must pick the informative one on the training folds alone.
+    signals = {SIG: 0.0, NOISE: 0.0, informative: 1.0}
+    root = write_planted_root(tmp_path, signals, tasks=("Q1",), n_subjects=120)
+    config = Config().with_overrides(["split.folds=3"])
+    score_range = config.score_range("Q1")
+    group, split = load_run_data(RunSpec(str(root), (SIG, NOISE), "Q1", config))
+    datas = {sig: group.task_data(sig) for sig in (SIG, NOISE)}
+    chosen = baselines_over_signatures(datas, split, score_range)
+
+    assert chosen["ridge"][1]["signature"] == informative
+    assert chosen["hist_gradient_boosting"][1]["signature"] == informative
+    assert chosen["train_mean"][1]["signature"] == SIG  # it ignores the features: the first
+    # The choice is the one-signature run of the chosen signature, not a mixture.
+    alone = baselines_over_signatures({informative: datas[informative]}, split, score_range)
+    for name in BASELINES:
+        np.testing.assert_allclose(chosen[name][0], alone[name][0])
+        assert chosen[name][1]["cv_rmse"] == pytest.approx(alone[name][1]["cv_rmse"])
+    # The chosen CV RMSE is the lower of the two signatures' and the other's is higher.
+    other = NOISE if informative == SIG else SIG
+    rejected = baselines_over_signatures({other: datas[other]}, split, score_range)
+    for name in ("ridge", "hist_gradient_boosting"):
+        assert chosen[name][1]["cv_rmse"] < rejected[name][1]["cv_rmse"]
+    # The training mean's CV RMSE is that of predicting each fold by the other folds' mean.
+    train, folds = training_folds(datas[SIG], split)
+    y = datas[SIG].y[train]
+    mse = np.mean([np.mean((y[folds == k] - y[folds != k].mean()) ** 2) for k in range(3)])
+    assert chosen["train_mean"][1]["cv_rmse"] == pytest.approx(np.sqrt(mse))
+
+
+def test_signatures_with_different_rows_are_refused(tmp_path):
+    root = write_planted_root(tmp_path, {SIG: 1.0, NOISE: 1.0}, tasks=("Q1",), n_subjects=60)
+    config = Config().with_overrides(["split.folds=3"])
+    group, split = load_run_data(RunSpec(str(root), (SIG, NOISE), "Q1", config))
+    shuffled = group.task_data(NOISE)
+    order = np.random.default_rng(0).permutation(len(shuffled.y))
+    shuffled = type(shuffled)(shuffled.path, shuffled.X[order], shuffled.y[order], shuffled.subject_ids[order],
+                              shuffled.feature_names)
+    with pytest.raises(ValueError, match="rows differ"):
+        baselines_over_signatures({SIG: group.task_data(SIG), NOISE: shuffled}, split, config.score_range("Q1"))

@@ -7,7 +7,7 @@ import pytest
 
 from mmse_model.core.config import Config
 from mmse_model.data.dataset import Split, load_group, shared_split
-from mmse_model.evaluation.baselines import baseline_predictions, training_folds
+from mmse_model.evaluation.baselines import baselines_over_signatures, training_folds
 from mmse_model.evaluation.scoring import bootstrap_auc_interval, bootstrap_intervals, held_out_rows
 from mmse_model.sweeps.repeats import IN_PROCESS, RepeatResult, run_repeats_in_process
 from mmse_model.sweeps.results import format_summary, signature_rows
@@ -86,7 +86,7 @@ def test_baselines_are_fold_ensembles_like_the_network(data_root):
     config = Config().with_overrides(["split.folds=3"])
     group, split = load_run_data(RunSpec(str(data_root), (SIG,), "Q1", config))
     data = group.task_data(SIG)
-    predictions = baseline_predictions(data, split, (0.0, 5.0))
+    predictions = baselines_over_signatures({SIG: data}, split, (0.0, 5.0))
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

@@ -6,6 +6,7 @@ comparison, docs/design.md "Results and evaluation"): their settings (Ridge's al
 gradient-boosting grid) are chosen by cross-validation over exactly the split's folds,
 then one model per fold is fitted on the other folds with those settings, each prediction
 clamped to the task's score range, and the K averaged. No baseline sees a test subject.
+Each baseline also chooses its signature by that cross-validation, as the network does.
 """
 
 from __future__ import annotations
@@ -34,11 +35,18 @@ def training_folds(data: TaskData, split: Split) -> tuple[np.ndarray, np.ndarray
     return rows, fold[rows]
 
 
-def baseline_predictions(
-    data: TaskData, split: Split, score_range: tuple[float, float], seed: int = 0
+def baselines_over_signatures(
+    datas: dict[str, TaskData], split: Split, score_range: tuple[float, float], seed: int = 0
 ) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
-    """Each baseline's test predictions (in points, test rows in data order) and the
-    settings cross-validation chose."""
+    """Each baseline's test predictions (in points, in the test rows' order of the chosen
+    signature's data) and its settings, "signature" and "cv_rmse" among them.
+
+    A baseline chooses its signature as the network does: by cross-validation on the split's
+    own folds, never on the test subjects. Ridge and gradient boosting search their grid under
+    every signature and keep the signature whose best setting has the lowest CV RMSE (ties: the
+    first in sorted order); the training mean ignores the features, so any signature gives the
+    same prediction and it reports the first. Every signature's data holds the same subjects
+    in the same order (GroupData.task_data), so the chosen one's test rows are everyone's."""
     from sklearn.base import clone
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.linear_model import Ridge
@@ -47,32 +55,51 @@ def baseline_predictions(
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    train, folds = training_folds(data, split)
-    test = held_out_rows(data.subject_ids, split)
-    X_train, y_train, X_test = data.X[train], data.y[train], data.X[test]
+    if not datas:
+        raise ValueError("baselines need at least one signature's data")
+    signatures = sorted(datas)
+    first = datas[signatures[0]]
+    for sig in signatures[1:]:
+        if not (np.array_equal(datas[sig].subject_ids, first.subject_ids) and np.array_equal(datas[sig].y, first.y)):
+            raise ValueError(f"{datas[sig].path}: rows differ from {first.path}'s (load the signatures together)")
+    train, folds = training_folds(first, split)
+    test = held_out_rows(first.subject_ids, split)
+    y_train = first.y[train]
     low, high = score_range
     cv = PredefinedSplit(folds)
 
-    def fold_ensemble(estimator) -> np.ndarray:
+    def fold_ensemble(estimator, data: TaskData) -> np.ndarray:
+        X_train, X_test = data.X[train], data.X[test]
         per_fold = []
         for k in np.unique(folds):
             model = clone(estimator).fit(X_train[folds != k], y_train[folds != k])
             per_fold.append(np.clip(model.predict(X_test), low, high))
         return np.mean(per_fold, axis=0)
 
+    def best_signature(search) -> tuple[np.ndarray, dict[str, Any]]:
+        fitted = {sig: clone(search).fit(datas[sig].X[train], y_train) for sig in signatures}
+        # best_score_ is the mean over folds of -MSE: the CV RMSE is its root, a strict order.
+        sig = min(signatures, key=lambda s: -fitted[s].best_score_)
+        best = fitted[sig]
+        settings = {k.split("__")[-1]: (float(v) if isinstance(v, float) else int(v))
+                    for k, v in best.best_params_.items()}
+        return fold_ensemble(best.best_estimator_, datas[sig]), {
+            **settings, "signature": sig, "cv_rmse": float(np.sqrt(-best.best_score_))}
+
     out: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
-    means = [y_train[folds != k].mean() for k in np.unique(folds)]
-    out["train_mean"] = (np.full(int(test.sum()), float(np.mean(means))), {})
+    ks = np.unique(folds)
+    means = [y_train[folds != k].mean() for k in ks]
+    cv_mse = np.mean([np.mean((y_train[folds == k] - m) ** 2) for k, m in zip(ks, means)])
+    out["train_mean"] = (np.full(int(test.sum()), float(np.mean(means))),
+                         {"signature": signatures[0], "cv_rmse": float(np.sqrt(cv_mse))})
 
-    ridge = GridSearchCV(make_pipeline(StandardScaler(), Ridge()), {"ridge__alpha": list(RIDGE_ALPHAS)},
-                         cv=cv, scoring="neg_mean_squared_error").fit(X_train, y_train)
-    out["ridge"] = (fold_ensemble(ridge.best_estimator_), {"alpha": float(ridge.best_params_["ridge__alpha"])})
-
+    out["ridge"] = best_signature(GridSearchCV(make_pipeline(StandardScaler(), Ridge()),
+                                               {"ridge__alpha": list(RIDGE_ALPHAS)},
+                                               cv=cv, scoring="neg_mean_squared_error"))
     # A few hundred rows: OpenMP's threads cost more than they save (seconds per fit on a
     # busy machine instead of milliseconds), so the boosting runs on one thread.
     with threadpool_limits(limits=1, user_api="openmp"):
-        hgb = GridSearchCV(HistGradientBoostingRegressor(random_state=seed), {k: list(v) for k, v in HGB_GRID.items()},
-                           cv=cv, scoring="neg_mean_squared_error").fit(X_train, y_train)
-        chosen = {k: (float(v) if isinstance(v, float) else int(v)) for k, v in hgb.best_params_.items()}
-        out["hist_gradient_boosting"] = (fold_ensemble(hgb.best_estimator_), chosen)
+        out["hist_gradient_boosting"] = best_signature(GridSearchCV(
+            HistGradientBoostingRegressor(random_state=seed), {k: list(v) for k, v in HGB_GRID.items()},
+            cv=cv, scoring="neg_mean_squared_error"))
     return out

@@ -31,11 +31,13 @@ import numpy as np
 from mmse_model.core import atomic, storage
 from mmse_model.core.domain import SUBTOTAL_RANGE, TASKS
 from mmse_model.core.errors import InputError
-from mmse_model.evaluation.baselines import baseline_predictions
+from mmse_model.data.dataset import Split, load_group
+from mmse_model.evaluation.baselines import baselines_over_signatures
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
 from mmse_model.evaluation.scoring import (
     bootstrap_auc_interval,
     bootstrap_intervals,
+    held_out_rows,
     score_predictions,
 )
 from mmse_model.sweeps.repeats import (
@@ -95,7 +97,9 @@ def summarise_sweep(
                         for s, t, p, d, lo, hi in zip(ids, y_true, y_pred, spread, held.lower, held.upper)]
         models = {NETWORK: y_pred}
         chosen = {}
-        for baseline, (pred, settings) in baseline_predictions(data, split, score_range, config.seed).items():
+        signatures = sorted({r.signature for r in rows if r.task == task})
+        for baseline, (pred, settings) in task_baselines(data_root, signatures, task, split, score_range,
+                                                         config.seed, ids).items():
             models[baseline], chosen[baseline] = pred, settings
         intervals, comparisons[task] = bootstrap_intervals(y_true, models, score_range, NETWORK, seed=seed,
                                                            subjects=ids)
@@ -118,6 +122,19 @@ def summarise_sweep(
         summary["subtotal"]["intervals"] = subtotal_coverage(conformal_parts, interval_level)
     summary["provenance"] = provenance or {}
     return summary, predictions
+
+
+def task_baselines(data_root: str | Path, signatures: list[str], task: str, split: Split,
+                   score_range: tuple[float, float], seed: int, test_ids: np.ndarray) -> dict[str, Any]:
+    """The baselines on the signatures the sweep tried for the task, each choosing its own
+    by cross-validation on the split's folds; their test rows are the winner's (`test_ids`)."""
+    group = load_group(data_root, signatures, task, score_range)
+    datas = {sig: group.task_data(sig) for sig in signatures}
+    out = baselines_over_signatures(datas, split, score_range, seed)
+    rows = held_out_rows(group.subject_ids, split)
+    if not np.array_equal(group.subject_ids[rows], test_ids):
+        raise RuntimeError(f"{task}: the baselines' test rows are not the winner's")
+    return out
 
 
 def subtotal(predictions: list[dict[str, Any]], groups_file: str = "", seed: int = 0) -> dict[str, Any]:
