@@ -13,9 +13,17 @@ import pytest
 from mmse_app.cli import main
 from mmse_model.core.errors import DataError
 from mmse_model.core.hashing import combined_fingerprint, sha256_file
-from mmse_model.core.identity import BUILDER_VERSION, MANIFEST_NAME, BuildParams, DatasetIdentity
+from mmse_model.core.identity import (
+    BUILDER_VERSION,
+    MANIFEST_NAME,
+    SYNTHETIC_MARKER,
+    BuildParams,
+    DatasetIdentity,
+    is_synthetic,
+    read_manifest,
+)
 from mmse_model.data.dataset import load_group, load_task_data, read_features
-from mmse_model.data.manifest import data_fingerprint, read_manifest
+from mmse_model.data.manifest import data_fingerprint, excluded_recordings
 from mmse_model.synth import cohort as synth
 from tests.fixtures.toy_data import write_planted_root
 from tests.test_build import build_argv
@@ -178,3 +186,36 @@ def test_a_hand_edited_manifest_is_refused(built, tmp_path):
     (root / MANIFEST_NAME).write_text(json.dumps(raw))
     with pytest.raises(DataError, match="manifest format 99; this code reads 1 to 1"):
         data_fingerprint(root)
+
+
+def test_one_function_says_whether_a_data_root_is_synthetic(built, tmp_path):
+    cohort, data = built
+    # The cohort's SYNTHETIC.txt, carried by the build into dataset.json, is what counts.
+    assert (cohort / SYNTHETIC_MARKER).is_file() and is_synthetic(data)
+    recorded = tmp_path / "recorded"
+    shutil.copytree(cohort, recorded)
+    (recorded / SYNTHETIC_MARKER).unlink()
+    assert main(build_argv(recorded, tmp_path / "data")) == 0
+    assert not is_synthetic(tmp_path / "data")
+    assert json.loads((tmp_path / "data" / MANIFEST_NAME).read_text())["synthetic"] is False
+    # A SYNTHETIC.txt dropped into a built root does not overrule its dataset.json...
+    (tmp_path / "data" / SYNTHETIC_MARKER).write_text("no")
+    assert not is_synthetic(tmp_path / "data")
+    # ...while a root without one (written before manifests) says so by the marker alone.
+    old = write_planted_root(tmp_path / "old", {SIGS[0]: 1.0}, identity=False)
+    assert not is_synthetic(old)
+    (old / SYNTHETIC_MARKER).write_text("simulated")
+    assert is_synthetic(old)
+
+
+def test_the_recordings_a_build_left_out_are_counted_from_its_report(built, tmp_path):
+    cohort, data = built
+    assert excluded_recordings(data) == 1  # synth0002's empty Q4
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    (copy / "build_report.csv").write_text("something else\n")
+    assert excluded_recordings(copy) is None  # not the build's report: unknown, not 0
+    (copy / "build_report.csv").unlink()
+    assert excluded_recordings(copy) is None
+    # A root without dataset.json was not built whole by `mmse data build`: it does not say.
+    assert excluded_recordings(write_planted_root(tmp_path / "old", {SIGS[0]: 1.0}, identity=False)) is None

@@ -28,9 +28,9 @@ from mmse_model.core import atomic, storage
 from mmse_model.core.domain import TASKS
 from mmse_model.core.errors import InputError
 from mmse_model.core.hashing import sha256_file
-from mmse_model.core.identity import DatasetIdentity
+from mmse_model.core.identity import DatasetIdentity, is_synthetic
 from mmse_model.data.dataset import dataset_path
-from mmse_model.data.manifest import data_fingerprint, read_manifest
+from mmse_model.data.manifest import data_fingerprint
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
 from mmse_model.evaluation.scoring import held_out_rows
 from mmse_model.training.checkpoint import CheckpointPayload
@@ -126,22 +126,12 @@ def _fill(folder: Path, summary: dict[str, Any], data_root: Path, load: Callable
     manifest = BundleManifest(
         experiment=str(summary.get("experiment", "")), source=source, data_root=str(data_root),
         data_fingerprint=data_fingerprint(data_root), split_hash=splits.pop(),
-        synthetic=is_synthetic(data_root, provenance), interval_level=level, provenance=_plain(provenance),
+        synthetic=is_synthetic(data_root), interval_level=level, provenance=_plain(provenance),
         tasks=tasks, subtotal=subtotal, files=files,
     )
     atomic.write_text(folder / CARD, card.render(manifest))
     atomic.write_json(folder / MANIFEST, manifest.to_dict())
     return manifest
-
-
-def is_synthetic(data_root: Path, provenance: dict[str, Any]) -> bool:
-    """Whether the data came from the SYNTHETIC cohort simulator, as the data root's
-    dataset.json, a SYNTHETIC.txt beside the data, or the sweep's groups file says."""
-    manifest = read_manifest(data_root)
-    if (manifest is not None and manifest.synthetic) or (data_root / "SYNTHETIC.txt").exists():
-        return True
-    groups = ((provenance.get("sweep_config") or {}).get("evaluation") or {}).get("groups_file")
-    return bool(groups) and (Path(groups).parent / "SYNTHETIC.txt").exists()
 
 
 def _plain(value: Any) -> Any:

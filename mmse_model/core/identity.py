@@ -122,6 +122,9 @@ class DatasetIdentity:
 # --- the data root's manifest ----------------------------------------------------------------
 
 MANIFEST_NAME = "dataset.json"
+# Beside it, one row per recording (or whole subject or task) the build skipped, with the reason.
+BUILD_REPORT_NAME = "build_report.csv"
+BUILD_REPORT_COLUMNS = ("subject_id", "task", "reason")
 # Bumped when the manifest's layout changes; a reader refuses a newer one.
 MANIFEST_FORMAT = 1
 
@@ -215,6 +218,41 @@ class Manifest:
                                       sha256_file(Path(root) / rel), len(ids)))
             subjects.setdefault(identity.task, tuple(dict.fromkeys(str(s) for s in ids)))
         return cls(build, builder_version, tuple(files), subjects, source_fingerprint, synthetic)
+
+
+def read_manifest(root: str | Path) -> Manifest | None:
+    """The root's dataset.json, or None for a root written before manifests existed."""
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable dataset manifest ({first_line(exc)})") from None
+    return Manifest.from_dict(path, data)
+
+
+# --- SYNTHETIC: said wherever a simulated cohort's numbers appear ------------------------------
+
+# What `mmse data synth` writes beside a simulated cohort's recordings and labels.
+SYNTHETIC_MARKER = "SYNTHETIC.txt"
+
+
+def cohort_is_synthetic(*folders: str | Path) -> bool:
+    """Whether a cohort is simulated: a SYNTHETIC.txt in any of its folders (recordings,
+    their parent, the labels' folder). `mmse data build` carries the answer into dataset.json."""
+    return any((Path(folder) / SYNTHETIC_MARKER).is_file() for folder in folders)
+
+
+def is_synthetic(data_root: str | Path) -> bool:
+    """The one answer to "are this data root's numbers SYNTHETIC?" for summaries, bundles and
+    model cards: its dataset.json's flag (carried from the cohort's SYNTHETIC.txt by the
+    build); a root without dataset.json (written before manifests) says so by a SYNTHETIC.txt
+    of its own, as a cohort does."""
+    manifest = read_manifest(data_root)
+    if manifest is not None:
+        return manifest.synthetic
+    return cohort_is_synthetic(data_root)
 
 
 def path_identity(path: str | Path) -> tuple[str | None, str | None]:

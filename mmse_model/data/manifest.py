@@ -9,24 +9,18 @@ fingerprint with or without its manifest.
 
 from __future__ import annotations
 
-import json
+import csv
 from pathlib import Path
 
-from mmse_model.core.errors import DataError, first_line
+from mmse_model.core.errors import DataError
 from mmse_model.core.hashing import combined_fingerprint, sha256_file
-from mmse_model.core.identity import MANIFEST_NAME, Manifest
-
-
-def read_manifest(root: str | Path) -> Manifest | None:
-    """The root's dataset.json, or None for a root written before manifests existed."""
-    path = Path(root) / MANIFEST_NAME
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable dataset manifest ({first_line(exc)})") from None
-    return Manifest.from_dict(path, data)
+from mmse_model.core.identity import (
+    BUILD_REPORT_COLUMNS,
+    BUILD_REPORT_NAME,
+    MANIFEST_NAME,
+    Manifest,
+    read_manifest,
+)
 
 
 def dataset_files(root: str | Path) -> dict[str, Path]:
@@ -69,3 +63,21 @@ def data_fingerprint(root: str | Path) -> str:
     if not files:
         raise DataError(f"{root}: no dataset files (<signature>/<Q>.npz)")
     return combined_fingerprint((rel, sha256_file(path)) for rel, path in files.items())
+
+
+def excluded_recordings(root: str | Path) -> int | None:
+    """How many recordings `mmse data build` left out of this root: the rows of its
+    build_report.csv (a row is one recording, or a subject or task skipped whole). None where
+    the root does not say: no dataset.json (not built whole by `mmse data build`) or a report
+    that is missing or not the build's."""
+    root = Path(root)
+    if read_manifest(root) is None:
+        return None
+    try:
+        with open(root / BUILD_REPORT_NAME, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    if not rows or tuple(rows[0]) != BUILD_REPORT_COLUMNS:
+        return None
+    return len(rows) - 1

@@ -53,11 +53,14 @@ from mmse_model.core.domain import (
 from mmse_model.core.errors import InputError
 from mmse_model.core.hashing import combined_fingerprint, sha256_file
 from mmse_model.core.identity import (
+    BUILD_REPORT_COLUMNS,
+    BUILD_REPORT_NAME,
     BUILDER_VERSION,
     MANIFEST_NAME,
     BuildParams,
     DatasetIdentity,
     Manifest,
+    cohort_is_synthetic,
 )
 from mmse_model.features.fixations import detect_fixations
 from mmse_model.features.recordings import (
@@ -81,7 +84,6 @@ THEILER_S = 0.25
 # Theiler window of fixation-sequence RQA, in fixations: the line of identity only (a
 # fixation trivially recurs with itself; Anderson et al. 2013 use the upper triangle).
 THEILER_FIXATIONS = 1
-REPORT_NAME = "build_report.csv"
 ALL_TASKS = "all"
 
 
@@ -172,8 +174,7 @@ def plan_build(
                 skips.append(Skip(subject, task, f"missing recording {task}.csv"))
     if not items:
         raise InputError(f"{recordings_dir}: no recordings of subjects in {labels_path}")
-    synthetic = any((folder / "SYNTHETIC.txt").is_file()
-                    for folder in (recordings_dir, recordings_dir.parent, labels_path.parent))
+    synthetic = cohort_is_synthetic(recordings_dir, recordings_dir.parent, labels_path.parent)
     return BuildPlan(labels, parsed, mode, items, skips, sha256_file(labels_path), synthetic)
 
 
@@ -293,10 +294,10 @@ def check_output_root(out: Path, sources: Sequence[Path] = ()) -> None:
 def _older_build(out: Path) -> bool:
     """A data root written before dataset.json existed: build_report.csv and signature
     folders of <Q>.npz files, nothing else."""
-    if not (out / REPORT_NAME).is_file():
+    if not (out / BUILD_REPORT_NAME).is_file():
         return False
     for entry in out.iterdir():
-        if entry.name == REPORT_NAME:
+        if entry.name == BUILD_REPORT_NAME:
             continue
         try:
             if not entry.is_dir() or parse_signature(entry.name).name != entry.name:
@@ -332,7 +333,7 @@ def write_datasets(plan: BuildPlan, results: list[ItemResult], out: Path, strict
     build = build_params(plan.mode)
     written: dict[str, tuple[DatasetIdentity, np.ndarray]] = {}
     subjects_per_task = {task: len(by_task[task]) for task in TASKS}
-    report_path = out / REPORT_NAME
+    report_path = out / BUILD_REPORT_NAME
     with atomic.staged_dir(out, replace=True) as staging:
         for task_index, task in enumerate(TASKS):
             rows = by_task[task]
@@ -355,7 +356,7 @@ def write_datasets(plan: BuildPlan, results: list[ItemResult], out: Path, strict
                     },
                 )
                 written[rel] = (identity, subject_ids)
-        _write_report(staging / REPORT_NAME, skips)
+        _write_report(staging / BUILD_REPORT_NAME, skips)
         used = [("labels", plan.labels_sha256)]
         used += [(f"recordings/{r.subject_id}/{r.task}.csv", r.sha256) for rows in by_task.values() for r in rows]
         manifest = Manifest.of_files(staging, written, build, combined_fingerprint(used), plan.synthetic)
@@ -382,6 +383,6 @@ def _where(plan: BuildPlan, skip: Skip) -> str:
 def _write_report(path: Path, skips: list[Skip]) -> None:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["subject_id", "task", "reason"])
+    writer.writerow(BUILD_REPORT_COLUMNS)
     writer.writerows([s.subject_id, s.task, s.reason] for s in skips)
     atomic.write_text(path, text.getvalue())
