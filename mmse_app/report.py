@@ -20,6 +20,8 @@ def format_run(result: RunResult) -> str:
         lines.append(f"  {label:<14}{result.selection.get(key, float('nan')):>10.3f}"
                      f"{result.selection.get(key + '_sd', float('nan')):>9.3f}{result.test[key]:>10.3f}")
     test = result.test
-    lines.append(f"  test calibration: slope {test['calibration_slope']:.2f}, intercept "
-                 f"{test['calibration_intercept']:.2f} (n = {test['n']} held-out subjects)")
+    slope, intercept = test["calibration_slope"], test["calibration_intercept"]
+    calibration = ("undefined (a constant prediction)" if slope is None
+                   else f"slope {slope:.2f}, intercept {intercept:.2f}")
+    lines.append(f"  test calibration: {calibration} (n = {test['n']} held-out subjects)")
     return "\n".join(lines)

@@ -47,6 +47,14 @@ def test_calibration_recovers_slope_and_intercept():
     assert c["calibration_intercept"] == pytest.approx(1.0)
 
 
+def test_a_constant_predictions_calibration_is_undefined_not_zero():
+    # The training mean's prediction: one value for everyone. No line through it has a slope.
+    y_true = np.array([0.0, 1.0, 3.0, 5.0])
+    for constant in (np.full(4, 2.25), np.full(4, 2.25) + np.array([0, 1e-15, 0, -1e-15])):
+        assert calibration(y_true, constant) == {"calibration_slope": None, "calibration_intercept": None}
+    assert calibration(y_true, np.array([0.0, 1.0, 2.0, 2.0]))["calibration_slope"] is not None
+
+
 def test_summarise_folds_mean_and_sample_sd():
     s = summarise_folds({"rmse": np.array([1.0, 2.0, 3.0])})
     assert s == {"rmse": 2.0, "rmse_sd": 1.0}

@@ -79,14 +79,17 @@ def _pearson(centred_a: np.ndarray, centred_b: np.ndarray, mean) -> np.ndarray:
     return np.where(constant, 0.0, r)
 
 
-def calibration(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Slope and intercept of the true score regressed on the prediction (1 and 0 is ideal)."""
+def calibration(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
+    """Slope and intercept of the true score regressed on the prediction (1 and 0 is ideal);
+    both None (JSON null) for a constant prediction, which has no slope."""
     y_true = np.asarray(y_true, dtype=np.float64)
     y_pred = np.asarray(y_pred, dtype=np.float64)
-    # A constant prediction (the training-mean baseline) has no slope; test by range, since
-    # the std of a constant float array can come out as ~1e-16 and make polyfit meaningless.
+    # A constant prediction (the training-mean baseline) leaves the regression undefined: a
+    # slope of 0 would read as "predictions carry no information about the truth", which is a
+    # finding, not the absence of one. Tested by range, since the std of a constant float
+    # array can come out as ~1e-16 and make polyfit meaningless.
     if np.ptp(y_pred) <= 1e-9 * max(1.0, float(np.abs(y_pred).max())):
-        return {"calibration_slope": 0.0, "calibration_intercept": float(y_true.mean())}
+        return {"calibration_slope": None, "calibration_intercept": None}
     slope, intercept = np.polyfit(y_pred, y_true, 1)
     return {"calibration_slope": float(slope), "calibration_intercept": float(intercept)}
 
