@@ -350,7 +350,7 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
         groups_file=evaluation.groups_file, seed=evaluation.bootstrap_seed,
         provenance={**provenance(sweep, started), "data_fingerprint": recorded["data_fingerprint"]},
         run_repeats=partial(run_repeats_on_ray, stall_timeout_s=watch.stall_timeout_s),
-        interval_level=evaluation.interval_level,
+        interval_level=evaluation.interval_level, primary_comparator=evaluation.primary_comparator,
     )
     text = format_summary(summary)
     write_results(experiment, rows, summary, text, predictions)

@@ -25,8 +25,9 @@ def test_baselines_use_training_folds_and_score_test_subjects(tmp_path):
     assert set(folds) == {0, 1, 2}
 
     # Scored as the sweep's summary scores them (mmse_model/sweeps/summary.py).
-    y_test = data.y[held_out_rows(data.subject_ids, split)]
-    scores = {name: {**score_predictions(y_test, pred, config.score_range("Q1")), **chosen}
+    test_rows = held_out_rows(data.subject_ids, split)
+    y_test = data.y[test_rows]
+    scores = {name: {**score_predictions(y_test, pred, config.score_range("Q1"), data.subject_ids[test_rows]), **chosen}
               for name, (pred, chosen) in baselines_over_signatures({SIG: data}, split, config.score_range("Q1")).items()}
     assert set(scores) == set(BASELINES)
     for metrics in scores.values():

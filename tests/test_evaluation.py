@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from mmse_model.core.config import Config
-from mmse_model.data.dataset import Split, load_group, shared_split
+from mmse_model.core.domain import SCORE_RANGES
+from mmse_model.data.dataset import Split, TaskData, load_group, shared_split
 from mmse_model.evaluation.baselines import baselines_over_signatures, training_folds
-from mmse_model.evaluation.scoring import bootstrap_auc_interval, bootstrap_intervals, held_out_rows
+from mmse_model.evaluation.scoring import (
+    bootstrap_auc_interval,
+    bootstrap_intervals,
+    held_out_rows,
+    score_predictions,
+)
 from mmse_model.sweeps.repeats import IN_PROCESS, RepeatResult, run_repeats_in_process
 from mmse_model.sweeps.results import format_summary, signature_rows
-from mmse_model.sweeps.summary import outer_estimates, subtotal, summarise_sweep
+from mmse_model.sweeps.summary import (
+    outer_estimates,
+    subtotal,
+    summarise_sweep,
+    training_description,
+)
 from mmse_model.training.checkpoint import load_checkpoint, save_checkpoint
 from mmse_model.training.loop import RunSpec, load_run_data, train_run
 from tests.conftest import SIG, WEAK_SIG
@@ -114,14 +127,34 @@ def test_subtotal_sums_each_subjects_winners_and_reads_synthetic_groups(tmp_path
                         "fold_sd": 0.0})
     (tmp_path / "labels.csv").write_text("subject_id,group\n" + "".join(
         f"S{i},{'dementia' if i % 4 == 0 else 'healthy'}\n" for i in range(28)))  # S28, S29: no group
-    (tmp_path / "SYNTHETIC.txt").write_text("synthetic")
-    result = subtotal(predictions, str(tmp_path / "labels.csv"))
+    result = subtotal(predictions, SCORE_RANGES, str(tmp_path / "labels.csv"), synthetic=True)
     assert result["n"] == 30 and result["all_five_tasks"] and result["range"] == [0.0, 21.0]
     assert result["rmse_ci"][0] <= result["rmse"] <= result["rmse_ci"][1]
+    assert result["calibration_slope"] == pytest.approx(1.0, abs=0.1)
     auc = result["dementia_auc"]
     # Dementia subjects (truth 0 on every task) have the lowest subtotals: near-perfect AUC.
     assert auc["synthetic"] and auc["auc"] > 0.95
     assert (auc["n_dementia"], auc["n_other"], auc["n_without_group"]) == (7, 21, 2)
+    # Per group, as the file names them; S28 and S29 have no group and are left out.
+    groups = result["per_group"]
+    assert set(groups) == {"dementia", "healthy"} and (groups["dementia"]["n"], groups["healthy"]["n"]) == (7, 21)
+    true = {f"S{i}": 5 * float(i % 4) for i in range(30)}
+    pred = {f"S{i}": sum(p["predicted"] for p in predictions if p["subject_id"] == f"S{i}") for i in range(30)}
+    err = np.array([pred[f"S{i}"] - true[f"S{i}"] for i in range(28) if i % 4 == 0])
+    assert groups["dementia"]["bias"] == pytest.approx(err.mean())
+    assert groups["dementia"]["rmse"] == pytest.approx(np.sqrt(np.mean(err**2)))
+    assert not subtotal(predictions, SCORE_RANGES, str(tmp_path / "labels.csv"))["dementia_auc"]["synthetic"]
+
+
+def test_the_subtotals_range_is_the_present_tasks_and_a_constant_has_no_calibration():
+    predictions = [{"task": task, "signature": SIG, "subject_id": f"S{i}", "true": float(i % 3),
+                    "predicted": 1.0, "fold_sd": 0.0} for task in ("Q1", "Q3") for i in range(12)]
+    result = subtotal(predictions, SCORE_RANGES)
+    assert result["tasks"] == ["Q1", "Q3"] and result["range"] == [0.0, 8.0]  # Q1 0-5 + Q3 0-3
+    assert not result["all_five_tasks"] and "per_group" not in result
+    assert result["calibration_slope"] is None and result["calibration_intercept"] is None
+    ranges = {**SCORE_RANGES, "Q1": (1.0, 4.0)}  # a config's own ranges are the ones summed
+    assert subtotal(predictions, ranges)["range"] == [1.0, 7.0]
 
 
 @pytest.mark.parametrize("n, ties", [(200, True), (60, False), (9, True)])
@@ -175,7 +208,33 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         assert estimate["repeats"] == 1 and len(estimate["rmse_values"]) == 1 and estimate["rmse_mean"] > 0
         assert estimate["ran_on"] == [IN_PROCESS]
     assert summary["subtotal"]["n"] == 24 and summary["subtotal"]["tasks"] == ["Q1", "Q3"]
-    assert not summary["subtotal"]["all_five_tasks"]
+    assert not summary["subtotal"]["all_five_tasks"] and summary["subtotal"]["range"] == [0.0, 8.0]
+    assert summary["subtotal"]["calibration_slope"] > 0
+    # The toy root's dataset.json says SYNTHETIC; it has no build report to count exclusions from.
+    assert summary["synthetic"] is True and summary["excluded_recordings"] is None
+    assert summary["comparator"] == {
+        "primary": "ridge", "secondary": ["train_mean", "hist_gradient_boosting"], "level": 0.95,
+        "adjustment": "none", "n_tasks": 2,
+        "note": "paired 95 % bootstrap intervals of the winner's RMSE minus each baseline's, on the test "
+                "subjects; unadjusted for the 2 tasks; verdicts come from the primary comparison (ridge) only"}
+    for task, entry in summary["tasks"].items():
+        ridge = entry["comparisons"]["ridge"]
+        assert [b for b, c in entry["comparisons"].items() if c["primary"]] == ["ridge"]
+        expected = "better" if ridge["better"] else "worse" if ridge["worse"] else "no difference shown"
+        assert entry["verdict"] == {"baseline": "ridge", "result": expected, "rmse_diff": ridge["rmse_diff"],
+                                    "rmse_diff_ci": ridge["rmse_diff_ci"]}
+        # 120 subjects, 24 held out; each side's scores described per subject.
+        training = entry["training"]
+        assert (training["n_train"], training["n_test"]) == (96, 24) and entry["test"]["n"] == 24
+        test_scores = [p["true"] for p in predictions if p["task"] == task]
+        outcome = training["outcome"]["test"]
+        assert outcome["mean"] == pytest.approx(np.mean(test_scores)) and outcome["n"] == 24
+        assert sum(outcome["counts"].values()) == 24 and outcome["min"] == min(test_scores)
+        assert sum(training["outcome"]["train"]["counts"].values()) == 96
+        # Each baseline chose its signature by CV: the planted one, never the pure-noise one.
+        for name in ("ridge", "hist_gradient_boosting"):
+            assert entry["baselines"][name]["signature"] == SIG and entry["baselines"][name]["cv_rmse"] > 0
+        assert entry["baselines"]["train_mean"]["calibration_slope"] is None
     for task, entry in summary["tasks"].items():
         intervals = entry["intervals"]
         assert intervals["level"] == 0.9 and intervals["n"] == 24
@@ -186,6 +245,16 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
     assert sub["n"] == 24 and 0 < sub["mean_width"] < 8
     text = format_summary(summary)
     assert "90% CV+ intervals cover" in text and "per-subject subtotal intervals" in text
+    lines = text.splitlines()
+    assert lines[0].startswith("SYNTHETIC cohort:")
+    assert "unadjusted for the 2 tasks" in text and "(range 0-8)" in text
+    for task in ("Q1", "Q3"):
+        block = lines[lines.index(next(line for line in lines if line.startswith(f"{task}: winner"))):]
+        primary = next(line for line in block if line.startswith("  network - ridge:"))
+        assert primary.endswith("(primary: the verdict)")
+        assert next(line for line in block if line.startswith("  network - train_mean:")).endswith("(secondary)")
+        table = next(line for line in block if line.startswith("  train_mean"))
+        assert table.split()[-2:] == ["-", "-"]  # the constant's calibration is undefined, not 0.00
 
 
 def test_outer_estimates_give_each_task_its_own_results_in_order():
@@ -209,3 +278,18 @@ def test_outer_estimates_give_each_task_its_own_results_in_order():
     assert outer_estimates({}, answer) == {} and len(handed) == 1  # no repeats: the runner is not called
     with pytest.raises(RuntimeError, match="2 results for 4 runs"):
         outer_estimates(runs, lambda all_runs: results[:2])
+
+
+def test_n_counts_subjects_not_rows():
+    # The data contract lets a subject have several rows (here every subject has two).
+    subjects = np.repeat([f"S{i}" for i in range(6)], 2)
+    y = np.repeat([0.0, 1.0, 2.0, 3.0, 4.0, 5.0], 2)
+    assert score_predictions(y, y + 0.5, (0.0, 5.0), subjects)["n"] == 6
+    split = Split(("S0", "S3"), {"S1": 0, "S2": 1, "S4": 0, "S5": 1}, 2)
+    data = TaskData(Path("x.npz"), np.zeros((12, 10)), y, subjects, tuple(f"f{i}" for i in range(10)))
+    described = training_description(data, split)
+    assert (described["n_train"], described["n_test"]) == (4, 2)
+    train = described["outcome"]["train"]
+    assert train["counts"] == {"1": 1, "2": 1, "4": 1, "5": 1} and train["mean"] == 3.0
+    assert described["outcome"]["test"] == {"n": 2, "mean": 1.5, "sd": pytest.approx(np.std([0, 3], ddof=1)),
+                                            "min": 0.0, "max": 3.0, "counts": {"0": 1, "3": 1}}

@@ -164,3 +164,56 @@ def test_a_sweep_with_a_failed_trial_says_so_first():
     assert first.startswith("INCOMPLETE: 1 of 2 trials failed (b1;") and "--resume" in first
     whole = build_summary([rows[0]], {}, {}, experiment="exp")
     assert whole["failed_trials"] == [] and not format_summary(whole).startswith("INCOMPLETE")
+
+
+def scored_summary(synthetic: bool, failed: bool = False) -> dict:
+    """A summary as summarise_sweep leaves it, for the printed report's rules."""
+    rows = [row("a1", SIG_A, "Q1", 0.10, uri="/runs/a1")]
+    if failed:
+        rows.append(row("b1", SIG_B, "Q1", math.nan, uri="").model_copy(update={"status": ERRORED, "epochs_run": 0}))
+    metrics = {"rmse": 1.0314, "rmse_ci": [0.8617, 1.1806], "mae": 0.8, "r2": 0.4, "pearson_r": 0.7,
+               "calibration_slope": 0.9, "calibration_intercept": 0.2, "n": 24}
+    constant = {**metrics, "rmse": 1.5, "calibration_slope": None, "calibration_intercept": None}
+    summary = build_summary(rows, {"Q1": metrics}, {"Q1": {"train_mean": constant, "ridge": metrics}}, "exp")
+    entry = summary["tasks"]["Q1"]
+    entry["comparisons"] = {
+        "train_mean": {"rmse_diff": -0.4686, "rmse_diff_ci": [-0.7, -0.2], "better": True, "worse": False,
+                       "primary": False},
+        "ridge": {"rmse_diff": 0.0, "rmse_diff_ci": [-0.05, 0.04], "better": False, "worse": False, "primary": True}}
+    entry["per_group"] = {"dementia": {"n": 8, "rmse": 1.2, "mae": 1.0, "bias": 0.5},
+                          "MCI": {"n": 8, "rmse": 1.0, "mae": 0.8, "bias": -0.1},
+                          "healthy": {"n": 8, "rmse": 0.9, "mae": 0.7, "bias": -0.3}}
+    summary.update(synthetic=synthetic, excluded_recordings=3, comparator={
+        "primary": "ridge", "secondary": ["train_mean", "hist_gradient_boosting"], "level": 0.95,
+        "adjustment": "none", "n_tasks": 1, "note": ""})
+    summary["subtotal"] = {"tasks": ["Q1"], "n": 24, "range": [0.0, 5.0], "rmse": 1.03, "rmse_ci": [0.861, 1.181],
+                           "mae": 0.8, "mae_ci": [0.7, 0.9], "pearson_r": 0.7, "calibration_slope": None,
+                           "calibration_intercept": None}
+    return summary
+
+
+def test_the_report_says_synthetic_first_and_judges_only_against_the_primary_comparator():
+    lines = format_summary(scored_summary(synthetic=True)).splitlines()
+    assert lines[0].startswith("SYNTHETIC cohort:")
+    assert format_summary(scored_summary(synthetic=True, failed=True)).splitlines()[1].startswith("INCOMPLETE")
+    assert "SYNTHETIC" not in format_summary(scored_summary(synthetic=False))
+    assert any("unadjusted for the 1 task" in line and "ridge (primary" in line for line in lines)
+    assert "recordings the data build excluded: 3 (listed in the data root's build_report.csv)" in lines
+    ridge = next(line for line in lines if line.startswith("  network - ridge:"))
+    assert ridge.endswith(": no difference shown (primary: the verdict)")
+    # The train mean's interval excludes 0, but it is secondary: no verdict is drawn from it.
+    mean = next(line for line in lines if line.startswith("  network - train_mean:"))
+    assert mean.endswith("(secondary)") and "better" not in mean
+    assert lines.index(ridge) < lines.index(mean)
+    groups = next(line for line in lines if "per group" in line)
+    assert groups.index("healthy") < groups.index("MCI") < groups.index("dementia")
+
+
+def test_intervals_carry_the_estimates_decimals_and_a_constant_has_no_calibration():
+    lines = format_summary(scored_summary(synthetic=False)).splitlines()
+    network = next(line for line in lines if line.startswith("  network (winner)"))
+    assert "1.031  [0.862, 1.181]" in network and network.split()[-2:] == ["0.90", "0.20"]
+    constant = next(line for line in lines if line.startswith("  train_mean"))
+    assert constant.split()[-2:] == ["-", "-"]
+    subtotal = next(line for line in lines if line.startswith("subtotal of Q1 (range 0-5)"))
+    assert "RMSE 1.03 [0.86, 1.18]" in subtotal and "calibration undefined (constant prediction)" in subtotal

@@ -20,6 +20,7 @@ def test_shipped_sweep_configs_load(name):
     assert sweep.max_t() == sweep.base_config().training.epochs
     assert {"training.lr", "regularization.weight_decay", "arch.h1", "arch.h2", "arch.dropout",
             "arch.use_batch_norm", "training.batch_size"} <= set(sweep.search_space)
+    assert sweep.evaluation.primary_comparator == "ridge"  # declared in the file, before anything runs
 
 
 @pytest.mark.parametrize("raw, key", [
@@ -35,6 +36,7 @@ def test_shipped_sweep_configs_load(name):
     ({"signatures": ["m2_tau1_eps.055_lmin2"]}, "signatures"),
     ({"signatures_per_trial": -1}, "signatures_per_trial"),
     ({"watchdog": {"stall_timeout_s": 0}}, "watchdog.stall_timeout_s"),
+    ({"evaluation": {"primary_comparator": "lasso"}}, "evaluation.primary_comparator"),
     ({"search_space": {"split.seed": {"choice": [1, 2]}}}, "search_space.split.seed"),
     ({"search_space": {"split.folds": {"choice": [3, 5]}}}, "search_space.split.folds"),
     ({"search_space": {"split.test_fraction": {"uniform": [0.1, 0.3]}}}, "search_space.split.test_fraction"),
@@ -43,6 +45,16 @@ def test_bad_sweep_configs_name_the_key(raw, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
         SweepConfig.parse(raw)
     assert "\n" not in str(info.value)
+
+
+def test_the_primary_comparator_is_one_of_the_baselines():
+    assert SweepConfig.parse({}).evaluation.primary_comparator == "ridge"
+    chosen = SweepConfig.parse({"evaluation": {"primary_comparator": "hist_gradient_boosting"}})
+    assert chosen.evaluation.primary_comparator == "hist_gradient_boosting"
+    with pytest.raises(ConfigError) as info:
+        SweepConfig.parse({"evaluation": {"primary_comparator": "network"}})
+    assert str(info.value) == ("evaluation.primary_comparator: expected one of train_mean, ridge, "
+                               "hist_gradient_boosting, got 'network'")
 
 
 @pytest.mark.parametrize("raw, message", [

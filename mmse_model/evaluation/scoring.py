@@ -24,13 +24,15 @@ def held_out_rows(subject_ids: np.ndarray, split: Split) -> np.ndarray:
 
 
 def score_predictions(
-    y_true: np.ndarray, y_pred: np.ndarray, score_range: tuple[float, float]
-) -> dict[str, float]:
-    """Test metrics in points, with calibration (slope/intercept of true on predicted)."""
+    y_true: np.ndarray, y_pred: np.ndarray, score_range: tuple[float, float], subjects: np.ndarray
+) -> dict[str, float | None]:
+    """Test metrics in points, with calibration (slope/intercept of true on predicted), over
+    rows whose subjects are `subjects`; `n` counts subjects, not rows (the data contract lets
+    a subject have several rows, and the bootstrap resamples subjects)."""
     return {
         **regression_metrics(y_true, y_pred, score_range),
         **calibration(y_true, y_pred),
-        "n": int(len(y_true)),
+        "n": len(np.unique(np.asarray(subjects))),
     }
 
 
@@ -124,3 +126,34 @@ def _resample(n: int, subjects: np.ndarray | None, replicates: int,
     for r, rows in enumerate(draws):
         index[r, :len(rows)], real[r, :len(rows)] = rows, True
     return index, real
+
+
+def outcome_distribution(subjects: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """The scores of `subjects` (one per subject: a subject's rows share its score), as a
+    reader checks a sample: mean, sd, min, max and how many subjects have each score."""
+    _, first = np.unique(np.asarray(subjects), return_index=True)
+    scores = np.asarray(y, dtype=np.float64)[first]
+    if not len(scores):
+        return {"n": 0}
+    values, counts = np.unique(scores, return_counts=True)
+    return {"n": len(scores), "mean": float(scores.mean()),
+            "sd": float(scores.std(ddof=1)) if len(scores) > 1 else None,
+            "min": float(scores.min()), "max": float(scores.max()),
+            "counts": {f"{v:g}": int(c) for v, c in zip(values, counts)}}
+
+
+def group_errors(subjects: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
+                 groups: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Error per subject group (as the groups file names them): n subjects, RMSE, MAE and
+    bias (mean of predicted minus true; negative: the group is predicted too low). Subjects
+    the groups file does not name are left out."""
+    subjects = np.array([str(s) for s in subjects])
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    labels = np.array([groups.get(s, "") for s in subjects])
+    out = {}
+    for group in sorted(set(labels) - {""}):
+        rows = labels == group
+        err = y_pred[rows] - y_true[rows]
+        out[group] = {"n": len(np.unique(subjects[rows])), "rmse": float(np.sqrt(np.mean(err**2))),
+                      "mae": float(np.mean(np.abs(err))), "bias": float(np.mean(err))}
+    return out

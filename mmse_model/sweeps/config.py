@@ -18,6 +18,7 @@ from mmse_model.core.domain import TASKS, is_signature, parse_signature
 from mmse_model.core.errors import ConfigError, DataError, InputError
 from mmse_model.core.schema import Number, Schema
 from mmse_model.core.storage import check_location
+from mmse_model.evaluation.baselines import BASELINES
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 # Every trial must be scored on the same held-out subjects and folds: these are fixed.
@@ -66,6 +67,9 @@ class EvaluationConfig(Schema):
     bootstrap_seed: int = 0
     # Nominal level of the per-subject CV+ prediction intervals (summary, bundle, predict).
     interval_level: float = Field(0.9, gt=0.5, lt=1.0)
+    # The baseline each task's winner is judged against, named before anything runs: the
+    # verdicts come from this paired interval only; the other baselines are secondary.
+    primary_comparator: str = "ridge"
 
 
 class SweepConfig(Schema):
@@ -104,6 +108,9 @@ class SweepConfig(Schema):
             if task not in TASKS:
                 raise ConfigError(f"tasks: {task!r} is not one of {', '.join(TASKS)}")
         check_location(self.storage, "storage")
+        if self.evaluation.primary_comparator not in BASELINES:
+            raise ConfigError(f"evaluation.primary_comparator: expected one of {', '.join(BASELINES)}, "
+                              f"got {self.evaluation.primary_comparator!r}")
         if not self.resources.trial_cpus and not self.resources.trial_resources:
             raise ConfigError("resources.trial_cpus: 0 needs resources.trial_resources (a trial must reserve "
                               "something to be placed)")

@@ -11,7 +11,8 @@ this module adds what needs the checkpoints (and so torch) and the summary docum
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from mmse_model.core.errors import CheckpointError
 from mmse_model.evaluation.conformal import format_coverage
@@ -145,11 +146,18 @@ def failure_line(summary: dict[str, Any]) -> str:
             "wrote, if any); run the same command with --resume to run them again")
 
 
+SYNTHETIC_LINE = ("SYNTHETIC cohort: every number below comes from simulated subjects, not people "
+                  "(the data root's dataset.json says so)")
+GROUP_ORDER = ("healthy", "mci", "dementia")  # matched ignoring case; other groups follow, sorted
+
+
 def format_summary(summary: dict[str, Any]) -> str:
-    """The printed report: per task, the winner's test metrics beside the baselines' with
-    95 % intervals, the paired differences ("better" only where the interval excludes 0),
-    the procedure estimate when made, the five-task subtotal, then the best validation RMSE
-    of every (signature, task), which selects and does not estimate."""
+    """The printed report: SYNTHETIC first where the cohort is; per task, who it learnt from,
+    the winner's test metrics beside the baselines' with 95 % intervals, the verdict against
+    the declared primary comparator (paired interval; "better" only where it excludes 0) and
+    the secondary comparisons, the error per group, the procedure estimate when made; the
+    subtotal; then the best validation RMSE of every (signature, task), which selects and does
+    not estimate."""
     lines = [
         f"sweep {summary['experiment']}: {summary['n_trials']} trials, {summary['n_rows']} signature rows "
         f"({', '.join(f'{k} {v}' for k, v in summary['row_status'].items())}); "
@@ -157,20 +165,46 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     if failure_line(summary):
         lines.insert(0, failure_line(summary))
+    if summary.get("synthetic"):
+        lines.insert(0, SYNTHETIC_LINE)
+    if summary.get("comparator"):
+        c = summary["comparator"]
+        lines.append(f"verdicts: each winner against {c['primary']} (primary, declared in the sweep config); "
+                     f"{', '.join(c['secondary'])} secondary; paired {c['level']:.0%} intervals, ".replace("%", " %")
+                     + ("Holm-adjusted" if c["adjustment"] == "holm" else "unadjusted")
+                     + f" for the {c['n_tasks']} task{'s' if c['n_tasks'] != 1 else ''}")
+    if "excluded_recordings" in summary:
+        excluded = summary["excluded_recordings"]
+        lines.append("recordings the data build excluded: "
+                     + ("unknown (the data root has no build report)" if excluded is None
+                        else f"{excluded} (listed in the data root's build_report.csv)"))
     header = f"  {'model':<26}{'RMSE':>7}{'[interval]':>16}{'MAE':>7}{'R^2':>7}{'r':>7}{'slope':>7}{'icpt':>7}"
     for task, entry in summary["tasks"].items():
         winner, test = entry["winner"], entry["test"]
         lines.append(f"{task}: winner {winner['signature']} (trial {winner['trial_id']}, selection val RMSE "
                      f"{winner['selection'].get('val/rmse', math.nan):.3f}), n = {test.get('n', '?')} test subjects")
+        if entry.get("training"):
+            lines.append(f"  {_training_line(entry['training'])}")
         lines.append(header)
         lines.append(_test_line("network (winner)", test))
         for name, metrics in entry["baselines"].items():
             lines.append(_test_line(name, metrics))
-        for name, c in entry.get("comparisons", {}).items():
+        chosen = [f"{name} {m['signature']}" for name, m in entry["baselines"].items()
+                  if m.get("signature") and name != "train_mean"]
+        if chosen:
+            lines.append(f"  baselines' signatures, each chosen by CV on the folds: {', '.join(chosen)}")
+        comparisons = entry.get("comparisons", {})
+        for name, c in sorted(comparisons.items(), key=lambda item: not item[1].get("primary", True)):
             low, high = c["rmse_diff_ci"]
-            verdict = ("network better" if c["better"] else f"{name} better" if c["worse"]
-                       else "no difference shown")
-            lines.append(f"  network - {name}: RMSE {c['rmse_diff']:+.3f} [{low:+.3f}, {high:+.3f}]: {verdict}")
+            line = f"  network - {name}: RMSE {c['rmse_diff']:+.3f} [{low:+.3f}, {high:+.3f}]"
+            if c.get("primary", True):
+                result = ("network better" if c["better"] else f"{name} better" if c["worse"]
+                          else "no difference shown")
+                lines.append(f"{line}: {result}" + (" (primary: the verdict)" if "primary" in c else ""))
+            else:
+                lines.append(f"{line} (secondary)")
+        if entry.get("per_group"):
+            lines.append(f"  {_group_line(entry['per_group'], 3)}")
         if entry.get("intervals"):
             lines.append(f"  per-subject intervals: {format_coverage(entry['intervals'])}")
         estimate = entry.get("procedure_estimate")
@@ -181,7 +215,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     if sub.get("rmse") is not None:
         lines.append(f"subtotal of {'+'.join(sub['tasks'])} (range {sub['range'][0]:g}-{sub['range'][1]:g}) for "
                      f"{sub['n']} test subjects: RMSE {sub['rmse']:.2f} {_ci(sub.get('rmse_ci'))}, "
-                     f"MAE {sub['mae']:.2f} {_ci(sub.get('mae_ci'))}, r {sub['pearson_r']:.2f}")
+                     f"MAE {sub['mae']:.2f} {_ci(sub.get('mae_ci'))}, r {sub['pearson_r']:.2f}, calibration "
+                     + _calibration(sub))
+        if sub.get("per_group"):
+            lines.append(f"  {_group_line(sub['per_group'], 2)}")
         if sub.get("intervals"):
             lines.append(f"  per-subject subtotal intervals: {format_coverage(sub['intervals'])}")
         auc = sub.get("dementia_auc") or {}
@@ -195,15 +232,45 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _ci(interval: list[float] | None) -> str:
-    return f"[{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
+def _ci(interval: list[float] | None, digits: int = 2) -> str:
+    """An interval with as many decimals as the estimate it goes with."""
+    return f"[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]" if interval else ""
+
+
+def _maybe(value: float | None, spec: str) -> str:
+    """A number that can be undefined (a constant prediction's calibration): "-" then."""
+    return "-" if value is None else format(value, spec)
+
+
+def _calibration(m: dict[str, Any]) -> str:
+    if m.get("calibration_slope") is None:
+        return "undefined (constant prediction)"
+    return f"slope {m['calibration_slope']:.2f}, intercept {m['calibration_intercept']:.2f}"
+
+
+def _training_line(training: dict[str, Any]) -> str:
+    def side(name: str, n: int, d: dict[str, Any]) -> str:
+        if not d.get("n"):
+            return f"{name} {n} subjects"
+        return (f"{name} {n} subjects, score mean {d['mean']:.2f} (sd {_maybe(d['sd'], '.2f')}, "
+                f"{d['min']:g}-{d['max']:g})")
+    outcome = training["outcome"]
+    return f"{side('trained on', training['n_train'], outcome['train'])}; {side('tested on', training['n_test'], outcome['test'])}"
+
+
+def _group_line(per_group: dict[str, dict[str, Any]], digits: int) -> str:
+    order = sorted(per_group, key=lambda g: (GROUP_ORDER.index(g.lower()) if g.lower() in GROUP_ORDER
+                                             else len(GROUP_ORDER), g))
+    return "per group (RMSE, MAE, bias = predicted - true): " + "; ".join(
+        f"{g} n {per_group[g]['n']}: {per_group[g]['rmse']:.{digits}f}, {per_group[g]['mae']:.{digits}f}, "
+        f"{per_group[g]['bias']:+.{digits}f}" for g in order)
 
 
 def _test_line(name: str, m: dict[str, Any]) -> str:
     if not m:
         return f"  {name:<26}   (not scored)"
-    return (f"  {name:<26}{m['rmse']:>7.3f}{_ci(m.get('rmse_ci')):>16}{m['mae']:>7.3f}{m['r2']:>7.3f}"
-            f"{m['pearson_r']:>7.3f}{m['calibration_slope']:>7.2f}{m['calibration_intercept']:>7.2f}")
+    return (f"  {name:<26}{m['rmse']:>7.3f}{_ci(m.get('rmse_ci'), 3):>16}{m['mae']:>7.3f}{m['r2']:>7.3f}"
+            f"{m['pearson_r']:>7.3f}{_maybe(m['calibration_slope'], '.2f'):>7}{_maybe(m['calibration_intercept'], '.2f'):>7}")
 
 
 def has_checkpoint(record: dict[str, Any]) -> bool:

@@ -30,8 +30,8 @@ def test_predictions(payload: CheckpointPayload, data: TaskData, split: Split, s
 def evaluate_on_test(payload: CheckpointPayload, data: TaskData, split: Split,
                      signature: str | None = None) -> dict[str, Any]:
     """The fold ensemble's metrics on the test subjects, which no fold-model has seen."""
-    _, y_true, y_pred, _ = test_predictions(payload, data, split, signature)
-    return score_predictions(y_true, y_pred, (payload.score_range[0], payload.score_range[1]))
+    subjects, y_true, y_pred, _ = test_predictions(payload, data, split, signature)
+    return score_predictions(y_true, y_pred, (payload.score_range[0], payload.score_range[1]), subjects)
 
 
 @dataclass(frozen=True)
