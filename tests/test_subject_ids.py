@@ -14,7 +14,7 @@ from mmse_app.cli import main
 from mmse_model.core.errors import DataError
 from mmse_model.core.identity import read_manifest
 from mmse_model.data.dataset import load_task_data, read_features
-from mmse_model.sweeps.summary import dementia_auc
+from mmse_model.sweeps.summary import dementia_auc, read_groups
 from mmse_model.synth import cohort as synth
 from tests.conftest import SIG, save_npz
 from tests.test_build import build_argv
@@ -94,8 +94,9 @@ def test_a_features_csv_with_a_bad_cell_is_one_line_naming_it(tmp_path):
 def test_a_groups_file_matches_ids_as_written(tmp_path):
     groups = tmp_path / "labels.csv"
     groups.write_text("subject_id,group\n007,dementia\n1e3,healthy\n0042,dementia\n")
-    result = dementia_auc(["007", "1e3", "0042", "7", "1000"], np.array([10.0, 20.0, 12.0, 5.0, 5.0]),
-                          str(groups), seed=0)
+    ids = ["007", "1e3", "0042", "7", "1000"]
+    result = dementia_auc(ids, np.array([10.0, 20.0, 12.0, 5.0, 5.0]), read_groups(str(groups)), str(groups),
+                          seed=0, synthetic=False)
     assert (result["n_dementia"], result["n_other"], result["n_without_group"]) == (2, 1, 2)
     assert result["auc"] == 1.0
 
