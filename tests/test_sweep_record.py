@@ -47,6 +47,18 @@ def test_the_same_sweep_again_has_no_changes_even_with_driver_settings_changed(r
     check_same_sweep("exp/sweep_record.json", first, record(root))
 
 
+def test_the_declared_comparator_cannot_change_on_resume(root):
+    # Declared before the sweep ran: a resume that rewrites the results cannot swap it for
+    # the baseline the test numbers made look best.
+    first = record(root)
+    assert first["sweep_config"]["evaluation"] == {"primary_comparator": "ridge"}
+    assert changes(first, record(root, evaluation={"primary_comparator": "hist_gradient_boosting"})) == [
+        'evaluation.primary_comparator "ridge" -> "hist_gradient_boosting"']
+    # A record written before the comparator existed resumes (a key one side lacks is no change).
+    del first["sweep_config"]["evaluation"]
+    assert changes(first, record(root)) == []
+
+
 def test_a_changed_config_is_named_key_by_key(root):
     first = record(root)
     found = changes(first, record(root, samples=3, config={"training": {"epochs": 8}, "split": {"folds": 3}}))

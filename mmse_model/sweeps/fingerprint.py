@@ -8,8 +8,10 @@ today's files without a word. The record holds what the trials were made from:
 
 - the sweep config's parts that make the trials (`samples`, `signatures_per_trial`,
   `search_seed`, `search_space`, `asha`, and the training `config` every trial starts from,
-  with its defaults filled in); the parts a resumed driver applies afresh (`watchdog`,
-  `resources`, `evaluation`, where results go) may change;
+  with its defaults filled in), and the baseline the verdicts compare with
+  (`evaluation.primary_comparator`: declared before the sweep ran, it cannot be swapped for
+  another once the test numbers are known); the parts a resumed driver applies afresh
+  (`watchdog`, `resources`, the rest of `evaluation`, where results go) may change;
 - the signatures and tasks swept (as found in the data root when not listed);
 - the data: its fingerprint (the data root's manifest, `mmse_model/data/manifest.py`);
 - how many trials the sweep has, which a resume counts against.
@@ -45,12 +47,13 @@ def data_fingerprint(data_root: str | Path) -> str:
 
 
 def trial_config(sweep: SweepConfig) -> dict[str, Any]:
-    """The sweep config's parts that make the trials, defaults filled in (writing a default
-    out is no change)."""
+    """The sweep config's parts that make the trials, and the declared comparator, defaults
+    filled in (writing a default out is no change)."""
     values = sweep.to_dict()
     made = {key: values[key] for key in TRIAL_KEYS}
     made["config"] = sweep.base_config().to_dict()
     made["asha"] = {**values["asha"], "max_t": sweep.max_t()}
+    made["evaluation"] = {"primary_comparator": sweep.evaluation.primary_comparator}
     return made
 
 
