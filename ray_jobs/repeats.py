@@ -1,11 +1,12 @@
-"""The procedure estimate's outer repeats as Ray tasks, placed like Train workers.
+"""The nested estimate's outer repeats as Ray tasks, placed like Train workers.
 
 A sweep's driver may sit on a node that offers Ray no CPU (cluster.yaml's head), so it does
-no training itself: each repeat (`mmse_model.sweeps.repeats.run_repeat`) is one Ray task
-that reserves what one Train worker of the run's `ray:` config reserves (its CPUs, a GPU with
+no training itself: each outer repeat (`mmse_model.sweeps.nested.run_repeat`: the reduced
+search's training runs one after the other, then the baselines) is one Ray task that
+reserves what one Train worker of the repeat's `ray:` config reserves (its CPUs, a GPU with
 `use_gpu`, `worker_resources`) on a node with `worker_label_selector`'s labels, and trains on
 that GPU when Ray gave it one. Every repeat is submitted at once; results come back by value
-(a signature, an RMSE, the node id), in the order of the runs.
+(each model's signature and test RMSE, the node id), in the order of the repeats.
 """
 
 from __future__ import annotations
@@ -15,18 +16,17 @@ from typing import Any
 
 from mmse_model.core.config import RayConfig
 from mmse_model.core.errors import RunFailure, first_line
-from mmse_model.sweeps.repeats import RepeatResult, run_repeat
-from mmse_model.training.loop import RunSpec
+from mmse_model.sweeps.nested import OuterRepeat, RepeatResult, run_repeat
 from ray_jobs.train import worker_label_selector, worker_resources
 
 
-def repeat_on_this_node(run: dict[str, Any]) -> RepeatResult:
-    """The body of one repeat's Ray task: train, choose, score; say which node it ran on."""
+def repeat_on_this_node(repeat: dict[str, Any]) -> RepeatResult:
+    """The body of one repeat's Ray task: search, choose, score; say which node it ran on."""
     import ray
     import torch
 
     device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
-    result = run_repeat(RunSpec.from_dict(run), device=device)
+    result = run_repeat(OuterRepeat.from_dict(repeat), device=device)
     return replace(result, ran_on=ray.get_runtime_context().get_node_id())
 
 
@@ -41,19 +41,20 @@ def task_options(ray_cfg: RayConfig) -> dict[str, Any]:
     return options
 
 
-def run_repeats_on_ray(runs: list[RunSpec], stall_timeout_s: float = 900.0) -> list[RepeatResult]:
-    """The sweep's `RepeatRunner`: one Ray task per run, all submitted before any is awaited.
+def run_repeats_on_ray(repeats: list[OuterRepeat], stall_timeout_s: float = 900.0) -> list[RepeatResult]:
+    """The sweep's `RepeatRunner`: one Ray task per repeat, all submitted before any is awaited.
     A task lost with its node is retried by Ray (tasks retry system failures by default).
 
     The repeats run after Tune has ended, where the sweep's watchdog no longer looks: when
     none finishes for `stall_timeout_s` and none is running (all wait for resources no node
     offers), or when one fails, this ends with one line rather than waiting for ever or a
-    Ray traceback; the trials are kept, and `--resume` writes the results again."""
+    Ray traceback; the trials are kept, and `--resume` writes the results again. (The clock is
+    per wait: a repeat that trains for longer than `stall_timeout_s` is running, not stalled.)"""
     import ray
     from ray.exceptions import RayError
 
     remote = ray.remote(repeat_on_this_node)
-    refs = [remote.options(**task_options(run.config.ray)).remote(run.to_dict()) for run in runs]
+    refs = [remote.options(**task_options(repeat.config.ray)).remote(repeat.to_dict()) for repeat in repeats]
     pending = list(refs)
     try:
         while pending:
@@ -62,7 +63,7 @@ def run_repeats_on_ray(runs: list[RunSpec], stall_timeout_s: float = 900.0) -> l
                 for ref in pending:
                     ray.cancel(ref, force=True)
                 raise RunFailure(f"outer repeats: {len(pending)} of {len(refs)} waited {stall_timeout_s:g} s for "
-                                 f"the resources of a Train worker ({task_options(runs[0].config.ray)['num_cpus']} "
+                                 f"the resources of a Train worker ({task_options(repeats[0].config.ray)['num_cpus']} "
                                  "CPU each) and no node offered them; free them, then run the same command with "
                                  "--resume")
         return ray.get(refs)

@@ -43,6 +43,7 @@ from mmse_model.sweeps.results import (
     format_summary,
     signature_rows,
 )
+from mmse_model.sweeps.nested import NestedSearch
 from mmse_model.sweeps.rules import TrialRow
 from mmse_model.sweeps.summary import summarise_sweep, write_results
 from mmse_model.training.checkpoint import load_checkpoint
@@ -346,7 +347,7 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
     rows = collect_rows(result_grid, join(experiment, TRAIN_RUNS))
     evaluation = sweep.evaluation
     summary, predictions = summarise_sweep(
-        sweep.name, rows, Path(sweep.data_root).resolve(), load_checkpoint, outer_repeats=evaluation.outer_repeats,
+        sweep.name, rows, Path(sweep.data_root).resolve(), load_checkpoint, nested=NestedSearch.of_sweep(sweep),
         groups_file=evaluation.groups_file, seed=evaluation.bootstrap_seed,
         provenance={**provenance(sweep, started), "data_fingerprint": recorded["data_fingerprint"]},
         run_repeats=partial(run_repeats_on_ray, stall_timeout_s=watch.stall_timeout_s),

@@ -2,7 +2,7 @@
 
 For a machine with a GPU and no Ray (the Ray-level CUDA test is tests/ray/test_gpu_cuda.py):
 one `mmse train`-style run, one packed run of several signatures (S*K members in one batched
-model) and one outer repeat, each on `cuda` and on `cpu`, on planted data. Prints the figures
+model) and one outer repeat of the nested estimate (two samples), each on `cuda` and on `cpu`, on planted data. Prints the figures
 and exits 1 when a CUDA run ends elsewhere than its CPU twin.
 
     python scripts/gpu_check.py [--out DIR]
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from mmse_model.core.config import Config  # noqa: E402
-from mmse_model.sweeps.repeats import run_repeat  # noqa: E402
+from mmse_model.sweeps.nested import NETWORK, OuterRepeat, run_repeat  # noqa: E402
 from mmse_model.training.held_out import evaluate_on_test  # noqa: E402
 from mmse_model.training.loop import RunSpec, load_run_data, train_run  # noqa: E402
 from mmse_model.training.callbacks import NullReporter  # noqa: E402
@@ -66,12 +66,14 @@ def main() -> int:
             failures += not same
             print(f"  {signature}: epochs {ge} vs {ce}; selection RMSE {gsel:.5f} vs {csel:.5f}; "
                   f"test RMSE {gtest:.5f} vs {ctest:.5f} {'ok' if same else 'DIFFERENT'}")
-    run = RunSpec(str(root), tuple(SIGNATURES), "Q1", Config().with_overrides([*OVERRIDES, "split.seed=7"]))
-    gpu_repeat, cpu_repeat = run_repeat(run, "cuda"), run_repeat(run, "cpu")
-    same = gpu_repeat.signature == cpu_repeat.signature and abs(gpu_repeat.rmse - cpu_repeat.rmse) <= 1e-3 * cpu_repeat.rmse
+    repeat = OuterRepeat(str(root), "Q1", tuple(SIGNATURES), Config().with_overrides([*OVERRIDES, "split.seed=7"]),
+                         ({}, {"training.lr": 0.003}))
+    gpu_repeat, cpu_repeat = run_repeat(repeat, "cuda"), run_repeat(repeat, "cpu")
+    gpu, cpu = gpu_repeat.models[NETWORK], cpu_repeat.models[NETWORK]
+    same = (gpu_repeat.sample, gpu.signature) == (cpu_repeat.sample, cpu.signature) and abs(gpu.rmse - cpu.rmse) <= 1e-3 * cpu.rmse
     failures += not same
-    print(f"outer repeat: cuda chose {gpu_repeat.signature} (test RMSE {gpu_repeat.rmse:.5f}), cpu chose "
-          f"{cpu_repeat.signature} ({cpu_repeat.rmse:.5f}) {'ok' if same else 'DIFFERENT'}")
+    print(f"outer repeat: cuda chose sample {gpu_repeat.sample}, {gpu.signature} (test RMSE {gpu.rmse:.5f}), cpu chose "
+          f"sample {cpu_repeat.sample}, {cpu.signature} ({cpu.rmse:.5f}) {'ok' if same else 'DIFFERENT'}")
     print("all CUDA runs end where their CPU twins end" if not failures else f"{failures} differ")
     return 1 if failures else 0
 

@@ -17,10 +17,10 @@ from mmse_model.evaluation.scoring import (
     held_out_rows,
     score_predictions,
 )
-from mmse_model.sweeps.repeats import IN_PROCESS, RepeatResult, run_repeats_in_process
+from mmse_model.sweeps.nested import IN_PROCESS, NETWORK, Choice, NestedSearch, RepeatResult, run_repeats_in_process
 from mmse_model.sweeps.results import format_summary, signature_rows
 from mmse_model.sweeps.summary import (
-    outer_estimates,
+    nested_estimates,
     subtotal,
     summarise_sweep,
     training_description,
@@ -186,27 +186,39 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
                                (str(tmp_path / task), outcome.checkpoint), max_epochs=30)
     handed = []
 
-    def run_repeats(runs):  # the in-process runner, noting what it was handed
-        handed.append(runs)
-        return run_repeats_in_process(runs)
+    def run_repeats(repeats):  # the in-process runner, noting what it was handed
+        handed.append(repeats)
+        return run_repeats_in_process(repeats)
 
-    summary, predictions = summarise_sweep("exp", rows, root, load_checkpoint, outer_repeats=1,
+    # The nested search starts from the sweep's base config (lr 0.003, not the winners' 0.01)
+    # and draws its own samples from a search space that cannot give the winners' values.
+    base = Config().with_overrides(["split.folds=3", "training.epochs=10", "training.lr=0.003"])
+    nested = NestedSearch(base, {"arch.h1": {"choice": [16, 24]}, "training.lr": {"uniform": [0.004, 0.008]}},
+                          samples=2, repeats=1)
+    summary, predictions = summarise_sweep("exp", rows, root, load_checkpoint, nested=nested,
                                            run_repeats=run_repeats)
     # Every task's repeats in one call (a Ray runner runs them all at once), each on a fresh
-    # outer split with the winner's hyper-parameters and every signature of its task.
+    # outer split with every signature of its task and the search's samples, never the
+    # winner's hyper-parameters.
     assert len(handed) == 1 and [(r.task, r.signatures) for r in handed[0]] == [("Q1", (SIG, WEAK_SIG)),
                                                                                 ("Q3", (SIG, WEAK_SIG))]
     assert {r.config.split.seed for r in handed[0]} == {config.split.seed + 1}
-    assert {r.config.training.lr for r in handed[0]} == {0.01}
+    runs = [run for repeat in handed[0] for run in repeat.runs()]
+    assert len(runs) == 4 and all(0.004 <= run.config.training.lr <= 0.008 for run in runs)
+    assert all(run.config == base.with_values({"split.seed": 1, **sample})
+               for repeat in handed[0] for run, sample in zip(repeat.runs(), repeat.samples))
     assert len(predictions) == 2 * 24 and {p["task"] for p in predictions} == {"Q1", "Q3"}
     for task, entry in summary["tasks"].items():
         assert entry["winner"]["signature"] == SIG
         assert {"rmse_ci", "mae_ci", "r2_ci"} <= set(entry["test"])
         assert set(entry["comparisons"]) == {"train_mean", "ridge", "hist_gradient_boosting"}
         assert entry["comparisons"]["train_mean"]["better"]  # the signal is real
-        estimate = entry["procedure_estimate"]
-        assert estimate["repeats"] == 1 and len(estimate["rmse_values"]) == 1 and estimate["rmse_mean"] > 0
+        estimate = entry["nested_estimate"]
+        assert estimate["repeats"] == 1 and estimate["search"] == {"samples": 2, "signatures": 2, "folds": 3}
+        assert set(estimate["models"]) == {NETWORK, "train_mean", "ridge", "hist_gradient_boosting"}
+        assert all(len(m["rmse_values"]) == 1 and m["rmse_mean"] > 0 for m in estimate["models"].values())
         assert estimate["ran_on"] == [IN_PROCESS]
+        assert "procedure_estimate" not in entry
     assert summary["subtotal"]["n"] == 24 and summary["subtotal"]["tasks"] == ["Q1", "Q3"]
     assert not summary["subtotal"]["all_five_tasks"] and summary["subtotal"]["range"] == [0.0, 8.0]
     assert summary["subtotal"]["calibration_slope"] > 0
@@ -255,29 +267,35 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         assert next(line for line in block if line.startswith("  network - train_mean:")).endswith("(secondary)")
         table = next(line for line in block if line.startswith("  train_mean"))
         assert table.split()[-2:] == ["-", "-"]  # the constant's calibration is undefined, not 0.00
+    assert text.count("nested estimate (reduced search: 2 samples x 2 signatures, 1 outer split): network RMSE") == 2
+    assert "procedure estimate" not in text and "fresh outer splits" not in text
 
 
-def test_outer_estimates_give_each_task_its_own_results_in_order():
-    runs = {"Q1": ["q1a", "q1b", "q1c"], "Q3": ["q3a"]}  # stand-ins: the runner below never trains
-    results = [RepeatResult("s1", 1.0, "n1"), RepeatResult("s2", 2.0, "n2"), RepeatResult("s1", 4.0, "n1"),
-               RepeatResult("s3", 0.5, "n3")]
+def test_nested_estimates_give_each_task_its_own_results_in_order():
+    search = NestedSearch(Config(), {}, 1, 3)
+    repeats = {"Q1": search.repeats_of("data", "Q1", ["s1", "s2"]), "Q3": search.repeats_of("data", "Q3", ["s1"])[:1]}
+
+    def result(rmse: float, signature: str, node: str) -> RepeatResult:  # the runner below never trains
+        return RepeatResult({NETWORK: Choice(signature, rmse, 0.1), "ridge": Choice("s1", rmse + 1, 1.0)}, 0, (), node)
+
+    results = [result(1.0, "s1", "n1"), result(2.0, "s2", "n2"), result(4.0, "s1", "n1"), result(0.5, "s3", "n3")]
     handed = []
 
-    def answer(all_runs):
-        handed.append(all_runs)
+    def answer(every):
+        handed.append(every)
         return results
 
-    estimates = outer_estimates(runs, answer)
-    assert handed == [["q1a", "q1b", "q1c", "q3a"]]
+    estimates = nested_estimates(search, repeats, answer)
+    assert handed == [[*repeats["Q1"], *repeats["Q3"]]]
     q1, q3 = estimates["Q1"], estimates["Q3"]
-    assert q1["repeats"] == 3 and q1["rmse_values"] == [1.0, 2.0, 4.0]
-    assert q1["rmse_mean"] == pytest.approx(7 / 3) and q1["rmse_sd"] == pytest.approx(np.std([1, 2, 4], ddof=1))
-    assert q1["signatures_chosen"] == ["s1", "s2", "s1"] and q1["ran_on"] == ["n1", "n2", "n1"]
-    assert q3 == {"repeats": 1, "rmse_mean": 0.5, "rmse_sd": 0.0, "rmse_values": [0.5], "signatures_chosen": ["s3"],
-                  "ran_on": ["n3"]}
-    assert outer_estimates({}, answer) == {} and len(handed) == 1  # no repeats: the runner is not called
-    with pytest.raises(RuntimeError, match="2 results for 4 runs"):
-        outer_estimates(runs, lambda all_runs: results[:2])
+    assert q1["repeats"] == 3 and q1["models"][NETWORK]["rmse_values"] == [1.0, 2.0, 4.0]
+    assert q1["models"]["ridge"]["rmse_values"] == [2.0, 3.0, 5.0]
+    assert q1["models"][NETWORK]["signatures_chosen"] == ["s1", "s2", "s1"] and q1["ran_on"] == ["n1", "n2", "n1"]
+    assert q1["search"]["signatures"] == 2 and q3["search"]["signatures"] == 1
+    assert q3["repeats"] == 1 and q3["models"][NETWORK]["rmse_values"] == [0.5] and q3["ran_on"] == ["n3"]
+    assert nested_estimates(search, {}, answer) == {} and len(handed) == 1  # no repeats: the runner is not called
+    with pytest.raises(RuntimeError, match="2 results for 4 repeats"):
+        nested_estimates(search, repeats, lambda every: results[:2])
 
 
 def test_n_counts_subjects_not_rows():

@@ -57,10 +57,12 @@ class WatchdogConfig(Schema):
 
 
 class EvaluationConfig(Schema):
-    # Repeat the procedure on this many fresh outer splits (winning hyper-parameters, the
-    # signature chosen again on inner folds) for an estimate that does not reuse the test
-    # set; each repeat is one packed training run per task. 0: off.
+    # The nested estimate on this many fresh outer splits (0: off): in each, the selection runs
+    # again on the split's training subjects alone, a reduced search of `nested_samples`
+    # samples of search_space x every signature (one packed training run per sample and task,
+    # no ASHA), and the chosen network and every baseline are scored on the split's test subjects.
     outer_repeats: int = Field(0, ge=0)
+    nested_samples: int = Field(4, ge=1)
     # A labels.csv with `subject_id` and `group` columns (the synthetic cohort writes one):
     # the summary then gives the AUC of the predicted subtotal for the dementia group.
     groups_file: str = ""

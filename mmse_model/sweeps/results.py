@@ -155,7 +155,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     """The printed report: SYNTHETIC first where the cohort is; per task, who it learnt from,
     the winner's test metrics beside the baselines' with 95 % intervals, the verdict against
     the declared primary comparator (paired interval; "better" only where it excludes 0) and
-    the secondary comparisons, the error per group, the procedure estimate when made; the
+    the secondary comparisons, the error per group, the nested estimate when made; the
     subtotal; then the best validation RMSE of every (signature, task), which selects and does
     not estimate."""
     lines = [
@@ -207,10 +207,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(f"  {_group_line(entry['per_group'], 3)}")
         if entry.get("intervals"):
             lines.append(f"  per-subject intervals: {format_coverage(entry['intervals'])}")
-        estimate = entry.get("procedure_estimate")
-        if estimate:
-            lines.append(f"  procedure estimate, {estimate['repeats']} fresh outer splits: RMSE "
-                         f"{estimate['rmse_mean']:.3f} (sd {estimate['rmse_sd']:.3f})")
+        if entry.get("nested_estimate"):
+            lines.append(f"  {format_nested(entry['nested_estimate'])}")
     sub = summary.get("subtotal") or {}
     if sub.get("rmse") is not None:
         lines.append(f"subtotal of {'+'.join(sub['tasks'])} (range {sub['range'][0]:g}-{sub['range'][1]:g}) for "
@@ -230,6 +228,18 @@ def format_summary(summary: dict[str, Any]) -> str:
     for r in summary["best_per_signature_task"]:
         lines.append(f"  {r['task']}  {r['signature']:<28}{r['val/rmse']:>7.3f} ({r['val/rmse_sd']:.3f})")
     return "\n".join(lines)
+
+
+def format_nested(estimate: dict[str, Any]) -> str:
+    """The nested estimate in one line that says what it is: the search's size, the number of
+    outer splits, then each model's mean test RMSE over them with its sd (none for one split)."""
+    search, repeats = estimate["search"], estimate["repeats"]
+    parts = []
+    for name, model in estimate["models"].items():
+        spread = "" if model.get("rmse_sd") is None else f" (sd {model['rmse_sd']:.3f})"
+        parts.append(f"{name}{' RMSE' if not parts else ''} {model['rmse_mean']:.3f}{spread}")
+    return (f"nested estimate (reduced search: {search['samples']} samples x {search['signatures']} signatures, "
+            f"{repeats} outer split{'' if repeats == 1 else 's'}): {'; '.join(parts)}")
 
 
 def _ci(interval: list[float] | None, digits: int = 2) -> str:

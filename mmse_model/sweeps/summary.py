@@ -21,10 +21,11 @@ which no trial, scheduler or early stop saw:
   no clinical cut-off;
 - whether the data root is SYNTHETIC (`core/identity.is_synthetic`) and how many recordings
   its build left out;
-- optionally (`evaluation.outer_repeats`), an estimate of the whole procedure: the winning
-  hyper-parameters re-run on fresh outer splits, choosing the signature again each time on
-  the inner folds and scoring the choice on that split's test subjects. The repeats are
-  training runs: the caller says where they run (`run_repeats`, mmse_model/sweeps/repeats.py).
+- optionally (`evaluation.outer_repeats`), the nested estimate: on fresh outer splits the
+  whole selection runs again on each split's training subjects (a reduced search of the
+  sweep's search space x every signature), and the chosen network and every baseline are
+  scored on that split's test subjects (mmse_model/sweeps/nested.py). The repeats are training
+  runs: the caller says where they run (`run_repeats`).
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ from mmse_model.evaluation.scoring import (
     outcome_distribution,
     score_predictions,
 )
-from mmse_model.sweeps.repeats import (
+from mmse_model.sweeps.nested import (
+    NETWORK,
+    NestedSearch,
+    OuterRepeat,
     RepeatRunner,
-    procedure_estimate,
-    repeat_runs,
+    nested_estimate,
     run_repeats_in_process,
 )
 from mmse_model.sweeps.results import build_summary
@@ -71,7 +74,6 @@ from mmse_model.training.held_out import (
     test_predictions,
 )
 
-NETWORK = "network"
 # lo, hi: the subject's CV+ prediction interval at the summary's interval level
 PREDICTION_COLUMNS = ("task", "signature", "subject_id", "true", "predicted", "fold_sd", "lo", "hi")
 
@@ -82,7 +84,7 @@ def summarise_sweep(
     data_root: str | Path,
     load: Callable[[str], CheckpointPayload],
     *,
-    outer_repeats: int = 0,
+    nested: NestedSearch | None = None,
     groups_file: str = "",
     seed: int = 0,
     provenance: dict[str, Any] | None = None,
@@ -94,14 +96,15 @@ def summarise_sweep(
 
     Each task's verdict is its winner against `primary_comparator` (declared in the sweep
     config before anything ran); the other baselines are secondary. Every task's
-    `outer_repeats` go to `run_repeats` in one list, so a Ray runner can run them all at once."""
+    outer repeats of the `nested` search go to `run_repeats` in one list, so a Ray runner can
+    run them all at once."""
     if primary_comparator not in BASELINES:
         raise ValueError(f"primary_comparator: expected one of {', '.join(BASELINES)}, got {primary_comparator!r}")
     groups = read_groups(groups_file) if groups_file else {}
     test, baselines, comparisons, conformal, training, per_group = {}, {}, {}, {}, {}, {}
     score_ranges: dict[str, tuple[float, float]] = {}
     conformal_parts: dict[str, tuple[OutOfFold, HeldOutIntervals]] = {}
-    repeats: dict[str, list] = {}  # task -> its repeat runs
+    repeats: dict[str, list[OuterRepeat]] = {}  # task -> its outer repeats
     predictions: list[dict[str, Any]] = []
     winners = winners_per_task(rows)
     for task, row in winners.items():
@@ -130,10 +133,9 @@ def summarise_sweep(
                            for b in chosen}
         if groups:
             per_group[task] = group_errors(ids, y_true, y_pred, groups)
-        if outer_repeats:
-            repeats[task] = repeat_runs(data_root, task, sorted({r.signature for r in rows if r.task == task}),
-                                        config, outer_repeats)
-    estimates = outer_estimates(repeats, run_repeats)
+        if nested is not None:
+            repeats[task] = nested.repeats_of(data_root, task, sorted({r.signature for r in rows if r.task == task}))
+    estimates = nested_estimates(nested, repeats, run_repeats) if nested is not None else {}
     summary = build_summary(rows, test, baselines, experiment=name)
     for task, entry in summary["tasks"].items():
         entry["comparisons"] = {b: {**c, "primary": b == primary_comparator}
@@ -144,7 +146,7 @@ def summarise_sweep(
         if task in per_group:
             entry["per_group"] = per_group[task]
         if task in estimates:
-            entry["procedure_estimate"] = estimates[task]
+            entry["nested_estimate"] = estimates[task]
         if task in conformal:
             entry["intervals"] = conformal[task]
     synthetic = is_synthetic(data_root)
@@ -266,20 +268,20 @@ def dementia_auc(subjects: list[str], predicted_subtotal: np.ndarray, groups: di
     return result
 
 
-def outer_estimates(repeats: dict[str, list], run_repeats: RepeatRunner) -> dict[str, dict[str, Any]]:
-    """Each task's procedure estimate: its repeats (mmse_model/sweeps/repeats.py) run by
-    `run_repeats`, all tasks' in one call. The hyper-parameter search itself is not
-    repeated, so this is still a little optimistic; it does not reuse the sweep's test set."""
-    runs = [run for task_runs in repeats.values() for run in task_runs]
-    if not runs:
+def nested_estimates(search: NestedSearch, repeats: dict[str, list[OuterRepeat]],
+                     run_repeats: RepeatRunner) -> dict[str, dict[str, Any]]:
+    """Each task's nested estimate (mmse_model/sweeps/nested.py): its outer repeats run by
+    `run_repeats`, all tasks' in one call."""
+    every = [repeat for task_repeats in repeats.values() for repeat in task_repeats]
+    if not every:
         return {}
-    results = run_repeats(runs)
-    if len(results) != len(runs):
-        raise RuntimeError(f"the repeat runner returned {len(results)} results for {len(runs)} runs")
+    results = run_repeats(every)
+    if len(results) != len(every):
+        raise RuntimeError(f"the repeat runner returned {len(results)} results for {len(every)} repeats")
     estimates, start = {}, 0
-    for task, task_runs in repeats.items():
-        estimates[task] = procedure_estimate(results[start:start + len(task_runs)])
-        start += len(task_runs)
+    for task, task_repeats in repeats.items():
+        estimates[task] = nested_estimate(search, task_repeats, results[start:start + len(task_repeats)])
+        start += len(task_repeats)
     return estimates
 
 

@@ -1,0 +1,199 @@
+"""The nested estimate: the whole selection run again inside each outer split.
+
+The sweep's test numbers score one model chosen on one split. What they do not say is how
+well the procedure (search hyper-parameters and signature on inner folds, keep the best)
+does on subjects it never saw, across splits. An outer repeat answers that for one fresh
+outer split (`split.seed` + 1 + r, never the sweep's own): on that split's training subjects
+alone it runs a reduced search, `samples` hyper-parameter samples drawn from the sweep's
+search space (mmse_model/sweeps/sampling.py, a seed per repeat) x every signature, one packed
+training run per sample, early stopping as configured and no ASHA; the (sample, signature)
+with the lowest inner-fold validation loss is chosen and its fold ensemble scored on the
+split's test subjects. Every baseline is scored on the same split, choosing its own signature
+by cross-validation on the split's inner folds.
+
+The sweep's winning hyper-parameters are never used: they were chosen on folds that hold
+most of an outer split's test subjects. The search is smaller than the sweep's (no ASHA,
+fewer samples), so the estimate is of a reduced procedure, and every output says so.
+
+`summarise_sweep` hands every task's repeats in one list to a `RepeatRunner`, which maps them
+to their results in the same order: `run_repeats_in_process` here (unit tests, the Ray-free
+path) or `ray_jobs.repeats.run_repeats_on_ray`, one Ray task per repeat placed like a Train
+worker. Runs are deterministic, so a repeat gives the same numbers wherever it runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmse_model.core.config import Config
+from mmse_model.evaluation.baselines import baseline_predictions
+from mmse_model.sweeps.config import SweepConfig, apply_sample
+from mmse_model.sweeps.sampling import draw_samples
+from mmse_model.training.callbacks import NullReporter
+from mmse_model.training.held_out import test_predictions
+from mmse_model.training.loop import RunSpec, load_run_data, train_run
+
+IN_PROCESS = "in-process"
+NETWORK = "network"
+
+
+@dataclass(frozen=True)
+class NestedSearch:
+    """What every outer repeat searches: the sweep's training config before any sample
+    (`base`), its search space, how many samples and repeats, and the seed samples come from."""
+
+    base: Config
+    search_space: Mapping[str, Mapping[str, list]]
+    samples: int
+    repeats: int
+    search_seed: int = 0
+
+    @classmethod
+    def of_sweep(cls, sweep: SweepConfig) -> NestedSearch | None:
+        """The sweep's nested search (None with `evaluation.outer_repeats` 0). Runs end at the
+        epoch the sweep's trials could reach at most (ASHA's max_t, when below the limit)."""
+        if not sweep.evaluation.outer_repeats:
+            return None
+        base = sweep.base_config()
+        base = base.with_values({"training.epochs": min(sweep.max_t(), base.training.epochs)})
+        return cls(base, sweep.search_space, sweep.evaluation.nested_samples, sweep.evaluation.outer_repeats,
+                   sweep.search_seed)
+
+    @property
+    def samples_per_repeat(self) -> int:
+        """Samples of an empty search space are all the same config: one is enough."""
+        return self.samples if self.search_space else 1
+
+    def repeats_of(self, data_root: str | Path, task: str, signatures: list[str] | tuple[str, ...]) -> list[OuterRepeat]:
+        """The task's outer repeats, r = 0..repeats-1: split seed base's + 1 + r (never the
+        sweep's own), and samples drawn with the seed (search_seed, that split seed), the same
+        for every task."""
+        repeats = []
+        for r in range(self.repeats):
+            split_seed = self.base.split.seed + 1 + r
+            samples = draw_samples(self.search_space, self.samples_per_repeat, (self.search_seed, split_seed))
+            repeats.append(OuterRepeat(str(data_root), task, tuple(signatures),
+                                       self.base.with_values({"split.seed": split_seed}), tuple(samples)))
+        return repeats
+
+
+@dataclass(frozen=True)
+class OuterRepeat:
+    """One task's selection re-run on one outer split: `config` carries the split's seed."""
+
+    data_root: str
+    task: str
+    signatures: tuple[str, ...]
+    config: Config
+    samples: tuple[dict[str, Any], ...]
+
+    def runs(self) -> list[RunSpec]:
+        """One packed training run (every signature) per hyper-parameter sample."""
+        return [RunSpec(self.data_root, self.signatures, self.task, apply_sample(self.config, sample))
+                for sample in self.samples]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data_root": self.data_root, "task": self.task, "signatures": list(self.signatures),
+                "config": self.config.to_dict(), "samples": [dict(s) for s in self.samples]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OuterRepeat:
+        return cls(data["data_root"], data["task"], tuple(data["signatures"]), Config.from_dict(data["config"]),
+                   tuple(dict(s) for s in data["samples"]))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What one model chose on the inner folds and how it did on the split's test subjects."""
+
+    signature: str
+    rmse: float  # on the outer split's test subjects, in points
+    selection: float  # what chose it: the network's validation loss, a baseline's CV RMSE
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One (sample, signature) of the inner search and its inner-fold validation loss."""
+
+    sample: int
+    signature: str
+    val_loss: float
+
+
+@dataclass(frozen=True)
+class RepeatResult:
+    """What one repeat sends back (by value: a few numbers, no weights, no files)."""
+
+    models: dict[str, Choice]  # "network" first, then every baseline
+    sample: int  # the network's chosen hyper-parameter sample (an index into the repeat's samples)
+    candidates: tuple[Candidate, ...] = field(default=())
+    ran_on: str = IN_PROCESS  # a Ray node id, or "in-process"
+
+
+# Repeats -> their results, in the repeats' order.
+RepeatRunner = Callable[[list[OuterRepeat]], list[RepeatResult]]
+
+
+def run_repeat(repeat: OuterRepeat, device: str = "cpu") -> RepeatResult:
+    """Search on the split's inner folds, keep the best (sample, signature), score it and
+    every baseline on the split's test subjects."""
+    best: tuple[float, int, str, Any] | None = None
+    candidates = []
+    for index, run in enumerate(repeat.runs()):
+        outcome = train_run(run, NullReporter(), device=device)
+        for state in outcome.checkpoint.states:
+            # A diverged signature (no finite loss) is never chosen over one that learnt.
+            loss = float(state.best_val_loss) if math.isfinite(state.best_val_loss) else math.inf
+            candidates.append(Candidate(index, state.signature, loss))
+            if best is None or loss < best[0]:
+                best = (loss, index, state.signature, outcome.checkpoint)
+    assert best is not None  # a repeat has at least one sample and one signature
+    loss, sample, signature, checkpoint = best
+    group, split = load_run_data(repeat.runs()[0])
+    _, y_true, y_pred, _ = test_predictions(checkpoint, group.task_data(signature), split, signature)
+    models = {NETWORK: Choice(signature, _rmse(y_true, y_pred), loss)}
+    datas = {s: group.task_data(s) for s in repeat.signatures}
+    score_range = repeat.config.score_range(repeat.task)
+    for name, (predicted, settings) in baselines_over_signatures(datas, split, score_range,
+                                                                  repeat.config.seed).items():
+        models[name] = Choice(settings["signature"], _rmse(y_true, predicted), float(settings["cv_rmse"]))
+    return RepeatResult(models, sample, tuple(candidates))
+
+
+def _rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
+
+
+def run_repeats_in_process(repeats: list[OuterRepeat]) -> list[RepeatResult]:
+    """The runner without Ray: one repeat after the other, in this process, on the CPU."""
+    return [run_repeat(repeat) for repeat in repeats]
+
+
+def label(search: NestedSearch, signatures: int) -> str:
+    """What the estimate is, in the words every output uses."""
+    return (f"nested estimate: the whole selection re-run on each outer split's training subjects (reduced "
+            f"search: {search.samples_per_repeat} hyper-parameter samples x {signatures} signatures), scored on "
+            "that split's test subjects")
+
+
+def nested_estimate(search: NestedSearch, repeats: list[OuterRepeat], results: list[RepeatResult]) -> dict[str, Any]:
+    """A task's `nested_estimate` entry in summary.json: per model (the network, then each
+    baseline) the test RMSE of every repeat, their mean and sd (null for one repeat), and
+    the signature each repeat chose."""
+    signatures = len(repeats[0].signatures)
+    models: dict[str, dict[str, Any]] = {}
+    for name in results[0].models:
+        values = [r.models[name].rmse for r in results]
+        models[name] = {"rmse_mean": float(np.mean(values)),
+                        "rmse_sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+                        "rmse_values": values, "signatures_chosen": [r.models[name].signature for r in results]}
+    return {"label": label(search, signatures), "repeats": len(results),
+            "search": {"samples": search.samples_per_repeat, "signatures": signatures,
+                       "folds": repeats[0].config.split.folds},
+            "models": models, "ran_on": [r.ran_on for r in results]}
