@@ -17,7 +17,14 @@ from mmse_model.evaluation.scoring import (
     held_out_rows,
     score_predictions,
 )
-from mmse_model.sweeps.nested import IN_PROCESS, NETWORK, Choice, NestedSearch, RepeatResult, run_repeats_in_process
+from mmse_model.sweeps.nested import (
+    IN_PROCESS,
+    NETWORK,
+    Choice,
+    NestedSearch,
+    RepeatResult,
+    run_repeats_in_process,
+)
 from mmse_model.sweeps.results import format_summary, signature_rows
 from mmse_model.sweeps.summary import (
     nested_estimates,

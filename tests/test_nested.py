@@ -29,7 +29,7 @@ from mmse_model.sweeps.nested import (
 from mmse_model.sweeps.results import format_nested
 from mmse_model.sweeps.sampling import draw_samples
 from tests.conftest import SIG, WEAK_SIG
-from tests.fixtures.toy_data import write_npz, write_planted_root
+from tests.fixtures.toy_data import write_npz
 
 SPACE = {
     "training.lr": {"loguniform": [0.001, 0.1]},

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from mmse_model.core.config import Config
-from mmse_model.evaluation.baselines import baseline_predictions
+from mmse_model.evaluation.baselines import baselines_over_signatures
 from mmse_model.sweeps.config import SweepConfig, apply_sample
 from mmse_model.sweeps.sampling import draw_samples
 from mmse_model.training.callbacks import NullReporter

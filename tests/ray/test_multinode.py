@@ -3,7 +3,7 @@ a head that offers no CPU (and trial slots, `mmse_trial_host`, as cluster.yaml's
 and worker nodes, labelled `mmse-role=train`. Storage is the test S3 bucket, which every
 node reaches with the endpoint and key in its environment.
 
-In file order: every trial and every outer repeat of the procedure estimate on the worker
+In file order: every trial and every outer repeat of the nested estimate on the worker
 node, never on the head (which runs the sweep's driver); Train workers with use_gpu only on the node
 that declares a GPU (logical GPUs); trial actors pinned to the head and Train workers to
 labelled nodes while a worker node is removed mid-sweep (the last test: it kills a node).
@@ -60,7 +60,7 @@ def sweep_yaml(path: Path, name: str, *, epochs: int, samples: int = 2, resource
         "asha": {"grace_period": epochs},  # = epochs: ASHA stops nothing
         "resources": {"trial_cpus": 0.05, **(resources or {})},
         "watchdog": {"stall_timeout_s": 300},
-        "evaluation": {"outer_repeats": outer_repeats},
+        "evaluation": {"outer_repeats": outer_repeats, "nested_samples": 2},
         "config": {"split": {"folds": 3}, "training": {"epochs": epochs, "checkpoint_every": 1},
                    "early_stopping": {"patience": 50},
                    "ray": {"num_workers": 1, "cpus_per_worker": 0.5, **(ray or {})}},
@@ -126,11 +126,10 @@ def repeat_tasks(cluster: LocalCluster, jobs: set[str], expected: int) -> list:
 def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_path):
     """Head without CPUs, one worker node: every trial actor, Train controller and Train
     worker runs on the worker node, and the results land in the shared bucket. So does
-    every outer repeat of the procedure estimate, a Ray task placed like a Train worker:
+    every outer repeat of the nested estimate, a Ray task placed like a Train worker:
     never on the head, where the sweep's driver runs."""
-    from mmse_model.core.config import Config
-    from mmse_model.sweeps.config import apply_sample, load_sweep_config
-    from mmse_model.sweeps.repeats import repeat_runs, run_repeats_in_process
+    from mmse_model.sweeps.config import load_sweep_config
+    from mmse_model.sweeps.nested import NETWORK, NestedSearch, run_repeats_in_process
 
     prefix = f"mn-{uuid.uuid4().hex[:8]}"
     before = job_ids(cluster)
@@ -148,18 +147,17 @@ def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_p
                for r in rows), rows
     # Each repeat says which node it ran on: the worker node, both times.
     summary = summary_json(s3_server, f"{s3_server.bucket}/{prefix}/on_worker")
-    estimate = summary["tasks"]["Q1"]["procedure_estimate"]
+    estimate = summary["tasks"]["Q1"]["nested_estimate"]
     assert [cluster.name_of(node) for node in estimate["ran_on"]] == ["worker", "worker"], estimate
     # Ray's own record agrees: two repeat tasks of the sweep's job, on the worker node.
     tasks = repeat_tasks(cluster, jobs, 2)
     assert sorted((t.state, cluster.name_of(t.node_id)) for t in tasks) == [("FINISHED", "worker")] * 2, tasks
-    # And they give the numbers the in-process runner gives for the winner's config.
-    winner = summary["tasks"]["Q1"]["winner"]
-    base = load_sweep_config(config).base_config()
-    winning = apply_sample(Config.from_dict(base.to_dict()), winner["hyperparameters"])  # as run_trial does
-    here = run_repeats_in_process(repeat_runs(toy_root.resolve(), "Q1", [SIG], winning, 2))
-    assert estimate["rmse_values"] == [r.rmse for r in here]
-    assert estimate["signatures_chosen"] == [r.signature for r in here] == [SIG, SIG]
+    # And they give the numbers the in-process runner gives for the sweep's nested search.
+    search = NestedSearch.of_sweep(load_sweep_config(config))
+    here = run_repeats_in_process(search.repeats_of(toy_root.resolve(), "Q1", [SIG]))
+    network = estimate["models"][NETWORK]
+    assert network["rmse_values"] == [r.models[NETWORK].rmse for r in here]
+    assert network["signatures_chosen"] == [r.models[NETWORK].signature for r in here] == [SIG, SIG]
 
 
 def test_gpu_train_workers_only_on_the_node_that_declares_gpus(cluster, tmp_path):
