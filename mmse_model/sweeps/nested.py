@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,7 @@ class RepeatResult:
 
     models: dict[str, Choice]  # "network" first, then every baseline
     sample: int  # the network's chosen hyper-parameter sample (an index into the repeat's samples)
-    candidates: tuple[Candidate, ...] = field(default=())
+    candidates: tuple[Candidate, ...] = ()
     ran_on: str = IN_PROCESS  # a Ray node id, or "in-process"
 
 
