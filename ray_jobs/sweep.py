@@ -2,7 +2,9 @@
 
 Train V2 shape (docs/design.md, "Ray"): each Tune trial is a function that builds one
 `TorchTrainer` (from `ray_jobs/train.py`) with `TuneReportCallback`, so every epoch's
-`val/loss` (the best signature's) reaches Tune and ASHA can stop the trial. A trial trains
+`val/loss` (the best signature's) reaches Tune and ASHA can stop the trial. With
+`ray.num_workers: 0` the trainer runs in local mode: the trial actor trains itself, reserves
+its worker's resources, and reports each epoch and checkpoint to Tune directly. A trial trains
 a group of signatures of one task as one batched model: every signature of a task holds the
 same subjects and split, so `signatures_per_trial` signatures x K folds cost one Train run's
 start-up. ASHA compares trials only within their task (`ray_jobs/scheduler.py`).
@@ -41,6 +43,7 @@ from mmse_model.sweeps.results import (
     choose_checkpoint,
     failure_line,
     format_summary,
+    has_checkpoint,
     signature_rows,
 )
 from mmse_model.sweeps.nested import NestedSearch
@@ -54,7 +57,7 @@ from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
 from ray_jobs.repeats import run_repeats_on_ray
 from ray_jobs.rungs import rungs
 from ray_jobs.scheduler import PerTaskASHA
-from ray_jobs.train import build_trainer, connect, worker_resources
+from ray_jobs.train import build_trainer, connect, in_trial, worker_label_selector, worker_resources
 
 TRAIN_RUNS = "train_runs"  # <storage>/<experiment>/train_runs/<trial_id>/checkpoint_*
 RESUME_HINT = "the sweep's state is kept: run the same command with --resume once the storage works again"
@@ -77,10 +80,12 @@ def run_trial(trial_config: dict[str, Any]) -> None:
     run = RunSpec(trial_config["data_root"], tuple(trial_config["group"]["signatures"]), trial_config["task"],
                   config, checkpoint_epochs=tuple(checkpoint_epochs))
     trial_id = tune.get_context().get_trial_id()
+    # In local mode the run reports to Tune itself; the callback would start a queue actor.
+    callbacks = [] if in_trial(config.ray) else [TuneReportCallback()]
     # Train's retries of a failed worker group stay off in a sweep (docs/design.md,
     # "Releasing resources"): Tune retries the trial, and the rebuilt trainer resumes the run
     # from its latest checkpoint. Start-up failures Train still retries itself.
-    trainer = build_trainer(run, trial_config["train_storage"], trial_id, [TuneReportCallback()], max_failures=0)
+    trainer = build_trainer(run, trial_config["train_storage"], trial_id, callbacks, max_failures=0)
     trainer.fit()
 
 
@@ -95,11 +100,31 @@ def trial_resources(sweep: SweepConfig) -> dict[str, float]:
     return {name: amount for name, amount in resources.items() if amount}
 
 
+def trial_bundle(sweep: SweepConfig) -> dict[str, float]:
+    """What a trial's placement group reserves: its own resources, plus its one worker's
+    (CPUs, a GPU with use_gpu, custom resources) when it trains itself (ray.num_workers 0)."""
+    ray_cfg = sweep.base_config().ray
+    bundle = trial_resources(sweep)
+    if in_trial(ray_cfg):
+        for name, amount in worker_resources(ray_cfg).items():
+            bundle[name] = bundle.get(name, 0.0) + amount
+    return bundle
+
+
+def trial_label_selector(sweep: SweepConfig) -> dict[str, str] | None:
+    """The labels a trial's node must carry: its worker's when it trains itself."""
+    ray_cfg = sweep.base_config().ray
+    return worker_label_selector(ray_cfg) if in_trial(ray_cfg) else None
+
+
 def trainable(sweep: SweepConfig):
     from ray import tune
 
+    selector = trial_label_selector(sweep)
+    # Tune passes a factory's keyword arguments to `placement_group()`: labels per bundle.
+    labels = {"bundle_label_selector": [selector]} if selector else {}
     # A PlacementGroupFactory, not a dict: Tune reads keys such as "memory" in a dict itself.
-    return tune.with_resources(run_trial, tune.PlacementGroupFactory([trial_resources(sweep)]))
+    return tune.with_resources(run_trial, tune.PlacementGroupFactory([trial_bundle(sweep)], **labels))
 
 
 def signature_groups(signatures: Sequence[str], per_trial: int) -> list[dict[str, Any]]:
@@ -140,18 +165,20 @@ def _domain(spec: dict[str, list]):
 
 
 def max_concurrent_trials(sweep: SweepConfig, config: Config) -> int:
-    """How many trials fit the cluster at once (trial function + its Train workers)."""
+    """How many trials fit the cluster at once (trial function + its Train workers; in
+    local mode the trial's bundle holds its worker's share and there are no workers)."""
     import ray
 
     if sweep.resources.max_concurrent_trials:
         return sweep.resources.max_concurrent_trials
-    return fitting_trials(ray.cluster_resources(), trial_resources(sweep), worker_resources(config.ray),
+    return fitting_trials(ray.cluster_resources(), trial_bundle(sweep), worker_resources(config.ray),
                           config.ray.num_workers)
 
 
 def fitting_trials(total: dict[str, float], trial: dict[str, float], worker: dict[str, float],
                    num_workers: int) -> int:
-    """How many (trial actor + its Train workers) fit in `total`, resource by resource."""
+    """How many (trial actor + its `num_workers` Train workers) fit in `total`, resource by
+    resource."""
     need: dict[str, float] = dict(trial)
     for name, amount in worker.items():
         need[name] = need.get(name, 0.0) + num_workers * amount
@@ -212,6 +239,9 @@ def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[s
         run_config=tune.RunConfig(
             name=sweep.name,
             storage_path=experiment_storage,
+            # Trials that train themselves hand Tune their checkpoints (in their trial
+            # folders): keep the newest few, as Train does for its runs.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=base.ray.checkpoints_to_keep),
             callbacks=[TBXLoggerCallback(), guard(sweep)],
             progress_reporter=reporter,
             failure_config=tune.FailureConfig(max_failures=base.ray.max_failures),
@@ -232,7 +262,7 @@ def collect_rows(result_grid, train_storage: str) -> list[TrialRow]:
     for result in result_grid:
         cfg = result.config or {}
         frame = result.metrics_dataframe
-        history = [] if frame is None else frame.to_dict("records")
+        history = [] if frame is None else [with_checkpoint_path(r, result.path) for r in frame.to_dict("records")]
         trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
         trials.append((trial_id, cfg, history, result.error is not None))
     samples: dict[tuple[str, str], int] = {}
@@ -248,6 +278,18 @@ def collect_rows(result_grid, train_storage: str) -> list[TrialRow]:
                                dict(cfg["hp"]), history, chosen, max_epochs=config.training.epochs,
                                errored=errored)
     return rows
+
+
+def with_checkpoint_path(record: dict[str, Any], trial_path: str) -> dict[str, Any]:
+    """A Tune history record with `checkpoint_path` wherever the epoch has a checkpoint.
+
+    A Train run's reports name their checkpoint (`train_runs/<trial>/checkpoint_*`, through
+    `TuneReportCallback`); a trial that trains itself hands Tune the checkpoint, which Tune
+    keeps in the trial's folder and names by `checkpoint_dir_name`."""
+    name = record.get("checkpoint_dir_name")
+    if has_checkpoint(record) or not isinstance(name, str) or not name:
+        return record
+    return {**record, "checkpoint_path": f"{trial_path.rstrip('/')}/{name}"}
 
 
 def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = None) -> dict[str, Any]:

@@ -4,6 +4,12 @@ The driver only builds the trainer; `train_loop_per_worker` runs on every worker
 the core's `train_run` unchanged, with a reporter that is `ray.train.report`. The sweep
 (`ray_jobs/sweep.py`) builds one trainer per trial; `mmse train` uses `ray_runner`.
 
+With `ray.num_workers: 0` the trainer runs in local mode: `fit()` calls the same function in
+the process that built the trainer, with no controller, worker group or placement group.
+Train's local mode keeps reports in memory only, so the function reports where its
+checkpoints must last itself: to Tune in a sweep's trial (`TuneReporter`), to the run's
+storage for `mmse train` (`StorageReporter`); it resumes from there too.
+
     python ray_jobs/train.py --data DATA_ROOT --sig SIG --q Q1 --out OUT [--storage URI]
     ray job submit --working-dir . -- python ray_jobs/train.py ...   (absolute --storage)
 """
@@ -19,7 +25,7 @@ from typing import Any, Sequence
 
 from mmse_model.core.config import Config, RayConfig
 from mmse_model.core.errors import run_command
-from mmse_model.core.storage import absolute, check_location, uri_of
+from mmse_model.core.storage import absolute, check_location, exists, join, uri_of
 from mmse_model.training.checkpoint import CheckpointPayload, load_checkpoint
 from mmse_model.training.loop import RunSpec
 from mmse_model.training.runs import Runner
@@ -51,13 +57,47 @@ class RayReporter:
         ray.train.report(metrics, checkpoint=checkpoint)
 
 
-def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+class TuneReporter:
+    """The reporter of a run in local mode inside a Tune trial: every epoch straight to Tune
+    (ASHA's input), the checkpoint into the trial's folder. Train's local mode would keep
+    them in memory only."""
+
+    def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
+        from ray import tune
+
+        # Tune copies the folder into storage before it returns: the loop may delete it then.
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None)
+
+
+class StorageReporter:
+    """The reporter of `mmse train` in local mode: the latest checkpoint at `location` (a
+    folder or a URI; `model.pt` written whole), from which a rerun resumes."""
+
+    def __init__(self, location: str):
+        self.location = location
+
+    def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
+        from mmse_model.core.storage import write_bytes
+        from mmse_model.training.checkpoint import FILENAME
+
+        if checkpoint_dir is not None:
+            write_bytes(join(self.location, FILENAME), (checkpoint_dir / FILENAME).read_bytes())
+
+
+def in_trial(ray_cfg: RayConfig) -> bool:
+    """Does the run train in the process that builds its trainer (Train's local mode)?"""
+    return ray_cfg.num_workers == 0
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]):
     import ray.train
     import ray.train.torch
 
     from mmse_model.training.loop import train_run
 
     run = RunSpec.from_dict(loop_config["run"])
+    if in_trial(run.config.ray):
+        return train_in_this_process(run, loop_config.get("latest"))
     context = ray.train.get_context()
     world_size, rank = context.get_world_size(), context.get_world_rank()
     resume = None
@@ -74,6 +114,32 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         wrap_model=ray.train.torch.prepare_model if world_size > 1 else None,
         resume=resume,
     )
+
+
+def train_in_this_process(run: RunSpec, latest: str | None) -> CheckpointPayload:
+    """Local mode: this process trains, on its GPU when the config asks for one (Ray made
+    the reserved one its only visible device), else on the CPU. `latest`: where `mmse
+    train` keeps its latest checkpoint; None in a Tune trial, which reports to Tune and
+    resumes from the checkpoint Tune hands a restarted trial."""
+    import ray.train.torch
+    from ray import tune
+
+    from mmse_model.training.loop import train_run
+
+    # Ray shows a process without a GPU every GPU of its node: use one only when reserved.
+    device = ray.train.torch.get_device() if run.config.ray.use_gpu else "cpu"
+    resume = None
+    if latest is None:
+        reporter = TuneReporter()
+        checkpoint = tune.get_checkpoint()  # set when Tune restarts or restores this trial
+        if checkpoint is not None:
+            with checkpoint.as_directory() as directory:
+                resume = load_checkpoint(directory)
+    else:
+        reporter = StorageReporter(latest)
+        if exists(join(latest, "model.pt")):
+            resume = load_checkpoint(latest)
+    return train_run(run, reporter, device=device, resume=resume).checkpoint
 
 
 # --- on the driver (or the Tune trial that stands in for it) --------------------------------
@@ -102,10 +168,11 @@ def worker_label_selector(ray_cfg: RayConfig) -> dict[str, str] | None:
 
 
 def build_trainer(run: RunSpec, storage: str, name: str, callbacks: list | None = None,
-                  max_failures: int | None = None):
+                  max_failures: int | None = None, latest: str | None = None):
     """A TorchTrainer for one run; `name` must be stable (not a timestamp) so a rebuilt
     trainer with the same storage and name resumes from the run's latest checkpoint.
-    `max_failures` overrides the config's restarts (a sweep passes 0: ray_jobs/release.py)."""
+    `max_failures` overrides the config's restarts (a sweep passes 0: ray_jobs/release.py).
+    `latest`: in local mode outside Tune, where the run keeps its latest checkpoint."""
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig
 
     ray_cfg = run.config.ray
@@ -114,7 +181,7 @@ def build_trainer(run: RunSpec, storage: str, name: str, callbacks: list | None 
     os.environ.update(train_env(ray_cfg))
     return ray_internals.lean_torch_trainer()(
         train_loop_per_worker,
-        train_loop_config={"run": run.to_dict()},
+        train_loop_config={"run": run.to_dict(), "latest": latest},
         scaling_config=scaling_config(ray_cfg),
         run_config=RunConfig(
             name=name,
@@ -159,6 +226,11 @@ def ray_runner(storage: str | None = None, address: str | None = None, callbacks
         where = absolute(storage or str(out))
         connect(address, run.config)
         name = f"{run.signatures[0]}-{run.task}"
+        if in_trial(run.config.ray):
+            # Local mode: this process trains; its latest checkpoint lasts in storage.
+            latest = join(where, name, "checkpoint_latest")
+            result = build_trainer(run, where, name, callbacks, latest=latest).fit()
+            return result.return_value, latest
         # In the main thread, fit() installs a SIGINT handler that holds the controller's
         # handle, which keeps that actor alive after the run; put the old handler back.
         sigint = signal.getsignal(signal.SIGINT)

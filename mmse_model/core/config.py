@@ -100,7 +100,11 @@ LabelSelector = Annotated[dict[str, str], AfterValidator(_label_selector)]
 class RayConfig(Schema):
     """How a run is placed on Ray (`mmse train`, `mmse sweep`); `--no-ray` ignores it."""
 
-    num_workers: int = Field(1, ge=1)
+    # 0: no Train worker group; the run trains in the process that builds the trainer
+    # (a sweep's Tune trial actor, or the `mmse train` process), which then reserves the one
+    # worker's resources below itself (TorchTrainer's local mode). 1: one Train worker. 2 or
+    # more: DDP over that many workers.
+    num_workers: int = Field(1, ge=0)
     use_gpu: bool = False
     cpus_per_worker: Number = Field(1.0, gt=0.0)
     gpus_per_worker: Number = Field(1.0, gt=0.0)  # only with use_gpu

@@ -113,10 +113,11 @@ class SweepConfig(Schema):
         if self.evaluation.primary_comparator not in BASELINES:
             raise ConfigError(f"evaluation.primary_comparator: expected one of {', '.join(BASELINES)}, "
                               f"got {self.evaluation.primary_comparator!r}")
-        if not self.resources.trial_cpus and not self.resources.trial_resources:
+        base = self.base_config()
+        # A trial that trains itself (ray.num_workers 0) reserves its worker's CPUs.
+        if not self.resources.trial_cpus and not self.resources.trial_resources and base.ray.num_workers:
             raise ConfigError("resources.trial_cpus: 0 needs resources.trial_resources (a trial must reserve "
                               "something to be placed)")
-        base = self.base_config()
         if self.asha.grace_period > self.max_t():
             raise ConfigError(f"asha.grace_period: expected 1..max_t ({self.max_t()}), got {self.asha.grace_period}")
         for key, spec in self.search_space.items():
@@ -148,6 +149,10 @@ def _check_dimension(base: Config, key: str, spec: dict[str, list]) -> None:
     if key in UNSEARCHABLE:
         raise ConfigError(f"{where}: the split is fixed for a whole sweep (every trial is scored on the same "
                           "subjects); set it under config.split instead")
+    if key.startswith("ray."):
+        # Tune reserves a trial's resources before the trial sees its sample.
+        raise ConfigError(f"{where}: placement is fixed for a whole sweep (every trial reserves the same "
+                          "resources); set it under config.ray instead")
     if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
         raise ConfigError(f"{where}: expected one of {{{', '.join(DISTRIBUTIONS)}: [...]}}, got {spec!r}")
     kind, args = next(iter(spec.items()))

@@ -1,4 +1,6 @@
-"""The packed ASHA sweep over 2 signatures x 2 tasks: result files, ASHA per task, no leftovers."""
+"""The packed ASHA sweep over 2 signatures x 2 tasks: result files, ASHA per task, no leftovers;
+once with trials that train themselves (`ray.num_workers: 0`, Train's local mode) and once
+with a Train worker per trial (the full Train path)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ pytestmark = pytest.mark.ray
 SWEEP_CLASSES = ("TrainController", "RayTrainWorker", "ImplicitFunc", "run_trial")
 
 
+SWEEP_CONFIG = {"split": {"folds": 3}, "training": {"epochs": 8, "checkpoint_every": 0},
+                "early_stopping": {"patience": 20}, "ray": {"num_workers": 0, "cpus_per_worker": 0.5}}
+
+
 def write_sweep_yaml(path: Path, **changes) -> Path:
     sweep = {
         "name": "test_sweep",
@@ -35,9 +41,7 @@ def write_sweep_yaml(path: Path, **changes) -> Path:
         # One trial at a time: trials reach ASHA's rungs in trial order, so the test can
         # replay ASHA's decisions exactly.
         "resources": {"trial_cpus": 0.05, "max_concurrent_trials": 1},
-        "config": {"split": {"folds": 3}, "training": {"epochs": 8, "checkpoint_every": 0},
-                   "early_stopping": {"patience": 20},
-                   "ray": {"num_workers": 1, "cpus_per_worker": 0.5}},
+        "config": SWEEP_CONFIG,
     }
     for key, value in changes.items():
         sweep[key] = {**sweep[key], **value} if isinstance(value, dict) and key in sweep else value
@@ -45,17 +49,20 @@ def write_sweep_yaml(path: Path, **changes) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def sweep_run(ray_session, toy_root, tmp_path_factory):
-    """2 signatures x 2 tasks x 3 samples, every signature of a task packed in one trial."""
+@pytest.fixture(scope="module", params=[0, 1], ids=["in_trial", "train_worker"])
+def sweep_run(request, ray_session, toy_root, tmp_path_factory):
+    """2 signatures x 2 tasks x 3 samples, every signature of a task packed in one trial;
+    (experiment, summary, stderr, num_workers)."""
     from ray_jobs.sweep import run_sweep
 
     tmp = tmp_path_factory.mktemp("sweep")
-    sweep = load_sweep_config(write_sweep_yaml(tmp / "sweep.yaml"), str(toy_root), str(tmp / "runs"))
+    ray = {"num_workers": request.param, "cpus_per_worker": 0.5}
+    sweep = load_sweep_config(write_sweep_yaml(tmp / "sweep.yaml", config={**SWEEP_CONFIG, "ray": ray}),
+                              str(toy_root), str(tmp / "runs"))
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
         summary = run_sweep(sweep)
-    return tmp / "runs" / "test_sweep", summary, stderr.getvalue()
+    return tmp / "runs" / "test_sweep", summary, stderr.getvalue(), request.param
 
 
 def trial_histories(experiment: Path) -> dict[str, list[dict]]:
@@ -68,7 +75,7 @@ def trial_histories(experiment: Path) -> dict[str, list[dict]]:
 
 
 def test_sweep_writes_every_result_file(sweep_run):
-    experiment, summary, _ = sweep_run
+    experiment, summary, _, num_workers = sweep_run
     rows = read_trials_csv((experiment / "trials.csv").read_text())
     assert len(rows) == 2 * 2 * 3  # signatures x tasks x samples
     assert len({r["trial_id"] for r in rows}) == 2 * 3  # one trial per task and sample: packed
@@ -77,11 +84,26 @@ def test_sweep_writes_every_result_file(sweep_run):
     for row in rows:
         assert row["task"] in ("Q1", "Q3") and row["group"] == "all" and row["sample"] in (0, 1, 2)
         assert {k for k in row if k.startswith("hp/")} == {"hp/training.lr", "hp/arch.h1"}
-        # The named checkpoint exists, loads, and is where the row's numbers come from.
+        # The named checkpoint exists, loads, and is where the row's numbers come from: Tune
+        # keeps it in the trial's folder when the trial trains itself, Train under train_runs/.
+        checkpoint = Path(row["checkpoint_uri"])
+        if num_workers:
+            assert checkpoint.parent == experiment / "train_runs" / row["trial_id"], checkpoint
+        else:
+            assert checkpoint.parent == experiment / f"{row['task']}-all-{row['sample']}", checkpoint
         payload = load_checkpoint(row["checkpoint_uri"])
         state = payload.state(row["signature"])
         assert row["best_epoch"] == state.best_epoch <= row["epochs_run"] <= payload.epoch
         assert row["val/loss"] == state.best_val_loss and row["val/rmse"] == state.best_metrics["rmse"] > 0
+    # Every trial's checkpoints; Tune keeps a self-training trial's newest few
+    # (ray.checkpoints_to_keep). (Train can hold more: a stopped trial's late reports.)
+    kept = experiment.glob("train_runs/*/checkpoint_*" if num_workers else "Q*/checkpoint_*")
+    per_trial = {}
+    for folder in kept:
+        per_trial[folder.parent] = per_trial.get(folder.parent, 0) + 1
+    assert len(per_trial) == 6, per_trial
+    assert num_workers or max(per_trial.values()) <= 3, per_trial
+    assert (experiment / "train_runs").exists() == bool(num_workers)
     on_disk = json.loads((experiment / "summary.json").read_text())
     assert on_disk["n_rows"] == 12 and on_disk["n_trials"] == 6 and set(on_disk["tasks"]) == {"Q1", "Q3"}
     for task, entry in on_disk["tasks"].items():
@@ -111,7 +133,7 @@ def test_asha_decisions_are_exactly_its_rule_within_each_task(sweep_run):
 
     from ray_jobs.scheduler import PerTaskASHA
 
-    experiment, _, _ = sweep_run
+    experiment, _, _, _ = sweep_run
     rows = read_trials_csv((experiment / "trials.csv").read_text())
     histories = trial_histories(experiment)
     replay = PerTaskASHA(max_t=8, grace_period=2, reduction_factor=2)
@@ -148,7 +170,7 @@ def test_nothing_left_behind_after_asha_stops(sweep_run, ray_session):
     import ray
     from ray.util.state import list_actors, list_placement_groups
 
-    _, _, stderr = sweep_run
+    _, _, stderr, num_workers = sweep_run
     assert "watchdog: released" not in stderr
     # The sweep ran in this process's job: look at what that job left, not at other tests'
     # jobs sharing the head node.
