@@ -192,7 +192,9 @@ def guard(sweep: SweepConfig) -> SweepGuard:
                       silent_trial_timeout_s=sweep.watchdog.silent_trial_timeout_s)
 
 
-def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[str], experiment_storage: str):
+def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[str], experiment_storage: str,
+                callbacks: Sequence[Any] = ()):
+    """The sweep's Tuner; `callbacks`: Tune callbacks besides TensorBoard's and the guard."""
     from ray import tune
     from ray.tune import CLIReporter
     from ray.tune.logger import TBXLoggerCallback
@@ -242,7 +244,7 @@ def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[s
             # Trials that train themselves hand Tune their checkpoints (in their trial
             # folders): keep the newest few, as Train does for its runs.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=base.ray.checkpoints_to_keep),
-            callbacks=[TBXLoggerCallback(), guard(sweep)],
+            callbacks=[TBXLoggerCallback(), guard(sweep), *callbacks],
             progress_reporter=reporter,
             failure_config=tune.FailureConfig(max_failures=base.ray.max_failures),
         ),

@@ -82,6 +82,80 @@ def test_trial_resources_from_the_sweep_config():
     assert trainable(SweepConfig())._resources.bundles == [{"CPU": 0.05}]
 
 
+def in_trial_sweep(**ray) -> SweepConfig:
+    """A sweep whose trials train themselves (ray.num_workers 0), with `ray` settings."""
+    return SweepConfig.parse({"config": {"ray": {"num_workers": 0, **ray}}})
+
+
+def test_a_trial_that_trains_itself_reserves_its_workers_resources_and_labels():
+    from ray_jobs.sweep import trainable, trial_bundle, trial_label_selector
+
+    # Train workers reserve their own: the trial only its own share.
+    assert trial_bundle(SweepConfig()) == {"CPU": 0.05} and trial_label_selector(SweepConfig()) is None
+    assert trial_bundle(in_trial_sweep()) == {"CPU": 1.05}
+    assert trial_bundle(in_trial_sweep(cpus_per_worker=0.5, gpus_per_worker=2)) == {"CPU": 0.55}  # no use_gpu
+    gpu = SweepConfig.parse({
+        "resources": {"trial_cpus": 0},
+        "config": {"ray": {"num_workers": 0, "use_gpu": True, "cpus_per_worker": 4, "gpus_per_worker": 1,
+                           "worker_resources": {"mmse_train_worker": 1},
+                           "worker_label_selector": {"mmse-role": "train"}}}})
+    assert trial_bundle(gpu) == {"CPU": 4.0, "GPU": 1.0, "mmse_train_worker": 1.0}
+    assert trial_label_selector(gpu) == {"mmse-role": "train"}
+    # Tune's factory hands the label selector to placement_group() with the one bundle.
+    request = trainable(gpu)._resources
+    assert request.bundles == [{"CPU": 4.0, "GPU": 1.0, "mmse_train_worker": 1.0}]
+    request._bind()
+    assert request._bound.arguments["bundle_label_selector"] == [{"mmse-role": "train"}]
+    assert "bundle_label_selector" not in trainable(in_trial_sweep())._resources._kwargs
+    # Custom trial resources add to the worker's.
+    pinned = SweepConfig.parse({"resources": {"trial_cpus": 0.05, "trial_resources": {"mmse_trial_host": 1}},
+                                "config": {"ray": {"num_workers": 0, "cpus_per_worker": 0.5}}})
+    assert trial_bundle(pinned) == {"CPU": 0.55, "mmse_trial_host": 1.0}
+
+
+def test_concurrent_trials_count_a_trial_that_trains_itself_once():
+    from ray_jobs.sweep import fitting_trials, trial_bundle
+    from ray_jobs.train import worker_resources
+
+    def fitting(total, sweep):
+        ray_cfg = sweep.base_config().ray
+        return fitting_trials(total, trial_bundle(sweep), worker_resources(ray_cfg), ray_cfg.num_workers)
+
+    small = in_trial_sweep(cpus_per_worker=0.5)
+    assert fitting({"CPU": 2.0}, small) == 3  # 0.55 a trial
+    assert fitting({"CPU": 2.0}, SweepConfig.parse({"config": {"ray": {"cpus_per_worker": 0.5}}})) == 3  # 0.05 + 0.5
+    gpu = in_trial_sweep(use_gpu=True, cpus_per_worker=4, gpus_per_worker=1)
+    assert fitting({"CPU": 16.0, "GPU": 4.0}, gpu) == 3  # 4.05 CPUs a trial
+    assert fitting({"CPU": 32.0, "GPU": 4.0}, gpu) == 4  # then the GPUs
+    ddp = SweepConfig.parse({"config": {"ray": {"num_workers": 2, "cpus_per_worker": 1}}})
+    assert fitting({"CPU": 16.0}, ddp) == 7  # 0.05 + 2 x 1
+
+
+def test_num_workers_zero_trains_in_the_trial_and_negative_is_refused():
+    from ray_jobs.train import in_trial
+
+    assert in_trial(ray_config(num_workers=0)) and not in_trial(ray_config()) and not in_trial(ray_config(num_workers=2))
+    with pytest.raises(ConfigError, match=r"^ray\.num_workers:"):
+        Config().with_values({"ray.num_workers": -1})
+    # A trial that trains itself reserves its worker's CPUs: trial_cpus 0 needs nothing else.
+    assert SweepConfig.parse({"resources": {"trial_cpus": 0}, "config": {"ray": {"num_workers": 0}}})
+    with pytest.raises(ConfigError, match=r"^search_space\.ray\.num_workers: placement is fixed"):
+        SweepConfig.parse({"search_space": {"ray.num_workers": {"choice": [0, 1]}}})
+
+
+def test_a_checkpoint_tune_keeps_is_named_by_the_trial_folder():
+    from ray_jobs.sweep import with_checkpoint_path
+
+    trial = "bucket/sweeps/s/Q1-all-0"
+    # Local mode: Tune's checkpoint folder in the trial's folder.
+    assert with_checkpoint_path({"epoch": 3, "checkpoint_dir_name": "checkpoint_000002"}, trial)["checkpoint_path"] \
+        == "bucket/sweeps/s/Q1-all-0/checkpoint_000002"
+    # A Train run's report names its own; an epoch without a checkpoint names none.
+    train = {"epoch": 3, "checkpoint_dir_name": None, "checkpoint_path": "bucket/sweeps/s/train_runs/t/checkpoint_000002"}
+    assert with_checkpoint_path(train, trial) == train
+    assert "checkpoint_path" not in with_checkpoint_path({"epoch": 4, "checkpoint_dir_name": None}, trial)
+
+
 def test_concurrent_trials_count_every_resource():
     from ray_jobs.sweep import fitting_trials
 

@@ -30,7 +30,7 @@ def sweep_yaml(path: Path, samples: int = 1) -> Path:
         "search_space": {"training.lr": {"loguniform": [0.002, 0.02]}},
         "asha": {"grace_period": 2, "reduction_factor": 2}, "resources": {"trial_cpus": 0.05},
         "watchdog": {"interval_s": 1.0, "stall_timeout_s": 3600},
-        "config": {"split": {"folds": 3}, "training": {"epochs": 4}, "ray": {"num_workers": 1, "cpus_per_worker": 0.5}},
+        "config": {"split": {"folds": 3}, "training": {"epochs": 4}, "ray": {"num_workers": 0, "cpus_per_worker": 0.5}},
     }))
     return path
 

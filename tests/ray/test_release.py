@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 ASHA_STOPS = {"search_seed": 81, "search_space": {"training.lr": {"choice": [0.02, 0.00002]}}}
 
 
-def sweep_yaml(path: Path, name: str, *, samples=3, epochs=6, stall_timeout_s=300.0, **changes) -> Path:
+def sweep_yaml(path: Path, name: str, *, samples=3, epochs=6, stall_timeout_s=300.0, num_workers=1,
+               **changes) -> Path:
     path.write_text(yaml.safe_dump({
         "name": name,
         "signatures": ["m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"],
@@ -45,7 +46,7 @@ def sweep_yaml(path: Path, name: str, *, samples=3, epochs=6, stall_timeout_s=30
         "watchdog": {"interval_s": 1.0, "stall_timeout_s": stall_timeout_s},
         "config": {"split": {"folds": 3}, "training": {"epochs": epochs, "checkpoint_every": 0},
                    "early_stopping": {"patience": 20},
-                   "ray": {"num_workers": 1, "cpus_per_worker": 0.5}},
+                   "ray": {"num_workers": num_workers, "cpus_per_worker": 0.5}},
     }))
     return path
 
@@ -67,15 +68,16 @@ def wait_until_no_train_groups(job: str, seconds: float = 30.0) -> list:
 
 
 def test_back_to_back_sweeps_release_every_group_themselves(ray_session, toy_root, tmp_path, capfd):
-    """More trials (6) than slots (3) and ASHA stopping trials, three times in a row: every
-    sweep finishes, its ended trials released their Train groups themselves (the watchdog
-    found nothing to release) and the job holds no Train group afterwards."""
+    """Train runs (the full Train path: a worker group, hence a placement group, per trial):
+    more trials (6) than slots (3) and ASHA stopping trials, twice in a row: every sweep
+    finishes, its ended trials released their Train groups themselves (the watchdog found
+    nothing to release) and the job holds no Train group afterwards."""
     import ray
 
     from ray_jobs.sweep import run_sweep
 
     job = ray.get_runtime_context().get_job_id()
-    for attempt in range(3):
+    for attempt in range(2):
         config = sweep_yaml(tmp_path / f"sweep{attempt}.yaml", f"back_to_back_{attempt}", stall_timeout_s=120,
                             **ASHA_STOPS)
         summary = run_sweep(load_sweep_config(config, str(toy_root), str(tmp_path / "runs")))
@@ -89,7 +91,8 @@ def test_back_to_back_sweeps_release_every_group_themselves(ray_session, toy_roo
 def test_a_leaked_group_is_released_and_the_sweep_finishes(ray_session, toy_root, tmp_path, capfd):
     """The leak, reproduced: an actor makes a placement group and dies; the group stays
     reserved (1.6 of the head's 2 CPUs, so no trial could start). The watchdog sees its
-    creator is dead, releases it, and the sweep runs to the end."""
+    creator is dead, releases it, and the sweep runs to the end. Its trials train themselves
+    (ray.num_workers 0): the watchdog guards the job's groups whoever made them."""
     import ray
     from ray.util.placement_group import placement_group
 
@@ -117,7 +120,7 @@ def test_a_leaked_group_is_released_and_the_sweep_finishes(ray_session, toy_root
 
     from ray_jobs.sweep import run_sweep
 
-    config = sweep_yaml(tmp_path / "sweep.yaml", "leaked", samples=1, epochs=3, stall_timeout_s=120)
+    config = sweep_yaml(tmp_path / "sweep.yaml", "leaked", samples=1, epochs=3, stall_timeout_s=120, num_workers=0)
     summary = run_sweep(load_sweep_config(config, str(toy_root), str(tmp_path / "runs")))
     assert summary["n_trials"] == 2
     assert f"watchdog: released placement group {leaked[:12]}" in capfd.readouterr().err
@@ -126,13 +129,14 @@ def test_a_leaked_group_is_released_and_the_sweep_finishes(ray_session, toy_root
 
 def test_stall_is_a_one_line_error_and_resume_finishes(ray_session, toy_root, tmp_path):
     """Another job holds every CPU: no trial can start. The sweep stops with exit status 1
-    and one line naming the reservation; once it is freed, `--resume` finishes the sweep."""
+    and one line naming the reservation; once it is freed, `--resume` finishes the sweep.
+    Trials that train themselves (ray.num_workers 0) wait for resources as Train runs do."""
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
 
     hog = placement_group([{"CPU": 2.0}])  # the pytest driver's job: a job other than the sweep's
     ray.get(hog.ready())
-    config = sweep_yaml(tmp_path / "sweep.yaml", "stalled", samples=1, epochs=3, stall_timeout_s=15)
+    config = sweep_yaml(tmp_path / "sweep.yaml", "stalled", samples=1, epochs=3, stall_timeout_s=15, num_workers=0)
     command = [sys.executable, "-m", "mmse_app.cli", "sweep", "--config", str(config), "--data", str(toy_root),
                "--storage", str(tmp_path / "runs")]
     try:

@@ -1,4 +1,5 @@
-"""Resume after the sweep driver is killed; the same sweep through `ray job submit`."""
+"""Resume after the sweep driver is killed; the same sweep through `ray job submit`. Trials
+train themselves (`ray.num_workers: 0`): one process each."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def small_sweep(path: Path, name: str, **config) -> Path:
         "asha": {"grace_period": 4},  # = epochs: ASHA stops nothing, every trial runs out
         "resources": {"trial_cpus": 0.05, **config.pop("resources", {})},
         "config": {"split": {"folds": 3}, "training": {"epochs": 4, "checkpoint_every": 1},
-                   "ray": {"num_workers": 1, "cpus_per_worker": 0.5}},
+                   "ray": {"num_workers": 0, "cpus_per_worker": 0.5}},
     }))
     return path
 
@@ -38,7 +39,7 @@ def trial_dirs(experiment: Path) -> list[Path]:
     them: every task of sample 0, then of sample 1 (one signature group here)."""
     if not experiment.is_dir():
         return []
-    # Beside them: train_runs/, bundle/ (a finished sweep's models).
+    # Beside them: bundle/ (a finished sweep's models).
     dirs = [p for p in experiment.iterdir() if p.is_dir() and re.fullmatch(r"Q\d-.+-\d+", p.name)]
     return sorted(dirs, key=lambda p: (int(p.name.rsplit("-", 1)[1]), p.name))
 
@@ -88,12 +89,14 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
     # Finished trials were not run again: their histories did not grow.
     for name, count in finished.items():
         assert len(result_lines(experiment / name)) == count, name
-    # The interrupted trial's Train run resumed from its checkpoint, not from epoch 1.
-    train_runs = experiment / "train_runs"
-    assert len(list(train_runs.iterdir())) == 4
+    # The interrupted trial resumed from the checkpoint Tune kept in its folder, not from
+    # epoch 1; every trial's checkpoints are there (no Train run, no train_runs/).
+    assert not (experiment / "train_runs").exists()
+    assert all(any(t.glob("checkpoint_*/model.pt")) for t in trial_dirs(experiment))
     for trial in trial_dirs(experiment)[2:3]:
         epochs = [r["epoch"] for r in result_lines(trial)]
         assert epochs.count(1.0) == 1, epochs
+    assert {str(Path(r["checkpoint_uri"]).parent) for r in rows} == {str(t) for t in trial_dirs(experiment)}
     # Readable trial folders (TensorBoard's run names), kept by the restored sweep.
     sig = "m2_tau1_eps0.055_lmin2"
     assert [t.name for t in trial_dirs(experiment)] == [f"{q}-{sig}-{s}" for s in (0, 1) for q in ("Q1", "Q3")]

@@ -1,0 +1,101 @@
+"""A trial that trains itself (`ray.num_workers: 0`) whose actor process is killed mid-run:
+Tune retries it from the last checkpoint it reported, and it ends where an uninterrupted
+run of the same config ends.
+
+A Tune callback in the driver kills the trial actor when its epoch-`HOLD_AT` result arrives.
+The trial cannot run ahead meanwhile: its next report waits for the driver, which is busy
+in that callback, so the kill lands mid-run on any machine, fast or slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import yaml
+from ray import tune
+
+from mmse_model.core.config import Config
+from mmse_model.core.storage import join
+from mmse_model.sweeps.config import apply_sample, load_sweep_config
+from mmse_model.training.callbacks import DirectoryReporter
+from mmse_model.training.loop import RunSpec, train_run
+from ray_jobs import ray_internals
+from tests.ray.conftest import SIG, WEAK_SIG
+
+pytestmark = pytest.mark.ray
+
+EPOCHS, EVERY, HOLD_AT = 8, 3, 5  # checkpoints at 1 (the first best), 3, 6 and 8; killed at 5
+
+
+class KillOnce(tune.Callback):
+    """Kills the first trial's actor process (SIGKILL) when its epoch-`epoch` result arrives."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+        self.killed: dict[str, int] = {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.killed or int(result.get("epoch", 0)) != self.epoch:
+            return
+        from ray.util.state import get_actor
+
+        actor = ray_internals.trial_actor(trial)
+        pid = get_actor(actor._actor_id.hex()).pid
+        os.kill(pid, signal.SIGKILL)
+        self.killed[trial.trial_id] = pid
+
+
+def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninterrupted(ray_session, toy_root,
+                                                                                       tmp_path):
+    from ray_jobs.sweep import TRAIN_RUNS, build_tuner, collect_rows
+
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({
+        "name": "killed", "tasks": ["Q1"], "samples": 1,
+        "search_space": {"training.lr": {"choice": [0.005]}},
+        "asha": {"grace_period": EPOCHS},  # ASHA stops nothing
+        "resources": {"trial_cpus": 0.05},
+        "config": {"split": {"folds": 3}, "training": {"epochs": EPOCHS, "checkpoint_every": EVERY},
+                   # Only the first epoch counts as an improvement: checkpoints fall on the
+                   # interval (and the last epoch), and no signature stops early.
+                   "early_stopping": {"min_delta": 10, "patience": 50},
+                   "ray": {"num_workers": 0, "cpus_per_worker": 0.5, "max_failures": 1}},
+    }))
+    sweep = load_sweep_config(tmp_path / "sweep.yaml", str(toy_root), str(tmp_path / "runs"))
+    killer = KillOnce(HOLD_AT)
+    grid = build_tuner(sweep, [SIG, WEAK_SIG], ["Q1"], str(tmp_path / "runs"), callbacks=[killer]).fit()
+    assert len(killer.killed) == 1 and grid.num_errors == 0, killer.killed
+
+    [result] = list(grid)
+    epochs = [json.loads(line)["epoch"] for line in open(os.path.join(result.path, "result.json"))]
+    # Epochs 1-5, then the retry from the epoch-3 checkpoint: 4 to the end. Not from epoch 1.
+    assert epochs == [*range(1, HOLD_AT + 1), *range(4, EPOCHS + 1)], epochs
+    assert result.metrics["epoch"] == EPOCHS
+
+    experiment = join(str(tmp_path / "runs"), "killed")
+    rows = collect_rows(grid, join(experiment, TRAIN_RUNS))
+    assert {r.signature for r in rows} == {SIG, WEAK_SIG}
+    assert all(r.status == "completed" and r.epochs_run == EPOCHS for r in rows), rows
+    assert all(r.checkpoint_uri.startswith(result.path) for r in rows), rows
+
+    # The same end as an uninterrupted run of the trial's config, member by member.
+    from mmse_model.training.checkpoint import load_checkpoint
+
+    killed = load_checkpoint(rows[0].checkpoint_uri)
+    config = apply_sample(Config.from_dict(result.config["base"]), result.config["hp"])
+    run = RunSpec(str(toy_root), (SIG, WEAK_SIG), "Q1", config,
+                  checkpoint_epochs=tuple(result.config["checkpoint_epochs"]))
+    # The last checkpoint's current weights (the run's final payload has the best restored).
+    train_run(run, DirectoryReporter(tmp_path / "plain"))
+    plain = load_checkpoint(tmp_path / "plain" / "checkpoints" / "latest")
+    assert killed.epoch == plain.epoch == EPOCHS
+    for name, tensor in plain.best_model_state.items():
+        np.testing.assert_allclose(killed.best_model_state[name].numpy(), tensor.numpy(), rtol=1e-5, atol=1e-7)
+    for name, tensor in plain.model_state.items():
+        np.testing.assert_allclose(killed.model_state[name].numpy(), tensor.numpy(), rtol=1e-5, atol=1e-7)
+    for signature in (SIG, WEAK_SIG):
+        assert killed.state(signature).best_epoch == plain.state(signature).best_epoch
+        assert killed.state(signature).best_val_loss == pytest.approx(plain.state(signature).best_val_loss, rel=1e-6)
