@@ -4,9 +4,10 @@
 what `ray up` does before it contacts a provider (`prepare_config`, then `validate_config`
 against ray/autoscaler/ray-schema.json), and every `ray start` line is parsed by Ray's own
 command-line parser. Then the resources and labels that configs/cluster_sweep.yaml asks for
-(built by the same functions the sweep uses) are matched against the node types: trials fit
-the head and nothing else, Train workers fit the GPU workers and not the head, and the
-cluster at full size holds `max_concurrent_trials` of them at once. No Ray instance starts.
+(built by the same functions the sweep uses) are matched against the node types: trials that
+train themselves (ray.num_workers 0, the file's choice) fit the GPU workers and not the head;
+otherwise trials fit the head and nothing else and Train workers the GPU workers; either way
+the cluster at full size holds `max_concurrent_trials` of them at once. No Ray instance starts.
 """
 
 from __future__ import annotations
@@ -111,18 +112,43 @@ def gpu_sweep():
 
 
 @pytest.mark.parametrize("name", CLUSTER_FILES)
-def test_trials_only_on_the_head_and_train_workers_only_on_gpu_workers(name, gpu_sweep):
-    from ray_jobs.sweep import trial_resources
-    from ray_jobs.train import worker_label_selector, worker_resources
+def test_trials_train_on_the_gpu_workers_and_never_on_the_head(name, gpu_sweep):
+    check_placement(name, gpu_sweep)
 
-    ray_cfg = gpu_sweep.base_config().ray
+
+@pytest.mark.parametrize("name", CLUSTER_FILES)
+def test_with_train_workers_trials_stay_on_the_head(name, gpu_sweep):
+    """The other layout, for ray.num_workers >= 1: trials on the head by its trial slots."""
+    data = gpu_sweep.to_dict()
+    data["resources"]["trial_resources"] = {"mmse_trial_host": 1}
+    data["config"]["ray"]["num_workers"] = 1
+    check_placement(name, type(gpu_sweep).parse(data))
+
+
+def check_placement(name: str, sweep) -> None:
+    from ray_jobs.sweep import trial_bundle, trial_label_selector, trial_resources
+    from ray_jobs.train import in_trial, worker_label_selector, worker_resources
+
+    ray_cfg = sweep.base_config().ray
     assert ray_cfg.use_gpu
-    trial = trial_resources(gpu_sweep)
-    worker, selector = worker_resources(ray_cfg), worker_label_selector(ray_cfg)
     types = node_types(name)
     head = [t for t in types if t.head]
     workers = [t for t in types if not t.head]
     assert len(head) == 1 and workers
+    concurrent = sweep.resources.max_concurrent_trials
+    assert concurrent >= 1
+    if in_trial(ray_cfg):
+        # The trial actor trains: its one bundle (its own share and its worker's, a GPU
+        # among them) and its worker's labels fit every GPU worker type and never the head.
+        trial, selector = trial_bundle(sweep), trial_label_selector(sweep)
+        assert trial["GPU"] == ray_cfg.gpus_per_worker and selector == worker_label_selector(ray_cfg)
+        assert not fits(trial, selector, head[0]), (trial, selector, head[0])
+        assert [t for t in workers if fits(trial, selector, t)] == workers, (trial, selector, workers)
+        per_node = [min(t.resources.get(k, 0.0) // v for k, v in trial.items() if v) for t in workers]
+        assert sum(n * t.max_count for n, t in zip(per_node, workers)) >= concurrent
+        return
+    trial = trial_resources(sweep)
+    worker, selector = worker_resources(ray_cfg), worker_label_selector(ray_cfg)
 
     # Trials: on the head, and on no other node type (by resources, not by luck).
     assert fits(trial, None, head[0]), (trial, head[0])
@@ -133,8 +159,6 @@ def test_trials_only_on_the_head_and_train_workers_only_on_gpu_workers(name, gpu
     assert train_types == workers, (worker, selector, workers)
 
     # At full size the cluster holds max_concurrent_trials trials with all their workers.
-    concurrent = gpu_sweep.resources.max_concurrent_trials
-    assert concurrent >= 1
     assert concurrent * trial["mmse_trial_host"] <= head[0].resources["mmse_trial_host"]
     per_trial_gpus = ray_cfg.num_workers * worker["GPU"]
     cluster_gpus = sum(t.max_count * t.resources.get("GPU", 0.0) for t in train_types)

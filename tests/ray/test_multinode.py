@@ -3,11 +3,13 @@ a head that offers no CPU (and trial slots, `mmse_trial_host`, as cluster.yaml's
 and worker nodes, labelled `mmse-role=train`. Storage is the test S3 bucket, which every
 node reaches with the endpoint and key in its environment.
 
-In file order: every trial and every outer repeat of the nested estimate on the worker
-node, never on the head (which runs the sweep's driver); Train workers with use_gpu only on the node
-that declares a GPU (logical GPUs); trial actors pinned to the head and Train workers to
-labelled nodes while a worker node is removed mid-sweep (the last test: it kills a node).
-Where each actor ran is read from Ray's state API after the fact.
+In file order: every trial (training in its trial actor, ray.num_workers 0, placed by its
+worker's labels as configs/cluster_sweep.yaml places it) and every outer repeat of the
+nested estimate on the worker node, never on the head (which runs the sweep's driver);
+Train workers with use_gpu only on the node that declares a GPU (logical GPUs); trial actors
+on labelled nodes while a worker node is removed mid-sweep, the lost trial retried elsewhere
+from its checkpoint in the bucket (the last test: it kills a node). Where each actor ran is
+read from Ray's state API after the fact.
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ def sweep_yaml(path: Path, name: str, *, epochs: int, samples: int = 2, resource
         "evaluation": {"outer_repeats": outer_repeats, "nested_samples": 2},
         "config": {"split": {"folds": 3}, "training": {"epochs": epochs, "checkpoint_every": 1},
                    "early_stopping": {"patience": 50},
-                   "ray": {"num_workers": 1, "cpus_per_worker": 0.5, **(ray or {})}},
+                   # Trials train themselves, placed by their worker's labels (cluster_sweep.yaml).
+                   "ray": {"num_workers": 0, "cpus_per_worker": 0.5,
+                           "worker_label_selector": {"mmse-role": "train"}, **(ray or {})}},
     }))
     return path
 
@@ -124,8 +128,8 @@ def repeat_tasks(cluster: LocalCluster, jobs: set[str], expected: int) -> list:
 
 
 def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_path):
-    """Head without CPUs, one worker node: every trial actor, Train controller and Train
-    worker runs on the worker node, and the results land in the shared bucket. So does
+    """Head without CPUs, one worker node: every trial actor (training itself) runs on the
+    worker node, and the results and checkpoints land in the shared bucket. So does
     every outer repeat of the nested estimate, a Ray task placed like a Train worker:
     never on the head, where the sweep's driver runs."""
     from mmse_model.sweeps.config import load_sweep_config
@@ -138,13 +142,14 @@ def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_p
     assert driver.wait(timeout=900) == 0, (tmp_path / "driver.log").read_text()[-4000:]
     jobs = job_ids(cluster) - before
     actors = [a for a in actors_of(cluster, jobs) if kind(a) != "other"]
-    assert {kind(a) for a in actors} == {"trial", "controller", "worker"}, [a.class_name for a in actors]
+    assert {kind(a) for a in actors} == {"trial"}, [a.class_name for a in actors]  # no Train run
     places = {cluster.name_of(a.node_id) for a in actors}
     assert places == {"worker"}, [(a.class_name, cluster.name_of(a.node_id)) for a in actors]
     rows = trials_csv(s3_server, f"{s3_server.bucket}/{prefix}/on_worker")
     assert len(rows) == 2 and len({r["trial_id"] for r in rows}) == 2
-    assert all(r["checkpoint_uri"].startswith(f"s3://{s3_server.bucket}/{prefix}/on_worker/train_runs/")
-               for r in rows), rows
+    # Each row's checkpoint is in its trial's folder in the bucket, where Tune put it.
+    folder = f"s3://{s3_server.bucket}/{prefix}/on_worker/Q1-{SIG}-"
+    assert sorted(r["checkpoint_uri"][len(folder):].split("/")[0] for r in rows) == ["0", "1"], rows
     # Each repeat says which node it ran on: the worker node, both times.
     summary = summary_json(s3_server, f"{s3_server.bucket}/{prefix}/on_worker")
     estimate = summary["tasks"]["Q1"]["nested_estimate"]
@@ -186,19 +191,19 @@ def test_gpu_train_workers_only_on_the_node_that_declares_gpus(cluster, tmp_path
 
 
 def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
-    """Trial actors pinned to the head (trial_resources), Train workers to `mmse-role=train`
-    nodes (label selector). Once both trials have checkpointed, the worker node running a Train
-    worker is killed: its trial is retried on the remaining nodes, and the sweep completes
-    with every trial exactly once in trials.csv. Kills a node: the module's last test."""
+    """Trial actors that train themselves on `mmse-role=train` nodes (their worker's label
+    selector), checkpoints in the bucket. Once both trials have checkpointed, the worker node
+    running one is killed: Tune retries that trial on the remaining nodes from its last
+    checkpoint, and the sweep completes with every trial exactly once in trials.csv. Kills a
+    node: the module's last test."""
     cluster.nodes.get("spare") or cluster.add_node("spare", "127.0.0.4", num_cpus=2, labels="mmse-role=train")
-    # Each report waits for the controller's 0.1 s poll, so a trial trains for 3 s or more
-    # however fast the machine: time enough to find its worker alive after a checkpoint.
+    # Each epoch waits for Tune to take its report and a checkpoint is uploaded every epoch,
+    # so a trial trains for a few seconds however fast the machine: time enough to find it
+    # alive after a checkpoint.
     epochs = 30
     prefix = f"mn-{uuid.uuid4().hex[:8]}"
     experiment_key = f"{s3_server.bucket}/{prefix}/node_lost"
-    config = sweep_yaml(tmp_path / "sweep.yaml", "node_lost", epochs=epochs,
-                        resources={"trial_cpus": 0, "trial_resources": {"mmse_trial_host": 1}},
-                        ray={"worker_label_selector": {"mmse-role": "train"}})
+    config = sweep_yaml(tmp_path / "sweep.yaml", "node_lost", epochs=epochs, resources={"trial_cpus": 0})
     before = job_ids(cluster)
     log = tmp_path / "driver.log"
     driver = start_sweep(cluster, config, toy_root, f"s3://{s3_server.bucket}/{prefix}", log)
@@ -208,12 +213,17 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
         deadline = time.monotonic() + 600
         while victim is None and driver.poll() is None and time.monotonic() < deadline:
             try:
-                infos = fs.get_file_info(pafs.FileSelector(f"{experiment_key}/train_runs", recursive=True))
+                infos = fs.get_file_info(pafs.FileSelector(experiment_key, recursive=True))
             except FileNotFoundError:
                 infos = []
-            training = {i.path.split("/train_runs/")[1].split("/")[0] for i in infos if i.path.endswith("/model.pt")}
-            if len(training) == 2:  # both trials have checkpointed: their workers are training
-                running = [a for a in actors_of(cluster, job_ids(cluster) - before, "ALIVE") if kind(a) == "worker"]
+            checkpoints: dict[str, int] = {}
+            for info in infos:
+                if info.path.endswith("/model.pt") and "/checkpoint_" in info.path:
+                    trial = info.path[len(experiment_key) + 1:].split("/")[0]
+                    checkpoints[trial] = checkpoints.get(trial, 0) + 1
+            # Both trials have a second checkpoint uploaded: Tune holds the first of each.
+            if len(checkpoints) == 2 and min(checkpoints.values()) >= 2:
+                running = [a for a in actors_of(cluster, job_ids(cluster) - before, "ALIVE") if kind(a) == "trial"]
                 if running:
                     victim = cluster.name_of(running[0].node_id)
                     cluster.kill(victim)
@@ -232,15 +242,17 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
 
     actors = [a for a in actors_of(cluster, job_ids(cluster) - before) if kind(a) != "other"]
     where = [(kind(a), cluster.name_of(a.node_id), a.state) for a in actors]
-    # Pinned: trials and their controllers on the head; Train workers never there.
-    assert {p for k, p, _ in where if k in ("trial", "controller")} == {"head"}, where
-    assert "head" not in {p for k, p, _ in where if k == "worker"}, where
-    # Train workers died with the node, and each was replaced on a node that remains: by Tune
-    # retrying its trial (a new trainer: one more controller), or, when the node went while
-    # the worker group was starting, by Train's controller starting it again elsewhere.
-    workers = [a for a in actors if kind(a) == "worker"]
-    lost = [a for a in workers if cluster.name_of(a.node_id) == victim and "node" in json.dumps(a.death_cause or {}).lower()]
-    assert lost, [(cluster.name_of(a.node_id), a.death_cause) for a in workers]
-    assert len(workers) >= len(rows) + len(lost), where
-    elsewhere = [a for a in workers if cluster.name_of(a.node_id) != victim]
+    # Only trial actors (no Train run), never on the head: placed by their labels.
+    assert {k for k, _, _ in where} == {"trial"} and "head" not in {p for _, p, _ in where}, where
+    # The trial actors on the lost node died with it, and each lost trial was retried by Tune
+    # on a node that remains, from its last checkpoint in the bucket (not from epoch 1).
+    lost = [a for a in actors if cluster.name_of(a.node_id) == victim and "node" in json.dumps(a.death_cause or {}).lower()]
+    assert lost, [(cluster.name_of(a.node_id), a.death_cause) for a in actors]
+    assert len(actors) >= len(rows) + len(lost), where
+    elsewhere = [a for a in actors if cluster.name_of(a.node_id) != victim]
     assert len(elsewhere) >= len(lost) and all(cluster.nodes[cluster.name_of(a.node_id)].alive for a in elsewhere), where
+    for row in rows:
+        trial_folder = row["checkpoint_uri"].removeprefix("s3://").split("/checkpoint_")[0]
+        with fs.open_input_stream(f"{trial_folder}/result.json") as stream:
+            epochs_reported = [json.loads(line)["epoch"] for line in stream.read().decode().splitlines()]
+        assert epochs_reported.count(1) == 1, epochs_reported

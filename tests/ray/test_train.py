@@ -58,3 +58,23 @@ def test_two_ddp_workers_match_one(ray_session, toy_root, tmp_path):
     payload = load_checkpoint(tmp_path / "out" / "model")
     for name, tensor in local.checkpoint.best_model_state.items():
         np.testing.assert_allclose(payload.best_model_state[name].numpy(), tensor.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_num_workers_zero_trains_in_this_process_and_keeps_its_latest_checkpoint(ray_session, toy_root, tmp_path):
+    """`ray.num_workers: 0`: TorchTrainer's local mode trains in the calling process (no
+    Train actor starts); the latest checkpoint lasts in storage and the numbers are the
+    in-process runner's."""
+    import ray
+    from ray.util.state import list_actors
+
+    job = ray.get_runtime_context().get_job_id()
+    result = train_and_report(_run(toy_root, "ray.num_workers=0"), tmp_path / "ray", ray_runner(str(tmp_path / "storage")),
+                              "ray")
+    here = train_and_report(_run(toy_root), tmp_path / "here", train_in_process(), "in-process")
+    latest = tmp_path / "storage" / f"{SIG}-Q1" / "checkpoint_latest"
+    assert result.checkpoints == str(latest) and load_checkpoint(latest).epoch == 5
+    assert result.best_epoch == here.best_epoch and result.epochs_run == here.epochs_run == 5
+    assert result.selection["rmse"] == pytest.approx(here.selection["rmse"], rel=1e-5)
+    assert result.test["rmse"] == pytest.approx(here.test["rmse"], rel=1e-5)
+    assert not [a for a in list_actors(address=ray_session.dashboard, limit=1000)
+                if a.job_id == job and "Train" in a.class_name and a.state == "ALIVE"]
