@@ -170,7 +170,7 @@ def test_nothing_left_behind_after_asha_stops(sweep_run, ray_session):
     import ray
     from ray.util.state import list_actors, list_placement_groups
 
-    _, _, stderr, num_workers = sweep_run
+    _, _, stderr, _ = sweep_run
     assert "watchdog: released" not in stderr
     # The sweep ran in this process's job: look at what that job left, not at other tests'
     # jobs sharing the head node.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,7 +71,8 @@ def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninter
     assert len(killer.killed) == 1 and grid.num_errors == 0, killer.killed
 
     [result] = list(grid)
-    epochs = [json.loads(line)["epoch"] for line in open(os.path.join(result.path, "result.json"))]
+    lines = Path(result.path, "result.json").read_text().splitlines()
+    epochs = [json.loads(line)["epoch"] for line in lines]
     # Epochs 1-5, then the retry from the epoch-3 checkpoint: 4 to the end. Not from epoch 1.
     assert epochs == [*range(1, HOLD_AT + 1), *range(4, EPOCHS + 1)], epochs
     assert result.metrics["epoch"] == EPOCHS
