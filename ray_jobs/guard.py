@@ -116,7 +116,11 @@ class SweepGuard(Callback):
         if not self.watchdog.needs_look(now, running):
             return
         waiting = [t for t in trials if t.status == "PENDING"]
-        pending_groups = [g for g in ray_internals.placement_groups(job) if g.state == "PENDING"]
+        # Train worker groups (made by a controller actor) waiting to start: their trials are
+        # RUNNING and silent without being stuck. Tune's own groups (the driver's) are those of
+        # PENDING trials, counted above; a trial that trains itself has no other.
+        pending_groups = [g for g in ray_internals.placement_groups(job)
+                          if g.state == "PENDING" and g.creator_actor_id]
         verdict = self.watchdog.verdict(Observation(now, len(waiting), len(pending_groups),
                                                     pending_nodes(), running))
         if verdict.stalled:
