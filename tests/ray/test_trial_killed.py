@@ -24,7 +24,6 @@ from mmse_model.core.storage import join
 from mmse_model.sweeps.config import apply_sample, load_sweep_config
 from mmse_model.training.callbacks import DirectoryReporter
 from mmse_model.training.loop import RunSpec, train_run
-from ray_jobs import ray_internals
 from tests.ray.conftest import SIG, WEAK_SIG
 
 pytestmark = pytest.mark.ray
@@ -33,21 +32,24 @@ EPOCHS, EVERY, HOLD_AT = 8, 3, 5  # checkpoints at 1 (the first best), 3, 6 and 
 
 
 class KillOnce(tune.Callback):
-    """Kills the first trial's actor process (SIGKILL) when its epoch-`epoch` result arrives."""
+    """Kills the (one) trial's actor process with SIGKILL when its epoch-`epoch` result
+    arrives, once."""
 
-    def __init__(self, epoch: int):
-        self.epoch = epoch
+    def __init__(self, epoch: int, dashboard: str):
+        self.epoch, self.dashboard = epoch, dashboard
         self.killed: dict[str, int] = {}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if self.killed or int(result.get("epoch", 0)) != self.epoch:
             return
-        from ray.util.state import get_actor
+        import ray
+        from ray.util.state import list_actors
 
-        actor = ray_internals.trial_actor(trial)
-        pid = get_actor(actor._actor_id.hex()).pid
-        os.kill(pid, signal.SIGKILL)
-        self.killed[trial.trial_id] = pid
+        job = ray.get_runtime_context().get_job_id()
+        [actor] = [a for a in list_actors(address=self.dashboard, filters=[("state", "=", "ALIVE")], limit=1000,
+                                          detail=True) if a.job_id == job and "ImplicitFunc" in a.class_name]
+        os.kill(actor.pid, signal.SIGKILL)
+        self.killed[trial.trial_id] = actor.pid
 
 
 def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninterrupted(ray_session, toy_root,
@@ -66,7 +68,7 @@ def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninter
                    "ray": {"num_workers": 0, "cpus_per_worker": 0.5, "max_failures": 1}},
     }))
     sweep = load_sweep_config(tmp_path / "sweep.yaml", str(toy_root), str(tmp_path / "runs"))
-    killer = KillOnce(HOLD_AT)
+    killer = KillOnce(HOLD_AT, ray_session.dashboard)
     grid = build_tuner(sweep, [SIG, WEAK_SIG], ["Q1"], str(tmp_path / "runs"), callbacks=[killer]).fit()
     assert len(killer.killed) == 1 and grid.num_errors == 0, killer.killed
 
