@@ -18,6 +18,9 @@ import yaml
 pytestmark = pytest.mark.ray
 
 REPO = Path(__file__).resolve().parents[2]
+# A trial that trains itself reports an epoch in milliseconds: enough epochs that the third
+# trial is still running when the test, polling its folder, stops the driver.
+EPOCHS = 60
 
 
 def small_sweep(path: Path, name: str, **config) -> Path:
@@ -26,9 +29,9 @@ def small_sweep(path: Path, name: str, **config) -> Path:
         "signatures": ["m2_tau1_eps0.055_lmin2"],
         "samples": 2,
         "search_space": {"training.lr": {"loguniform": [0.002, 0.01]}},
-        "asha": {"grace_period": 4},  # = epochs: ASHA stops nothing, every trial runs out
+        "asha": {"grace_period": EPOCHS},  # = epochs: ASHA stops nothing, every trial runs out
         "resources": {"trial_cpus": 0.05, **config.pop("resources", {})},
-        "config": {"split": {"folds": 3}, "training": {"epochs": 4, "checkpoint_every": 1},
+        "config": {"split": {"folds": 3}, "training": {"epochs": EPOCHS, "checkpoint_every": 1},
                    "ray": {"num_workers": 0, "cpus_per_worker": 0.5}},
     }))
     return path
@@ -65,12 +68,12 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
         trials = trial_dirs(experiment)
         if len(trials) >= 3 and len(result_lines(trials[2])) >= 1:
             break
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
     driver.send_signal(stop)
     code = driver.wait(timeout=120)
     finished = {t.name: len(result_lines(t)) for t in trial_dirs(experiment)[:2]}
-    assert all(n >= 4 for n in finished.values()), finished
+    assert all(n >= EPOCHS for n in finished.values()), finished
     assert not (experiment / "trials.csv").exists() and not (experiment / "summary.json").exists()
     if stop == signal.SIGINT:
         output = (tmp_path / "driver.log").read_text()
@@ -85,7 +88,7 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
                           timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = list(csv.DictReader(open(experiment / "trials.csv")))
-    assert len(rows) == 1 * 2 * 2 and all(int(r["epochs_run"]) == 4 for r in rows)
+    assert len(rows) == 1 * 2 * 2 and all(int(r["epochs_run"]) == EPOCHS for r in rows)
     # Finished trials were not run again: their histories did not grow.
     for name, count in finished.items():
         assert len(result_lines(experiment / name)) == count, name

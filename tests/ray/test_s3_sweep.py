@@ -174,7 +174,10 @@ def test_no_checkpoint_or_results_file_truncated(s3_sweep):
     for when in ("after_first", "after_resume"):
         checked, problems = s3_sweep[when]
         assert not problems, (when, problems)
-        assert checked["model.pt"] >= SAMPLES and checked["other"] >= 6, (when, checked)
+        # After the outage a trial may hold no checkpoint yet (a trial that trains itself can
+        # fail its retry within the outage too: --resume runs it); after the resume each does.
+        assert checked["model.pt"] >= (SAMPLES if when == "after_resume" else 1) and checked["other"] >= 6, \
+            (when, checked)
 
 
 def test_resume_completes_with_every_trial_exactly_once(s3_sweep):
