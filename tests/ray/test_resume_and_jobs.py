@@ -32,6 +32,7 @@ def small_sweep(path: Path, name: str, **config) -> Path:
         "asha": {"grace_period": EPOCHS},  # = epochs: ASHA stops nothing, every trial runs out
         "resources": {"trial_cpus": 0.05, **config.pop("resources", {})},
         "config": {"split": {"folds": 3}, "training": {"epochs": EPOCHS, "checkpoint_every": 1},
+                   "early_stopping": {"patience": EPOCHS},  # every trial runs to the last epoch
                    "ray": {"num_workers": 0, "cpus_per_worker": 0.5}},
     }))
     return path
