@@ -117,11 +117,18 @@ def test_trials_train_on_the_gpu_workers_and_never_on_the_head(name, gpu_sweep):
 
 
 @pytest.mark.parametrize("name", CLUSTER_FILES)
-def test_with_train_workers_trials_stay_on_the_head(name, gpu_sweep):
-    """The other layout, for ray.num_workers >= 1: trials on the head by its trial slots."""
+def test_the_file_uses_train_runs_with_trials_on_the_head(name, gpu_sweep):
+    from ray_jobs.train import in_trial
+
+    assert not in_trial(gpu_sweep.base_config().ray) and gpu_sweep.resources.trial_resources == {"mmse_trial_host": 1}
+
+
+@pytest.mark.parametrize("name", CLUSTER_FILES)
+def test_trials_that_train_themselves_go_to_the_gpu_workers(name, gpu_sweep):
+    """The other layout, ray.num_workers 0: trial actors reserve a worker's share and labels."""
     data = gpu_sweep.to_dict()
-    data["resources"]["trial_resources"] = {"mmse_trial_host": 1}
-    data["config"]["ray"]["num_workers"] = 1
+    data["resources"]["trial_resources"] = {}
+    data["config"]["ray"]["num_workers"] = 0
     check_placement(name, type(gpu_sweep).parse(data))
 
 
