@@ -1,0 +1,298 @@
+"""The realistic trial's loop against the FLOP bound of its members: what bounds it.
+
+One packed trial of the realistic grid trains 36 signatures x 5 folds = 180 members for 100
+epochs on 300 subjects (240 outside the held-out test set, 192 training rows per fold). This
+runs that loop (`FoldFitter.fit`, early stopping off so every architecture does all its
+epochs; the plateau schedule on, as in a sweep) on one thread, as a one-CPU trial does, and
+prints per architecture of the sweep's search space (configs/sweep.yaml):
+
+- fold-model epochs per second (one member seeing its training rows once, plus its
+  validation pass), from this process's CPU time;
+- the matmul FLOPs of one training step, forward and backward, counted by torch's
+  `FlopCounterMode` on the real step, and the GFLOP/s the loop reaches;
+- four floors for one step: its matmul FLOPs at this CPU's big-GEMM rate, its own matmuls
+  replayed back to back (the FLOP floor at these shapes), its bytes (what every non-view op
+  reads and writes) at this CPU's in-cache bandwidth, and the same step with one signature
+  (5 members: 1/36 of the FLOPs and bytes, the same ops), which is what a step costs
+  whatever its size: interpreter, dispatch, autograd;
+- where a step's op time goes (torch.profiler, after the fit): forward, backward, gradient
+  clip, Adam, and the share in matmuls.
+
+The last line sets the typical architecture's step against each floor:
+`loop bound (typical): <step> ms per step = <ratio>x the FLOP floor, ...`.
+
+    python benchmarks/loop_bound.py [--epochs 100] [--archs typical]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: tests.fixtures
+
+from sweep_overhead import signatures  # the benchmark's 36 signature names
+
+from mmse_model.core.config import Config
+from mmse_model.data.dataset import build_member_tensors, load_group, make_split
+from mmse_model.training.callbacks import CallbackManager, History
+from mmse_model.training.loop import FoldFitter, epoch_batches
+from tests.fixtures.toy_data import write_planted_root
+
+TASK = "Q1"
+MATMULS = {torch.ops.aten.mm, torch.ops.aten.bmm, torch.ops.aten.baddbmm, torch.ops.aten.addmm}
+
+# Points of configs/sweep.yaml's search space. "typical" is the training defaults, the middle
+# value of every choice the space offers; the other two are its cheapest and dearest corners.
+ARCHS = {
+    "typical": ["arch.hidden_layers=2", "arch.h1=64", "arch.h2=32", "arch.dropout=0.25",
+                "arch.use_batch_norm=false", "training.batch_size=16"],
+    "largest": ["arch.hidden_layers=2", "arch.h1=128", "arch.h2=64", "arch.dropout=0.2",
+                "arch.use_batch_norm=true", "training.batch_size=8"],
+    "linear": ["arch.hidden_layers=0", "arch.dropout=0.0", "arch.use_batch_norm=false",
+               "training.batch_size=32"],
+}
+
+
+class OpRecorder(TorchDispatchMode):
+    """Counts the aten ops a region dispatches, the bytes its non-view ops read and write,
+    and keeps a copy of every matmul's arguments for replay."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops, self.bytes, self.matmuls = 0, 0, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        self.ops += 1
+        if not func.is_view:
+            tensors = [t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)]
+            self.bytes += sum(t.numel() * t.element_size() for t in tensors)
+        if func.overloadpacket in MATMULS:
+            self.matmuls.append((func, [a.detach().clone() if isinstance(a, torch.Tensor) else a for a in args],
+                                 dict(kwargs)))
+        return out
+
+
+@dataclass
+class Machine:
+    gemm_gflops: float  # a big square GEMM, one thread: this CPU's FLOP peak in practice
+    cache_gbps: float  # read+write bandwidth of an in-place add over 4 MB buffers (in L3)
+
+
+def measure_machine(buffer_bytes: int = 4 << 20) -> Machine:
+    n = 1024
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    gemm = _best(lambda: torch.mm(a, b), repeats=20)
+    elements = max(1, buffer_bytes // 4)
+    x, y = torch.randn(elements), torch.randn(elements)
+    add = _best(lambda: x.add_(y), repeats=200)  # reads two buffers, writes one
+    return Machine(2 * n**3 / gemm / 1e9, 12 * elements / add / 1e9)
+
+
+MATMUL_EVENTS = ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm")
+PHASES = ("forward, loss, epoch setup", "backward", "gradient clip", "Adam")
+
+
+def step_profile(fitter, first_epoch: int, epochs: int) -> dict[str, float]:
+    """Share of the profiled training epochs' op time (torch.profiler's self CPU time, which
+    leaves out the interpreter between ops) per phase of a step, and in matmuls."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    import mmse_model.training.loop as loop_module
+
+    def labelled(label, fn):
+        def run(*args, **kwargs):
+            with record_function(label):
+                return fn(*args, **kwargs)
+        return run
+
+    clip, step = loop_module.clip_grad_norm_per_model, fitter.optimizer.step
+    loop_module.clip_grad_norm_per_model = labelled("gradient clip", clip)
+    fitter.optimizer.step = labelled("Adam", step)
+    try:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for epoch in range(first_epoch, first_epoch + epochs):
+                fitter.train_epoch(epoch)
+    finally:
+        loop_module.clip_grad_norm_per_model = clip
+        del fitter.optimizer.step
+    shares = dict.fromkeys([*PHASES, "matmuls"], 0.0)
+    for event in prof.events():
+        phase, parent = PHASES[0], event
+        while parent is not None:
+            if parent.name in PHASES[2:]:
+                phase = parent.name
+                break
+            if parent.name.startswith("autograd::engine"):
+                phase = "backward"
+                break
+            parent = parent.cpu_parent
+        shares[phase] += event.self_cpu_time_total
+        if event.name in MATMUL_EVENTS:
+            shares["matmuls"] += event.self_cpu_time_total
+    total = sum(shares[phase] for phase in PHASES)
+    return {k: v / total for k, v in shares.items()}
+
+
+def _best(fn, repeats: int) -> float:
+    """Fastest of `repeats` timed calls (process CPU time, after one warm-up)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.process_time()
+        fn()
+        times.append(time.process_time() - started)
+    return max(min(times), 1e-9)
+
+
+def realistic_folds(n_signatures: int, n_subjects: int, n_folds: int, root: Path):
+    sigs = signatures(n_signatures)
+    config = Config().with_overrides([f"split.folds={n_folds}"])
+    data_root = write_planted_root(root, {sig: 1.0 for sig in sigs}, tasks=(TASK,), n_subjects=n_subjects)
+    group = load_group(data_root, sigs, TASK, config.score_range(TASK))
+    split = make_split(group.subject_ids, group.y, n_folds, config.split.test_fraction, config.split.seed)
+    return sigs, group, split
+
+
+@dataclass
+class LoopFigures:
+    members: int
+    epochs: int
+    steps_per_epoch: int
+    cpu_s: float  # the whole fit
+    train_s: float  # train_epoch, all epochs
+    validate_s: float
+    per_member_adam_epochs: int  # epochs run on MemberAdam's per-member path (rates differ)
+    step_flops: float
+    val_flops: float
+    step_ops: int
+    step_bytes: int
+    matmul_replay_s: float  # one step's matmuls, replayed
+    param_bytes: int  # the members' stacked weights (Adam keeps two more of these)
+    profile: dict[str, float]  # share of a step's op time by phase, and in matmuls
+    profiled_per_member_adam: bool
+
+    @property
+    def step_ms(self) -> float:
+        return 1e3 * self.train_s / (self.epochs * self.steps_per_epoch)
+
+
+def run_loop(sigs, group, split, overrides: list[str], epochs: int) -> LoopFigures:
+    config = Config().with_overrides([*overrides, f"split.folds={split.folds}", f"training.epochs={epochs}",
+                                      "early_stopping.enable=false"])
+    folds = build_member_tensors(group, split, config.score_range(TASK))
+    fitter = FoldFitter(config, folds, tuple(sigs))
+    min_rows = 2 if config.arch.use_batch_norm else 1
+    steps = epoch_batches(folds.train_counts.tolist(), config.training.batch_size, min_rows,
+                          fitter.fold_seeds, 1)[0].shape[1]
+
+    # One epoch under the counters (it also warms the kernels up), then a fresh fitter.
+    with FlopCounterMode(display=False) as flops, OpRecorder() as recorder:
+        fitter.train_epoch(1)
+    with FlopCounterMode(display=False) as val_flops:
+        fitter.validate()
+    step_matmuls = recorder.matmuls[: len(recorder.matmuls) // steps]
+    replay = _best(lambda: [func(*args, **kwargs) for func, args, kwargs in step_matmuls], repeats=50)
+    param_bytes = fitter.module.flat.numel() * fitter.module.flat.element_size()
+
+    fitter = FoldFitter(config, folds, tuple(sigs))
+    timed = {"train": 0.0, "validate": 0.0, "per_member": 0}
+
+    def timing(name, fn):
+        def wrapped(*args):
+            if name == "train" and fitter.optimizer.shared_lr is None:
+                timed["per_member"] += 1
+            started = time.process_time()
+            out = fn(*args)
+            timed[name] += time.process_time() - started
+            return out
+        return wrapped
+
+    fitter.train_epoch = timing("train", fitter.train_epoch)
+    fitter.validate = timing("validate", fitter.validate)
+    started = time.process_time()
+    fitter.fit(CallbackManager([History()]), epochs, lambda directory, record: None)
+    cpu = time.process_time() - started
+    # Profiled after the fit, in the state most of its epochs ran in (per-member Adam, once the
+    # plateau schedule gave the signatures different rates).
+    del fitter.train_epoch, fitter.validate
+    per_member_adam = fitter.optimizer.shared_lr is None
+    profile = step_profile(fitter, epochs + 1, 3)
+    return LoopFigures(folds.n_members, epochs, steps, cpu, timed["train"], timed["validate"], timed["per_member"],
+                       flops.get_total_flops() / steps, val_flops.get_total_flops(), recorder.ops // steps,
+                       recorder.bytes // steps, replay, param_bytes, profile,
+                       per_member_adam)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--signatures", type=int, default=36)
+    parser.add_argument("--subjects", type=int, default=300)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--archs", default="typical,largest,linear", help=f"comma-separated, of {sorted(ARCHS)}")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # a trial's one CPU
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sigs, group, split = realistic_folds(args.signatures, args.subjects, args.folds, Path(tmp))
+        one_sig = (sigs[:1], *realistic_folds(1, args.subjects, args.folds, Path(tmp) / "one")[1:])
+    print(f"realistic trial: {len(sigs)} signatures x {args.folds} folds = {len(sigs) * args.folds} members, "
+          f"{args.subjects} subjects, {args.epochs} epochs, 1 thread, CPU time of this process")
+    lines = []
+    for name in args.archs.split(","):
+        overrides = ARCHS[name]
+        full = run_loop(sigs, group, split, overrides, args.epochs)
+        small = run_loop(*one_sig, overrides, max(10, args.epochs // 5))
+        machine = measure_machine()
+        fold_epochs = full.members * full.epochs
+        total_flops = full.epochs * (full.steps_per_epoch * full.step_flops + full.val_flops)
+        gflops = total_flops / full.cpu_s / 1e9
+        step_s = full.step_ms / 1e3
+        floors = {
+            "FLOPs at the big-GEMM rate": full.step_flops / (machine.gemm_gflops * 1e9),
+            "its own matmuls, replayed": full.matmul_replay_s,
+            "its bytes at in-cache bandwidth": full.step_bytes / (machine.cache_gbps * 1e9),
+            "the same step, 1 signature": small.step_ms / 1e3,
+        }
+        print(f"\n[{name}] {' '.join(overrides)}")
+        print(f"  loop: {full.cpu_s:.2f} CPU-s for {fold_epochs} fold-model epochs = "
+              f"{fold_epochs / full.cpu_s:,.0f} fold-model epochs/s (training steps {full.train_s:.2f} s, "
+              f"validation {full.validate_s:.2f} s, bookkeeping {full.cpu_s - full.train_s - full.validate_s:.2f} s; "
+              f"{full.per_member_adam_epochs} of {full.epochs} epochs on per-member Adam)")
+        print(f"  step: {full.steps_per_epoch} per epoch, {full.step_ms:.3f} ms each, "
+              f"{full.step_flops / 1e6:.1f} MFLOP (matmuls, forward + backward), {full.step_ops} aten ops "
+              f"reading+writing {full.step_bytes / 1e6:.1f} MB (weights {full.param_bytes / 1e6:.1f} MB)")
+        print(f"  loop rate: {gflops:.2f} GFLOP/s against {machine.gemm_gflops:.1f} GFLOP/s for a 1024^3 GEMM "
+              f"({gflops / machine.gemm_gflops:.1%}); in-cache bandwidth {machine.cache_gbps:.1f} GB/s")
+        for label, seconds in floors.items():
+            print(f"  floor: {label:<34}{seconds * 1e3:9.3f} ms  (step = {step_s / seconds:5.1f}x)")
+        adam = "per-member" if full.profiled_per_member_adam else "fused"
+        print(f"  step op time ({adam} Adam): " + ", ".join(f"{k} {v:.0%}" for k, v in full.profile.items()))
+        lines.append((name, full, fold_epochs / full.cpu_s, gflops, machine, step_s, floors))
+    print()
+    for name, full, rate, gflops, machine, step_s, floors in lines:
+        print(f"{name:<9}{full.members:>4} members {rate:>8,.0f} fold-model epochs/s {gflops:>6.2f} GFLOP/s "
+              f"({gflops / machine.gemm_gflops:5.1%} of GEMM peak) {full.step_ms:>7.3f} ms/step "
+              f"= {step_s / floors['FLOPs at the big-GEMM rate']:.1f}x FLOP floor, "
+              f"{full.profile['matmuls']:.0%} in matmuls")
+    name, full, rate, gflops, machine, step_s, floors = lines[0]
+    print(f"loop bound ({name}): {step_s * 1e3:.3f} ms per step = "
+          f"{step_s / floors['FLOPs at the big-GEMM rate']:.1f}x the FLOP floor, "
+          f"{step_s / floors['its own matmuls, replayed']:.1f}x its matmuls alone, "
+          f"{step_s / floors['its bytes at in-cache bandwidth']:.1f}x the memory floor, "
+          f"{step_s / floors['the same step, 1 signature']:.1f}x a 1-signature step")
+
+if __name__ == "__main__":
+    main()
