@@ -8,12 +8,23 @@ trial of every process of that Ray instance (sampled from /proc every 0.1 s).
 
     python benchmarks/sweep_overhead.py                 # one setting: project defaults
     python benchmarks/sweep_overhead.py --packed        # packed vs one trial per signature
+    python benchmarks/sweep_overhead.py --in-trial      # full Train path vs training in the trial
+    python benchmarks/sweep_overhead.py --write-grid-data DIR   # the realistic grid's SYNTHETIC data
 
 `--packed` runs the same coverage (12 signatures x 1 task x 4 samples, 30 epochs, 3 folds,
 the project's defaults) packed (every signature in one trial) and one trial per signature,
 one after the other, extrapolates each to the realistic grid (36 signatures x 5 tasks x 16
 samples), times one packed trial of that grid (36 signatures, 5 folds, 100 epochs), and
 ends with the line `packed speed-up: <ratio>x`.
+
+`--in-trial` runs the same coverage of realistic-size packed trials (36 signatures x 2 tasks
+x 4 samples, 300 subjects, 5 folds, 100 epochs, ASHA and early stopping stopping nothing)
+twice: through the full Train path (`ray.num_workers: 1`: controller, worker group,
+placement group) and trained inside the Tune trial actor (`ray.num_workers: 0`, Train's local
+mode), and ends with the line `in-trial speed-up: <ratio>x`.
+
+`--write-grid-data DIR` writes the realistic grid's data root (36 signatures x 5 tasks, 300
+subjects, planted signal: SYNTHETIC) for a timed `mmse sweep` of the whole grid.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: tests.fixtures
 
-TASK = "Q1"
+TASKS = ("Q1", "Q2", "Q3", "Q4", "Q5")
 TICK = os.sysconf("SC_CLK_TCK")
 GRID = {"signatures": 36, "tasks": 5, "samples": 16}
 
@@ -161,20 +172,21 @@ def run_one_setting(args: argparse.Namespace) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="mmse-bench-"))
     sigs = signatures(args.signatures)
-    root = write_planted_root(tmp / "data", {sig: 1.0 for sig in sigs}, tasks=(TASK,), n_subjects=args.subjects)
+    tasks = TASKS[: args.tasks]
+    root = write_planted_root(tmp / "data", {sig: 1.0 for sig in sigs}, tasks=tasks, n_subjects=args.subjects)
     sweep = SweepConfig.parse({
         "name": "bench", "data_root": str(root), "storage": str(tmp / "runs"), "samples": args.samples,
         "signatures_per_trial": args.per_trial,
         "search_space": {"training.lr": {"loguniform": [0.001, 0.01]}},
         "asha": {"grace_period": args.epochs},  # ASHA stops nothing: every trial does the same work
         "config": {"split": {"folds": args.folds}, "training": {"epochs": args.epochs},
-                   "early_stopping": {"enable": False}},
+                   "early_stopping": {"enable": False}, "ray": {"num_workers": args.workers}},
     })
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     sampler = ProcSampler().start()
     ray.init(num_cpus=os.cpu_count(), log_to_driver=False,
              runtime_env={"env_vars": train_env(sweep.base_config().ray)})
-    tuner = build_tuner(sweep, sigs, (TASK,), str(tmp / "runs"))
+    tuner = build_tuner(sweep, sigs, tasks, str(tmp / "runs"))
     started = time.perf_counter()
     grid = tuner.fit()
     wall = time.perf_counter() - started
@@ -232,6 +244,25 @@ def packed_comparison() -> None:
     print(f"packed speed-up: {single['sweep_wall_s'] / packed['sweep_wall_s']:.1f}x")
 
 
+def in_trial_comparison() -> None:
+    coverage = ["--signatures", "36", "--tasks", "2", "--samples", "4", "--epochs", "100", "--folds", "5",
+                "--subjects", "300", "--per-trial", "0"]
+    modes = (("full Train path (num_workers 1)", "1"), ("in the trial (num_workers 0)", "0"))
+    results = []
+    for label, workers in modes:
+        print(f"{label}: load average before {os.getloadavg()[0]:.2f}", flush=True)
+        result = in_subprocess([*coverage, "--workers", workers])
+        results.append((label, result))
+        print(_report([(label, result)]), flush=True)
+    print()
+    print(f"{'mode':<34}{'wall s':>9}{'trials':>8}{'s/trial':>9}{'CPU-s/trial':>13}{'loop frac':>11}")
+    for label, r in results:
+        print(f"{label:<34}{r['sweep_wall_s']:>9.1f}{r['trials']:>8}{r['wall_per_trial_s']:>9.2f}"
+              f"{r['cpu_s_per_trial_total']:>13.2f}{r['loop_fraction']:>11.1%}")
+    (_, full), (_, local) = results
+    print(f"in-trial speed-up: {full['sweep_wall_s'] / local['sweep_wall_s']:.2f}x")
+
+
 def _report(rows) -> str:
     lines = [f"{'setting':<44}{'trials':>7}{'wall s':>9}{'s/trial':>9}{'loop frac':>11}{'CPU-s/trial':>13}"]
     for label, r in rows:
@@ -246,16 +277,31 @@ def _report(rows) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--packed", action="store_true", help="packed vs one trial per signature")
+    parser.add_argument("--in-trial", action="store_true", help="full Train path vs training in the trial")
     parser.add_argument("--signatures", type=int, default=1)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--subjects", type=int, default=120)
+    parser.add_argument("--tasks", type=int, default=1, help="the first n of Q1..Q5")
+    parser.add_argument("--workers", type=int, default=1, help="ray.num_workers (0: train in the trial)")
     parser.add_argument("--per-trial", type=int, default=0, help="signatures_per_trial (0: all)")
+    parser.add_argument("--write-grid-data", metavar="DIR", help="write the realistic grid's data root and exit")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.write_grid_data:
+        from tests.fixtures.toy_data import write_planted_root
+
+        sigs = signatures(GRID["signatures"])
+        root = write_planted_root(args.write_grid_data, {sig: 1.0 for sig in sigs}, tasks=TASKS[: GRID["tasks"]],
+                                  n_subjects=300)
+        print(f"{root}: SYNTHETIC planted-signal data, {len(sigs)} signatures x {GRID['tasks']} tasks, 300 subjects")
+        return 0
     if args.packed:
         packed_comparison()
+        return 0
+    if args.in_trial:
+        in_trial_comparison()
         return 0
     figures = run_one_setting(args)
     print(json.dumps(figures) if args.json else _report([("project defaults", figures)]))
