@@ -274,7 +274,7 @@ def in_trial_comparison() -> None:
         print(_report([(label, result)]), flush=True)
     print()
     print(f"{'mode':<34}{'wall s':>9}{'trials':>8}{'at once':>9}{'s/trial':>9}{'CPU-s/trial':>13}"
-          f"{'loop CPU-s':>12}{'loop frac':>11}")
+          f"{'loop s':>12}{'loop frac':>11}")
     for label, r in results:
         print(f"{label:<34}{r['sweep_wall_s']:>9.1f}{r['trials']:>8}{r['concurrent_trials']:>9}"
               f"{r['wall_per_trial_s']:>9.2f}{r['cpu_s_per_trial_total']:>13.2f}{r['loop_s_per_trial']:>12.2f}"
