@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from datetime import datetime, timezone
 from functools import partial
@@ -363,6 +364,11 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
         tuner = build_tuner(sweep, signatures, tasks, storage)
     # The CLIReporter table (the columns chosen in build_tuner) is the live progress table.
     ray_internals.use_classic_progress_table()
+    # Trials that train themselves hand Tune a checkpoint every few epochs, and with
+    # CheckpointConfig(num_to_keep) Tune snapshots its state after each trial's num_to_keep-th:
+    # on a packed sweep several times in 5 s, and Tune warns each time in a 6-line message
+    # that buries the progress table. The snapshots stay; the warning goes (0: off).
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     watch = sweep.watchdog
     SweepGuard.current_settings = (watch.interval_s, watch.stall_timeout_s, watch.silent_trial_timeout_s)
