@@ -78,3 +78,11 @@ def test_member_metrics_equal_one_set_at_a_time_with_padding():
         alone = regression_metrics(y[m, :n], pred[m, :n], (0.0, 5.0))
         for name, value in alone.items():
             assert batched[name][m] == pytest.approx(value, rel=1e-12), name
+
+
+def test_outcome_distribution_counts_subjects_and_never_says_minus_zero():
+    from mmse_model.evaluation.scoring import outcome_distribution
+
+    out = outcome_distribution(np.array(["a", "a", "b", "c"]), np.array([-0.0, -0.0, 2.0, 5.0]))
+    assert out["n"] == 3 and out["min"] == 0.0 and str(out["min"]) == "0.0" and out["max"] == 5.0
+    assert out["counts"] == {"0": 1, "2": 1, "5": 1}

@@ -132,7 +132,8 @@ def outcome_distribution(subjects: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """The scores of `subjects` (one per subject: a subject's rows share its score), as a
     reader checks a sample: mean, sd, min, max and how many subjects have each score."""
     _, first = np.unique(np.asarray(subjects), return_index=True)
-    scores = np.asarray(y, dtype=np.float64)[first]
+    # + 0.0: a stored -0.0 would print as "-0" in counts and ranges.
+    scores = np.asarray(y, dtype=np.float64)[first] + 0.0
     if not len(scores):
         return {"n": 0}
     values, counts = np.unique(scores, return_counts=True)
