@@ -4,7 +4,8 @@ Train V2 shape (docs/design.md, "Ray"): each Tune trial is a function that build
 `TorchTrainer` (from `ray_jobs/train.py`) with `TuneReportCallback`, so every epoch's
 `val/loss` (the best signature's) reaches Tune and ASHA can stop the trial. With
 `ray.num_workers: 0` the trainer runs in local mode: the trial actor trains itself, reserves
-its worker's resources, and reports each epoch and checkpoint to Tune directly. A trial trains
+its worker's resources, reports each epoch to Tune directly and keeps its checkpoints where
+a Train run would (`train_runs/<trial_id>/`). A trial trains
 a group of signatures of one task as one batched model: every signature of a task holds the
 same subjects and split, so `signatures_per_trial` signatures x K folds cost one Train run's
 start-up. ASHA compares trials only within their task (`ray_jobs/scheduler.py`).
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from datetime import datetime, timezone
 from functools import partial
@@ -28,7 +28,15 @@ from typing import Any, Callable, Sequence
 from mmse_model.core.atomic import json_text
 from mmse_model.core.config import Config
 from mmse_model.core.errors import InputError, RunFailure, first_line, run_command
-from mmse_model.core.storage import StorageUnavailable, absolute, join, read_text, redact, uri_of
+from mmse_model.core.storage import (
+    StorageUnavailable,
+    absolute,
+    filesystem,
+    join,
+    read_text,
+    redact,
+    uri_of,
+)
 from mmse_model.core.storage import errors as storage_errors
 from mmse_model.core.storage import write_text as write_location
 from mmse_model.evaluation.metrics import MONITOR
@@ -40,15 +48,14 @@ from mmse_model.sweeps.fingerprint import (
     make_record,
     parse_record,
 )
+from mmse_model.sweeps.nested import NestedSearch
 from mmse_model.sweeps.results import (
     choose_checkpoint,
     failure_line,
     format_summary,
-    has_checkpoint,
     signature_rows,
 )
-from mmse_model.sweeps.nested import NestedSearch
-from mmse_model.sweeps.rules import TrialRow
+from mmse_model.sweeps.rules import TrialRow, is_finite_number
 from mmse_model.sweeps.summary import summarise_sweep, write_results
 from mmse_model.training.checkpoint import load_checkpoint
 from mmse_model.training.loop import RunSpec
@@ -58,7 +65,15 @@ from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
 from ray_jobs.repeats import run_repeats_on_ray
 from ray_jobs.rungs import rungs
 from ray_jobs.scheduler import PerTaskASHA
-from ray_jobs.train import build_trainer, connect, in_trial, worker_label_selector, worker_resources
+from ray_jobs.train import (
+    CHECKPOINT_PREFIX,
+    build_trainer,
+    checkpoint_names,
+    connect,
+    in_trial,
+    worker_label_selector,
+    worker_resources,
+)
 
 TRAIN_RUNS = "train_runs"  # <storage>/<experiment>/train_runs/<trial_id>/checkpoint_*
 RESUME_HINT = "the sweep's state is kept: run the same command with --resume once the storage works again"
@@ -242,9 +257,6 @@ def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[s
         run_config=tune.RunConfig(
             name=sweep.name,
             storage_path=experiment_storage,
-            # Trials that train themselves hand Tune their checkpoints (in their trial
-            # folders): keep the newest few, as Train does for its runs.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=base.ray.checkpoints_to_keep),
             callbacks=[TBXLoggerCallback(), guard(sweep), *callbacks],
             progress_reporter=reporter,
             failure_config=tune.FailureConfig(max_failures=base.ray.max_failures),
@@ -264,9 +276,8 @@ def collect_rows(result_grid, train_storage: str) -> list[TrialRow]:
     trials = []
     for result in result_grid:
         cfg = result.config or {}
-        frame = result.metrics_dataframe
-        history = [] if frame is None else [with_checkpoint_path(r, result.path) for r in frame.to_dict("records")]
         trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+        history = trial_history(result, partial(stored_checkpoints, join(train_storage, trial_id)))
         trials.append((trial_id, cfg, history, result.error is not None))
     samples: dict[tuple[str, str], int] = {}
     rows: list[TrialRow] = []
@@ -283,16 +294,29 @@ def collect_rows(result_grid, train_storage: str) -> list[TrialRow]:
     return rows
 
 
-def with_checkpoint_path(record: dict[str, Any], trial_path: str) -> dict[str, Any]:
-    """A Tune history record with `checkpoint_path` wherever the epoch has a checkpoint.
+def trial_history(result, stored: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """A trial's reports, oldest first: its `result.json`, completed when that is cut short.
 
-    A Train run's reports name their checkpoint (`train_runs/<trial>/checkpoint_*`, through
-    `TuneReportCallback`); a trial that trains itself hands Tune the checkpoint, which Tune
-    keeps in the trial's folder and names by `checkpoint_dir_name`."""
-    name = record.get("checkpoint_dir_name")
-    if has_checkpoint(record) or not isinstance(name, str) or not name:
-        return record
-    return {**record, "checkpoint_path": f"{trial_path.rstrip('/')}/{name}"}
+    Tune writes `result.json` on the driver and copies it to storage every few seconds; a
+    driver killed during a copy leaves the stored file cut short or empty, and `--resume`
+    does not run a finished trial again. Tune's experiment state still holds the trial's
+    last report, and its checkpoints are in storage: `stored()` lists them as records
+    (`epoch`, `checkpoint_path`), read only for a history that ends before the last report."""
+    frame = result.metrics_dataframe
+    records = [] if frame is None else frame.to_dict("records")
+    last = result.metrics or {}
+    seen = max((r["epoch"] for r in records if is_finite_number(r.get("epoch"))), default=0)
+    if not is_finite_number(last.get("epoch")) or last["epoch"] <= seen:
+        return records
+    missing = {r["epoch"]: r for r in stored() if seen < r["epoch"] <= last["epoch"]}
+    missing[last["epoch"]] = {**missing.get(last["epoch"], {}), **last}
+    return records + [missing[epoch] for epoch in sorted(missing)]
+
+
+def stored_checkpoints(folder: str) -> list[dict[str, Any]]:
+    """A trial's checkpoints in its Train-run folder, as history records."""
+    return [{"epoch": int(name[len(CHECKPOINT_PREFIX):]), "checkpoint_path": filesystem(join(folder, name))[1]}
+            for name in checkpoint_names(folder)]
 
 
 def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = None) -> dict[str, Any]:
@@ -364,11 +388,6 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
         tuner = build_tuner(sweep, signatures, tasks, storage)
     # The CLIReporter table (the columns chosen in build_tuner) is the live progress table.
     ray_internals.use_classic_progress_table()
-    # Trials that train themselves hand Tune a checkpoint every few epochs, and with
-    # CheckpointConfig(num_to_keep) Tune snapshots its state after each trial's num_to_keep-th:
-    # on a packed sweep several times in 5 s, and Tune warns each time in a 6-line message
-    # that buries the progress table. The snapshots stay; the warning goes (0: off).
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     watch = sweep.watchdog
     SweepGuard.current_settings = (watch.interval_s, watch.stall_timeout_s, watch.silent_trial_timeout_s)

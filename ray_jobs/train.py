@@ -6,9 +6,9 @@ the core's `train_run` unchanged, with a reporter that is `ray.train.report`. Th
 
 With `ray.num_workers: 0` the trainer runs in local mode: `fit()` calls the same function in
 the process that built the trainer, with no controller, worker group or placement group.
-Train's local mode keeps reports in memory only, so the function reports where its
-checkpoints must last itself: to Tune in a sweep's trial (`TuneReporter`), to the run's
-storage for `mmse train` (`StorageReporter`); it resumes from there too.
+Train's local mode keeps reports in memory only, so the function keeps its checkpoints in
+storage itself and resumes from there: a sweep trial in its own folder, as a Train run
+would (`TrialReporter`), `mmse train` its latest (`StorageReporter`).
 
     python ray_jobs/train.py --data DATA_ROOT --sig SIG --q Q1 --out OUT [--storage URI]
     ray job submit --working-dir . -- python ray_jobs/train.py ...   (absolute --storage)
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mmse_model.core.config import Config, RayConfig
-from mmse_model.core.errors import run_command
-from mmse_model.core.storage import absolute, check_location, exists, join, uri_of
+from mmse_model.core.errors import CheckpointError, run_command
+from mmse_model.core.storage import absolute, check_location, delete, exists, join, list_dir, uri_of
 from mmse_model.training.checkpoint import CheckpointPayload, load_checkpoint
 from mmse_model.training.loop import RunSpec
 from mmse_model.training.runs import Runner
@@ -57,16 +57,55 @@ class RayReporter:
         ray.train.report(metrics, checkpoint=checkpoint)
 
 
-class TuneReporter:
-    """The reporter of a run in local mode inside a Tune trial: every epoch straight to Tune
-    (ASHA's input), the checkpoint into the trial's folder. Train's local mode would keep
-    them in memory only."""
+CHECKPOINT_PREFIX = "checkpoint_"
+
+
+class TrialReporter:
+    """The reporter of a run in local mode inside a Tune trial: every epoch to Tune (ASHA's
+    input); each checkpoint to `folder/checkpoint_<epoch>` (the trial's Train-run folder,
+    `train_runs/<trial_id>`), named in that epoch's report as `checkpoint_path`, the
+    newest `keep` kept.
+
+    Tune is not handed the checkpoints. It would delete old ones on the driver and save
+    its state, which names the newest, to storage only every few seconds: a driver killed
+    in between leaves a state naming a deleted checkpoint, and `--resume` then fails that
+    trial on every try ("Could not recover from checkpoint", seen in tests). A restarted
+    trial resumes from the newest checkpoint in its folder that loads (`newest_checkpoint`)."""
+
+    def __init__(self, folder: str, keep: int):
+        self.folder, self.keep = folder, keep
 
     def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
         from ray import tune
 
-        # Tune copies the folder into storage before it returns: the loop may delete it then.
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None)
+        from mmse_model.core.storage import filesystem, write_bytes
+        from mmse_model.training.checkpoint import FILENAME
+
+        if checkpoint_dir is not None:
+            location = join(self.folder, f"{CHECKPOINT_PREFIX}{int(metrics['epoch']):06d}")
+            write_bytes(join(location, FILENAME), (checkpoint_dir / FILENAME).read_bytes())
+            metrics = {**metrics, "checkpoint_path": filesystem(location)[1]}  # as Train reports it
+            for old in checkpoint_names(self.folder)[:-self.keep]:
+                delete(join(self.folder, old))
+        tune.report(metrics)
+
+
+def checkpoint_names(folder: str) -> list[str]:
+    """The `checkpoint_<epoch>` folders in `folder`, oldest first."""
+    names = [e.name for e in list_dir(folder) if e.is_dir and e.name.startswith(CHECKPOINT_PREFIX)
+             and e.name[len(CHECKPOINT_PREFIX):].isdigit()]
+    return sorted(names, key=lambda n: int(n[len(CHECKPOINT_PREFIX):]))
+
+
+def newest_checkpoint(folder: str) -> CheckpointPayload | None:
+    """The newest checkpoint in `folder` that loads (one written when the trial was killed
+    may not), or None."""
+    for name in reversed(checkpoint_names(folder)):
+        try:
+            return load_checkpoint(join(folder, name))
+        except CheckpointError:
+            continue
+    return None
 
 
 class StorageReporter:
@@ -97,7 +136,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]):
 
     run = RunSpec.from_dict(loop_config["run"])
     if in_trial(run.config.ray):
-        return train_in_this_process(run, loop_config.get("latest"))
+        return train_in_this_process(run, latest=loop_config.get("latest"), trial_folder=loop_config.get("trial_folder"))
     context = ray.train.get_context()
     world_size, rank = context.get_world_size(), context.get_world_rank()
     resume = None
@@ -116,29 +155,24 @@ def train_loop_per_worker(loop_config: dict[str, Any]):
     )
 
 
-def train_in_this_process(run: RunSpec, latest: str | None) -> CheckpointPayload:
+def train_in_this_process(run: RunSpec, latest: str | None = None, trial_folder: str | None = None) -> CheckpointPayload:
     """Local mode: this process trains, on its GPU when the config asks for one (Ray made
-    the reserved one its only visible device), else on the CPU. `latest`: where `mmse
-    train` keeps its latest checkpoint; None in a Tune trial, which reports to Tune and
-    resumes from the checkpoint Tune hands a restarted trial."""
+    the reserved one its only visible device), else on the CPU, resuming from what an
+    earlier attempt left. `latest`: where `mmse train` keeps its latest checkpoint;
+    `trial_folder`: where a Tune trial keeps its checkpoints."""
     import ray.train.torch
-    from ray import tune
 
     from mmse_model.training.loop import train_run
 
     # Ray shows a process without a GPU every GPU of its node: use one only when reserved.
     device = ray.train.torch.get_device() if run.config.ray.use_gpu else "cpu"
-    resume = None
-    if latest is None:
-        reporter = TuneReporter()
-        checkpoint = tune.get_checkpoint()  # set when Tune restarts or restores this trial
-        if checkpoint is not None:
-            with checkpoint.as_directory() as directory:
-                resume = load_checkpoint(directory)
-    else:
+    if trial_folder is not None:
+        reporter, resume = TrialReporter(trial_folder, run.config.ray.checkpoints_to_keep), newest_checkpoint(trial_folder)
+    elif latest is not None:
         reporter = StorageReporter(latest)
-        if exists(join(latest, "model.pt")):
-            resume = load_checkpoint(latest)
+        resume = load_checkpoint(latest) if exists(join(latest, "model.pt")) else None
+    else:
+        raise ValueError("local mode needs where its checkpoints last: latest or trial_folder")
     return train_run(run, reporter, device=device, resume=resume).checkpoint
 
 
@@ -172,7 +206,8 @@ def build_trainer(run: RunSpec, storage: str, name: str, callbacks: list | None 
     """A TorchTrainer for one run; `name` must be stable (not a timestamp) so a rebuilt
     trainer with the same storage and name resumes from the run's latest checkpoint.
     `max_failures` overrides the config's restarts (a sweep passes 0: ray_jobs/release.py).
-    `latest`: in local mode outside Tune, where the run keeps its latest checkpoint."""
+    In local mode, `latest` is where `mmse train` keeps its latest checkpoint; without it
+    (a sweep trial) checkpoints go where a Train run's would, `<storage>/<name>/`."""
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig
 
     ray_cfg = run.config.ray
@@ -181,7 +216,8 @@ def build_trainer(run: RunSpec, storage: str, name: str, callbacks: list | None 
     os.environ.update(train_env(ray_cfg))
     return ray_internals.lean_torch_trainer()(
         train_loop_per_worker,
-        train_loop_config={"run": run.to_dict(), "latest": latest},
+        train_loop_config={"run": run.to_dict(), "latest": latest,
+                           "trial_folder": None if latest else join(storage, name)},
         scaling_config=scaling_config(ray_cfg),
         run_config=RunConfig(
             name=name,

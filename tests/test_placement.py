@@ -143,17 +143,68 @@ def test_num_workers_zero_trains_in_the_trial_and_negative_is_refused():
         SweepConfig.parse({"search_space": {"ray.num_workers": {"choice": [0, 1]}}})
 
 
-def test_a_checkpoint_tune_keeps_is_named_by_the_trial_folder():
-    from ray_jobs.sweep import with_checkpoint_path
+def test_a_trial_resumes_from_the_newest_checkpoint_in_its_folder_that_loads(tmp_path):
+    """A self-training trial's folder (`train_runs/<trial_id>`): `checkpoint_<epoch>` folders
+    in epoch order, other entries ignored; a restarted trial takes the newest that loads."""
+    from mmse_model.training.callbacks import NullReporter
+    from mmse_model.training.checkpoint import save_checkpoint
+    from mmse_model.training.loop import RunSpec, train_run
+    from ray_jobs.sweep import stored_checkpoints
+    from ray_jobs.train import checkpoint_names, newest_checkpoint
+    from tests.fixtures.toy_data import write_planted_root
 
-    trial = "bucket/sweeps/s/Q1-all-0"
-    # Local mode: Tune's checkpoint folder in the trial's folder.
-    assert with_checkpoint_path({"epoch": 3, "checkpoint_dir_name": "checkpoint_000002"}, trial)["checkpoint_path"] \
-        == "bucket/sweeps/s/Q1-all-0/checkpoint_000002"
-    # A Train run's report names its own; an epoch without a checkpoint names none.
-    train = {"epoch": 3, "checkpoint_dir_name": None, "checkpoint_path": "bucket/sweeps/s/train_runs/t/checkpoint_000002"}
-    assert with_checkpoint_path(train, trial) == train
-    assert "checkpoint_path" not in with_checkpoint_path({"epoch": 4, "checkpoint_dir_name": None}, trial)
+    root = write_planted_root(tmp_path / "data", {"m2_tau1_eps0.055_lmin2": 1.0}, tasks=("Q1",), n_subjects=40)
+    config = Config().with_overrides(["split.folds=2", "training.epochs=2"])
+    payload = train_run(RunSpec(str(root), ("m2_tau1_eps0.055_lmin2",), "Q1", config), NullReporter()).checkpoint
+    folder = tmp_path / "train_runs" / "abc_00001"
+    assert checkpoint_names(str(folder)) == [] and newest_checkpoint(str(folder)) is None  # a first attempt
+    save_checkpoint(folder / "checkpoint_000002", payload)
+    (folder / "checkpoint_000010").mkdir()
+    (folder / "checkpoint_000010" / "model.pt").write_bytes(b"cut short by a kill")
+    (folder / "checkpoint_2026-12-04_17-22-35.927263").mkdir()  # a Train run's name: not this trial's
+    (folder / "checkpoint_000011").write_text("a file, not a checkpoint")
+    assert checkpoint_names(str(folder)) == ["checkpoint_000002", "checkpoint_000010"]
+    resumed = newest_checkpoint(str(folder))
+    assert resumed is not None and resumed.epoch == payload.epoch == 2
+    # The same folders as history records, for a trial whose result.json was cut short.
+    assert stored_checkpoints(str(folder)) == [
+        {"epoch": 2, "checkpoint_path": str(folder / "checkpoint_000002")},
+        {"epoch": 10, "checkpoint_path": str(folder / "checkpoint_000010")}]
+
+
+def test_a_history_cut_short_on_storage_is_completed_from_tunes_state():
+    """A driver killed while Tune copies result.json to storage leaves it short; the trial's
+    last report (Tune's experiment state) and its checkpoints in storage fill it in."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from ray_jobs.sweep import trial_history
+
+    def report(epoch, **more):
+        return {"epoch": epoch, "val/loss": 1.0 / epoch, **more}
+
+    def stored():
+        return [{"epoch": e, "checkpoint_path": f"runs/t/checkpoint_{e:06d}"} for e in (2, 4, 6, 7)]
+
+    short = SimpleNamespace(metrics_dataframe=pd.DataFrame([report(1), report(2, checkpoint_path="c2")]),
+                            metrics=report(6))
+    history = trial_history(short, stored)
+    # Epochs past the cut come from storage, up to the last report (7: written after it).
+    assert [r["epoch"] for r in history] == [1, 2, 4, 6]
+    assert history[1]["checkpoint_path"] == "c2" and history[2]["checkpoint_path"] == "runs/t/checkpoint_000004"
+    assert history[3] == report(6, checkpoint_path="runs/t/checkpoint_000006")
+    # An empty result.json (Tune reads no frame).
+    empty = SimpleNamespace(metrics_dataframe=pd.DataFrame(), metrics=report(6))
+    assert [r["epoch"] for r in trial_history(empty, stored)] == [2, 4, 6]
+
+    def untouched():
+        raise AssertionError("a whole history needs no listing of storage")
+
+    # A whole history is taken as it is, storage not listed; so is a trial that never reported.
+    whole = SimpleNamespace(metrics_dataframe=pd.DataFrame([report(e) for e in range(1, 7)]), metrics=report(6))
+    assert trial_history(whole, untouched) == [report(e) for e in range(1, 7)]
+    assert trial_history(SimpleNamespace(metrics_dataframe=None, metrics={}), untouched) == []
 
 
 def test_concurrent_trials_count_every_resource():

@@ -25,6 +25,7 @@ from mmse_model.sweeps.rules import (
     VALIDATION_KEYS,
     TrialRow,
     best_per_signature_task,
+    is_finite_number,
     ranked_by_task,
     row_status,
     winners_per_task,
@@ -42,7 +43,7 @@ def choose_checkpoint(
     trial killed while it was written): the next older one is taken then, never a name
     without a loadable file behind it.
     """
-    paths = {int(r["epoch"]): r["checkpoint_path"] for r in history if has_checkpoint(r) and _number(r.get("epoch"))}
+    paths = {int(r["epoch"]): r["checkpoint_path"] for r in history if has_checkpoint(r) and is_finite_number(r.get("epoch"))}
     for epoch in sorted(paths, reverse=True):
         try:
             return paths[epoch], load(paths[epoch])
@@ -65,7 +66,7 @@ def signature_rows(
     errored: bool = False,
 ) -> list[TrialRow]:
     """The rows of one trial, one per signature, read from its chosen checkpoint."""
-    last_epoch = int(max((r["epoch"] for r in history if _number(r.get("epoch"))), default=0))
+    last_epoch = int(max((r["epoch"] for r in history if is_finite_number(r.get("epoch"))), default=0))
     rows = []
     for signature in signatures:
         if chosen is None:
@@ -287,7 +288,3 @@ def has_checkpoint(record: dict[str, Any]) -> bool:
     """Did this epoch's report carry a checkpoint? (Tune's table holds NaN where not.)"""
     path = record.get("checkpoint_path")
     return isinstance(path, str) and bool(path)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -85,7 +85,7 @@ def ray_head(tmp_path_factory):
     try:
         _wait_for_dashboard(dashboard, head)
         client_env = {**env, "RAY_ADDRESS": address}
-        yield Head(address, dashboard, client_env, head.pid)
+        yield Head(address, dashboard, client_env, head.pid, temp_dir)
     finally:
         import ray
 
@@ -105,6 +105,7 @@ class Head:
     dashboard: str  # URL for `ray job submit --address`
     env: dict  # environment for client processes (auth mode, RAY_ADDRESS)
     pid: int  # the `ray start --block` process: every Ray process of this head descends from it
+    temp_dir: Path  # its --temp-dir: session folders (logs, drivers' staging folders)
 
 
 def _wait_for_dashboard(url: str, head: subprocess.Popen, timeout: float = 60.0) -> None:

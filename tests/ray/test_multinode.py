@@ -147,9 +147,9 @@ def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_p
     assert places == {"worker"}, [(a.class_name, cluster.name_of(a.node_id)) for a in actors]
     rows = trials_csv(s3_server, f"{s3_server.bucket}/{prefix}/on_worker")
     assert len(rows) == 2 and len({r["trial_id"] for r in rows}) == 2
-    # Each row's checkpoint is in its trial's folder in the bucket, where Tune put it.
-    folder = f"s3://{s3_server.bucket}/{prefix}/on_worker/Q1-{SIG}-"
-    assert sorted(r["checkpoint_uri"][len(folder):].split("/")[0] for r in rows) == ["0", "1"], rows
+    # Each row's checkpoint is in its trial's folder in the bucket, where the trial wrote it.
+    folder = f"s3://{s3_server.bucket}/{prefix}/on_worker/train_runs/"
+    assert all(r["checkpoint_uri"].startswith(f"{folder}{r['trial_id']}/checkpoint_") for r in rows), rows
     # Each repeat says which node it ran on: the worker node, both times.
     summary = summary_json(s3_server, f"{s3_server.bucket}/{prefix}/on_worker")
     estimate = summary["tasks"]["Q1"]["nested_estimate"]
@@ -213,15 +213,15 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
         deadline = time.monotonic() + 600
         while victim is None and driver.poll() is None and time.monotonic() < deadline:
             try:
-                infos = fs.get_file_info(pafs.FileSelector(experiment_key, recursive=True))
+                infos = fs.get_file_info(pafs.FileSelector(f"{experiment_key}/train_runs", recursive=True))
             except FileNotFoundError:
                 infos = []
             checkpoints: dict[str, int] = {}
             for info in infos:
                 if info.path.endswith("/model.pt") and "/checkpoint_" in info.path:
-                    trial = info.path[len(experiment_key) + 1:].split("/")[0]
+                    trial = info.path[len(experiment_key) + len("/train_runs/"):].split("/")[0]
                     checkpoints[trial] = checkpoints.get(trial, 0) + 1
-            # Both trials have a second checkpoint uploaded: Tune holds the first of each.
+            # Both trials have a second checkpoint uploaded: the first of each is whole.
             if len(checkpoints) == 2 and min(checkpoints.values()) >= 2:
                 running = [a for a in actors_of(cluster, job_ids(cluster) - before, "ALIVE") if kind(a) == "trial"]
                 if running:
@@ -251,8 +251,13 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
     assert len(actors) >= len(rows) + len(lost), where
     elsewhere = [a for a in actors if cluster.name_of(a.node_id) != victim]
     assert len(elsewhere) >= len(lost) and all(cluster.nodes[cluster.name_of(a.node_id)].alive for a in elsewhere), where
+    histories = {}  # trial id -> epochs reported, from Tune's trial folders
+    for info in fs.get_file_info(pafs.FileSelector(experiment_key, recursive=True)):
+        if info.path.endswith("/result.json"):
+            with fs.open_input_stream(info.path) as stream:
+                lines = [json.loads(line) for line in stream.read().decode().splitlines()]
+            histories[lines[0]["trial_id"]] = [r["epoch"] for r in lines]
+    assert set(histories) == {r["trial_id"] for r in rows}, histories
     for row in rows:
-        trial_folder = row["checkpoint_uri"].removeprefix("s3://").split("/checkpoint_")[0]
-        with fs.open_input_stream(f"{trial_folder}/result.json") as stream:
-            epochs_reported = [json.loads(line)["epoch"] for line in stream.read().decode().splitlines()]
-        assert epochs_reported.count(1) == 1, epochs_reported
+        assert row["checkpoint_uri"].startswith(f"s3://{experiment_key}/train_runs/{row['trial_id']}/"), row
+        assert histories[row["trial_id"]].count(1) == 1, histories

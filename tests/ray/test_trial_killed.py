@@ -1,6 +1,6 @@
 """A trial that trains itself (`ray.num_workers: 0`) whose actor process is killed mid-run:
-Tune retries it from the last checkpoint it reported, and it ends where an uninterrupted
-run of the same config ends.
+Tune retries it, the trial resumes from the newest checkpoint in its folder, and it ends
+where an uninterrupted run of the same config ends.
 
 A Tune callback in the driver kills the trial actor when its epoch-`HOLD_AT` result arrives.
 The trial cannot run ahead meanwhile: its next report waits for the driver, which is busy
@@ -83,7 +83,10 @@ def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninter
     rows = collect_rows(grid, join(experiment, TRAIN_RUNS))
     assert {r.signature for r in rows} == {SIG, WEAK_SIG}
     assert all(r.status == "completed" and r.epochs_run == EPOCHS for r in rows), rows
-    assert all(r.checkpoint_uri.startswith(result.path) for r in rows), rows
+    assert all(r.checkpoint_uri.startswith(join(experiment, TRAIN_RUNS, result.metrics["trial_id"], "")) for r in rows)
+    # The trial kept its newest checkpoints (ray.checkpoints_to_keep, 3): epochs 3, 6, 8.
+    assert sorted(p.name for p in Path(experiment, TRAIN_RUNS, result.metrics["trial_id"]).iterdir()) == [
+        "checkpoint_000003", "checkpoint_000006", "checkpoint_000008"]
 
     # The same end as an uninterrupted run of the trial's config, member by member.
     from mmse_model.training.checkpoint import load_checkpoint
