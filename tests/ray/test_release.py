@@ -18,7 +18,10 @@ import pytest
 import yaml
 
 from mmse_model.sweeps.config import load_sweep_config
+from mmse_model.sweeps.rules import read_trials_csv
+from mmse_model.training.checkpoint import load_checkpoint
 from ray_jobs import ray_internals
+from tests.ray.leftovers import wait_for_nothing_left
 
 pytestmark = pytest.mark.ray
 
@@ -51,41 +54,34 @@ def sweep_yaml(path: Path, name: str, *, samples=3, epochs=6, stall_timeout_s=30
     return path
 
 
-def live_groups(job: str) -> list[ray_internals.GroupRecord]:
-    return [g for g in ray_internals.placement_groups(job) if g.live]
-
-
-def wait_until_no_train_groups(job: str, seconds: float = 30.0) -> list:
-    """Train groups of the job still live after Ray's asynchronous actor deaths settle."""
-    import time
-
-    deadline = time.monotonic() + seconds
-    while True:
-        left = [g for g in live_groups(job) if g.creator_actor_id]
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.5)
-
-
-def test_back_to_back_sweeps_release_every_group_themselves(ray_session, toy_root, tmp_path, capfd):
-    """Train runs (the full Train path: a worker group, hence a placement group, per trial):
-    more trials (6) than slots (3) and ASHA stopping trials, twice in a row: every sweep
-    finishes, its ended trials released their Train groups themselves (the watchdog found
-    nothing to release) and the job holds no Train group afterwards."""
+def test_train_runs_release_their_groups_themselves(ray_session, toy_root, tmp_path, capfd):
+    """The full Train path (a Train run per trial, hence a worker placement group per trial):
+    more trials (6) than slots (3) and ASHA stopping trials. The sweep finishes, its ended
+    trials released their Train groups themselves (the watchdog found nothing to release),
+    and the job holds no Train group, controller or worker afterwards, so the next sweep
+    starts with every CPU free. Each row's checkpoint is its Train run's, and loads."""
     import ray
 
     from ray_jobs.sweep import run_sweep
 
     job = ray.get_runtime_context().get_job_id()
-    for attempt in range(2):
-        config = sweep_yaml(tmp_path / f"sweep{attempt}.yaml", f"back_to_back_{attempt}", stall_timeout_s=120,
-                            **ASHA_STOPS)
-        summary = run_sweep(load_sweep_config(config, str(toy_root), str(tmp_path / "runs")))
-        assert summary["n_trials"] == 6
-        statuses = summary["row_status"]
-        assert statuses.get("asha", 0) >= 2, statuses  # trials 4 and 5 at least
-        assert wait_until_no_train_groups(job) == []
+    config = sweep_yaml(tmp_path / "sweep.yaml", "train_runs", stall_timeout_s=120, **ASHA_STOPS)
+    summary = run_sweep(load_sweep_config(config, str(toy_root), str(tmp_path / "runs")))
+    assert summary["n_trials"] == 6
+    assert summary["row_status"].get("asha", 0) >= 2, summary["row_status"]  # trials 4 and 5 at least
+    groups, actors, processes = wait_for_nothing_left(ray_session, job)
+    assert (groups, actors, processes) == ([], [], [])
     assert "watchdog: released" not in capfd.readouterr().err
+    experiment = tmp_path / "runs" / "train_runs"
+    rows = read_trials_csv((experiment / "trials.csv").read_text())
+    assert len(rows) == 6
+    for row in rows:
+        assert Path(row["checkpoint_uri"]).parent == experiment / "train_runs" / row["trial_id"], row
+        state = load_checkpoint(row["checkpoint_uri"]).state(row["signature"])
+        assert row["best_epoch"] == state.best_epoch and row["val/loss"] == state.best_val_loss
+    # Tune's folders hold the histories and TensorBoard events, Train's the checkpoints.
+    assert not list(experiment.glob("Q*/checkpoint_*"))
+    assert len(list(experiment.glob("Q*/events.out.tfevents*"))) == 6
 
 
 def test_a_leaked_group_is_released_and_the_sweep_finishes(ray_session, toy_root, tmp_path, capfd):

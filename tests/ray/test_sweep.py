@@ -1,13 +1,12 @@
-"""The packed ASHA sweep over 2 signatures x 2 tasks: result files, ASHA per task, no leftovers;
-once with trials that train themselves (`ray.num_workers: 0`, Train's local mode) and once
-with a Train worker per trial (the full Train path)."""
+"""The packed ASHA sweep over 2 signatures x 2 tasks: result files, ASHA per task, no leftovers,
+with trials that train themselves (`ray.num_workers: 0`, Train's local mode). The full Train
+path (a Train run per trial) is swept in tests/ray/test_release.py."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,11 @@ import yaml
 from mmse_model.sweeps.config import load_sweep_config
 from mmse_model.sweeps.rules import STOPPED_BY_ASHA, read_trials_csv
 from mmse_model.training.checkpoint import load_checkpoint
+from tests.ray.leftovers import wait_for_nothing_left
 
 SIG, WEAK_SIG = "m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"
 
 pytestmark = pytest.mark.ray
-
-SWEEP_CLASSES = ("TrainController", "RayTrainWorker", "ImplicitFunc", "run_trial")
-
 
 SWEEP_CONFIG = {"split": {"folds": 3}, "training": {"epochs": 8, "checkpoint_every": 0},
                 "early_stopping": {"patience": 20}, "ray": {"num_workers": 0, "cpus_per_worker": 0.5}}
@@ -49,20 +46,18 @@ def write_sweep_yaml(path: Path, **changes) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", params=[0, 1], ids=["in_trial", "train_worker"])
-def sweep_run(request, ray_session, toy_root, tmp_path_factory):
+@pytest.fixture(scope="module")
+def sweep_run(ray_session, toy_root, tmp_path_factory):
     """2 signatures x 2 tasks x 3 samples, every signature of a task packed in one trial;
-    (experiment, summary, stderr, num_workers)."""
+    (experiment, stderr)."""
     from ray_jobs.sweep import run_sweep
 
     tmp = tmp_path_factory.mktemp("sweep")
-    ray = {"num_workers": request.param, "cpus_per_worker": 0.5}
-    sweep = load_sweep_config(write_sweep_yaml(tmp / "sweep.yaml", config={**SWEEP_CONFIG, "ray": ray}),
-                              str(toy_root), str(tmp / "runs"))
+    sweep = load_sweep_config(write_sweep_yaml(tmp / "sweep.yaml"), str(toy_root), str(tmp / "runs"))
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
-        summary = run_sweep(sweep)
-    return tmp / "runs" / "test_sweep", summary, stderr.getvalue(), request.param
+        run_sweep(sweep)
+    return tmp / "runs" / "test_sweep", stderr.getvalue()
 
 
 def trial_histories(experiment: Path) -> dict[str, list[dict]]:
@@ -75,7 +70,7 @@ def trial_histories(experiment: Path) -> dict[str, list[dict]]:
 
 
 def test_sweep_writes_every_result_file(sweep_run):
-    experiment, summary, _, num_workers = sweep_run
+    experiment, _ = sweep_run
     rows = read_trials_csv((experiment / "trials.csv").read_text())
     assert len(rows) == 2 * 2 * 3  # signatures x tasks x samples
     assert len({r["trial_id"] for r in rows}) == 2 * 3  # one trial per task and sample: packed
@@ -84,26 +79,21 @@ def test_sweep_writes_every_result_file(sweep_run):
     for row in rows:
         assert row["task"] in ("Q1", "Q3") and row["group"] == "all" and row["sample"] in (0, 1, 2)
         assert {k for k in row if k.startswith("hp/")} == {"hp/training.lr", "hp/arch.h1"}
-        # The named checkpoint exists, loads, and is where the row's numbers come from: Tune
-        # keeps it in the trial's folder when the trial trains itself, Train under train_runs/.
+        # The named checkpoint exists, loads, and is where the row's numbers come from: the
+        # trial keeps it where its Train run would.
         checkpoint = Path(row["checkpoint_uri"])
-        if num_workers:
-            assert checkpoint.parent == experiment / "train_runs" / row["trial_id"], checkpoint
-        else:
-            assert checkpoint.parent == experiment / f"{row['task']}-all-{row['sample']}", checkpoint
+        assert checkpoint.parent == experiment / "train_runs" / row["trial_id"], checkpoint
         payload = load_checkpoint(row["checkpoint_uri"])
         state = payload.state(row["signature"])
         assert row["best_epoch"] == state.best_epoch <= row["epochs_run"] <= payload.epoch
         assert row["val/loss"] == state.best_val_loss and row["val/rmse"] == state.best_metrics["rmse"] > 0
-    # Every trial's checkpoints; Tune keeps a self-training trial's newest few
-    # (ray.checkpoints_to_keep). (Train can hold more: a stopped trial's late reports.)
-    kept = experiment.glob("train_runs/*/checkpoint_*" if num_workers else "Q*/checkpoint_*")
+    # Every trial's checkpoints, the newest few (ray.checkpoints_to_keep) kept; none in
+    # Tune's trial folders.
     per_trial = {}
-    for folder in kept:
+    for folder in experiment.glob("train_runs/*/checkpoint_*"):
         per_trial[folder.parent] = per_trial.get(folder.parent, 0) + 1
-    assert len(per_trial) == 6, per_trial
-    assert num_workers or max(per_trial.values()) <= 3, per_trial
-    assert (experiment / "train_runs").exists() == bool(num_workers)
+    assert len(per_trial) == 6 and max(per_trial.values()) <= 3, per_trial
+    assert not list(experiment.glob("Q*/checkpoint_*"))
     on_disk = json.loads((experiment / "summary.json").read_text())
     assert on_disk["n_rows"] == 12 and on_disk["n_trials"] == 6 and set(on_disk["tasks"]) == {"Q1", "Q3"}
     for task, entry in on_disk["tasks"].items():
@@ -133,7 +123,7 @@ def test_asha_decisions_are_exactly_its_rule_within_each_task(sweep_run):
 
     from ray_jobs.scheduler import PerTaskASHA
 
-    experiment, _, _, _ = sweep_run
+    experiment, _ = sweep_run
     rows = read_trials_csv((experiment / "trials.csv").read_text())
     histories = trial_histories(experiment)
     replay = PerTaskASHA(max_t=8, grace_period=2, reduction_factor=2)
@@ -165,49 +155,15 @@ class FakeTrial:
 
 
 def test_nothing_left_behind_after_asha_stops(sweep_run, ray_session):
-    """Ended trials released their Train groups themselves: the watchdog, the second line,
-    found nothing to release, and nothing of the sweep's job is left reserved."""
+    """Nothing of the sweep's job is left reserved or running, and the watchdog, the second
+    line, found nothing to release."""
     import ray
-    from ray.util.state import list_actors, list_placement_groups
 
-    _, _, stderr, _ = sweep_run
+    _, stderr = sweep_run
     assert "watchdog: released" not in stderr
     # The sweep ran in this process's job: look at what that job left, not at other tests'
     # jobs sharing the head node.
-    job = ray.get_runtime_context().get_job_id()
-    deadline = time.monotonic() + 30
-    while True:
-        groups = [(g.placement_group_id, g.state, g.bundles)
-                  for g in list_placement_groups(address=ray_session.dashboard, limit=1000, detail=True)
-                  if g.state != "REMOVED" and g.creator_job_id == job]
-        actors = [a for a in list_actors(address=ray_session.dashboard, filters=[("state", "=", "ALIVE")], limit=1000)
-                  if a.job_id == job and any(name in a.class_name for name in SWEEP_CLASSES)]
-        processes = [cmd for cmd in descendant_cmdlines(ray_session.pid)
-                     if any(name in cmd for name in SWEEP_CLASSES)]
-        if not (groups or actors or processes) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    groups, actors, processes = wait_for_nothing_left(ray_session, ray.get_runtime_context().get_job_id())
     assert not groups, groups
-    assert not actors, [(a.class_name, a.state) for a in actors]
+    assert not actors, actors
     assert not processes, processes
-
-
-def descendant_cmdlines(root: int) -> list[str]:
-    """Command lines of every process below `root` (Ray renames workers `ray::<Class>...`)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except OSError:
-            pass
-    return out
