@@ -98,12 +98,12 @@ def checkpoint_names(folder: str) -> list[str]:
 
 
 def newest_checkpoint(folder: str) -> CheckpointPayload | None:
-    """The newest checkpoint in `folder` that loads (one written when the trial was killed
-    may not), or None."""
+    """The newest checkpoint in `folder` that loads (a folder the trial was killed while
+    writing may hold no `model.pt`, or a foreign one), or None."""
     for name in reversed(checkpoint_names(folder)):
         try:
             return load_checkpoint(join(folder, name))
-        except CheckpointError:
+        except (CheckpointError, FileNotFoundError):
             continue
     return None
 

@@ -163,13 +163,15 @@ def test_a_trial_resumes_from_the_newest_checkpoint_in_its_folder_that_loads(tmp
     (folder / "checkpoint_000010" / "model.pt").write_bytes(b"cut short by a kill")
     (folder / "checkpoint_2026-12-04_17-22-35.927263").mkdir()  # a Train run's name: not this trial's
     (folder / "checkpoint_000011").write_text("a file, not a checkpoint")
-    assert checkpoint_names(str(folder)) == ["checkpoint_000002", "checkpoint_000010"]
+    (folder / "checkpoint_000012").mkdir()  # killed before its model.pt was renamed into place
+    assert checkpoint_names(str(folder)) == ["checkpoint_000002", "checkpoint_000010", "checkpoint_000012"]
     resumed = newest_checkpoint(str(folder))
     assert resumed is not None and resumed.epoch == payload.epoch == 2
     # The same folders as history records, for a trial whose result.json was cut short.
     assert stored_checkpoints(str(folder)) == [
         {"epoch": 2, "checkpoint_path": str(folder / "checkpoint_000002")},
-        {"epoch": 10, "checkpoint_path": str(folder / "checkpoint_000010")}]
+        {"epoch": 10, "checkpoint_path": str(folder / "checkpoint_000010")},
+        {"epoch": 12, "checkpoint_path": str(folder / "checkpoint_000012")}]
 
 
 def test_a_history_cut_short_on_storage_is_completed_from_tunes_state():
