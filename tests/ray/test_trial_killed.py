@@ -14,7 +14,6 @@ import os
 import signal
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from ray import tune
@@ -24,6 +23,7 @@ from mmse_model.core.storage import join
 from mmse_model.sweeps.config import apply_sample, load_sweep_config
 from mmse_model.training.callbacks import DirectoryReporter
 from mmse_model.training.loop import RunSpec, train_run
+from tests.fixtures.checkpoints import assert_same_weights
 from tests.ray.conftest import SIG, WEAK_SIG
 
 pytestmark = pytest.mark.ray
@@ -98,11 +98,8 @@ def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninter
     # The last checkpoint's current weights (the run's final payload has the best restored).
     train_run(run, DirectoryReporter(tmp_path / "plain"))
     plain = load_checkpoint(tmp_path / "plain" / "checkpoints" / "latest")
-    assert killed.epoch == plain.epoch == EPOCHS
-    for name, tensor in plain.best_model_state.items():
-        np.testing.assert_allclose(killed.best_model_state[name].numpy(), tensor.numpy(), rtol=1e-5, atol=1e-7)
-    for name, tensor in plain.model_state.items():
-        np.testing.assert_allclose(killed.model_state[name].numpy(), tensor.numpy(), rtol=1e-5, atol=1e-7)
+    assert killed.epoch == EPOCHS
+    assert_same_weights(killed, plain)
     for signature in (SIG, WEAK_SIG):
         assert killed.state(signature).best_epoch == plain.state(signature).best_epoch
         assert killed.state(signature).best_val_loss == pytest.approx(plain.state(signature).best_val_loss, rel=1e-6)

@@ -16,7 +16,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import ray.train
 
@@ -25,6 +24,7 @@ from mmse_model.training.checkpoint import load_checkpoint
 from mmse_model.training.loop import RunSpec
 from mmse_model.training.runs import train_and_report, train_in_process
 from ray_jobs.train import ray_runner
+from tests.fixtures.checkpoints import assert_same_weights
 from tests.ray.conftest import SIG
 
 pytestmark = pytest.mark.ray
@@ -126,11 +126,8 @@ def test_killed_worker_resumes_from_last_checkpoint_and_matches_uninterrupted_ru
     # the current weights after epoch 8, not only the best, and every metric of that epoch.
     killed = load_checkpoint(tmp_path / "ray" / "model")
     uninterrupted = load_checkpoint(tmp_path / "plain" / "checkpoints" / "latest")
-    assert killed.epoch == uninterrupted.epoch == EPOCHS
-    for name, tensor in uninterrupted.model_state.items():
-        np.testing.assert_allclose(killed.model_state[name].numpy(), tensor.numpy(), rtol=1e-5, atol=1e-7)
-    for name, tensor in uninterrupted.best_model_state.items():
-        np.testing.assert_allclose(killed.best_model_state[name].numpy(), tensor.numpy(), rtol=1e-5, atol=1e-7)
+    assert killed.epoch == EPOCHS
+    assert_same_weights(killed, uninterrupted)
     for key, value in uninterrupted.metrics.items():
         if key.startswith(("val/", "train/")):
             assert killed.metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-8), key
