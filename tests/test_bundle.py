@@ -27,7 +27,7 @@ from tests.fixtures.trained_sweep import BUILD, STRONG, WEAK, write_trained_swee
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """(experiment, data root, bundle folder) of a finished five-task sweep."""
-    experiment, root = write_trained_sweep(tmp_path_factory.mktemp("sweep"), n_subjects=60)
+    experiment, root = write_trained_sweep(tmp_path_factory.mktemp("sweep"), n_subjects=60, nested_repeats=2)
     assert main(["bundle", str(experiment)]) == 0
     return experiment, root, experiment / "bundle"
 
@@ -89,6 +89,22 @@ def test_the_model_card_states_use_data_metrics_coverage_and_limits(sweep):
     c = q1["intervals"]
     assert f"| Q1 | {c['coverage']:.1%} | [{c['coverage_ci'][0]:.1%}, {c['coverage_ci'][1]:.1%}] | 12 |" in card
     assert all(digest in card for digest in manifest["files"].values())
+
+
+def test_the_card_and_manifest_carry_the_sweeps_nested_estimate(sweep):
+    experiment, _, folder = sweep
+    summary = json.loads((experiment / "summary.json").read_text())
+    manifest = json.loads((folder / MANIFEST).read_text())
+    card = (folder / "model_card.md").read_text()
+    assert "## Across other splits (nested estimate)" in card
+    assert "| task | search | **network** | training mean | Ridge | HistGradientBoosting |" in card
+    for task, entry in summary["tasks"].items():
+        estimate = entry["nested_estimate"]
+        assert manifest["tasks"][task]["nested_estimate"] == {k: v for k, v in estimate.items() if k != "ran_on"}
+        network, ridge = estimate["models"]["network"], estimate["models"]["ridge"]
+        assert (f"| {task} | 2 splits, 1 samples x 2 signatures | {network['rmse_mean']:.2f} ({network['rmse_sd']:.2f})"
+                in card), card
+        assert f"{ridge['rmse_mean']:.2f} ({ridge['rmse_sd']:.2f})" in card
 
 
 def test_a_data_root_that_is_not_synthetic_gets_no_banner(sweep, tmp_path):

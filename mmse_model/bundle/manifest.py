@@ -42,6 +42,9 @@ class TaskModel(Schema):
     n_training_subjects: int
     feature_min: list[float]  # training subjects' range of each feature
     feature_max: list[float]
+    # The sweep's nested estimate of its selection procedure (summary.json's, less where each
+    # repeat ran); None when the sweep made none.
+    nested_estimate: dict[str, Any] | None = None
 
     def build(self) -> BuildParams | None:
         return None if self.build_params is None else BuildParams.from_dict(self.build_params)

@@ -107,6 +107,8 @@ def _fill(folder: Path, summary: dict[str, Any], data_root: Path, load: Callable
             intervals={**coverage(held.y, held.lower, held.upper, level)},
             n_training_subjects=len(np.unique(oof.subject_ids)),
             feature_min=[float(v) for v in training.min(axis=0)], feature_max=[float(v) for v in training.max(axis=0)],
+            nested_estimate=_plain({k: v for k, v in entry["nested_estimate"].items() if k != "ran_on"})
+            if entry.get("nested_estimate") else None,
         )
     if len(splits) > 1:
         raise InputError(f"{source}: the task winners were trained on different splits; no shared folds to bundle")
