@@ -28,13 +28,22 @@ from mmse_model.core import atomic  # noqa: E402
 from tests.fixtures.synthetic_sweep import many_signatures, write_synthetic_sweep  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trials-per-cell", type=int, default=28, help="samples per (task, signature)")
+    parser.add_argument(
+        "--trials-per-cell", type=int, default=28, help="samples per (task, signature)"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="write the experiment here and keep it")
     args = parser.parse_args()
@@ -45,13 +54,25 @@ def main() -> int:
     else:
         folder = args.keep
     start = time.perf_counter()
-    sweep = write_synthetic_sweep(folder, name="bench_sweep", tasks=("Q1", "Q2", "Q3", "Q4", "Q5"),
-                                  signatures=many_signatures(36), samples=args.trials_per_cell,
-                                  signatures_per_trial=1, max_t=100, grace_period=5, reduction_factor=3,
-                                  errored=3, early_stopped=40, baseline_wins=("Q2",))
+    sweep = write_synthetic_sweep(
+        folder,
+        name="bench_sweep",
+        tasks=("Q1", "Q2", "Q3", "Q4", "Q5"),
+        signatures=many_signatures(36),
+        samples=args.trials_per_cell,
+        signatures_per_trial=1,
+        max_t=100,
+        grace_period=5,
+        reduction_factor=3,
+        errored=3,
+        early_stopped=40,
+        baseline_wins=("Q2",),
+    )
     n = len(sweep.trials)
     epochs = sum(t.last_epoch for t in sweep.trials)
-    print(f"synthetic sweep: {n} trials, {epochs} epoch records ({time.perf_counter() - start:.1f} s to write)")
+    print(
+        f"synthetic sweep: {n} trials, {epochs} epoch records ({time.perf_counter() - start:.1f} s to write)"
+    )
 
     t0 = time.perf_counter()
     experiment = load_experiment(str(folder))
@@ -61,8 +82,10 @@ def main() -> int:
     page = render_page(data)
     t3 = time.perf_counter()
     out = atomic.write_text(folder / "dashboard" / "index.html", page)
-    print(f"build: read {t1 - t0:.2f} s, page data {t2 - t1:.2f} s, render {t3 - t2:.2f} s; "
-          f"index.html {out.stat().st_size / 1e6:.1f} MB")
+    print(
+        f"build: read {t1 - t0:.2f} s, page data {t2 - t1:.2f} s, render {t3 - t2:.2f} s; "
+        f"index.html {out.stat().st_size / 1e6:.1f} MB"
+    )
 
     if not Path(CHROMIUM).exists():
         print(f"no browser at {CHROMIUM}: apt-get install -y chromium (or set CHROMIUM)")

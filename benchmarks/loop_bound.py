@@ -54,12 +54,28 @@ MATMULS = {torch.ops.aten.mm, torch.ops.aten.bmm, torch.ops.aten.baddbmm, torch.
 # Points of configs/sweep.yaml's search space. "typical" is the training defaults, the middle
 # value of every choice the space offers; the other two are its cheapest and dearest corners.
 ARCHS = {
-    "typical": ["arch.hidden_layers=2", "arch.h1=64", "arch.h2=32", "arch.dropout=0.25",
-                "arch.use_batch_norm=false", "training.batch_size=16"],
-    "largest": ["arch.hidden_layers=2", "arch.h1=128", "arch.h2=64", "arch.dropout=0.2",
-                "arch.use_batch_norm=true", "training.batch_size=8"],
-    "linear": ["arch.hidden_layers=0", "arch.dropout=0.0", "arch.use_batch_norm=false",
-               "training.batch_size=32"],
+    "typical": [
+        "arch.hidden_layers=2",
+        "arch.h1=64",
+        "arch.h2=32",
+        "arch.dropout=0.25",
+        "arch.use_batch_norm=false",
+        "training.batch_size=16",
+    ],
+    "largest": [
+        "arch.hidden_layers=2",
+        "arch.h1=128",
+        "arch.h2=64",
+        "arch.dropout=0.2",
+        "arch.use_batch_norm=true",
+        "training.batch_size=8",
+    ],
+    "linear": [
+        "arch.hidden_layers=0",
+        "arch.dropout=0.0",
+        "arch.use_batch_norm=false",
+        "training.batch_size=32",
+    ],
 }
 
 
@@ -76,11 +92,18 @@ class OpRecorder(TorchDispatchMode):
         out = func(*args, **kwargs)
         self.ops += 1
         if not func.is_view:
-            tensors = [t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)]
+            tensors = [
+                t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)
+            ]
             self.bytes += sum(t.numel() * t.element_size() for t in tensors)
         if func.overloadpacket in MATMULS:
-            self.matmuls.append((func, [a.detach().clone() if isinstance(a, torch.Tensor) else a for a in args],
-                                 dict(kwargs)))
+            self.matmuls.append(
+                (
+                    func,
+                    [a.detach().clone() if isinstance(a, torch.Tensor) else a for a in args],
+                    dict(kwargs),
+                )
+            )
         return out
 
 
@@ -115,6 +138,7 @@ def step_profile(fitter, first_epoch: int, epochs: int) -> dict[str, float]:
         def run(*args, **kwargs):
             with record_function(label):
                 return fn(*args, **kwargs)
+
         return run
 
     clip, step = loop_module.clip_grad_norm_per_model, fitter.optimizer.step
@@ -159,9 +183,13 @@ def _best(fn, repeats: int) -> float:
 def realistic_folds(n_signatures: int, n_subjects: int, n_folds: int, root: Path):
     sigs = signatures(n_signatures)
     config = Config().with_overrides([f"split.folds={n_folds}"])
-    data_root = write_planted_root(root, {sig: 1.0 for sig in sigs}, tasks=(TASK,), n_subjects=n_subjects)
+    data_root = write_planted_root(
+        root, {sig: 1.0 for sig in sigs}, tasks=(TASK,), n_subjects=n_subjects
+    )
     group = load_group(data_root, sigs, TASK, config.score_range(TASK))
-    split = make_split(group.subject_ids, group.y, n_folds, config.split.test_fraction, config.split.seed)
+    split = make_split(
+        group.subject_ids, group.y, n_folds, config.split.test_fraction, config.split.seed
+    )
     return sigs, group, split
 
 
@@ -189,13 +217,20 @@ class LoopFigures:
 
 
 def run_loop(sigs, group, split, overrides: list[str], epochs: int) -> LoopFigures:
-    config = Config().with_overrides([*overrides, f"split.folds={split.folds}", f"training.epochs={epochs}",
-                                      "early_stopping.enable=false"])
+    config = Config().with_overrides(
+        [
+            *overrides,
+            f"split.folds={split.folds}",
+            f"training.epochs={epochs}",
+            "early_stopping.enable=false",
+        ]
+    )
     folds = build_member_tensors(group, split, config.score_range(TASK))
     fitter = FoldFitter(config, folds, tuple(sigs))
     min_rows = 2 if config.arch.use_batch_norm else 1
-    steps = epoch_batches(folds.train_counts.tolist(), config.training.batch_size, min_rows,
-                          fitter.fold_seeds, 1)[0].shape[1]
+    steps = epoch_batches(
+        folds.train_counts.tolist(), config.training.batch_size, min_rows, fitter.fold_seeds, 1
+    )[0].shape[1]
 
     # One epoch under the counters (it also warms the kernels up), then a fresh fitter.
     with FlopCounterMode(display=False) as flops, OpRecorder() as recorder:
@@ -203,7 +238,9 @@ def run_loop(sigs, group, split, overrides: list[str], epochs: int) -> LoopFigur
     with FlopCounterMode(display=False) as val_flops:
         fitter.validate()
     step_matmuls = recorder.matmuls[: len(recorder.matmuls) // steps]
-    replay = _best(lambda: [func(*args, **kwargs) for func, args, kwargs in step_matmuls], repeats=50)
+    replay = _best(
+        lambda: [func(*args, **kwargs) for func, args, kwargs in step_matmuls], repeats=50
+    )
     param_bytes = fitter.module.flat.numel() * fitter.module.flat.element_size()
 
     fitter = FoldFitter(config, folds, tuple(sigs))
@@ -217,6 +254,7 @@ def run_loop(sigs, group, split, overrides: list[str], epochs: int) -> LoopFigur
             out = fn(*args)
             timed[name] += time.process_time() - started
             return out
+
         return wrapped
 
     fitter.train_epoch = timing("train", fitter.train_epoch)
@@ -229,10 +267,23 @@ def run_loop(sigs, group, split, overrides: list[str], epochs: int) -> LoopFigur
     del fitter.train_epoch, fitter.validate
     per_member_adam = fitter.optimizer.shared_lr is None
     profile = step_profile(fitter, epochs + 1, 3)
-    return LoopFigures(folds.n_members, epochs, steps, cpu, timed["train"], timed["validate"], timed["per_member"],
-                       flops.get_total_flops() / steps, val_flops.get_total_flops(), recorder.ops // steps,
-                       recorder.bytes // steps, replay, param_bytes, profile,
-                       per_member_adam)
+    return LoopFigures(
+        folds.n_members,
+        epochs,
+        steps,
+        cpu,
+        timed["train"],
+        timed["validate"],
+        timed["per_member"],
+        flops.get_total_flops() / steps,
+        val_flops.get_total_flops(),
+        recorder.ops // steps,
+        recorder.bytes // steps,
+        replay,
+        param_bytes,
+        profile,
+        per_member_adam,
+    )
 
 
 def main() -> None:
@@ -241,15 +292,19 @@ def main() -> None:
     parser.add_argument("--signatures", type=int, default=36)
     parser.add_argument("--subjects", type=int, default=300)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--archs", default="typical,largest,linear", help=f"comma-separated, of {sorted(ARCHS)}")
+    parser.add_argument(
+        "--archs", default="typical,largest,linear", help=f"comma-separated, of {sorted(ARCHS)}"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # a trial's one CPU
 
     with tempfile.TemporaryDirectory() as tmp:
         sigs, group, split = realistic_folds(args.signatures, args.subjects, args.folds, Path(tmp))
         one_sig = (sigs[:1], *realistic_folds(1, args.subjects, args.folds, Path(tmp) / "one")[1:])
-    print(f"realistic trial: {len(sigs)} signatures x {args.folds} folds = {len(sigs) * args.folds} members, "
-          f"{args.subjects} subjects, {args.epochs} epochs, 1 thread, CPU time of this process")
+    print(
+        f"realistic trial: {len(sigs)} signatures x {args.folds} folds = {len(sigs) * args.folds} members, "
+        f"{args.subjects} subjects, {args.epochs} epochs, 1 thread, CPU time of this process"
+    )
     lines = []
     for name in args.archs.split(","):
         overrides = ARCHS[name]
@@ -267,32 +322,46 @@ def main() -> None:
             "the same step, 1 signature": small.step_ms / 1e3,
         }
         print(f"\n[{name}] {' '.join(overrides)}")
-        print(f"  loop: {full.cpu_s:.2f} CPU-s for {fold_epochs} fold-model epochs = "
-              f"{fold_epochs / full.cpu_s:,.0f} fold-model epochs/s (training steps {full.train_s:.2f} s, "
-              f"validation {full.validate_s:.2f} s, bookkeeping {full.cpu_s - full.train_s - full.validate_s:.2f} s; "
-              f"{full.per_member_adam_epochs} of {full.epochs} epochs on per-member Adam)")
-        print(f"  step: {full.steps_per_epoch} per epoch, {full.step_ms:.3f} ms each, "
-              f"{full.step_flops / 1e6:.1f} MFLOP (matmuls, forward + backward), {full.step_ops} aten ops "
-              f"reading+writing {full.step_bytes / 1e6:.1f} MB (weights {full.param_bytes / 1e6:.1f} MB)")
-        print(f"  loop rate: {gflops:.2f} GFLOP/s against {machine.gemm_gflops:.1f} GFLOP/s for a 1024^3 GEMM "
-              f"({gflops / machine.gemm_gflops:.1%}); in-cache bandwidth {machine.cache_gbps:.1f} GB/s")
+        print(
+            f"  loop: {full.cpu_s:.2f} CPU-s for {fold_epochs} fold-model epochs = "
+            f"{fold_epochs / full.cpu_s:,.0f} fold-model epochs/s (training steps {full.train_s:.2f} s, "
+            f"validation {full.validate_s:.2f} s, bookkeeping {full.cpu_s - full.train_s - full.validate_s:.2f} s; "
+            f"{full.per_member_adam_epochs} of {full.epochs} epochs on per-member Adam)"
+        )
+        print(
+            f"  step: {full.steps_per_epoch} per epoch, {full.step_ms:.3f} ms each, "
+            f"{full.step_flops / 1e6:.1f} MFLOP (matmuls, forward + backward), {full.step_ops} aten ops "
+            f"reading+writing {full.step_bytes / 1e6:.1f} MB (weights {full.param_bytes / 1e6:.1f} MB)"
+        )
+        print(
+            f"  loop rate: {gflops:.2f} GFLOP/s against {machine.gemm_gflops:.1f} GFLOP/s for a 1024^3 GEMM "
+            f"({gflops / machine.gemm_gflops:.1%}); in-cache bandwidth {machine.cache_gbps:.1f} GB/s"
+        )
         for label, seconds in floors.items():
             print(f"  floor: {label:<34}{seconds * 1e3:9.3f} ms  (step = {step_s / seconds:5.1f}x)")
         adam = "per-member" if full.profiled_per_member_adam else "fused"
-        print(f"  step op time ({adam} Adam): " + ", ".join(f"{k} {v:.0%}" for k, v in full.profile.items()))
+        print(
+            f"  step op time ({adam} Adam): "
+            + ", ".join(f"{k} {v:.0%}" for k, v in full.profile.items())
+        )
         lines.append((name, full, fold_epochs / full.cpu_s, gflops, machine, step_s, floors))
     print()
     for name, full, rate, gflops, machine, step_s, floors in lines:
-        print(f"{name:<9}{full.members:>4} members {rate:>8,.0f} fold-model epochs/s {gflops:>6.2f} GFLOP/s "
-              f"({gflops / machine.gemm_gflops:5.1%} of GEMM peak) {full.step_ms:>7.3f} ms/step "
-              f"= {step_s / floors['FLOPs at the big-GEMM rate']:.1f}x FLOP floor, "
-              f"{full.profile['matmuls']:.0%} in matmuls")
+        print(
+            f"{name:<9}{full.members:>4} members {rate:>8,.0f} fold-model epochs/s {gflops:>6.2f} GFLOP/s "
+            f"({gflops / machine.gemm_gflops:5.1%} of GEMM peak) {full.step_ms:>7.3f} ms/step "
+            f"= {step_s / floors['FLOPs at the big-GEMM rate']:.1f}x FLOP floor, "
+            f"{full.profile['matmuls']:.0%} in matmuls"
+        )
     name, full, rate, gflops, machine, step_s, floors = lines[0]
-    print(f"loop bound ({name}): {step_s * 1e3:.3f} ms per step = "
-          f"{step_s / floors['FLOPs at the big-GEMM rate']:.1f}x the FLOP floor, "
-          f"{step_s / floors['its own matmuls, replayed']:.1f}x its matmuls alone, "
-          f"{step_s / floors['its bytes at in-cache bandwidth']:.1f}x the memory floor, "
-          f"{step_s / floors['the same step, 1 signature']:.1f}x a 1-signature step")
+    print(
+        f"loop bound ({name}): {step_s * 1e3:.3f} ms per step = "
+        f"{step_s / floors['FLOPs at the big-GEMM rate']:.1f}x the FLOP floor, "
+        f"{step_s / floors['its own matmuls, replayed']:.1f}x its matmuls alone, "
+        f"{step_s / floors['its bytes at in-cache bandwidth']:.1f}x the memory floor, "
+        f"{step_s / floors['the same step, 1 signature']:.1f}x a 1-signature step"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -98,7 +98,9 @@ def batched_epochs(folds, config: Config, epochs: int) -> float:
         val_loss, metrics = fitter.validate()
         summaries = fitter.signature_summaries(val_loss, metrics)
         record = fitter.epoch_record(epoch, train_loss, summaries, 0.0)
-        callbacks.on_epoch_end(LoopContext(fitter.module, (SIG,), lambda directory, rec: None, epoch, record))
+        callbacks.on_epoch_end(
+            LoopContext(fitter.module, (SIG,), lambda directory, rec: None, epoch, record)
+        )
     return time.process_time() - started
 
 
@@ -115,7 +117,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = write_planted_root(Path(tmp), {SIG: 1.0}, tasks=("Q1",), n_subjects=args.n)
         group = load_group(root, [SIG], "Q1", config.score_range("Q1"))
-    split = make_split(group.subject_ids, group.y, args.folds, config.split.test_fraction, config.split.seed)
+    split = make_split(
+        group.subject_ids, group.y, args.folds, config.split.test_fraction, config.split.seed
+    )
     folds = build_member_tensors(group, split, config.score_range("Q1"))
 
     batched_epochs(folds, config, 2)  # warm-up: first-call allocations and kernel selection
@@ -129,10 +133,16 @@ def main() -> None:
     fold_epochs = args.folds * args.epochs
     original_rate, ours_rate = fold_epochs / original_s, fold_epochs / ours_s
     n_train = int(folds.train_counts[0])
-    print(f"data: N = {args.n}, {args.folds} folds, {n_train} training rows per fold, 1 thread, "
-          f"best of {args.repeats}")
-    print(f"original loop      : {original_rate:8.1f} fold-model epochs/s ({original_s:.2f} s for {fold_epochs})")
-    print(f"batched K-fold loop: {ours_rate:8.1f} fold-model epochs/s ({ours_s:.2f} s for {fold_epochs})")
+    print(
+        f"data: N = {args.n}, {args.folds} folds, {n_train} training rows per fold, 1 thread, "
+        f"best of {args.repeats}"
+    )
+    print(
+        f"original loop      : {original_rate:8.1f} fold-model epochs/s ({original_s:.2f} s for {fold_epochs})"
+    )
+    print(
+        f"batched K-fold loop: {ours_rate:8.1f} fold-model epochs/s ({ours_s:.2f} s for {fold_epochs})"
+    )
     print(f"speed-up: {ours_rate / original_rate:.1f}x (target >= 10x at K = 5)")
 
 

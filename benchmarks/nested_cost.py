@@ -29,16 +29,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--data", required=True)
-    parser.add_argument("--samples", default="1,2,4", help="comma-separated values of nested_samples to time")
-    parser.add_argument("--ray", action="store_true", help="also run every repeat on a local Ray, as a sweep does")
+    parser.add_argument(
+        "--samples", default="1,2,4", help="comma-separated values of nested_samples to time"
+    )
+    parser.add_argument(
+        "--ray", action="store_true", help="also run every repeat on a local Ray, as a sweep does"
+    )
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--ray-only", action="store_true", help="skip the in-process timing")
     args = parser.parse_args()
     sweep = load_sweep_config(args.config, data_root=args.data)
     signatures, tasks = discover(sweep.data_root, sweep.signatures, sweep.tasks)
     root = str(Path(sweep.data_root).resolve())
-    print(f"{args.config}: {len(tasks)} tasks x {len(signatures)} signatures, {sweep.evaluation.outer_repeats} outer "
-          f"repeats, {sweep.base_config().split.folds} folds, up to {sweep.max_t()} epochs")
+    print(
+        f"{args.config}: {len(tasks)} tasks x {len(signatures)} signatures, {sweep.evaluation.outer_repeats} outer "
+        f"repeats, {sweep.base_config().split.folds} folds, up to {sweep.max_t()} epochs"
+    )
     for k in (int(v) for v in args.samples.split(",")):
         search = replace(NestedSearch.of_sweep(sweep), samples=k)
         if not args.ray_only:
@@ -46,8 +52,11 @@ def main() -> int:
             for task in tasks:
                 run_repeat(search.repeats_of(root, task, signatures)[0])
             wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-            print(f"nested_samples {k}: one repeat of each task in process: {cpu:.1f} CPU-s ({wall:.1f} s wall), "
-                  f"{cpu / len(tasks):.1f} CPU-s a repeat", flush=True)
+            print(
+                f"nested_samples {k}: one repeat of each task in process: {cpu:.1f} CPU-s ({wall:.1f} s wall), "
+                f"{cpu / len(tasks):.1f} CPU-s a repeat",
+                flush=True,
+            )
         if args.ray:
             import ray
 
@@ -58,8 +67,11 @@ def main() -> int:
             try:
                 started = time.perf_counter()
                 run_repeats_on_ray(repeats)
-                print(f"nested_samples {k}: all {len(repeats)} repeats as Ray tasks on {args.cpus} CPUs: "
-                      f"{time.perf_counter() - started:.1f} s wall", flush=True)
+                print(
+                    f"nested_samples {k}: all {len(repeats)} repeats as Ray tasks on {args.cpus} CPUs: "
+                    f"{time.perf_counter() - started:.1f} s wall",
+                    flush=True,
+                )
             finally:
                 ray.shutdown()
     return 0

@@ -51,7 +51,9 @@ def pool_runner(jobs: int):
     def run(items: list[WorkItem], signatures: list[Signature], mode: str) -> list[ItemResult]:
         batches = [items[i : i + 8] for i in range(0, len(items), 8)]
         with ProcessPoolExecutor(jobs) as pool:
-            done = pool.map(compute_items, batches, [signatures] * len(batches), [mode] * len(batches))
+            done = pool.map(
+                compute_items, batches, [signatures] * len(batches), [mode] * len(batches)
+            )
             return [result for batch in done for result in batch]
 
     return run
@@ -104,7 +106,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--signature", action="append", dest="signatures")
     parser.add_argument("--cohort", type=Path, help="an existing `mmse data synth` folder")
-    parser.add_argument("--theiler-s", type=float, help="Theiler window in seconds (default: the builder's)")
+    parser.add_argument(
+        "--theiler-s", type=float, help="Theiler window in seconds (default: the builder's)"
+    )
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
     args = parser.parse_args()
     if args.theiler_s is not None:
@@ -118,21 +122,33 @@ def main() -> None:
             synth.synthesize(cohort, n_subjects=args.subjects, seed=args.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BuildWarning)
-            build_datasets(cohort / "recordings", cohort / "labels.csv", signatures,
-                           Path(tmp) / "data", "trajectory", pool_runner(args.jobs))
+            build_datasets(
+                cohort / "recordings",
+                cohort / "labels.csv",
+                signatures,
+                Path(tmp) / "data",
+                "trajectory",
+                pool_runner(args.jobs),
+            )
         data = {}
         for sig in signatures:
             for task in TASKS:
                 with np.load(Path(tmp) / "data" / sig / f"{task}.npz", allow_pickle=False) as d:
-                    rates = np.array([sampling_rate(cohort / "recordings" / s / f"{task}.csv")
-                                      for s in d["subject_id"]])
+                    rates = np.array(
+                        [
+                            sampling_rate(cohort / "recordings" / s / f"{task}.csv")
+                            for s in d["subject_id"]
+                        ]
+                    )
                     data[sig, task] = (d["X"], d["y"], rates)
 
     n = len(data[signatures[0], TASKS[0]][1])
     fast = int((data[signatures[0], TASKS[0]][2] == 120).sum())
     window = build.theiler_window("trajectory") if hasattr(build, "theiler_window") else 0
-    print(f"SYNTHETIC cohort: {n} subjects (seed {args.seed}), {fast} at 120 Hz, {n - fast} at 90 Hz;"
-          f" Theiler window {window} samples; ranges over the tasks {', '.join(TASKS)}")
+    print(
+        f"SYNTHETIC cohort: {n} subjects (seed {args.seed}), {fast} at 120 Hz, {n - fast} at 90 Hz;"
+        f" Theiler window {window} samples; ranges over the tasks {', '.join(TASKS)}"
+    )
     for sig in signatures:
         print(f"\n{sig}")
         if args.markdown:
@@ -149,14 +165,20 @@ def main() -> None:
             else:
                 print(f"  {name:22s} {span(r_rate):>14s} {worst:13.2f} {span(r_label):>14s}")
         aucs = [rate_auc(data[sig, t][0], data[sig, t][2] == 120, args.seed) for t in TASKS]
-        print(f"  rate AUC from all 10 features: {', '.join(f'{t} {a:.2f}' for t, a in zip(TASKS, aucs))}")
+        print(
+            f"  rate AUC from all 10 features: {', '.join(f'{t} {a:.2f}' for t, a in zip(TASKS, aucs))}"
+        )
         r2 = [label_r2(data[sig, t][0], data[sig, t][1], args.seed) for t in TASKS]
-        print(f"  label R^2 from all 10 features: {', '.join(f'{t} {v:.2f}' for t, v in zip(TASKS, r2))}")
+        print(
+            f"  label R^2 from all 10 features: {', '.join(f'{t} {v:.2f}' for t, v in zip(TASKS, r2))}"
+        )
         for f, name in enumerate(FEATURE_NAMES):
             if name in ("determinism", "laminarity"):
                 values = np.concatenate([data[sig, t][0][:, f] for t in TASKS])
-                print(f"  {name}: {values.min():.3f}-{values.max():.3f}"
-                      f" (5th-95th percentile {np.percentile(values, 5):.3f}-{np.percentile(values, 95):.3f})")
+                print(
+                    f"  {name}: {values.min():.3f}-{values.max():.3f}"
+                    f" (5th-95th percentile {np.percentile(values, 5):.3f}-{np.percentile(values, 95):.3f})"
+                )
 
 
 if __name__ == "__main__":

@@ -165,7 +165,9 @@ def main() -> None:
     raw_rate, _ = rate(ours, built)
     built_rate, _ = rate(as_built, built)
     print(f"30 s at 120 Hz (3,600 samples), {args.repeats} recordings, 1 thread")
-    print(f"  as recorded, w = 0        {raw_rate:8.2f} recordings/s (the builder before docs/rqa.md)")
+    print(
+        f"  as recorded, w = 0        {raw_rate:8.2f} recordings/s (the builder before docs/rqa.md)"
+    )
     print(f"  resampled to 90 Hz, w = {THEILER} {built_rate:8.2f} recordings/s (the builder now)")
 
 

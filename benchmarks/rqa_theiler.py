@@ -59,8 +59,10 @@ def main() -> None:
 
     lags = np.arange(int(MAX_LAG_S * RQA_RATE_HZ) + 1)
     plateau = (lags >= PLATEAU_S[0] * RQA_RATE_HZ) & (lags <= PLATEAU_S[1] * RQA_RATE_HZ)
-    print(f"{len(recordings)} recordings ({len(subjects)} subjects x {len(TASKS)} tasks) at {RQA_RATE_HZ:g} Hz;"
-          f" the builder's Theiler window: {theiler_window('trajectory')} samples")
+    print(
+        f"{len(recordings)} recordings ({len(subjects)} subjects x {len(TASKS)} tasks) at {RQA_RATE_HZ:g} Hz;"
+        f" the builder's Theiler window: {theiler_window('trajectory')} samples"
+    )
     for name in DEMO_SIGNATURES:
         signature = parse_signature(name)
         threshold = squared_threshold(signature.eps)
@@ -86,8 +88,10 @@ def main() -> None:
         [(ends - starts) / RQA_RATE_HZ for starts, ends in map(fixation_spans, recordings)]
     )
     q25, q50, q75 = np.percentile(durations, [25, 50, 75])
-    print(f"\nI-VT fixations: {len(durations)}, median {q50 * 1000:.0f} ms"
-          f" (quartiles {q25 * 1000:.0f}-{q75 * 1000:.0f} ms), mean {durations.mean() * 1000:.0f} ms")
+    print(
+        f"\nI-VT fixations: {len(durations)}, median {q50 * 1000:.0f} ms"
+        f" (quartiles {q25 * 1000:.0f}-{q75 * 1000:.0f} ms), mean {durations.mean() * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

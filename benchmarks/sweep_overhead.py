@@ -149,15 +149,22 @@ class ProcSampler:
         for pid, ppid in self.parent.items():
             if not os.path.exists(f"/proc/{pid}"):
                 sampled_dead[ppid] += self.cpu[pid] - self.base.get(pid, 0.0)
-        out["exited unsampled"] += sum(max(0.0, self.reaped[p] - self.reaped_start.get(p, 0.0) - sampled_dead[p])
-                                       for p in self.reaped if p != self.own)
+        out["exited unsampled"] += sum(
+            max(0.0, self.reaped[p] - self.reaped_start.get(p, 0.0) - sampled_dead[p])
+            for p in self.reaped
+            if p != self.own
+        )
         return dict(out)
 
 
 def signatures(n: int) -> list[str]:
     """n distinct signature names (3 m x 3 tau x 4 eps covers the realistic 36)."""
-    names = [f"m{m}_tau{tau}_eps{eps}_lmin2" for m in (2, 3, 4) for tau in (1, 2, 3)
-             for eps in ("0.04", "0.055", "0.07", "0.085")]
+    names = [
+        f"m{m}_tau{tau}_eps{eps}_lmin2"
+        for m in (2, 3, 4)
+        for tau in (1, 2, 3)
+        for eps in ("0.04", "0.055", "0.07", "0.085")
+    ]
     return names[:n]
 
 
@@ -173,22 +180,38 @@ def run_one_setting(args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="mmse-bench-"))
     sigs = signatures(args.signatures)
     tasks = TASKS[: args.tasks]
-    root = write_planted_root(tmp / "data", {sig: 1.0 for sig in sigs}, tasks=tasks, n_subjects=args.subjects)
-    sweep = SweepConfig.parse({
-        "name": "bench", "data_root": str(root), "storage": str(tmp / "runs"), "samples": args.samples,
-        "signatures_per_trial": args.per_trial,
-        "search_space": {"training.lr": {"loguniform": [0.001, 0.01]}},
-        "asha": {"grace_period": args.epochs},  # ASHA stops nothing: every trial does the same work
-        # A trial that trains itself reserves its worker's CPU and needs nothing more; one that
-        # waits on a Train worker reserves a sliver of a CPU besides the worker's.
-        "resources": {"trial_cpus": 0.0 if args.workers == 0 else 0.05},
-        "config": {"split": {"folds": args.folds}, "training": {"epochs": args.epochs},
-                   "early_stopping": {"enable": False}, "ray": {"num_workers": args.workers}},
-    })
+    root = write_planted_root(
+        tmp / "data", {sig: 1.0 for sig in sigs}, tasks=tasks, n_subjects=args.subjects
+    )
+    sweep = SweepConfig.parse(
+        {
+            "name": "bench",
+            "data_root": str(root),
+            "storage": str(tmp / "runs"),
+            "samples": args.samples,
+            "signatures_per_trial": args.per_trial,
+            "search_space": {"training.lr": {"loguniform": [0.001, 0.01]}},
+            "asha": {
+                "grace_period": args.epochs
+            },  # ASHA stops nothing: every trial does the same work
+            # A trial that trains itself reserves its worker's CPU and needs nothing more; one that
+            # waits on a Train worker reserves a sliver of a CPU besides the worker's.
+            "resources": {"trial_cpus": 0.0 if args.workers == 0 else 0.05},
+            "config": {
+                "split": {"folds": args.folds},
+                "training": {"epochs": args.epochs},
+                "early_stopping": {"enable": False},
+                "ray": {"num_workers": args.workers},
+            },
+        }
+    )
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     sampler = ProcSampler().start()
-    ray.init(num_cpus=os.cpu_count(), log_to_driver=False,
-             runtime_env={"env_vars": train_env(sweep.base_config().ray)})
+    ray.init(
+        num_cpus=os.cpu_count(),
+        log_to_driver=False,
+        runtime_env={"env_vars": train_env(sweep.base_config().ray)},
+    )
     tuner = build_tuner(sweep, sigs, tasks, str(tmp / "runs"))
     started = time.perf_counter()
     grid = tuner.fit()
@@ -205,8 +228,11 @@ def run_one_setting(args: argparse.Namespace) -> dict:
     trials = len(trial_wall)
     cpu = {k: round(v / trials, 2) for k, v in sampler.breakdown().items() if v > 0.005}
     return {
-        "trials": trials, "signatures": len(sigs), "sweep_wall_s": round(wall, 1),
-        "trials_per_min": round(60 * trials / wall, 2), "wall_per_trial_s": round(wall / trials, 2),
+        "trials": trials,
+        "signatures": len(sigs),
+        "sweep_wall_s": round(wall, 1),
+        "trials_per_min": round(60 * trials / wall, 2),
+        "wall_per_trial_s": round(wall / trials, 2),
         "loop_fraction": round(sum(loop) / sum(trial_wall), 3),
         "concurrent_trials": max_overlap(spans),
         "loop_s_per_trial": round(statistics.mean(loop), 2),
@@ -227,8 +253,9 @@ def max_overlap(spans: list[tuple[float, float]]) -> int:
 
 
 def in_subprocess(extra: list[str]) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--json", *extra], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "--json", *extra], capture_output=True, text=True, check=False
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"benchmark setting {extra} failed:\n{done.stderr[-3000:]}")
@@ -241,8 +268,22 @@ def packed_comparison() -> None:
     print(_report([("packed: 12 signatures per trial", packed)]), flush=True)
     single = in_subprocess([*coverage, "--per-trial", "1"])
     print(_report([("one trial per signature", single)]), flush=True)
-    realistic = in_subprocess(["--signatures", "36", "--samples", "1", "--epochs", "100", "--folds", "5",
-                               "--per-trial", "0", "--subjects", "300"])
+    realistic = in_subprocess(
+        [
+            "--signatures",
+            "36",
+            "--samples",
+            "1",
+            "--epochs",
+            "100",
+            "--folds",
+            "5",
+            "--per-trial",
+            "0",
+            "--subjects",
+            "300",
+        ]
+    )
     print(_report([("one packed trial of the realistic grid", realistic)]), flush=True)
 
     grid_trials_single = GRID["signatures"] * GRID["tasks"] * GRID["samples"]
@@ -253,18 +294,38 @@ def packed_comparison() -> None:
     print()
     print(f"{'mode':<28}{'wall s':>9}{'trials':>8}{'trials/min':>12}{'loop frac':>11}")
     for label, r in (("packed (12 sig./trial)", packed), ("one signature per trial", single)):
-        print(f"{label:<28}{r['sweep_wall_s']:>9.1f}{r['trials']:>8}{r['trials_per_min']:>12.2f}"
-              f"{r['loop_fraction']:>11.1%}")
-    print(f"realistic packed trial (36 signatures x 5 folds, 100 epochs): {realistic['sweep_wall_s']:.1f} s wall, "
-          f"loop fraction {realistic['loop_fraction']:.1%} (target >= 25 %)")
-    print(f"36 x 5 x 16 grid, extrapolated on this machine: one trial per signature {grid_trials_single} trials "
-          f"= {hours_single:.2f} h; packed {grid_trials_packed} trials = {hours_packed:.2f} h")
+        print(
+            f"{label:<28}{r['sweep_wall_s']:>9.1f}{r['trials']:>8}{r['trials_per_min']:>12.2f}"
+            f"{r['loop_fraction']:>11.1%}"
+        )
+    print(
+        f"realistic packed trial (36 signatures x 5 folds, 100 epochs): {realistic['sweep_wall_s']:.1f} s wall, "
+        f"loop fraction {realistic['loop_fraction']:.1%} (target >= 25 %)"
+    )
+    print(
+        f"36 x 5 x 16 grid, extrapolated on this machine: one trial per signature {grid_trials_single} trials "
+        f"= {hours_single:.2f} h; packed {grid_trials_packed} trials = {hours_packed:.2f} h"
+    )
     print(f"packed speed-up: {single['sweep_wall_s'] / packed['sweep_wall_s']:.1f}x")
 
 
 def in_trial_comparison() -> None:
-    coverage = ["--signatures", "36", "--tasks", "2", "--samples", "4", "--epochs", "100", "--folds", "5",
-                "--subjects", "300", "--per-trial", "0"]
+    coverage = [
+        "--signatures",
+        "36",
+        "--tasks",
+        "2",
+        "--samples",
+        "4",
+        "--epochs",
+        "100",
+        "--folds",
+        "5",
+        "--subjects",
+        "300",
+        "--per-trial",
+        "0",
+    ]
     modes = (("full Train path (num_workers 1)", "1"), ("in the trial (num_workers 0)", "0"))
     results = []
     for label, workers in modes:
@@ -273,21 +334,29 @@ def in_trial_comparison() -> None:
         results.append((label, result))
         print(_report([(label, result)]), flush=True)
     print()
-    print(f"{'mode':<34}{'wall s':>9}{'trials':>8}{'at once':>9}{'s/trial':>9}{'CPU-s/trial':>13}"
-          f"{'loop s':>12}{'loop frac':>11}")
+    print(
+        f"{'mode':<34}{'wall s':>9}{'trials':>8}{'at once':>9}{'s/trial':>9}{'CPU-s/trial':>13}"
+        f"{'loop s':>12}{'loop frac':>11}"
+    )
     for label, r in results:
-        print(f"{label:<34}{r['sweep_wall_s']:>9.1f}{r['trials']:>8}{r['concurrent_trials']:>9}"
-              f"{r['wall_per_trial_s']:>9.2f}{r['cpu_s_per_trial_total']:>13.2f}{r['loop_s_per_trial']:>12.2f}"
-              f"{r['loop_fraction']:>11.1%}")
+        print(
+            f"{label:<34}{r['sweep_wall_s']:>9.1f}{r['trials']:>8}{r['concurrent_trials']:>9}"
+            f"{r['wall_per_trial_s']:>9.2f}{r['cpu_s_per_trial_total']:>13.2f}{r['loop_s_per_trial']:>12.2f}"
+            f"{r['loop_fraction']:>11.1%}"
+        )
     (_, full), (_, local) = results
     print(f"in-trial speed-up: {full['sweep_wall_s'] / local['sweep_wall_s']:.2f}x")
 
 
 def _report(rows) -> str:
-    lines = [f"{'setting':<44}{'trials':>7}{'wall s':>9}{'s/trial':>9}{'loop frac':>11}{'CPU-s/trial':>13}"]
+    lines = [
+        f"{'setting':<44}{'trials':>7}{'wall s':>9}{'s/trial':>9}{'loop frac':>11}{'CPU-s/trial':>13}"
+    ]
     for label, r in rows:
-        lines.append(f"{label:<44}{r['trials']:>7}{r['sweep_wall_s']:>9.1f}{r['wall_per_trial_s']:>9.2f}"
-                     f"{r['loop_fraction']:>11.1%}{r['cpu_s_per_trial_total']:>13.2f}")
+        lines.append(
+            f"{label:<44}{r['trials']:>7}{r['sweep_wall_s']:>9.1f}{r['wall_per_trial_s']:>9.2f}"
+            f"{r['loop_fraction']:>11.1%}{r['cpu_s_per_trial_total']:>13.2f}"
+        )
         for kind, cpu in r["cpu_s_per_trial"].items():
             lines.append(f"    {kind[:50]:<50}{cpu:>8.2f}")
         lines.append(f"    {'(the training loop itself)':<50}{r['loop_s_per_trial']:>8.2f}")
@@ -297,25 +366,37 @@ def _report(rows) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--packed", action="store_true", help="packed vs one trial per signature")
-    parser.add_argument("--in-trial", action="store_true", help="full Train path vs training in the trial")
+    parser.add_argument(
+        "--in-trial", action="store_true", help="full Train path vs training in the trial"
+    )
     parser.add_argument("--signatures", type=int, default=1)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--subjects", type=int, default=120)
     parser.add_argument("--tasks", type=int, default=1, help="the first n of Q1..Q5")
-    parser.add_argument("--workers", type=int, default=1, help="ray.num_workers (0: train in the trial)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="ray.num_workers (0: train in the trial)"
+    )
     parser.add_argument("--per-trial", type=int, default=0, help="signatures_per_trial (0: all)")
-    parser.add_argument("--write-grid-data", metavar="DIR", help="write the realistic grid's data root and exit")
+    parser.add_argument(
+        "--write-grid-data", metavar="DIR", help="write the realistic grid's data root and exit"
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.write_grid_data:
         from tests.fixtures.toy_data import write_planted_root
 
         sigs = signatures(GRID["signatures"])
-        root = write_planted_root(args.write_grid_data, {sig: 1.0 for sig in sigs}, tasks=TASKS[: GRID["tasks"]],
-                                  n_subjects=300)
-        print(f"{root}: SYNTHETIC planted-signal data, {len(sigs)} signatures x {GRID['tasks']} tasks, 300 subjects")
+        root = write_planted_root(
+            args.write_grid_data,
+            {sig: 1.0 for sig in sigs},
+            tasks=TASKS[: GRID["tasks"]],
+            n_subjects=300,
+        )
+        print(
+            f"{root}: SYNTHETIC planted-signal data, {len(sigs)} signatures x {GRID['tasks']} tasks, 300 subjects"
+        )
         return 0
     if args.packed:
         packed_comparison()

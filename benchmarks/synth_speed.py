@@ -23,7 +23,9 @@ from mmse_model.synth import cohort as synth
 
 def savetxt_csv(samples: np.ndarray) -> str:
     buffer = io.StringIO()
-    np.savetxt(buffer, samples, fmt=("%.4f", "%.5f", "%.5f"), delimiter=",", header="t,x,y", comments="")
+    np.savetxt(
+        buffer, samples, fmt=("%.4f", "%.5f", "%.5f"), delimiter=",", header="t,x,y", comments=""
+    )
     return buffer.getvalue()
 
 
@@ -47,8 +49,12 @@ def main() -> None:
     with mock.patch.object(synth, "_csv_text", savetxt_csv):
         baseline = timed(args.subjects, args.repeat)
     print(f"synth {args.subjects} subjects ({recordings} recordings), best of {args.repeat}")
-    print(f"  shipped (one %-format per recording): {shipped:6.2f} s  {recordings / shipped:7.1f} rec/s")
-    print(f"  baseline (np.savetxt):                 {baseline:6.2f} s  {recordings / baseline:7.1f} rec/s")
+    print(
+        f"  shipped (one %-format per recording): {shipped:6.2f} s  {recordings / shipped:7.1f} rec/s"
+    )
+    print(
+        f"  baseline (np.savetxt):                 {baseline:6.2f} s  {recordings / baseline:7.1f} rec/s"
+    )
     print(f"speed-up: {baseline / shipped:.2f}x")
 
 

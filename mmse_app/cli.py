@@ -28,69 +28,122 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mmse", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train_cmd = commands.add_parser("train", help="train one (signature, task): K-fold CV, in-process or on Ray")
+    train_cmd = commands.add_parser(
+        "train", help="train one (signature, task): K-fold CV, in-process or on Ray"
+    )
     options.add_train_arguments(train_cmd)
     train_cmd.add_argument("--no-ray", action="store_true", help="run the loop in this process")
-    train_cmd.add_argument("--device", default="cpu", help="torch device for --no-ray (cpu, cuda, cuda:1)")
+    train_cmd.add_argument(
+        "--device", default="cpu", help="torch device for --no-ray (cpu, cuda, cuda:1)"
+    )
     train_cmd.set_defaults(func=_train)
 
-    sweep_cmd = commands.add_parser("sweep", help="ASHA sweep over every signature and task on Ray Tune")
+    sweep_cmd = commands.add_parser(
+        "sweep", help="ASHA sweep over every signature and task on Ray Tune"
+    )
     options.add_sweep_arguments(sweep_cmd)
     sweep_cmd.set_defaults(func=_sweep)
 
     predict = commands.add_parser(
-        "predict", help="predict sub-scores for new subjects: a sweep's bundle (all tasks, intervals) or one model")
+        "predict",
+        help="predict sub-scores for new subjects: a sweep's bundle (all tasks, intervals) or one model",
+    )
     source = predict.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bundle", help="a model bundle folder or URI (<experiment>/bundle, or `mmse bundle --out`)")
-    source.add_argument("--model",
-                        help="one checkpoint folder or model.pt (e.g. RUN/model), or its storage URI (s3://.../checkpoint_000004)")
-    predict.add_argument("--features",
-                         help="with --bundle: a data root (<signature>/<task>.npz) or one features file")
-    predict.add_argument("--recordings",
-                         help="with --bundle: gaze recordings <subject>/<task>.csv; the bundle's features are built from them")
-    predict.add_argument("--input", help="with --model: .npz with X (N, 10) or .csv with subject_id + 10 columns")
-    predict.add_argument("--out", required=True,
-                         help="CSV to write: subject_id, each task's prediction and interval (Q1, Q1_lo, Q1_hi, ...), "
-                              "subtotal, out_of_range (--bundle); or prediction and fold_sd (--model)")
-    predict.add_argument("--signature", help="the features' signature, for a file that records none (and which "
-                                             "signature, for a --model checkpoint of several)")
+    source.add_argument(
+        "--bundle",
+        help="a model bundle folder or URI (<experiment>/bundle, or `mmse bundle --out`)",
+    )
+    source.add_argument(
+        "--model",
+        help="one checkpoint folder or model.pt (e.g. RUN/model), or its storage URI (s3://.../checkpoint_000004)",
+    )
+    predict.add_argument(
+        "--features",
+        help="with --bundle: a data root (<signature>/<task>.npz) or one features file",
+    )
+    predict.add_argument(
+        "--recordings",
+        help="with --bundle: gaze recordings <subject>/<task>.csv; the bundle's features are built from them",
+    )
+    predict.add_argument(
+        "--input", help="with --model: .npz with X (N, 10) or .csv with subject_id + 10 columns"
+    )
+    predict.add_argument(
+        "--out",
+        required=True,
+        help="CSV to write: subject_id, each task's prediction and interval (Q1, Q1_lo, Q1_hi, ...), "
+        "subtotal, out_of_range (--bundle); or prediction and fold_sd (--model)",
+    )
+    predict.add_argument(
+        "--signature",
+        help="the features' signature, for a file that records none (and which "
+        "signature, for a --model checkpoint of several)",
+    )
     predict.add_argument("--task", help="the features' task, for a file that records none")
     predict.set_defaults(func=_predict)
 
-    bundle = commands.add_parser("bundle", help="write a finished sweep's model bundle (weights, manifest, model card)")
-    bundle.add_argument("experiment", help="the sweep's experiment folder or s3:// URI (<storage>/<name>)")
+    bundle = commands.add_parser(
+        "bundle", help="write a finished sweep's model bundle (weights, manifest, model card)"
+    )
+    bundle.add_argument(
+        "experiment", help="the sweep's experiment folder or s3:// URI (<storage>/<name>)"
+    )
     bundle.add_argument("--out", help="folder or URI for the bundle (default: EXPERIMENT/bundle)")
-    bundle.add_argument("--data", help="the sweep's data root (default: the one its summary.json records)")
+    bundle.add_argument(
+        "--data", help="the sweep's data root (default: the one its summary.json records)"
+    )
     bundle.set_defaults(func=_bundle)
 
     dashboard = commands.add_parser(
-        "dashboard", help="write a sweep's results page: one self-contained index.html (finished or running sweep)"
+        "dashboard",
+        help="write a sweep's results page: one self-contained index.html (finished or running sweep)",
     )
-    dashboard.add_argument("experiment", help="the sweep's experiment folder or s3:// URI (<storage>/<name>)")
-    dashboard.add_argument("--out", type=Path,
-                           help="folder for index.html (default: EXPERIMENT/dashboard; for a URI, ./dashboard-<name>)")
-    dashboard.add_argument("--serve", action="store_true",
-                           help="serve the page on 127.0.0.1 and rebuild it while the sweep runs (Ctrl-C stops)")
-    dashboard.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000; 0: any free one)")
-    dashboard.add_argument("--interval", type=float, default=5.0,
-                           help="seconds between rebuilds with --serve (default 5)")
+    dashboard.add_argument(
+        "experiment", help="the sweep's experiment folder or s3:// URI (<storage>/<name>)"
+    )
+    dashboard.add_argument(
+        "--out",
+        type=Path,
+        help="folder for index.html (default: EXPERIMENT/dashboard; for a URI, ./dashboard-<name>)",
+    )
+    dashboard.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the page on 127.0.0.1 and rebuild it while the sweep runs (Ctrl-C stops)",
+    )
+    dashboard.add_argument(
+        "--port", type=int, default=8000, help="port for --serve (default 8000; 0: any free one)"
+    )
+    dashboard.add_argument(
+        "--interval",
+        type=float,
+        default=5.0,
+        help="seconds between rebuilds with --serve (default 5)",
+    )
     dashboard.set_defaults(func=_dashboard)
 
     demo = commands.add_parser(
-        "demo", help="the whole pipeline on a synthetic cohort: synth, RQA build, ASHA sweep (local Ray)"
+        "demo",
+        help="the whole pipeline on a synthetic cohort: synth, RQA build, ASHA sweep (local Ray)",
     )
     demo.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    demo.add_argument("--subjects", type=int, default=300, help="synthetic cohort size (default 300)")
+    demo.add_argument(
+        "--subjects", type=int, default=300, help="synthetic cohort size (default 300)"
+    )
     demo.set_defaults(func=_demo)
 
     data = commands.add_parser("data", help="synthesise recordings; build RQA datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    synth = data_commands.add_parser("synth", help="write a SYNTHETIC cohort: recordings/<subject>/<Q>.csv, labels.csv")
+    synth = data_commands.add_parser(
+        "synth", help="write a SYNTHETIC cohort: recordings/<subject>/<Q>.csv, labels.csv"
+    )
     synth.add_argument("--out", required=True, type=Path, help="new or empty directory")
     synth.add_argument("--subjects", type=int, default=300, help="cohort size (default 300)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.set_defaults(func=_synth)
-    build = data_commands.add_parser("build", help="recordings -> <out>/<sig>/<Q>.npz RQA datasets (Ray tasks or --no-ray)")
+    build = data_commands.add_parser(
+        "build", help="recordings -> <out>/<sig>/<Q>.npz RQA datasets (Ray tasks or --no-ray)"
+    )
     build_datasets.add_arguments(build)
     build.add_argument("--no-ray", action="store_true", help="compute in this process")
     build.set_defaults(func=_build)
@@ -117,7 +170,9 @@ def _train(args: argparse.Namespace) -> int:
         runner, name = train.ray_runner(args.storage, args.address), "ray"
     result = train_and_report(run, Path(args.out), runner, name)
     print(format_run(result))
-    print(f"wrote {args.out}/model (the fold-models), {args.out}/result.json; checkpoints in {result.checkpoints}")
+    print(
+        f"wrote {args.out}/model (the fold-models), {args.out}/result.json; checkpoints in {result.checkpoints}"
+    )
     return 0
 
 
@@ -152,7 +207,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     if args.model:
         if args.input is None or args.features or args.recordings:
-            raise InputError("predict: --model takes --input FILE (--features and --recordings go with --bundle)")
+            raise InputError(
+                "predict: --model takes --input FILE (--features and --recordings go with --bundle)"
+            )
         from mmse_model.bundle.predict import predict_file
 
         # a URI is read into a temporary copy
@@ -160,11 +217,21 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"wrote predictions for {n} subjects to {args.out}")
         return 0
     if args.input is not None or (args.features is None) == (args.recordings is None):
-        raise InputError("predict: --bundle takes one of --features DATA_ROOT_OR_FILE and --recordings DIR")
+        raise InputError(
+            "predict: --bundle takes one of --features DATA_ROOT_OR_FILE and --recordings DIR"
+        )
     from mmse_model.bundle.run import predict_with_bundle
 
-    print(predict_with_bundle(args.bundle, args.out, features=args.features, recordings=args.recordings,
-                              signature=args.signature, task=args.task))
+    print(
+        predict_with_bundle(
+            args.bundle,
+            args.out,
+            features=args.features,
+            recordings=args.recordings,
+            signature=args.signature,
+            task=args.task,
+        )
+    )
     return 0
 
 

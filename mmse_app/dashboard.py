@@ -60,9 +60,16 @@ def embed_json(data: dict[str, Any]) -> str:
 def render_page(data: dict[str, Any], refresh_s: float = 5.0, built: str | None = None) -> str:
     """The whole page for one page-data document (`dashboard_data.page_data`)."""
     plotly_js, plotly_version = _plotly()
-    document = {**data, "meta": {**data["meta"], "version": data_version(data)}, "refresh_s": refresh_s,
-                "builder": {"built": built or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                            "python": platform.python_version(), "plotlyjs": plotly_version}}
+    document = {
+        **data,
+        "meta": {**data["meta"], "version": data_version(data)},
+        "refresh_s": refresh_s,
+        "builder": {
+            "built": built or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+            "plotlyjs": plotly_version,
+        },
+    }
     parts = {
         "TITLE": html.escape(f"mmse sweep {data['meta']['name']}"),
         "CSS": (ASSETS / "dashboard.css").read_text(encoding="utf-8"),
@@ -109,7 +116,9 @@ class Dashboard:
         try:
             atomic.write_text(self.page, render_page(data, self.refresh_s))
             if write_version:
-                atomic.write_json(self.out / VERSION, {"version": version, "finished": experiment.finished})
+                atomic.write_json(
+                    self.out / VERSION, {"version": version, "finished": experiment.finished}
+                )
         except OSError as exc:
             raise InputError(f"{self.out}: cannot write the page: {exc.strerror or exc}") from None
         self.version = version
@@ -129,7 +138,10 @@ def write_after_sweep(experiment: str, print_line: Callable[[str], None] = print
     try:
         page = write_dashboard(experiment)
     except Exception as exc:  # noqa: BLE001 - the sweep itself succeeded
-        print(f"mmse: warning: no dashboard ({first_line(exc)}); build it with: mmse dashboard {experiment}", file=sys.stderr)
+        print(
+            f"mmse: warning: no dashboard ({first_line(exc)}); build it with: mmse dashboard {experiment}",
+            file=sys.stderr,
+        )
         return None
     print_line(f"dashboard: {page}")
     return page
@@ -164,23 +176,33 @@ class _Handler(SimpleHTTPRequestHandler):
 def start_server(folder: Path, port: int) -> ThreadingHTTPServer:
     """An HTTP server for `folder` on 127.0.0.1 only, serving from a daemon thread."""
     try:
-        server = ThreadingHTTPServer((HOST, port), functools.partial(_Handler, directory=str(folder)))
+        server = ThreadingHTTPServer(
+            (HOST, port), functools.partial(_Handler, directory=str(folder))
+        )
     except OSError as exc:
         raise InputError(f"{HOST}:{port}: cannot serve there: {exc.strerror or exc}") from None
     threading.Thread(target=server.serve_forever, name="mmse-dashboard", daemon=True).start()
     return server
 
 
-def serve(experiment: str, out: str | Path | None = None, port: int = 8000, interval_s: float = 5.0,
-          stop: threading.Event | None = None) -> int:
+def serve(
+    experiment: str,
+    out: str | Path | None = None,
+    port: int = 8000,
+    interval_s: float = 5.0,
+    stop: threading.Event | None = None,
+) -> int:
     """Build the page, serve its folder on 127.0.0.1:port, and rebuild it every `interval_s`
     while the sweep runs (until Ctrl-C, or `stop` is set)."""
     board = Dashboard(experiment, out, refresh_s=interval_s)
     board.refresh(write_version=True)
     server = start_server(board.out, port)
-    print(f"dashboard: {board.page}\nserving http://{HOST}:{server.server_address[1]}/ "
-          f"({'finished sweep' if board.finished else f'rebuilt every {interval_s:g} s while the sweep runs'}; "
-          "Ctrl-C stops)", flush=True)
+    print(
+        f"dashboard: {board.page}\nserving http://{HOST}:{server.server_address[1]}/ "
+        f"({'finished sweep' if board.finished else f'rebuilt every {interval_s:g} s while the sweep runs'}; "
+        "Ctrl-C stops)",
+        flush=True,
+    )
     stop = stop or threading.Event()
     try:
         while not stop.wait(interval_s):
@@ -188,7 +210,10 @@ def serve(experiment: str, out: str | Path | None = None, port: int = 8000, inte
                 continue
             try:
                 if board.refresh(write_version=True):
-                    print(f"dashboard: rebuilt ({'sweep finished' if board.finished else 'sweep running'})", flush=True)
+                    print(
+                        f"dashboard: rebuilt ({'sweep finished' if board.finished else 'sweep running'})",
+                        flush=True,
+                    )
             except InputError as exc:  # e.g. storage unreachable for a moment: keep the last page
                 print(f"mmse: warning: {exc}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:

@@ -32,10 +32,25 @@ from mmse_model.sweeps import rules
 
 SCHEMA = 1
 TRIALS_CSV, SUMMARY_JSON, PREDICTIONS_CSV, RESULT_JSON, ERROR_TXT = (
-    "trials.csv", "summary.json", "test_predictions.csv", "result.json", "error.txt")
+    "trials.csv",
+    "summary.json",
+    "test_predictions.csv",
+    "result.json",
+    "error.txt",
+)
 # What a page keeps of each epoch's record (Tune writes the trial's whole config on every line).
-_RECORD_KEYS = ("epoch", "val/loss", "val/rmse", "val/rmse_sd", "val/mae", "signatures/active", "done",
-                "timestamp", "time_total_s", "time_this_iter_s")
+_RECORD_KEYS = (
+    "epoch",
+    "val/loss",
+    "val/rmse",
+    "val/rmse_sd",
+    "val/mae",
+    "signatures/active",
+    "done",
+    "timestamp",
+    "time_total_s",
+    "time_this_iter_s",
+)
 
 
 # --- reading the folder -------------------------------------------------------------------
@@ -56,6 +71,7 @@ class Store:
 
     def read_text(self, name: str) -> str | None:
         """A file of the folder (`name` relative to it), or None when it is not there."""
+
         def read() -> str | None:
             try:
                 return storage.read_text(storage.join(self.uri, name))
@@ -67,9 +83,12 @@ class Store:
     def trial_folders(self) -> list[tuple[str, bool]]:
         """(name, errored) of every sub-folder holding a `result.json`: Tune's trial folders.
         `errored`: Tune left an `error.txt` there."""
+
         def listing() -> list[tuple[str, bool]]:
             dirs = [e.name for e in storage.list_dir(self.uri) if e.is_dir]
-            found = storage.files_present(self.uri, [f"{d}/{f}" for d in dirs for f in (RESULT_JSON, ERROR_TXT)])
+            found = storage.files_present(
+                self.uri, [f"{d}/{f}" for d in dirs for f in (RESULT_JSON, ERROR_TXT)]
+            )
             return [(d, f"{d}/{ERROR_TXT}" in found) for d in dirs if f"{d}/{RESULT_JSON}" in found]
 
         return self._call(listing)
@@ -165,8 +184,11 @@ def load_experiment(uri: str) -> Experiment:
         texts = list(pool.map(lambda f: store.read_text(f"{f[0]}/{RESULT_JSON}") or "", folders))
     trials = [_history(name, errored, text) for (name, errored), text in zip(folders, texts)]
     return Experiment(
-        uri=str(uri), name=store.name,
-        rows=rules.read_trials_csv(rows_text, f"{uri}/{TRIALS_CSV}") if rows_text is not None else None,
+        uri=str(uri),
+        name=store.name,
+        rows=rules.read_trials_csv(rows_text, f"{uri}/{TRIALS_CSV}")
+        if rows_text is not None
+        else None,
         summary=summary,
         predictions=_read_predictions(predictions_text) if predictions_text is not None else None,
         trials=sorted((t for t in trials if t.records), key=lambda t: t.trial_id),
@@ -189,19 +211,39 @@ def _history(folder: str, errored: bool, text: str) -> TrialHistory:
         config = record.get("config") or config
         trial_id = str(record.get("trial_id") or trial_id)
         kept = {k: record[k] for k in _RECORD_KEYS if k in record}
-        kept.update({k: v for k, v in record.items() if k.endswith(("/val/loss", "/val/rmse")) and k.count("/") == 2})
-        by_epoch[int(record["epoch"])] = kept  # a resumed trial reports some epochs again: the last one counts
-    return TrialHistory(folder, trial_id or folder, config, [by_epoch[e] for e in sorted(by_epoch)], errored)
+        kept.update(
+            {
+                k: v
+                for k, v in record.items()
+                if k.endswith(("/val/loss", "/val/rmse")) and k.count("/") == 2
+            }
+        )
+        by_epoch[int(record["epoch"])] = (
+            kept  # a resumed trial reports some epochs again: the last one counts
+        )
+    return TrialHistory(
+        folder, trial_id or folder, config, [by_epoch[e] for e in sorted(by_epoch)], errored
+    )
 
 
 def _read_predictions(text: str) -> list[dict[str, Any]]:
     out = []
     for raw in csv.DictReader(io.StringIO(text)):
-        true, predicted = rules.finite_float(raw.get("true")), rules.finite_float(raw.get("predicted"))
+        true, predicted = (
+            rules.finite_float(raw.get("true")),
+            rules.finite_float(raw.get("predicted")),
+        )
         if raw.get("task") and true is not None and predicted is not None:
-            out.append({"task": raw["task"], "signature": raw.get("signature") or "",
-                        "subject_id": raw.get("subject_id") or "", "true": true, "predicted": predicted,
-                        "fold_sd": rules.finite_float(raw.get("fold_sd"))})
+            out.append(
+                {
+                    "task": raw["task"],
+                    "signature": raw.get("signature") or "",
+                    "subject_id": raw.get("subject_id") or "",
+                    "true": true,
+                    "predicted": predicted,
+                    "fold_sd": rules.finite_float(raw.get("fold_sd")),
+                }
+            )
     return out
 
 
@@ -220,55 +262,76 @@ def page_data(exp: Experiment) -> dict[str, Any]:
         row["trial"] = by_id.get(row["trial_id"])
         row_status.setdefault(row["trial_id"], []).append(row["status"])
     samples = _trial_samples(exp.trials, rows)
-    trials = [_trial(t, row_status.get(t.trial_id), samples.get(t.trial_id), asha["rungs"]) for t in exp.trials]
+    trials = [
+        _trial(t, row_status.get(t.trial_id), samples.get(t.trial_id), asha["rungs"])
+        for t in exp.trials
+    ]
     for row in rows:
-        row["name"] = (trials[row["trial"]]["name"] if row["trial"] is not None
-                       else f"{row['task']}-{row.get('group', '')}-{row['sample']}")
+        row["name"] = (
+            trials[row["trial"]]["name"]
+            if row["trial"] is not None
+            else f"{row['task']}-{row.get('group', '')}-{row['sample']}"
+        )
     tasks = _ordered_tasks({r["task"] for r in rows} | {t["task"] for t in trials if t["task"]})
-    signatures = sorted({r["signature"] for r in rows}
-                        | {s for t in exp.trials for s in t.signatures})
+    signatures = sorted(
+        {r["signature"] for r in rows} | {s for t in exp.trials for s in t.signatures}
+    )
     hp_keys = sorted({k[3:] for r in rows for k in r if k.startswith("hp/")})
-    scored = {task: entry for task, entry in (summary.get("tasks") or {}).items() if isinstance(entry, dict)}
+    scored = {
+        task: entry
+        for task, entry in (summary.get("tasks") or {}).items()
+        if isinstance(entry, dict)
+    }
     comparator = results.comparator(summary, len(scored))
-    comparison = {task: results.comparison(task, entry, trials, comparator) for task, entry in scored.items()}
+    comparison = {
+        task: results.comparison(task, entry, trials, comparator) for task, entry in scored.items()
+    }
     data_root = (provenance or {}).get("data_root") or next(
-        (t.config.get("data_root") for t in exp.trials if t.config.get("data_root")), None)
+        (t.config.get("data_root") for t in exp.trials if t.config.get("data_root")), None
+    )
     winners = _winners(summary, rows)
-    asha["reached"] = {task: _reached([t for t in trials if t["task"] == task], asha["rungs"]) for task in tasks}
+    asha["reached"] = {
+        task: _reached([t for t in trials if t["task"] == task], asha["rungs"]) for task in tasks
+    }
     status_counts: dict[str, int] = {}
     for row in rows:
         status_counts[row["status"]] = status_counts.get(row["status"], 0) + 1
     columns = _columns(rows, hp_keys)
-    return _plain({
-        "schema": SCHEMA,
-        "meta": {
-            "name": exp.name, "uri": _display_uri(exp.uri), "finished": exp.finished,
-            "state": "finished" if exp.finished else "running",
-            "has_trials_csv": exp.rows is not None,
-            "n_trials": len({r["trial_id"] for r in rows} | {t["trial_id"] for t in trials}),
-            "n_rows": len(rows), "status_counts": dict(sorted(status_counts.items())),
-            "metric": summary.get("metric", "val/loss"),
-        },
-        "tasks": tasks,
-        "task_items": {t: TASK_ITEMS[t] for t in tasks if t in TASK_ITEMS},
-        "score_ranges": {t: list(SCORE_RANGES[t]) for t in tasks if t in SCORE_RANGES},
-        "signatures": signatures,
-        "hp_keys": hp_keys,
-        "hp_scale": _hp_scales(hp_keys, rows, (provenance or {}).get("sweep_config") or {}),
-        "columns": columns,
-        "rows": rows,
-        "trials": trials,
-        "heatmap": _heatmap(tasks, signatures, rows, winners, comparison, exp.finished),
-        "winners": winners,
-        "comparison": comparison,
-        "asha": asha,
-        "calibration": _calibration(exp.predictions, summary, tasks),
-        "comparator": comparator,
-        "subtotal": results.subtotal(summary, exp.predictions),
-        "synthetic": results.synthetic(summary, data_root),
-        "excluded_recordings": results.excluded_recordings(summary, data_root),
-        "provenance": _provenance(provenance, exp),
-    })
+    return _plain(
+        {
+            "schema": SCHEMA,
+            "meta": {
+                "name": exp.name,
+                "uri": _display_uri(exp.uri),
+                "finished": exp.finished,
+                "state": "finished" if exp.finished else "running",
+                "has_trials_csv": exp.rows is not None,
+                "n_trials": len({r["trial_id"] for r in rows} | {t["trial_id"] for t in trials}),
+                "n_rows": len(rows),
+                "status_counts": dict(sorted(status_counts.items())),
+                "metric": summary.get("metric", "val/loss"),
+            },
+            "tasks": tasks,
+            "task_items": {t: TASK_ITEMS[t] for t in tasks if t in TASK_ITEMS},
+            "score_ranges": {t: list(SCORE_RANGES[t]) for t in tasks if t in SCORE_RANGES},
+            "signatures": signatures,
+            "hp_keys": hp_keys,
+            "hp_scale": _hp_scales(hp_keys, rows, (provenance or {}).get("sweep_config") or {}),
+            "columns": columns,
+            "rows": rows,
+            "trials": trials,
+            "heatmap": _heatmap(tasks, signatures, rows, winners, comparison, exp.finished),
+            "winners": winners,
+            "comparison": comparison,
+            "asha": asha,
+            "calibration": _calibration(exp.predictions, summary, tasks),
+            "comparator": comparator,
+            "subtotal": results.subtotal(summary, exp.predictions),
+            "synthetic": results.synthetic(summary, data_root),
+            "excluded_recordings": results.excluded_recordings(summary, data_root),
+            "provenance": _provenance(provenance, exp),
+        }
+    )
 
 
 def _rows(exp: Experiment, rungs: list[int]) -> list[dict[str, Any]]:
@@ -288,14 +351,24 @@ def _rows(exp: Experiment, rungs: list[int]) -> list[dict[str, Any]]:
         status = _infer_status(history, rungs)
         multi = len(history.signatures) > 1
         for signature in history.signatures or ["?"]:
-            loss_key, rmse_key = (f"{signature}/val/loss", f"{signature}/val/rmse") if multi else ("val/loss", "val/rmse")
+            loss_key, rmse_key = (
+                (f"{signature}/val/loss", f"{signature}/val/rmse")
+                if multi
+                else ("val/loss", "val/rmse")
+            )
             scored = [r for r in history.records if rules.is_finite_number(r.get(loss_key))]
             best = min(scored, key=lambda r: r[loss_key]) if scored else None
-            row = {"trial_id": history.trial_id, "signature": signature, "task": history.task,
-                   "group": history.label,
-                   **{f"hp/{k}": v for k, v in sorted((history.config.get("hp") or {}).items())},
-                   "epochs_run": history.last_epoch, "best_epoch": int(best["epoch"]) if best else 0,
-                   "status": status, "stopped_early": status in ("asha", "early_stopping")}
+            row = {
+                "trial_id": history.trial_id,
+                "signature": signature,
+                "task": history.task,
+                "group": history.label,
+                **{f"hp/{k}": v for k, v in sorted((history.config.get("hp") or {}).items())},
+                "epochs_run": history.last_epoch,
+                "best_epoch": int(best["epoch"]) if best else 0,
+                "status": status,
+                "stopped_early": status in ("asha", "early_stopping"),
+            }
             for key in rules.VALIDATION_KEYS:
                 row[f"val/{key}"] = None
             if best is not None:
@@ -326,9 +399,14 @@ def _infer_status(history: TrialHistory, rungs: list[int]) -> str:
     """How a trial ended, from its history alone (a running sweep has no trials.csv), by the
     rule the sweep's rows follow (`rules.row_status`)."""
     last = history.records[-1] if history.records else {}
-    return rules.row_status(errored=history.errored, running=not history.done,
-                            stopped_early=last.get("signatures/active") == 0, epochs=history.last_epoch,
-                            max_epochs=history.max_epochs(), at_rung=history.last_epoch in rungs)
+    return rules.row_status(
+        errored=history.errored,
+        running=not history.done,
+        stopped_early=last.get("signatures/active") == 0,
+        epochs=history.last_epoch,
+        max_epochs=history.max_epochs(),
+        at_rung=history.last_epoch in rungs,
+    )
 
 
 def _trial_status(statuses: list[str] | None, history: TrialHistory, rungs: list[int]) -> str:
@@ -349,35 +427,48 @@ def _trial_samples(trials: list[TrialHistory], rows: list[dict[str, Any]]) -> di
     return out
 
 
-def _trial(history: TrialHistory, statuses: list[str] | None, sample: int | None,
-           rungs: list[int]) -> dict[str, Any]:
+def _trial(
+    history: TrialHistory, statuses: list[str] | None, sample: int | None, rungs: list[int]
+) -> dict[str, Any]:
     status = _trial_status(statuses, history, rungs)
     records = history.records
     stop_epoch = None
     if status == "asha":
         reached = [r for r in rungs if r <= history.last_epoch]
         stop_epoch = reached[-1] if reached else history.last_epoch
-        records = [r for r in records if r["epoch"] <= stop_epoch]  # reports after ASHA's stop: not drawn
+        records = [
+            r for r in records if r["epoch"] <= stop_epoch
+        ]  # reports after ASHA's stop: not drawn
     epochs = [int(r["epoch"]) for r in records]
     multi = len(history.signatures) > 1
     out = {
         "trial_id": history.trial_id,
         "name": f"{history.task}-{history.label}-{sample}",
-        "folder": history.folder, "task": history.task, "group": history.label,
-        "signatures": history.signatures, "sample": sample, "status": status,
-        "last_epoch": history.last_epoch, "stop_epoch": stop_epoch,
+        "folder": history.folder,
+        "task": history.task,
+        "group": history.label,
+        "signatures": history.signatures,
+        "sample": sample,
+        "status": status,
+        "last_epoch": history.last_epoch,
+        "stop_epoch": stop_epoch,
         "loss": [_round(r.get("val/loss")) for r in records],
         "rmse": [_round(r.get("val/rmse")) for r in records],
     }
     if epochs != list(range(1, len(epochs) + 1)):
         out["epochs"] = epochs
     if multi:
-        out["sig_rmse"] = {s: [_round(r.get(f"{s}/val/rmse")) for r in records] for s in history.signatures}
+        out["sig_rmse"] = {
+            s: [_round(r.get(f"{s}/val/rmse")) for r in records] for s in history.signatures
+        }
     return out
 
 
 def _reached(trials: list[dict[str, Any]], rungs: list[int]) -> dict[str, Any]:
-    return {"n_trials": len(trials), "counts": [sum(t["last_epoch"] >= r for t in trials) for r in rungs]}
+    return {
+        "n_trials": len(trials),
+        "counts": [sum(t["last_epoch"] >= r for t in trials) for r in rungs],
+    }
 
 
 def _asha(provenance: dict[str, Any] | None, trials: list[TrialHistory]) -> dict[str, Any]:
@@ -393,18 +484,30 @@ def _asha(provenance: dict[str, Any] | None, trials: list[TrialHistory]) -> dict
             asha = AshaConfig.parse(sweep.get("asha") or {})
             epochs = ((sweep.get("config") or {}).get("training") or {}).get("epochs")
             if not epochs:
-                epochs = next((t.max_epochs() for t in trials if t.max_epochs()), None) or Config().training.epochs
+                epochs = (
+                    next((t.max_epochs() for t in trials if t.max_epochs()), None)
+                    or Config().training.epochs
+                )
             max_t = asha.max_t or int(epochs)
-            return {"rungs": list(rungs(max_t, asha.grace_period, asha.reduction_factor, asha.brackets)),
-                    "source": "sweep config (summary.json provenance)", "max_t": max_t,
-                    "grace_period": asha.grace_period, "reduction_factor": asha.reduction_factor,
-                    "brackets": asha.brackets}
+            return {
+                "rungs": list(
+                    rungs(max_t, asha.grace_period, asha.reduction_factor, asha.brackets)
+                ),
+                "source": "sweep config (summary.json provenance)",
+                "max_t": max_t,
+                "grace_period": asha.grace_period,
+                "reduction_factor": asha.reduction_factor,
+                "brackets": asha.brackets,
+            }
         except (InputError, TypeError, ValueError):
             pass
     for trial in trials:
         if isinstance(trial.config.get("rungs"), list):
-            return {"rungs": sorted(int(r) for r in trial.config["rungs"]), "source": "the trials' config",
-                    "max_t": trial.max_epochs()}
+            return {
+                "rungs": sorted(int(r) for r in trial.config["rungs"]),
+                "source": "the trials' config",
+                "max_t": trial.max_epochs(),
+            }
     return {"rungs": [], "source": None, "max_t": None}
 
 
@@ -414,9 +517,15 @@ def _winners(summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, d
     for task, entry in (summary.get("tasks") or {}).items():
         winner = (entry or {}).get("winner") or {}
         if winner.get("signature"):
-            out[task] = {"signature": winner["signature"], "trial_id": winner.get("trial_id"), "provisional": False}
+            out[task] = {
+                "signature": winner["signature"],
+                "trial_id": winner.get("trial_id"),
+                "provisional": False,
+            }
     for task, row in rules.winners_per_task(rows, require_checkpoint=bool(summary)).items():
-        out.setdefault(task, {"signature": row["signature"], "trial_id": row["trial_id"], "provisional": True})
+        out.setdefault(
+            task, {"signature": row["signature"], "trial_id": row["trial_id"], "provisional": True}
+        )
     return dict(sorted(out.items()))
 
 
@@ -430,15 +539,19 @@ def _heatmap(tasks, signatures, rows, winners, comparison, finished) -> dict[str
         for task in tasks:
             row = best.get((signature, task))
             winner = winners.get(task, {}).get("signature") == signature
-            cells.append({
-                "signature": signature, "task": task, "n": counts.get((signature, task), 0),
-                "best_val_rmse": row.get("val/rmse") if row else None,
-                "best_val_rmse_sd": row.get("val/rmse_sd") if row else None,
-                "best_trial_id": row["trial_id"] if row else None,
-                "winner": winner,
-                # The verdict is the winner's alone: no other signature was tested against a baseline.
-                "verdict": (comparison.get(task) or {}).get("verdict") if winner else None,
-            })
+            cells.append(
+                {
+                    "signature": signature,
+                    "task": task,
+                    "n": counts.get((signature, task), 0),
+                    "best_val_rmse": row.get("val/rmse") if row else None,
+                    "best_val_rmse_sd": row.get("val/rmse_sd") if row else None,
+                    "best_trial_id": row["trial_id"] if row else None,
+                    "winner": winner,
+                    # The verdict is the winner's alone: no other signature was tested against a baseline.
+                    "verdict": (comparison.get(task) or {}).get("verdict") if winner else None,
+                }
+            )
     return {"cells": cells}
 
 
@@ -451,24 +564,39 @@ def _calibration(predictions, summary, tasks) -> dict[str, Any]:
     for task in tasks:
         entry = (summary.get("tasks") or {}).get(task) or {}
         signature = (entry.get("winner") or {}).get("signature")
-        points = [p for p in predictions if p["task"] == task and (not p["signature"] or not signature
-                                                                  or p["signature"] == signature)]
+        points = [
+            p
+            for p in predictions
+            if p["task"] == task
+            and (not p["signature"] or not signature or p["signature"] == signature)
+        ]
         if not points:
             continue
         test = entry.get("test") or {}
         slope, intercept = test.get("calibration_slope"), test.get("calibration_intercept")
         source = "summary.json"
         if not (rules.is_finite_number(slope) and rules.is_finite_number(intercept)):
-            slope, intercept = results.fitted_calibration([p["true"] for p in points], [p["predicted"] for p in points])
+            slope, intercept = results.fitted_calibration(
+                [p["true"] for p in points], [p["predicted"] for p in points]
+            )
             source = "fitted here"
-        out[task] = {"signature": signature or points[0]["signature"], "n": len({p["subject_id"] for p in points}),
-                     "predicted": [p["predicted"] for p in points], "true": [p["true"] for p in points],
-                     "fold_sd": [p["fold_sd"] for p in points], "subject_id": [p["subject_id"] for p in points],
-                     "slope": slope, "intercept": intercept, "line_source": source}
+        out[task] = {
+            "signature": signature or points[0]["signature"],
+            "n": len({p["subject_id"] for p in points}),
+            "predicted": [p["predicted"] for p in points],
+            "true": [p["true"] for p in points],
+            "fold_sd": [p["fold_sd"] for p in points],
+            "subject_id": [p["subject_id"] for p in points],
+            "slope": slope,
+            "intercept": intercept,
+            "line_source": source,
+        }
     return out
 
 
-def _hp_scales(keys: list[str], rows: list[dict[str, Any]], sweep: dict[str, Any]) -> dict[str, str]:
+def _hp_scales(
+    keys: list[str], rows: list[dict[str, Any]], sweep: dict[str, Any]
+) -> dict[str, str]:
     """How to draw each hyper-parameter: log (loguniform), category (booleans, strings),
     else linear; without the search space, log when positive and spread over 20x or more."""
     space = sweep.get("search_space") or {}
@@ -491,9 +619,16 @@ def _hp_scales(keys: list[str], rows: list[dict[str, Any]], sweep: dict[str, Any
 def _provenance(recorded: dict[str, Any] | None, exp: Experiment) -> dict[str, Any]:
     if recorded is not None:
         return {"recorded": True, **recorded}
-    starts = [t.records[0].get("timestamp", 0) - (t.records[0].get("time_this_iter_s") or 0)
-              for t in exp.trials if rules.is_finite_number(t.records[0].get("timestamp"))]
-    ends = [t.records[-1]["timestamp"] for t in exp.trials if rules.is_finite_number(t.records[-1].get("timestamp"))]
+    starts = [
+        t.records[0].get("timestamp", 0) - (t.records[0].get("time_this_iter_s") or 0)
+        for t in exp.trials
+        if rules.is_finite_number(t.records[0].get("timestamp"))
+    ]
+    ends = [
+        t.records[-1]["timestamp"]
+        for t in exp.trials
+        if rules.is_finite_number(t.records[-1].get("timestamp"))
+    ]
     config = exp.trials[0].config if exp.trials else {}
     return {
         "recorded": False,

@@ -31,8 +31,10 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
     sweep = load_sweep_config(DEMO_CONFIG, str(out / "data"), str(out / "runs"))
     experiment = out / "runs" / sweep.name
     if _finished(experiment / "summary.json"):
-        raise InputError(f"{out}: already holds a finished demo ({experiment}); remove the folder or "
-                         "choose another --out")
+        raise InputError(
+            f"{out}: already holds a finished demo ({experiment}); remove the folder or "
+            "choose another --out"
+        )
     if subjects < 1:
         raise InputError(f"--subjects {subjects}: expected a positive number")
     cohort = out / "cohort"
@@ -42,14 +44,26 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
     connect(None, sweep.base_config())  # one local Ray instance for the build and the sweep
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BuildWarning)  # skips are listed in build_report.csv
-        report = build_datasets(cohort / "recordings", cohort / "labels.csv", list(DEMO_SIGNATURES),
-                                out / "data", "trajectory", run_on_ray)
-    print(f"demo 2/3: {len(report.written)} RQA datasets in {out / 'data'} "
-          f"({len(report.skips)} recordings skipped, see {report.report_path})", flush=True)
+        report = build_datasets(
+            cohort / "recordings",
+            cohort / "labels.csv",
+            list(DEMO_SIGNATURES),
+            out / "data",
+            "trajectory",
+            run_on_ray,
+        )
+    print(
+        f"demo 2/3: {len(report.written)} RQA datasets in {out / 'data'} "
+        f"({len(report.skips)} recordings skipped, see {report.report_path})",
+        flush=True,
+    )
     # A demo stopped during its sweep (Ctrl-C) continues that sweep when run again.
     resume = Tuner.can_restore(str(experiment))
-    print(f"demo 3/3: ASHA sweep ({sweep.samples} samples per task"
-          f"{'; continuing the interrupted one' if resume else ''})", flush=True)
+    print(
+        f"demo 3/3: ASHA sweep ({sweep.samples} samples per task"
+        f"{'; continuing the interrupted one' if resume else ''})",
+        flush=True,
+    )
     # The SYNTHETIC cohort knows its groups: the summary gives the subtotal's dementia AUC.
     evaluation = sweep.evaluation.model_copy(update={"groups_file": str(cohort / "labels.csv")})
     from ray_jobs.guard import SweepTrialsFailed
@@ -93,17 +107,34 @@ def predict_held_out(experiment: Path, data_root: Path, out: Path) -> str:
         for row in csv.DictReader(handle):
             truth[(row["task"], row["subject_id"])] = float(row["true"])
     held_out = {subject for _, subject in truth}
-    inputs = {task: features.subset(held_out) for task, features in features_for(bundle, data_root).items()}
+    inputs = {
+        task: features.subset(held_out)
+        for task, features in features_for(bundle, data_root).items()
+    }
     predictions = predict(bundle, inputs)
     write_predictions(predictions, out)
-    lines = [f"demo: predictions for the {len(predictions.subject_ids)} held-out subjects from the bundle in {out}; "
-             f"SYNTHETIC cohort, measured coverage of the {bundle.manifest.interval_level:.0%} intervals:"]
+    lines = [
+        f"demo: predictions for the {len(predictions.subject_ids)} held-out subjects from the bundle in {out}; "
+        f"SYNTHETIC cohort, measured coverage of the {bundle.manifest.interval_level:.0%} intervals:"
+    ]
     for task in [*bundle.tasks, *(["subtotal"] if "subtotal" in predictions.columns else [])]:
-        rows = [i for i, s in enumerate(predictions.subject_ids) if predictions.values[task][i] is not None
-                and (task == "subtotal" or (task, s) in truth)]
-        y = np.array([sum(truth[(t, predictions.subject_ids[i])] for t in bundle.tasks) if task == "subtotal"
-                      else truth[(task, predictions.subject_ids[i])] for i in rows])
+        rows = [
+            i
+            for i, s in enumerate(predictions.subject_ids)
+            if predictions.values[task][i] is not None
+            and (task == "subtotal" or (task, s) in truth)
+        ]
+        y = np.array(
+            [
+                sum(truth[(t, predictions.subject_ids[i])] for t in bundle.tasks)
+                if task == "subtotal"
+                else truth[(task, predictions.subject_ids[i])]
+                for i in rows
+            ]
+        )
         lower = np.array([predictions.values[f"{task}_lo"][i] for i in rows])
         upper = np.array([predictions.values[f"{task}_hi"][i] for i in rows])
-        lines.append(f"  {task}: {format_coverage(coverage(y, lower, upper, bundle.manifest.interval_level))}")
+        lines.append(
+            f"  {task}: {format_coverage(coverage(y, lower, upper, bundle.manifest.interval_level))}"
+        )
     return "\n".join(lines)

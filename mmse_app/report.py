@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from mmse_model.training.runs import RunResult
 
-ROWS = (("rmse", "RMSE"), ("mae", "MAE"), ("r2", "R^2"), ("pearson_r", "Pearson r"),
-        ("explained_variance", "expl. var"), ("mape", "MAPE % range"))
+ROWS = (
+    ("rmse", "RMSE"),
+    ("mae", "MAE"),
+    ("r2", "R^2"),
+    ("pearson_r", "Pearson r"),
+    ("explained_variance", "expl. var"),
+    ("mape", "MAPE % range"),
+)
 
 
 def format_run(result: RunResult) -> str:
@@ -17,11 +23,16 @@ def format_run(result: RunResult) -> str:
         f"  {'metric':<14}{'val mean':>10}{'val sd':>9}{'test':>10}   (validation selects; test estimates)",
     ]
     for key, label in ROWS:
-        lines.append(f"  {label:<14}{result.selection.get(key, float('nan')):>10.3f}"
-                     f"{result.selection.get(key + '_sd', float('nan')):>9.3f}{result.test[key]:>10.3f}")
+        lines.append(
+            f"  {label:<14}{result.selection.get(key, float('nan')):>10.3f}"
+            f"{result.selection.get(key + '_sd', float('nan')):>9.3f}{result.test[key]:>10.3f}"
+        )
     test = result.test
     slope, intercept = test["calibration_slope"], test["calibration_intercept"]
-    calibration = ("undefined (a constant prediction)" if slope is None
-                   else f"slope {slope:.2f}, intercept {intercept:.2f}")
+    calibration = (
+        "undefined (a constant prediction)"
+        if slope is None
+        else f"slope {slope:.2f}, intercept {intercept:.2f}"
+    )
     lines.append(f"  test calibration: {calibration} (n = {test['n']} held-out subjects)")
     return "\n".join(lines)

@@ -73,15 +73,21 @@ def check_dataset(path: Path, task: str, signature: str) -> None:
     if found is None:
         return
     if found.task and found.task != task:
-        raise IdentityMismatch(f"{path}: file is for task {found.task}, trainer for {task} ({source})")
+        raise IdentityMismatch(
+            f"{path}: file is for task {found.task}, trainer for {task} ({source})"
+        )
     if found.signature and found.signature != signature:
-        raise IdentityMismatch(f"{path}: file is for signature {found.signature}, trainer for {signature} ({source})")
+        raise IdentityMismatch(
+            f"{path}: file is for signature {found.signature}, trainer for {signature} ({source})"
+        )
 
 
 def _task_of(path: Path) -> str:
     found, _ = dataset_identity(path)
     if found is None or not found.task:
-        raise DataError(f"{path}: its task is unknown (name the file <Q>.npz, Q1..Q5, or record its identity)")
+        raise DataError(
+            f"{path}: its task is unknown (name the file <Q>.npz, Q1..Q5, or record its identity)"
+        )
     return found.task
 
 
@@ -115,8 +121,14 @@ class QTrainer:
     receives checkpoints, TensorBoard events and a log file.
     """
 
-    def __init__(self, q_tag: str, rqa_sig: str, config: Config | Mapping[str, Any], device: str = "cpu",
-                 out_dir: str | Path | None = None):
+    def __init__(
+        self,
+        q_tag: str,
+        rqa_sig: str,
+        config: Config | Mapping[str, Any],
+        device: str = "cpu",
+        out_dir: str | Path | None = None,
+    ):
         self.q_tag, self.rqa_sig = q_tag, rqa_sig
         self.config = _config_of(config)
         self.device = torch.device(device)
@@ -126,24 +138,40 @@ class QTrainer:
         self.best_val_loss = math.inf
         self.current_epoch = 0
 
-    def fit(self, npz_path: str | Path, epochs: int | None = None, batch_size: int | None = None,
-            val_split: float | None = None, *, folds: int | None = None) -> dict[str, Any]:
+    def fit(
+        self,
+        npz_path: str | Path,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        val_split: float | None = None,
+        *,
+        folds: int | None = None,
+    ) -> dict[str, Any]:
         npz_path = Path(npz_path)
         check_dataset(npz_path, self.q_tag, self.rqa_sig)
         data_root = npz_path.parent.parent
         # The run reads <root>/<signature>/<Q>.npz: it must be this very file.
         if dataset_path(data_root, self.rqa_sig, self.q_tag).resolve() != npz_path.resolve():
-            raise DataError(f"{npz_path}: QTrainer reads <data_root>/{self.rqa_sig}/{self.q_tag}.npz, "
-                            "not a file at another place")
+            raise DataError(
+                f"{npz_path}: QTrainer reads <data_root>/{self.rqa_sig}/{self.q_tag}.npz, "
+                "not a file at another place"
+            )
         if val_split is not None and folds is None:
             folds = _folds_for(val_split)
-        values = {"training.epochs": epochs, "training.batch_size": batch_size, "split.folds": folds}
+        values = {
+            "training.epochs": epochs,
+            "training.batch_size": batch_size,
+            "split.folds": folds,
+        }
         config = self.config.with_values({k: v for k, v in values.items() if v is not None})
         run = RunSpec(str(data_root), (self.rqa_sig,), self.q_tag, config)
         extra: list = []
         reporter: Reporter = NullReporter()
         if self.out_dir is not None:
-            extra = [TensorBoardLogger(self.out_dir / "tensorboard"), FileLogger(self.out_dir / "train.log")]
+            extra = [
+                TensorBoardLogger(self.out_dir / "tensorboard"),
+                FileLogger(self.out_dir / "train.log"),
+            ]
             reporter = DirectoryReporter(self.out_dir)
         started = time.perf_counter()
         self.outcome = train_run(run, reporter, device=self.device, extra_callbacks=extra)
@@ -174,7 +202,9 @@ class EyeDataset(Dataset):
     in the file: `make_loaders` standardises it with training statistics.
     """
 
-    def __init__(self, npz_path: str | Path, normalize_targets: bool = True, config: Config | None = None):
+    def __init__(
+        self, npz_path: str | Path, normalize_targets: bool = True, config: Config | None = None
+    ):
         path = Path(npz_path)
         self.task = _task_of(path)
         self.score_range = (config or Config()).score_range(self.task)
@@ -227,8 +257,14 @@ def make_loaders(
     """
     path = Path(npz_path)
     dataset = EyeDataset(path)
-    split = make_split(dataset.subject_ids, dataset.data.y, _folds_for(0.2 if val_split is None else val_split),
-                       Config().split.test_fraction, seed, str(path))
+    split = make_split(
+        dataset.subject_ids,
+        dataset.data.y,
+        _folds_for(0.2 if val_split is None else val_split),
+        Config().split.test_fraction,
+        seed,
+        str(path),
+    )
     fold = np.array([split.fold_of_subject.get(s, -1) for s in dataset.subject_ids])
     train_rows, val_rows = (fold >= 0) & (fold != 0), fold == 0
     standardiser = Standardiser.fit([dataset.data.X[train_rows]])
@@ -238,9 +274,14 @@ def make_loaders(
         return TensorDataset(X, dataset.y[torch.from_numpy(mask)])
 
     pin = torch.cuda.is_available()
-    train_loader = DataLoader(rows(train_rows), batch_sampler=EqualBatches(int(train_rows.sum()), batch_size, seed),
-                              pin_memory=pin)
-    val_loader = DataLoader(rows(val_rows), batch_size=batch_size, shuffle=False, drop_last=False, pin_memory=pin)
+    train_loader = DataLoader(
+        rows(train_rows),
+        batch_sampler=EqualBatches(int(train_rows.sum()), batch_size, seed),
+        pin_memory=pin,
+    )
+    val_loader = DataLoader(
+        rows(val_rows), batch_size=batch_size, shuffle=False, drop_last=False, pin_memory=pin
+    )
     return train_loader, val_loader
 
 
@@ -305,7 +346,9 @@ class ModelCheckpoint:
             "loss": current,
             "config": config.to_dict() if isinstance(config, Config) else dict(config),
         }
-        atomic.write_with(Path(self.filepath.format(epoch=epoch)), lambda tmp: torch.save(document, tmp))
+        atomic.write_with(
+            Path(self.filepath.format(epoch=epoch)), lambda tmp: torch.save(document, tmp)
+        )
 
 
 # --- metrics --------------------------------------------------------------------------------------
@@ -317,8 +360,11 @@ def _flat(values: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(-1)
 
 
-def calculate_regression_metrics(y_true: torch.Tensor | np.ndarray, y_pred: torch.Tensor | np.ndarray,
-                                 score_range: tuple[float, float] = (0.0, 1.0)) -> dict[str, float]:
+def calculate_regression_metrics(
+    y_true: torch.Tensor | np.ndarray,
+    y_pred: torch.Tensor | np.ndarray,
+    score_range: tuple[float, float] = (0.0, 1.0),
+) -> dict[str, float]:
     """mse, rmse, mae, r2, mape, explained_variance (and pearson_r) by the core's `regression_metrics`.
 
     `score_range` is the scale of the values: [0, 1] for the loaders' targets, the task's
@@ -346,5 +392,6 @@ class MetricsCalculator:
     def compute(self) -> dict[str, float]:
         if not self.y_true_list:
             return {}
-        return calculate_regression_metrics(torch.cat(self.y_true_list), torch.cat(self.y_pred_list),
-                                            self.score_range)
+        return calculate_regression_metrics(
+            torch.cat(self.y_true_list), torch.cat(self.y_pred_list), self.score_range
+        )

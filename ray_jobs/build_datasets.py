@@ -96,20 +96,54 @@ class _NoBar:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--recordings", required=True, type=Path, help="directory of <subject_id>/<Q>.csv recordings")
-    parser.add_argument("--labels", required=True, type=Path, help="labels.csv: subject_id,Q1,...,Q5[,mmse]")
-    parser.add_argument("--signature", required=True, action="append", dest="signatures", metavar="SIG",
-                        help="m<int>_tau<int>_eps<decimal>_lmin<int> (repeatable)")
-    parser.add_argument("--out", required=True, type=Path,
-                        help="data root to write: new, empty, or one this command wrote (replaced whole)")
-    parser.add_argument("--mode", choices=MODES, default="trajectory",
-                        help="RQA on gaze samples (default) or on I-VT fixation sequences")
-    parser.add_argument("--max-duration-s", type=float, default=DEFAULT_LIMITS.max_duration_s, metavar="S",
-                        help="skip a recording longer than this (default %(default)g s)")
-    parser.add_argument("--max-file-mb", type=float, default=DEFAULT_LIMITS.max_file_mb, metavar="MB",
-                        help="skip a recording file larger than this, unread (default %(default)g MB)")
-    parser.add_argument("--strict", action="store_true",
-                        help="a recording or subject that would be skipped is an error (exit 2, nothing written)")
+    parser.add_argument(
+        "--recordings",
+        required=True,
+        type=Path,
+        help="directory of <subject_id>/<Q>.csv recordings",
+    )
+    parser.add_argument(
+        "--labels", required=True, type=Path, help="labels.csv: subject_id,Q1,...,Q5[,mmse]"
+    )
+    parser.add_argument(
+        "--signature",
+        required=True,
+        action="append",
+        dest="signatures",
+        metavar="SIG",
+        help="m<int>_tau<int>_eps<decimal>_lmin<int> (repeatable)",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="data root to write: new, empty, or one this command wrote (replaced whole)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="trajectory",
+        help="RQA on gaze samples (default) or on I-VT fixation sequences",
+    )
+    parser.add_argument(
+        "--max-duration-s",
+        type=float,
+        default=DEFAULT_LIMITS.max_duration_s,
+        metavar="S",
+        help="skip a recording longer than this (default %(default)g s)",
+    )
+    parser.add_argument(
+        "--max-file-mb",
+        type=float,
+        default=DEFAULT_LIMITS.max_file_mb,
+        metavar="MB",
+        help="skip a recording file larger than this, unread (default %(default)g MB)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="a recording or subject that would be skipped is an error (exit 2, nothing written)",
+    )
 
 
 def run_build(args: argparse.Namespace, runner: Runner, prog: str) -> int:
@@ -117,23 +151,37 @@ def run_build(args: argparse.Namespace, runner: Runner, prog: str) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BuildWarning)
         limits = RecordingLimits(max_duration_s=args.max_duration_s, max_file_mb=args.max_file_mb)
-        report = build_datasets(args.recordings, args.labels, args.signatures, args.out, args.mode, runner,
-                                limits, args.strict)
+        report = build_datasets(
+            args.recordings,
+            args.labels,
+            args.signatures,
+            args.out,
+            args.mode,
+            runner,
+            limits,
+            args.strict,
+        )
     for warning in caught:
         if issubclass(warning.category, BuildWarning):
             print(f"{prog}: warning: {warning.message}", file=sys.stderr)
         else:
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     counts = ", ".join(f"{task} {n}" for task, n in report.subjects_per_task.items())
     print(f"wrote {len(report.written)} dataset files (subjects per task: {counts})")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="build_datasets.py", description="RQA datasets from gaze recordings, on Ray")
+    parser = argparse.ArgumentParser(
+        prog="build_datasets.py", description="RQA datasets from gaze recordings, on Ray"
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run_command("build_datasets.py", lambda: run_build(args, run_on_ray, "build_datasets.py"))
+    return run_command(
+        "build_datasets.py", lambda: run_build(args, run_on_ray, "build_datasets.py")
+    )
 
 
 if __name__ == "__main__":

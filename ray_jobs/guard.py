@@ -59,14 +59,25 @@ class SweepGuard(Callback):
     # that a raised timeout takes effect.
     current_settings: tuple[float, float, float] | None = None
 
-    def __init__(self, interval_s: float = 5.0, stall_timeout_s: float = 900.0, resume_hint: str = "",
-                 silent_trial_timeout_s: float = 1800.0):
-        self.interval_s, self.stall_timeout_s, self.resume_hint = interval_s, stall_timeout_s, resume_hint
+    def __init__(
+        self,
+        interval_s: float = 5.0,
+        stall_timeout_s: float = 900.0,
+        resume_hint: str = "",
+        silent_trial_timeout_s: float = 1800.0,
+    ):
+        self.interval_s, self.stall_timeout_s, self.resume_hint = (
+            interval_s,
+            stall_timeout_s,
+            resume_hint,
+        )
         self.silent_trial_timeout_s = silent_trial_timeout_s
         self._reset()
 
     def _reset(self) -> None:
-        self.watchdog = Watchdog(self.stall_timeout_s, self.silent_trial_timeout_s, time.monotonic())
+        self.watchdog = Watchdog(
+            self.stall_timeout_s, self.silent_trial_timeout_s, time.monotonic()
+        )
         self.last_check = 0.0
         self.released = 0
         self.last_heard: dict[str, float] = {}  # trial id -> when it started or last reported
@@ -80,7 +91,9 @@ class SweepGuard(Callback):
     # Tune calls setup when a run starts (again after a restore, on the unpickled copy).
     def setup(self, **info: Any) -> None:
         if SweepGuard.current_settings is not None:
-            self.interval_s, self.stall_timeout_s, self.silent_trial_timeout_s = SweepGuard.current_settings
+            self.interval_s, self.stall_timeout_s, self.silent_trial_timeout_s = (
+                SweepGuard.current_settings
+            )
         self._reset()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
@@ -109,23 +122,37 @@ class SweepGuard(Callback):
         job = ray.get_runtime_context().get_job_id()
         for item in release_orphaned_groups(job):
             self.released += 1
-            print(f"watchdog: released placement group {item.group_id[:12]} {_show(item.resources)} "
-                  f"left by {item.creator}", file=sys.stderr, flush=True)
-        running = {t.trial_id: self.last_heard[t.trial_id] for t in trials
-                   if t.status == "RUNNING" and t.trial_id in self.last_heard}
+            print(
+                f"watchdog: released placement group {item.group_id[:12]} {_show(item.resources)} "
+                f"left by {item.creator}",
+                file=sys.stderr,
+                flush=True,
+            )
+        running = {
+            t.trial_id: self.last_heard[t.trial_id]
+            for t in trials
+            if t.status == "RUNNING" and t.trial_id in self.last_heard
+        }
         if not self.watchdog.needs_look(now, running):
             return
         waiting = [t for t in trials if t.status == "PENDING"]
         # Train worker groups (made by a controller actor) waiting to start: their trials are
         # RUNNING and silent without being stuck. Tune's own groups (the driver's) are those of
         # PENDING trials, counted above; a trial that trains itself has no other.
-        pending_groups = [g for g in ray_internals.placement_groups(job)
-                          if g.state == "PENDING" and g.creator_actor_id]
-        verdict = self.watchdog.verdict(Observation(now, len(waiting), len(pending_groups),
-                                                    pending_nodes(), running))
+        pending_groups = [
+            g
+            for g in ray_internals.placement_groups(job)
+            if g.state == "PENDING" and g.creator_actor_id
+        ]
+        verdict = self.watchdog.verdict(
+            Observation(now, len(waiting), len(pending_groups), pending_nodes(), running)
+        )
         if verdict.stalled:
-            raise SweepStalled(stall_message(verdict.idle_s, len(waiting) + len(pending_groups), job,
-                                             self.resume_hint))
+            raise SweepStalled(
+                stall_message(
+                    verdict.idle_s, len(waiting) + len(pending_groups), job, self.resume_hint
+                )
+            )
         self.kill_trials([t for t in trials if t.trial_id in verdict.silent], now)
 
     def kill_trials(self, trials, now: float) -> None:
@@ -137,9 +164,12 @@ class SweepGuard(Callback):
             actor = ray_internals.trial_actor(trial)
             if actor is None:
                 continue
-            print(f"watchdog: trial {trial.trial_id} reported nothing for {now - self.last_heard[trial.trial_id]:.0f} s "
-                  "(watchdog.silent_trial_timeout_s); killed it so that Tune retries it from its latest checkpoint",
-                  file=sys.stderr, flush=True)
+            print(
+                f"watchdog: trial {trial.trial_id} reported nothing for {now - self.last_heard[trial.trial_id]:.0f} s "
+                "(watchdog.silent_trial_timeout_s); killed it so that Tune retries it from its latest checkpoint",
+                file=sys.stderr,
+                flush=True,
+            )
             ray.kill(actor, no_restart=True)
             self.killed.append(trial.trial_id)
             self.last_heard[trial.trial_id] = now
@@ -157,8 +187,12 @@ def pending_nodes() -> int:
     except Exception as exc:  # noqa: BLE001 - a missing report must not end the sweep
         if not _warned_about_autoscaler:
             _warned_about_autoscaler = True
-            print(f"watchdog: could not read the autoscaler's report ({exc}); assuming no node is pending, "
-                  "so a stall is called while nodes may still be starting", file=sys.stderr, flush=True)
+            print(
+                f"watchdog: could not read the autoscaler's report ({exc}); assuming no node is pending, "
+                "so a stall is called while nodes may still be starting",
+                file=sys.stderr,
+                flush=True,
+            )
         return 0
 
 
@@ -182,18 +216,31 @@ def stall_message(idle_s: float, n_waiting: int, job: str, resume_hint: str) -> 
             if group.creator_actor_id not in creators:
                 creators[group.creator_actor_id] = ray_internals.actor(group.creator_actor_id)
             creator = creators[group.creator_actor_id]
-            who = f"{'dead ' if group.creator_actor_dead else ''}{creator.class_name if creator else 'actor'} " \
-                  f"{group.creator_actor_id[:8]}"
+            who = (
+                f"{'dead ' if group.creator_actor_dead else ''}{creator.class_name if creator else 'actor'} "
+                f"{group.creator_actor_id[:8]}"
+            )
         else:
             who = "Tune (trial actors)"
-        held.append(f"{_show(group.resources())} {group.state.lower()} by {who} (group {group.group_id[:12]})")
+        held.append(
+            f"{_show(group.resources())} {group.state.lower()} by {who} (group {group.group_id[:12]})"
+        )
     # Free resources, less the per-node and per-group ones (`CPU_group_<group id>`, ...): those
     # name groups, other jobs' among them.
-    free = _show({k: v for k, v in ray.available_resources().items()
-                  if not k.startswith(("node:", "bundle_group_")) and "_group_" not in k and "memory" not in k})
-    return (f"sweep stalled: no trial reported for {idle_s:.0f} s while {n_waiting} wait(s) for resources; "
-            f"this sweep reserves: {'; '.join(held) or 'nothing'}; other jobs reserve: {_show(others)}; "
-            f"free: {free}. {resume_hint}").strip()
+    free = _show(
+        {
+            k: v
+            for k, v in ray.available_resources().items()
+            if not k.startswith(("node:", "bundle_group_"))
+            and "_group_" not in k
+            and "memory" not in k
+        }
+    )
+    return (
+        f"sweep stalled: no trial reported for {idle_s:.0f} s while {n_waiting} wait(s) for resources; "
+        f"this sweep reserves: {'; '.join(held) or 'nothing'}; other jobs reserve: {_show(others)}; "
+        f"free: {free}. {resume_hint}"
+    ).strip()
 
 
 def _show(resources: dict[str, float]) -> str:

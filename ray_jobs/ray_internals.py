@@ -74,7 +74,12 @@ SYMBOLS = (
 # Train's controller inherits it): every node's runtime-env agent logs a runtime env in full
 # (session logs/runtime_env_agent.log), and the dashboard shows it. Seen here: the test key in
 # that log. Each node has its own credentials (instance role, environment, credentials file).
-CREDENTIAL_ENV_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
+CREDENTIAL_ENV_VARS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SECURITY_TOKEN",
+    "AWS_SESSION_TOKEN",
+)
 
 
 def resolve(module: str, attribute: str) -> Any:
@@ -259,10 +264,14 @@ def autoscaler_pending_nodes() -> int:
     import ray
 
     if resolve("ray.autoscaler.v2.utils", "is_autoscaler_v2")():
-        status = resolve("ray.autoscaler.v2.sdk", "get_cluster_status")(ray.get_runtime_context().gcs_address)
+        status = resolve("ray.autoscaler.v2.sdk", "get_cluster_status")(
+            ray.get_runtime_context().gcs_address
+        )
         launching = sum(r.count for r in status.pending_launches if r.state.name == "PENDING")
         return len(status.pending_nodes) + launching
-    return pending_nodes_in_status(resolve("ray.experimental.internal_kv", "_internal_kv_get")(AUTOSCALING_STATUS_KEY))
+    return pending_nodes_in_status(
+        resolve("ray.experimental.internal_kv", "_internal_kv_get")(AUTOSCALING_STATUS_KEY)
+    )
 
 
 def pending_nodes_in_status(raw: bytes | None) -> int:
@@ -274,9 +283,13 @@ def pending_nodes_in_status(raw: bytes | None) -> int:
         return 0
     try:
         report = json.loads(raw).get("autoscaler_report") or {}
-        return len(report.get("pending_nodes") or []) + sum(int(n) for n in (report.get("pending_launches") or {}).values())
+        return len(report.get("pending_nodes") or []) + sum(
+            int(n) for n in (report.get("pending_launches") or {}).values()
+        )
     except (ValueError, TypeError, AttributeError) as exc:
-        raise ValueError(f"the autoscaler's status report has a format this version does not know ({exc})") from None
+        raise ValueError(
+            f"the autoscaler's status report has a format this version does not know ({exc})"
+        ) from None
 
 
 # --- Train V2 -------------------------------------------------------------------------------

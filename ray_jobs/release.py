@@ -35,7 +35,13 @@ def release_groups_of_owned_actors() -> list[Released]:
         if group.live and group.creator_actor_id in owned:
             creator = owned[group.creator_actor_id]
             ray_internals.remove_group(group.group_id)
-            released.append(Released(group.group_id, group.resources(), f"{creator.class_name} {creator.actor_id[:8]}"))
+            released.append(
+                Released(
+                    group.group_id,
+                    group.resources(),
+                    f"{creator.class_name} {creator.actor_id[:8]}",
+                )
+            )
     return released
 
 
@@ -51,7 +57,11 @@ def release_orphaned_groups(job_id: str) -> list[Released]:
             creator = ray_internals.actor(group.creator_actor_id)
             name = creator.class_name if creator else "actor"
             ray_internals.remove_group(group.group_id)
-            released.append(Released(group.group_id, group.resources(), f"dead {name} {group.creator_actor_id[:8]}"))
+            released.append(
+                Released(
+                    group.group_id, group.resources(), f"dead {name} {group.creator_actor_id[:8]}"
+                )
+            )
     return released
 
 

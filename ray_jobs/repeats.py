@@ -33,15 +33,21 @@ def repeat_on_this_node(repeat: dict[str, Any]) -> RepeatResult:
 def task_options(ray_cfg: RayConfig) -> dict[str, Any]:
     """`.options()` of a repeat's task: one Train worker's resources and label selector."""
     resources = worker_resources(ray_cfg)
-    options: dict[str, Any] = {"num_cpus": resources.pop("CPU"), "num_gpus": resources.pop("GPU", 0),
-                               "resources": resources, "name": "mmse_outer_repeat"}
+    options: dict[str, Any] = {
+        "num_cpus": resources.pop("CPU"),
+        "num_gpus": resources.pop("GPU", 0),
+        "resources": resources,
+        "name": "mmse_outer_repeat",
+    }
     selector = worker_label_selector(ray_cfg)
     if selector:
         options["label_selector"] = selector
     return options
 
 
-def run_repeats_on_ray(repeats: list[OuterRepeat], stall_timeout_s: float = 900.0) -> list[RepeatResult]:
+def run_repeats_on_ray(
+    repeats: list[OuterRepeat], stall_timeout_s: float = 900.0
+) -> list[RepeatResult]:
     """The sweep's `RepeatRunner`: one Ray task per repeat, all submitted before any is awaited.
     A task lost with its node is retried by Ray (tasks retry system failures by default).
 
@@ -54,7 +60,10 @@ def run_repeats_on_ray(repeats: list[OuterRepeat], stall_timeout_s: float = 900.
     from ray.exceptions import RayError
 
     remote = ray.remote(repeat_on_this_node)
-    refs = [remote.options(**task_options(repeat.config.ray)).remote(repeat.to_dict()) for repeat in repeats]
+    refs = [
+        remote.options(**task_options(repeat.config.ray)).remote(repeat.to_dict())
+        for repeat in repeats
+    ]
     pending = list(refs)
     try:
         while pending:
@@ -62,14 +71,17 @@ def run_repeats_on_ray(repeats: list[OuterRepeat], stall_timeout_s: float = 900.
             if not done and pending and not _any_running(pending):
                 for ref in pending:
                     ray.cancel(ref, force=True)
-                raise RunFailure(f"outer repeats: {len(pending)} of {len(refs)} waited {stall_timeout_s:g} s for "
-                                 f"the resources of a Train worker ({task_options(repeats[0].config.ray)['num_cpus']} "
-                                 "CPU each) and no node offered them; free them, then run the same command with "
-                                 "--resume")
+                raise RunFailure(
+                    f"outer repeats: {len(pending)} of {len(refs)} waited {stall_timeout_s:g} s for "
+                    f"the resources of a Train worker ({task_options(repeats[0].config.ray)['num_cpus']} "
+                    "CPU each) and no node offered them; free them, then run the same command with "
+                    "--resume"
+                )
         return ray.get(refs)
     except RayError as exc:
-        raise RunFailure(f"outer repeats: a repeat failed: {first_line(exc)}; run the same command with "
-                         "--resume") from None
+        raise RunFailure(
+            f"outer repeats: a repeat failed: {first_line(exc)}; run the same command with --resume"
+        ) from None
 
 
 def _any_running(refs: list) -> bool:
@@ -79,8 +91,16 @@ def _any_running(refs: list) -> bool:
 
     ids = {ref.task_id().hex() for ref in refs}
     try:
-        tasks = list_tasks(filters=[("name", "=", "mmse_outer_repeat")], detail=False, limit=10_000,
-                           raise_on_missing_output=False)
-    except (RayStateApiException, ConnectionError, TimeoutError):  # the state API unreachable: assume progress rather than kill a sweep's results
+        tasks = list_tasks(
+            filters=[("name", "=", "mmse_outer_repeat")],
+            detail=False,
+            limit=10_000,
+            raise_on_missing_output=False,
+        )
+    except (
+        RayStateApiException,
+        ConnectionError,
+        TimeoutError,
+    ):  # the state API unreachable: assume progress rather than kill a sweep's results
         return True
     return any(t.task_id in ids and t.state == "RUNNING" for t in tasks)

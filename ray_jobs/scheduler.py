@@ -14,11 +14,22 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
 
 class PerTaskASHA(FIFOScheduler):
-    def __init__(self, time_attr: str = "epoch", max_t: int = 100, grace_period: int = 5,
-                 reduction_factor: float = 3, brackets: int = 1):
+    def __init__(
+        self,
+        time_attr: str = "epoch",
+        max_t: int = 100,
+        grace_period: int = 5,
+        reduction_factor: float = 3,
+        brackets: int = 1,
+    ):
         super().__init__()
-        self.asha_args = dict(time_attr=time_attr, max_t=max_t, grace_period=grace_period,
-                              reduction_factor=reduction_factor, brackets=brackets)
+        self.asha_args = dict(
+            time_attr=time_attr,
+            max_t=max_t,
+            grace_period=grace_period,
+            reduction_factor=reduction_factor,
+            brackets=brackets,
+        )
         self.task_metric: str | None = None
         self.task_mode: str | None = None
         self.by_task: dict[str, AsyncHyperBandScheduler] = {}
@@ -34,7 +45,9 @@ class PerTaskASHA(FIFOScheduler):
     def _asha(self, tune_controller, trial) -> AsyncHyperBandScheduler:
         task = self.task_of.setdefault(trial.trial_id, trial.config["task"])
         if task not in self.by_task:
-            self.by_task[task] = AsyncHyperBandScheduler(metric=self.task_metric, mode=self.task_mode, **self.asha_args)
+            self.by_task[task] = AsyncHyperBandScheduler(
+                metric=self.task_metric, mode=self.task_mode, **self.asha_args
+            )
         asha = self.by_task[task]
         if trial.trial_id not in self.added:  # new, or restored by Tuner.restore
             asha.on_trial_add(tune_controller, trial)
@@ -49,7 +62,9 @@ class PerTaskASHA(FIFOScheduler):
 
     def on_trial_complete(self, tune_controller, trial, result: dict | None) -> None:
         if trial.trial_id in self.added:
-            self._asha(tune_controller, trial).on_trial_complete(tune_controller, trial, result or {})
+            self._asha(tune_controller, trial).on_trial_complete(
+                tune_controller, trial, result or {}
+            )
             self.added.discard(trial.trial_id)
 
     def on_trial_remove(self, tune_controller, trial) -> None:
@@ -61,4 +76,6 @@ class PerTaskASHA(FIFOScheduler):
         self.on_trial_remove(tune_controller, trial)
 
     def debug_string(self) -> str:
-        return "\n".join(f"{task}: {asha.debug_string()}" for task, asha in sorted(self.by_task.items()))
+        return "\n".join(
+            f"{task}: {asha.debug_string()}" for task, asha in sorted(self.by_task.items())
+        )

@@ -76,7 +76,9 @@ from ray_jobs.train import (
 )
 
 TRAIN_RUNS = "train_runs"  # <storage>/<experiment>/train_runs/<trial_id>/checkpoint_*
-RESUME_HINT = "the sweep's state is kept: run the same command with --resume once the storage works again"
+RESUME_HINT = (
+    "the sweep's state is kept: run the same command with --resume once the storage works again"
+)
 
 
 # --- one trial ------------------------------------------------------------------------------
@@ -92,9 +94,16 @@ def run_trial(trial_config: dict[str, Any]) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     config = apply_sample(Config.from_dict(trial_config["base"]), trial_config["hp"])
-    checkpoint_epochs = trial_config.get("checkpoint_epochs", trial_config["rungs"])  # older sweeps: rungs
-    run = RunSpec(trial_config["data_root"], tuple(trial_config["group"]["signatures"]), trial_config["task"],
-                  config, checkpoint_epochs=tuple(checkpoint_epochs))
+    checkpoint_epochs = trial_config.get(
+        "checkpoint_epochs", trial_config["rungs"]
+    )  # older sweeps: rungs
+    run = RunSpec(
+        trial_config["data_root"],
+        tuple(trial_config["group"]["signatures"]),
+        trial_config["task"],
+        config,
+        checkpoint_epochs=tuple(checkpoint_epochs),
+    )
     trial_id = tune.get_context().get_trial_id()
     # In local mode the run reports to Tune itself; the callback would start a queue actor.
     callbacks = [] if in_trial(config.ray) else [TuneReportCallback()]
@@ -140,16 +149,20 @@ def trainable(sweep: SweepConfig):
     # Tune passes a factory's keyword arguments to `placement_group()`: labels per bundle.
     labels = {"bundle_label_selector": [selector]} if selector else {}
     # A PlacementGroupFactory, not a dict: Tune reads keys such as "memory" in a dict itself.
-    return tune.with_resources(run_trial, tune.PlacementGroupFactory([trial_bundle(sweep)], **labels))
+    return tune.with_resources(
+        run_trial, tune.PlacementGroupFactory([trial_bundle(sweep)], **labels)
+    )
 
 
 def signature_groups(signatures: Sequence[str], per_trial: int) -> list[dict[str, Any]]:
     """The signature groups trials train: all of them (per_trial 0), or groups of per_trial.
     Each has a short label for trial names and results: the signature itself, "all", "g<i>"."""
     size = per_trial or len(signatures)
-    chunks = [list(signatures[i:i + size]) for i in range(0, len(signatures), size)]
+    chunks = [list(signatures[i : i + size]) for i in range(0, len(signatures), size)]
+
     def label(i: int, chunk: list[str]) -> str:
         return chunk[0] if len(chunk) == 1 else ("all" if len(chunks) == 1 else f"g{i}")
+
     return [{"label": label(i, chunk), "signatures": chunk} for i, chunk in enumerate(chunks)]
 
 
@@ -176,8 +189,12 @@ def _domain(spec: dict[str, list]):
     from ray import tune
 
     kind, args = next(iter(spec.items()))
-    return {"choice": lambda: tune.choice(args), "uniform": lambda: tune.uniform(*args),
-            "loguniform": lambda: tune.loguniform(*args), "randint": lambda: tune.randint(*args)}[kind]()
+    return {
+        "choice": lambda: tune.choice(args),
+        "uniform": lambda: tune.uniform(*args),
+        "loguniform": lambda: tune.loguniform(*args),
+        "randint": lambda: tune.randint(*args),
+    }[kind]()
 
 
 def max_concurrent_trials(sweep: SweepConfig, config: Config) -> int:
@@ -187,12 +204,17 @@ def max_concurrent_trials(sweep: SweepConfig, config: Config) -> int:
 
     if sweep.resources.max_concurrent_trials:
         return sweep.resources.max_concurrent_trials
-    return fitting_trials(ray.cluster_resources(), trial_bundle(sweep), worker_resources(config.ray),
-                          config.ray.num_workers)
+    return fitting_trials(
+        ray.cluster_resources(),
+        trial_bundle(sweep),
+        worker_resources(config.ray),
+        config.ray.num_workers,
+    )
 
 
-def fitting_trials(total: dict[str, float], trial: dict[str, float], worker: dict[str, float],
-                   num_workers: int) -> int:
+def fitting_trials(
+    total: dict[str, float], trial: dict[str, float], worker: dict[str, float], num_workers: int
+) -> int:
     """How many (trial actor + its `num_workers` Train workers) fit in `total`, resource by
     resource."""
     need: dict[str, float] = dict(trial)
@@ -204,12 +226,21 @@ def fitting_trials(total: dict[str, float], trial: dict[str, float], worker: dic
 
 def guard(sweep: SweepConfig) -> SweepGuard:
     hint = "Free what holds them, then run the same command with --resume."
-    return SweepGuard(sweep.watchdog.interval_s, sweep.watchdog.stall_timeout_s, hint,
-                      silent_trial_timeout_s=sweep.watchdog.silent_trial_timeout_s)
+    return SweepGuard(
+        sweep.watchdog.interval_s,
+        sweep.watchdog.stall_timeout_s,
+        hint,
+        silent_trial_timeout_s=sweep.watchdog.silent_trial_timeout_s,
+    )
 
 
-def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[str], experiment_storage: str,
-                callbacks: Sequence[Any] = ()):
+def build_tuner(
+    sweep: SweepConfig,
+    signatures: Sequence[str],
+    tasks: Sequence[str],
+    experiment_storage: str,
+    callbacks: Sequence[Any] = (),
+):
     """The sweep's Tuner; `callbacks`: Tune callbacks besides TensorBoard's and the guard."""
     from ray import tune
     from ray.tune import CLIReporter
@@ -219,7 +250,9 @@ def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[s
     base = sweep.base_config()
     max_t = sweep.max_t()
     groups = signature_groups(signatures, sweep.signatures_per_trial)
-    asha_rungs = rungs(max_t, sweep.asha.grace_period, sweep.asha.reduction_factor, sweep.asha.brackets)
+    asha_rungs = rungs(
+        max_t, sweep.asha.grace_period, sweep.asha.reduction_factor, sweep.asha.brackets
+    )
     param_space = {
         "task": tune.grid_search(list(tasks)),
         "group": tune.grid_search(groups),
@@ -233,8 +266,11 @@ def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[s
         "checkpoint_epochs": [*asha_rungs, *([max_t] if max_t < base.training.epochs else [])],
     }
     reporter = CLIReporter(
-        parameter_columns={"task": "task", "group/label": "signatures",
-                           **{f"hp/{k}": k.split(".")[-1] for k in sorted(sweep.search_space)}},
+        parameter_columns={
+            "task": "task",
+            "group/label": "signatures",
+            **{f"hp/{k}": k.split(".")[-1] for k in sorted(sweep.search_space)},
+        },
         metric_columns={"epoch": "epoch", MONITOR: MONITOR, "val/rmse": "val/rmse"},
         max_report_frequency=10,
     )
@@ -247,12 +283,17 @@ def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[s
             num_samples=sweep.samples,
             trial_name_creator=TrialName(len(tasks) * len(groups)),
             trial_dirname_creator=TrialName(len(tasks) * len(groups)),
-            scheduler=PerTaskASHA(max_t=max_t, grace_period=sweep.asha.grace_period,
-                                  reduction_factor=sweep.asha.reduction_factor, brackets=sweep.asha.brackets),
+            scheduler=PerTaskASHA(
+                max_t=max_t,
+                grace_period=sweep.asha.grace_period,
+                reduction_factor=sweep.asha.reduction_factor,
+                brackets=sweep.asha.brackets,
+            ),
             # A SearchGenerator ignores TuneConfig.max_concurrent_trials (Tune warns and runs
             # every trial at once): the limit goes to the generator itself.
-            search_alg=BasicVariantGenerator(random_state=sweep.search_seed,
-                                             max_concurrent=max_concurrent_trials(sweep, base)),
+            search_alg=BasicVariantGenerator(
+                random_state=sweep.search_seed, max_concurrent=max_concurrent_trials(sweep, base)
+            ),
         ),
         run_config=tune.RunConfig(
             name=sweep.name,
@@ -270,6 +311,7 @@ def build_tuner(sweep: SweepConfig, signatures: Sequence[str], tasks: Sequence[s
 def collect_rows(result_grid, train_storage: str) -> list[TrialRow]:
     """One row per (signature, trial), read from the newest checkpoint of each trial that
     still loads; samples are numbered within each (task, signature group)."""
+
     def load(path: str):
         return load_checkpoint(uri_of(train_storage, path))
 
@@ -288,9 +330,18 @@ def collect_rows(result_grid, train_storage: str) -> list[TrialRow]:
         chosen = choose_checkpoint(history, load)
         if chosen is not None:
             chosen = (uri_of(train_storage, chosen[0]), chosen[1])
-        rows += signature_rows(trial_id, cfg["task"], cfg["group"]["label"], list(cfg["group"]["signatures"]), samples[key],
-                               dict(cfg["hp"]), history, chosen, max_epochs=config.training.epochs,
-                               errored=errored)
+        rows += signature_rows(
+            trial_id,
+            cfg["task"],
+            cfg["group"]["label"],
+            list(cfg["group"]["signatures"]),
+            samples[key],
+            dict(cfg["hp"]),
+            history,
+            chosen,
+            max_epochs=config.training.epochs,
+            errored=errored,
+        )
     return rows
 
 
@@ -315,11 +366,18 @@ def trial_history(result, stored: Callable[[], list[dict[str, Any]]]) -> list[di
 
 def stored_checkpoints(folder: str) -> list[dict[str, Any]]:
     """A trial's checkpoints in its Train-run folder, as history records."""
-    return [{"epoch": int(name[len(CHECKPOINT_PREFIX):]), "checkpoint_path": filesystem(join(folder, name))[1]}
-            for name in checkpoint_names(folder)]
+    return [
+        {
+            "epoch": int(name[len(CHECKPOINT_PREFIX) :]),
+            "checkpoint_path": filesystem(join(folder, name))[1],
+        }
+        for name in checkpoint_names(folder)
+    ]
 
 
-def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = None) -> dict[str, Any]:
+def run_sweep(
+    sweep: SweepConfig, resume: bool = False, address: str | None = None
+) -> dict[str, Any]:
     """Run (or resume) the sweep, then score each task's winner and write the results. One
     driver per experiment: the lock is taken before anything is written, and released at
     the end (mmse_model/sweeps/lock.py)."""
@@ -334,24 +392,40 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     try:
         if lock.taken_over:
             print(lock.taken_over, file=sys.stderr, flush=True)
-        return _run_locked(sweep, resume, address, storage, experiment, list(signatures), list(tasks))
+        return _run_locked(
+            sweep, resume, address, storage, experiment, list(signatures), list(tasks)
+        )
     finally:
         try:
             lock.release()
         # The results stand; a lock left behind names a process that has ended.
         except (OSError, InputError, RunFailure) as exc:
-            print(f"mmse: warning: {lock.where}: could not release the driver lock ({first_line(exc)})",
-                  file=sys.stderr)
+            print(
+                f"mmse: warning: {lock.where}: could not release the driver lock ({first_line(exc)})",
+                file=sys.stderr,
+            )
 
 
-def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: str, experiment: str,
-                signatures: list[str], tasks: list[str]) -> dict[str, Any]:
+def _run_locked(
+    sweep: SweepConfig,
+    resume: bool,
+    address: str | None,
+    storage: str,
+    experiment: str,
+    signatures: list[str],
+    tasks: list[str],
+) -> dict[str, Any]:
     import ray
     from ray import tune
 
     groups = signature_groups(signatures, sweep.signatures_per_trial)
-    today = make_record(sweep, signatures, tasks, sweep.samples * len(tasks) * len(groups),
-                        data=data_fingerprint(sweep.data_root))
+    today = make_record(
+        sweep,
+        signatures,
+        tasks,
+        sweep.samples * len(tasks) * len(groups),
+        data=data_fingerprint(sweep.data_root),
+    )
     record_where = redact(join(experiment, RECORD_NAME))
     if resume:
         with storage_errors(experiment, "looking for the sweep to resume"):
@@ -362,8 +436,12 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
             except FileNotFoundError:
                 text = None
         if text is None:
-            print(f"{record_where}: no record of the sweep's first start (an earlier version started it); "
-                  "recorded today's config and data", file=sys.stderr, flush=True)
+            print(
+                f"{record_where}: no record of the sweep's first start (an earlier version started it); "
+                "recorded today's config and data",
+                file=sys.stderr,
+                flush=True,
+            )
             recorded = today
             write_location(join(experiment, RECORD_NAME), json_text(today))
         else:
@@ -373,8 +451,10 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
         # Tune would reuse the folder and append to each trial's result.json: two sweeps mixed.
         with storage_errors(experiment, "looking for an earlier sweep"):
             if tune.Tuner.can_restore(experiment):
-                raise InputError(f"{experiment}: holds a sweep already; continue it with --resume, or give "
-                                 "the sweep another name or --storage")
+                raise InputError(
+                    f"{experiment}: holds a sweep already; continue it with --resume, or give "
+                    "the sweep another name or --storage"
+                )
         recorded = today
         write_location(join(experiment, RECORD_NAME), json_text(today))
     connect(address, sweep.base_config())
@@ -382,50 +462,72 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
     ray_internals.keep_credentials_out_of_trial_envs()
     if resume:
         with storage_errors(experiment, "restoring the sweep"):
-            tuner = tune.Tuner.restore(experiment, trainable=trainable(sweep), resume_unfinished=True,
-                                       resume_errored=True)
+            tuner = tune.Tuner.restore(
+                experiment, trainable=trainable(sweep), resume_unfinished=True, resume_errored=True
+            )
     else:
         tuner = build_tuner(sweep, signatures, tasks, storage)
     # The CLIReporter table (the columns chosen in build_tuner) is the live progress table.
     ray_internals.use_classic_progress_table()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     watch = sweep.watchdog
-    SweepGuard.current_settings = (watch.interval_s, watch.stall_timeout_s, watch.silent_trial_timeout_s)
+    SweepGuard.current_settings = (
+        watch.interval_s,
+        watch.stall_timeout_s,
+        watch.silent_trial_timeout_s,
+    )
     try:
         result_grid = tuner.fit()
     finally:
         SweepGuard.current_settings = None
     # The watchdog's last pass: trials that ended in Tune's final step.
     for item in release_orphaned_groups(ray.get_runtime_context().get_job_id()):
-        print(f"watchdog: released placement group {item.group_id[:12]} left by {item.creator}", file=sys.stderr)
+        print(
+            f"watchdog: released placement group {item.group_id[:12]} left by {item.creator}",
+            file=sys.stderr,
+        )
     # Tune returns normally after Ctrl-C (it handles SIGINT itself) and marks the trials it
     # cut off TERMINATED: results of a sweep that did not end would read as final, so none
     # are written. A trial that ended (its function returned, or the scheduler stopped it)
     # has `done` in its last result; one that failed for good has an error.
     # Counted from the sweep's record (its first start), never from today's YAML.
     expected = int(recorded["n_trials"])
-    ended = sum(1 for r in result_grid if r.error is not None or (r.metrics or {}).get("done") is True)
+    ended = sum(
+        1 for r in result_grid if r.error is not None or (r.metrics or {}).get("done") is True
+    )
     if ended < expected:
-        raise SweepInterrupted(f"{experiment}: the sweep stopped with {ended} of {expected} trials ended; no "
-                               "results written; its state is kept: run the same command with --resume to finish it")
+        raise SweepInterrupted(
+            f"{experiment}: the sweep stopped with {ended} of {expected} trials ended; no "
+            "results written; its state is kept: run the same command with --resume to finish it"
+        )
     # The results score today's files: they must be the data the sweep trained on.
     if data_fingerprint(sweep.data_root) != recorded["data_fingerprint"]:
-        raise InputError(f"{sweep.data_root}: the data changed since the sweep started (its fingerprint differs "
-                         f"from {record_where}'s); no results written: restore the data the sweep trained on "
-                         "and run the same command with --resume, or start a new sweep")
+        raise InputError(
+            f"{sweep.data_root}: the data changed since the sweep started (its fingerprint differs "
+            f"from {record_where}'s); no results written: restore the data the sweep trained on "
+            "and run the same command with --resume, or start a new sweep"
+        )
     rows = collect_rows(result_grid, join(experiment, TRAIN_RUNS))
     evaluation = sweep.evaluation
     summary, predictions = summarise_sweep(
-        sweep.name, rows, Path(sweep.data_root).resolve(), load_checkpoint, nested=NestedSearch.of_sweep(sweep),
-        groups_file=evaluation.groups_file, seed=evaluation.bootstrap_seed,
+        sweep.name,
+        rows,
+        Path(sweep.data_root).resolve(),
+        load_checkpoint,
+        nested=NestedSearch.of_sweep(sweep),
+        groups_file=evaluation.groups_file,
+        seed=evaluation.bootstrap_seed,
         provenance={**provenance(sweep, started), "data_fingerprint": recorded["data_fingerprint"]},
         run_repeats=partial(run_repeats_on_ray, stall_timeout_s=watch.stall_timeout_s),
-        interval_level=evaluation.interval_level, primary_comparator=evaluation.primary_comparator,
+        interval_level=evaluation.interval_level,
+        primary_comparator=evaluation.primary_comparator,
     )
     text = format_summary(summary)
     write_results(experiment, rows, summary, text, predictions)
     print(text)
-    print(f"results: {experiment}/trials.csv, summary.json; TensorBoard: tensorboard --logdir {experiment}")
+    print(
+        f"results: {experiment}/trials.csv, summary.json; TensorBoard: tensorboard --logdir {experiment}"
+    )
     if summary["failed_trials"]:
         # Written, and marked, but not a finished sweep: exit status 1, and --resume reruns them.
         # No bundle: a model delivered from a sweep that did not finish would read as final.
@@ -437,7 +539,9 @@ def _run_locked(sweep: SweepConfig, resume: bool, address: str | None, storage: 
         from mmse_model.bundle.write import write_bundle
 
         bundle = join(experiment, BUNDLE_DIR)
-        manifest = write_bundle(summary, Path(sweep.data_root).resolve(), load_checkpoint, bundle, source=experiment)
+        manifest = write_bundle(
+            summary, Path(sweep.data_root).resolve(), load_checkpoint, bundle, source=experiment
+        )
         print(describe(manifest, bundle))
     return summary
 
@@ -450,8 +554,13 @@ def provenance(sweep: SweepConfig, started: str) -> dict[str, Any]:
 
     commit = None
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                              capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         commit = done.stdout.strip() if done.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired):
         pass
@@ -459,7 +568,11 @@ def provenance(sweep: SweepConfig, started: str) -> dict[str, Any]:
         "sweep_config": sweep.to_dict(),
         "data_root": str(Path(sweep.data_root).resolve()),
         "git_commit": commit,
-        "versions": {"ray": version("ray"), "torch": version("torch"), "python": platform.python_version()},
+        "versions": {
+            "ray": version("ray"),
+            "torch": version("torch"),
+            "python": platform.python_version(),
+        },
         "started": started,
         "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -85,16 +85,21 @@ class TrialReporter:
             location = join(self.folder, f"{CHECKPOINT_PREFIX}{int(metrics['epoch']):06d}")
             write_bytes(join(location, FILENAME), (checkpoint_dir / FILENAME).read_bytes())
             metrics = {**metrics, "checkpoint_path": filesystem(location)[1]}  # as Train reports it
-            for old in checkpoint_names(self.folder)[:-self.keep]:
+            for old in checkpoint_names(self.folder)[: -self.keep]:
                 delete(join(self.folder, old))
         tune.report(metrics)
 
 
 def checkpoint_names(folder: str) -> list[str]:
     """The `checkpoint_<epoch>` folders in `folder`, oldest first."""
-    names = [e.name for e in list_dir(folder) if e.is_dir and e.name.startswith(CHECKPOINT_PREFIX)
-             and e.name[len(CHECKPOINT_PREFIX):].isdigit()]
-    return sorted(names, key=lambda n: int(n[len(CHECKPOINT_PREFIX):]))
+    names = [
+        e.name
+        for e in list_dir(folder)
+        if e.is_dir
+        and e.name.startswith(CHECKPOINT_PREFIX)
+        and e.name[len(CHECKPOINT_PREFIX) :].isdigit()
+    ]
+    return sorted(names, key=lambda n: int(n[len(CHECKPOINT_PREFIX) :]))
 
 
 def newest_checkpoint(folder: str) -> CheckpointPayload | None:
@@ -136,7 +141,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]):
 
     run = RunSpec.from_dict(loop_config["run"])
     if in_trial(run.config.ray):
-        return train_in_this_process(run, latest=loop_config.get("latest"), trial_folder=loop_config.get("trial_folder"))
+        return train_in_this_process(
+            run, latest=loop_config.get("latest"), trial_folder=loop_config.get("trial_folder")
+        )
     context = ray.train.get_context()
     world_size, rank = context.get_world_size(), context.get_world_rank()
     resume = None
@@ -155,7 +162,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]):
     )
 
 
-def train_in_this_process(run: RunSpec, latest: str | None = None, trial_folder: str | None = None) -> CheckpointPayload:
+def train_in_this_process(
+    run: RunSpec, latest: str | None = None, trial_folder: str | None = None
+) -> CheckpointPayload:
     """Local mode: this process trains, on its GPU when the config asks for one (Ray made
     the reserved one its only visible device), else on the CPU, resuming from what an
     earlier attempt left. `latest`: where `mmse train` keeps its latest checkpoint;
@@ -167,7 +176,10 @@ def train_in_this_process(run: RunSpec, latest: str | None = None, trial_folder:
     # Ray shows a process without a GPU every GPU of its node: use one only when reserved.
     device = ray.train.torch.get_device() if run.config.ray.use_gpu else "cpu"
     if trial_folder is not None:
-        reporter, resume = TrialReporter(trial_folder, run.config.ray.checkpoints_to_keep), newest_checkpoint(trial_folder)
+        reporter, resume = (
+            TrialReporter(trial_folder, run.config.ray.checkpoints_to_keep),
+            newest_checkpoint(trial_folder),
+        )
     elif latest is not None:
         reporter = StorageReporter(latest)
         resume = load_checkpoint(latest) if exists(join(latest, "model.pt")) else None
@@ -182,9 +194,12 @@ def train_in_this_process(run: RunSpec, latest: str | None = None, trial_folder:
 def scaling_config(ray_cfg: RayConfig):
     from ray.train import ScalingConfig
 
-    return ScalingConfig(num_workers=ray_cfg.num_workers, use_gpu=ray_cfg.use_gpu,
-                         resources_per_worker=worker_resources(ray_cfg),
-                         label_selector=worker_label_selector(ray_cfg))
+    return ScalingConfig(
+        num_workers=ray_cfg.num_workers,
+        use_gpu=ray_cfg.use_gpu,
+        resources_per_worker=worker_resources(ray_cfg),
+        label_selector=worker_label_selector(ray_cfg),
+    )
 
 
 def worker_resources(ray_cfg: RayConfig) -> dict[str, float]:
@@ -201,8 +216,14 @@ def worker_label_selector(ray_cfg: RayConfig) -> dict[str, str] | None:
     return dict(ray_cfg.worker_label_selector) or None
 
 
-def build_trainer(run: RunSpec, storage: str, name: str, callbacks: list | None = None,
-                  max_failures: int | None = None, latest: str | None = None):
+def build_trainer(
+    run: RunSpec,
+    storage: str,
+    name: str,
+    callbacks: list | None = None,
+    max_failures: int | None = None,
+    latest: str | None = None,
+):
     """A TorchTrainer for one run; `name` must be stable (not a timestamp) so a rebuilt
     trainer with the same storage and name resumes from the run's latest checkpoint.
     `max_failures` overrides the config's restarts (a sweep passes 0: ray_jobs/release.py).
@@ -216,15 +237,20 @@ def build_trainer(run: RunSpec, storage: str, name: str, callbacks: list | None 
     os.environ.update(train_env(ray_cfg))
     return ray_internals.lean_torch_trainer()(
         train_loop_per_worker,
-        train_loop_config={"run": run.to_dict(), "latest": latest,
-                           "trial_folder": None if latest else join(storage, name)},
+        train_loop_config={
+            "run": run.to_dict(),
+            "latest": latest,
+            "trial_folder": None if latest else join(storage, name),
+        },
         scaling_config=scaling_config(ray_cfg),
         run_config=RunConfig(
             name=name,
             storage_path=storage,
             # Every checkpoint holds each signature's best weights so far: keep the newest.
             checkpoint_config=CheckpointConfig(num_to_keep=ray_cfg.checkpoints_to_keep),
-            failure_config=FailureConfig(max_failures=ray_cfg.max_failures if max_failures is None else max_failures),
+            failure_config=FailureConfig(
+                max_failures=ray_cfg.max_failures if max_failures is None else max_failures
+            ),
             callbacks=callbacks or [],
             # Train logs every report at INFO; a sweep of many trials drowns in them.
             logging_config=LoggingConfig(log_level="WARNING"),
@@ -250,7 +276,9 @@ def connect(address: str | None, config: Config) -> None:
         ray.init(num_cpus=os.cpu_count(), runtime_env={"env_vars": env}, log_to_driver=False)
 
 
-def ray_runner(storage: str | None = None, address: str | None = None, callbacks: list | None = None) -> Runner:
+def ray_runner(
+    storage: str | None = None, address: str | None = None, callbacks: list | None = None
+) -> Runner:
     """The runner of `mmse train` on Ray: one TorchTrainer run, checkpoints in `storage`
     (default: the output folder), named after the run so a rerun resumes it. Train's own
     FailureConfig(ray.max_failures) restarts a failed worker group from the latest
@@ -287,7 +315,9 @@ def ray_runner(storage: str | None = None, address: str | None = None, callbacks
 def run_spec(args: argparse.Namespace) -> RunSpec:
     from mmse_model.core.config import load_config
 
-    return RunSpec(str(Path(args.data).resolve()), (args.sig,), args.q, load_config(args.config, args.set))
+    return RunSpec(
+        str(Path(args.data).resolve()), (args.sig,), args.q, load_config(args.config, args.set)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -298,9 +328,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        result = train_and_report(run_spec(args), Path(args.out), ray_runner(args.storage, args.address), "ray")
-        print(f"{result.task} on {result.signature}: test RMSE {result.test['rmse']:.3f} (n = {result.test['n']}); "
-              f"wrote {args.out}/model, {args.out}/result.json")
+        result = train_and_report(
+            run_spec(args), Path(args.out), ray_runner(args.storage, args.address), "ray"
+        )
+        print(
+            f"{result.task} on {result.signature}: test RMSE {result.test['rmse']:.3f} (n = {result.test['n']}); "
+            f"wrote {args.out}/model, {args.out}/result.json"
+        )
         return 0
 
     return run_command("train", body)

@@ -27,7 +27,9 @@ class Observation:
     waiting_trials: int  # Tune trials waiting for a slot (PENDING)
     pending_groups: int  # this job's placement groups waiting for resources
     pending_nodes: int  # nodes the autoscaler is launching
-    running: dict[str, float] = field(default_factory=dict)  # running trial id -> when last heard of
+    running: dict[str, float] = field(
+        default_factory=dict
+    )  # running trial id -> when last heard of
 
 
 @dataclass(frozen=True)
@@ -71,4 +73,6 @@ class Watchdog:
     def _silent(self, now: float, running: dict[str, float]) -> tuple[str, ...]:
         if not self.silent_trial_timeout_s:
             return ()
-        return tuple(sorted(t for t, heard in running.items() if now - heard >= self.silent_trial_timeout_s))
+        return tuple(
+            sorted(t for t, heard in running.items() if now - heard >= self.silent_trial_timeout_s)
+        )

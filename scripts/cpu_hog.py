@@ -30,7 +30,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3600.0)
     args = parser.parse_args()
     until = time.monotonic() + args.seconds
-    workers = [multiprocessing.Process(target=spin, args=(until,), daemon=True) for _ in range(args.workers)]
+    workers = [
+        multiprocessing.Process(target=spin, args=(until,), daemon=True)
+        for _ in range(args.workers)
+    ]
     for worker in workers:
         worker.start()
 
@@ -41,7 +44,10 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"cpu_hog: {args.workers} busy workers for {args.seconds:.0f} s (pid {os.getpid()})", flush=True)
+    print(
+        f"cpu_hog: {args.workers} busy workers for {args.seconds:.0f} s (pid {os.getpid()})",
+        flush=True,
+    )
     for worker in workers:
         worker.join()
 

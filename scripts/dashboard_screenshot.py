@@ -23,8 +23,15 @@ from mmse_app.dashboard import Dashboard, start_server  # noqa: E402
 from mmse_model.core.errors import InputError  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def screenshot(experiment: str, out: Path, width: int = 1400) -> list[str]:
@@ -71,10 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", help="the sweep's experiment folder (or its storage URI)")
     parser.add_argument("out", type=Path, help="the PNG to write")
-    parser.add_argument("--width", type=int, default=1400, help="the browser window's width in pixels (1400)")
+    parser.add_argument(
+        "--width", type=int, default=1400, help="the browser window's width in pixels (1400)"
+    )
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
-        print(f"dashboard_screenshot: no chromium at {CHROMIUM} (apt-get install -y chromium)", file=sys.stderr)
+        print(
+            f"dashboard_screenshot: no chromium at {CHROMIUM} (apt-get install -y chromium)",
+            file=sys.stderr,
+        )
         return 2
     try:
         problems = screenshot(args.experiment, args.out, args.width)

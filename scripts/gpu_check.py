@@ -27,7 +27,11 @@ from mmse_model.training.loop import RunSpec, load_run_data, train_run  # noqa: 
 from mmse_model.training.callbacks import NullReporter  # noqa: E402
 from tests.fixtures.toy_data import write_planted_root  # noqa: E402
 
-SIGNATURES = {"m2_tau1_eps0.055_lmin2": 1.0, "m3_tau2_eps0.1_lmin2": 0.2, "m3_tau3_eps0.08_lmin3": 0.6}
+SIGNATURES = {
+    "m2_tau1_eps0.055_lmin2": 1.0,
+    "m3_tau2_eps0.1_lmin2": 0.2,
+    "m3_tau3_eps0.08_lmin3": 0.6,
+}
 OVERRIDES = ["training.epochs=40", "split.folds=5", "training.checkpoint_every=0"]
 
 
@@ -42,7 +46,11 @@ def one_run(root: Path, signatures: tuple[str, ...], device: str) -> tuple[dict,
     for signature in signatures:
         state = payload.state(signature)
         test = evaluate_on_test(payload, group.task_data(signature), split, signature)
-        figures[signature] = (state.stop_epoch or payload.epoch, state.best_metrics["rmse"], test["rmse"])
+        figures[signature] = (
+            state.stop_epoch or payload.epoch,
+            state.best_metrics["rmse"],
+            test["rmse"],
+        )
     return figures, seconds
 
 
@@ -54,26 +62,44 @@ def main() -> int:
         print("no CUDA device: nothing to check")
         return 1
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}")
-    root = write_planted_root(Path(args.out or tempfile.mkdtemp()) / "data", SIGNATURES, n_subjects=300)
+    root = write_planted_root(
+        Path(args.out or tempfile.mkdtemp()) / "data", SIGNATURES, n_subjects=300
+    )
     failures = 0
-    for label, signatures in (("one signature", tuple(SIGNATURES)[:1]), ("packed, 3 signatures", tuple(SIGNATURES))):
+    for label, signatures in (
+        ("one signature", tuple(SIGNATURES)[:1]),
+        ("packed, 3 signatures", tuple(SIGNATURES)),
+    ):
         gpu, gpu_s = one_run(root, signatures, "cuda")
         cpu, cpu_s = one_run(root, signatures, "cpu")
         print(f"{label}: cuda {gpu_s:.1f} s, cpu {cpu_s:.1f} s")
         for signature in signatures:
             (ge, gsel, gtest), (ce, csel, ctest) = gpu[signature], cpu[signature]
-            same = ge == ce and abs(gtest - ctest) <= 1e-3 * ctest and abs(gsel - csel) <= 1e-3 * csel
+            same = (
+                ge == ce and abs(gtest - ctest) <= 1e-3 * ctest and abs(gsel - csel) <= 1e-3 * csel
+            )
             failures += not same
-            print(f"  {signature}: epochs {ge} vs {ce}; selection RMSE {gsel:.5f} vs {csel:.5f}; "
-                  f"test RMSE {gtest:.5f} vs {ctest:.5f} {'ok' if same else 'DIFFERENT'}")
-    repeat = OuterRepeat(str(root), "Q1", tuple(SIGNATURES), Config().with_overrides([*OVERRIDES, "split.seed=7"]),
-                         ({}, {"training.lr": 0.003}))
+            print(
+                f"  {signature}: epochs {ge} vs {ce}; selection RMSE {gsel:.5f} vs {csel:.5f}; "
+                f"test RMSE {gtest:.5f} vs {ctest:.5f} {'ok' if same else 'DIFFERENT'}"
+            )
+    repeat = OuterRepeat(
+        str(root),
+        "Q1",
+        tuple(SIGNATURES),
+        Config().with_overrides([*OVERRIDES, "split.seed=7"]),
+        ({}, {"training.lr": 0.003}),
+    )
     gpu_repeat, cpu_repeat = run_repeat(repeat, "cuda"), run_repeat(repeat, "cpu")
     gpu, cpu = gpu_repeat.models[NETWORK], cpu_repeat.models[NETWORK]
-    same = (gpu_repeat.sample, gpu.signature) == (cpu_repeat.sample, cpu.signature) and abs(gpu.rmse - cpu.rmse) <= 1e-3 * cpu.rmse
+    same = (gpu_repeat.sample, gpu.signature) == (cpu_repeat.sample, cpu.signature) and abs(
+        gpu.rmse - cpu.rmse
+    ) <= 1e-3 * cpu.rmse
     failures += not same
-    print(f"outer repeat: cuda chose sample {gpu_repeat.sample}, {gpu.signature} (test RMSE {gpu.rmse:.5f}), cpu chose "
-          f"sample {cpu_repeat.sample}, {cpu.signature} ({cpu.rmse:.5f}) {'ok' if same else 'DIFFERENT'}")
+    print(
+        f"outer repeat: cuda chose sample {gpu_repeat.sample}, {gpu.signature} (test RMSE {gpu.rmse:.5f}), cpu chose "
+        f"sample {cpu_repeat.sample}, {cpu.signature} ({cpu.rmse:.5f}) {'ok' if same else 'DIFFERENT'}"
+    )
     print("all CUDA runs end where their CPU twins end" if not failures else f"{failures} differ")
     return 1 if failures else 0
 

@@ -27,12 +27,28 @@ def test_baselines_use_training_folds_and_score_test_subjects(tmp_path):
     # Scored as the sweep's summary scores them (mmse_model/sweeps/summary.py).
     test_rows = held_out_rows(data.subject_ids, split)
     y_test = data.y[test_rows]
-    scores = {name: {**score_predictions(y_test, pred, config.score_range("Q1"), data.subject_ids[test_rows]), **chosen}
-              for name, (pred, chosen) in baselines_over_signatures({SIG: data}, split, config.score_range("Q1")).items()}
+    scores = {
+        name: {
+            **score_predictions(
+                y_test, pred, config.score_range("Q1"), data.subject_ids[test_rows]
+            ),
+            **chosen,
+        }
+        for name, (pred, chosen) in baselines_over_signatures(
+            {SIG: data}, split, config.score_range("Q1")
+        ).items()
+    }
     assert set(scores) == set(BASELINES)
     for metrics in scores.values():
         assert metrics["n"] == len(test_ids)
-        assert {"rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept"} <= set(metrics)
+        assert {
+            "rmse",
+            "mae",
+            "r2",
+            "pearson_r",
+            "calibration_slope",
+            "calibration_intercept",
+        } <= set(metrics)
     # The planted signal is learnable: both fitted models beat predicting the mean.
     assert scores["ridge"]["rmse"] < scores["train_mean"]["rmse"]
     assert scores["hist_gradient_boosting"]["rmse"] < scores["train_mean"]["rmse"]
@@ -81,7 +97,14 @@ def test_signatures_with_different_rows_are_refused(tmp_path):
     group, split = load_run_data(RunSpec(str(root), (SIG, NOISE), "Q1", config))
     shuffled = group.task_data(NOISE)
     order = np.random.default_rng(0).permutation(len(shuffled.y))
-    shuffled = type(shuffled)(shuffled.path, shuffled.X[order], shuffled.y[order], shuffled.subject_ids[order],
-                              shuffled.feature_names)
+    shuffled = type(shuffled)(
+        shuffled.path,
+        shuffled.X[order],
+        shuffled.y[order],
+        shuffled.subject_ids[order],
+        shuffled.feature_names,
+    )
     with pytest.raises(ValueError, match="rows differ"):
-        baselines_over_signatures({SIG: group.task_data(SIG), NOISE: shuffled}, split, config.score_range("Q1"))
+        baselines_over_signatures(
+            {SIG: group.task_data(SIG), NOISE: shuffled}, split, config.score_range("Q1")
+        )

@@ -182,7 +182,9 @@ def test_missing_inputs_exit_2(cohort: Path, tmp_path: Path, capsys: pytest.Capt
     assert "not a directory" in capsys.readouterr().err
 
 
-def test_a_model_can_learn_but_not_trivially(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_can_learn_but_not_trivially(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # RQA at 30 Hz on 30 Hz recordings (nothing resampled; the 0.25 s Theiler window is 8
     # samples) keeps the build to seconds; the gaze dynamics are the simulator's own.
     monkeypatch.setattr("mmse_model.features.build.RQA_RATE_HZ", 30.0)

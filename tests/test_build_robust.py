@@ -40,18 +40,38 @@ BAD_KINDS: dict[str, tuple[bytes | None, str]] = {
     "header": (_text(GOOD, "time,gx,gy"), "missing column(s) t,x,y"),
     "columns": (_text([r.rsplit(",", 1)[0] for r in GOOD]), "line 2: 2 fields, expected 3"),
     "ragged": (_text(GOOD[:50] + ["0.6,0.5"] + GOOD[51:]), "line 52: 2 fields, expected 3"),
-    "nonnumeric": (_text(GOOD[:10] + ["0.2,abc,0.5"] + GOOD[11:]), "line 12: non-numeric value 'abc'"),
+    "nonnumeric": (
+        _text(GOOD[:10] + ["0.2,abc,0.5"] + GOOD[11:]),
+        "line 12: non-numeric value 'abc'",
+    ),
     "binary": (bytes(range(256)) * 40, "binary content (NUL bytes)"),
-    "latin1": (_text(GOOD[:5]) + "0.1,0.5,0.5 caf\xe9\n".encode("latin-1"), "not UTF-8 text (byte 0xe9"),
+    "latin1": (
+        _text(GOOD[:5]) + "0.1,0.5,0.5 caf\xe9\n".encode("latin-1"),
+        "not UTF-8 text (byte 0xe9",
+    ),
     "empty": (b"", "empty file"),
     "headeronly": (b"t,x,y\n", "no samples"),
     "allmissing": (_text([f"{i / 90:.4f},nan,nan" for i in range(300)]), "no valid gaze samples"),
-    "repeat": (_text(GOOD[:100] + [GOOD[99]] + GOOD[100:]), "timestamps do not increase (sample 101"),
-    "backwards": (_text(GOOD[:100] + ["0.5000,0.5,0.5"] + GOOD[100:]), "timestamps do not increase (sample 101"),
-    "long": (_text([f"{i}.0000,0.5,0.5" for i in range(700)]), "duration 699 s above --max-duration-s 600"),
-    "clockjump": (_text(GOOD + ["1000000000.0,0.5,0.5"]), "duration 1e+09 s above --max-duration-s 600"),
-    "pixels": (_text([f"{i / 90:.4f},{960 + i},{540 - i}" for i in range(300)]),
-               "coordinates far outside the screen: 300 of 300 samples"),
+    "repeat": (
+        _text(GOOD[:100] + [GOOD[99]] + GOOD[100:]),
+        "timestamps do not increase (sample 101",
+    ),
+    "backwards": (
+        _text(GOOD[:100] + ["0.5000,0.5,0.5"] + GOOD[100:]),
+        "timestamps do not increase (sample 101",
+    ),
+    "long": (
+        _text([f"{i}.0000,0.5,0.5" for i in range(700)]),
+        "duration 699 s above --max-duration-s 600",
+    ),
+    "clockjump": (
+        _text(GOOD + ["1000000000.0,0.5,0.5"]),
+        "duration 1e+09 s above --max-duration-s 600",
+    ),
+    "pixels": (
+        _text([f"{i / 90:.4f},{960 + i},{540 - i}" for i in range(300)]),
+        "coordinates far outside the screen: 300 of 300 samples",
+    ),
     "huge": (None, "file of 101.0 MB above --max-file-mb 100 (not read)"),
 }
 
@@ -86,7 +106,9 @@ def read_report(root: Path) -> dict[tuple[str, str], str]:
         return {(r["subject_id"], r["task"]): r["reason"] for r in csv.DictReader(handle)}
 
 
-def test_every_bad_kind_is_skipped_with_its_reason_and_the_good_ones_are_unchanged(cohorts, tmp_path, capsys):
+def test_every_bad_kind_is_skipped_with_its_reason_and_the_good_ones_are_unchanged(
+    cohorts, tmp_path, capsys
+):
     clean, mixed = cohorts
     assert main(build_argv(clean, tmp_path / "clean")) == 0
     capsys.readouterr()
@@ -98,12 +120,17 @@ def test_every_bad_kind_is_skipped_with_its_reason_and_the_good_ones_are_unchang
     report = read_report(tmp_path / "mixed")
     assert set(report) == {(f"bad_{kind}", "Q1") for kind in BAD_KINDS}
     for kind, (_, reason) in BAD_KINDS.items():
-        assert report[(f"bad_{kind}", "Q1")].startswith(reason), (kind, report[(f"bad_{kind}", "Q1")])
+        assert report[(f"bad_{kind}", "Q1")].startswith(reason), (
+            kind,
+            report[(f"bad_{kind}", "Q1")],
+        )
 
     for sig in SIGS:
         for task in TASKS:
-            with np.load(tmp_path / "clean" / sig / f"{task}.npz", allow_pickle=False) as c, \
-                    np.load(tmp_path / "mixed" / sig / f"{task}.npz", allow_pickle=False) as m:
+            with (
+                np.load(tmp_path / "clean" / sig / f"{task}.npz", allow_pickle=False) as c,
+                np.load(tmp_path / "mixed" / sig / f"{task}.npz", allow_pickle=False) as m,
+            ):
                 ids = list(m["subject_id"])
                 bad = [s for s in ids if s.startswith("bad_")]
                 # Q1 has none of the bad subjects; the other tasks have all of them (good copies).
@@ -115,10 +142,19 @@ def test_every_bad_kind_is_skipped_with_its_reason_and_the_good_ones_are_unchang
 
 def _peak_rss_mb(argv: list[str]) -> tuple[int, float]:
     """Exit status and peak RSS (MB) of one `mmse` command in a fresh process."""
-    code = ("import resource, sys\nfrom mmse_app.cli import main\nrc = main(sys.argv[1:])\n"
-            "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code, *argv], check=False, cwd=REPO, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=600)
+    code = (
+        "import resource, sys\nfrom mmse_app.cli import main\nrc = main(sys.argv[1:])\n"
+        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        timeout=600,
+    )
     line = next(x for x in done.stdout.splitlines() if x.startswith("PEAK_RSS_KB"))
     return done.returncode, int(line.split()[1]) / 1024
 
@@ -146,7 +182,9 @@ def test_strict_turns_a_skip_into_exit_2_and_writes_nothing(cohorts, tmp_path, c
     assert "bad_allmissing/Q1.csv: no valid gaze samples" in err  # the first skip, by subject
     assert f"(and {len(BAD_KINDS) - 1} more)" in err and "--strict" in err
     assert files(out) == before
-    assert main([*build_argv(clean, tmp_path / "strict"), "--strict"]) == 0  # nothing to skip: built
+    assert (
+        main([*build_argv(clean, tmp_path / "strict"), "--strict"]) == 0
+    )  # nothing to skip: built
 
 
 def test_a_rebuild_holds_exactly_what_it_wrote(cohorts, tmp_path):
@@ -162,7 +200,12 @@ def test_a_rebuild_holds_exactly_what_it_wrote(cohorts, tmp_path):
     assert main(build_argv(fewer, out, signatures=SIGS[:1])) == 0
     assert not (out / SIGS[1]).exists()
     assert not (out / SIGS[0] / "Q5.npz").exists()
-    assert sorted(p.name for p in (out / SIGS[0]).iterdir()) == ["Q1.npz", "Q2.npz", "Q3.npz", "Q4.npz"]
+    assert sorted(p.name for p in (out / SIGS[0]).iterdir()) == [
+        "Q1.npz",
+        "Q2.npz",
+        "Q3.npz",
+        "Q4.npz",
+    ]
     assert read_report(out)[("all", "Q5")] == "no usable recording: no dataset written"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "fewer"]  # no staging folder left
 
@@ -207,5 +250,7 @@ def test_a_header_of_a_million_columns_is_refused_before_anything_is_allocated()
     from mmse_model.features.recordings import MAX_COLUMNS, RecordingError, parse_recording
 
     data = b"t,x,y" + b",c" * 1_000_000 + b"\n" + b"\n" * 100_000 + b"0,0.5,0.5\n"
-    with pytest.raises(RecordingError, match=f"header of 1000003 columns \\(at most {MAX_COLUMNS}\\)"):
+    with pytest.raises(
+        RecordingError, match=f"header of 1000003 columns \\(at most {MAX_COLUMNS}\\)"
+    ):
         parse_recording(data)

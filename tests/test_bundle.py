@@ -27,7 +27,9 @@ from tests.fixtures.trained_sweep import BUILD, STRONG, WEAK, write_trained_swee
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """(experiment, data root, bundle folder) of a finished five-task sweep."""
-    experiment, root = write_trained_sweep(tmp_path_factory.mktemp("sweep"), n_subjects=60, nested_repeats=2)
+    experiment, root = write_trained_sweep(
+        tmp_path_factory.mktemp("sweep"), n_subjects=60, nested_repeats=2
+    )
     assert main(["bundle", str(experiment)]) == 0
     return experiment, root, experiment / "bundle"
 
@@ -55,14 +57,18 @@ def test_the_bundle_holds_each_winner_as_the_summary_reports_it(sweep):
     assert sorted(manifest["tasks"]) == list(TASKS) and manifest["subtotal"]["tasks"] == list(TASKS)
     # Only safetensors, JSON and markdown: nothing that unpickles.
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [MANIFEST, "model_card.md", "subtotal.safetensors", *(f"{t}.safetensors" for t in TASKS)])
+        [MANIFEST, "model_card.md", "subtotal.safetensors", *(f"{t}.safetensors" for t in TASKS)]
+    )
     assert manifest["files"] == {p.name: sha256_file(p) for p in folder.glob("*.safetensors")}
     for task, model in manifest["tasks"].items():
         entry = summary["tasks"][task]
         assert model["signature"] == entry["winner"]["signature"] == STRONG
         assert model["checkpoint_uri"] == entry["winner"]["checkpoint_uri"]
         assert model["build_params"] == BUILD.to_dict() and model["builder_version"] == "toy"
-        assert model["test"]["rmse"] == entry["test"]["rmse"] and model["test"]["rmse_ci"] == entry["test"]["rmse_ci"]
+        assert (
+            model["test"]["rmse"] == entry["test"]["rmse"]
+            and model["test"]["rmse_ci"] == entry["test"]["rmse_ci"]
+        )
         assert set(model["baselines"]) == {"train_mean", "ridge", "hist_gradient_boosting"}
         # The coverage the summary reported is the bundle's own, recomputed from its weights.
         assert model["intervals"] == entry["intervals"]
@@ -79,15 +85,25 @@ def test_the_model_card_states_use_data_metrics_coverage_and_limits(sweep):
     card = (folder / "model_card.md").read_text()
     manifest = json.loads((folder / MANIFEST).read_text())
     assert card.startswith("> **SYNTHETIC DATA.**") and "**It is not a diagnosis**" in card
-    for heading in ("## Intended use", "## Data", "## Model", "## Performance on the held-out test subjects",
-                    "## Prediction intervals", "## Limitations", "## Provenance"):
+    for heading in (
+        "## Intended use",
+        "## Data",
+        "## Model",
+        "## Performance on the held-out test subjects",
+        "## Prediction intervals",
+        "## Limitations",
+        "## Provenance",
+    ):
         assert heading in card
     q1 = manifest["tasks"]["Q1"]
     low, high = q1["test"]["rmse_ci"]
     assert f"| Q1 | **network** | {q1['test']['rmse']:.2f} [{low:.2f}, {high:.2f}]" in card
     assert "| Q1 | Ridge |" in card and "| Q1 | HistGradientBoosting |" in card
     c = q1["intervals"]
-    assert f"| Q1 | {c['coverage']:.1%} | [{c['coverage_ci'][0]:.1%}, {c['coverage_ci'][1]:.1%}] | 12 |" in card
+    assert (
+        f"| Q1 | {c['coverage']:.1%} | [{c['coverage_ci'][0]:.1%}, {c['coverage_ci'][1]:.1%}] | 12 |"
+        in card
+    )
     assert all(digest in card for digest in manifest["files"].values())
 
 
@@ -100,10 +116,14 @@ def test_the_card_and_manifest_carry_the_sweeps_nested_estimate(sweep):
     assert "| task | search | **network** | training mean | Ridge | HistGradientBoosting |" in card
     for task, entry in summary["tasks"].items():
         estimate = entry["nested_estimate"]
-        assert manifest["tasks"][task]["nested_estimate"] == {k: v for k, v in estimate.items() if k != "ran_on"}
+        assert manifest["tasks"][task]["nested_estimate"] == {
+            k: v for k, v in estimate.items() if k != "ran_on"
+        }
         network, ridge = estimate["models"]["network"], estimate["models"]["ridge"]
-        assert (f"| {task} | 2 splits, 1 samples x 2 signatures | {network['rmse_mean']:.2f} ({network['rmse_sd']:.2f})"
-                in card), card
+        assert (
+            f"| {task} | 2 splits, 1 samples x 2 signatures | {network['rmse_mean']:.2f} ({network['rmse_sd']:.2f})"
+            in card
+        ), card
         assert f"{ridge['rmse_mean']:.2f} ({ridge['rmse_sd']:.2f})" in card
 
 
@@ -126,20 +146,34 @@ def test_a_data_root_that_is_not_synthetic_gets_no_banner(sweep, tmp_path):
 def test_predict_gives_each_subjects_five_scores_subtotal_and_intervals(sweep, tmp_path, capsys):
     experiment, root, folder = sweep
     out = tmp_path / "predictions.csv"
-    assert main(["predict", "--bundle", str(folder), "--features", str(root), "--out", str(out)]) == 0
-    assert "wrote predictions for 60 subjects (Q1, Q2, Q3, Q4, Q5; subtotal for 60)" in capsys.readouterr().out
+    assert (
+        main(["predict", "--bundle", str(folder), "--features", str(root), "--out", str(out)]) == 0
+    )
+    assert (
+        "wrote predictions for 60 subjects (Q1, Q2, Q3, Q4, Q5; subtotal for 60)"
+        in capsys.readouterr().out
+    )
     rows = rows_of(out)
-    columns = ["subject_id", *(f"{t}{s}" for t in (*TASKS, "subtotal") for s in ("", "_lo", "_hi")), "out_of_range"]
+    columns = [
+        "subject_id",
+        *(f"{t}{s}" for t in (*TASKS, "subtotal") for s in ("", "_lo", "_hi")),
+        "out_of_range",
+    ]
     assert list(rows[0]) == columns
     source = np.load(root / STRONG / "Q1.npz", allow_pickle=False)
     assert [r["subject_id"] for r in rows] == source["subject_id"].tolist()
     for task in TASKS:
         model = json.loads((folder / MANIFEST).read_text())["tasks"][task]
         data = np.load(root / STRONG / f"{task}.npz", allow_pickle=False)
-        expected = FoldEnsemble.from_checkpoint(load_checkpoint(model["checkpoint_uri"]), STRONG).predict(data["X"])
+        expected = FoldEnsemble.from_checkpoint(
+            load_checkpoint(model["checkpoint_uri"]), STRONG
+        ).predict(data["X"])
         np.testing.assert_allclose([float(r[task]) for r in rows], expected, atol=5e-5)
-        assert all(float(r[f"{task}_lo"]) <= float(r[task]) + 1e-4 and float(r[task]) <= float(r[f"{task}_hi"]) + 1e-4
-                   for r in rows)
+        assert all(
+            float(r[f"{task}_lo"]) <= float(r[task]) + 1e-4
+            and float(r[task]) <= float(r[f"{task}_hi"]) + 1e-4
+            for r in rows
+        )
     subtotal = np.array([float(r["subtotal"]) for r in rows])
     np.testing.assert_allclose(subtotal, [sum(float(r[t]) for t in TASKS) for r in rows], atol=5e-4)
     # The test subjects' intervals are those the sweep scored coverage with.
@@ -151,8 +185,10 @@ def test_predict_gives_each_subjects_five_scores_subtotal_and_intervals(sweep, t
     summary = json.loads((experiment / "summary.json").read_text())
     test_ids = {s for _, s in scored}
     truth = {s: sum(float(scored[(t, s)]["true"]) for t in TASKS) for s in test_ids}
-    covered = sum(float(by_id[s]["subtotal_lo"]) - 5e-5 <= truth[s] <= float(by_id[s]["subtotal_hi"]) + 5e-5
-                  for s in test_ids)
+    covered = sum(
+        float(by_id[s]["subtotal_lo"]) - 5e-5 <= truth[s] <= float(by_id[s]["subtotal_hi"]) + 5e-5
+        for s in test_ids
+    )
     assert covered == summary["subtotal"]["intervals"]["covered"]
 
 
@@ -163,13 +199,21 @@ def test_subject_ids_stay_as_written_and_a_missing_task_leaves_no_subtotal(sweep
     for task in TASKS:
         data = dict(np.load(root / STRONG / f"{task}.npz", allow_pickle=False))
         data["subject_id"] = ids if task != "Q5" else ids[:2]
-        data["X"], data["y"] = data["X"][: len(data["subject_id"])], data["y"][: len(data["subject_id"])]
+        data["X"], data["y"] = (
+            data["X"][: len(data["subject_id"])],
+            data["y"][: len(data["subject_id"])],
+        )
         write_npz(features / STRONG / f"{task}.npz", **data)
     out = tmp_path / "p.csv"
-    assert main(["predict", "--bundle", str(folder), "--features", str(features), "--out", str(out)]) == 0
+    assert (
+        main(["predict", "--bundle", str(folder), "--features", str(features), "--out", str(out)])
+        == 0
+    )
     rows = rows_of(out)
     assert [r["subject_id"] for r in rows] == ["007", "1e3", "0042"]
-    assert rows[2]["Q5"] == rows[2]["subtotal"] == rows[2]["subtotal_lo"] == "" and rows[2]["Q4"] != ""
+    assert (
+        rows[2]["Q5"] == rows[2]["subtotal"] == rows[2]["subtotal_lo"] == "" and rows[2]["Q4"] != ""
+    )
     assert rows[0]["subtotal"] != ""
 
 
@@ -180,10 +224,25 @@ def test_features_far_outside_the_training_range_are_flagged(sweep, tmp_path):
     data = dict(np.load(root / STRONG / "Q2.npz", allow_pickle=False))
     width = q2.feature_max[3] - q2.feature_min[3]
     data["X"][0, 3] = q2.feature_max[3] + 2 * OUT_OF_RANGE_MARGIN * width
-    data["X"][1, 3] = q2.feature_max[3] + 0.5 * OUT_OF_RANGE_MARGIN * width  # near the edge: not flagged
+    data["X"][1, 3] = (
+        q2.feature_max[3] + 0.5 * OUT_OF_RANGE_MARGIN * width
+    )  # near the edge: not flagged
     write_npz(tmp_path / "root" / STRONG / "Q2.npz", **data)
     out = tmp_path / "p.csv"
-    assert main(["predict", "--bundle", str(folder), "--features", str(tmp_path / "root"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--bundle",
+                str(folder),
+                "--features",
+                str(tmp_path / "root"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = rows_of(out)
     assert [r["out_of_range"] for r in rows[:3]] == ["Q2:rqa_3", "", ""]
     assert rows[0]["Q1"] == "" and rows[0]["Q2"] != ""  # only Q2's features were given
@@ -191,9 +250,12 @@ def test_features_far_outside_the_training_range_are_flagged(sweep, tmp_path):
 
 def _with_identity(source, path, **change):
     data = dict(np.load(source, allow_pickle=False))
-    identity = DatasetIdentity(change.get("signature", str(data["signature"])), change.get("task", str(data["task"])),
-                               change.get("build", BuildParams.from_dict(json.loads(str(data["build_params"])))),
-                               str(data["builder_version"]))
+    identity = DatasetIdentity(
+        change.get("signature", str(data["signature"])),
+        change.get("task", str(data["task"])),
+        change.get("build", BuildParams.from_dict(json.loads(str(data["build_params"])))),
+        str(data["builder_version"]),
+    )
     data.update(identity.arrays())
     if "feature_names" in change:
         data["feature_names"] = change["feature_names"]
@@ -201,63 +263,160 @@ def _with_identity(source, path, **change):
     return path
 
 
-@pytest.mark.parametrize(("change", "where", "needle"), [
-    # one file whose path says nothing: what it records is compared with the bundle's model
-    ({"signature": WEAK}, "file", f"signature: expected {STRONG}, found {WEAK} (the bundle's Q1 model)"),
-    # in a data root, where the bundle looks for Q1: the loader already refuses a record
-    # that contradicts the path
-    ({"task": "Q3"}, "root", "records task Q3 but its name says Q1 (expected Q1, found Q3)"),
-    ({"signature": WEAK}, "root", f"(expected {STRONG}, found {WEAK})"),
-    ({"build": BuildParams("fixation", 90.0, 23)}, "root",
-     "build parameters: expected mode=trajectory, rate_hz=90, theiler_window=23, found mode=fixation"),
-    ({"feature_names": np.array([f"other{i}" for i in range(10)])}, "root", "feature_names: expected ['rqa_0'"),
-])
+@pytest.mark.parametrize(
+    ("change", "where", "needle"),
+    [
+        # one file whose path says nothing: what it records is compared with the bundle's model
+        (
+            {"signature": WEAK},
+            "file",
+            f"signature: expected {STRONG}, found {WEAK} (the bundle's Q1 model)",
+        ),
+        # in a data root, where the bundle looks for Q1: the loader already refuses a record
+        # that contradicts the path
+        ({"task": "Q3"}, "root", "records task Q3 but its name says Q1 (expected Q1, found Q3)"),
+        ({"signature": WEAK}, "root", f"(expected {STRONG}, found {WEAK})"),
+        (
+            {"build": BuildParams("fixation", 90.0, 23)},
+            "root",
+            "build parameters: expected mode=trajectory, rate_hz=90, theiler_window=23, found mode=fixation",
+        ),
+        (
+            {"feature_names": np.array([f"other{i}" for i in range(10)])},
+            "root",
+            "feature_names: expected ['rqa_0'",
+        ),
+    ],
+)
 def test_features_made_otherwise_are_refused(sweep, tmp_path, capsys, change, where, needle):
     _, root, folder = sweep
     bad = tmp_path / "root" / STRONG / "Q1.npz" if where == "root" else tmp_path / "new.npz"
     _with_identity(root / STRONG / "Q1.npz", bad, **change)
     out = tmp_path / "p.csv"
     features = tmp_path / "root" if where == "root" else bad
-    refused(["predict", "--bundle", str(folder), "--features", str(features), "--out", str(out)], out, capsys,
-            str(bad), needle)
+    refused(
+        ["predict", "--bundle", str(folder), "--features", str(features), "--out", str(out)],
+        out,
+        capsys,
+        str(bad),
+        needle,
+    )
 
 
 def test_a_file_without_identity_needs_its_path_or_signature_and_task(sweep, tmp_path, capsys):
     _, root, folder = sweep
     data = np.load(root / STRONG / "Q3.npz", allow_pickle=False)
     anonymous = tmp_path / "new_subjects.npz"
-    write_npz(anonymous, X=data["X"], subject_id=data["subject_id"], feature_names=data["feature_names"])
+    write_npz(
+        anonymous, X=data["X"], subject_id=data["subject_id"], feature_names=data["feature_names"]
+    )
     out = tmp_path / "p.csv"
     argv = ["predict", "--bundle", str(folder), "--features", str(anonymous), "--out", str(out)]
     refused(argv, out, capsys, str(anonymous), "give --signature and --task")
-    refused([*argv, "--signature", WEAK, "--task", "Q3"], out, capsys,
-            f"signature: expected {STRONG}, found {WEAK} (the bundle's Q3 model)")
+    refused(
+        [*argv, "--signature", WEAK, "--task", "Q3"],
+        out,
+        capsys,
+        f"signature: expected {STRONG}, found {WEAK} (the bundle's Q3 model)",
+    )
     capsys.readouterr()
     assert main([*argv, "--signature", STRONG, "--task", "Q3"]) == 0
-    assert [r["Q3"] != "" and r["Q1"] == "" and r["subtotal"] == "" for r in rows_of(out)] == [True] * 60
+    assert [r["Q3"] != "" and r["Q1"] == "" and r["subtotal"] == "" for r in rows_of(out)] == [
+        True
+    ] * 60
     # One task: no subtotal, and the summary line does not claim one.
     assert "wrote predictions for 60 subjects (Q3) with" in capsys.readouterr().out
     # A path that says it is enough; --task against the file's own record is checked.
     (tmp_path / STRONG).mkdir()
     shutil.copy(anonymous, tmp_path / STRONG / "Q3.npz")
     out.unlink()
-    assert main(["predict", "--bundle", str(folder), "--features", str(tmp_path / STRONG / "Q3.npz"),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--bundle",
+                str(folder),
+                "--features",
+                str(tmp_path / STRONG / "Q3.npz"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     out.unlink()
-    refused(["predict", "--bundle", str(folder), "--features", str(root / STRONG / "Q3.npz"), "--task", "Q1",
-             "--out", str(out)], out, capsys, "--task Q1, but the file records Q3")
+    refused(
+        [
+            "predict",
+            "--bundle",
+            str(folder),
+            "--features",
+            str(root / STRONG / "Q3.npz"),
+            "--task",
+            "Q1",
+            "--out",
+            str(out),
+        ],
+        out,
+        capsys,
+        "--task Q1, but the file records Q3",
+    )
 
 
-def test_the_issues_case_another_signature_and_task_through_model_is_refused(sweep, tmp_path, capsys):
+def test_the_issues_case_another_signature_and_task_through_model_is_refused(
+    sweep, tmp_path, capsys
+):
     _, root, folder = sweep
     model = json.loads((folder / MANIFEST).read_text())["tasks"]["Q1"]["checkpoint_uri"]
     out = tmp_path / "p.csv"
-    refused(["predict", "--model", model, "--signature", WEAK, "--input", str(root / STRONG / "Q3.npz"),
-             "--out", str(out)], out, capsys, f"--signature {WEAK}, but the file records {STRONG}")
-    refused(["predict", "--model", model, "--signature", STRONG, "--input", str(root / STRONG / "Q3.npz"),
-             "--out", str(out)], out, capsys, "task: expected Q1, found Q3")
-    assert main(["predict", "--model", model, "--signature", STRONG, "--input", str(root / STRONG / "Q1.npz"),
-                 "--out", str(out)]) == 0
+    refused(
+        [
+            "predict",
+            "--model",
+            model,
+            "--signature",
+            WEAK,
+            "--input",
+            str(root / STRONG / "Q3.npz"),
+            "--out",
+            str(out),
+        ],
+        out,
+        capsys,
+        f"--signature {WEAK}, but the file records {STRONG}",
+    )
+    refused(
+        [
+            "predict",
+            "--model",
+            model,
+            "--signature",
+            STRONG,
+            "--input",
+            str(root / STRONG / "Q3.npz"),
+            "--out",
+            str(out),
+        ],
+        out,
+        capsys,
+        "task: expected Q1, found Q3",
+    )
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                model,
+                "--signature",
+                STRONG,
+                "--input",
+                str(root / STRONG / "Q1.npz"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
 
 
 def test_a_changed_weights_file_and_a_newer_format_are_refused(sweep, tmp_path, capsys):
@@ -290,9 +449,11 @@ def test_bundle_refuses_to_overwrite_a_folder_that_is_not_a_bundle(sweep, tmp_pa
 
 def test_the_bundle_loads_and_predicts_without_ray(sweep, tmp_path):
     _, root, folder = sweep
-    code = (f"import sys\nfrom mmse_model.bundle.run import predict_with_bundle\n"
-            f"print(predict_with_bundle({str(folder)!r}, {str(tmp_path / 'p.csv')!r}, features={str(root)!r}))\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'ray_jobs')))\n")
+    code = (
+        f"import sys\nfrom mmse_model.bundle.run import predict_with_bundle\n"
+        f"print(predict_with_bundle({str(folder)!r}, {str(tmp_path / 'p.csv')!r}, features={str(root)!r}))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'ray_jobs')))\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
@@ -315,7 +476,9 @@ def _bundle_for_built_features(folder, tmp_path, **change):
     return copy
 
 
-def test_predict_from_recordings_equals_predict_from_the_features_built_from_them(sweep, tmp_path, capsys):
+def test_predict_from_recordings_equals_predict_from_the_features_built_from_them(
+    sweep, tmp_path, capsys
+):
     from mmse_model.features.build import build_datasets, run_in_process
     from mmse_model.synth.cohort import synthesize
 
@@ -324,25 +487,72 @@ def test_predict_from_recordings_equals_predict_from_the_features_built_from_the
     cohort = tmp_path / "cohort"
     synthesize(cohort, n_subjects=5, seed=4, duration_s=(4.0, 6.0))
     built = tmp_path / "built"
-    build_datasets(cohort / "recordings", cohort / "labels.csv", [STRONG], built, "trajectory", run_in_process)
+    build_datasets(
+        cohort / "recordings", cohort / "labels.csv", [STRONG], built, "trajectory", run_in_process
+    )
     from_features, from_recordings = tmp_path / "f.csv", tmp_path / "r.csv"
-    assert main(["predict", "--bundle", str(bundle), "--features", str(built), "--out", str(from_features)]) == 0
-    assert main(["predict", "--bundle", str(bundle), "--recordings", str(cohort / "recordings"),
-                 "--out", str(from_recordings)]) == 0
-    assert "wrote predictions for 5 subjects (Q1, Q2, Q3, Q4, Q5; subtotal for 5)" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "predict",
+                "--bundle",
+                str(bundle),
+                "--features",
+                str(built),
+                "--out",
+                str(from_features),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "predict",
+                "--bundle",
+                str(bundle),
+                "--recordings",
+                str(cohort / "recordings"),
+                "--out",
+                str(from_recordings),
+            ]
+        )
+        == 0
+    )
+    assert (
+        "wrote predictions for 5 subjects (Q1, Q2, Q3, Q4, Q5; subtotal for 5)"
+        in capsys.readouterr().out
+    )
     assert from_recordings.read_text() == from_features.read_text()
-    assert [r["subject_id"] for r in rows_of(from_recordings)] == sorted(p.name for p in (cohort / "recordings").iterdir())
+    assert [r["subject_id"] for r in rows_of(from_recordings)] == sorted(
+        p.name for p in (cohort / "recordings").iterdir()
+    )
 
 
-def test_recordings_are_refused_when_this_code_would_build_their_features_otherwise(sweep, tmp_path, capsys):
+def test_recordings_are_refused_when_this_code_would_build_their_features_otherwise(
+    sweep, tmp_path, capsys
+):
     _, _, folder = sweep
-    bundle = _bundle_for_built_features(folder, tmp_path, build_params={"mode": "trajectory", "rate_hz": 60.0,
-                                                                        "theiler_window": 15})
+    bundle = _bundle_for_built_features(
+        folder, tmp_path, build_params={"mode": "trajectory", "rate_hz": 60.0, "theiler_window": 15}
+    )
     (tmp_path / "recordings" / "S1").mkdir(parents=True)
     out = tmp_path / "p.csv"
-    refused(["predict", "--bundle", str(bundle), "--recordings", str(tmp_path / "recordings"), "--out", str(out)],
-            out, capsys, "features built with mode=trajectory, rate_hz=60, theiler_window=15; this code builds "
-            "mode=trajectory, rate_hz=90, theiler_window=23")
+    refused(
+        [
+            "predict",
+            "--bundle",
+            str(bundle),
+            "--recordings",
+            str(tmp_path / "recordings"),
+            "--out",
+            str(out),
+        ],
+        out,
+        capsys,
+        "features built with mode=trajectory, rate_hz=60, theiler_window=15; this code builds "
+        "mode=trajectory, rate_hz=90, theiler_window=23",
+    )
 
 
 def test_the_demos_held_out_check_measures_the_coverage_the_sweep_reported(sweep, tmp_path):
@@ -363,13 +573,36 @@ def test_subject_ids_of_a_features_csv_stay_as_written(sweep, tmp_path):
     data = np.load(root / STRONG / "Q1.npz", allow_pickle=False)
     path = tmp_path / "features.csv"
     lines = ["subject_id," + ",".join(str(n) for n in data["feature_names"])]
-    lines += [f"{sid}," + ",".join(repr(float(v)) for v in row) for sid, row in zip(["007", "1e3", "0042"], data["X"])]
+    lines += [
+        f"{sid}," + ",".join(repr(float(v)) for v in row)
+        for sid, row in zip(["007", "1e3", "0042"], data["X"])
+    ]
     path.write_text("\n".join(lines) + "\n")
     out = tmp_path / "p.csv"
-    assert main(["predict", "--bundle", str(folder), "--features", str(path), "--signature", STRONG, "--task", "Q1",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--bundle",
+                str(folder),
+                "--features",
+                str(path),
+                "--signature",
+                STRONG,
+                "--task",
+                "Q1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = rows_of(out)
-    assert [r["subject_id"] for r in rows] == ["007", "1e3", "0042"] and list(rows[0])[1:4] == ["Q1", "Q1_lo", "Q1_hi"]
+    assert [r["subject_id"] for r in rows] == ["007", "1e3", "0042"] and list(rows[0])[1:4] == [
+        "Q1",
+        "Q1_lo",
+        "Q1_hi",
+    ]
 
 
 def test_bundle_refuses_an_unfinished_sweep_and_data_it_did_not_train_on(sweep, tmp_path, capsys):
@@ -382,8 +615,18 @@ def test_bundle_refuses_an_unfinished_sweep_and_data_it_did_not_train_on(sweep, 
         (copy / "summary.json").write_text(json.dumps({**summary, **changes}))
         return ["bundle", str(copy), "--data", str(root), "--out", str(tmp_path / "b")]
 
-    refused(bundle_with(failed_trials=["t_Q1"]), tmp_path / "b", capsys, "the sweep did not finish (1 trials failed)")
+    refused(
+        bundle_with(failed_trials=["t_Q1"]),
+        tmp_path / "b",
+        capsys,
+        "the sweep did not finish (1 trials failed)",
+    )
     provenance = {**summary.get("provenance", {}), "data_fingerprint": "0" * 64}
-    refused(bundle_with(provenance=provenance), tmp_path / "b", capsys, f"{root}: not the data the sweep trained on")
+    refused(
+        bundle_with(provenance=provenance),
+        tmp_path / "b",
+        capsys,
+        f"{root}: not the data the sweep trained on",
+    )
     provenance["data_fingerprint"] = data_fingerprint(root)
     assert main(bundle_with(provenance=provenance)) == 0 and (tmp_path / "b" / MANIFEST).exists()

@@ -23,7 +23,9 @@ from tests.test_trainer import Recorder
 @pytest.fixture(scope="module")
 def outcome(data_root):
     """Two signatures packed in one run, with batch-norm (running statistics to carry)."""
-    config = Config().with_overrides(["split.folds=3", "training.epochs=6", "arch.use_batch_norm=true"])
+    config = Config().with_overrides(
+        ["split.folds=3", "training.epochs=6", "arch.use_batch_norm=true"]
+    )
     return train_run(RunSpec(str(data_root), (SIG, WEAK_SIG), "Q1", config), Recorder())
 
 
@@ -52,7 +54,9 @@ def test_ensemble_of_one_signature_predicts_in_points(outcome, signature):
     np.testing.assert_allclose(ensemble.predict(data.X[rows]), pred_folds.mean(axis=0))
     metrics = evaluate_on_test(outcome.checkpoint, data, split, signature)
     assert metrics["n"] == len(split.test_subjects)
-    assert {"rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept"} <= set(metrics)
+    assert {"rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept"} <= set(
+        metrics
+    )
     with pytest.raises(CheckpointError, match="name one"):
         FoldEnsemble.from_checkpoint(outcome.checkpoint)
     with pytest.raises(CheckpointError, match="holds no signature 'm9_tau1_eps1_lmin2'"):
@@ -100,7 +104,9 @@ def test_corrupt_foreign_and_future_checkpoints_are_clear_errors(tmp_path, outco
     del payload["states"]
     payload["surprise"] = 1
     torch.save(payload, broken / "model.pt")
-    with pytest.raises(CheckpointError, match=r"broken/model.pt: (states: missing|surprise: unknown key)"):
+    with pytest.raises(
+        CheckpointError, match=r"broken/model.pt: (states: missing|surprise: unknown key)"
+    ):
         load_checkpoint(broken)
 
     with pytest.raises(CheckpointError, match="no such checkpoint"):

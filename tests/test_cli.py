@@ -42,37 +42,63 @@ print(json.dumps({"helps": helps, "heavy": heavy}))
 
 
 def test_help_of_every_command_imports_neither_torch_nor_ray():
-    done = subprocess.run([sys.executable, "-c", HELP_OF_EVERY_COMMAND], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", HELP_OF_EVERY_COMMAND], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["heavy"] == []
     helps = report["helps"]
-    assert {"", "train", "sweep", "predict", "bundle", "dashboard", "demo", "data", "data synth",
-            "data build"} <= set(helps)
-    assert "--bundle" in helps["predict"] and "--recordings" in helps["predict"] and "--features" in helps["predict"]
+    assert {
+        "",
+        "train",
+        "sweep",
+        "predict",
+        "bundle",
+        "dashboard",
+        "demo",
+        "data",
+        "data synth",
+        "data build",
+    } <= set(helps)
+    assert (
+        "--bundle" in helps["predict"]
+        and "--recordings" in helps["predict"]
+        and "--features" in helps["predict"]
+    )
     # Each help is that command's, with its options (they come from ray_jobs/options.py and
     # build_datasets.py without importing the modules that run them).
-    assert "--no-ray" in helps["train"] and "--sig" in helps["train"] and "--storage" in helps["train"]
+    assert (
+        "--no-ray" in helps["train"] and "--sig" in helps["train"] and "--storage" in helps["train"]
+    )
     assert "--resume" in helps["sweep"] and "--config" in helps["sweep"]
     assert "--recordings" in helps["data build"] and "--mode" in helps["data build"]
     assert "usage: mmse [-h]" in helps[""]
 
 
 def test_the_console_script_prints_help_without_torch_or_ray():
-    code = ("import runpy, sys\nsys.argv = ['mmse', 'sweep', '--help']\n"
-            "try:\n    runpy.run_module('mmse_app', run_name='__main__')\nexcept SystemExit as exc:\n"
-            "    assert exc.code == 0\n"
-            "print('torch' in sys.modules, 'ray' in sys.modules)\n")
+    code = (
+        "import runpy, sys\nsys.argv = ['mmse', 'sweep', '--help']\n"
+        "try:\n    runpy.run_module('mmse_app', run_name='__main__')\nexcept SystemExit as exc:\n"
+        "    assert exc.code == 0\n"
+        "print('torch' in sys.modules, 'ray' in sys.modules)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage: mmse sweep" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "False False"
 
 
-@pytest.mark.parametrize(("error", "status"), [
-    (InputError("a.npz: bad"), 2), (DataError("a.npz: bad"), 2), (CheckpointError("m.pt: bad"), 2),
-    (RunFailure("storage s3://b: reading failed"), 1), (ValueError("a bug"), None),
-])
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (InputError("a.npz: bad"), 2),
+        (DataError("a.npz: bad"), 2),
+        (CheckpointError("m.pt: bad"), 2),
+        (RunFailure("storage s3://b: reading failed"), 1),
+        (ValueError("a bug"), None),
+    ],
+)
 def test_one_map_from_error_to_exit_status(error, status, capsys):
     assert exit_status(error) == status
 
@@ -103,6 +129,9 @@ def test_cli_usage_error_and_bad_input_exit_2_with_one_line(capsys):
 
     assert main(["train", "--no-ray"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("mmse: error: mmse train: the following arguments are required") and err.count("\n") == 1
+    assert (
+        err.startswith("mmse: error: mmse train: the following arguments are required")
+        and err.count("\n") == 1
+    )
     assert main(["dashboard", "somewhere", "--port", "70000"]) == 2
     assert capsys.readouterr().err == "mmse: error: --port 70000: expected 0..65535\n"

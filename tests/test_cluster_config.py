@@ -38,7 +38,9 @@ def test_valid_for_rays_own_schema(name):
     from ray.autoscaler._private.util import prepare_config, validate_config
 
     raw = load(name)
-    schema_path = Path(__import__("ray.autoscaler", fromlist=["x"]).__file__).with_name("ray-schema.json")
+    schema_path = Path(__import__("ray.autoscaler", fromlist=["x"]).__file__).with_name(
+        "ray-schema.json"
+    )
     jsonschema.validate(raw, json.loads(schema_path.read_text()))
     validate_config(prepare_config(raw))  # what `ray up` runs before it contacts the provider
 
@@ -77,17 +79,32 @@ def node_types(name: str) -> list[NodeType]:
 
     config = load(name)
     if config["provider"]["type"] != "local":
-        return [NodeType(type_name, type_name == config["head_node_type"], dict(spec["resources"]),
-                         dict(spec.get("labels", {})), 1 if type_name == config["head_node_type"] else spec["max_workers"])
-                for type_name, spec in config["available_node_types"].items()]
+        return [
+            NodeType(
+                type_name,
+                type_name == config["head_node_type"],
+                dict(spec["resources"]),
+                dict(spec.get("labels", {})),
+                1 if type_name == config["head_node_type"] else spec["max_workers"],
+            )
+            for type_name, spec in config["available_node_types"].items()
+        ]
     types = []
-    for kind, commands, count in (("head", config["head_start_ray_commands"], 1),
-                                  ("worker", config["worker_start_ray_commands"], len(config["provider"]["worker_ips"]))):
+    for kind, commands, count in (
+        ("head", config["head_start_ray_commands"], 1),
+        ("worker", config["worker_start_ray_commands"], len(config["provider"]["worker_ips"])),
+    ):
         [(_, options)] = ray_starts(commands)
-        resources = {"CPU": UNKNOWN if options["num_cpus"] is None else options["num_cpus"],
-                     "GPU": UNKNOWN if options["num_gpus"] is None else options["num_gpus"],
-                     **json.loads(options["resources"] or "{}")}
-        types.append(NodeType(kind, kind == "head", resources, parse_node_labels_string(options["labels"]), count))
+        resources = {
+            "CPU": UNKNOWN if options["num_cpus"] is None else options["num_cpus"],
+            "GPU": UNKNOWN if options["num_gpus"] is None else options["num_gpus"],
+            **json.loads(options["resources"] or "{}"),
+        }
+        types.append(
+            NodeType(
+                kind, kind == "head", resources, parse_node_labels_string(options["labels"]), count
+            )
+        )
     return types
 
 
@@ -103,7 +120,9 @@ def label_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def fits(bundle: dict[str, float], selector: dict[str, str] | None, node: NodeType) -> bool:
-    return all(node.resources.get(k, 0.0) >= v for k, v in bundle.items()) and label_matches(selector or {}, node.labels)
+    return all(node.resources.get(k, 0.0) >= v for k, v in bundle.items()) and label_matches(
+        selector or {}, node.labels
+    )
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +139,9 @@ def test_trials_train_on_the_gpu_workers_and_never_on_the_head(name, gpu_sweep):
 def test_the_file_uses_train_runs_with_trials_on_the_head(name, gpu_sweep):
     from ray_jobs.train import in_trial
 
-    assert not in_trial(gpu_sweep.base_config().ray) and gpu_sweep.resources.trial_resources == {"mmse_trial_host": 1}
+    assert not in_trial(gpu_sweep.base_config().ray) and gpu_sweep.resources.trial_resources == {
+        "mmse_trial_host": 1
+    }
 
 
 @pytest.mark.parametrize("name", CLUSTER_FILES)
@@ -148,10 +169,18 @@ def check_placement(name: str, sweep) -> None:
         # The trial actor trains: its one bundle (its own share and its worker's, a GPU
         # among them) and its worker's labels fit every GPU worker type and never the head.
         trial, selector = trial_bundle(sweep), trial_label_selector(sweep)
-        assert trial["GPU"] == ray_cfg.gpus_per_worker and selector == worker_label_selector(ray_cfg)
+        assert trial["GPU"] == ray_cfg.gpus_per_worker and selector == worker_label_selector(
+            ray_cfg
+        )
         assert not fits(trial, selector, head[0]), (trial, selector, head[0])
-        assert [t for t in workers if fits(trial, selector, t)] == workers, (trial, selector, workers)
-        per_node = [min(t.resources.get(k, 0.0) // v for k, v in trial.items() if v) for t in workers]
+        assert [t for t in workers if fits(trial, selector, t)] == workers, (
+            trial,
+            selector,
+            workers,
+        )
+        per_node = [
+            min(t.resources.get(k, 0.0) // v for k, v in trial.items() if v) for t in workers
+        ]
         assert sum(n * t.max_count for n, t in zip(per_node, workers)) >= concurrent
         return
     trial = trial_resources(sweep)
@@ -171,13 +200,19 @@ def check_placement(name: str, sweep) -> None:
     cluster_gpus = sum(t.max_count * t.resources.get("GPU", 0.0) for t in train_types)
     assert concurrent * per_trial_gpus <= cluster_gpus
     per_node = [min(t.resources.get(k, 0.0) // v for k, v in worker.items()) for t in train_types]
-    assert sum(n * t.max_count for n, t in zip(per_node, train_types)) >= concurrent * ray_cfg.num_workers
+    assert (
+        sum(n * t.max_count for n, t in zip(per_node, train_types))
+        >= concurrent * ray_cfg.num_workers
+    )
 
 
 def test_the_autoscaler_can_grow_and_shrink_the_gpu_workers():
     config = load("cluster.yaml")
     gpu = config["available_node_types"]["gpu_worker"]
-    assert gpu["resources"]["GPU"] == 1 and gpu["min_workers"] == 0 < gpu["max_workers"] <= config["max_workers"]
+    assert (
+        gpu["resources"]["GPU"] == 1
+        and gpu["min_workers"] == 0 < gpu["max_workers"] <= config["max_workers"]
+    )
     assert config["available_node_types"][config["head_node_type"]]["resources"].get("GPU", 0) == 0
 
 
@@ -189,18 +224,33 @@ def test_dashboard_private_token_auth_on_and_no_keys(name):
     workers = ray_starts(config["worker_start_ray_commands"])
     assert len(heads) == 1 and len(workers) == 1
     env, options = heads[0]
-    assert options["head"] and options["dashboard_host"] in (None, "127.0.0.1", "localhost"), options["dashboard_host"]
+    assert options["head"] and options["dashboard_host"] in (None, "127.0.0.1", "localhost"), (
+        options["dashboard_host"]
+    )
     for env, _ in heads + workers:
         assert env.get("RAY_AUTH_MODE") == "token", env
     assert "RAY_AUTH_MODE=disabled" not in text
-    token_targets = [remote for remote, local in config["file_mounts"].items() if local.endswith(".ray/auth_token")]
+    token_targets = [
+        remote
+        for remote, local in config["file_mounts"].items()
+        if local.endswith(".ray/auth_token")
+    ]
     assert token_targets and all(t.endswith(".ray/auth_token") for t in token_targets)
     # The package is installed on every node.
-    commands = config.get("setup_commands", []) + config.get("head_setup_commands", []) + config.get("worker_setup_commands", [])
+    commands = (
+        config.get("setup_commands", [])
+        + config.get("head_setup_commands", [])
+        + config.get("worker_setup_commands", [])
+    )
     assert any("pip install" in c and "-e ~/mmse-model" in c for c in commands)
     # No key in the settings: S3 access comes from an instance role or a credentials file.
     settings = yaml.safe_dump(config)  # without the comments
-    for word in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "aws_secret_access_key"):
+    for word in (
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SESSION_TOKEN",
+        "aws_secret_access_key",
+    ):
         assert word.lower() not in settings.lower(), word
 
 

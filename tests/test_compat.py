@@ -44,14 +44,27 @@ ORIGINAL_CONFIG = {
 def test_the_basic_training_example(data_root, tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(ORIGINAL_CONFIG))
     with open(tmp_path / "config.yaml") as handle:
-        trainer = QTrainer(q_tag="Q1", rqa_sig="m2_tau1_eps0.055_lmin2", config=yaml.safe_load(handle), device="cpu")
+        trainer = QTrainer(
+            q_tag="Q1",
+            rqa_sig="m2_tau1_eps0.055_lmin2",
+            config=yaml.safe_load(handle),
+            device="cpu",
+        )
     assert trainer.config.split.folds == 3  # the config's val_split 0.3: K = round(1 / 0.3)
-    result = trainer.fit(npz_path=Path(data_root / "m2_tau1_eps0.055_lmin2" / "Q1.npz"), epochs=40, batch_size=16,
-                         val_split=0.3)
+    result = trainer.fit(
+        npz_path=Path(data_root / "m2_tau1_eps0.055_lmin2" / "Q1.npz"),
+        epochs=40,
+        batch_size=16,
+        val_split=0.3,
+    )
     assert f"{result['best_val_loss']:.4f}" == f"{trainer.best_val_loss:.4f}"
     assert result["success"] and trainer.outcome.checkpoint.folds == 3
     history = result["history"]
-    assert history["epochs"] == list(range(1, result["final_epoch"] + 1)) == list(range(1, trainer.current_epoch + 1))
+    assert (
+        history["epochs"]
+        == list(range(1, result["final_epoch"] + 1))
+        == list(range(1, trainer.current_epoch + 1))
+    )
     assert result["best_val_loss"] == history["val_loss"][result["best_epoch"] - 1]
     assert result["best_val_loss"] <= min(history["val_loss"]) + Config().early_stopping.min_delta
     best = result["final_metrics"]["mean"]
@@ -60,7 +73,9 @@ def test_the_basic_training_example(data_root, tmp_path):
     assert best["mape"] == pytest.approx(100 * best["mae"] / 5, rel=0.05)
 
 
-def test_the_custom_config_example_is_refused_for_a_label_that_is_not_the_datas_signature(data_root, tmp_path):
+def test_the_custom_config_example_is_refused_for_a_label_that_is_not_the_datas_signature(
+    data_root, tmp_path
+):
     custom_config = {
         "arch": {"h1": 64, "h2": 32, "dropout": 0.3, "use_batch_norm": True},
         "training": {"lr": 0.0005, "batch_size": 32},
@@ -71,9 +86,14 @@ def test_the_custom_config_example_is_refused_for_a_label_that_is_not_the_datas_
         arrays = {key: archive[key] for key in ("X", "y", "subject_id", "feature_names")}
     npz_path = atomic.write_npz(tmp_path / SIG / "Q3.npz", arrays)
     trainer = QTrainer("Q3", "custom_config", custom_config)
-    with pytest.raises(DataError, match=rf"Q3.npz: file is for signature {SIG}, trainer for custom_config \(its path\)$"):
+    with pytest.raises(
+        DataError,
+        match=rf"Q3.npz: file is for signature {SIG}, trainer for custom_config \(its path\)$",
+    ):
         trainer.fit(npz_path, epochs=200)
-    with pytest.raises(DataError, match=rf"file is for signature {SIG}, trainer for {WEAK_SIG} \(its path\)"):
+    with pytest.raises(
+        DataError, match=rf"file is for signature {SIG}, trainer for {WEAK_SIG} \(its path\)"
+    ):
         QTrainer("Q3", WEAK_SIG, custom_config).fit(npz_path, epochs=200)
     result = QTrainer("Q3", SIG, custom_config).fit(npz_path, epochs=3, val_split=0.25)
     assert result["final_epoch"] == 3 and len(result["history"]["lr"]) == 3
@@ -91,14 +111,24 @@ def _with_identity(source: Path, target: Path, signature: str, task: str) -> Pat
 def test_rqa_sig_is_checked_against_the_recorded_identity_first(data_root, tmp_path):
     good = _with_identity(data_root / SIG / "Q1.npz", tmp_path / SIG / "Q1.npz", SIG, "Q1")
     assert QTrainer("Q1", SIG, Config()).fit(good, epochs=2, folds=3)["final_epoch"] == 2
-    with pytest.raises(DataError, match=rf"file is for signature {SIG}, trainer for {WEAK_SIG} \(its recorded identity\)"):
+    with pytest.raises(
+        DataError,
+        match=rf"file is for signature {SIG}, trainer for {WEAK_SIG} \(its recorded identity\)",
+    ):
         QTrainer("Q1", WEAK_SIG, Config()).fit(good)
     # Its folder says WEAK_SIG, the data says SIG: the data's word counts.
     moved = _with_identity(data_root / SIG / "Q1.npz", tmp_path / WEAK_SIG / "Q1.npz", SIG, "Q1")
-    with pytest.raises(DataError, match=rf"{WEAK_SIG}/Q1.npz: file is for signature {SIG}, trainer for {WEAK_SIG} \(its recorded identity\)"):
+    with pytest.raises(
+        DataError,
+        match=rf"{WEAK_SIG}/Q1.npz: file is for signature {SIG}, trainer for {WEAK_SIG} \(its recorded identity\)",
+    ):
         QTrainer("Q1", WEAK_SIG, Config()).fit(moved)
-    other_task = _with_identity(data_root / SIG / "Q1.npz", tmp_path / "b" / SIG / "Q1.npz", SIG, "Q3")
-    with pytest.raises(ValueError, match=r"file is for task Q3, trainer for Q1 \(its recorded identity\)"):
+    other_task = _with_identity(
+        data_root / SIG / "Q1.npz", tmp_path / "b" / SIG / "Q1.npz", SIG, "Q3"
+    )
+    with pytest.raises(
+        ValueError, match=r"file is for task Q3, trainer for Q1 \(its recorded identity\)"
+    ):
         QTrainer("Q1", SIG, Config()).fit(other_task)
 
 
@@ -126,7 +156,10 @@ def test_make_loaders_and_a_hand_written_loop_with_the_original_callbacks(data_r
     # Subject-grouped: 24 of 120 subjects held out for testing, fold 0 of 5 validates.
     data = EyeDataset(npz_path).data
     split = make_split(data.subject_ids, data.y, 5, 0.2, 42)
-    assert len(val_y) == list(split.fold_of_subject.values()).count(0) == 20 and len(train_y) == 120 - 24 - 20
+    assert (
+        len(val_y) == list(split.fold_of_subject.values()).count(0) == 20
+        and len(train_y) == 120 - 24 - 20
+    )
     # X standardised with the training rows' statistics; y in [0, 1] by the 0-5 range.
     np.testing.assert_allclose(train_X.mean(0).numpy(), 0.0, atol=1e-5)
     np.testing.assert_allclose(train_X.std(0, unbiased=False).numpy(), 1.0, atol=1e-4)
@@ -161,7 +194,13 @@ def test_make_loaders_and_a_hand_written_loop_with_the_original_callbacks(data_r
             for batch_x, batch_y in val_loader:
                 val_metrics.update(batch_y, model(batch_x))
         val_losses[epoch] = val_metrics.compute()["mse"]
-        logs = {"epoch": epoch, "val_loss": val_losses[epoch], "model": model, "optimizer": optimizer, "config": config}
+        logs = {
+            "epoch": epoch,
+            "val_loss": val_losses[epoch],
+            "model": model,
+            "optimizer": optimizer,
+            "config": config,
+        }
         stopper.on_epoch_end(epoch, logs)
         saver.on_epoch_end(epoch, logs)
         if stopper.should_stop():
@@ -176,7 +215,9 @@ def test_make_loaders_and_a_hand_written_loop_with_the_original_callbacks(data_r
             running, improved = value, [*improved, e]
     assert sorted(int(p.stem.split("_")[1]) for p in tmp_path.glob("best_*.pt")) == improved
     saved = torch.load(tmp_path / f"best_{improved[-1]}.pt", weights_only=True)
-    assert saved["epoch"] == improved[-1] and saved["loss"] == saver.best_score == min(val_losses.values())
+    assert saved["epoch"] == improved[-1] and saved["loss"] == saver.best_score == min(
+        val_losses.values()
+    )
     assert saved["config"]["arch"]["h1"] == 64 and saved["optimizer_state_dict"]["state"]
 
     stopper.restore_model(model)
@@ -197,5 +238,7 @@ def test_make_loaders_and_a_hand_written_loop_with_the_original_callbacks(data_r
     assert 0.4 < points["rmse"] < 1.5 and points["r2"] > 0.0 and points["pearson_r"] > 0.3
     # MAPE relative to the range: the same on both scales, finite though some true scores are 0.
     assert (t == 0).any() and points["mape"] == pytest.approx(scaled["mape"], rel=1e-6)
-    assert points["mape"] == pytest.approx(100 * points["mae"] / 5, rel=1e-9) and points["mape"] < 40
+    assert (
+        points["mape"] == pytest.approx(100 * points["mae"] / 5, rel=1e-9) and points["mape"] < 40
+    )
     assert MetricsCalculator().compute() == {}

@@ -26,8 +26,15 @@ from mmse_app.dashboard import write_dashboard
 from tests.fixtures.synthetic_sweep import many_signatures, write_synthetic_sweep
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def _browser_or_skip():
@@ -50,8 +57,16 @@ def _browser_or_skip():
 def sweep(tmp_path_factory):
     # 3 signatures x 2 tasks x 5 samples, one signature per trial: 30 trials, several stopped
     # by ASHA (max_t 12, grace 2, reduction 2: rungs 2, 4, 8), one failed, two early-stopped.
-    return write_synthetic_sweep(tmp_path_factory.mktemp("browser") / "browser_sweep", signatures=many_signatures(3),
-                                 signatures_per_trial=1, samples=5, max_t=12, errored=1, early_stopped=2, contract=True)
+    return write_synthetic_sweep(
+        tmp_path_factory.mktemp("browser") / "browser_sweep",
+        signatures=many_signatures(3),
+        signatures_per_trial=1,
+        samples=5,
+        max_t=12,
+        errored=1,
+        early_stopped=2,
+        contract=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -100,18 +115,29 @@ def browser_page(browser, sweep):
 def test_one_cell_per_signature_and_task(browser_page, sweep):
     page, _, _ = browser_page
     cells = page.eval_on_selector_all(
-        "#heatmap td.cell", "tds => tds.map(td => [td.dataset.signature, td.dataset.task, td.dataset.verdict])")
-    assert sorted((s, t) for s, t, _ in cells) == sorted((s, t) for s in sweep.signatures for t in sweep.tasks)
+        "#heatmap td.cell",
+        "tds => tds.map(td => [td.dataset.signature, td.dataset.task, td.dataset.verdict])",
+    )
+    assert sorted((s, t) for s, t, _ in cells) == sorted(
+        (s, t) for s in sweep.signatures for t in sweep.tasks
+    )
     assert page.locator("#heatmap td.cell[data-winner=true]").count() == len(sweep.tasks)
     # A verdict mark on each task's winner only; Q3's Ridge (the declared comparator) beats its winner.
     marked = page.eval_on_selector_all(
-        "#heatmap td.cell", "tds => tds.filter(td => td.querySelector('.mark')).map(td => [td.dataset.task, td.dataset.winner])")
+        "#heatmap td.cell",
+        "tds => tds.filter(td => td.querySelector('.mark')).map(td => [td.dataset.task, td.dataset.winner])",
+    )
     assert sorted(map(tuple, marked)) == [("Q1", "true"), ("Q3", "true")]
     winners = {(sweep.summary["tasks"][t]["winner"]["signature"], t) for t in sweep.tasks}
     assert {t: v for s, t, v in cells if (s, t) in winners} == {"Q1": "better", "Q3": "worse"}
     assert {v for s, t, v in cells if (s, t) not in winners} == {"none"}
-    heads = page.eval_on_selector_all("#heatmap th.task", "ths => ths.map(th => [th.dataset.task, th.textContent])")
-    assert [tuple(h) for h in heads] == [("Q1", "Q1✓ better than Ridge"), ("Q3", "Q3✗ Ridge better")]
+    heads = page.eval_on_selector_all(
+        "#heatmap th.task", "ths => ths.map(th => [th.dataset.task, th.textContent])"
+    )
+    assert [tuple(h) for h in heads] == [
+        ("Q1", "Q1✓ better than Ridge"),
+        ("Q3", "Q3✗ Ridge better"),
+    ]
     assert "unadjusted for the 2 tasks" in page.text_content("#heatmap-note")
 
 
@@ -119,12 +145,20 @@ def test_a_click_on_a_cell_shows_exactly_its_trials(browser_page, sweep):
     page, _, _ = browser_page
     for signature, task in [(sweep.signatures[1], "Q3"), (sweep.signatures[0], "Q1")]:
         page.click(f'#heatmap td.cell[data-signature="{signature}"][data-task="{task}"]')
-        expected = sorted(r.trial_id for r in sweep.rows if r.signature == signature and r.task == task)
-        listed = page.eval_on_selector_all("#cell-trials tbody tr", "trs => trs.map(tr => tr.dataset.trialId)")
+        expected = sorted(
+            r.trial_id for r in sweep.rows if r.signature == signature and r.task == task
+        )
+        listed = page.eval_on_selector_all(
+            "#cell-trials tbody tr", "trs => trs.map(tr => tr.dataset.trialId)"
+        )
         assert sorted(listed) == expected
-        plotted = page.evaluate("() => document.getElementById('cell-plot').data.map(t => t.meta.trial_id)")
+        plotted = page.evaluate(
+            "() => document.getElementById('cell-plot').data.map(t => t.meta.trial_id)"
+        )
         assert sorted(plotted) == expected
-        assert page.text_content("#cell-title").startswith(f"{task} × {signature}: {len(expected)} trials")
+        assert page.text_content("#cell-title").startswith(
+            f"{task} × {signature}: {len(expected)} trials"
+        )
         assert page.locator("#heatmap td.selected").count() == 1
 
 
@@ -151,9 +185,13 @@ def test_trials_asha_stopped_end_at_a_rung(browser_page, sweep):
         assert sorted(trace["trials"]) == sorted(stopped)
         assert ends == [stopped[t].last_epoch for t in trace["trials"]]
         assert set(ends) <= set(sweep.rungs)
-        shapes = page.evaluate("() => document.getElementById('curves-plot').layout.shapes.map(s => s.x0)")
+        shapes = page.evaluate(
+            "() => document.getElementById('curves-plot').layout.shapes.map(s => s.x0)"
+        )
         assert shapes == list(sweep.rungs)
-        counts = page.eval_on_selector_all("#rung-counts tbody tr", "trs => trs.map(tr => +tr.cells[1].textContent)")
+        counts = page.eval_on_selector_all(
+            "#rung-counts tbody tr", "trs => trs.map(tr => +tr.cells[1].textContent)"
+        )
         mine = [t for t in sweep.trials if t.task == task]
         assert counts == [sum(t.last_epoch >= r for t in mine) for r in sweep.rungs]
     assert any(t.status == "asha" for t in sweep.trials)
@@ -169,31 +207,74 @@ def test_the_synthetic_banner_and_the_new_sections(browser_page, sweep):
     assert summary["tasks"]["Q1"]["nested_estimate"]["label"] in page.text_content("#nested-note")
     q1 = summary["tasks"]["Q1"]
     ridge = q1["nested_estimate"]["models"]["ridge"]
-    row = page.eval_on_selector('#nested-table tr[data-task="Q1"][data-model="ridge"]', "tr => Array.from(tr.cells).map(c => c.textContent)")
+    row = page.eval_on_selector(
+        '#nested-table tr[data-task="Q1"][data-model="ridge"]',
+        "tr => Array.from(tr.cells).map(c => c.textContent)",
+    )
     assert row[3] == f"{ridge['rmse_mean']:.3f} ({ridge['rmse_sd']:.3f})"
     # Coverage per task and for the subtotal, with the Wilson interval to as many decimals.
-    coverage = page.eval_on_selector_all("#coverage-table tbody tr", "trs => trs.map(tr => [tr.dataset.task, tr.cells[2].textContent])")
-    assert [tuple(c) for c in coverage] == [("Q1", "85.0 % [64.0, 94.8] %"), ("Q3", "85.0 % [64.0, 94.8] %"),
-                                            ("subtotal", "90.0 % [69.9, 97.2] %")]
+    coverage = page.eval_on_selector_all(
+        "#coverage-table tbody tr",
+        "trs => trs.map(tr => [tr.dataset.task, tr.cells[2].textContent])",
+    )
+    assert [tuple(c) for c in coverage] == [
+        ("Q1", "85.0 % [64.0, 94.8] %"),
+        ("Q3", "85.0 % [64.0, 94.8] %"),
+        ("subtotal", "90.0 % [69.9, 97.2] %"),
+    ]
     # The subtotal: its interval, calibration, AUC and the plot of the summed scores.
-    cells = page.eval_on_selector_all("#subtotal-table tbody td", "tds => tds.map(td => td.textContent)")
+    cells = page.eval_on_selector_all(
+        "#subtotal-table tbody td", "tds => tds.map(td => td.textContent)"
+    )
     # (JavaScript's toFixed rounds an exact tie up: 1.0625 is 1.063, 0.875 is 0.88.)
-    assert cells == ["20", "1.750 [1.375, 2.125]", "1.375 [1.063, 1.688]", "0.500", "0.750", "0.88", "0.50"]
+    assert cells == [
+        "20",
+        "1.750 [1.375, 2.125]",
+        "1.375 [1.063, 1.688]",
+        "0.500",
+        "0.750",
+        "0.88",
+        "0.50",
+    ]
     assert "AUC of the predicted subtotal" in page.text_content("#auc-line")
     assert "0.813 [0.688, 0.938]" in page.text_content("#auc-line")
     assert page.evaluate("() => document.getElementById('subtotal-plot').data.length") == 3
     assert "range 0–8" in page.text_content("#subtotal-note")
     # Training N, outcomes, excluded recordings, per-group error.
     assert "excluded: 3 (from summary.json)" in page.text_content("#data-note")
-    training = page.eval_on_selector_all("#training-table tbody tr", "trs => trs.map(tr => [tr.cells[1].textContent, tr.cells[2].textContent])")
-    assert [tuple(t) for t in training] == [(str(summary["tasks"][t]["training"]["n_train"]),
-                                            str(summary["tasks"][t]["training"]["n_test"])) for t in tasks]
+    training = page.eval_on_selector_all(
+        "#training-table tbody tr",
+        "trs => trs.map(tr => [tr.cells[1].textContent, tr.cells[2].textContent])",
+    )
+    assert [tuple(t) for t in training] == [
+        (
+            str(summary["tasks"][t]["training"]["n_train"]),
+            str(summary["tasks"][t]["training"]["n_test"]),
+        )
+        for t in tasks
+    ]
     assert page.locator("#groups-table tbody tr").count() == 3 * (len(tasks) + 1)
     assert page.locator('#groups-table tr[data-group="MCI"]').count() == len(tasks) + 1
-    groups = page.eval_on_selector_all('#groups-table tr[data-task="Q1"]', "trs => trs.map(tr => tr.dataset.group)")
-    assert groups == ["healthy", "MCI", "dementia"]  # by severity, not as the JSON happens to order them
-    q3_counts = page.eval_on_selector('#training-table tr[data-task="Q3"]', "tr => Array.from(tr.cells).slice(5).map(c => c.textContent)")
-    assert q3_counts == ["4 / 4", "5 / 5", "6 / 6", "7 / 7", "", ""]  # Q3 scores 0-3: no column for 4 or 5
+    groups = page.eval_on_selector_all(
+        '#groups-table tr[data-task="Q1"]', "trs => trs.map(tr => tr.dataset.group)"
+    )
+    assert groups == [
+        "healthy",
+        "MCI",
+        "dementia",
+    ]  # by severity, not as the JSON happens to order them
+    q3_counts = page.eval_on_selector(
+        '#training-table tr[data-task="Q3"]',
+        "tr => Array.from(tr.cells).slice(5).map(c => c.textContent)",
+    )
+    assert q3_counts == [
+        "4 / 4",
+        "5 / 5",
+        "6 / 6",
+        "7 / 7",
+        "",
+        "",
+    ]  # Q3 scores 0-3: no column for 4 or 5
     # Each baseline's own signature, and which comparison is the primary one.
     assert page.locator("#comparison-table .tag.primary").count() == len(tasks)
 
@@ -204,22 +285,36 @@ def test_an_older_demos_page(browser, tmp_path):
     from tests.fixtures.demo_summary import write_old_demo
 
     experiment = write_old_demo(tmp_path)
-    page, refused, errors, context = _open(browser, write_dashboard(str(experiment), tmp_path / "page"))
+    page, refused, errors, context = _open(
+        browser, write_dashboard(str(experiment), tmp_path / "page")
+    )
     try:
         assert page.text_content("#synthetic-banner").startswith("SYNTHETIC")
-        heads = page.eval_on_selector_all("#heatmap th.task", "ths => ths.map(th => th.textContent)")
+        heads = page.eval_on_selector_all(
+            "#heatmap th.task", "ths => ths.map(th => th.textContent)"
+        )
         assert heads == [f"Q{i}≈ level with Ridge" for i in range(1, 6)]
         assert "This sweep declared no comparator" in page.text_content("#comparator-note")
-        assert "procedure estimate (winning hyper-parameters re-used: optimistic)" in page.text_content("#nested-note")
+        assert (
+            "procedure estimate (winning hyper-parameters re-used: optimistic)"
+            in page.text_content("#nested-note")
+        )
         assert "not recorded" in page.text_content("#data-note")
-        assert page.locator('#comparison-table tr[data-model="train_mean"] td:nth-child(8)').all_text_contents() == ["undefined"] * 5
+        assert (
+            page.locator(
+                '#comparison-table tr[data-model="train_mean"] td:nth-child(8)'
+            ).all_text_contents()
+            == ["undefined"] * 5
+        )
         assert refused == [] and errors == []
     finally:
         context.close()
 
 
 def _column(page, key):
-    return page.eval_on_selector_all(f'#trials-table tbody td[data-key="{key}"]', "tds => tds.map(td => td.textContent)")
+    return page.eval_on_selector_all(
+        f'#trials-table tbody td[data-key="{key}"]', "tds => tds.map(td => td.textContent)"
+    )
 
 
 def test_the_table_sorts_filters_and_exports(browser_page, sweep, tmp_path):
@@ -233,8 +328,12 @@ def test_the_table_sorts_filters_and_exports(browser_page, sweep, tmp_path):
     shown = [float(v) for v in _column(page, "val/rmse")]
     assert shown == [float(f"{v:.4f}") for v in sorted(rmse, reverse=True)[:50]]
     page.click('#trials-table th[data-key="name"]')
-    names = [n.rsplit("-", 1) for n in _column(page, "name")]  # numbers compare as numbers: Q1-x-2 < Q1-x-10
-    assert [n[0] for n in names] == sorted((n[0] for n in names), key=lambda g: g[:2])  # tasks in order
+    names = [
+        n.rsplit("-", 1) for n in _column(page, "name")
+    ]  # numbers compare as numbers: Q1-x-2 < Q1-x-10
+    assert [n[0] for n in names] == sorted(
+        (n[0] for n in names), key=lambda g: g[:2]
+    )  # tasks in order
     for (group, sample), (next_group, next_sample) in zip(names, names[1:]):
         assert group != next_group or int(sample) < int(next_sample)
 
@@ -247,7 +346,9 @@ def test_the_table_sorts_filters_and_exports(browser_page, sweep, tmp_path):
     saved = tmp_path / "export.csv"
     download.value.save_as(saved)
     lines = saved.read_text().splitlines()
-    assert lines[0] == (sweep.path / "trials.csv").read_text().splitlines()[0].replace("trial_id,", "trial_id,name,", 1)
+    assert lines[0] == (sweep.path / "trials.csv").read_text().splitlines()[0].replace(
+        "trial_id,", "trial_id,name,", 1
+    )
     assert len(lines) == 1 + len(expected)
     page.fill("#table-filter", "")
     page.select_option("#table-status", "asha")
@@ -260,7 +361,9 @@ def test_no_console_error_no_request_no_external_reference(browser_page, sweep, 
     page.select_option("#task-select", "Q1")
     page.locator("#hp-view").scroll_into_view_if_needed()  # the parallel coordinates draw when seen
     page.wait_for_function("window.dashboard.pending().length === 0", timeout=60_000)
-    assert page.evaluate("() => document.querySelectorAll('#parcoords-plot .parcoords').length") >= 1
+    assert (
+        page.evaluate("() => document.querySelectorAll('#parcoords-plot .parcoords').length") >= 1
+    )
     assert page.evaluate("() => document.getElementById('calibration-plot').data.length") == 3
     page.locator("#top").scroll_into_view_if_needed()
     refs = page.evaluate("""() => Array.from(document.querySelectorAll('[src], [href], [srcset], [action]'))
@@ -299,11 +402,17 @@ def test_a_served_page_reloads_while_the_sweep_runs(browser, tmp_path):
         page.select_option("#task-select", sweep.trials[-1].task)
         result = sweep.path / sweep.trials[-1].folder / "result.json"
         last = json.loads(result.read_text().splitlines()[-1])
-        result.write_text(result.read_text() + json.dumps({**last, "epoch": last["epoch"] + 1}) + "\n")
+        result.write_text(
+            result.read_text() + json.dumps({**last, "epoch": last["epoch"] + 1}) + "\n"
+        )
         assert board.refresh(write_version=True) and board.version != first
-        page.wait_for_function(f"window.dashboard && window.dashboard.data.meta.version === {board.version!r}",
-                               timeout=60_000)
-        assert page.evaluate("window.dashboard.state.task") == sweep.trials[-1].task  # the view is kept
+        page.wait_for_function(
+            f"window.dashboard && window.dashboard.data.meta.version === {board.version!r}",
+            timeout=60_000,
+        )
+        assert (
+            page.evaluate("window.dashboard.state.task") == sweep.trials[-1].task
+        )  # the view is kept
     finally:
         page.close()
         server.shutdown()

@@ -23,7 +23,9 @@ from tests.fixtures.synthetic_sweep import add_contract_keys, write_synthetic_sw
 
 @pytest.fixture(scope="module")
 def newest(tmp_path_factory):
-    sweep = write_synthetic_sweep(tmp_path_factory.mktemp("newest") / "sweep", samples=3, contract=True)
+    sweep = write_synthetic_sweep(
+        tmp_path_factory.mktemp("newest") / "sweep", samples=3, contract=True
+    )
     return sweep, page_data(load_experiment(str(sweep.path)))
 
 
@@ -40,18 +42,36 @@ def _rewrite_summary(sweep, change) -> dict:
 def test_the_verdict_is_the_declared_comparators(newest):
     sweep, data = newest
     comp = data["comparator"]
-    assert comp["declared"] and comp["primary"] == "ridge" and comp["adjustment"] == "none" and comp["n_tasks"] == 2
+    assert (
+        comp["declared"]
+        and comp["primary"] == "ridge"
+        and comp["adjustment"] == "none"
+        and comp["n_tasks"] == 2
+    )
     assert comp["secondary"] == ["train_mean", "hist_gradient_boosting"]
     for task, entry in sweep.summary["tasks"].items():
         cmp = data["comparison"][task]
         assert cmp["verdict_detail"]["baseline"] == "ridge"
         assert cmp["verdict_detail"]["rmse_diff_ci"] == entry["verdict"]["rmse_diff_ci"]
-        assert cmp["verdict"] == {"better": "better", "worse": "worse", "no difference shown": "level"}[entry["verdict"]["result"]]
-        assert sorted(s["baseline"] for s in cmp["secondary"]) == ["hist_gradient_boosting", "train_mean"]
+        assert (
+            cmp["verdict"]
+            == {"better": "better", "worse": "worse", "no difference shown": "level"}[
+                entry["verdict"]["result"]
+            ]
+        )
+        assert sorted(s["baseline"] for s in cmp["secondary"]) == [
+            "hist_gradient_boosting",
+            "train_mean",
+        ]
         assert [m["primary"] for m in cmp["models"][1:]] == [False, True, False]
         assert {m["key"]: m["signature"] for m in cmp["models"][1:]} == {
-            b: entry["baselines"][b]["signature"] for b in ("train_mean", "ridge", "hist_gradient_boosting")}
-    assert data["comparison"]["Q1"]["verdict"] == "better" and data["comparison"]["Q3"]["verdict"] == "worse"
+            b: entry["baselines"][b]["signature"]
+            for b in ("train_mean", "ridge", "hist_gradient_boosting")
+        }
+    assert (
+        data["comparison"]["Q1"]["verdict"] == "better"
+        and data["comparison"]["Q3"]["verdict"] == "worse"
+    )
 
 
 def test_a_declared_comparator_other_than_the_lowest_test_rmse_gives_the_verdict(tmp_path):
@@ -63,8 +83,13 @@ def test_a_declared_comparator_other_than_the_lowest_test_rmse_gives_the_verdict
         assert lowest == "ridge"
         cmp = data["comparison"][task]
         paired = entry["comparisons"]["train_mean"]
-        assert cmp["verdict_detail"]["baseline"] == "train_mean" and cmp["verdict_detail"]["label"] == "train mean"
-        assert cmp["verdict"] == ("better" if paired["better"] else "worse" if paired["worse"] else "level")
+        assert (
+            cmp["verdict_detail"]["baseline"] == "train_mean"
+            and cmp["verdict_detail"]["label"] == "train mean"
+        )
+        assert cmp["verdict"] == (
+            "better" if paired["better"] else "worse" if paired["worse"] else "level"
+        )
         assert "ridge" in [s["baseline"] for s in cmp["secondary"]]
     # Q3's Ridge beats its winner, but the declared train mean does not: no "worse" on Q3.
     assert data["comparison"]["Q3"]["verdict"] == "better"
@@ -85,9 +110,15 @@ def test_nested_estimate_training_groups_and_coverage(newest):
         cmp = data["comparison"][task]
         nested = cmp["nested"]
         assert nested["kind"] == "nested" and nested["label"] == entry["nested_estimate"]["label"]
-        assert nested["search"] == {"samples": 2, "signatures": 2, "folds": 3} and nested["repeats"] == 3
+        assert (
+            nested["search"] == {"samples": 2, "signatures": 2, "folds": 3}
+            and nested["repeats"] == 3
+        )
         assert set(nested["models"]) == {"network", "ridge", "train_mean", "hist_gradient_boosting"}
-        assert nested["models"]["ridge"]["rmse_values"] == entry["nested_estimate"]["models"]["ridge"]["rmse_values"]
+        assert (
+            nested["models"]["ridge"]["rmse_values"]
+            == entry["nested_estimate"]["models"]["ridge"]["rmse_values"]
+        )
         assert cmp["training"] == entry["training"] and cmp["per_group"] == entry["per_group"]
         assert cmp["intervals"] == entry["intervals"]
     assert data["synthetic"] == {"value": True, "source": "summary.json"}
@@ -98,10 +129,16 @@ def test_the_subtotal_with_its_calibration_auc_and_groups(newest):
     sweep, data = newest
     recorded = sweep.summary["subtotal"]
     sub = data["subtotal"]
-    assert sub["tasks"] == ["Q1", "Q3"] and sub["range"] == [0.0, 8.0]  # Q1 0-5 plus Q3 0-3, not 0-21
+    assert sub["tasks"] == ["Q1", "Q3"] and sub["range"] == [
+        0.0,
+        8.0,
+    ]  # Q1 0-5 plus Q3 0-3, not 0-21
     assert sub["metrics"]["rmse_ci"] == recorded["rmse_ci"] and sub["metrics"]["n"] == 20
-    assert (sub["calibration"]["slope"], sub["calibration"]["intercept"], sub["calibration"]["source"]) == (
-        0.875, 0.5, "summary.json")
+    assert (
+        sub["calibration"]["slope"],
+        sub["calibration"]["intercept"],
+        sub["calibration"]["source"],
+    ) == (0.875, 0.5, "summary.json")
     assert sub["dementia_auc"]["auc_ci"] == [0.6875, 0.9375]
     assert sub["intervals"]["coverage_ci"] == recorded["intervals"]["coverage_ci"]
     assert sub["per_group"] == recorded["per_group"]
@@ -121,8 +158,13 @@ def test_the_subtotal_with_its_calibration_auc_and_groups(newest):
 
 def test_a_recorded_null_slope_stays_undefined(tmp_path):
     sweep = write_synthetic_sweep(tmp_path / "s", samples=2, contract=True)
-    data = _rewrite_summary(sweep, lambda s: s["subtotal"].update(calibration_slope=None, calibration_intercept=None))
-    assert (data["subtotal"]["calibration"]["slope"], data["subtotal"]["calibration"]["source"]) == (None, "summary.json")
+    data = _rewrite_summary(
+        sweep, lambda s: s["subtotal"].update(calibration_slope=None, calibration_intercept=None)
+    )
+    assert (
+        data["subtotal"]["calibration"]["slope"],
+        data["subtotal"]["calibration"]["source"],
+    ) == (None, "summary.json")
 
 
 def test_excluded_recordings_null_is_not_recorded(tmp_path):
@@ -154,11 +196,21 @@ def test_an_older_demo_reads_ridges_comparison_labelled_as_such(old_demo):
     summary = json.loads((experiment / "summary.json").read_text())
     q3 = summary["tasks"]["Q3"]
     # Q3: HGB has the lowest test RMSE and beats the winner; Ridge, the default comparator, does not.
-    assert min(q3["baselines"], key=lambda b: q3["baselines"][b]["rmse"]) == "hist_gradient_boosting"
+    assert (
+        min(q3["baselines"], key=lambda b: q3["baselines"][b]["rmse"]) == "hist_gradient_boosting"
+    )
     assert q3["comparisons"]["hist_gradient_boosting"]["worse"] is True
-    assert {t: c["verdict"] for t, c in data["comparison"].items()} == {t: "level" for t in ("Q1", "Q2", "Q3", "Q4", "Q5")}
-    assert data["comparison"]["Q3"]["verdict_detail"]["source"].startswith("Ridge's paired comparison: this sweep declared no")
-    hgb = next(s for s in data["comparison"]["Q3"]["secondary"] if s["baseline"] == "hist_gradient_boosting")
+    assert {t: c["verdict"] for t, c in data["comparison"].items()} == {
+        t: "level" for t in ("Q1", "Q2", "Q3", "Q4", "Q5")
+    }
+    assert data["comparison"]["Q3"]["verdict_detail"]["source"].startswith(
+        "Ridge's paired comparison: this sweep declared no"
+    )
+    hgb = next(
+        s
+        for s in data["comparison"]["Q3"]["secondary"]
+        if s["baseline"] == "hist_gradient_boosting"
+    )
     assert hgb["result"] == "worse"
     winner_cells = [c for c in data["heatmap"]["cells"] if c["winner"]]
     assert len(winner_cells) == 5 and all(c["verdict"] == "level" for c in winner_cells)
@@ -173,7 +225,10 @@ def test_an_older_demo_labels_its_procedure_estimate_and_has_no_newer_numbers(ol
         nested = cmp["nested"]
         assert nested["kind"] == "procedure" and nested["label"] == PROCEDURE_LABEL
         assert list(nested["models"]) == ["network"]
-        assert nested["models"]["network"]["rmse_mean"] == summary["tasks"][task]["procedure_estimate"]["rmse_mean"]
+        assert (
+            nested["models"]["network"]["rmse_mean"]
+            == summary["tasks"][task]["procedure_estimate"]["rmse_mean"]
+        )
         assert cmp["training"] is None and cmp["per_group"] is None
         assert cmp["intervals"]["coverage_ci"] == summary["tasks"][task]["intervals"]["coverage_ci"]
         # The training mean predicts a constant: its slope is undefined, not 0.
@@ -195,24 +250,34 @@ def test_an_older_demos_subtotal_calibration_is_fitted_from_its_predictions(old_
         sums[row["subject_id"]][0] += float(row["true"])
         sums[row["subject_id"]][1] += float(row["predicted"])
     subjects = sorted(sums)
-    line = calibration(np.array([sums[s][0] for s in subjects]), np.array([sums[s][1] for s in subjects]))
+    line = calibration(
+        np.array([sums[s][0] for s in subjects]), np.array([sums[s][1] for s in subjects])
+    )
     cal = data["subtotal"]["calibration"]
     assert cal["n"] == 60 and cal["source"] == "fitted here from test_predictions.csv"
-    assert cal["slope"] == pytest.approx(line["calibration_slope"]) and cal["intercept"] == pytest.approx(
-        line["calibration_intercept"])
+    assert cal["slope"] == pytest.approx(line["calibration_slope"]) and cal[
+        "intercept"
+    ] == pytest.approx(line["calibration_intercept"])
     assert data["calibration"]["Q1"]["n"] == 60  # unique test subjects
-    assert data["subtotal"]["dementia_auc"]["auc_ci"] == pytest.approx([0.6919098644307246, 0.9174157873376624])
+    assert data["subtotal"]["dementia_auc"]["auc_ci"] == pytest.approx(
+        [0.6919098644307246, 0.9174157873376624]
+    )
 
 
 def test_an_older_demo_says_synthetic_from_its_data_root_or_its_groups_file(old_demo):
     out, experiment = old_demo
     # No data root here (it was another machine's): the AUC's groups file said SYNTHETIC.
     data = page_data(load_experiment(str(experiment)))
-    assert data["synthetic"] == {"value": True, "source": "the groups file's folder (SYNTHETIC.txt)"}
+    assert data["synthetic"] == {
+        "value": True,
+        "source": "the groups file's folder (SYNTHETIC.txt)",
+    }
     assert data["excluded_recordings"] == {"value": None, "source": None}
     (out / "data").mkdir()
     (out / "data" / "dataset.json").write_text(json.dumps({"format": 1, "synthetic": True}))
-    (out / "data" / "build_report.csv").write_text("subject_id,task,reason\ns1,Q1,empty\ns2,*,no labels\n")
+    (out / "data" / "build_report.csv").write_text(
+        "subject_id,task,reason\ns1,Q1,empty\ns2,*,no labels\n"
+    )
     data = page_data(load_experiment(str(experiment)))
     assert data["synthetic"] == {"value": True, "source": "the data root's dataset.json"}
     assert data["excluded_recordings"]["value"] == 2
@@ -220,7 +285,12 @@ def test_an_older_demo_says_synthetic_from_its_data_root_or_its_groups_file(old_
 
 
 def test_no_word_on_synthetic_means_no_banner_data(tmp_path):
-    sweep = write_synthetic_sweep(tmp_path / "s", samples=2)  # no synthetic key, no AUC, no data root here
+    sweep = write_synthetic_sweep(
+        tmp_path / "s", samples=2
+    )  # no synthetic key, no AUC, no data root here
     data = page_data(load_experiment(str(sweep.path)))
     assert data["synthetic"] == {"value": None, "source": None}
-    assert data["subtotal"] is None and data["excluded_recordings"] == {"value": None, "source": None}
+    assert data["subtotal"] is None and data["excluded_recordings"] == {
+        "value": None,
+        "source": None,
+    }

@@ -48,19 +48,31 @@ def bad_cases():
     y_out = a["y"].copy()
     y_out[7] = 6.0
     yield "y out of range", {**a, "y": y_out}, "outside the task's range [0, 5] (row 7: 6)"
-    yield "object array", {**a, "subject_id": np.array(["a", 1] * 20, dtype=object)}, "pickled objects"
+    yield (
+        "object array",
+        {**a, "subject_id": np.array(["a", 1] * 20, dtype=object)},
+        "pickled objects",
+    )
     ids = a["subject_id"].copy()
     ids[1] = ids[0]
     y_conflict = a["y"].copy()
     y_conflict[0], y_conflict[1] = 1.0, 2.0
-    yield "conflicting duplicate", {**a, "subject_id": ids, "y": y_conflict}, "subject 'S0' has conflicting y values"
+    yield (
+        "conflicting duplicate",
+        {**a, "subject_id": ids, "y": y_conflict},
+        "subject 'S0' has conflicting y values",
+    )
 
 
-@pytest.mark.parametrize(("case", "arrays", "message"), list(bad_cases()), ids=[c[0] for c in bad_cases()])
+@pytest.mark.parametrize(
+    ("case", "arrays", "message"), list(bad_cases()), ids=[c[0] for c in bad_cases()]
+)
 def test_bad_dataset_is_one_line_exit_2_naming_the_file(tmp_path, capsys, case, arrays, message):
     path = save_npz(tmp_path / SIG / "Q1.npz", **arrays)
     out = tmp_path / "out"
-    code = main(["train", "--no-ray", "--data", str(tmp_path), "--sig", SIG, "--q", "Q1", "--out", str(out)])
+    code = main(
+        ["train", "--no-ray", "--data", str(tmp_path), "--sig", SIG, "--q", "Q1", "--out", str(out)]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -69,7 +81,18 @@ def test_bad_dataset_is_one_line_exit_2_naming_the_file(tmp_path, capsys, case, 
 
 
 def test_missing_file_and_non_npz(tmp_path, capsys):
-    args = ["train", "--no-ray", "--data", str(tmp_path), "--sig", SIG, "--q", "Q1", "--out", str(tmp_path / "o")]
+    args = [
+        "train",
+        "--no-ray",
+        "--data",
+        str(tmp_path),
+        "--sig",
+        SIG,
+        "--q",
+        "Q1",
+        "--out",
+        str(tmp_path / "o"),
+    ]
     assert main(args) == 2
     assert "Q1.npz: no such dataset file" in capsys.readouterr().err
     (tmp_path / SIG).mkdir()
@@ -98,7 +121,9 @@ def test_too_few_subjects(tmp_path):
     a = good_arrays(n=8)
     path = save_npz(tmp_path / "Q1.npz", **a)
     data = load_task_data(path, Q1_RANGE)
-    with pytest.raises(DataError, match=r"8 subjects, need at least 12 for 5 folds and a 20% test set"):
+    with pytest.raises(
+        DataError, match=r"8 subjects, need at least 12 for 5 folds and a 20% test set"
+    ):
         make_split(data.subject_ids, data.y, folds=5, test_fraction=0.2, seed=0, source=str(path))
     assert min_subjects(5, 0.2) == 12
 
@@ -186,8 +211,10 @@ def test_standardiser_uses_training_subjects_only(data_root):
     y_val = folds.y_val[folds.val_mask].numpy()
     assert y_val.min() >= 0 and y_val.max() <= 1
     val_rows = np.array([split.fold_of_subject.get(s) == 0 for s in data.subject_ids])
-    np.testing.assert_allclose(sorted(folds.y_val[0, : int(folds.val_mask[0].sum())].numpy()),
-                               sorted(data.y[val_rows] / 5.0))
+    np.testing.assert_allclose(
+        sorted(folds.y_val[0, : int(folds.val_mask[0].sum())].numpy()),
+        sorted(data.y[val_rows] / 5.0),
+    )
 
 
 def test_a_group_aligns_rows_across_signatures(tmp_path):
@@ -199,7 +226,12 @@ def test_a_group_aligns_rows_across_signatures(tmp_path):
     X = rng.normal(size=(40, 10))
     order = rng.permutation(40)
     save_npz(tmp_path / "m2_tau1_eps0.1_lmin2" / "Q1.npz", X=X, y=y, subject_id=ids)
-    save_npz(tmp_path / "m3_tau1_eps0.1_lmin2" / "Q1.npz", X=X[order] * 2, y=y[order], subject_id=ids[order])
+    save_npz(
+        tmp_path / "m3_tau1_eps0.1_lmin2" / "Q1.npz",
+        X=X[order] * 2,
+        y=y[order],
+        subject_id=ids[order],
+    )
     group = load_group(tmp_path, ["m2_tau1_eps0.1_lmin2", "m3_tau1_eps0.1_lmin2"], "Q1", Q1_RANGE)
     assert group.X.shape == (2, 40, 10)
     np.testing.assert_array_equal(group.subject_ids, np.sort(ids))
@@ -207,23 +239,35 @@ def test_a_group_aligns_rows_across_signatures(tmp_path):
     split = make_split(group.subject_ids, group.y, 3, 0.2, 0)
     folds = build_member_tensors(group, split, Q1_RANGE, dtype=torch.float64)
     assert folds.n_members == 6 and folds.n_folds == 3 and folds.n_signatures == 2
-    torch.testing.assert_close(folds.y_train[0], folds.y_train[3])  # signature 2's fold 0 = signature 1's
+    torch.testing.assert_close(
+        folds.y_train[0], folds.y_train[3]
+    )  # signature 2's fold 0 = signature 1's
 
 
-@pytest.mark.parametrize("change, message", [
-    ("subject", "subjects (or rows per subject) differ"),
-    ("score", "scores 5 here but"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("subject", "subjects (or rows per subject) differ"),
+        ("score", "scores 5 here but"),
+    ],
+)
 def test_a_group_refuses_signatures_that_disagree(tmp_path, change, message):
     ids = np.array([f"S{i:03d}" for i in range(30)])
     y = np.array([i % 5 for i in range(30)], dtype=float)
-    save_npz(tmp_path / "m2_tau1_eps0.1_lmin2" / "Q1.npz", X=np.zeros((30, 10)), y=y, subject_id=ids)
+    save_npz(
+        tmp_path / "m2_tau1_eps0.1_lmin2" / "Q1.npz", X=np.zeros((30, 10)), y=y, subject_id=ids
+    )
     other_ids, other_y = ids.copy(), y.copy()
     if change == "subject":
         other_ids[3] = "S999"
     else:
         other_y[0] = 5.0
-    save_npz(tmp_path / "m3_tau1_eps0.1_lmin2" / "Q1.npz", X=np.zeros((30, 10)), y=other_y, subject_id=other_ids)
+    save_npz(
+        tmp_path / "m3_tau1_eps0.1_lmin2" / "Q1.npz",
+        X=np.zeros((30, 10)),
+        y=other_y,
+        subject_id=other_ids,
+    )
     with pytest.raises(DataError, match=re.escape(message)) as info:
         load_group(tmp_path, ["m2_tau1_eps0.1_lmin2", "m3_tau1_eps0.1_lmin2"], "Q1", Q1_RANGE)
     assert str(info.value).startswith(str(tmp_path / "m3_tau1_eps0.1_lmin2" / "Q1.npz"))

@@ -41,8 +41,11 @@ from tests.test_trainer import Recorder
 
 def test_one_split_for_every_task_and_signature_stratified_on_the_total(data_root):
     config = Config().with_overrides(["split.folds=3"])
-    splits = [load_run_data(RunSpec(str(data_root), (sig,), task, config))[1]
-              for sig in (SIG, WEAK_SIG) for task in ("Q1", "Q3")]
+    splits = [
+        load_run_data(RunSpec(str(data_root), (sig,), task, config))[1]
+        for sig in (SIG, WEAK_SIG)
+        for task in ("Q1", "Q3")
+    ]
     assert all(s == splits[0] for s in splits)
     # Stratified on the subject's total over the tasks: the test subjects' totals spread
     # over the whole range, like the cohort's.
@@ -58,12 +61,17 @@ def test_one_split_for_every_task_and_signature_stratified_on_the_total(data_roo
     assert test.min() <= np.percentile(cohort, 10) and test.max() >= np.percentile(cohort, 90)
     # The split seed, not the initialisation seed, decides it.
     assert shared_split(data_root, SIG, 3, 0.2, 1, config.score_ranges) != splits[0]
-    assert load_run_data(RunSpec(str(data_root), (SIG,), "Q1", config.with_values({"seed": 7})))[1] == splits[0]
+    assert (
+        load_run_data(RunSpec(str(data_root), (SIG,), "Q1", config.with_values({"seed": 7})))[1]
+        == splits[0]
+    )
 
 
 def test_held_out_rows_match_whole_ids_whatever_their_width():
     # One task's file may hold only short ids while the shared split names longer ones.
-    split = Split(test_subjects=("P100", "P7"), fold_of_subject={"P10": 0, "P11": 1, "P70": 0}, folds=2)
+    split = Split(
+        test_subjects=("P100", "P7"), fold_of_subject={"P10": 0, "P11": 1, "P70": 0}, folds=2
+    )
     ids = np.array(["P10", "P11", "P7", "P70"])  # dtype '<U3': "P100" does not fit
     assert held_out_rows(ids, split).tolist() == [False, False, True, False]
 
@@ -73,7 +81,11 @@ def test_intervals_cover_the_estimate_and_paired_differences_decide_better():
     y = rng.integers(0, 6, 80).astype(float)
     good = np.clip(y + rng.normal(0, 0.5, 80), 0, 5)
     intervals, comparisons = bootstrap_intervals(
-        y, {"network": good, "mean": np.full(80, y.mean()), "same": good.copy()}, (0.0, 5.0), "network")
+        y,
+        {"network": good, "mean": np.full(80, y.mean()), "same": good.copy()},
+        (0.0, 5.0),
+        "network",
+    )
     rmse = float(np.sqrt(np.mean((good - y) ** 2)))
     low, high = intervals["network"]["rmse_ci"]
     assert low < rmse < high and high - low < 0.3
@@ -89,13 +101,19 @@ def test_the_bootstrap_resamples_subjects_with_all_their_rows():
     pred = np.clip(y + rng.normal(0, 0.7, 40), 0, 5)
     unique = np.array([f"S{i}" for i in range(40)])
     # One row per subject: the same draws as resampling rows.
-    assert bootstrap_intervals(y, {"n": pred}, (0.0, 5.0), "n", subjects=unique) == \
-        bootstrap_intervals(y, {"n": pred}, (0.0, 5.0), "n")
+    assert bootstrap_intervals(
+        y, {"n": pred}, (0.0, 5.0), "n", subjects=unique
+    ) == bootstrap_intervals(y, {"n": pred}, (0.0, 5.0), "n")
     # Each subject twice (two visits with different errors): the interval is the one of
     # resampling the 40 subjects, each drawn subject bringing both its rows.
     twice = np.concatenate([unique, unique])
-    y2, pred2 = np.concatenate([y, y]), np.concatenate([pred, np.clip(y + rng.normal(0, 0.7, 40), 0, 5)])
-    intervals, _ = bootstrap_intervals(y2, {"n": pred2}, (0.0, 5.0), "n", replicates=500, subjects=twice)
+    y2, pred2 = (
+        np.concatenate([y, y]),
+        np.concatenate([pred, np.clip(y + rng.normal(0, 0.7, 40), 0, 5)]),
+    )
+    intervals, _ = bootstrap_intervals(
+        y2, {"n": pred2}, (0.0, 5.0), "n", replicates=500, subjects=twice
+    )
     order = np.array([int(name[1:]) for name in np.unique(unique)])  # subjects in sorted order
     draws = order[np.random.default_rng(0).integers(0, 40, size=(500, 40))]
     rmse = [np.sqrt(np.mean((pred2[np.r_[d, d + 40]] - y2[np.r_[d, d + 40]]) ** 2)) for d in draws]
@@ -114,9 +132,19 @@ def test_baselines_are_fold_ensembles_like_the_network(data_root):
     train, folds = training_folds(data, split)
     test = held_out_rows(data.subject_ids, split)
     alpha = predictions["ridge"][1]["alpha"]
-    expected = np.mean([np.clip(make_pipeline(StandardScaler(), Ridge(alpha=alpha))
-                                .fit(data.X[train][folds != k], data.y[train][folds != k])
-                                .predict(data.X[test]), 0, 5) for k in range(3)], axis=0)
+    expected = np.mean(
+        [
+            np.clip(
+                make_pipeline(StandardScaler(), Ridge(alpha=alpha))
+                .fit(data.X[train][folds != k], data.y[train][folds != k])
+                .predict(data.X[test]),
+                0,
+                5,
+            )
+            for k in range(3)
+        ],
+        axis=0,
+    )
     np.testing.assert_allclose(predictions["ridge"][0], expected)
     means = [data.y[train][folds != k].mean() for k in range(3)]
     np.testing.assert_allclose(predictions["train_mean"][0], np.mean(means))
@@ -128,12 +156,30 @@ def test_subtotal_sums_each_subjects_winners_and_reads_synthetic_groups(tmp_path
     for task in ("Q1", "Q2", "Q3", "Q4", "Q5"):
         for i in range(30):
             truth = float(i % 4)
-            predictions.append({"task": task, "signature": SIG, "subject_id": f"S{i}", "true": truth,
-                                "predicted": truth + rng.normal(0, 0.3), "fold_sd": 0.1})
-    predictions.append({"task": "Q1", "signature": SIG, "subject_id": "only_q1", "true": 1.0, "predicted": 1.0,
-                        "fold_sd": 0.0})
-    (tmp_path / "labels.csv").write_text("subject_id,group\n" + "".join(
-        f"S{i},{'dementia' if i % 4 == 0 else 'healthy'}\n" for i in range(28)))  # S28, S29: no group
+            predictions.append(
+                {
+                    "task": task,
+                    "signature": SIG,
+                    "subject_id": f"S{i}",
+                    "true": truth,
+                    "predicted": truth + rng.normal(0, 0.3),
+                    "fold_sd": 0.1,
+                }
+            )
+    predictions.append(
+        {
+            "task": "Q1",
+            "signature": SIG,
+            "subject_id": "only_q1",
+            "true": 1.0,
+            "predicted": 1.0,
+            "fold_sd": 0.0,
+        }
+    )
+    (tmp_path / "labels.csv").write_text(
+        "subject_id,group\n"
+        + "".join(f"S{i},{'dementia' if i % 4 == 0 else 'healthy'}\n" for i in range(28))
+    )  # S28, S29: no group
     result = subtotal(predictions, SCORE_RANGES, str(tmp_path / "labels.csv"), synthetic=True)
     assert result["n"] == 30 and result["all_five_tasks"] and result["range"] == [0.0, 21.0]
     assert result["rmse_ci"][0] <= result["rmse"] <= result["rmse_ci"][1]
@@ -144,18 +190,36 @@ def test_subtotal_sums_each_subjects_winners_and_reads_synthetic_groups(tmp_path
     assert (auc["n_dementia"], auc["n_other"], auc["n_without_group"]) == (7, 21, 2)
     # Per group, as the file names them; S28 and S29 have no group and are left out.
     groups = result["per_group"]
-    assert set(groups) == {"dementia", "healthy"} and (groups["dementia"]["n"], groups["healthy"]["n"]) == (7, 21)
+    assert set(groups) == {"dementia", "healthy"} and (
+        groups["dementia"]["n"],
+        groups["healthy"]["n"],
+    ) == (7, 21)
     true = {f"S{i}": 5 * float(i % 4) for i in range(30)}
-    pred = {f"S{i}": sum(p["predicted"] for p in predictions if p["subject_id"] == f"S{i}") for i in range(30)}
+    pred = {
+        f"S{i}": sum(p["predicted"] for p in predictions if p["subject_id"] == f"S{i}")
+        for i in range(30)
+    }
     err = np.array([pred[f"S{i}"] - true[f"S{i}"] for i in range(28) if i % 4 == 0])
     assert groups["dementia"]["bias"] == pytest.approx(err.mean())
     assert groups["dementia"]["rmse"] == pytest.approx(np.sqrt(np.mean(err**2)))
-    assert not subtotal(predictions, SCORE_RANGES, str(tmp_path / "labels.csv"))["dementia_auc"]["synthetic"]
+    assert not subtotal(predictions, SCORE_RANGES, str(tmp_path / "labels.csv"))["dementia_auc"][
+        "synthetic"
+    ]
 
 
 def test_the_subtotals_range_is_the_present_tasks_and_a_constant_has_no_calibration():
-    predictions = [{"task": task, "signature": SIG, "subject_id": f"S{i}", "true": float(i % 3),
-                    "predicted": 1.0, "fold_sd": 0.0} for task in ("Q1", "Q3") for i in range(12)]
+    predictions = [
+        {
+            "task": task,
+            "signature": SIG,
+            "subject_id": f"S{i}",
+            "true": float(i % 3),
+            "predicted": 1.0,
+            "fold_sd": 0.0,
+        }
+        for task in ("Q1", "Q3")
+        for i in range(12)
+    ]
     result = subtotal(predictions, SCORE_RANGES)
     assert result["tasks"] == ["Q1", "Q3"] and result["range"] == [0.0, 8.0]  # Q1 0-5 + Q3 0-3
     assert not result["all_five_tasks"] and "per_group" not in result
@@ -179,18 +243,31 @@ def test_auc_interval_is_sklearns_auc_per_replicate_ties_included(n, ties):
         if labels[index].any() and not labels[index].all():
             draws.append(roc_auc_score(labels[index], score[index]))
     expected = np.percentile(draws, [2.5, 97.5])
-    assert bootstrap_auc_interval(labels, score, replicates=300, seed=5) == pytest.approx(expected, abs=1e-12)
+    assert bootstrap_auc_interval(labels, score, replicates=300, seed=5) == pytest.approx(
+        expected, abs=1e-12
+    )
 
 
 def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
-    root = write_planted_root(tmp_path / "data", {SIG: 1.0, WEAK_SIG: 0.0}, tasks=("Q1", "Q3"), n_subjects=120)
+    root = write_planted_root(
+        tmp_path / "data", {SIG: 1.0, WEAK_SIG: 0.0}, tasks=("Q1", "Q3"), n_subjects=120
+    )
     config = Config().with_overrides(["split.folds=3", "training.epochs=30", "training.lr=0.01"])
     rows = []
     for task in ("Q1", "Q3"):
         outcome = train_run(RunSpec(str(root), (SIG, WEAK_SIG), task, config), Recorder())
         save_checkpoint(tmp_path / task, outcome.checkpoint)
-        rows += signature_rows(f"t_{task}", task, "all", [SIG, WEAK_SIG], 0, {}, outcome.fit.history,
-                               (str(tmp_path / task), outcome.checkpoint), max_epochs=30)
+        rows += signature_rows(
+            f"t_{task}",
+            task,
+            "all",
+            [SIG, WEAK_SIG],
+            0,
+            {},
+            outcome.fit.history,
+            (str(tmp_path / task), outcome.checkpoint),
+            max_epochs=30,
+        )
     handed = []
 
     def run_repeats(repeats):  # the in-process runner, noting what it was handed
@@ -200,20 +277,30 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
     # The nested search starts from the sweep's base config (lr 0.003, not the winners' 0.01)
     # and draws its own samples from a search space that cannot give the winners' values.
     base = Config().with_overrides(["split.folds=3", "training.epochs=10", "training.lr=0.003"])
-    nested = NestedSearch(base, {"arch.h1": {"choice": [16, 24]}, "training.lr": {"uniform": [0.004, 0.008]}},
-                          samples=2, repeats=1)
-    summary, predictions = summarise_sweep("exp", rows, root, load_checkpoint, nested=nested,
-                                           run_repeats=run_repeats)
+    nested = NestedSearch(
+        base,
+        {"arch.h1": {"choice": [16, 24]}, "training.lr": {"uniform": [0.004, 0.008]}},
+        samples=2,
+        repeats=1,
+    )
+    summary, predictions = summarise_sweep(
+        "exp", rows, root, load_checkpoint, nested=nested, run_repeats=run_repeats
+    )
     # Every task's repeats in one call (a Ray runner runs them all at once), each on a fresh
     # outer split with every signature of its task and the search's samples, never the
     # winner's hyper-parameters.
-    assert len(handed) == 1 and [(r.task, r.signatures) for r in handed[0]] == [("Q1", (SIG, WEAK_SIG)),
-                                                                                ("Q3", (SIG, WEAK_SIG))]
+    assert len(handed) == 1 and [(r.task, r.signatures) for r in handed[0]] == [
+        ("Q1", (SIG, WEAK_SIG)),
+        ("Q3", (SIG, WEAK_SIG)),
+    ]
     assert {r.config.split.seed for r in handed[0]} == {config.split.seed + 1}
     runs = [run for repeat in handed[0] for run in repeat.runs()]
     assert len(runs) == 4 and all(0.004 <= run.config.training.lr <= 0.008 for run in runs)
-    assert all(run.config == base.with_values({"split.seed": 1, **sample})
-               for repeat in handed[0] for run, sample in zip(repeat.runs(), repeat.samples))
+    assert all(
+        run.config == base.with_values({"split.seed": 1, **sample})
+        for repeat in handed[0]
+        for run, sample in zip(repeat.runs(), repeat.samples)
+    )
     assert len(predictions) == 2 * 24 and {p["task"] for p in predictions} == {"Q1", "Q3"}
     for task, entry in summary["tasks"].items():
         assert entry["winner"]["signature"] == SIG
@@ -221,9 +308,15 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         assert set(entry["comparisons"]) == {"train_mean", "ridge", "hist_gradient_boosting"}
         assert entry["comparisons"]["train_mean"]["better"]  # the signal is real
         estimate = entry["nested_estimate"]
-        assert estimate["repeats"] == 1 and estimate["search"] == {"samples": 2, "signatures": 2, "folds": 3}
+        assert estimate["repeats"] == 1 and estimate["search"] == {
+            "samples": 2,
+            "signatures": 2,
+            "folds": 3,
+        }
         assert set(estimate["models"]) == {NETWORK, "train_mean", "ridge", "hist_gradient_boosting"}
-        assert all(len(m["rmse_values"]) == 1 and m["rmse_mean"] > 0 for m in estimate["models"].values())
+        assert all(
+            len(m["rmse_values"]) == 1 and m["rmse_mean"] > 0 for m in estimate["models"].values()
+        )
         assert estimate["ran_on"] == [IN_PROCESS]
         assert "procedure_estimate" not in entry
     assert summary["subtotal"]["n"] == 24 and summary["subtotal"]["tasks"] == ["Q1", "Q3"]
@@ -232,16 +325,26 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
     # The toy root's dataset.json says SYNTHETIC; it has no build report to count exclusions from.
     assert summary["synthetic"] is True and summary["excluded_recordings"] is None
     assert summary["comparator"] == {
-        "primary": "ridge", "secondary": ["train_mean", "hist_gradient_boosting"], "level": 0.95,
-        "adjustment": "none", "n_tasks": 2,
+        "primary": "ridge",
+        "secondary": ["train_mean", "hist_gradient_boosting"],
+        "level": 0.95,
+        "adjustment": "none",
+        "n_tasks": 2,
         "note": "paired 95 % bootstrap intervals of the winner's RMSE minus each baseline's, on the test "
-                "subjects; unadjusted for the 2 tasks; verdicts come from the primary comparison (ridge) only"}
+        "subjects; unadjusted for the 2 tasks; verdicts come from the primary comparison (ridge) only",
+    }
     for task, entry in summary["tasks"].items():
         ridge = entry["comparisons"]["ridge"]
         assert [b for b, c in entry["comparisons"].items() if c["primary"]] == ["ridge"]
-        expected = "better" if ridge["better"] else "worse" if ridge["worse"] else "no difference shown"
-        assert entry["verdict"] == {"baseline": "ridge", "result": expected, "rmse_diff": ridge["rmse_diff"],
-                                    "rmse_diff_ci": ridge["rmse_diff_ci"]}
+        expected = (
+            "better" if ridge["better"] else "worse" if ridge["worse"] else "no difference shown"
+        )
+        assert entry["verdict"] == {
+            "baseline": "ridge",
+            "result": expected,
+            "rmse_diff": ridge["rmse_diff"],
+            "rmse_diff_ci": ridge["rmse_diff_ci"],
+        }
         # 120 subjects, 24 held out; each side's scores described per subject.
         training = entry["training"]
         assert (training["n_train"], training["n_test"]) == (96, 24) and entry["test"]["n"] == 24
@@ -252,12 +355,17 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         assert sum(training["outcome"]["train"]["counts"].values()) == 96
         # Each baseline chose its signature by CV: the planted one, never the pure-noise one.
         for name in ("ridge", "hist_gradient_boosting"):
-            assert entry["baselines"][name]["signature"] == SIG and entry["baselines"][name]["cv_rmse"] > 0
+            assert (
+                entry["baselines"][name]["signature"] == SIG
+                and entry["baselines"][name]["cv_rmse"] > 0
+            )
         assert entry["baselines"]["train_mean"]["calibration_slope"] is None
     for task, entry in summary["tasks"].items():
         intervals = entry["intervals"]
         assert intervals["level"] == 0.9 and intervals["n"] == 24
-        assert intervals["covered"] == sum(p["lo"] <= p["true"] <= p["hi"] for p in predictions if p["task"] == task)
+        assert intervals["covered"] == sum(
+            p["lo"] <= p["true"] <= p["hi"] for p in predictions if p["task"] == task
+        )
         low, high = intervals["coverage_ci"]
         assert low <= intervals["coverage"] <= high and 0 < intervals["mean_width"] < 5
     sub = summary["subtotal"]["intervals"]
@@ -268,24 +376,48 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
     assert lines[0].startswith("SYNTHETIC cohort:")
     assert "unadjusted for the 2 tasks" in text and "(range 0-8)" in text
     for task in ("Q1", "Q3"):
-        block = lines[lines.index(next(line for line in lines if line.startswith(f"{task}: winner"))):]
+        block = lines[
+            lines.index(next(line for line in lines if line.startswith(f"{task}: winner"))) :
+        ]
         primary = next(line for line in block if line.startswith("  network - ridge:"))
         assert primary.endswith("(primary: the verdict)")
-        assert next(line for line in block if line.startswith("  network - train_mean:")).endswith("(secondary)")
+        assert next(line for line in block if line.startswith("  network - train_mean:")).endswith(
+            "(secondary)"
+        )
         table = next(line for line in block if line.startswith("  train_mean"))
         assert table.split()[-2:] == ["-", "-"]  # the constant's calibration is undefined, not 0.00
-    assert text.count("nested estimate (reduced search: 2 samples x 2 signatures, 1 outer split): network RMSE") == 2
+    assert (
+        text.count(
+            "nested estimate (reduced search: 2 samples x 2 signatures, 1 outer split): network RMSE"
+        )
+        == 2
+    )
     assert "procedure estimate" not in text and "fresh outer splits" not in text
 
 
 def test_nested_estimates_give_each_task_its_own_results_in_order():
     search = NestedSearch(Config(), {}, 1, 3)
-    repeats = {"Q1": search.repeats_of("data", "Q1", ["s1", "s2"]), "Q3": search.repeats_of("data", "Q3", ["s1"])[:1]}
+    repeats = {
+        "Q1": search.repeats_of("data", "Q1", ["s1", "s2"]),
+        "Q3": search.repeats_of("data", "Q3", ["s1"])[:1],
+    }
 
-    def result(rmse: float, signature: str, node: str) -> RepeatResult:  # the runner below never trains
-        return RepeatResult({NETWORK: Choice(signature, rmse, 0.1), "ridge": Choice("s1", rmse + 1, 1.0)}, 0, (), node)
+    def result(
+        rmse: float, signature: str, node: str
+    ) -> RepeatResult:  # the runner below never trains
+        return RepeatResult(
+            {NETWORK: Choice(signature, rmse, 0.1), "ridge": Choice("s1", rmse + 1, 1.0)},
+            0,
+            (),
+            node,
+        )
 
-    results = [result(1.0, "s1", "n1"), result(2.0, "s2", "n2"), result(4.0, "s1", "n1"), result(0.5, "s3", "n3")]
+    results = [
+        result(1.0, "s1", "n1"),
+        result(2.0, "s2", "n2"),
+        result(4.0, "s1", "n1"),
+        result(0.5, "s3", "n3"),
+    ]
     handed = []
 
     def answer(every):
@@ -297,10 +429,20 @@ def test_nested_estimates_give_each_task_its_own_results_in_order():
     q1, q3 = estimates["Q1"], estimates["Q3"]
     assert q1["repeats"] == 3 and q1["models"][NETWORK]["rmse_values"] == [1.0, 2.0, 4.0]
     assert q1["models"]["ridge"]["rmse_values"] == [2.0, 3.0, 5.0]
-    assert q1["models"][NETWORK]["signatures_chosen"] == ["s1", "s2", "s1"] and q1["ran_on"] == ["n1", "n2", "n1"]
+    assert q1["models"][NETWORK]["signatures_chosen"] == ["s1", "s2", "s1"] and q1["ran_on"] == [
+        "n1",
+        "n2",
+        "n1",
+    ]
     assert q1["search"]["signatures"] == 2 and q3["search"]["signatures"] == 1
-    assert q3["repeats"] == 1 and q3["models"][NETWORK]["rmse_values"] == [0.5] and q3["ran_on"] == ["n3"]
-    assert nested_estimates(search, {}, answer) == {} and len(handed) == 1  # no repeats: the runner is not called
+    assert (
+        q3["repeats"] == 1
+        and q3["models"][NETWORK]["rmse_values"] == [0.5]
+        and q3["ran_on"] == ["n3"]
+    )
+    assert (
+        nested_estimates(search, {}, answer) == {} and len(handed) == 1
+    )  # no repeats: the runner is not called
     with pytest.raises(RuntimeError, match="2 results for 4 repeats"):
         nested_estimates(search, repeats, lambda every: results[:2])
 
@@ -311,10 +453,18 @@ def test_n_counts_subjects_not_rows():
     y = np.repeat([0.0, 1.0, 2.0, 3.0, 4.0, 5.0], 2)
     assert score_predictions(y, y + 0.5, (0.0, 5.0), subjects)["n"] == 6
     split = Split(("S0", "S3"), {"S1": 0, "S2": 1, "S4": 0, "S5": 1}, 2)
-    data = TaskData(Path("x.npz"), np.zeros((12, 10)), y, subjects, tuple(f"f{i}" for i in range(10)))
+    data = TaskData(
+        Path("x.npz"), np.zeros((12, 10)), y, subjects, tuple(f"f{i}" for i in range(10))
+    )
     described = training_description(data, split)
     assert (described["n_train"], described["n_test"]) == (4, 2)
     train = described["outcome"]["train"]
     assert train["counts"] == {"1": 1, "2": 1, "4": 1, "5": 1} and train["mean"] == 3.0
-    assert described["outcome"]["test"] == {"n": 2, "mean": 1.5, "sd": pytest.approx(np.std([0, 3], ddof=1)),
-                                            "min": 0.0, "max": 3.0, "counts": {"0": 1, "3": 1}}
+    assert described["outcome"]["test"] == {
+        "n": 2,
+        "mean": 1.5,
+        "sd": pytest.approx(np.std([0, 3], ddof=1)),
+        "min": 0.0,
+        "max": 3.0,
+        "counts": {"0": 1, "3": 1},
+    }

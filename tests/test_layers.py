@@ -10,8 +10,12 @@ REPO = Path(__file__).resolve().parents[1]
 def test_import_contracts_hold():
     # pyproject.toml's three contracts: mmse_app -> ray_jobs -> mmse_model, the core's subpackages
     # in their order, and no Ray in the core.
-    done = subprocess.run([str(Path(sys.executable).with_name("lint-imports"))], cwd=REPO,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports"))],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "Contracts: 3 kept, 0 broken." in done.stdout
 
@@ -22,7 +26,10 @@ def test_the_graph_sees_imports_made_inside_functions():
     import grimp
 
     graph = grimp.build_graph("mmse_app", "ray_jobs", "mmse_model")
-    assert "import ray_jobs" not in (REPO / "mmse_app" / "cli.py").read_text().split("def build_parser")[0]
+    assert (
+        "import ray_jobs"
+        not in (REPO / "mmse_app" / "cli.py").read_text().split("def build_parser")[0]
+    )
     assert graph.direct_import_exists(importer="mmse_app.cli", imported="ray_jobs.sweep")
 
 

@@ -52,8 +52,10 @@ def test_a_second_driver_is_refused_with_one_line_naming_the_holder(tmp_path, li
     with pytest.raises(ExperimentLocked) as refused:
         DriverLock(str(tmp_path)).acquire()
     message = str(refused.value)
-    assert message.startswith(f"{tmp_path / LOCK_NAME}: another driver runs this sweep (pid {live_pid} on {HOST}, "
-                              "started 2025-01-02T03:04:05+00:00)")
+    assert message.startswith(
+        f"{tmp_path / LOCK_NAME}: another driver runs this sweep (pid {live_pid} on {HOST}, "
+        "started 2025-01-02T03:04:05+00:00)"
+    )
     assert "\n" not in message and exit_status(refused.value) == EXIT_BAD_INPUT
     assert Holder.from_json((tmp_path / LOCK_NAME).read_text()) == holder  # left as it was
 
@@ -62,8 +64,10 @@ def test_a_stale_lock_of_this_host_is_taken_over_with_a_line(tmp_path):
     pid = dead_pid()
     plant(tmp_path, Holder(HOST, pid, "2025-01-02T03:04:05+00:00"))
     with DriverLock(str(tmp_path)) as lock:
-        assert lock.taken_over == (f"{tmp_path / LOCK_NAME}: took over the lock of a driver that no longer runs "
-                                   f"(pid {pid} on {HOST}, started 2025-01-02T03:04:05+00:00)")
+        assert lock.taken_over == (
+            f"{tmp_path / LOCK_NAME}: took over the lock of a driver that no longer runs "
+            f"(pid {pid} on {HOST}, started 2025-01-02T03:04:05+00:00)"
+        )
         assert Holder.from_json((tmp_path / LOCK_NAME).read_text()) == lock.me
     assert list(tmp_path.iterdir()) == []  # nothing left aside
 
@@ -89,12 +93,17 @@ def test_release_never_removes_anothers_lock(tmp_path, live_pid):
     lock = DriverLock(str(tmp_path))
     lock.acquire()
     someone = Holder(HOST, live_pid, "2025-01-02T03:04:05+00:00")
-    plant(tmp_path, someone)  # replaced behind our back (a user removed ours, another driver started)
+    plant(
+        tmp_path, someone
+    )  # replaced behind our back (a user removed ours, another driver started)
     lock.release()
     assert Holder.from_json((tmp_path / LOCK_NAME).read_text()) == someone
 
 
 def test_an_unreadable_lock_is_refused_not_taken(tmp_path):
     (tmp_path / LOCK_NAME).write_text("garbage")
-    with pytest.raises(ExperimentLocked, match="a lock that cannot be read holds this sweep; if no driver runs this sweep, remove the file"):
+    with pytest.raises(
+        ExperimentLocked,
+        match="a lock that cannot be read holds this sweep; if no driver runs this sweep, remove the file",
+    ):
         DriverLock(str(tmp_path)).acquire()

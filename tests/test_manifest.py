@@ -46,7 +46,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_the_manifest_lists_every_file_its_subjects_and_how_it_was_built(built):
     cohort, data = built
     raw = json.loads((data / MANIFEST_NAME).read_text())
-    assert raw["format"] == 1 and raw["builder_version"] == BUILDER_VERSION and raw["synthetic"] is True
+    assert (
+        raw["format"] == 1
+        and raw["builder_version"] == BUILDER_VERSION
+        and raw["synthetic"] is True
+    )
     assert raw["build_params"] == {"mode": "trajectory", "rate_hz": 90.0, "theiler_window": 23}
     on_disk = sorted(f"{p.parent.name}/{p.name}" for p in data.glob("*/*.npz"))
     assert [f["path"] for f in raw["files"]] == on_disk and len(on_disk) == 10
@@ -69,11 +73,18 @@ def test_the_manifest_lists_every_file_its_subjects_and_how_it_was_built(built):
     recordings = cohort / "recordings"
     used = [("labels", sha256_file(cohort / "labels.csv"))] + [
         (f"recordings/{s}/{q}.csv", sha256_file(recordings / s / f"{q}.csv"))
-        for q in TASKS for s in subjects if (s, q) != ("synth0002", "Q4")]
+        for q in TASKS
+        for s in subjects
+        if (s, q) != ("synth0002", "Q4")
+    ]
     assert raw["source_fingerprint"] == combined_fingerprint(used)
     manifest = read_manifest(data)
-    assert manifest is not None and manifest.fingerprint == raw["fingerprint"] == data_fingerprint(data)
-    assert raw["fingerprint"] == combined_fingerprint((f["path"], f["sha256"]) for f in raw["files"])
+    assert manifest is not None and manifest.fingerprint == raw["fingerprint"] == data_fingerprint(
+        data
+    )
+    assert raw["fingerprint"] == combined_fingerprint(
+        (f["path"], f["sha256"]) for f in raw["files"]
+    )
 
 
 def test_the_fingerprint_follows_the_data(built, tmp_path):
@@ -89,8 +100,10 @@ def test_the_fingerprint_follows_the_data(built, tmp_path):
     (changed / "recordings" / "synth0001" / "Q2.csv").write_text("\n".join(rows[:-20]) + "\n")
     assert main(build_argv(changed, tmp_path / "changed")) == 0
     assert data_fingerprint(tmp_path / "changed") != first
-    assert (read_manifest(tmp_path / "changed").source_fingerprint
-            != read_manifest(data).source_fingerprint)
+    assert (
+        read_manifest(tmp_path / "changed").source_fingerprint
+        != read_manifest(data).source_fingerprint
+    )
     # Without its manifest a root has the same fingerprint, from the files themselves.
     legacy = tmp_path / "legacy"
     shutil.copytree(data, legacy)
@@ -124,25 +137,46 @@ def test_an_identity_that_contradicts_the_path_is_refused(built, tmp_path, capsy
     shutil.copy(root / SIGS[0] / "Q1.npz", root / SIGS[0] / "Q3.npz")  # Q1's data under Q3's name
     with pytest.raises(DataError) as caught:
         load_task_data(root / SIGS[0] / "Q3.npz", (0.0, 3.0))
-    assert str(caught.value) == (f"{root / SIGS[0] / 'Q3.npz'}: records task Q1 but its name says Q3 "
-                                 "(expected Q3, found Q1)")
+    assert str(caught.value) == (
+        f"{root / SIGS[0] / 'Q3.npz'}: records task Q1 but its name says Q3 (expected Q3, found Q1)"
+    )
     shutil.copy(root / SIGS[1] / "Q2.npz", root / SIGS[0] / "Q2.npz")  # another signature's file
-    with pytest.raises(DataError, match=rf"records signature {SIGS[1]} but its folder says {SIGS[0]} "
-                                        rf"\(expected {SIGS[0]}, found {SIGS[1]}\)"):
+    with pytest.raises(
+        DataError,
+        match=rf"records signature {SIGS[1]} but its folder says {SIGS[0]} "
+        rf"\(expected {SIGS[0]}, found {SIGS[1]}\)",
+    ):
         load_task_data(root / SIGS[0] / "Q2.npz", Q1_RANGE)
     with pytest.raises(DataError, match="expected Q3, found Q1"):
         read_features(root / SIGS[0] / "Q3.npz")  # what predict reads
     # The command line: one line, exit status 2, naming the file.
-    code = main(["train", "--no-ray", "--data", str(root), "--sig", SIGS[0], "--q", "Q2",
-                 "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "train",
+            "--no-ray",
+            "--data",
+            str(root),
+            "--sig",
+            SIGS[0],
+            "--q",
+            "Q2",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and f"{root / SIGS[0] / 'Q2.npz'}: records signature" in err
+    assert (
+        code == 2
+        and err.count("\n") == 1
+        and f"{root / SIGS[0] / 'Q2.npz'}: records signature" in err
+    )
     # A file whose path says nothing is taken for what it records.
     loose = tmp_path / "new_subjects.npz"
     shutil.copy(data / SIGS[0] / "Q1.npz", loose)
     features = read_features(loose)
     assert features.identity == DatasetIdentity(
-        SIGS[0], "Q1", BuildParams("trajectory", 90.0, 23), BUILDER_VERSION)
+        SIGS[0], "Q1", BuildParams("trajectory", 90.0, 23), BUILDER_VERSION
+    )
 
 
 def test_signatures_of_different_builds_are_not_trained_together(built, tmp_path):
@@ -152,15 +186,20 @@ def test_signatures_of_different_builds_are_not_trained_together(built, tmp_path
     path = root / SIGS[1] / "Q1.npz"
     with np.load(path, allow_pickle=False) as npz:
         arrays = dict(npz)
-    arrays.update(DatasetIdentity(SIGS[1], "Q1", BuildParams("fixation", 90.0, 1), BUILDER_VERSION).arrays())
+    arrays.update(
+        DatasetIdentity(SIGS[1], "Q1", BuildParams("fixation", 90.0, 1), BUILDER_VERSION).arrays()
+    )
     np.savez(path, **arrays)
-    with pytest.raises(DataError, match=rf"^{path}: built with mode=fixation, rate_hz=90, theiler_window=1 "):
+    with pytest.raises(
+        DataError, match=rf"^{path}: built with mode=fixation, rate_hz=90, theiler_window=1 "
+    ):
         load_group(root, SIGS, "Q1", Q1_RANGE)
 
 
 def test_a_data_root_without_identity_still_loads(tmp_path):
-    root = write_planted_root(tmp_path, {SIGS[0]: 1.0, SIGS[1]: 0.0}, tasks=("Q1",), n_subjects=40,
-                              identity=False)
+    root = write_planted_root(
+        tmp_path, {SIGS[0]: 1.0, SIGS[1]: 0.0}, tasks=("Q1",), n_subjects=40, identity=False
+    )
     assert not (root / MANIFEST_NAME).exists()
     data = load_task_data(root / SIGS[0] / "Q1.npz", Q1_RANGE)
     assert data.identity is None and data.X.shape == (40, 10)
@@ -168,7 +207,9 @@ def test_a_data_root_without_identity_still_loads(tmp_path):
     assert group.X.shape == (2, 40, 10)
     assert len(data_fingerprint(root)) == 64
     # The fixture's default: identity recorded and a manifest, like a built root.
-    with_identity = write_planted_root(tmp_path / "new", {SIGS[0]: 1.0}, tasks=("Q1",), n_subjects=40)
+    with_identity = write_planted_root(
+        tmp_path / "new", {SIGS[0]: 1.0}, tasks=("Q1",), n_subjects=40
+    )
     assert load_task_data(with_identity / SIGS[0] / "Q1.npz", Q1_RANGE).identity.task == "Q1"
     assert read_manifest(with_identity).subjects["Q1"][:2] == ("S0000", "S0001")
 
@@ -218,4 +259,7 @@ def test_the_recordings_a_build_left_out_are_counted_from_its_report(built, tmp_
     (copy / "build_report.csv").unlink()
     assert excluded_recordings(copy) is None
     # A root without dataset.json was not built whole by `mmse data build`: it does not say.
-    assert excluded_recordings(write_planted_root(tmp_path / "old", {SIGS[0]: 1.0}, identity=False)) is None
+    assert (
+        excluded_recordings(write_planted_root(tmp_path / "old", {SIGS[0]: 1.0}, identity=False))
+        is None
+    )

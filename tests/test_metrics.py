@@ -51,7 +51,10 @@ def test_a_constant_predictions_calibration_is_undefined_not_zero():
     # The training mean's prediction: one value for everyone. No line through it has a slope.
     y_true = np.array([0.0, 1.0, 3.0, 5.0])
     for constant in (np.full(4, 2.25), np.full(4, 2.25) + np.array([0, 1e-15, 0, -1e-15])):
-        assert calibration(y_true, constant) == {"calibration_slope": None, "calibration_intercept": None}
+        assert calibration(y_true, constant) == {
+            "calibration_slope": None,
+            "calibration_intercept": None,
+        }
     assert calibration(y_true, np.array([0.0, 1.0, 2.0, 2.0]))["calibration_slope"] is not None
 
 

@@ -49,7 +49,10 @@ def test_masked_batch_norm_ignores_padding_rows():
     torch.testing.assert_close(model(padded, mask)[:, :5], copy.deepcopy(model)(x))
 
 
-@pytest.mark.parametrize(("counts", "batch_size", "min_rows"), [([50, 49, 51], 16, 1), ([33, 32], 16, 2), ([17, 18], 16, 2), ([5, 6], 16, 2), ([3, 3], 2, 2)])
+@pytest.mark.parametrize(
+    ("counts", "batch_size", "min_rows"),
+    [([50, 49, 51], 16, 1), ([33, 32], 16, 2), ([17, 18], 16, 2), ([5, 6], 16, 2), ([3, 3], 2, 2)],
+)
 def test_epoch_batches_keep_every_row_once_and_no_batch_of_one(counts, batch_size, min_rows):
     index, valid = epoch_batches(counts, batch_size, min_rows, [1, 2, 3][: len(counts)], epoch=4)
     for k, n in enumerate(counts):
@@ -72,6 +75,24 @@ def test_epoch_batches_depend_on_epoch_and_seed_only():
 
 
 def test_plain_mlp_layers_follow_config():
-    layers = [type(m).__name__ for m in MLP(ArchConfig(h1=4, h2=3, dropout=0.2, use_batch_norm=True))]
-    assert layers == ["Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
-    assert [type(m).__name__ for m in MLP(ArchConfig(dropout=0.0))] == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    layers = [
+        type(m).__name__ for m in MLP(ArchConfig(h1=4, h2=3, dropout=0.2, use_batch_norm=True))
+    ]
+    assert layers == [
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Dropout",
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Dropout",
+        "Linear",
+    ]
+    assert [type(m).__name__ for m in MLP(ArchConfig(dropout=0.0))] == [
+        "Linear",
+        "ReLU",
+        "Linear",
+        "ReLU",
+        "Linear",
+    ]

@@ -43,18 +43,26 @@ SPACE = {
 def test_samples_are_the_same_for_a_seed_and_of_each_specs_type_and_range():
     samples = draw_samples(SPACE, 400, (3, 0))
     assert samples == draw_samples(SPACE, 400, (3, 0))
-    assert samples != draw_samples(SPACE, 400, (3, 1)) and samples != draw_samples(SPACE, 400, (4, 0))
-    assert draw_samples(SPACE, 5, (3, 0)) == samples[:5]  # more samples extend, never reshuffle, the first
+    assert samples != draw_samples(SPACE, 400, (3, 1)) and samples != draw_samples(
+        SPACE, 400, (4, 0)
+    )
+    assert (
+        draw_samples(SPACE, 5, (3, 0)) == samples[:5]
+    )  # more samples extend, never reshuffle, the first
     assert all(set(s) == set(SPACE) for s in samples)
     lr = np.array([s["training.lr"] for s in samples])
     dropout = np.array([s["arch.dropout"] for s in samples])
-    assert all(type(s["training.lr"]) is float and type(s["arch.dropout"]) is float for s in samples)
+    assert all(
+        type(s["training.lr"]) is float and type(s["arch.dropout"]) is float for s in samples
+    )
     assert lr.min() >= 0.001 and lr.max() <= 0.1 and dropout.min() >= 0.0 and dropout.max() <= 0.4
     # loguniform: uniform in log space, so half the draws fall below the geometric mean (0.01);
     # uniform: half below the midpoint.
     assert 0.4 < np.mean(lr < 0.01) < 0.6 and 0.4 < np.mean(dropout < 0.2) < 0.6
     # randint leaves out its upper end, as Tune's does; every value below it comes up.
-    assert {s["arch.h1"] for s in samples} == {8, 9, 10} and all(type(s["arch.h1"]) is int for s in samples)
+    assert {s["arch.h1"] for s in samples} == {8, 9, 10} and all(
+        type(s["arch.h1"]) is int for s in samples
+    )
     # choice gives the list's own values: a bool stays a bool (not numpy's bool_ or 0/1).
     assert {s["arch.use_batch_norm"] for s in samples} == {False, True}
     assert all(type(s["arch.use_batch_norm"]) is bool for s in samples)
@@ -66,10 +74,15 @@ def test_samples_are_the_same_for_a_seed_and_of_each_specs_type_and_range():
 
 
 def sweep_config(**evaluation) -> SweepConfig:
-    return SweepConfig.parse({"search_space": {"training.lr": {"loguniform": [0.001, 0.005]}},
-                              "search_seed": 7, "asha": {"max_t": 12, "grace_period": 4},
-                              "evaluation": evaluation,
-                              "config": {"training": {"epochs": 30}, "split": {"folds": 3}}})
+    return SweepConfig.parse(
+        {
+            "search_space": {"training.lr": {"loguniform": [0.001, 0.005]}},
+            "search_seed": 7,
+            "asha": {"max_t": 12, "grace_period": 4},
+            "evaluation": evaluation,
+            "config": {"training": {"epochs": 30}, "split": {"folds": 3}},
+        }
+    )
 
 
 def test_a_sweeps_nested_search_is_its_base_config_and_search_space():
@@ -89,17 +102,27 @@ def test_each_repeat_is_a_fresh_outer_split_with_its_own_samples(data_root):
     search = NestedSearch(base, SPACE, 3, 2, search_seed=11)
     repeats = search.repeats_of(data_root, "Q1", [SIG, WEAK_SIG])
     assert [r.config.split.seed for r in repeats] == [6, 7]
-    assert [list(r.samples) for r in repeats] == [draw_samples(SPACE, 3, (11, 6)), draw_samples(SPACE, 3, (11, 7))]
+    assert [list(r.samples) for r in repeats] == [
+        draw_samples(SPACE, 3, (11, 6)),
+        draw_samples(SPACE, 3, (11, 7)),
+    ]
     assert repeats[0].samples != repeats[1].samples
     runs = repeats[1].runs()
-    assert len(runs) == 3 and all(run.signatures == (SIG, WEAK_SIG) and run.task == "Q1" for run in runs)
-    assert [run.config for run in runs] == [apply_sample(base.with_values({"split.seed": 7}), s)
-                                            for s in repeats[1].samples]
+    assert len(runs) == 3 and all(
+        run.signatures == (SIG, WEAK_SIG) and run.task == "Q1" for run in runs
+    )
+    assert [run.config for run in runs] == [
+        apply_sample(base.with_values({"split.seed": 7}), s) for s in repeats[1].samples
+    ]
     assert OuterRepeat.from_dict(repeats[1].to_dict()) == repeats[1]
     # Another task gets the same samples on the same splits.
-    assert [r.samples for r in search.repeats_of(data_root, "Q3", [SIG])] == [r.samples for r in repeats]
+    assert [r.samples for r in search.repeats_of(data_root, "Q3", [SIG])] == [
+        r.samples for r in repeats
+    ]
     # An empty search space has one config to try, not `samples` copies of it.
-    assert [len(r.samples) for r in NestedSearch(base, {}, 4, 2).repeats_of(data_root, "Q1", [SIG])] == [1, 1]
+    assert [
+        len(r.samples) for r in NestedSearch(base, {}, 4, 2).repeats_of(data_root, "Q1", [SIG])
+    ] == [1, 1]
 
 
 def with_features_replaced(root, out, subjects):
@@ -124,26 +147,43 @@ def test_a_repeat_chooses_from_its_training_subjects_only(data_root, tmp_path):
     config = Config().with_values({"split.folds": 3, "split.seed": 1, "training.epochs": 8})
     samples = ({"training.lr": 0.01}, {"training.lr": 0.002, "arch.hidden_layers": 0})
     repeat = OuterRepeat(str(data_root), "Q1", (SIG, WEAK_SIG), config, samples)
-    test_subjects = shared_split(data_root, SIG, 3, config.split.test_fraction, 1, config.score_ranges).test_subjects
+    test_subjects = shared_split(
+        data_root, SIG, 3, config.split.test_fraction, 1, config.score_ranges
+    ).test_subjects
     # The outer split holds out other subjects than the sweep's own split (seed 0) does.
-    assert set(test_subjects) != set(shared_split(data_root, SIG, 3, config.split.test_fraction, 0,
-                                                  config.score_ranges).test_subjects)
+    assert set(test_subjects) != set(
+        shared_split(
+            data_root, SIG, 3, config.split.test_fraction, 0, config.score_ranges
+        ).test_subjects
+    )
     here = run_repeat(repeat)
     noisy_root = with_features_replaced(data_root, tmp_path / "noisy", test_subjects)
     noisy = run_repeat(OuterRepeat(str(noisy_root), "Q1", (SIG, WEAK_SIG), config, samples))
-    assert [(c.sample, c.signature) for c in here.candidates] == [(0, SIG), (0, WEAK_SIG), (1, SIG), (1, WEAK_SIG)]
+    assert [(c.sample, c.signature) for c in here.candidates] == [
+        (0, SIG),
+        (0, WEAK_SIG),
+        (1, SIG),
+        (1, WEAK_SIG),
+    ]
     assert all(math.isfinite(c.val_loss) for c in here.candidates)
     assert noisy.candidates == here.candidates and noisy.sample == here.sample
     best = min(here.candidates, key=lambda c: c.val_loss)
     assert (here.sample, here.models[NETWORK].signature, here.models[NETWORK].selection) == (
-        best.sample, best.signature, best.val_loss)
+        best.sample,
+        best.signature,
+        best.val_loss,
+    )
     assert here.models[NETWORK].signature == SIG  # the planted signal is in SIG's features
     assert list(here.models) == [NETWORK, *BASELINES]
     for name in here.models:
         assert (noisy.models[name].signature, noisy.models[name].selection) == (
-            here.models[name].signature, here.models[name].selection), name
+            here.models[name].signature,
+            here.models[name].selection,
+        ), name
         assert here.models[name].rmse > 0
-    assert noisy.models[NETWORK].rmse != here.models[NETWORK].rmse  # the test subjects' features do count there
+    assert (
+        noisy.models[NETWORK].rmse != here.models[NETWORK].rmse
+    )  # the test subjects' features do count there
     assert here.ran_on == IN_PROCESS
 
 
@@ -152,31 +192,50 @@ def test_a_tasks_entry_has_the_contracts_keys_and_numbers():
     repeats = search.repeats_of("data", "Q1", [SIG, WEAK_SIG])
 
     def result(net: float, ridge: float, signature: str, node: str) -> RepeatResult:
-        models = {NETWORK: Choice(signature, net, 0.1), "train_mean": Choice(SIG, 1.5, 1.5),
-                  "ridge": Choice(WEAK_SIG, ridge, 1.0), "hist_gradient_boosting": Choice(SIG, 1.2, 1.1)}
+        models = {
+            NETWORK: Choice(signature, net, 0.1),
+            "train_mean": Choice(SIG, 1.5, 1.5),
+            "ridge": Choice(WEAK_SIG, ridge, 1.0),
+            "hist_gradient_boosting": Choice(SIG, 1.2, 1.1),
+        }
         return RepeatResult(models, 0, (Candidate(0, signature, 0.1),), node)
 
-    results = [result(0.9, 1.0, SIG, "n1"), result(1.0, 0.8, WEAK_SIG, "n2"), result(1.4, 0.9, SIG, "n1")]
+    results = [
+        result(0.9, 1.0, SIG, "n1"),
+        result(1.0, 0.8, WEAK_SIG, "n2"),
+        result(1.4, 0.9, SIG, "n1"),
+    ]
     entry = nested_estimate(search, repeats, results)
     assert set(entry) == {"label", "repeats", "search", "models", "ran_on"}
-    assert entry["label"] == ("nested estimate: the whole selection re-run on each outer split's training subjects "
-                              "(reduced search: 2 hyper-parameter samples x 2 signatures), scored on that split's "
-                              "test subjects")
+    assert entry["label"] == (
+        "nested estimate: the whole selection re-run on each outer split's training subjects "
+        "(reduced search: 2 hyper-parameter samples x 2 signatures), scored on that split's "
+        "test subjects"
+    )
     assert entry["repeats"] == 3 and entry["search"] == {"samples": 2, "signatures": 2, "folds": 3}
     assert list(entry["models"]) == [NETWORK, "train_mean", "ridge", "hist_gradient_boosting"]
     network = entry["models"][NETWORK]
     assert set(network) == {"rmse_mean", "rmse_sd", "rmse_values", "signatures_chosen"}
-    assert network["rmse_values"] == [0.9, 1.0, 1.4] and network["signatures_chosen"] == [SIG, WEAK_SIG, SIG]
-    assert network["rmse_mean"] == pytest.approx(1.1) and network["rmse_sd"] == pytest.approx(np.std([0.9, 1.0, 1.4],
-                                                                                                     ddof=1))
+    assert network["rmse_values"] == [0.9, 1.0, 1.4] and network["signatures_chosen"] == [
+        SIG,
+        WEAK_SIG,
+        SIG,
+    ]
+    assert network["rmse_mean"] == pytest.approx(1.1) and network["rmse_sd"] == pytest.approx(
+        np.std([0.9, 1.0, 1.4], ddof=1)
+    )
     assert entry["models"]["ridge"]["rmse_mean"] == pytest.approx(0.9)
     assert entry["models"]["ridge"]["signatures_chosen"] == [WEAK_SIG] * 3
     assert entry["ran_on"] == ["n1", "n2", "n1"]
-    assert format_nested(entry) == ("nested estimate (reduced search: 2 samples x 2 signatures, 3 outer splits): "
-                                    "network RMSE 1.100 (sd 0.265); train_mean 1.500 (sd 0.000); ridge 0.900 "
-                                    "(sd 0.100); hist_gradient_boosting 1.200 (sd 0.000)")
+    assert format_nested(entry) == (
+        "nested estimate (reduced search: 2 samples x 2 signatures, 3 outer splits): "
+        "network RMSE 1.100 (sd 0.265); train_mean 1.500 (sd 0.000); ridge 0.900 "
+        "(sd 0.100); hist_gradient_boosting 1.200 (sd 0.000)"
+    )
     # One outer split has no spread: the sd is undefined (null), not 0.
     single = nested_estimate(search, repeats[:1], results[:1])
     assert single["models"][NETWORK]["rmse_sd"] is None
-    assert format_nested(single).startswith("nested estimate (reduced search: 2 samples x 2 signatures, 1 outer "
-                                            "split): network RMSE 0.900; train_mean 1.500;")
+    assert format_nested(single).startswith(
+        "nested estimate (reduced search: 2 samples x 2 signatures, 1 outer "
+        "split): network RMSE 0.900; train_mean 1.500;"
+    )

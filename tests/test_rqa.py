@@ -162,7 +162,9 @@ def test_theiler_window_matches_brute_force(seed: int) -> None:
         np.testing.assert_array_equal(ours.vertical, vertical, err_msg=where)
         np.testing.assert_array_equal(ours.white_vertical, white, err_msg=where)
         measured = measures_from_histograms(ours, lmin=2)
-        assert measured[FEATURE_NAMES.index("recurrence_rate")] == pytest.approx(rate, abs=1e-15), where
+        assert measured[FEATURE_NAMES.index("recurrence_rate")] == pytest.approx(rate, abs=1e-15), (
+            where
+        )
 
 
 def test_theiler_window_by_hand() -> None:

@@ -57,7 +57,9 @@ def test_blinks_and_dropped_samples_are_not_bridged() -> None:
     assert len(out.t) == 10
     np.testing.assert_array_equal(out.valid, np.arange(10) != 3)
     xy[5] = np.nan  # now point 4's neighbours are 5 and 6: invalid too
-    np.testing.assert_array_equal(resample(recording(t, xy), 90.0).valid, ~np.isin(np.arange(10), [3, 4]))
+    np.testing.assert_array_equal(
+        resample(recording(t, xy), 90.0).valid, ~np.isin(np.arange(10), [3, 4])
+    )
     # A gap of 5 intervals (samples dropped without NaN rows) is not bridged; 2 would be.
     t = np.concatenate((np.arange(5), np.arange(10, 15), [16, 17])) / 120.0
     out = resample(recording(t, np.full((len(t), 2), 0.5)), 120.0)
@@ -70,7 +72,10 @@ def test_bad_timestamps() -> None:
     with pytest.raises(RecordingError, match="fewer than 2"):
         resample(recording([0.0, np.nan], np.full((2, 2), 0.5), [True, False]), 90.0)
     # Rows without a time are dropped, the rest resampled.
-    out = resample(recording([0.0, np.nan, 1 / 90, 2 / 90], np.full((4, 2), 0.5), [True, False, True, True]), 90.0)
+    out = resample(
+        recording([0.0, np.nan, 1 / 90, 2 / 90], np.full((4, 2), 0.5), [True, False, True, True]),
+        90.0,
+    )
     assert len(out.t) == 3 and out.valid.all()
 
 
@@ -103,22 +108,36 @@ def test_sampling_rate_no_longer_predicts_the_features(tmp_path: Path) -> None:
         "duration": rng.lognormal(0.0, synth.DURATION_TRAIT_SIGMA, n_subjects),
         "order": rng.uniform(*synth.ORDER_TRAIT, n_subjects),
     }
-    positions, durations = synth.simulate_fixations(synth.TASKS["Q1"], impairment[:, 0], traits, 150, rng)
+    positions, durations = synth.simulate_fixations(
+        synth.TASKS["Q1"], impairment[:, 0], traits, 150, rng
+    )
     noise_deg = rng.uniform(*synth.NOISE_DEG, n_subjects)
     new, old = {90: [], 120: []}, {90: [], 120: []}
     for s in range(n_subjects):
         for rate in (90, 120):
             samples = synth.render_recording(
-                positions[s], durations[s], float(rate), 6.0, noise_deg[s], np.random.default_rng([s, rate])
+                positions[s],
+                durations[s],
+                float(rate),
+                6.0,
+                noise_deg[s],
+                np.random.default_rng([s, rate]),
             )
             read = written_and_read(samples, tmp_path / "rec.csv")
             new[rate].append(recording_features(read, SIGNATURES, "trajectory").ravel())
-            old[rate].append(np.concatenate([
-                rqa_measures(state_vectors(read, sig, "trajectory"), sig.eps, sig.lmin) for sig in SIGNATURES
-            ]))
+            old[rate].append(
+                np.concatenate(
+                    [
+                        rqa_measures(state_vectors(read, sig, "trajectory"), sig.eps, sig.lmin)
+                        for sig in SIGNATURES
+                    ]
+                )
+            )
     fast = rng.random(n_subjects) < 0.5  # the mixed cohort: these subjects' tracker is 120 Hz
     line_based = np.array([f != "recurrence_rate" for _ in SIGNATURES for f in FEATURE_NAMES])
-    noise_driven = np.array([f in ("determinism", "laminarity") for _ in SIGNATURES for f in FEATURE_NAMES])
+    noise_driven = np.array(
+        [f in ("determinism", "laminarity") for _ in SIGNATURES for f in FEATURE_NAMES]
+    )
 
     def rate_effects(features: dict[int, list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
         """Per feature: the paired shift 90 -> 120 Hz in cohort sd, and r with the rate in
@@ -149,6 +168,9 @@ def test_recording_features_resample_and_apply_the_window() -> None:
     raw = recording(t, xy)
     at90 = resample(raw, RQA_RATE_HZ)
     expected = [
-        rqa_measures(state_vectors(at90, sig, "trajectory"), sig.eps, sig.lmin, theiler=23) for sig in SIGNATURES
+        rqa_measures(state_vectors(at90, sig, "trajectory"), sig.eps, sig.lmin, theiler=23)
+        for sig in SIGNATURES
     ]
-    np.testing.assert_array_equal(recording_features(raw, SIGNATURES, "trajectory"), np.stack(expected))
+    np.testing.assert_array_equal(
+        recording_features(raw, SIGNATURES, "trajectory"), np.stack(expected)
+    )

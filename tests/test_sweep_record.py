@@ -21,13 +21,20 @@ from mmse_model.sweeps.fingerprint import (
 from tests.conftest import SIG, WEAK_SIG
 from tests.fixtures.toy_data import write_planted_root
 
-BASE = {"name": "exp", "samples": 2, "search_space": {"training.lr": {"loguniform": [0.001, 0.01]}},
-        "asha": {"grace_period": 2}, "config": {"training": {"epochs": 6}, "split": {"folds": 3}}}
+BASE = {
+    "name": "exp",
+    "samples": 2,
+    "search_space": {"training.lr": {"loguniform": [0.001, 0.01]}},
+    "asha": {"grace_period": 2},
+    "config": {"training": {"epochs": 6}, "split": {"folds": 3}},
+}
 
 
 @pytest.fixture
 def root(tmp_path):
-    return write_planted_root(tmp_path / "data", {SIG: 1.0, WEAK_SIG: 0.0}, tasks=("Q1",), n_subjects=40)
+    return write_planted_root(
+        tmp_path / "data", {SIG: 1.0, WEAK_SIG: 0.0}, tasks=("Q1",), n_subjects=40
+    )
 
 
 def record(root, sigs=(SIG, WEAK_SIG), tasks=("Q1",), **changes_):
@@ -40,10 +47,25 @@ def test_the_same_sweep_again_has_no_changes_even_with_driver_settings_changed(r
     first = record(root)
     assert changes(first, record(root)) == []
     # What a resumed driver applies afresh may change: the watchdog, resources, evaluation.
-    assert changes(first, record(root, watchdog={"stall_timeout_s": 3600}, resources={"trial_cpus": 0.1},
-                                 evaluation={"outer_repeats": 2})) == []
+    assert (
+        changes(
+            first,
+            record(
+                root,
+                watchdog={"stall_timeout_s": 3600},
+                resources={"trial_cpus": 0.1},
+                evaluation={"outer_repeats": 2},
+            ),
+        )
+        == []
+    )
     # A default written out is no change.
-    assert changes(first, record(root, config={**BASE["config"], "training": {"epochs": 6, "lr": 0.001}})) == []
+    assert (
+        changes(
+            first, record(root, config={**BASE["config"], "training": {"epochs": 6, "lr": 0.001}})
+        )
+        == []
+    )
     check_same_sweep("exp/sweep_record.json", first, record(root))
 
 
@@ -52,8 +74,9 @@ def test_the_declared_comparator_cannot_change_on_resume(root):
     # the baseline the test numbers made look best.
     first = record(root)
     assert first["sweep_config"]["evaluation"] == {"primary_comparator": "ridge"}
-    assert changes(first, record(root, evaluation={"primary_comparator": "hist_gradient_boosting"})) == [
-        'evaluation.primary_comparator "ridge" -> "hist_gradient_boosting"']
+    assert changes(
+        first, record(root, evaluation={"primary_comparator": "hist_gradient_boosting"})
+    ) == ['evaluation.primary_comparator "ridge" -> "hist_gradient_boosting"']
     # A record written before the comparator existed resumes (a key one side lacks is no change).
     del first["sweep_config"]["evaluation"]
     assert changes(first, record(root)) == []
@@ -61,10 +84,14 @@ def test_the_declared_comparator_cannot_change_on_resume(root):
 
 def test_a_changed_config_is_named_key_by_key(root):
     first = record(root)
-    found = changes(first, record(root, samples=3, config={"training": {"epochs": 8}, "split": {"folds": 3}}))
+    found = changes(
+        first, record(root, samples=3, config={"training": {"epochs": 8}, "split": {"folds": 3}})
+    )
     # max_t follows the epochs when not set: both are named.
     assert found == ["asha.max_t 6 -> 8", "config.training.epochs 6 -> 8", "samples 2 -> 3"]
-    searched = changes(first, record(root, search_space={"training.lr": {"loguniform": [0.001, 0.02]}}))
+    searched = changes(
+        first, record(root, search_space={"training.lr": {"loguniform": [0.001, 0.02]}})
+    )
     assert searched == ["search_space.training.lr.loguniform [0.001, 0.01] -> [0.001, 0.02]"]
 
 
@@ -82,23 +109,31 @@ def test_changed_data_is_named_and_the_resume_refused_in_one_line(root):
     write_planted_root(root, {SIG: 1.0, WEAK_SIG: 0.0}, tasks=("Q1",), n_subjects=40, seed=1)
     after = data_fingerprint(root)
     assert after != before
-    assert changes(first, record(root)) == [f"the data (its dataset files' fingerprint {before[:12]} -> {after[:12]})"]
+    assert changes(first, record(root)) == [
+        f"the data (its dataset files' fingerprint {before[:12]} -> {after[:12]})"
+    ]
     with pytest.raises(SweepChanged) as refused:
         check_same_sweep("runs/exp/sweep_record.json", first, record(root))
     message = str(refused.value)
-    assert message.startswith("runs/exp/sweep_record.json: --resume continues only the sweep that was started; "
-                              "changed since: the data (")
+    assert message.startswith(
+        "runs/exp/sweep_record.json: --resume continues only the sweep that was started; "
+        "changed since: the data ("
+    )
     assert "\n" not in message and exit_status(refused.value) == EXIT_BAD_INPUT
 
 
 def test_the_fingerprint_is_the_data_roots_with_or_without_its_manifest(tmp_path):
     listed = write_planted_root(tmp_path / "listed", {SIG: 1.0}, tasks=("Q1",), n_subjects=40)
-    bare = write_planted_root(tmp_path / "bare", {SIG: 1.0}, tasks=("Q1",), n_subjects=40, identity=False)
+    bare = write_planted_root(
+        tmp_path / "bare", {SIG: 1.0}, tasks=("Q1",), n_subjects=40, identity=False
+    )
     assert (listed / "dataset.json").exists() and not (bare / "dataset.json").exists()
     unlisted = tmp_path / "unlisted"
     shutil.copytree(listed, unlisted)
     (unlisted / "dataset.json").unlink()
-    assert data_fingerprint(unlisted) == data_fingerprint(listed)  # the manifest's is the files' digest
+    assert data_fingerprint(unlisted) == data_fingerprint(
+        listed
+    )  # the manifest's is the files' digest
     before = data_fingerprint(bare)
     (bare / "build_report.csv").write_text("subject_id,task,reason\n")
     assert data_fingerprint(bare) == before  # not a dataset file
@@ -121,4 +156,5 @@ def test_a_record_from_a_version_with_fewer_config_keys_still_resumes(root):
     # The search space is the user's: a parameter added to it is a change.
     space = {**BASE["search_space"], "arch.dropout": {"choice": [0.0, 0.2]}}
     assert changes(first, record(root, search_space=space)) == [
-        'search_space.arch.dropout.choice (none) -> [0.0, 0.2]']
+        "search_space.arch.dropout.choice (none) -> [0.0, 0.2]"
+    ]

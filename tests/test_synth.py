@@ -99,26 +99,52 @@ DOCUMENTED = [
     ("group proportions", r"proportions NUMBER / NUMBER / NUMBER", tuple(synth.GROUP_PROPORTIONS)),
     ("healthy MMSE", r"CN NUMBER \+- NUMBER", (synth.MMSE_MEAN[0], synth.MMSE_SD[0])),
     ("MCI MMSE", r"MCI NUMBER \+- NUMBER", (synth.MMSE_MEAN[1], synth.MMSE_SD[1])),
-    ("dementia MMSE", r"widened to NUMBER \+- NUMBER \(clip NUMBER-NUMBER\)",
-     (synth.MMSE_MEAN[2], synth.MMSE_SD[2], *synth.MMSE_CLIP[2])),
-    ("impairment weights", r"\(1 - Q/max, weight NUMBER\) with global impairment "
-     r"\(\(30 - MMSE\)/20, weight NUMBER\)", synth.IMPAIRMENT_WEIGHTS),
+    (
+        "dementia MMSE",
+        r"widened to NUMBER \+- NUMBER \(clip NUMBER-NUMBER\)",
+        (synth.MMSE_MEAN[2], synth.MMSE_SD[2], *synth.MMSE_CLIP[2]),
+    ),
+    (
+        "impairment weights",
+        r"\(1 - Q/max, weight NUMBER\) with global impairment "
+        r"\(\(30 - MMSE\)/20, weight NUMBER\)",
+        synth.IMPAIRMENT_WEIGHTS,
+    ),
     ("impairment noise", r"plus N\(0, NUMBER\) individual noise", (synth.IMPAIRMENT_NOISE_SD,)),
-    ("fixation duration", r"median NUMBER ms, sigma NUMBER",
-     (synth.FIXATION_MEDIAN_S * 1000, synth.FIXATION_SIGMA)),
+    (
+        "fixation duration",
+        r"median NUMBER ms, sigma NUMBER",
+        (synth.FIXATION_MEDIAN_S * 1000, synth.FIXATION_SIGMA),
+    ),
     ("duration trait", r"subject trait lognormal\(0, NUMBER\)", (synth.DURATION_TRAIT_SIGMA,)),
     ("duration effect", r"\(1 \+ NUMBER effects.duration s\)", (synth.DURATION_EFFECT,)),
-    ("revisit", r"revisit of an AOI already seen with p = NUMBER \+ NUMBER effects.revisit s",
-     synth.REVISIT_P),
-    ("scan order", r"p = order_trait \(NUMBER - NUMBER effects.disorder s\)",
-     (synth.ORDER_P[0], -synth.ORDER_P[1])),
+    (
+        "revisit",
+        r"revisit of an AOI already seen with p = NUMBER \+ NUMBER effects.revisit s",
+        synth.REVISIT_P,
+    ),
+    (
+        "scan order",
+        r"p = order_trait \(NUMBER - NUMBER effects.disorder s\)",
+        (synth.ORDER_P[0], -synth.ORDER_P[1]),
+    ),
     ("order trait", r"order_trait a subject trait uniform NUMBER-NUMBER", synth.ORDER_TRAIT),
     ("roaming", r"length scale NUMBER screen units", (synth.NEAR_SCALE,)),
-    ("refixation", r"refixation inside the same AOI with p = NUMBER \+ NUMBER effects.hypometria s",
-     synth.REFIXATION_P),
-    ("saccade gain", r"gain NUMBER - NUMBER effects.hypometria s",
-     (synth.SACCADE_GAIN[0], -synth.SACCADE_GAIN[1])),
-    ("landing scatter", r"landing scatter N\(0, NUMBER AOI radius\)", (synth.LANDING_SD_AOI_RADII,)),
+    (
+        "refixation",
+        r"refixation inside the same AOI with p = NUMBER \+ NUMBER effects.hypometria s",
+        synth.REFIXATION_P,
+    ),
+    (
+        "saccade gain",
+        r"gain NUMBER - NUMBER effects.hypometria s",
+        (synth.SACCADE_GAIN[0], -synth.SACCADE_GAIN[1]),
+    ),
+    (
+        "landing scatter",
+        r"landing scatter N\(0, NUMBER AOI radius\)",
+        (synth.LANDING_SD_AOI_RADII,),
+    ),
     ("field of view", r"a NUMBER deg field of view", (synth.FIELD_OF_VIEW_DEG,)),
     ("sampling rates", r"Tracker: NUMBER or NUMBER Hz", synth.SAMPLE_RATES_HZ),
     ("tracker noise", r"Gaussian noise NUMBER-NUMBER deg", synth.NOISE_DEG),
@@ -182,11 +208,14 @@ def test_drawn_impairment_noise_and_landing_scatter_are_documented() -> None:
     rng = np.random.default_rng(1)
     cohort = synth.simulate_cohort(4000, rng)
     impairment = synth.task_impairment(cohort, rng)
-    own, overall = documented(r"\(1 - Q/max, weight NUMBER\) with global impairment "
-                              r"\(\(30 - MMSE\)/20, weight NUMBER\)")
-    expected = own * (1 - cohort.items[:, :5] / synth.ITEM_MAX[:5]) + overall * np.clip(
-        (30 - cohort.mmse) / 20, 0, 1
-    )[:, None]
+    own, overall = documented(
+        r"\(1 - Q/max, weight NUMBER\) with global impairment "
+        r"\(\(30 - MMSE\)/20, weight NUMBER\)"
+    )
+    expected = (
+        own * (1 - cohort.items[:, :5] / synth.ITEM_MAX[:5])
+        + overall * np.clip((30 - cohort.mmse) / 20, 0, 1)[:, None]
+    )
     inside = (expected > 0.35) & (expected < 0.65)  # where clipping to [0, 1] cannot bite
     (noise,) = documented(r"plus N\(0, NUMBER\) individual noise")
     assert inside.sum() > 1000

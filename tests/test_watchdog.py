@@ -19,7 +19,12 @@ def test_the_rules_load_without_ray():
     import subprocess
 
     code = "import sys, ray_jobs.watchdog; print('ray' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        == "False\n"
+    )
 
 
 def test_waiting_with_no_report_for_the_stall_timeout_is_a_stall():
@@ -93,12 +98,24 @@ def test_the_autoscalers_report_is_read_as_ray_writes_it():
 
     from ray_jobs.ray_internals import pending_nodes_in_status
 
-    summary = AutoscalerSummary(active_nodes={"head": 1}, idle_nodes={}, failed_nodes=[],
-                                pending_nodes=[("10.0.0.5", "gpu", "setting-up")], pending_launches={"gpu": 2})
-    raw = json.dumps({"load_metrics_report": {}, "autoscaler_report": asdict(summary), "time": 1.0}).encode()
+    summary = AutoscalerSummary(
+        active_nodes={"head": 1},
+        idle_nodes={},
+        failed_nodes=[],
+        pending_nodes=[("10.0.0.5", "gpu", "setting-up")],
+        pending_launches={"gpu": 2},
+    )
+    raw = json.dumps(
+        {"load_metrics_report": {}, "autoscaler_report": asdict(summary), "time": 1.0}
+    ).encode()
     assert pending_nodes_in_status(raw) == 3
-    idle = AutoscalerSummary(active_nodes={"head": 1}, idle_nodes={}, failed_nodes=[], pending_nodes=[],
-                             pending_launches={})
+    idle = AutoscalerSummary(
+        active_nodes={"head": 1},
+        idle_nodes={},
+        failed_nodes=[],
+        pending_nodes=[],
+        pending_launches={},
+    )
     assert pending_nodes_in_status(json.dumps({"autoscaler_report": asdict(idle)}).encode()) == 0
     assert pending_nodes_in_status(None) == 0
     # A format this version does not know is an error, not "no node pending".
@@ -111,7 +128,9 @@ def test_an_unreadable_autoscaler_report_is_said_once_and_counts_as_no_node(monk
     from ray_jobs import guard, ray_internals
 
     def unreadable() -> int:
-        raise ValueError("the autoscaler's status report has a format this version does not know (x)")
+        raise ValueError(
+            "the autoscaler's status report has a format this version does not know (x)"
+        )
 
     monkeypatch.setattr(ray_internals, "autoscaler_pending_nodes", unreadable)
     monkeypatch.setattr(guard, "_warned_about_autoscaler", False)

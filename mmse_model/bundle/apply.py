@@ -46,7 +46,9 @@ class TaskPredictor:
 
     @property
     def identity(self) -> DatasetIdentity:
-        return DatasetIdentity(self.model.signature, self.model.task, self.model.build(), self.model.builder_version)
+        return DatasetIdentity(
+            self.model.signature, self.model.task, self.model.build(), self.model.builder_version
+        )
 
 
 @dataclass(frozen=True)
@@ -66,19 +68,33 @@ def load_bundle(folder: str | Path) -> Bundle:
             raise InputError(f"{path}: missing (the manifest lists it)")
         found = sha256_file(path)
         if found != expected:
-            raise InputError(f"{path}: sha256 {found}, the manifest expects {expected}; the file was changed "
-                             "or damaged")
+            raise InputError(
+                f"{path}: sha256 {found}, the manifest expects {expected}; the file was changed "
+                "or damaged"
+            )
     tasks = {}
     for task, model in manifest.tasks.items():
         path = _listed(folder, manifest, model.weights)
         tensors = weights.read_weights(path)
         arch = Config.parse(model.config).arch
-        ensemble = weights.ensemble_from_tensors(path, tensors, arch, model.folds, task, model.signature,
-                                                 tuple(model.feature_names),
-                                                 (model.score_range[0], model.score_range[1]))
-        tasks[task] = TaskPredictor(model, ensemble, tensors["conformal.residual"].numpy(),
-                                    tensors["conformal.fold"].numpy(), tensors["features.min"].numpy(),
-                                    tensors["features.max"].numpy())
+        ensemble = weights.ensemble_from_tensors(
+            path,
+            tensors,
+            arch,
+            model.folds,
+            task,
+            model.signature,
+            tuple(model.feature_names),
+            (model.score_range[0], model.score_range[1]),
+        )
+        tasks[task] = TaskPredictor(
+            model,
+            ensemble,
+            tensors["conformal.residual"].numpy(),
+            tensors["conformal.fold"].numpy(),
+            tensors["features.min"].numpy(),
+            tensors["features.max"].numpy(),
+        )
     subtotal = None
     if manifest.subtotal is not None:
         tensors = weights.read_weights(_listed(folder, manifest, manifest.subtotal.weights))
@@ -92,32 +108,43 @@ def _listed(folder: Path, manifest: BundleManifest, name: str) -> Path:
     return folder / name
 
 
-def features_for(bundle: Bundle, features: str | Path, signature: str | None = None,
-                 task: str | None = None) -> dict[str, TaskInput]:
+def features_for(
+    bundle: Bundle, features: str | Path, signature: str | None = None, task: str | None = None
+) -> dict[str, TaskInput]:
     """The features to apply each task's model to: from a data root (`<signature>/<task>.npz`
     of each task's signature) or one file. Each is checked against its task's model."""
     features = Path(features)
     found: dict[str, TaskInput] = {}
     if features.is_dir():
         if signature is not None or task is not None:
-            raise InputError(f"{features}: --signature and --task are for one features file, not a data root")
+            raise InputError(
+                f"{features}: --signature and --task are for one features file, not a data root"
+            )
         for name, predictor in bundle.tasks.items():
             path = dataset_path(features, predictor.model.signature, name)
             if path.is_file():
                 found[name] = read_task_input(path)
         if not found:
             expected = ", ".join(f"{m.signature}/{t}.npz" for t, m in bundle.manifest.tasks.items())
-            raise DataError(f"{features}: holds none of the bundle's features (expected {expected})")
+            raise DataError(
+                f"{features}: holds none of the bundle's features (expected {expected})"
+            )
     else:
         one = read_task_input(features, signature, task)
         if one.identity.task not in bundle.tasks:
-            raise DataError(f"{features}: task {one.identity.task}, but the bundle has models for "
-                            f"{', '.join(bundle.tasks)} only")
+            raise DataError(
+                f"{features}: task {one.identity.task}, but the bundle has models for "
+                f"{', '.join(bundle.tasks)} only"
+            )
         found[one.identity.task] = one
     for name, one in found.items():
         predictor = bundle.tasks[name]
-        check_applicable(one, predictor.identity, tuple(predictor.model.feature_names),
-                         f"the bundle's {name} model")
+        check_applicable(
+            one,
+            predictor.identity,
+            tuple(predictor.model.feature_names),
+            f"the bundle's {name} model",
+        )
     return found
 
 
@@ -155,7 +182,11 @@ def predict(bundle: Bundle, features: dict[str, TaskInput]) -> Predictions:
         lower, upper = clip_to_range(lower, upper, predictor.ensemble.score_range)
         rows = np.array([column[s] for s in one.subject_ids.tolist()], dtype=np.int64)
         for j, i in enumerate(rows):
-            cells[0][i], cells[1][i], cells[2][i] = float(per_fold[:, j].mean()), float(lower[j]), float(upper[j])
+            cells[0][i], cells[1][i], cells[2][i] = (
+                float(per_fold[:, j].mean()),
+                float(lower[j]),
+                float(upper[j]),
+            )
         values.update(zip(columns[-3:], cells))
         present = np.zeros(len(subjects), dtype=bool)
         present[rows] = True
@@ -166,9 +197,12 @@ def predict(bundle: Bundle, features: dict[str, TaskInput]) -> Predictions:
             fold_sums[:, rows] += per_fold
         width = predictor.feature_max - predictor.feature_min
         far = (one.X < predictor.feature_min - OUT_OF_RANGE_MARGIN * width) | (
-            one.X > predictor.feature_max + OUT_OF_RANGE_MARGIN * width)
+            one.X > predictor.feature_max + OUT_OF_RANGE_MARGIN * width
+        )
         for j, i in enumerate(rows):
-            flags[i] += [f"{name}:{predictor.model.feature_names[f]}" for f in np.flatnonzero(far[j])]
+            flags[i] += [
+                f"{name}:{predictor.model.feature_names[f]}" for f in np.flatnonzero(far[j])
+            ]
     if bundle.subtotal is not None and bundle.manifest.subtotal is not None:
         columns += [SUBTOTAL, f"{SUBTOTAL}_lo", f"{SUBTOTAL}_hi"]
         cells = [[None] * len(subjects) for _ in range(3)]
@@ -180,7 +214,11 @@ def predict(bundle: Bundle, features: dict[str, TaskInput]) -> Predictions:
             lower, upper = clip_to_range(lower, upper, (sub_range[0], sub_range[1]))
             for j, i in enumerate(chosen):
                 point = sum(values[t][i] for t in bundle.tasks)  # the sum of the tasks' predictions
-                cells[0][i], cells[1][i], cells[2][i] = float(point), float(lower[j]), float(upper[j])
+                cells[0][i], cells[1][i], cells[2][i] = (
+                    float(point),
+                    float(lower[j]),
+                    float(upper[j]),
+                )
         values.update(zip(columns[-3:], cells))
     return Predictions(subjects, columns, values, [";".join(f) for f in flags])
 
@@ -191,7 +229,13 @@ def write_predictions(predictions: Predictions, out: str | Path) -> Path:
     writer.writerow(["subject_id", *predictions.columns, "out_of_range"])
     for i, subject in enumerate(predictions.subject_ids):
         cells = [predictions.values[c][i] for c in predictions.columns]
-        writer.writerow([subject, *("" if v is None else f"{v:.4f}" for v in cells), predictions.out_of_range[i]])
+        writer.writerow(
+            [
+                subject,
+                *("" if v is None else f"{v:.4f}" for v in cells),
+                predictions.out_of_range[i],
+            ]
+        )
     try:
         return atomic.write_text(out, text.getvalue())
     except OSError as exc:  # a folder that is a file, no permission, a full disk

@@ -12,7 +12,11 @@ from typing import Any
 from mmse_model.bundle.manifest import BundleManifest
 from mmse_model.core.domain import TASK_ITEMS
 
-BASELINE_NAMES = {"train_mean": "training mean", "ridge": "Ridge", "hist_gradient_boosting": "HistGradientBoosting"}
+BASELINE_NAMES = {
+    "train_mean": "training mean",
+    "ridge": "Ridge",
+    "hist_gradient_boosting": "HistGradientBoosting",
+}
 
 
 def render(manifest: BundleManifest) -> str:
@@ -21,47 +25,67 @@ def render(manifest: BundleManifest) -> str:
     lines: list[str] = []
     add = lines.append
     if synthetic:
-        add("> **SYNTHETIC DATA.** These models were trained and tested on a simulated cohort. "
-            "Their numbers say nothing about real patients.\n")
+        add(
+            "> **SYNTHETIC DATA.** These models were trained and tested on a simulated cohort. "
+            "Their numbers say nothing about real patients.\n"
+        )
     add(f"# Model card: MMSE sub-scores from VR eye tracking (sweep `{manifest.experiment}`)\n")
     add("## Intended use\n")
-    add("A research tool: it estimates the five MMSE sub-scores it was trained on (and their subtotal) "
+    add(
+        "A research tool: it estimates the five MMSE sub-scores it was trained on (and their subtotal) "
         "from recurrence-quantification features of VR eye-tracking recordings, each with a "
         f"{level:.0%} prediction interval. **It is not a diagnosis** and not a screening decision: "
         "it has not been validated clinically, no clinical cut-off is implied, and a person's "
         "cognition is assessed by a clinician with the full MMSE and more. Apply it only to features "
         "built as the manifest states (signature, build parameters, feature names); `mmse predict "
-        "--bundle` refuses anything else.\n")
+        "--bundle` refuses anything else.\n"
+    )
     add("## Data\n")
-    add(f"- Source: `{manifest.data_root}` ({'SYNTHETIC cohort' if synthetic else 'as recorded'}); "
-        f"data fingerprint `{manifest.data_fingerprint[:16]}`, split `{manifest.split_hash[:16]}`.")
-    add("- One subject-level split for every task: held-out test subjects no model, early stop or "
-        "selection saw; the rest in K folds (stratified on the five-task total).")
+    add(
+        f"- Source: `{manifest.data_root}` ({'SYNTHETIC cohort' if synthetic else 'as recorded'}); "
+        f"data fingerprint `{manifest.data_fingerprint[:16]}`, split `{manifest.split_hash[:16]}`."
+    )
+    add(
+        "- One subject-level split for every task: held-out test subjects no model, early stop or "
+        "selection saw; the rest in K folds (stratified on the five-task total)."
+    )
     for task, model in manifest.tasks.items():
         build = model.build()
-        add(f"- {task} ({TASK_ITEMS.get(task, '')}, {model.score_range[0]:g}-{model.score_range[1]:g}): "
+        add(
+            f"- {task} ({TASK_ITEMS.get(task, '')}, {model.score_range[0]:g}-{model.score_range[1]:g}): "
             f"{model.n_training_subjects} training subjects, {model.test.get('n', '?')} test subjects; "
             f"features `{model.signature}`, "
-            + (f"built with {build.describe()} (builder {model.builder_version})" if build else
-               "build parameters not recorded by the data"))
+            + (
+                f"built with {build.describe()} (builder {model.builder_version})"
+                if build
+                else "build parameters not recorded by the data"
+            )
+        )
     add("")
     add("## Model\n")
-    add("Per task, the sweep's winner (lowest cross-validated validation loss over signatures and "
+    add(
+        "Per task, the sweep's winner (lowest cross-validated validation loss over signatures and "
         "hyper-parameters): K fold-models of one MLP architecture, each with the feature standardiser "
         "of its own training folds; a prediction is the mean of the K, each clamped to the task's range. "
-        "The subtotal is the sum of the five tasks' predictions.\n")
+        "The subtotal is the sum of the five tasks' predictions.\n"
+    )
     add("| task | signature | K | layers | hyper-parameters |")
     add("|---|---|---|---|---|")
     for task, model in manifest.tasks.items():
         arch = model.config.get("arch", {})
         widths = [arch.get("h1"), arch.get("h2")][: int(arch.get("hidden_layers", 0))]
         layers = "linear" if not widths else " -> ".join(["10", *map(str, widths), "1"])
-        hp = ", ".join(f"{k}={_short(v)}" for k, v in sorted(model.hyperparameters.items())) or "defaults"
+        hp = (
+            ", ".join(f"{k}={_short(v)}" for k, v in sorted(model.hyperparameters.items()))
+            or "defaults"
+        )
         add(f"| {task} | `{model.signature}` | {model.folds} | {layers} | {hp} |")
     add("")
     add("## Performance on the held-out test subjects\n")
-    add("In sub-score points, with 95 % bootstrap intervals over test subjects. Validation numbers chose "
-        "the models and are not estimates; these are.\n")
+    add(
+        "In sub-score points, with 95 % bootstrap intervals over test subjects. Validation numbers chose "
+        "the models and are not estimates; these are.\n"
+    )
     add("| task | model | RMSE | MAE | R² | calibration slope | N |")
     add("|---|---|---|---|---|---|---|")
     for task, model in manifest.tasks.items():
@@ -71,16 +95,24 @@ def render(manifest: BundleManifest) -> str:
     if manifest.subtotal is not None:
         add(_row("subtotal", "**network**", manifest.subtotal.test))
     add("")
-    add("Baselines (training mean, Ridge, HistGradientBoosting) chose their settings and signature by "
+    add(
+        "Baselines (training mean, Ridge, HistGradientBoosting) chose their settings and signature by "
         "cross-validation on the same training folds and were scored on the same test subjects; several are "
-        "compared, so one interval that excludes 0 by chance is to be expected now and then.\n")
-    nested = {task: model.nested_estimate for task, model in manifest.tasks.items() if model.nested_estimate}
+        "compared, so one interval that excludes 0 by chance is to be expected now and then.\n"
+    )
+    nested = {
+        task: model.nested_estimate
+        for task, model in manifest.tasks.items()
+        if model.nested_estimate
+    }
     if nested:
         _nested_section(add, nested)
     add("## Prediction intervals\n")
-    add(f"Each prediction comes with a {level:.0%} CV+ interval (Barber et al. 2021) from the K fold-models "
+    add(
+        f"Each prediction comes with a {level:.0%} CV+ interval (Barber et al. 2021) from the K fold-models "
         "and the out-of-fold residuals of the training subjects, clipped to the score range. Coverage "
-        "measured on the held-out test subjects, with its 95 % Wilson interval:\n")
+        "measured on the held-out test subjects, with its 95 % Wilson interval:\n"
+    )
     add("| | coverage | 95 % interval | N | mean width (points) |")
     add("|---|---|---|---|---|")
     for task, model in manifest.tasks.items():
@@ -92,24 +124,33 @@ def render(manifest: BundleManifest) -> str:
     limits = [
         "Small cohort: test metrics and coverage carry wide intervals (above); a single split.",
         "One cohort, one headset and protocol: performance on other trackers, tasks or populations is unknown.",
-        ("The coverage guarantee is marginal (on average over subjects like the training ones), not for "
-         "each subject; CV+ guarantees at least 1 - 2*alpha in theory, about the level in practice. The "
-         "validation folds also chose each fold-model's epoch and the winner, which can make the residuals "
-         "a little optimistic: the measured test coverage above is the check."),
-        ("Features far outside the training range (flagged in `out_of_range` by `mmse predict`) are "
-         "extrapolation: treat those predictions with suspicion."),
+        (
+            "The coverage guarantee is marginal (on average over subjects like the training ones), not for "
+            "each subject; CV+ guarantees at least 1 - 2*alpha in theory, about the level in practice. The "
+            "validation folds also chose each fold-model's epoch and the winner, which can make the residuals "
+            "a little optimistic: the measured test coverage above is the check."
+        ),
+        (
+            "Features far outside the training range (flagged in `out_of_range` by `mmse predict`) are "
+            "extrapolation: treat those predictions with suspicion."
+        ),
         "No demographic subgroups were analysed; fairness across age, sex, education or language is untested.",
         "Sub-scores are clamped to their range; intervals that reach a bound mean the model is unsure.",
     ]
     if synthetic:
-        limits.insert(0, "SYNTHETIC data: the simulator's assumptions, not people, produced every number here.")
+        limits.insert(
+            0,
+            "SYNTHETIC data: the simulator's assumptions, not people, produced every number here.",
+        )
     lines += [f"- {item}" for item in limits]
     add("")
     add("## Provenance\n")
     provenance = manifest.provenance
-    add(f"- Sweep `{manifest.experiment}` at `{manifest.source}`; code `{provenance.get('git_commit') or 'unknown'}`; "
+    add(
+        f"- Sweep `{manifest.experiment}` at `{manifest.source}`; code `{provenance.get('git_commit') or 'unknown'}`; "
         f"versions {', '.join(f'{k} {v}' for k, v in (provenance.get('versions') or {}).items()) or 'unknown'}; "
-        f"ended {provenance.get('ended', 'unknown')}.")
+        f"ended {provenance.get('ended', 'unknown')}."
+    )
     add(f"- Bundle format {manifest.format_version}; weights (safetensors) with their sha256:")
     for name, digest in sorted(manifest.files.items()):
         add(f"  - `{name}` `{digest}`")
@@ -130,31 +171,44 @@ def _ci(metrics: dict[str, Any], key: str) -> str:
 
 def _row(task: str, name: str, metrics: dict[str, Any]) -> str:
     slope = metrics.get("calibration_slope")
-    return (f"| {task} | {name} | {_ci(metrics, 'rmse')} | {_ci(metrics, 'mae')} | {_ci(metrics, 'r2')} | "
-            f"{'-' if slope is None else f'{slope:.2f}'} | {metrics.get('n', '-')} |")
+    return (
+        f"| {task} | {name} | {_ci(metrics, 'rmse')} | {_ci(metrics, 'mae')} | {_ci(metrics, 'r2')} | "
+        f"{'-' if slope is None else f'{slope:.2f}'} | {metrics.get('n', '-')} |"
+    )
 
 
 def _nested_section(add, nested: dict[str, dict[str, Any]]) -> None:
     """How the whole selection does on splits it never saw: the nested estimate."""
     present = set(next(iter(nested.values()))["models"])
-    names = [n for n in ("network", *BASELINE_NAMES) if n in present] + sorted(present - {"network", *BASELINE_NAMES})
+    names = [n for n in ("network", *BASELINE_NAMES) if n in present] + sorted(
+        present - {"network", *BASELINE_NAMES}
+    )
     add("## Across other splits (nested estimate)\n")
-    add("The numbers above come from one split. The sweep also ran its selection again inside fresh "
+    add(
+        "The numbers above come from one split. The sweep also ran its selection again inside fresh "
         "outer splits, on their training subjects only, and scored what it chose on their test subjects: "
         "test RMSE in points, mean (sd) over the splits. The search there is reduced (fewer samples, no "
-        "ASHA), so this estimates the procedure, not the bundled models themselves.\n")
-    add("| task | search | " + " | ".join("**network**" if n == "network" else BASELINE_NAMES.get(n, n)
-                                        for n in names) + " |")
+        "ASHA), so this estimates the procedure, not the bundled models themselves.\n"
+    )
+    add(
+        "| task | search | "
+        + " | ".join("**network**" if n == "network" else BASELINE_NAMES.get(n, n) for n in names)
+        + " |"
+    )
     add("|---|---|" + "---|" * len(names))
     for task, estimate in nested.items():
         cells = []
         for name in names:
             model = estimate["models"].get(name, {})
             mean, sd = model.get("rmse_mean"), model.get("rmse_sd")
-            cells.append("-" if mean is None else f"{mean:.2f}" + ("" if sd is None else f" ({sd:.2f})"))
+            cells.append(
+                "-" if mean is None else f"{mean:.2f}" + ("" if sd is None else f" ({sd:.2f})")
+            )
         search = estimate["search"]
-        add(f"| {task} | {estimate['repeats']} splits, {search['samples']} samples x {search['signatures']} "
-            f"signatures | " + " | ".join(cells) + " |")
+        add(
+            f"| {task} | {estimate['repeats']} splits, {search['samples']} samples x {search['signatures']} "
+            f"signatures | " + " | ".join(cells) + " |"
+        )
     add("")
 
 

@@ -32,12 +32,24 @@ class TaskInput:
 
     def subset(self, subjects: set[str]) -> TaskInput:
         """Only the rows of `subjects`, in file order."""
-        keep = np.fromiter((s in subjects for s in self.subject_ids.tolist()), dtype=bool, count=len(self.subject_ids))
-        return TaskInput(self.path, self.identity, self.recorded, self.X[keep], self.subject_ids[keep],
-                        self.feature_names)
+        keep = np.fromiter(
+            (s in subjects for s in self.subject_ids.tolist()),
+            dtype=bool,
+            count=len(self.subject_ids),
+        )
+        return TaskInput(
+            self.path,
+            self.identity,
+            self.recorded,
+            self.X[keep],
+            self.subject_ids[keep],
+            self.feature_names,
+        )
 
 
-def read_task_input(path: str | Path, signature: str | None = None, task: str | None = None) -> TaskInput:
+def read_task_input(
+    path: str | Path, signature: str | None = None, task: str | None = None
+) -> TaskInput:
     """A features file with its identity; `signature` and `task` (the user's word) must agree
     with what the file or its path records, and are needed where neither says it."""
     path = Path(path)
@@ -47,8 +59,10 @@ def read_task_input(path: str | Path, signature: str | None = None, task: str | 
     known = recorded or (DatasetIdentity(*said) if None not in said else None)
     if known is None:
         if signature is None or task is None:
-            raise DataError(f"{path}: records no signature and task, and its path does not say them "
-                            "(<signature>/<task>.npz); give --signature and --task")
+            raise DataError(
+                f"{path}: records no signature and task, and its path does not say them "
+                "(<signature>/<task>.npz); give --signature and --task"
+            )
         known = DatasetIdentity(signature, task)
     else:
         where = "the file records" if recorded else "its path says"
@@ -59,18 +73,25 @@ def read_task_input(path: str | Path, signature: str | None = None, task: str | 
     if len(set(ids.tolist())) != len(ids):
         seen: set[str] = set()
         twice = next(s for s in ids.tolist() if s in seen or seen.add(s))
-        raise DataError(f"{path}: subject {twice!r} has more than one row; one row per subject to predict")
+        raise DataError(
+            f"{path}: subject {twice!r} has more than one row; one row per subject to predict"
+        )
     return TaskInput(path, known, recorded is not None, X, ids, names)
 
 
-def check_applicable(features: TaskInput, expected: DatasetIdentity, feature_names: tuple[str, ...],
-                     model: str) -> None:
+def check_applicable(
+    features: TaskInput, expected: DatasetIdentity, feature_names: tuple[str, ...], model: str
+) -> None:
     """Refuse features made otherwise than the model's training features (`model` names it)."""
     problem = features.identity.mismatch(expected)
     if problem is not None:
         raise DataError(f"{features.path}: {problem} ({model})")
     if features.recorded and expected.build is not None and features.identity.build is None:
-        raise DataError(f"{features.path}: records no build parameters; {model} needs {expected.build.describe()}")
+        raise DataError(
+            f"{features.path}: records no build parameters; {model} needs {expected.build.describe()}"
+        )
     if features.feature_names is not None and tuple(features.feature_names) != tuple(feature_names):
-        raise DataError(f"{features.path}: feature_names: expected {list(feature_names)}, found "
-                        f"{list(features.feature_names)} ({model})")
+        raise DataError(
+            f"{features.path}: feature_names: expected {list(feature_names)}, found "
+            f"{list(features.feature_names)} ({model})"
+        )

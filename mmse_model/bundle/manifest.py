@@ -80,9 +80,11 @@ class BundleManifest(Schema):
 
 def split_hash(split: dict[str, Any]) -> str:
     """sha256 of the split (test subjects, each training subject's fold) in canonical JSON."""
-    canonical = {"test_subjects": sorted(str(s) for s in split["test_subjects"]),
-                 "fold_of_subject": {str(k): int(v) for k, v in sorted(split["fold_of_subject"].items())},
-                 "folds": int(split["folds"])}
+    canonical = {
+        "test_subjects": sorted(str(s) for s in split["test_subjects"]),
+        "fold_of_subject": {str(k): int(v) for k, v in sorted(split["fold_of_subject"].items())},
+        "folds": int(split["folds"]),
+    }
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
@@ -96,14 +98,19 @@ def read_manifest(folder: Path) -> BundleManifest:
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable manifest ({exc})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise InputError(f"{path}: not an mmse model bundle (format {document.get('format')!r}, expected {FORMAT!r})"
-                         if isinstance(document, dict) else f"{path}: not an mmse model bundle")
+        raise InputError(
+            f"{path}: not an mmse model bundle (format {document.get('format')!r}, expected {FORMAT!r})"
+            if isinstance(document, dict)
+            else f"{path}: not an mmse model bundle"
+        )
     version = document.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise InputError(f"{path}: format_version {version!r}: expected an integer")
     if version > FORMAT_VERSION:
-        raise InputError(f"{path}: bundle format version {version} is newer than this code reads "
-                         f"(up to {FORMAT_VERSION}); update mmse-model")
+        raise InputError(
+            f"{path}: bundle format version {version} is newer than this code reads "
+            f"(up to {FORMAT_VERSION}); update mmse-model"
+        )
     try:
         return BundleManifest.parse(document)
     except ConfigError as exc:

@@ -18,20 +18,31 @@ from mmse_model.core.identity import DatasetIdentity
 from mmse_model.training.checkpoint import FoldEnsemble, load_checkpoint
 
 
-def predict_file(model: str | Path, input_path: str | Path, out_path: str | Path, signature: str | None = None,
-                 task: str | None = None) -> int:
+def predict_file(
+    model: str | Path,
+    input_path: str | Path,
+    out_path: str | Path,
+    signature: str | None = None,
+    task: str | None = None,
+) -> int:
     """Write `subject_id,<task>_predicted,fold_sd` rows; returns the number of subjects.
     `model`: a checkpoint folder or model.pt, a local path or a storage URI. `signature`
     picks one out of a checkpoint of several (a sweep trial's)."""
     ensemble = FoldEnsemble.from_checkpoint(load_checkpoint(model), signature)
     features = read_task_input(input_path, signature, task)
-    check_applicable(features, DatasetIdentity(ensemble.signature, ensemble.task), ensemble.feature_names,
-                     f"the model's, {model}")
+    check_applicable(
+        features,
+        DatasetIdentity(ensemble.signature, ensemble.task),
+        ensemble.feature_names,
+        f"the model's, {model}",
+    )
     per_fold = ensemble.predict_folds(features.X)  # (K, N)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["subject_id", f"{ensemble.task}_predicted", "fold_sd"])
-    for sid, mean, sd in zip(features.subject_ids, per_fold.mean(axis=0), per_fold.std(axis=0, ddof=1)):
+    for sid, mean, sd in zip(
+        features.subject_ids, per_fold.mean(axis=0), per_fold.std(axis=0, ddof=1)
+    ):
         writer.writerow([sid, f"{mean:.4f}", f"{sd:.4f}"])
     try:
         atomic.write_text(out_path, buffer.getvalue())

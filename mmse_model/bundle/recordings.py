@@ -27,7 +27,9 @@ def features_from_recordings(bundle, recordings: Path) -> dict[str, TaskInput]:
     """Features of every `<subject>/<task>.csv` under `recordings`, per task of the bundle."""
     if not recordings.is_dir():
         raise InputError(f"{recordings}: recordings directory not found")
-    subjects = sorted(p.name for p in recordings.iterdir() if p.is_dir() and not p.name.startswith("."))
+    subjects = sorted(
+        p.name for p in recordings.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     found: dict[str, TaskInput] = {}
     skipped: list[str] = []
     for task, predictor in bundle.tasks.items():
@@ -40,33 +42,51 @@ def features_from_recordings(bundle, recordings: Path) -> dict[str, TaskInput]:
             if not path.is_file():
                 continue
             try:
-                recording, _ = load_recording(path)  # size and duration limits, as `mmse data build`
+                recording, _ = load_recording(
+                    path
+                )  # size and duration limits, as `mmse data build`
                 rows.append(recording_features(recording, [signature], build.mode)[0])
                 ids.append(subject)
             except RecordingError as exc:
                 skipped.append(f"{path}: {exc}")
         if ids:
             identity = DatasetIdentity(model.signature, task, build, BUILDER_VERSION)
-            found[task] = TaskInput(recordings / "*" / f"{task}.csv", identity, True, np.stack(rows),
-                                   np.array(ids, dtype=str), FEATURE_NAMES)
+            found[task] = TaskInput(
+                recordings / "*" / f"{task}.csv",
+                identity,
+                True,
+                np.stack(rows),
+                np.array(ids, dtype=str),
+                FEATURE_NAMES,
+            )
     if not found:
-        raise DataError(f"{recordings}: no usable recording <subject>/<task>.csv of the bundle's tasks "
-                        f"({', '.join(bundle.tasks)})")
+        raise DataError(
+            f"{recordings}: no usable recording <subject>/<task>.csv of the bundle's tasks "
+            f"({', '.join(bundle.tasks)})"
+        )
     for line in skipped:
         print(f"mmse: skipped {line}", file=sys.stderr)
     return found
 
 
-def _reproducible(build: BuildParams | None, builder_version: str | None, model: str) -> BuildParams:
+def _reproducible(
+    build: BuildParams | None, builder_version: str | None, model: str
+) -> BuildParams:
     """The bundle's build parameters, when this code builds features exactly so."""
     if build is None or builder_version is None:
-        raise InputError(f"{model}: its training data recorded no build parameters, so features cannot be "
-                         "built to match; build them with `mmse data build` and use --features")
+        raise InputError(
+            f"{model}: its training data recorded no build parameters, so features cannot be "
+            "built to match; build them with `mmse data build` and use --features"
+        )
     if builder_version != BUILDER_VERSION:
-        raise InputError(f"{model}: features built by builder version {builder_version}; this code builds "
-                         f"version {BUILDER_VERSION}; use the matching mmse-model version")
+        raise InputError(
+            f"{model}: features built by builder version {builder_version}; this code builds "
+            f"version {BUILDER_VERSION}; use the matching mmse-model version"
+        )
     ours = build_params(build.mode) if build.mode in MODES else None
     if ours != build:
         found = ours.describe() if ours else f"no mode {build.mode!r}"
-        raise InputError(f"{model}: features built with {build.describe()}; this code builds {found}")
+        raise InputError(
+            f"{model}: features built with {build.describe()}; this code builds {found}"
+        )
     return build

@@ -18,37 +18,53 @@ from mmse_model.evaluation.conformal import format_coverage
 from mmse_model.training.checkpoint import CheckpointPayload
 
 
-def bundle_experiment(experiment: str, out: str | None, data_root: str | None,
-                      load: Callable[[str], CheckpointPayload]) -> str:
+def bundle_experiment(
+    experiment: str,
+    out: str | None,
+    data_root: str | None,
+    load: Callable[[str], CheckpointPayload],
+) -> str:
     where = storage.join(experiment, "summary.json")
     try:
         summary = json.loads(storage.read_text(where))
     except FileNotFoundError:
-        raise InputError(f"{storage.redact(where)}: no such file (a finished sweep's summary)") from None
+        raise InputError(
+            f"{storage.redact(where)}: no such file (a finished sweep's summary)"
+        ) from None
     except ValueError as exc:
         raise InputError(f"{storage.redact(where)}: not JSON ({exc})") from None
     if summary.get("failed_trials"):
-        raise InputError(f"{storage.redact(where)}: the sweep did not finish ({len(summary['failed_trials'])} trials "
-                         "failed); finish it with --resume before bundling it")
+        raise InputError(
+            f"{storage.redact(where)}: the sweep did not finish ({len(summary['failed_trials'])} trials "
+            "failed); finish it with --resume before bundling it"
+        )
     provenance = summary.get("provenance") or {}
     data_root = data_root or provenance.get("data_root")
     if not data_root:
-        raise InputError(f"{storage.redact(experiment)}: summary.json records no data root; give --data")
+        raise InputError(
+            f"{storage.redact(experiment)}: summary.json records no data root; give --data"
+        )
     if not Path(data_root).is_dir():
         raise InputError(f"{data_root}: no such data root (the sweep's); give --data")
     # The residuals, feature ranges and build parameters come from these files: the sweep's own.
     recorded = provenance.get("data_fingerprint")
     if recorded and data_fingerprint(data_root) != recorded:
-        raise InputError(f"{data_root}: not the data the sweep trained on (its fingerprint differs from the one "
-                         f"{storage.redact(where)} records); give --data the sweep's data root")
+        raise InputError(
+            f"{data_root}: not the data the sweep trained on (its fingerprint differs from the one "
+            f"{storage.redact(where)} records); give --data the sweep's data root"
+        )
     target = out or storage.join(experiment, BUNDLE_DIR)
     manifest = write_bundle(summary, data_root, load, target, source=storage.redact(experiment))
     return describe(manifest, storage.redact(target))
 
 
 def describe(manifest: BundleManifest, where: str) -> str:
-    lines = [(f"{'SYNTHETIC data: ' if manifest.synthetic else ''}bundle {where}: "
-              f"{', '.join(f'{t} ({m.signature})' for t, m in manifest.tasks.items())}")]
+    lines = [
+        (
+            f"{'SYNTHETIC data: ' if manifest.synthetic else ''}bundle {where}: "
+            f"{', '.join(f'{t} ({m.signature})' for t, m in manifest.tasks.items())}"
+        )
+    ]
     for task, model in manifest.tasks.items():
         lines.append(f"  {task}: {format_coverage(model.intervals)}")
     if manifest.subtotal is not None:
@@ -56,15 +72,23 @@ def describe(manifest: BundleManifest, where: str) -> str:
     return "\n".join(lines)
 
 
-def predict_with_bundle(bundle_location: str, out: str, *, features: str | None = None,
-                        recordings: str | None = None, signature: str | None = None,
-                        task: str | None = None) -> str:
+def predict_with_bundle(
+    bundle_location: str,
+    out: str,
+    *,
+    features: str | None = None,
+    recordings: str | None = None,
+    signature: str | None = None,
+    task: str | None = None,
+) -> str:
     """Predict every subject the features (or recordings) hold; nothing is written unless all
     of it is accepted."""
     storage.check_location(bundle_location, "--bundle")
     if not storage.is_dir(bundle_location):
         raise InputError(f"{storage.redact(bundle_location)}: no such folder")
-    with storage.local_copy(bundle_location, "reading the bundle") as folder:  # a URI: a temporary copy
+    with storage.local_copy(
+        bundle_location, "reading the bundle"
+    ) as folder:  # a URI: a temporary copy
         bundle = load_bundle(folder)
         if recordings is not None:
             from mmse_model.bundle.recordings import features_from_recordings
@@ -77,8 +101,14 @@ def predict_with_bundle(bundle_location: str, out: str, *, features: str | None 
     flagged = sum(1 for f in predictions.out_of_range if f)
     # A subtotal only for subjects with all of the bundle's tasks: say for how many.
     with_subtotal = sum(1 for v in predictions.values.get("subtotal", ()) if v is not None)
-    return (f"{'SYNTHETIC-data models: ' if bundle.manifest.synthetic else ''}wrote predictions for "
-            f"{len(predictions.subject_ids)} subjects ({', '.join(inputs)}"
-            f"{f'; subtotal for {with_subtotal}' if with_subtotal else ''}) with "
-            f"{bundle.manifest.interval_level:.0%} intervals to {out}"
-            + (f"; {flagged} with features far outside the training range (out_of_range)" if flagged else ""))
+    return (
+        f"{'SYNTHETIC-data models: ' if bundle.manifest.synthetic else ''}wrote predictions for "
+        f"{len(predictions.subject_ids)} subjects ({', '.join(inputs)}"
+        f"{f'; subtotal for {with_subtotal}' if with_subtotal else ''}) with "
+        f"{bundle.manifest.interval_level:.0%} intervals to {out}"
+        + (
+            f"; {flagged} with features far outside the training range (out_of_range)"
+            if flagged
+            else ""
+        )
+    )

@@ -30,18 +30,29 @@ MODEL = "model."
 
 
 def ensemble_tensors(ensemble: FoldEnsemble) -> dict[str, torch.Tensor]:
-    state = {f"{MODEL}{name}": t.detach().cpu().contiguous() for name, t in ensemble.model.state_dict().items()}
-    return {**state, "standardiser.mean": ensemble.mean.contiguous(), "standardiser.scale": ensemble.scale.contiguous()}
+    state = {
+        f"{MODEL}{name}": t.detach().cpu().contiguous()
+        for name, t in ensemble.model.state_dict().items()
+    }
+    return {
+        **state,
+        "standardiser.mean": ensemble.mean.contiguous(),
+        "standardiser.scale": ensemble.scale.contiguous(),
+    }
 
 
 def conformal_tensors(residuals: np.ndarray, folds: np.ndarray) -> dict[str, torch.Tensor]:
-    return {"conformal.residual": torch.as_tensor(np.asarray(residuals, dtype=np.float64)).contiguous(),
-            "conformal.fold": torch.as_tensor(np.asarray(folds, dtype=np.int64)).contiguous()}
+    return {
+        "conformal.residual": torch.as_tensor(np.asarray(residuals, dtype=np.float64)).contiguous(),
+        "conformal.fold": torch.as_tensor(np.asarray(folds, dtype=np.int64)).contiguous(),
+    }
 
 
 def range_tensors(feature_min: np.ndarray, feature_max: np.ndarray) -> dict[str, torch.Tensor]:
-    return {"features.min": torch.as_tensor(np.asarray(feature_min, dtype=np.float64)),
-            "features.max": torch.as_tensor(np.asarray(feature_max, dtype=np.float64))}
+    return {
+        "features.min": torch.as_tensor(np.asarray(feature_min, dtype=np.float64)),
+        "features.max": torch.as_tensor(np.asarray(feature_max, dtype=np.float64)),
+    }
 
 
 def write_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
@@ -55,17 +66,26 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise InputError(f"{path}: not a readable safetensors file ({first_line(exc)})") from None
 
 
-def ensemble_from_tensors(path: Path, tensors: dict[str, torch.Tensor], arch: ArchConfig, folds: int, task: str,
-                          signature: str, feature_names: tuple[str, ...],
-                          score_range: tuple[float, float]) -> FoldEnsemble:
+def ensemble_from_tensors(
+    path: Path,
+    tensors: dict[str, torch.Tensor],
+    arch: ArchConfig,
+    folds: int,
+    task: str,
+    signature: str,
+    feature_names: tuple[str, ...],
+    score_range: tuple[float, float],
+) -> FoldEnsemble:
     """The K fold-models a weights file holds, predicting in points as a checkpoint's do."""
     model = MemberMLPs(arch, n_models=folds).double()
-    state = {name[len(MODEL):]: t for name, t in tensors.items() if name.startswith(MODEL)}
+    state = {name[len(MODEL) :]: t for name, t in tensors.items() if name.startswith(MODEL)}
     try:
         model.load_state_dict({name: t.double() for name, t in state.items()})
         mean, scale = tensors["standardiser.mean"].double(), tensors["standardiser.scale"].double()
     except (RuntimeError, KeyError) as exc:
-        raise InputError(f"{path}: does not hold {folds} fold-models of the manifest's architecture "
-                         f"({first_line(exc, 160)})") from None
+        raise InputError(
+            f"{path}: does not hold {folds} fold-models of the manifest's architecture "
+            f"({first_line(exc, 160)})"
+        ) from None
     model.eval()
     return FoldEnsemble(model, mean, scale, score_range, task, signature, feature_names)

@@ -72,8 +72,13 @@ def level_of(summary: dict[str, Any]) -> float:
     return DEFAULT_LEVEL
 
 
-def _fill(folder: Path, summary: dict[str, Any], data_root: Path, load: Callable[[str], CheckpointPayload],
-          source: str) -> BundleManifest:
+def _fill(
+    folder: Path,
+    summary: dict[str, Any],
+    data_root: Path,
+    load: Callable[[str], CheckpointPayload],
+    source: str,
+) -> BundleManifest:
     level = level_of(summary)
     tasks: dict[str, TaskModel] = {}
     parts: dict[str, tuple[OutOfFold, HeldOutIntervals]] = {}
@@ -82,54 +87,103 @@ def _fill(folder: Path, summary: dict[str, Any], data_root: Path, load: Callable
     for task, entry in sorted(summary["tasks"].items()):
         winner = entry["winner"]
         signature = winner["signature"]
-        evaluated = evaluate_winner(load(winner["checkpoint_uri"]), data_root, task, signature, level)
-        payload, score_range, data, split = evaluated.payload, evaluated.score_range, evaluated.data, evaluated.split
+        evaluated = evaluate_winner(
+            load(winner["checkpoint_uri"]), data_root, task, signature, level
+        )
+        payload, score_range, data, split = (
+            evaluated.payload,
+            evaluated.score_range,
+            evaluated.data,
+            evaluated.split,
+        )
         ensemble, oof, held = evaluated.ensemble, evaluated.oof, evaluated.held
         splits.add(split_hash(payload.split))
         parts[task] = (oof, held)
         training = data.X[~held_out_rows(data.subject_ids, split)]
-        identity = DatasetIdentity.from_npz(dataset_path(data_root, signature, task))  # None: written before
+        identity = DatasetIdentity.from_npz(
+            dataset_path(data_root, signature, task)
+        )  # None: written before
         name = weights_file(task)
-        tensors = {**weights.ensemble_tensors(ensemble), **weights.conformal_tensors(oof.residuals, oof.folds),
-                   **weights.range_tensors(training.min(axis=0), training.max(axis=0))}
-        weights.write_weights(folder / name, tensors, {"format": "mmse-bundle-weights", "task": task,
-                                                       "signature": signature})
+        tensors = {
+            **weights.ensemble_tensors(ensemble),
+            **weights.conformal_tensors(oof.residuals, oof.folds),
+            **weights.range_tensors(training.min(axis=0), training.max(axis=0)),
+        }
+        weights.write_weights(
+            folder / name,
+            tensors,
+            {"format": "mmse-bundle-weights", "task": task, "signature": signature},
+        )
         files[name] = sha256_file(folder / name)
         tasks[task] = TaskModel(
-            task=task, signature=signature, feature_names=list(data.feature_names),
+            task=task,
+            signature=signature,
+            feature_names=list(data.feature_names),
             score_range=[float(score_range[0]), float(score_range[1])],
-            build_params=None if identity is None or identity.build is None else identity.build.to_dict(),
+            build_params=None
+            if identity is None or identity.build is None
+            else identity.build.to_dict(),
             builder_version=None if identity is None else identity.builder_version,
-            folds=payload.folds, weights=name, hyperparameters=dict(winner.get("hyperparameters", {})),
-            config=payload.config, trial_id=str(winner.get("trial_id", "")), checkpoint_uri=winner["checkpoint_uri"],
+            folds=payload.folds,
+            weights=name,
+            hyperparameters=dict(winner.get("hyperparameters", {})),
+            config=payload.config,
+            trial_id=str(winner.get("trial_id", "")),
+            checkpoint_uri=winner["checkpoint_uri"],
             selection={k: float(v) for k, v in winner.get("selection", {}).items()},
-            test=_plain(entry.get("test", {})), baselines=_plain(entry.get("baselines", {})),
+            test=_plain(entry.get("test", {})),
+            baselines=_plain(entry.get("baselines", {})),
             intervals={**coverage(held.y, held.lower, held.upper, level)},
             n_training_subjects=len(np.unique(oof.subject_ids)),
-            feature_min=[float(v) for v in training.min(axis=0)], feature_max=[float(v) for v in training.max(axis=0)],
-            nested_estimate=_plain({k: v for k, v in entry["nested_estimate"].items() if k != "ran_on"})
-            if entry.get("nested_estimate") else None,
+            feature_min=[float(v) for v in training.min(axis=0)],
+            feature_max=[float(v) for v in training.max(axis=0)],
+            nested_estimate=_plain(
+                {k: v for k, v in entry["nested_estimate"].items() if k != "ran_on"}
+            )
+            if entry.get("nested_estimate")
+            else None,
         )
     if len(splits) > 1:
-        raise InputError(f"{source}: the task winners were trained on different splits; no shared folds to bundle")
+        raise InputError(
+            f"{source}: the task winners were trained on different splits; no shared folds to bundle"
+        )
     subtotal = None
     if set(tasks) == set(TASKS):
         sub = subtotal_intervals(parts, level)
         name = weights_file(SUBTOTAL)
-        weights.write_weights(folder / name, weights.conformal_tensors(sub.residuals, sub.folds),
-                              {"format": "mmse-bundle-weights", "task": SUBTOTAL})
+        weights.write_weights(
+            folder / name,
+            weights.conformal_tensors(sub.residuals, sub.folds),
+            {"format": "mmse-bundle-weights", "task": SUBTOTAL},
+        )
         files[name] = sha256_file(folder / name)
-        subtotal = SubtotalModel(tasks=list(sub.tasks), score_range=list(sub.score_range), weights=name,
-                                 test=_plain({k: v for k, v in summary.get("subtotal", {}).items()
-                                              if k not in ("intervals", "dementia_auc")}),
-                                 intervals=coverage(sub.y, sub.lower, sub.upper, level),
-                                 n_training_subjects=len(sub.residuals))
+        subtotal = SubtotalModel(
+            tasks=list(sub.tasks),
+            score_range=list(sub.score_range),
+            weights=name,
+            test=_plain(
+                {
+                    k: v
+                    for k, v in summary.get("subtotal", {}).items()
+                    if k not in ("intervals", "dementia_auc")
+                }
+            ),
+            intervals=coverage(sub.y, sub.lower, sub.upper, level),
+            n_training_subjects=len(sub.residuals),
+        )
     provenance = summary.get("provenance", {})
     manifest = BundleManifest(
-        experiment=str(summary.get("experiment", "")), source=source, data_root=str(data_root),
-        data_fingerprint=data_fingerprint(data_root), split_hash=splits.pop(),
-        synthetic=is_synthetic(data_root), interval_level=level, provenance=_plain(provenance),
-        tasks=tasks, subtotal=subtotal, files=files,
+        experiment=str(summary.get("experiment", "")),
+        source=source,
+        data_root=str(data_root),
+        data_fingerprint=data_fingerprint(data_root),
+        split_hash=splits.pop(),
+        synthetic=is_synthetic(data_root),
+        interval_level=level,
+        provenance=_plain(provenance),
+        tasks=tasks,
+        subtotal=subtotal,
+        files=files,
     )
     atomic.write_text(folder / CARD, card.render(manifest))
     atomic.write_json(folder / MANIFEST, manifest.to_dict())
@@ -138,7 +192,9 @@ def _fill(folder: Path, summary: dict[str, Any], data_root: Path, load: Callable
 
 def _plain(value: Any) -> Any:
     """JSON-plain values (numpy scalars and tuples as the summary may hold them)."""
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    return json.loads(
+        json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+    )
 
 
 def _replace_folder(staging: Path, target: Path) -> None:

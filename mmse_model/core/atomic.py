@@ -28,7 +28,11 @@ def write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp)` to fill a temporary sibling of `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_sibling(path, ".tmp", lambda name: os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)))
+    tmp = _new_sibling(
+        path,
+        ".tmp",
+        lambda name: os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)),
+    )
     try:
         write(tmp)
         with open(tmp, "rb+") as handle:  # on disk before it takes the real name
@@ -80,8 +84,12 @@ def strict_json(value: Any) -> Any:
     """`value` with every non-finite float (numpy's included) as None, tuples as lists,
     numpy scalars and arrays as plain values, anything else unknown as its str."""
     if isinstance(value, dict):
-        return {str(k) if not isinstance(k, (str, int, float, bool)) and k is not None else k: strict_json(v)
-                for k, v in value.items()}
+        return {
+            str(k)
+            if not isinstance(k, (str, int, float, bool)) and k is not None
+            else k: strict_json(v)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [strict_json(v) for v in value]
     if isinstance(value, np.ndarray):

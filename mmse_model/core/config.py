@@ -72,13 +72,24 @@ class EarlyStoppingConfig(Schema):
 
 # Ray's own resources, each set by its own key (cpus_per_worker, use_gpu, trial_cpus); Tune
 # reads "custom_resources" in a resource dict as a nested one.
-RAY_OWN_RESOURCES = ("CPU", "GPU", "TPU", "memory", "object_store_memory", "cpu", "gpu", "custom_resources")
+RAY_OWN_RESOURCES = (
+    "CPU",
+    "GPU",
+    "TPU",
+    "memory",
+    "object_store_memory",
+    "cpu",
+    "gpu",
+    "custom_resources",
+)
 
 
 def _custom_resources(resources: dict[str, float]) -> dict[str, float]:
     for name in resources:
         if name in RAY_OWN_RESOURCES or not name.strip():
-            raise ValueError(f"{name!r} is not a custom resource name (CPUs and GPUs have keys of their own)")
+            raise ValueError(
+                f"{name!r} is not a custom resource name (CPUs and GPUs have keys of their own)"
+            )
     return resources
 
 
@@ -91,7 +102,9 @@ def _label_selector(selector: dict[str, str]) -> dict[str, str]:
 
 # {name: amount} of custom resources a node declares (`ray start --resources`, a node type's
 # `resources:` in a cluster config); amounts > 0.
-CustomResources = Annotated[dict[str, Annotated[Number, Field(gt=0.0)]], AfterValidator(_custom_resources)]
+CustomResources = Annotated[
+    dict[str, Annotated[Number, Field(gt=0.0)]], AfterValidator(_custom_resources)
+]
 # {label: value} a node must carry (`ray start --labels`, a node type's `labels:`); Ray's
 # selector syntax: "value", "!value", "in(a,b)", "!in(a,b)".
 LabelSelector = Annotated[dict[str, str], AfterValidator(_label_selector)]
@@ -131,7 +144,9 @@ class RayConfig(Schema):
 
 
 # [low, high] in YAML and JSON; a tuple once checked.
-ScoreRange = Annotated[tuple[Number, Number], BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)]
+ScoreRange = Annotated[
+    tuple[Number, Number], BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)
+]
 
 
 class Config(Schema):
@@ -147,7 +162,9 @@ class Config(Schema):
 
     @field_validator("score_ranges")
     @classmethod
-    def _every_task_once(cls, ranges: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    def _every_task_once(
+        cls, ranges: dict[str, tuple[float, float]]
+    ) -> dict[str, tuple[float, float]]:
         for task, (low, high) in ranges.items():
             if task not in TASKS:
                 raise ValueError(f"unknown task {task!r} (expected {', '.join(TASKS)})")

@@ -26,7 +26,11 @@ TASK_ITEMS: dict[str, str] = {
 }
 # Sub-score range of each task in MMSE points; the five sum to 0-21 of the MMSE's 30.
 SCORE_RANGES: dict[str, tuple[float, float]] = {
-    "Q1": (0.0, 5.0), "Q2": (0.0, 5.0), "Q3": (0.0, 3.0), "Q4": (0.0, 5.0), "Q5": (0.0, 3.0),
+    "Q1": (0.0, 5.0),
+    "Q2": (0.0, 5.0),
+    "Q3": (0.0, 3.0),
+    "Q4": (0.0, 5.0),
+    "Q5": (0.0, 3.0),
 }
 SUBTOTAL_RANGE = (0.0, sum(high for _, high in SCORE_RANGES.values()))
 MMSE_MAX = 30

@@ -37,15 +37,22 @@ class BuildParams:
     theiler_window: int  # RQA leaves out pairs |i - j| < theiler_window
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode, "rate_hz": float(self.rate_hz), "theiler_window": int(self.theiler_window)}
+        return {
+            "mode": self.mode,
+            "rate_hz": float(self.rate_hz),
+            "theiler_window": int(self.theiler_window),
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: Mapping) -> BuildParams:
-        return cls(mode=str(data["mode"]), rate_hz=float(data["rate_hz"]),
-                   theiler_window=int(data["theiler_window"]))
+        return cls(
+            mode=str(data["mode"]),
+            rate_hz=float(data["rate_hz"]),
+            theiler_window=int(data["theiler_window"]),
+        )
 
     def describe(self) -> str:
         return f"mode={self.mode}, rate_hz={self.rate_hz:g}, theiler_window={self.theiler_window}"
@@ -84,12 +91,16 @@ class DatasetIdentity:
         for key in IDENTITY_KEYS:
             value = arrays[key]
             if value.shape != () or value.dtype.kind != "U":
-                raise DataError(f"{path}: {key} must be a single string, got dtype {value.dtype} shape {value.shape}")
+                raise DataError(
+                    f"{path}: {key} must be a single string, got dtype {value.dtype} shape {value.shape}"
+                )
             values[key] = str(value)
         try:
             build = BuildParams.from_dict(json.loads(values["build_params"]))
         except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{path}: build_params is not a build-parameter record ({exc})") from None
+            raise DataError(
+                f"{path}: build_params is not a build-parameter record ({exc})"
+            ) from None
         return cls(values["signature"], values["task"], build, values["builder_version"])
 
     @classmethod
@@ -113,8 +124,11 @@ class DatasetIdentity:
             return f"task: expected {expected.task}, found {self.task}"
         if expected.build is not None and self.build is not None and self.build != expected.build:
             return f"build parameters: expected {expected.build.describe()}, found {self.build.describe()}"
-        if (expected.builder_version is not None and self.builder_version is not None
-                and self.builder_version != expected.builder_version):
+        if (
+            expected.builder_version is not None
+            and self.builder_version is not None
+            and self.builder_version != expected.builder_version
+        ):
             return f"builder version: expected {expected.builder_version}, found {self.builder_version}"
         return None
 
@@ -140,8 +154,13 @@ class ManifestFile:
     rows: int
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "signature": self.signature, "task": self.task,
-                "sha256": self.sha256, "rows": self.rows}
+        return {
+            "path": self.path,
+            "signature": self.signature,
+            "task": self.task,
+            "sha256": self.sha256,
+            "rows": self.rows,
+        }
 
 
 @dataclass(frozen=True)
@@ -182,19 +201,39 @@ class Manifest:
             raise DataError(f"{where}: not a dataset manifest (a JSON object)")
         version = data.get("format")
         if not isinstance(version, int) or version > MANIFEST_FORMAT or version < 1:
-            raise DataError(f"{where}: manifest format {version!r}; this code reads 1 to {MANIFEST_FORMAT}")
+            raise DataError(
+                f"{where}: manifest format {version!r}; this code reads 1 to {MANIFEST_FORMAT}"
+            )
         try:
             files = tuple(
-                ManifestFile(str(f["path"]), str(f["signature"]), str(f["task"]), str(f["sha256"]), int(f["rows"]))
+                ManifestFile(
+                    str(f["path"]),
+                    str(f["signature"]),
+                    str(f["task"]),
+                    str(f["sha256"]),
+                    int(f["rows"]),
+                )
                 for f in data["files"]
             )
-            subjects = {str(task): tuple(str(s) for s in ids) for task, ids in data["subjects"].items()}
-            manifest = cls(BuildParams.from_dict(data["build_params"]), str(data["builder_version"]), files,
-                           subjects, data.get("source_fingerprint"), bool(data.get("synthetic", False)))
+            subjects = {
+                str(task): tuple(str(s) for s in ids) for task, ids in data["subjects"].items()
+            }
+            manifest = cls(
+                BuildParams.from_dict(data["build_params"]),
+                str(data["builder_version"]),
+                files,
+                subjects,
+                data.get("source_fingerprint"),
+                bool(data.get("synthetic", False)),
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise DataError(f"{where}: not a dataset manifest ({type(exc).__name__}: {first_line(exc)})") from None
+            raise DataError(
+                f"{where}: not a dataset manifest ({type(exc).__name__}: {first_line(exc)})"
+            ) from None
         if data.get("fingerprint") != manifest.fingerprint:
-            raise DataError(f"{where}: its fingerprint does not match its own file list (edited by hand?)")
+            raise DataError(
+                f"{where}: its fingerprint does not match its own file list (edited by hand?)"
+            )
         return manifest
 
     @classmethod
@@ -214,8 +253,11 @@ class Manifest:
                 raise ValueError(f"{rel}: a data root's files share one build and builder version")
         files, subjects = [], {}
         for rel, (identity, ids) in sorted(written.items()):
-            files.append(ManifestFile(rel, identity.signature, identity.task,
-                                      sha256_file(Path(root) / rel), len(ids)))
+            files.append(
+                ManifestFile(
+                    rel, identity.signature, identity.task, sha256_file(Path(root) / rel), len(ids)
+                )
+            )
             subjects.setdefault(identity.task, tuple(dict.fromkeys(str(s) for s in ids)))
         return cls(build, builder_version, tuple(files), subjects, source_fingerprint, synthetic)
 
@@ -272,8 +314,12 @@ def check_against_path(path: str | Path, recorded: DatasetIdentity | None) -> No
         return
     signature, task = path_identity(path)
     if signature is not None and recorded.signature != signature:
-        raise DataError(f"{path}: records signature {recorded.signature} but its folder says {signature} "
-                        f"(expected {signature}, found {recorded.signature})")
+        raise DataError(
+            f"{path}: records signature {recorded.signature} but its folder says {signature} "
+            f"(expected {signature}, found {recorded.signature})"
+        )
     if task is not None and recorded.task != task:
-        raise DataError(f"{path}: records task {recorded.task} but its name says {task} "
-                        f"(expected {task}, found {recorded.task})")
+        raise DataError(
+            f"{path}: records task {recorded.task} but its name says {task} "
+            f"(expected {task}, found {recorded.task})"
+        )

@@ -47,22 +47,43 @@ def describe(model: type[BaseModel], exc: ValidationError) -> str:
     return f"{key}: {_expected(error)}, got {_show(error.get('input'))}"
 
 
-_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string",
-          "dict": "a mapping", "model": "a mapping", "list": "a list", "tuple": "a list"}
-_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+_KINDS = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "string": "a string",
+    "dict": "a mapping",
+    "model": "a mapping",
+    "list": "a list",
+    "tuple": "a list",
+}
+_BOUNDS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
 
 
 def _expected(error: dict[str, Any]) -> str:
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind in _BOUNDS:
         bound = next(iter(ctx.values()))
-        noun = "an integer" if isinstance(bound, int) and not isinstance(error.get("input"), float) else "a number"
+        noun = (
+            "an integer"
+            if isinstance(bound, int) and not isinstance(error.get("input"), float)
+            else "a number"
+        )
         return f"expected {noun} {_BOUNDS[kind]} {bound:g}"
     if kind == "string_pattern_mismatch":
         return f"expected a string matching {ctx.get('pattern')!r}"
     if kind == "string_too_short":
         shortest = ctx.get("min_length")
-        return "expected a non-empty string" if shortest == 1 else f"expected at least {shortest} characters"
+        return (
+            "expected a non-empty string"
+            if shortest == 1
+            else f"expected at least {shortest} characters"
+        )
     if kind == "string_too_long":
         return f"expected at most {ctx.get('max_length')} characters"
     for prefix, noun in _KINDS.items():
@@ -70,7 +91,7 @@ def _expected(error: dict[str, Any]) -> str:
             return f"expected {noun}"
     message = error["msg"]
     if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+        message = message[len("Value error, ") :]
     return message
 
 

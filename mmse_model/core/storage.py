@@ -103,8 +103,11 @@ def uri_of(storage: str, fs_path: str) -> str:
 
 
 def _secret_names(query: str) -> list[str]:
-    return [key for key, _ in parse_qsl(query, keep_blank_values=True)
-            if any(word in key.lower() for word in _SECRET_WORDS)]
+    return [
+        key
+        for key, _ in parse_qsl(query, keep_blank_values=True)
+        if any(word in key.lower() for word in _SECRET_WORDS)
+    ]
 
 
 def redact(location: str) -> str:
@@ -115,8 +118,11 @@ def redact(location: str) -> str:
     secret = set(_secret_names(parts.query))
     if not secret and "@" not in parts.netloc:
         return location
-    query = "&".join(f"{n}={v}" if v else n for n, v in parse_qsl(parts.query, keep_blank_values=True)
-                     if n not in secret)
+    query = "&".join(
+        f"{n}={v}" if v else n
+        for n, v in parse_qsl(parts.query, keep_blank_values=True)
+        if n not in secret
+    )
     netloc = parts.netloc.rsplit("@", 1)[-1]
     return parts._replace(netloc=netloc, query=query).geturl()
 
@@ -158,8 +164,9 @@ def errors(location: str, what: str) -> Iterator[None]:
     except OSError as exc:
         if not is_remote(location):
             raise
-        raise StorageUnavailable(f"storage {str(location).partition('?')[0]}: {what} failed "
-                                 f"({first_line(exc)})") from None
+        raise StorageUnavailable(
+            f"storage {str(location).partition('?')[0]}: {what} failed ({first_line(exc)})"
+        ) from None
 
 
 def filesystem(location: str):
@@ -180,7 +187,9 @@ def filesystem(location: str):
 def _store(location: str, key: str):
     # The environment that configures a store (endpoint, region, credentials) is part of its
     # identity: a process that changes it gets a new file system.
-    environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_STORE_ENVIRONMENT)))
+    environment = tuple(
+        sorted((k, v) for k, v in os.environ.items() if k.startswith(_STORE_ENVIRONMENT))
+    )
     try:
         return _open_store(key, environment)
     except ValueError as exc:  # not a URI pyarrow reads (an unknown scheme, a bad option)
@@ -267,9 +276,13 @@ def list_dir(location: str) -> list[Entry]:
 
     fs, path = filesystem(location)
     with errors(location, "listing"):
-        children = fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=False, allow_not_found=True))
-    return sorted((Entry(c.base_name, c.type == pyarrow.fs.FileType.Directory) for c in children),
-                  key=lambda e: e.name)
+        children = fs.get_file_info(
+            pyarrow.fs.FileSelector(path, recursive=False, allow_not_found=True)
+        )
+    return sorted(
+        (Entry(c.base_name, c.type == pyarrow.fs.FileType.Directory) for c in children),
+        key=lambda e: e.name,
+    )
 
 
 def files_present(location: str, relative: list[str]) -> set[str]:

@@ -75,7 +75,9 @@ def load_task_data(path: str | Path, score_range: tuple[float, float]) -> TaskDa
         bad = ~np.isfinite(arr)
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
-            raise DataError(f"{path}: {key} has {int(bad.sum())} NaN/Inf values (first in row {row})")
+            raise DataError(
+                f"{path}: {key} has {int(bad.sum())} NaN/Inf values (first in row {row})"
+            )
     low, high = score_range
     outside = (y < low) | (y > high)
     if outside.any():
@@ -100,7 +102,9 @@ def load_task_data(path: str | Path, score_range: tuple[float, float]) -> TaskDa
     if "feature_names" in arrays:
         names = arrays["feature_names"]
         if names.shape != (N_FEATURES,):
-            raise DataError(f"{path}: feature_names must have shape ({N_FEATURES},), got {names.shape}")
+            raise DataError(
+                f"{path}: feature_names must have shape ({N_FEATURES},), got {names.shape}"
+            )
         feature_names = tuple(str(n) for n in names)
     return TaskData(path, X, y, subject_ids, feature_names, identity)
 
@@ -141,8 +145,10 @@ def subject_id_strings(path: object, ids: np.ndarray) -> np.ndarray:
             raise DataError(f"{path}: subject_id holds bytes that are not UTF-8 text") from None
     if ids.dtype.kind in "iu":
         return ids.astype(str)
-    raise DataError(f"{path}: subject_id must be strings, got {ids.dtype} numbers "
-                    "(an id stored as a number has lost how it was written: 007 -> 7.0)")
+    raise DataError(
+        f"{path}: subject_id must be strings, got {ids.dtype} numbers "
+        "(an id stored as a number has lost how it was written: 007 -> 7.0)"
+    )
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,11 @@ def read_features(path: str | Path) -> Features:
             raise DataError(f"{path}: X must be numeric, got {arrays['X'].dtype}")
         X = arrays["X"].astype(np.float64)
         ids = subject_id_strings(path, arrays["subject_id"]) if "subject_id" in arrays else None
-        names = tuple(str(n) for n in np.atleast_1d(arrays["feature_names"])) if "feature_names" in arrays else None
+        names = (
+            tuple(str(n) for n in np.atleast_1d(arrays["feature_names"]))
+            if "feature_names" in arrays
+            else None
+        )
     if X.ndim != 2 or X.shape[1] != N_FEATURES:
         raise DataError(f"{path}: X must have shape (N, {N_FEATURES}), got {X.shape}")
     if not np.isfinite(X).all():
@@ -184,7 +194,9 @@ def read_features(path: str | Path) -> Features:
     if ids is None:
         ids = np.array([f"row{i}" for i in range(X.shape[0])])
     elif ids.shape != (X.shape[0],):
-        raise DataError(f"{path}: subject_id must have shape ({X.shape[0]},) like X's rows, got {ids.shape}")
+        raise DataError(
+            f"{path}: subject_id must have shape ({X.shape[0]},) like X's rows, got {ids.shape}"
+        )
     if names is not None and len(names) != N_FEATURES:
         raise DataError(f"{path}: feature_names must name {N_FEATURES} features, got {len(names)}")
     return Features(path, X, ids, names, identity)
@@ -201,11 +213,15 @@ def _read_features_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None, tuple
     except (OSError, csv.Error) as exc:
         raise DataError(f"{path}: not a readable CSV ({first_line(exc)})") from None
     if not rows or not any(cell.strip() for cell in rows[0]):
-        raise DataError(f"{path}: empty CSV (expected a header: subject_id and {N_FEATURES} feature columns)")
+        raise DataError(
+            f"{path}: empty CSV (expected a header: subject_id and {N_FEATURES} feature columns)"
+        )
     header = [cell.strip() for cell in rows[0]]
     columns = [c for c in header if c != "subject_id"]
     if len(columns) != N_FEATURES:
-        raise DataError(f"{path}: expected subject_id and {N_FEATURES} feature columns, got {len(columns)}")
+        raise DataError(
+            f"{path}: expected subject_id and {N_FEATURES} feature columns, got {len(columns)}"
+        )
     id_column = header.index("subject_id") if "subject_id" in header else None
     feature_columns = [i for i, c in enumerate(header) if c != "subject_id"]
     X, ids = [], []
@@ -224,12 +240,17 @@ def _read_features_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None, tuple
             try:
                 values.append(float(row[i]))
             except ValueError:
-                raise DataError(f"{path}: line {line_no}: {header[i]}={row[i].strip()[:20]!r} is not a number") from None
+                raise DataError(
+                    f"{path}: line {line_no}: {header[i]}={row[i].strip()[:20]!r} is not a number"
+                ) from None
         X.append(values)
     if not X:
         raise DataError(f"{path}: no rows")
-    return (np.array(X, dtype=np.float64).reshape(-1, N_FEATURES),
-            None if id_column is None else np.array(ids, dtype=np.str_), tuple(columns))
+    return (
+        np.array(X, dtype=np.float64).reshape(-1, N_FEATURES),
+        None if id_column is None else np.array(ids, dtype=np.str_),
+        tuple(columns),
+    )
 
 
 def _check_consistent_labels(path: Path, subject_ids: np.ndarray, y: np.ndarray) -> None:
@@ -264,8 +285,11 @@ class Split:
 
     @classmethod
     def from_dict(cls, data: dict) -> Split:
-        return cls(tuple(data["test_subjects"]), {str(k): int(v) for k, v in data["fold_of_subject"].items()},
-                   int(data["folds"]))
+        return cls(
+            tuple(data["test_subjects"]),
+            {str(k): int(v) for k, v in data["fold_of_subject"].items()},
+            int(data["folds"]),
+        )
 
 
 def min_subjects(folds: int, test_fraction: float) -> int:
@@ -317,7 +341,11 @@ def make_split(
 
 
 def shared_split(
-    data_root: str | Path, signature: str, folds: int, test_fraction: float, seed: int,
+    data_root: str | Path,
+    signature: str,
+    folds: int,
+    test_fraction: float,
+    seed: int,
     score_ranges: dict[str, tuple[float, float]],
 ) -> Split:
     """The one split of a data root, shared by every task and signature.
@@ -341,8 +369,14 @@ def shared_split(
     if not totals:
         raise DataError(f"{Path(data_root) / signature}: no task file (Q1..Q5.npz)")
     ids = np.array(sorted(totals))
-    return make_split(ids, np.array([totals[s] for s in ids]), folds, test_fraction, seed,
-                      str(Path(data_root) / signature))
+    return make_split(
+        ids,
+        np.array([totals[s] for s in ids]),
+        folds,
+        test_fraction,
+        seed,
+        str(Path(data_root) / signature),
+    )
 
 
 def _subject_hash(seed: int, subject: str) -> str:
@@ -383,7 +417,10 @@ class GroupData:
 
 
 def load_group(
-    data_root: str | Path, signatures: tuple[str, ...] | list[str], task: str, score_range: tuple[float, float]
+    data_root: str | Path,
+    signatures: tuple[str, ...] | list[str],
+    task: str,
+    score_range: tuple[float, float],
 ) -> GroupData:
     """Load a task under each signature and align the rows; files that disagree on the
     subjects, their scores or the feature names are a DataError naming the file."""
@@ -397,18 +434,29 @@ def load_group(
         rows = np.lexsort((np.arange(len(data.y)), data.subject_ids))
         ids = data.subject_ids[rows]
         if len(ids) != len(order) or not np.array_equal(ids, first.subject_ids[order]):
-            raise DataError(f"{data.path}: its subjects (or rows per subject) differ from {first.path}'s; "
-                            "every signature of a task must hold the same subjects")
+            raise DataError(
+                f"{data.path}: its subjects (or rows per subject) differ from {first.path}'s; "
+                "every signature of a task must hold the same subjects"
+            )
         if not np.array_equal(data.y[rows], first.y[order]):
             i = int(np.argmax(data.y[rows] != first.y[order]))
-            raise DataError(f"{data.path}: subject {ids[i]!r} scores {data.y[rows][i]:g} here but "
-                            f"{first.y[order][i]:g} in {first.path}")
+            raise DataError(
+                f"{data.path}: subject {ids[i]!r} scores {data.y[rows][i]:g} here but "
+                f"{first.y[order][i]:g} in {first.path}"
+            )
         if data.feature_names != first.feature_names:
             raise DataError(f"{data.path}: feature_names differ from {first.path}'s")
         _check_same_build(data, loaded)
         aligned.append(data.X[rows])
-    return GroupData(task, tuple(signatures), tuple(d.path for d in loaded), np.stack(aligned),
-                     first.y[order], first.subject_ids[order], first.feature_names)
+    return GroupData(
+        task,
+        tuple(signatures),
+        tuple(d.path for d in loaded),
+        np.stack(aligned),
+        first.y[order],
+        first.subject_ids[order],
+        first.feature_names,
+    )
 
 
 def _check_same_build(data: TaskData, loaded: list[TaskData]) -> None:
@@ -496,13 +544,26 @@ def build_member_tensors(
     val_rows = [fold_of_row == k for k in range(split.folds)]
     members = [(s, k) for s in range(len(group.signatures)) for k in range(split.folds)]
     standardiser = Standardiser.fit([group.X[s][train_rows[k]] for s, k in members])
-    train_X = [standardiser.transform(m, group.X[s][train_rows[k]]) for m, (s, k) in enumerate(members)]
+    train_X = [
+        standardiser.transform(m, group.X[s][train_rows[k]]) for m, (s, k) in enumerate(members)
+    ]
     val_X = [standardiser.transform(m, group.X[s][val_rows[k]]) for m, (s, k) in enumerate(members)]
-    X_train, y_train, train_counts = _pad(train_X, [y_scaled[train_rows[k]] for _, k in members], dtype)
+    X_train, y_train, train_counts = _pad(
+        train_X, [y_scaled[train_rows[k]] for _, k in members], dtype
+    )
     X_val, y_val, val_counts = _pad(val_X, [y_scaled[val_rows[k]] for _, k in members], dtype)
     val_mask = torch.arange(X_val.shape[1])[None, :] < val_counts[:, None]
-    return MemberTensors(X_train, y_train, train_counts[: split.folds], X_val, y_val, val_mask, standardiser,
-                       score_range, len(group.signatures))
+    return MemberTensors(
+        X_train,
+        y_train,
+        train_counts[: split.folds],
+        X_val,
+        y_val,
+        val_mask,
+        standardiser,
+        score_range,
+        len(group.signatures),
+    )
 
 
 def _pad(

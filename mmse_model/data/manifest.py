@@ -43,12 +43,16 @@ def verify_manifest(root: str | Path, manifest: Manifest) -> dict[str, str]:
         if rel not in digests:
             raise DataError(f"{root / rel}: listed in {MANIFEST_NAME} but missing")
         if digests[rel] != digest:
-            raise DataError(f"{root / rel}: its sha256 differs from {MANIFEST_NAME}'s (changed after the "
-                            f"build: expected {digest[:12]}..., found {digests[rel][:12]}...); rebuild the data root")
+            raise DataError(
+                f"{root / rel}: its sha256 differs from {MANIFEST_NAME}'s (changed after the "
+                f"build: expected {digest[:12]}..., found {digests[rel][:12]}...); rebuild the data root"
+            )
     extra = sorted(set(digests) - set(listed))
     if extra:
-        raise DataError(f"{root / extra[0]}: not listed in {MANIFEST_NAME} (added after the build); "
-                        "rebuild the data root or remove the file")
+        raise DataError(
+            f"{root / extra[0]}: not listed in {MANIFEST_NAME} (added after the build); "
+            "rebuild the data root or remove the file"
+        )
     return digests
 
 

@@ -66,8 +66,13 @@ def baselines_over_signatures(
     signatures = sorted(datas)
     first = datas[signatures[0]]
     for sig in signatures[1:]:
-        if not (np.array_equal(datas[sig].subject_ids, first.subject_ids) and np.array_equal(datas[sig].y, first.y)):
-            raise ValueError(f"{datas[sig].path}: rows differ from {first.path}'s (load the signatures together)")
+        if not (
+            np.array_equal(datas[sig].subject_ids, first.subject_ids)
+            and np.array_equal(datas[sig].y, first.y)
+        ):
+            raise ValueError(
+                f"{datas[sig].path}: rows differ from {first.path}'s (load the signatures together)"
+            )
     train, folds = training_folds(first, split)
     test = held_out_rows(first.subject_ids, split)
     y_train = first.y[train]
@@ -88,10 +93,15 @@ def baselines_over_signatures(
         sig = min(candidates, key=lambda s: -fitted[s].best_score_)
         best = fitted[sig]
         estimator = clone(search.estimator).set_params(**best.best_params_)
-        settings = {k.split("__")[-1]: (float(v) if isinstance(v, float) else int(v))
-                    for k, v in best.best_params_.items()}
+        settings = {
+            k.split("__")[-1]: (float(v) if isinstance(v, float) else int(v))
+            for k, v in best.best_params_.items()
+        }
         return fold_ensemble(estimator, datas[sig]), {
-            **settings, "signature": sig, "cv_rmse": float(np.sqrt(-best.best_score_))}
+            **settings,
+            "signature": sig,
+            "cv_rmse": float(np.sqrt(-best.best_score_)),
+        }
 
     def grid(estimator, params: dict[str, list]) -> GridSearchCV:
         # No refit on all training rows: the prediction is the fold ensemble.
@@ -101,16 +111,21 @@ def baselines_over_signatures(
     ks = np.unique(folds)
     means = [y_train[folds != k].mean() for k in ks]
     cv_mse = np.mean([np.mean((y_train[folds == k] - m) ** 2) for k, m in zip(ks, means)])
-    out["train_mean"] = (np.full(int(test.sum()), float(np.mean(means))),
-                         {"signature": signatures[0], "cv_rmse": float(np.sqrt(cv_mse))})
+    out["train_mean"] = (
+        np.full(int(test.sum()), float(np.mean(means))),
+        {"signature": signatures[0], "cv_rmse": float(np.sqrt(cv_mse))},
+    )
 
-    out["ridge"] = best_signature(grid(make_pipeline(StandardScaler(), Ridge()), {"ridge__alpha": list(RIDGE_ALPHAS)}),
-                                  signatures)
+    out["ridge"] = best_signature(
+        grid(make_pipeline(StandardScaler(), Ridge()), {"ridge__alpha": list(RIDGE_ALPHAS)}),
+        signatures,
+    )
     # A few hundred rows: OpenMP's threads cost more than they save (seconds per fit on a
     # busy machine instead of milliseconds), so the boosting runs on one thread.
     with threadpool_limits(limits=1, user_api="openmp"):
         hgb = HistGradientBoostingRegressor(random_state=seed)
         screened = best_signature(grid(hgb, {k: [v] for k, v in HGB_SCREEN.items()}), signatures)
-        out["hist_gradient_boosting"] = best_signature(grid(hgb, {k: list(v) for k, v in HGB_GRID.items()}),
-                                                       [screened[1]["signature"]])
+        out["hist_gradient_boosting"] = best_signature(
+            grid(hgb, {k: list(v) for k, v in HGB_GRID.items()}), [screened[1]["signature"]]
+        )
     return out

@@ -29,7 +29,9 @@ import numpy as np
 
 DEFAULT_LEVEL = 0.9
 COVERAGE_CONFIDENCE = 0.95  # the Wilson interval around a measured coverage
-_RANK_TOLERANCE = 1e-9  # (n + 1) * level is often a whole number; float error must not move the rank
+_RANK_TOLERANCE = (
+    1e-9  # (n + 1) * level is often a whole number; float error must not move the rank
+)
 
 
 def cv_plus_ranks(n: int, level: float) -> tuple[int, int]:
@@ -75,7 +77,9 @@ def cv_plus_intervals(
     return lower, upper
 
 
-def clip_to_range(lower: np.ndarray, upper: np.ndarray, score_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def clip_to_range(
+    lower: np.ndarray, upper: np.ndarray, score_range: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """The interval within the score range: a true score never lies outside it, so clipping
     changes no coverage and makes infinite bounds finite."""
     low, high = score_range
@@ -96,7 +100,9 @@ def wilson_interval(successes: int, n: int, confidence: float = COVERAGE_CONFIDE
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
-def coverage(y_true: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: float) -> dict[str, Any]:
+def coverage(
+    y_true: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: float
+) -> dict[str, Any]:
     """The share of subjects whose true score lies in their interval, with its Wilson 95 %
     interval, and the intervals' mean width (in points)."""
     y_true = np.asarray(y_true, dtype=np.float64)
@@ -116,8 +122,10 @@ def coverage(y_true: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: fl
 def format_coverage(c: dict[str, Any]) -> str:
     """'coverage 0.91 [0.84, 0.95] of 60 at level 0.90, mean width 1.93'."""
     low, high = c["coverage_ci"]
-    return (f"{c['level']:.0%} CV+ intervals cover {c['coverage']:.1%} [{low:.1%}, {high:.1%}] of "
-            f"{c['n']} test subjects, mean width {c['mean_width']:.2f} points")
+    return (
+        f"{c['level']:.0%} CV+ intervals cover {c['coverage']:.1%} [{low:.1%}, {high:.1%}] of "
+        f"{c['n']} test subjects, mean width {c['mean_width']:.2f} points"
+    )
 
 
 # --- the subtotal: sums over tasks, subject by subject -------------------------------------------
@@ -136,7 +144,9 @@ def per_subject(subject_ids: np.ndarray, values: np.ndarray) -> tuple[list[str],
     return order, sums / counts
 
 
-def summed_over_tasks(per_task: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[str], np.ndarray]:
+def summed_over_tasks(
+    per_task: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[list[str], np.ndarray]:
     """Subjects present in every task (in the first task's order) and the sum over tasks of
     each task's per-subject values (..., n_t) -> (..., s)."""
     tables = [per_subject(ids, values) for ids, values in per_task]
@@ -149,12 +159,16 @@ def summed_over_tasks(per_task: list[tuple[np.ndarray, np.ndarray]]) -> tuple[li
     return subjects, np.asarray(total)
 
 
-def subtotal_folds(per_task: list[tuple[np.ndarray, np.ndarray]], subjects: list[str]) -> np.ndarray:
+def subtotal_folds(
+    per_task: list[tuple[np.ndarray, np.ndarray]], subjects: list[str]
+) -> np.ndarray:
     """Each subject's fold, which must be the same in every task (one shared split)."""
     fold_of: dict[str, int] = {}
     for ids, folds in per_task:
         for sid, fold in zip(ids, folds):
             if fold_of.setdefault(str(sid), int(fold)) != int(fold):
-                raise ValueError(f"subject {sid!r} is in fold {fold_of[str(sid)]} for one task and {fold} "
-                                 "for another: the tasks do not share one split")
+                raise ValueError(
+                    f"subject {sid!r} is in fold {fold_of[str(sid)]} for one task and {fold} "
+                    "for another: the tasks do not share one split"
+                )
     return np.array([fold_of[s] for s in subjects], dtype=np.int64)

@@ -59,7 +59,9 @@ def regression_metrics(
 ) -> dict[str, float]:
     """All metrics for one set of predictions, both in points."""
     y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
-    values = member_metrics(y_true[None], y_pred[None], np.ones((1, len(y_true)), dtype=bool), score_range)
+    values = member_metrics(
+        y_true[None], y_pred[None], np.ones((1, len(y_true)), dtype=bool), score_range
+    )
     return {name: float(v[0]) for name, v in values.items()}
 
 

@@ -58,14 +58,21 @@ def bootstrap_intervals(
     y_true = np.asarray(y_true, dtype=np.float64)
     index, real = _resample(len(y_true), subjects, replicates, np.random.default_rng(seed))
     tail = 100 * (1 - INTERVAL) / 2
-    drawn = {name: member_metrics(y_true[index], np.asarray(pred, dtype=np.float64)[index], real, score_range)
-             for name, pred in predictions.items()}
+    drawn = {
+        name: member_metrics(
+            y_true[index], np.asarray(pred, dtype=np.float64)[index], real, score_range
+        )
+        for name, pred in predictions.items()
+    }
 
     def interval(values: np.ndarray) -> list[float]:
         low, high = np.percentile(values, [tail, 100 - tail])
         return [float(low), float(high)]
 
-    intervals = {name: {f"{m}_ci": interval(values[m]) for m in INTERVAL_METRICS} for name, values in drawn.items()}
+    intervals = {
+        name: {f"{m}_ci": interval(values[m]) for m in INTERVAL_METRICS}
+        for name, values in drawn.items()
+    }
     comparisons = {}
     for name in predictions:
         if name == reference:
@@ -74,8 +81,10 @@ def bootstrap_intervals(
         mae_diff = drawn[reference]["mae"] - drawn[name]["mae"]
         ci = interval(rmse_diff)
         comparisons[name] = {
-            "rmse_diff": float(np.sqrt(np.mean((predictions[reference] - y_true) ** 2))
-                               - np.sqrt(np.mean((predictions[name] - y_true) ** 2))),
+            "rmse_diff": float(
+                np.sqrt(np.mean((predictions[reference] - y_true) ** 2))
+                - np.sqrt(np.mean((predictions[name] - y_true) ** 2))
+            ),
             "rmse_diff_ci": ci,
             "mae_diff_ci": interval(mae_diff),
             "better": ci[1] < 0.0,
@@ -84,8 +93,9 @@ def bootstrap_intervals(
     return intervals, comparisons
 
 
-def bootstrap_auc_interval(positive: np.ndarray, score: np.ndarray, replicates: int = BOOTSTRAP_REPLICATES,
-                           seed: int = 0) -> list[float]:
+def bootstrap_auc_interval(
+    positive: np.ndarray, score: np.ndarray, replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0
+) -> list[float]:
     """Percentile-bootstrap 95 % interval of the ROC AUC of `score` for `positive` (rows
     resampled; a replicate holding one class only is left out).
 
@@ -110,21 +120,24 @@ def bootstrap_auc_interval(positive: np.ndarray, score: np.ndarray, replicates: 
     return [float(low), float(high)]
 
 
-def _resample(n: int, subjects: np.ndarray | None, replicates: int,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _resample(
+    n: int, subjects: np.ndarray | None, replicates: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(row index (R, width), real-row mask): rows drawn with replacement, or whole subjects
     when some subject has several rows (replicates then differ in length: padded, masked)."""
     if subjects is None or len(np.unique(subjects)) == n:
         return rng.integers(0, n, size=(replicates, n)), np.ones((replicates, n), dtype=bool)
     _, inverse = np.unique(np.asarray(subjects), return_inverse=True)
     rows_of = [np.flatnonzero(inverse == u) for u in range(inverse.max() + 1)]
-    draws = [np.concatenate([rows_of[u] for u in d])
-             for d in rng.integers(0, len(rows_of), size=(replicates, len(rows_of)))]
+    draws = [
+        np.concatenate([rows_of[u] for u in d])
+        for d in rng.integers(0, len(rows_of), size=(replicates, len(rows_of)))
+    ]
     width = max(len(d) for d in draws)
     index = np.zeros((replicates, width), dtype=np.int64)
     real = np.zeros((replicates, width), dtype=bool)
     for r, rows in enumerate(draws):
-        index[r, :len(rows)], real[r, :len(rows)] = rows, True
+        index[r, : len(rows)], real[r, : len(rows)] = rows, True
     return index, real
 
 
@@ -137,14 +150,19 @@ def outcome_distribution(subjects: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     if not len(scores):
         return {"n": 0}
     values, counts = np.unique(scores, return_counts=True)
-    return {"n": len(scores), "mean": float(scores.mean()),
-            "sd": float(scores.std(ddof=1)) if len(scores) > 1 else None,
-            "min": float(scores.min()), "max": float(scores.max()),
-            "counts": {f"{v:g}": int(c) for v, c in zip(values, counts)}}
+    return {
+        "n": len(scores),
+        "mean": float(scores.mean()),
+        "sd": float(scores.std(ddof=1)) if len(scores) > 1 else None,
+        "min": float(scores.min()),
+        "max": float(scores.max()),
+        "counts": {f"{v:g}": int(c) for v, c in zip(values, counts)},
+    }
 
 
-def group_errors(subjects: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
-                 groups: dict[str, str]) -> dict[str, dict[str, Any]]:
+def group_errors(
+    subjects: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, groups: dict[str, str]
+) -> dict[str, dict[str, Any]]:
     """Error per subject group (as the groups file names them): n subjects, RMSE, MAE and
     bias (mean of predicted minus true; negative: the group is predicted too low). Subjects
     the groups file does not name are left out."""
@@ -155,6 +173,10 @@ def group_errors(subjects: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
     for group in sorted(set(labels) - {""}):
         rows = labels == group
         err = y_pred[rows] - y_true[rows]
-        out[group] = {"n": len(np.unique(subjects[rows])), "rmse": float(np.sqrt(np.mean(err**2))),
-                      "mae": float(np.mean(np.abs(err))), "bias": float(np.mean(err))}
+        out[group] = {
+            "n": len(np.unique(subjects[rows])),
+            "rmse": float(np.sqrt(np.mean(err**2))),
+            "mae": float(np.mean(np.abs(err))),
+            "bias": float(np.mean(err)),
+        }
     return out

@@ -152,8 +152,10 @@ def plan_build(
     if not recordings_dir.is_dir():
         raise InputError(f"{recordings_dir}: recordings directory not found")
     if not (0 < limits.max_duration_s < math.inf and 0 < limits.max_file_mb < math.inf):
-        raise InputError(f"--max-duration-s {limits.max_duration_s:g} and --max-file-mb {limits.max_file_mb:g}: "
-                         "expected finite numbers > 0")
+        raise InputError(
+            f"--max-duration-s {limits.max_duration_s:g} and --max-file-mb {limits.max_file_mb:g}: "
+            "expected finite numbers > 0"
+        )
     labels = read_labels(labels_path)
     subject_dirs = {
         p.name: p for p in recordings_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
@@ -283,12 +285,16 @@ def check_output_root(out: Path, sources: Sequence[Path] = ()) -> None:
     resolved = out.resolve()
     for source in sources:
         if source.resolve().is_relative_to(resolved):
-            raise InputError(f"{out}: holds the input {source}; a build replaces the output folder whole, "
-                             "so give another --out")
+            raise InputError(
+                f"{out}: holds the input {source}; a build replaces the output folder whole, "
+                "so give another --out"
+            )
     if (out / MANIFEST_NAME).is_file() or not any(out.iterdir()) or _older_build(out):
         return
-    raise InputError(f"{out}: exists, is not empty and is not a data root written by mmse data build "
-                     f"(no {MANIFEST_NAME}); give a new or empty folder")
+    raise InputError(
+        f"{out}: exists, is not empty and is not a data root written by mmse data build "
+        f"(no {MANIFEST_NAME}); give a new or empty folder"
+    )
 
 
 def _older_build(out: Path) -> bool:
@@ -304,12 +310,16 @@ def _older_build(out: Path) -> bool:
                 return False
         except InputError:
             return False
-        if any(not (f.is_file() and f.suffix == ".npz" and f.stem in TASKS) for f in entry.iterdir()):
+        if any(
+            not (f.is_file() and f.suffix == ".npz" and f.stem in TASKS) for f in entry.iterdir()
+        ):
             return False
     return True
 
 
-def write_datasets(plan: BuildPlan, results: list[ItemResult], out: Path, strict: bool = False) -> BuildReport:
+def write_datasets(
+    plan: BuildPlan, results: list[ItemResult], out: Path, strict: bool = False
+) -> BuildReport:
     """Apply the skip policy and write the data root: `<out>/<sig>/<Q>.npz`, the report and
     dataset.json, staged beside `out` and swapped in whole."""
     if len(results) != len(plan.items):
@@ -328,8 +338,10 @@ def write_datasets(plan: BuildPlan, results: list[ItemResult], out: Path, strict
     if strict and skips:
         first = skips[0]
         more = f" (and {len(skips) - 1} more)" if len(skips) > 1 else ""
-        raise InputError(f"{_where(plan, first)}: {first.reason}{more}; --strict: nothing written "
-                         "(without --strict these are skipped and listed in build_report.csv)")
+        raise InputError(
+            f"{_where(plan, first)}: {first.reason}{more}; --strict: nothing written "
+            "(without --strict these are skipped and listed in build_report.csv)"
+        )
     build = build_params(plan.mode)
     written: dict[str, tuple[DatasetIdentity, np.ndarray]] = {}
     subjects_per_task = {task: len(by_task[task]) for task in TASKS}
@@ -339,7 +351,9 @@ def write_datasets(plan: BuildPlan, results: list[ItemResult], out: Path, strict
             rows = by_task[task]
             if not rows:
                 continue
-            subject_ids = np.array([r.subject_id for r in rows], dtype=np.str_)  # fixed-width unicode
+            subject_ids = np.array(
+                [r.subject_id for r in rows], dtype=np.str_
+            )  # fixed-width unicode
             y = np.array([plan.labels[r.subject_id][task_index] for r in rows], dtype=np.float64)
             features = np.stack([r.features for r in rows], axis=1)  # (n_signatures, N, 10)
             for signature, X in zip(plan.signatures, features):
@@ -358,8 +372,14 @@ def write_datasets(plan: BuildPlan, results: list[ItemResult], out: Path, strict
                 written[rel] = (identity, subject_ids)
         _write_report(staging / BUILD_REPORT_NAME, skips)
         used = [("labels", plan.labels_sha256)]
-        used += [(f"recordings/{r.subject_id}/{r.task}.csv", r.sha256) for rows in by_task.values() for r in rows]
-        manifest = Manifest.of_files(staging, written, build, combined_fingerprint(used), plan.synthetic)
+        used += [
+            (f"recordings/{r.subject_id}/{r.task}.csv", r.sha256)
+            for rows in by_task.values()
+            for r in rows
+        ]
+        manifest = Manifest.of_files(
+            staging, written, build, combined_fingerprint(used), plan.synthetic
+        )
         atomic.write_json(staging / MANIFEST_NAME, manifest.to_dict())
     if skips:
         warnings.warn(

@@ -31,7 +31,9 @@ def detect_fixations(
     A sample is a fixation sample when every sample in its velocity window is valid and the
     gaze moved slower than the threshold across the window; a blink gap ends a fixation.
     """
-    starts, ends = fixation_spans(recording, velocity_threshold_deg_s, min_fixation_s, field_of_view_deg)
+    starts, ends = fixation_spans(
+        recording, velocity_threshold_deg_s, min_fixation_s, field_of_view_deg
+    )
     if starts.size == 0:
         return np.empty((0, 2))
     # Centroids by cumulative sums: one pass, no Python loop over fixations. Invalid

@@ -82,7 +82,9 @@ def load_recording(path: Path, limits: RecordingLimits = DEFAULT_LIMITS) -> tupl
         if size > limits.max_bytes:
             raise RecordingError(_too_big(size, limits))
         with open(path, "rb") as handle:
-            data = handle.read(size + 1)  # at most max_bytes + 1; a file that grew since stat() stops here
+            data = handle.read(
+                size + 1
+            )  # at most max_bytes + 1; a file that grew since stat() stops here
     except OSError as exc:
         raise RecordingError(f"unreadable ({exc.__class__.__name__})") from None
     if len(data) > limits.max_bytes:
@@ -107,7 +109,9 @@ def parse_recording(data: bytes, limits: RecordingLimits = DEFAULT_LIMITS) -> Re
         raise RecordingError("empty file")
     names = [name.strip().lower() for name in header.split(",")]
     if len(names) > MAX_COLUMNS:  # the parse allocates rows x columns: a bound on both
-        raise RecordingError(f"header of {len(names)} columns (at most {MAX_COLUMNS}); expected t,x,y")
+        raise RecordingError(
+            f"header of {len(names)} columns (at most {MAX_COLUMNS}); expected t,x,y"
+        )
     missing = [c for c in RECORDING_COLUMNS if c not in names]
     if missing:
         raise RecordingError(f"missing column(s) {','.join(missing)}")
@@ -129,7 +133,9 @@ def parse_recording(data: bytes, limits: RecordingLimits = DEFAULT_LIMITS) -> Re
     # Before any resampling: the grid has duration x rate points (a clock jump to 1e9 s
     # would ask for hundreds of GiB).
     if duration > limits.max_duration_s:
-        raise RecordingError(f"duration {duration:g} s above --max-duration-s {limits.max_duration_s:g}")
+        raise RecordingError(
+            f"duration {duration:g} s above --max-duration-s {limits.max_duration_s:g}"
+        )
     return Recording(t=t, xy=xy, valid=valid)
 
 
@@ -218,7 +224,9 @@ def _parse_numbers(data: bytes, body_start: int, n_columns: int) -> np.ndarray:
     body.seek(body_start)
     try:
         # numpy's C parser: fast for the common, clean case.
-        values = np.loadtxt(body, delimiter=",", ndmin=2, dtype=np.float64, comments=None, encoding="utf-8")
+        values = np.loadtxt(
+            body, delimiter=",", ndmin=2, dtype=np.float64, comments=None, encoding="utf-8"
+        )
         if values.shape[1] == n_columns:
             return values
     except ValueError:

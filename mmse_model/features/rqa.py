@@ -304,7 +304,9 @@ def _window_gaps(
         prev_end = ends[np.maximum(after - 1, 0)]
         prev_end = np.where((after > 0) & (prev_end > row0), prev_end, row0)
         next_start = starts[np.minimum(after, len(starts) - 1)]
-        next_start = np.where((after < len(starts)) & (next_start < row0 + width), next_start, row0 + width)
+        next_start = np.where(
+            (after < len(starts)) & (next_start < row0 + width), next_start, row0 + width
+        )
     else:
         prev_end, next_start = row0, row0 + width
     return next_start - prev_end, win_lo - prev_end, next_start - win_hi

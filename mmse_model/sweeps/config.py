@@ -24,7 +24,9 @@ DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 # Every trial must be scored on the same held-out subjects and folds: these are fixed.
 UNSEARCHABLE = ("split.seed", "split.folds", "split.test_fraction")
 
-Names = Annotated[tuple[str, ...], BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)]
+Names = Annotated[
+    tuple[str, ...], BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)
+]
 
 
 class AshaConfig(Schema):
@@ -77,7 +79,9 @@ class EvaluationConfig(Schema):
 class SweepConfig(Schema):
     name: str = Field("mmse_sweep", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     data_root: str = Field("data", min_length=1)
-    storage: str = Field("runs", min_length=1)  # path, NFS path or s3://bucket/prefix (mmse_model/core/storage.py)
+    storage: str = Field(
+        "runs", min_length=1
+    )  # path, NFS path or s3://bucket/prefix (mmse_model/core/storage.py)
     signatures: Names = ()  # empty: every signature folder under data_root
     tasks: Names = ()  # empty: every task file found in all of them
     samples: int = Field(4, ge=1)  # hyper-parameter samples per task (and signature group)
@@ -105,21 +109,33 @@ class SweepConfig(Schema):
         """What one field cannot say alone: names, the base config, ASHA, the search space."""
         for sig in self.signatures:
             if not is_signature(sig):
-                raise ConfigError(f"signatures: {sig!r} is not m<int>_tau<int>_eps<decimal>_lmin<int>")
+                raise ConfigError(
+                    f"signatures: {sig!r} is not m<int>_tau<int>_eps<decimal>_lmin<int>"
+                )
         for task in self.tasks:
             if task not in TASKS:
                 raise ConfigError(f"tasks: {task!r} is not one of {', '.join(TASKS)}")
         check_location(self.storage, "storage")
         if self.evaluation.primary_comparator not in BASELINES:
-            raise ConfigError(f"evaluation.primary_comparator: expected one of {', '.join(BASELINES)}, "
-                              f"got {self.evaluation.primary_comparator!r}")
+            raise ConfigError(
+                f"evaluation.primary_comparator: expected one of {', '.join(BASELINES)}, "
+                f"got {self.evaluation.primary_comparator!r}"
+            )
         base = self.base_config()
         # A trial that trains itself (ray.num_workers 0) reserves its worker's CPUs.
-        if not self.resources.trial_cpus and not self.resources.trial_resources and base.ray.num_workers:
-            raise ConfigError("resources.trial_cpus: 0 needs resources.trial_resources (a trial must reserve "
-                              "something to be placed)")
+        if (
+            not self.resources.trial_cpus
+            and not self.resources.trial_resources
+            and base.ray.num_workers
+        ):
+            raise ConfigError(
+                "resources.trial_cpus: 0 needs resources.trial_resources (a trial must reserve "
+                "something to be placed)"
+            )
         if self.asha.grace_period > self.max_t():
-            raise ConfigError(f"asha.grace_period: expected 1..max_t ({self.max_t()}), got {self.asha.grace_period}")
+            raise ConfigError(
+                f"asha.grace_period: expected 1..max_t ({self.max_t()}), got {self.asha.grace_period}"
+            )
         for key, spec in self.search_space.items():
             _check_dimension(base, key, spec)
 
@@ -147,19 +163,27 @@ def load_sweep_config(
 def _check_dimension(base: Config, key: str, spec: dict[str, list]) -> None:
     where = f"search_space.{key}"
     if key in UNSEARCHABLE:
-        raise ConfigError(f"{where}: the split is fixed for a whole sweep (every trial is scored on the same "
-                          "subjects); set it under config.split instead")
+        raise ConfigError(
+            f"{where}: the split is fixed for a whole sweep (every trial is scored on the same "
+            "subjects); set it under config.split instead"
+        )
     if key.startswith("ray."):
         # Tune reserves a trial's resources before the trial sees its sample.
-        raise ConfigError(f"{where}: placement is fixed for a whole sweep (every trial reserves the same "
-                          "resources); set it under config.ray instead")
+        raise ConfigError(
+            f"{where}: placement is fixed for a whole sweep (every trial reserves the same "
+            "resources); set it under config.ray instead"
+        )
     if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
-        raise ConfigError(f"{where}: expected one of {{{', '.join(DISTRIBUTIONS)}: [...]}}, got {spec!r}")
+        raise ConfigError(
+            f"{where}: expected one of {{{', '.join(DISTRIBUTIONS)}: [...]}}, got {spec!r}"
+        )
     kind, args = next(iter(spec.items()))
     if not args:
         raise ConfigError(f"{where}.{kind}: expected a non-empty list")
     if kind != "choice":
-        if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
+        if len(args) != 2 or not all(
+            isinstance(a, (int, float)) and not isinstance(a, bool) for a in args
+        ):
             raise ConfigError(f"{where}.{kind}: expected [low, high], got {args!r}")
         if not args[0] < args[1] or (kind == "loguniform" and args[0] <= 0):
             raise ConfigError(f"{where}.{kind}: expected 0 < low < high, got {args!r}")
@@ -195,7 +219,9 @@ def discover(data_root: str | Path, signatures: tuple[str, ...], tasks: tuple[st
     root = Path(data_root)
     if not root.is_dir():
         raise DataError(f"{root}: no such data root")
-    sigs = list(signatures) or sorted(p.name for p in root.iterdir() if p.is_dir() and _signature_folder(p))
+    sigs = list(signatures) or sorted(
+        p.name for p in root.iterdir() if p.is_dir() and _signature_folder(p)
+    )
     if not sigs:
         raise DataError(f"{root}: no signature folders (m<int>_tau<int>_eps<decimal>_lmin<int>)")
     if tasks:
@@ -208,4 +234,3 @@ def discover(data_root: str | Path, signatures: tuple[str, ...], tasks: tuple[st
     if not found:
         raise DataError(f"{root}: no task file (Q1..Q5.npz) present in every signature folder")
     return tuple(sigs), tuple(found)
-

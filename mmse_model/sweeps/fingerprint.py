@@ -57,15 +57,22 @@ def trial_config(sweep: SweepConfig) -> dict[str, Any]:
     return made
 
 
-def make_record(sweep: SweepConfig, signatures: list[str], tasks: list[str], n_trials: int,
-                data: str | None = None) -> dict[str, Any]:
+def make_record(
+    sweep: SweepConfig,
+    signatures: list[str],
+    tasks: list[str],
+    n_trials: int,
+    data: str | None = None,
+) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "sweep_config": trial_config(sweep),
         "signatures": list(signatures),
         "tasks": list(tasks),
         "data_fingerprint": data if data is not None else data_fingerprint(sweep.data_root),
-        "data_root": str(Path(sweep.data_root).resolve()),  # where it was; the fingerprint is what counts
+        "data_root": str(
+            Path(sweep.data_root).resolve()
+        ),  # where it was; the fingerprint is what counts
         "n_trials": n_trials,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -81,16 +88,22 @@ def changes(recorded: dict[str, Any], today: dict[str, Any]) -> list[str]:
         if (key not in before or key not in now) and not key.startswith("search_space."):
             continue
         if before.get(key, _MISSING) != now.get(key, _MISSING):
-            found.append(f"{key} {_show(before.get(key, _MISSING))} -> {_show(now.get(key, _MISSING))}")
+            found.append(
+                f"{key} {_show(before.get(key, _MISSING))} -> {_show(now.get(key, _MISSING))}"
+            )
     for key in ("signatures", "tasks"):
         old, new = list(recorded.get(key, [])), list(today[key])
         if old != new:
             added, removed = [s for s in new if s not in old], [s for s in old if s not in new]
-            parts = ([f"added {', '.join(added)}"] if added else []) + ([f"removed {', '.join(removed)}"] if removed else [])
+            parts = ([f"added {', '.join(added)}"] if added else []) + (
+                [f"removed {', '.join(removed)}"] if removed else []
+            )
             found.append(f"{key} {'; '.join(parts) or 'reordered'}")
     if recorded.get("data_fingerprint") != today["data_fingerprint"]:
-        found.append(f"the data (its dataset files' fingerprint {str(recorded.get('data_fingerprint'))[:12]} -> "
-                     f"{today['data_fingerprint'][:12]})")
+        found.append(
+            f"the data (its dataset files' fingerprint {str(recorded.get('data_fingerprint'))[:12]} -> "
+            f"{today['data_fingerprint'][:12]})"
+        )
     return found
 
 
@@ -98,15 +111,19 @@ def check_same_sweep(where: str, recorded: dict[str, Any], today: dict[str, Any]
     """Refuse (one line, exit status 2) a resume of a sweep that is not the one recorded."""
     found = changes(recorded, today)
     if found:
-        raise SweepChanged(f"{where}: --resume continues only the sweep that was started; changed since: "
-                           f"{'; '.join(found)}. Undo the change, or start a new sweep (another name or --storage)")
+        raise SweepChanged(
+            f"{where}: --resume continues only the sweep that was started; changed since: "
+            f"{'; '.join(found)}. Undo the change, or start a new sweep (another name or --storage)"
+        )
 
 
 def parse_record(where: str, text: str) -> dict[str, Any]:
     try:
         record = json.loads(text)
         if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"format_version {record.get('format_version') if isinstance(record, dict) else None}")
+            raise ValueError(
+                f"format_version {record.get('format_version') if isinstance(record, dict) else None}"
+            )
         for key in ("sweep_config", "signatures", "tasks", "data_fingerprint", "n_trials"):
             record[key]
     except (ValueError, KeyError) as exc:

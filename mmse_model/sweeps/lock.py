@@ -48,8 +48,12 @@ class Holder:
 
     @classmethod
     def me(cls) -> Holder:
-        return cls(socket.gethostname(), os.getpid(), datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   process_start(os.getpid()))
+        return cls(
+            socket.gethostname(),
+            os.getpid(),
+            datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            process_start(os.getpid()),
+        )
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.host}, started {self.started}"
@@ -61,7 +65,12 @@ class Holder:
     def from_json(cls, text: str) -> Holder | None:
         try:
             data = json.loads(text)
-            return cls(str(data["host"]), int(data["pid"]), str(data["started"]), str(data.get("process_start", "")))
+            return cls(
+                str(data["host"]),
+                int(data["pid"]),
+                str(data["started"]),
+                str(data.get("process_start", "")),
+            )
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -92,7 +101,9 @@ def runs(holder: Holder) -> bool:
 def _locked(where: str, holder: Holder | None, advice: str) -> ExperimentLocked:
     if holder is None:
         return ExperimentLocked(f"{where}: a lock that cannot be read holds this sweep; {advice}")
-    return ExperimentLocked(f"{where}: another driver runs this sweep ({holder.describe()}); {advice}")
+    return ExperimentLocked(
+        f"{where}: another driver runs this sweep ({holder.describe()}); {advice}"
+    )
 
 
 class DriverLock:
@@ -164,19 +175,25 @@ def _acquire_file(path: Path, me: Holder) -> str:
             if holder == me:
                 return taken_over
             if holder.host != me.host:
-                raise _locked(str(path), holder, f"if that driver is gone (its host {holder.host} cannot be asked "
-                                                 "from here), remove the file and start again") from None
+                raise _locked(
+                    str(path),
+                    holder,
+                    f"if that driver is gone (its host {holder.host} cannot be asked "
+                    "from here), remove the file and start again",
+                ) from None
             if runs(holder):
                 raise _locked(str(path), holder, "wait for it to end, or stop it first") from None
             if _remove_stale(path, holder, me):
-                taken_over = (f"{path}: took over the lock of a driver that no longer runs ({holder.describe()})")
+                taken_over = f"{path}: took over the lock of a driver that no longer runs ({holder.describe()})"
             continue
         with os.fdopen(fd, "w") as handle:
             handle.write(me.to_json())
             handle.flush()
             os.fsync(handle.fileno())
         return taken_over
-    raise _locked(str(path), _read_holder(path), "the lock changed hands while it was taken; try again")
+    raise _locked(
+        str(path), _read_holder(path), "the lock changed hands while it was taken; try again"
+    )
 
 
 def _remove_stale(path: Path, stale: Holder, me: Holder) -> bool:
@@ -215,8 +232,12 @@ class _ObjectLock:
         holder, taken_over = self._read(), ""
         if holder is not None and holder != me:
             if holder.host != me.host:
-                raise _locked(self.where, holder, f"if that driver is gone (its host {holder.host} cannot be asked "
-                                                  "from here), delete the object and start again")
+                raise _locked(
+                    self.where,
+                    holder,
+                    f"if that driver is gone (its host {holder.host} cannot be asked "
+                    "from here), delete the object and start again",
+                )
             if runs(holder):
                 raise _locked(self.where, holder, "wait for it to end, or stop it first")
             taken_over = f"{self.where}: took over the lock of a driver that no longer runs ({holder.describe()})"
@@ -224,7 +245,9 @@ class _ObjectLock:
         time.sleep(1.0)  # a driver that wrote at the same moment has written by now
         holder = self._read()
         if holder != me:
-            raise _locked(self.where, holder, "it took the lock at the same moment; wait for it to end")
+            raise _locked(
+                self.where, holder, "it took the lock at the same moment; wait for it to end"
+            )
         return taken_over
 
     def release(self, me: Holder) -> None:

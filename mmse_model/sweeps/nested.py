@@ -62,24 +62,40 @@ class NestedSearch:
             return None
         base = sweep.base_config()
         base = base.with_values({"training.epochs": min(sweep.max_t(), base.training.epochs)})
-        return cls(base, sweep.search_space, sweep.evaluation.nested_samples, sweep.evaluation.outer_repeats,
-                   sweep.search_seed)
+        return cls(
+            base,
+            sweep.search_space,
+            sweep.evaluation.nested_samples,
+            sweep.evaluation.outer_repeats,
+            sweep.search_seed,
+        )
 
     @property
     def samples_per_repeat(self) -> int:
         """Samples of an empty search space are all the same config: one is enough."""
         return self.samples if self.search_space else 1
 
-    def repeats_of(self, data_root: str | Path, task: str, signatures: list[str] | tuple[str, ...]) -> list[OuterRepeat]:
+    def repeats_of(
+        self, data_root: str | Path, task: str, signatures: list[str] | tuple[str, ...]
+    ) -> list[OuterRepeat]:
         """The task's outer repeats, r = 0..repeats-1: split seed base's + 1 + r (never the
         sweep's own), and samples drawn with the seed (search_seed, that split seed), the same
         for every task."""
         repeats = []
         for r in range(self.repeats):
             split_seed = self.base.split.seed + 1 + r
-            samples = draw_samples(self.search_space, self.samples_per_repeat, (self.search_seed, split_seed))
-            repeats.append(OuterRepeat(str(data_root), task, tuple(signatures),
-                                       self.base.with_values({"split.seed": split_seed}), tuple(samples)))
+            samples = draw_samples(
+                self.search_space, self.samples_per_repeat, (self.search_seed, split_seed)
+            )
+            repeats.append(
+                OuterRepeat(
+                    str(data_root),
+                    task,
+                    tuple(signatures),
+                    self.base.with_values({"split.seed": split_seed}),
+                    tuple(samples),
+                )
+            )
         return repeats
 
 
@@ -95,17 +111,29 @@ class OuterRepeat:
 
     def runs(self) -> list[RunSpec]:
         """One packed training run (every signature) per hyper-parameter sample."""
-        return [RunSpec(self.data_root, self.signatures, self.task, apply_sample(self.config, sample))
-                for sample in self.samples]
+        return [
+            RunSpec(self.data_root, self.signatures, self.task, apply_sample(self.config, sample))
+            for sample in self.samples
+        ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data_root": self.data_root, "task": self.task, "signatures": list(self.signatures),
-                "config": self.config.to_dict(), "samples": [dict(s) for s in self.samples]}
+        return {
+            "data_root": self.data_root,
+            "task": self.task,
+            "signatures": list(self.signatures),
+            "config": self.config.to_dict(),
+            "samples": [dict(s) for s in self.samples],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OuterRepeat:
-        return cls(data["data_root"], data["task"], tuple(data["signatures"]), Config.from_dict(data["config"]),
-                   tuple(dict(s) for s in data["samples"]))
+        return cls(
+            data["data_root"],
+            data["task"],
+            tuple(data["signatures"]),
+            Config.from_dict(data["config"]),
+            tuple(dict(s) for s in data["samples"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -156,13 +184,18 @@ def run_repeat(repeat: OuterRepeat, device: str = "cpu") -> RepeatResult:
     assert best is not None  # a repeat has at least one sample and one signature
     loss, sample, signature, checkpoint = best
     group, split = load_run_data(repeat.runs()[0])
-    _, y_true, y_pred, _ = test_predictions(checkpoint, group.task_data(signature), split, signature)
+    _, y_true, y_pred, _ = test_predictions(
+        checkpoint, group.task_data(signature), split, signature
+    )
     models = {NETWORK: Choice(signature, _rmse(y_true, y_pred), loss)}
     datas = {s: group.task_data(s) for s in repeat.signatures}
     score_range = repeat.config.score_range(repeat.task)
-    for name, (predicted, settings) in baselines_over_signatures(datas, split, score_range,
-                                                                  repeat.config.seed).items():
-        models[name] = Choice(settings["signature"], _rmse(y_true, predicted), float(settings["cv_rmse"]))
+    for name, (predicted, settings) in baselines_over_signatures(
+        datas, split, score_range, repeat.config.seed
+    ).items():
+        models[name] = Choice(
+            settings["signature"], _rmse(y_true, predicted), float(settings["cv_rmse"])
+        )
     return RepeatResult(models, sample, tuple(candidates))
 
 
@@ -177,12 +210,16 @@ def run_repeats_in_process(repeats: list[OuterRepeat]) -> list[RepeatResult]:
 
 def label(search: NestedSearch, signatures: int) -> str:
     """What the estimate is, in the words every output uses."""
-    return (f"nested estimate: the whole selection re-run on each outer split's training subjects (reduced "
-            f"search: {search.samples_per_repeat} hyper-parameter samples x {signatures} signatures), scored on "
-            "that split's test subjects")
+    return (
+        f"nested estimate: the whole selection re-run on each outer split's training subjects (reduced "
+        f"search: {search.samples_per_repeat} hyper-parameter samples x {signatures} signatures), scored on "
+        "that split's test subjects"
+    )
 
 
-def nested_estimate(search: NestedSearch, repeats: list[OuterRepeat], results: list[RepeatResult]) -> dict[str, Any]:
+def nested_estimate(
+    search: NestedSearch, repeats: list[OuterRepeat], results: list[RepeatResult]
+) -> dict[str, Any]:
     """A task's `nested_estimate` entry in summary.json: per model (the network, then each
     baseline) the test RMSE of every repeat, their mean and sd (null for one repeat), and
     the signature each repeat chose."""
@@ -190,10 +227,20 @@ def nested_estimate(search: NestedSearch, repeats: list[OuterRepeat], results: l
     models: dict[str, dict[str, Any]] = {}
     for name in results[0].models:
         values = [r.models[name].rmse for r in results]
-        models[name] = {"rmse_mean": float(np.mean(values)),
-                        "rmse_sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-                        "rmse_values": values, "signatures_chosen": [r.models[name].signature for r in results]}
-    return {"label": label(search, signatures), "repeats": len(results),
-            "search": {"samples": search.samples_per_repeat, "signatures": signatures,
-                       "folds": repeats[0].config.split.folds},
-            "models": models, "ran_on": [r.ran_on for r in results]}
+        models[name] = {
+            "rmse_mean": float(np.mean(values)),
+            "rmse_sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+            "rmse_values": values,
+            "signatures_chosen": [r.models[name].signature for r in results],
+        }
+    return {
+        "label": label(search, signatures),
+        "repeats": len(results),
+        "search": {
+            "samples": search.samples_per_repeat,
+            "signatures": signatures,
+            "folds": repeats[0].config.split.folds,
+        },
+        "models": models,
+        "ran_on": [r.ran_on for r in results],
+    }

@@ -43,7 +43,11 @@ def choose_checkpoint(
     trial killed while it was written): the next older one is taken then, never a name
     without a loadable file behind it.
     """
-    paths = {int(r["epoch"]): r["checkpoint_path"] for r in history if has_checkpoint(r) and is_finite_number(r.get("epoch"))}
+    paths = {
+        int(r["epoch"]): r["checkpoint_path"]
+        for r in history
+        if has_checkpoint(r) and is_finite_number(r.get("epoch"))
+    }
     for epoch in sorted(paths, reverse=True):
         try:
             return paths[epoch], load(paths[epoch])
@@ -66,26 +70,58 @@ def signature_rows(
     errored: bool = False,
 ) -> list[TrialRow]:
     """The rows of one trial, one per signature, read from its chosen checkpoint."""
-    last_epoch = int(max((r["epoch"] for r in history if is_finite_number(r.get("epoch"))), default=0))
+    last_epoch = int(
+        max((r["epoch"] for r in history if is_finite_number(r.get("epoch"))), default=0)
+    )
     rows = []
     for signature in signatures:
         if chosen is None:
-            rows.append(TrialRow(trial_id=trial_id, signature=signature, task=task, group=group, sample=sample,
-                                 hyperparameters=hyperparameters, epochs_run=last_epoch, best_epoch=0,
-                                 status=ERRORED if errored else STOPPED_BY_ASHA, validation={}, checkpoint_uri=""))
+            rows.append(
+                TrialRow(
+                    trial_id=trial_id,
+                    signature=signature,
+                    task=task,
+                    group=group,
+                    sample=sample,
+                    hyperparameters=hyperparameters,
+                    epochs_run=last_epoch,
+                    best_epoch=0,
+                    status=ERRORED if errored else STOPPED_BY_ASHA,
+                    validation={},
+                    checkpoint_uri="",
+                )
+            )
             continue
         uri, payload = chosen
         state = payload.state(signature)
         trial_epochs = max(payload.epoch, last_epoch)
-        status = row_status(errored=errored, stopped_early=not state.active, epochs=trial_epochs,
-                            max_epochs=max_epochs)
+        status = row_status(
+            errored=errored,
+            stopped_early=not state.active,
+            epochs=trial_epochs,
+            max_epochs=max_epochs,
+        )
         # The epochs it ran: to its early stop, to the limit, else as far as its trial went.
         epochs = {EARLY_STOPPED: state.stop_epoch, COMPLETED: max_epochs}.get(status, payload.epoch)
-        validation = {"loss": state.best_val_loss, **{k: state.best_metrics[k] for k in VALIDATION_KEYS[1:]
-                                                      if k in state.best_metrics}}
-        rows.append(TrialRow(trial_id=trial_id, signature=signature, task=task, group=group, sample=sample,
-                             hyperparameters=hyperparameters, epochs_run=epochs, best_epoch=state.best_epoch,
-                             status=status, validation=validation, checkpoint_uri=uri))
+        validation = {
+            "loss": state.best_val_loss,
+            **{k: state.best_metrics[k] for k in VALIDATION_KEYS[1:] if k in state.best_metrics},
+        }
+        rows.append(
+            TrialRow(
+                trial_id=trial_id,
+                signature=signature,
+                task=task,
+                group=group,
+                sample=sample,
+                hyperparameters=hyperparameters,
+                epochs_run=epochs,
+                best_epoch=state.best_epoch,
+                status=status,
+                validation=validation,
+                checkpoint_uri=uri,
+            )
+        )
     return rows
 
 
@@ -125,8 +161,14 @@ def build_summary(
         "failed_trials": failed_trials(rows),
         "tasks": tasks,
         "best_per_signature_task": [
-            {"signature": r.signature, "task": r.task, "trial_id": r.trial_id, MONITOR: r.loss,
-             "val/rmse": r.validation.get("rmse", math.nan), "val/rmse_sd": r.validation.get("rmse_sd", math.nan)}
+            {
+                "signature": r.signature,
+                "task": r.task,
+                "trial_id": r.trial_id,
+                MONITOR: r.loss,
+                "val/rmse": r.validation.get("rmse", math.nan),
+                "val/rmse_sd": r.validation.get("rmse_sd", math.nan),
+            }
             for r in ranked_by_task(best_per_signature_task(rows).values())
         ],
     }
@@ -142,13 +184,17 @@ def failure_line(summary: dict[str, Any]) -> str:
     failed = summary.get("failed_trials") or []
     if not failed:
         return ""
-    return (f"INCOMPLETE: {len(failed)} of {summary['n_trials']} trials failed ({', '.join(failed)}; the reason is in "
-            "each trial folder's error.txt); their rows are marked error (with the last checkpoint they "
-            "wrote, if any); run the same command with --resume to run them again")
+    return (
+        f"INCOMPLETE: {len(failed)} of {summary['n_trials']} trials failed ({', '.join(failed)}; the reason is in "
+        "each trial folder's error.txt); their rows are marked error (with the last checkpoint they "
+        "wrote, if any); run the same command with --resume to run them again"
+    )
 
 
-SYNTHETIC_LINE = ("SYNTHETIC cohort: every number below comes from simulated subjects, not people "
-                  "(the data root's dataset.json says so)")
+SYNTHETIC_LINE = (
+    "SYNTHETIC cohort: every number below comes from simulated subjects, not people "
+    "(the data root's dataset.json says so)"
+)
 GROUP_ORDER = ("healthy", "mci", "dementia")  # matched ignoring case; other groups follow, sorted
 
 
@@ -170,38 +216,63 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.insert(0, SYNTHETIC_LINE)
     if summary.get("comparator"):
         c = summary["comparator"]
-        lines.append(f"verdicts: each winner against {c['primary']} (primary, declared in the sweep config); "
-                     f"{', '.join(c['secondary'])} secondary; paired {c['level']:.0%} intervals, ".replace("%", " %")
-                     + ("Holm-adjusted" if c["adjustment"] == "holm" else "unadjusted")
-                     + f" for the {c['n_tasks']} task{'s' if c['n_tasks'] != 1 else ''}")
+        lines.append(
+            f"verdicts: each winner against {c['primary']} (primary, declared in the sweep config); "
+            f"{', '.join(c['secondary'])} secondary; paired {c['level']:.0%} intervals, ".replace(
+                "%", " %"
+            )
+            + ("Holm-adjusted" if c["adjustment"] == "holm" else "unadjusted")
+            + f" for the {c['n_tasks']} task{'s' if c['n_tasks'] != 1 else ''}"
+        )
     if "excluded_recordings" in summary:
         excluded = summary["excluded_recordings"]
-        lines.append("recordings the data build excluded: "
-                     + ("unknown (the data root has no build report)" if excluded is None
-                        else f"{excluded} (listed in the data root's build_report.csv)"))
+        lines.append(
+            "recordings the data build excluded: "
+            + (
+                "unknown (the data root has no build report)"
+                if excluded is None
+                else f"{excluded} (listed in the data root's build_report.csv)"
+            )
+        )
     header = f"  {'model':<26}{'RMSE':>7}{'[interval]':>16}{'MAE':>7}{'R^2':>7}{'r':>7}{'slope':>7}{'icpt':>7}"
     for task, entry in summary["tasks"].items():
         winner, test = entry["winner"], entry["test"]
-        lines.append(f"{task}: winner {winner['signature']} (trial {winner['trial_id']}, selection val RMSE "
-                     f"{winner['selection'].get('val/rmse', math.nan):.3f}), n = {test.get('n', '?')} test subjects")
+        lines.append(
+            f"{task}: winner {winner['signature']} (trial {winner['trial_id']}, selection val RMSE "
+            f"{winner['selection'].get('val/rmse', math.nan):.3f}), n = {test.get('n', '?')} test subjects"
+        )
         if entry.get("training"):
             lines.append(f"  {_training_line(entry['training'])}")
         lines.append(header)
         lines.append(_test_line("network (winner)", test))
         for name, metrics in entry["baselines"].items():
             lines.append(_test_line(name, metrics))
-        chosen = [f"{name} {m['signature']}" for name, m in entry["baselines"].items()
-                  if m.get("signature") and name != "train_mean"]
+        chosen = [
+            f"{name} {m['signature']}"
+            for name, m in entry["baselines"].items()
+            if m.get("signature") and name != "train_mean"
+        ]
         if chosen:
-            lines.append(f"  baselines' signatures, each chosen by CV on the folds: {', '.join(chosen)}")
+            lines.append(
+                f"  baselines' signatures, each chosen by CV on the folds: {', '.join(chosen)}"
+            )
         comparisons = entry.get("comparisons", {})
-        for name, c in sorted(comparisons.items(), key=lambda item: not item[1].get("primary", True)):
+        for name, c in sorted(
+            comparisons.items(), key=lambda item: not item[1].get("primary", True)
+        ):
             low, high = c["rmse_diff_ci"]
             line = f"  network - {name}: RMSE {c['rmse_diff']:+.3f} [{low:+.3f}, {high:+.3f}]"
             if c.get("primary", True):
-                result = ("network better" if c["better"] else f"{name} better" if c["worse"]
-                          else "no difference shown")
-                lines.append(f"{line}: {result}" + (" (primary: the verdict)" if "primary" in c else ""))
+                result = (
+                    "network better"
+                    if c["better"]
+                    else f"{name} better"
+                    if c["worse"]
+                    else "no difference shown"
+                )
+                lines.append(
+                    f"{line}: {result}" + (" (primary: the verdict)" if "primary" in c else "")
+                )
             else:
                 lines.append(f"{line} (secondary)")
         if entry.get("per_group"):
@@ -212,22 +283,30 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(f"  {format_nested(entry['nested_estimate'])}")
     sub = summary.get("subtotal") or {}
     if sub.get("rmse") is not None:
-        lines.append(f"subtotal of {'+'.join(sub['tasks'])} (range {sub['range'][0]:g}-{sub['range'][1]:g}) for "
-                     f"{sub['n']} test subjects: RMSE {sub['rmse']:.2f} {_ci(sub.get('rmse_ci'))}, "
-                     f"MAE {sub['mae']:.2f} {_ci(sub.get('mae_ci'))}, r {sub['pearson_r']:.2f}, calibration "
-                     + _calibration(sub))
+        lines.append(
+            f"subtotal of {'+'.join(sub['tasks'])} (range {sub['range'][0]:g}-{sub['range'][1]:g}) for "
+            f"{sub['n']} test subjects: RMSE {sub['rmse']:.2f} {_ci(sub.get('rmse_ci'))}, "
+            f"MAE {sub['mae']:.2f} {_ci(sub.get('mae_ci'))}, r {sub['pearson_r']:.2f}, calibration "
+            + _calibration(sub)
+        )
         if sub.get("per_group"):
             lines.append(f"  {_group_line(sub['per_group'], 2)}")
         if sub.get("intervals"):
             lines.append(f"  per-subject subtotal intervals: {format_coverage(sub['intervals'])}")
         auc = sub.get("dementia_auc") or {}
         if "auc" in auc:
-            lines.append(f"  {'SYNTHETIC cohort: ' if auc['synthetic'] else ''}AUC of the predicted subtotal for the "
-                         f"dementia group ({auc['n_dementia']} vs {auc['n_other']}): {auc['auc']:.2f} "
-                         f"{_ci(auc.get('auc_ci'))}; no clinical cut-off is implied")
-    lines.append("best validation RMSE per (signature, task), mean (sd) over folds (selection, not an estimate):")
+            lines.append(
+                f"  {'SYNTHETIC cohort: ' if auc['synthetic'] else ''}AUC of the predicted subtotal for the "
+                f"dementia group ({auc['n_dementia']} vs {auc['n_other']}): {auc['auc']:.2f} "
+                f"{_ci(auc.get('auc_ci'))}; no clinical cut-off is implied"
+            )
+    lines.append(
+        "best validation RMSE per (signature, task), mean (sd) over folds (selection, not an estimate):"
+    )
     for r in summary["best_per_signature_task"]:
-        lines.append(f"  {r['task']}  {r['signature']:<28}{r['val/rmse']:>7.3f} ({r['val/rmse_sd']:.3f})")
+        lines.append(
+            f"  {r['task']}  {r['signature']:<28}{r['val/rmse']:>7.3f} ({r['val/rmse_sd']:.3f})"
+        )
     return "\n".join(lines)
 
 
@@ -239,8 +318,10 @@ def format_nested(estimate: dict[str, Any]) -> str:
     for name, model in estimate["models"].items():
         spread = "" if model.get("rmse_sd") is None else f" (sd {model['rmse_sd']:.3f})"
         parts.append(f"{name}{' RMSE' if not parts else ''} {model['rmse_mean']:.3f}{spread}")
-    return (f"nested estimate (reduced search: {search['samples']} samples x {search['signatures']} signatures, "
-            f"{repeats} outer split{'' if repeats == 1 else 's'}): {'; '.join(parts)}")
+    return (
+        f"nested estimate (reduced search: {search['samples']} samples x {search['signatures']} signatures, "
+        f"{repeats} outer split{'' if repeats == 1 else 's'}): {'; '.join(parts)}"
+    )
 
 
 def _ci(interval: list[float] | None, digits: int = 2) -> str:
@@ -263,25 +344,37 @@ def _training_line(training: dict[str, Any]) -> str:
     def side(name: str, n: int, d: dict[str, Any]) -> str:
         if not d.get("n"):
             return f"{name} {n} subjects"
-        return (f"{name} {n} subjects, score mean {d['mean']:.2f} (sd {_maybe(d['sd'], '.2f')}, "
-                f"{d['min']:g}-{d['max']:g})")
+        return (
+            f"{name} {n} subjects, score mean {d['mean']:.2f} (sd {_maybe(d['sd'], '.2f')}, "
+            f"{d['min']:g}-{d['max']:g})"
+        )
+
     outcome = training["outcome"]
     return f"{side('trained on', training['n_train'], outcome['train'])}; {side('tested on', training['n_test'], outcome['test'])}"
 
 
 def _group_line(per_group: dict[str, dict[str, Any]], digits: int) -> str:
-    order = sorted(per_group, key=lambda g: (GROUP_ORDER.index(g.lower()) if g.lower() in GROUP_ORDER
-                                             else len(GROUP_ORDER), g))
+    order = sorted(
+        per_group,
+        key=lambda g: (
+            GROUP_ORDER.index(g.lower()) if g.lower() in GROUP_ORDER else len(GROUP_ORDER),
+            g,
+        ),
+    )
     return "per group (RMSE, MAE, bias = predicted - true): " + "; ".join(
         f"{g} n {per_group[g]['n']}: {per_group[g]['rmse']:.{digits}f}, {per_group[g]['mae']:.{digits}f}, "
-        f"{per_group[g]['bias']:+.{digits}f}" for g in order)
+        f"{per_group[g]['bias']:+.{digits}f}"
+        for g in order
+    )
 
 
 def _test_line(name: str, m: dict[str, Any]) -> str:
     if not m:
         return f"  {name:<26}   (not scored)"
-    return (f"  {name:<26}{m['rmse']:>7.3f}{_ci(m.get('rmse_ci'), 3):>16}{m['mae']:>7.3f}{m['r2']:>7.3f}"
-            f"{m['pearson_r']:>7.3f}{_maybe(m['calibration_slope'], '.2f'):>7}{_maybe(m['calibration_intercept'], '.2f'):>7}")
+    return (
+        f"  {name:<26}{m['rmse']:>7.3f}{_ci(m.get('rmse_ci'), 3):>16}{m['mae']:>7.3f}{m['r2']:>7.3f}"
+        f"{m['pearson_r']:>7.3f}{_maybe(m['calibration_slope'], '.2f'):>7}{_maybe(m['calibration_intercept'], '.2f'):>7}"
+    )
 
 
 def has_checkpoint(record: dict[str, Any]) -> bool:

@@ -23,11 +23,27 @@ from mmse_model.core.schema import Schema
 # How a row's signature ended: ASHA stopped its trial at a rung, the core's early stopping
 # ended it, it ran every epoch, or its trial failed. A running sweep's rows (the dashboard's
 # provisional ones) are also "running".
-STOPPED_BY_ASHA, EARLY_STOPPED, COMPLETED, ERRORED, RUNNING = "asha", "early_stopping", "completed", "error", "running"
+STOPPED_BY_ASHA, EARLY_STOPPED, COMPLETED, ERRORED, RUNNING = (
+    "asha",
+    "early_stopping",
+    "completed",
+    "error",
+    "running",
+)
 Status = Literal["asha", "early_stopping", "completed", "error"]
 # Validation metrics a row keeps (at the signature's best epoch): `loss` is the scaled MSE
 # that every ranking uses, the rest are in points, mean and sd over folds.
-VALIDATION_KEYS = ("loss", "rmse", "rmse_sd", "mae", "mae_sd", "r2", "r2_sd", "pearson_r", "pearson_r_sd")
+VALIDATION_KEYS = (
+    "loss",
+    "rmse",
+    "rmse_sd",
+    "mae",
+    "mae_sd",
+    "r2",
+    "r2_sd",
+    "pearson_r",
+    "pearson_r_sd",
+)
 # trials.csv columns that hold whole numbers; `hp/*` cells read back as what they were written from.
 INT_COLUMNS = ("sample", "epochs_run", "best_epoch")
 
@@ -56,9 +72,15 @@ class TrialRow(Schema):
     def flat(self) -> dict[str, Any]:
         """The trials.csv row: hyper-parameters as `hp/<key>`, metrics as `val/<key>`."""
         return {
-            "trial_id": self.trial_id, "signature": self.signature, "task": self.task, "group": self.group,
-            "sample": self.sample, **{f"hp/{k}": v for k, v in sorted(self.hyperparameters.items())},
-            "epochs_run": self.epochs_run, "best_epoch": self.best_epoch, "status": self.status,
+            "trial_id": self.trial_id,
+            "signature": self.signature,
+            "task": self.task,
+            "group": self.group,
+            "sample": self.sample,
+            **{f"hp/{k}": v for k, v in sorted(self.hyperparameters.items())},
+            "epochs_run": self.epochs_run,
+            "best_epoch": self.best_epoch,
+            "status": self.status,
             "stopped_early": self.status in (STOPPED_BY_ASHA, EARLY_STOPPED),
             **{f"val/{k}": self.validation.get(k, math.nan) for k in VALIDATION_KEYS},
             "checkpoint_uri": self.checkpoint_uri,
@@ -68,8 +90,15 @@ class TrialRow(Schema):
 # --- how a run ended ------------------------------------------------------------------------
 
 
-def row_status(*, errored: bool, stopped_early: bool, epochs: int, max_epochs: int | None,
-               running: bool = False, at_rung: bool = False) -> str:
+def row_status(
+    *,
+    errored: bool,
+    stopped_early: bool,
+    epochs: int,
+    max_epochs: int | None,
+    running: bool = False,
+    at_rung: bool = False,
+) -> str:
     """How a signature's run ended: its trial failed; (a live sweep) it is still running;
     early stopping ended it; it reached the epoch limit; else ASHA stopped its trial. Without
     a known limit, a trial that ended at one of ASHA's rungs counts as stopped there."""
@@ -107,14 +136,18 @@ def _get(row: TrialRow | dict[str, Any], key: str) -> Any:
     return getattr(row, key) if isinstance(row, TrialRow) else row.get(key)
 
 
-def best_per_signature_task(rows: Iterable[Row], require_checkpoint: bool = True) -> dict[tuple[str, str], Row]:
+def best_per_signature_task(
+    rows: Iterable[Row], require_checkpoint: bool = True
+) -> dict[tuple[str, str], Row]:
     """For every (signature, task): its row with the lowest validation loss (the first of
     equal ones), in order of first appearance. Rows are `TrialRow`s or trials.csv rows.
     A row without a checkpoint names no weights and cannot win (`require_checkpoint`; a
     running sweep's provisional rows have none yet)."""
     best: dict[tuple[str, str], Row] = {}
     for row in rows:
-        if not is_finite_number(_loss(row)) or (require_checkpoint and not _get(row, "checkpoint_uri")):
+        if not is_finite_number(_loss(row)) or (
+            require_checkpoint and not _get(row, "checkpoint_uri")
+        ):
             continue
         key = (_get(row, "signature"), _get(row, "task"))
         if key not in best or _loss(row) < _loss(best[key]):

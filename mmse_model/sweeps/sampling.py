@@ -20,15 +20,20 @@ from mmse_model.core.errors import ConfigError
 SearchSpace = Mapping[str, Mapping[str, Sequence[Any]]]
 
 
-def draw_samples(search_space: SearchSpace, count: int, seed: int | Sequence[int]) -> list[dict[str, Any]]:
+def draw_samples(
+    search_space: SearchSpace, count: int, seed: int | Sequence[int]
+) -> list[dict[str, Any]]:
     """`count` samples (dotted key -> value), each key drawn in sorted key order from one
     generator seeded with `seed`: the same seed gives the same samples."""
     rng = np.random.default_rng(seed)
-    return [{key: _draw(key, search_space[key], rng) for key in sorted(search_space)} for _ in range(count)]
+    return [
+        {key: _draw(key, search_space[key], rng) for key in sorted(search_space)}
+        for _ in range(count)
+    ]
 
 
 def _draw(key: str, spec: Mapping[str, Sequence[Any]], rng: np.random.Generator) -> Any:
-    (kind, args), = spec.items()
+    ((kind, args),) = spec.items()
     if kind == "choice":
         return args[int(rng.integers(len(args)))]  # the list's own value: a bool stays a bool
     low, high = args

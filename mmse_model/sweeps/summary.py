@@ -99,7 +99,9 @@ def summarise_sweep(
     outer repeats of the `nested` search go to `run_repeats` in one list, so a Ray runner can
     run them all at once."""
     if primary_comparator not in BASELINES:
-        raise ValueError(f"primary_comparator: expected one of {', '.join(BASELINES)}, got {primary_comparator!r}")
+        raise ValueError(
+            f"primary_comparator: expected one of {', '.join(BASELINES)}, got {primary_comparator!r}"
+        )
     groups = read_groups(groups_file) if groups_file else {}
     test, baselines, comparisons, conformal, training, per_group = {}, {}, {}, {}, {}, {}
     score_ranges: dict[str, tuple[float, float]] = {}
@@ -108,38 +110,68 @@ def summarise_sweep(
     predictions: list[dict[str, Any]] = []
     winners = winners_per_task(rows)
     for task, row in winners.items():
-        winner = evaluate_winner(load(row.checkpoint_uri), data_root, task, row.signature, interval_level)
-        payload, score_range, data, split, oof, held = (winner.payload, winner.score_range, winner.data,
-                                                        winner.split, winner.oof, winner.held)
+        winner = evaluate_winner(
+            load(row.checkpoint_uri), data_root, task, row.signature, interval_level
+        )
+        payload, score_range, data, split, oof, held = (
+            winner.payload,
+            winner.score_range,
+            winner.data,
+            winner.split,
+            winner.oof,
+            winner.held,
+        )
         config = payload.training_config()
         score_ranges[task] = score_range
         training[task] = training_description(data, split)
         ids, y_true, y_pred, spread = test_predictions(payload, data, split, row.signature)
         conformal[task] = coverage(held.y, held.lower, held.upper, interval_level)
         conformal_parts[task] = (oof, held)
-        predictions += [{"task": task, "signature": row.signature, "subject_id": str(s), "true": float(t),
-                         "predicted": float(p), "fold_sd": float(d), "lo": float(lo), "hi": float(hi)}
-                        for s, t, p, d, lo, hi in zip(ids, y_true, y_pred, spread, held.lower, held.upper)]
+        predictions += [
+            {
+                "task": task,
+                "signature": row.signature,
+                "subject_id": str(s),
+                "true": float(t),
+                "predicted": float(p),
+                "fold_sd": float(d),
+                "lo": float(lo),
+                "hi": float(hi),
+            }
+            for s, t, p, d, lo, hi in zip(ids, y_true, y_pred, spread, held.lower, held.upper)
+        ]
         models = {NETWORK: y_pred}
         chosen = {}
         signatures = sorted({r.signature for r in rows if r.task == task})
-        for baseline, (pred, settings) in task_baselines(data_root, signatures, task, split, score_range,
-                                                         config.seed, ids).items():
+        for baseline, (pred, settings) in task_baselines(
+            data_root, signatures, task, split, score_range, config.seed, ids
+        ).items():
             models[baseline], chosen[baseline] = pred, settings
-        intervals, comparisons[task] = bootstrap_intervals(y_true, models, score_range, NETWORK, seed=seed,
-                                                           subjects=ids)
+        intervals, comparisons[task] = bootstrap_intervals(
+            y_true, models, score_range, NETWORK, seed=seed, subjects=ids
+        )
         test[task] = {**score_predictions(y_true, y_pred, score_range, ids), **intervals[NETWORK]}
-        baselines[task] = {b: {**score_predictions(y_true, models[b], score_range, ids), **intervals[b], **chosen[b]}
-                           for b in chosen}
+        baselines[task] = {
+            b: {
+                **score_predictions(y_true, models[b], score_range, ids),
+                **intervals[b],
+                **chosen[b],
+            }
+            for b in chosen
+        }
         if groups:
             per_group[task] = group_errors(ids, y_true, y_pred, groups)
         if nested is not None:
-            repeats[task] = nested.repeats_of(data_root, task, sorted({r.signature for r in rows if r.task == task}))
+            repeats[task] = nested.repeats_of(
+                data_root, task, sorted({r.signature for r in rows if r.task == task})
+            )
     estimates = nested_estimates(nested, repeats, run_repeats) if nested is not None else {}
     summary = build_summary(rows, test, baselines, experiment=name)
     for task, entry in summary["tasks"].items():
-        entry["comparisons"] = {b: {**c, "primary": b == primary_comparator}
-                                for b, c in comparisons.get(task, {}).items()}
+        entry["comparisons"] = {
+            b: {**c, "primary": b == primary_comparator}
+            for b, c in comparisons.get(task, {}).items()
+        }
         if primary_comparator in entry["comparisons"]:
             entry["verdict"] = verdict(primary_comparator, entry["comparisons"][primary_comparator])
         entry["training"] = training[task]
@@ -160,8 +192,15 @@ def summarise_sweep(
     return summary, predictions
 
 
-def task_baselines(data_root: str | Path, signatures: list[str], task: str, split: Split,
-                   score_range: tuple[float, float], seed: int, test_ids: np.ndarray) -> dict[str, Any]:
+def task_baselines(
+    data_root: str | Path,
+    signatures: list[str],
+    task: str,
+    split: Split,
+    score_range: tuple[float, float],
+    seed: int,
+    test_ids: np.ndarray,
+) -> dict[str, Any]:
     """The baselines on the signatures the sweep tried for the task, each choosing its own
     by cross-validation on the split's folds; their test rows are the winner's (`test_ids`)."""
     group = load_group(data_root, signatures, task, score_range)
@@ -178,18 +217,35 @@ def comparator(primary: str, n_tasks: int) -> dict[str, Any]:
     do not correct for: one primary comparison per task, unadjusted for the number of tasks
     (docs/design.md, "Results and evaluation")."""
     level = f"{INTERVAL:.0%}".replace("%", " %")
-    return {"primary": primary, "secondary": [b for b in BASELINES if b != primary], "level": INTERVAL,
-            "adjustment": "none", "n_tasks": n_tasks,
-            "note": (f"paired {level} bootstrap intervals of the winner's RMSE minus each baseline's, on the "
-                     f"test subjects; unadjusted for the {n_tasks} task{'s' if n_tasks != 1 else ''}; verdicts "
-                     f"come from the primary comparison ({primary}) only")}
+    return {
+        "primary": primary,
+        "secondary": [b for b in BASELINES if b != primary],
+        "level": INTERVAL,
+        "adjustment": "none",
+        "n_tasks": n_tasks,
+        "note": (
+            f"paired {level} bootstrap intervals of the winner's RMSE minus each baseline's, on the "
+            f"test subjects; unadjusted for the {n_tasks} task{'s' if n_tasks != 1 else ''}; verdicts "
+            f"come from the primary comparison ({primary}) only"
+        ),
+    }
 
 
 def verdict(baseline: str, comparison: dict[str, Any]) -> dict[str, Any]:
     """A task's verdict: its winner against the primary baseline, from the paired interval."""
-    result = "better" if comparison["better"] else "worse" if comparison["worse"] else "no difference shown"
-    return {"baseline": baseline, "result": result, "rmse_diff": comparison["rmse_diff"],
-            "rmse_diff_ci": comparison["rmse_diff_ci"]}
+    result = (
+        "better"
+        if comparison["better"]
+        else "worse"
+        if comparison["worse"]
+        else "no difference shown"
+    )
+    return {
+        "baseline": baseline,
+        "result": result,
+        "rmse_diff": comparison["rmse_diff"],
+        "rmse_diff_ci": comparison["rmse_diff_ci"],
+    }
 
 
 def training_description(data: TaskData, split: Split) -> dict[str, Any]:
@@ -197,14 +253,23 @@ def training_description(data: TaskData, split: Split) -> dict[str, Any]:
     and the distribution of their scores."""
     train, _ = training_folds(data, split)
     test = held_out_rows(data.subject_ids, split)
-    return {"n_train": len(np.unique(data.subject_ids[train])),
-            "n_test": len(np.unique(data.subject_ids[test])),
-            "outcome": {"train": outcome_distribution(data.subject_ids[train], data.y[train]),
-                        "test": outcome_distribution(data.subject_ids[test], data.y[test])}}
+    return {
+        "n_train": len(np.unique(data.subject_ids[train])),
+        "n_test": len(np.unique(data.subject_ids[test])),
+        "outcome": {
+            "train": outcome_distribution(data.subject_ids[train], data.y[train]),
+            "test": outcome_distribution(data.subject_ids[test], data.y[test]),
+        },
+    }
 
 
-def subtotal(predictions: list[dict[str, Any]], score_ranges: dict[str, tuple[float, float]],
-             groups_file: str = "", seed: int = 0, synthetic: bool = False) -> dict[str, Any]:
+def subtotal(
+    predictions: list[dict[str, Any]],
+    score_ranges: dict[str, tuple[float, float]],
+    groups_file: str = "",
+    seed: int = 0,
+    synthetic: bool = False,
+) -> dict[str, Any]:
     """The subtotal of the tasks present, for the test subjects every task's winner scored;
     its range is the sum of those tasks' ranges (0-21 with all five)."""
     by_subject: dict[str, dict[str, tuple[float, float]]] = {}
@@ -213,16 +278,32 @@ def subtotal(predictions: list[dict[str, Any]], score_ranges: dict[str, tuple[fl
         by_subject.setdefault(p["subject_id"], {})[p["task"]] = (p["true"], p["predicted"])
     complete = sorted(s for s, per_task in by_subject.items() if len(per_task) == len(tasks))
     score_range = (sum(score_ranges[t][0] for t in tasks), sum(score_ranges[t][1] for t in tasks))
-    out: dict[str, Any] = {"tasks": tasks, "n": len(complete), "range": list(score_range),
-                           "all_five_tasks": tasks == list(TASKS)}
+    out: dict[str, Any] = {
+        "tasks": tasks,
+        "n": len(complete),
+        "range": list(score_range),
+        "all_five_tasks": tasks == list(TASKS),
+    }
     if len(complete) < 2:
         return out
     true = np.array([sum(by_subject[s][t][0] for t in tasks) for s in complete])
     pred = np.array([sum(by_subject[s][t][1] for t in tasks) for s in complete])
     metrics = score_predictions(true, pred, score_range, np.array(complete))
     intervals, _ = bootstrap_intervals(true, {NETWORK: pred}, score_range, NETWORK, seed=seed)
-    out.update({k: metrics[k] for k in ("rmse", "mae", "r2", "pearson_r", "calibration_slope",
-                                        "calibration_intercept")}, **intervals[NETWORK])
+    out.update(
+        {
+            k: metrics[k]
+            for k in (
+                "rmse",
+                "mae",
+                "r2",
+                "pearson_r",
+                "calibration_slope",
+                "calibration_intercept",
+            )
+        },
+        **intervals[NETWORK],
+    )
     if groups_file:
         groups = read_groups(groups_file)
         out["per_group"] = group_errors(np.array(complete), true, pred, groups)
@@ -230,7 +311,9 @@ def subtotal(predictions: list[dict[str, Any]], score_ranges: dict[str, tuple[fl
     return out
 
 
-def subtotal_coverage(parts: dict[str, tuple[OutOfFold, HeldOutIntervals]], level: float) -> dict[str, Any]:
+def subtotal_coverage(
+    parts: dict[str, tuple[OutOfFold, HeldOutIntervals]], level: float
+) -> dict[str, Any]:
     """Coverage of the subtotal's CV+ intervals (the sum of the tasks' predictions; residuals
     summed per subject) on the test subjects every task scored."""
     sub = subtotal_intervals(parts, level)
@@ -244,20 +327,32 @@ def read_groups(groups_file: str) -> dict[str, str]:
         with open(path, newline="") as handle:
             return {row["subject_id"]: row["group"] for row in csv.DictReader(handle)}
     except (OSError, KeyError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: cannot read subject groups (needs subject_id and group columns; {exc})") from None
+        raise InputError(
+            f"{path}: cannot read subject groups (needs subject_id and group columns; {exc})"
+        ) from None
 
 
-def dementia_auc(subjects: list[str], predicted_subtotal: np.ndarray, groups: dict[str, str], groups_file: str,
-                 seed: int, synthetic: bool) -> dict[str, Any]:
+def dementia_auc(
+    subjects: list[str],
+    predicted_subtotal: np.ndarray,
+    groups: dict[str, str],
+    groups_file: str,
+    seed: int,
+    synthetic: bool,
+) -> dict[str, Any]:
     """AUC of the predicted subtotal (lower: more impaired) for telling the dementia group
     from the others, with a bootstrap interval; marked SYNTHETIC when the data root is."""
     # A subject the file does not name is left out, not counted as "not dementia".
     known = [i for i, s in enumerate(subjects) if groups.get(s)]
     labels = np.array([groups[subjects[i]] == "dementia" for i in known], dtype=bool)
     predicted_subtotal = predicted_subtotal[known]
-    result: dict[str, Any] = {"synthetic": synthetic, "n_dementia": int(labels.sum()),
-                              "n_other": int((~labels).sum()), "n_without_group": len(subjects) - len(known),
-                              "groups_file": str(groups_file)}
+    result: dict[str, Any] = {
+        "synthetic": synthetic,
+        "n_dementia": int(labels.sum()),
+        "n_other": int((~labels).sum()),
+        "n_without_group": len(subjects) - len(known),
+        "groups_file": str(groups_file),
+    }
     if labels.all() or not labels.any():
         return result
     from sklearn.metrics import roc_auc_score
@@ -268,8 +363,9 @@ def dementia_auc(subjects: list[str], predicted_subtotal: np.ndarray, groups: di
     return result
 
 
-def nested_estimates(search: NestedSearch, repeats: dict[str, list[OuterRepeat]],
-                     run_repeats: RepeatRunner) -> dict[str, dict[str, Any]]:
+def nested_estimates(
+    search: NestedSearch, repeats: dict[str, list[OuterRepeat]], run_repeats: RepeatRunner
+) -> dict[str, dict[str, Any]]:
     """Each task's nested estimate (mmse_model/sweeps/nested.py): its outer repeats run by
     `run_repeats`, all tasks' in one call."""
     every = [repeat for task_repeats in repeats.values() for repeat in task_repeats]
@@ -277,10 +373,14 @@ def nested_estimates(search: NestedSearch, repeats: dict[str, list[OuterRepeat]]
         return {}
     results = run_repeats(every)
     if len(results) != len(every):
-        raise RuntimeError(f"the repeat runner returned {len(results)} results for {len(every)} repeats")
+        raise RuntimeError(
+            f"the repeat runner returned {len(results)} results for {len(every)} repeats"
+        )
     estimates, start = {}, 0
     for task, task_repeats in repeats.items():
-        estimates[task] = nested_estimate(search, task_repeats, results[start:start + len(task_repeats)])
+        estimates[task] = nested_estimate(
+            search, task_repeats, results[start : start + len(task_repeats)]
+        )
         start += len(task_repeats)
     return estimates
 
@@ -297,8 +397,13 @@ def predictions_csv_text(predictions: list[dict[str, Any]]) -> str:
 RESULT_FILES = ("trials.csv", "test_predictions.csv", "summary.txt", "summary.json")
 
 
-def write_results(experiment: str, rows: list[TrialRow], summary: dict[str, Any], text: str,
-                  predictions: list[dict[str, Any]]) -> None:
+def write_results(
+    experiment: str,
+    rows: list[TrialRow],
+    summary: dict[str, Any],
+    text: str,
+    predictions: list[dict[str, Any]],
+) -> None:
     """Write a sweep's result files into its experiment folder (a path or a storage URI),
     each whole. summary.json goes last: where it is, every other result file is complete
     (the dashboard reads a folder without it as a sweep still running)."""

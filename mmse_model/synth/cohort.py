@@ -84,7 +84,9 @@ from mmse_model.core.domain import TASKS as TASK_NAMES
 from mmse_model.core.errors import InputError
 
 # Q1..Q5, then the other MMSE items (language and praxis) that no task stands for.
-ITEM_MAX = np.array([*(int(high) for _, high in SCORE_RANGES.values()), MMSE_MAX - int(SUBTOTAL_RANGE[1])])
+ITEM_MAX = np.array(
+    [*(int(high) for _, high in SCORE_RANGES.values()), MMSE_MAX - int(SUBTOTAL_RANGE[1])]
+)
 # Relative propensity of an item's points to be lost (ASSUMPTION, order from Ashford 1989).
 LOSS_WEIGHTS = np.array([2.0, 0.8, 0.5, 1.6, 3.0, 0.35])
 
@@ -247,10 +249,14 @@ def gaze_parameters(
     s = impairment
     return GazeParameters(
         p_revisit=REVISIT_P[0] + REVISIT_P[1] * effects.revisit * s,
-        p_order=np.clip(traits["order"] * (ORDER_P[0] + ORDER_P[1] * effects.disorder * s), 0.0, 1.0),
+        p_order=np.clip(
+            traits["order"] * (ORDER_P[0] + ORDER_P[1] * effects.disorder * s), 0.0, 1.0
+        ),
         p_refixation=REFIXATION_P[0] + REFIXATION_P[1] * effects.hypometria * s,
         gain=SACCADE_GAIN[0] + SACCADE_GAIN[1] * effects.hypometria * s,
-        median_duration_s=FIXATION_MEDIAN_S * traits["duration"] * (1.0 + DURATION_EFFECT * effects.duration * s),
+        median_duration_s=FIXATION_MEDIAN_S
+        * traits["duration"]
+        * (1.0 + DURATION_EFFECT * effects.duration * s),
     )
 
 
@@ -415,7 +421,9 @@ def _write_labels(path: Path, cohort: Cohort) -> None:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["subject_id", *TASK_NAMES, "mmse", "group"])
-    for subject, items, mmse, group in zip(cohort.subject_ids, cohort.items, cohort.mmse, cohort.group):
+    for subject, items, mmse, group in zip(
+        cohort.subject_ids, cohort.items, cohort.mmse, cohort.group
+    ):
         writer.writerow([subject, *(int(v) for v in items[:5]), int(mmse), GROUPS[group]])
     path.write_text(text.getvalue(), encoding="utf-8")
 

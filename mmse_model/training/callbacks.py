@@ -80,7 +80,9 @@ class CallbackManager:
         keys = [cb.state_key for cb in self.callbacks if cb.has_state]
         clash = sorted({key for key in keys if keys.count(key) > 1})
         if clash:
-            raise ValueError(f"callbacks share the state_key {', '.join(clash)}: give each its own state_key")
+            raise ValueError(
+                f"callbacks share the state_key {', '.join(clash)}: give each its own state_key"
+            )
 
     def on_train_begin(self, ctx: LoopContext) -> None:
         for cb in self.callbacks:
@@ -127,8 +129,14 @@ class CheckpointReporter(Callback):
     reported, checkpoint or not: a scheduler such as ASHA must see each epoch's metric.
     """
 
-    def __init__(self, reporter: Reporter, every: int = 10, extra_epochs: tuple[int, ...] = (), write: bool = True,
-                 state_key: str | None = None):
+    def __init__(
+        self,
+        reporter: Reporter,
+        every: int = 10,
+        extra_epochs: tuple[int, ...] = (),
+        write: bool = True,
+        state_key: str | None = None,
+    ):
         super().__init__(state_key)
         self.reporter, self.every, self.extra_epochs = reporter, every, frozenset(extra_epochs)
         # Only one rank writes checkpoints; the others still report, since a distributed
@@ -136,7 +144,12 @@ class CheckpointReporter(Callback):
         self.write = write
 
     def due(self, epoch: int, improved: np.ndarray, final: bool) -> bool:
-        return bool(improved.any()) or final or epoch in self.extra_epochs or (self.every > 0 and epoch % self.every == 0)
+        return (
+            bool(improved.any())
+            or final
+            or epoch in self.extra_epochs
+            or (self.every > 0 and epoch % self.every == 0)
+        )
 
     def on_epoch_end(self, ctx: LoopContext) -> None:
         record = dict(ctx.record)
@@ -219,8 +232,12 @@ class FileLogger(Callback):
         if epoch % self.every == 0:
             log.info(
                 "epoch %d train/loss %.5f val/loss %.5f val/rmse %.3f val/r2 %.3f lr %.2g",
-                epoch, record["train/loss"], record["val/loss"], record["val/rmse"],
-                record["val/r2"], record["lr"],
+                epoch,
+                record["train/loss"],
+                record["val/loss"],
+                record["val/rmse"],
+                record["val/r2"],
+                record["lr"],
             )
 
     def on_train_end(self, ctx: LoopContext) -> None:

@@ -43,7 +43,9 @@ class SignatureState(Schema):
 
 
 class CheckpointPayload(Schema):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, arbitrary_types_allowed=True
+    )
 
     format: Literal["mmse-checkpoint"] = FORMAT
     format_version: Literal[2] = FORMAT_VERSION
@@ -73,7 +75,9 @@ class CheckpointPayload(Schema):
 
     def signature_index(self, signature: str) -> int:
         if signature not in self.signatures:
-            raise CheckpointError(f"checkpoint of {', '.join(self.signatures)}: holds no signature {signature!r}")
+            raise CheckpointError(
+                f"checkpoint of {', '.join(self.signatures)}: holds no signature {signature!r}"
+            )
         return self.signatures.index(signature)
 
     def training_config(self) -> Config:
@@ -111,7 +115,9 @@ def _local_copy(location: str) -> Iterator[Path]:
         try:
             path = stack.enter_context(storage.local_copy(location, what=f"reading {folder}"))
         except FileNotFoundError as exc:
-            raise CheckpointError(f"{base}: cannot read the checkpoint ({first_line(exc)})") from None
+            raise CheckpointError(
+                f"{base}: cannot read the checkpoint ({first_line(exc)})"
+            ) from None
         yield path
 
 
@@ -121,12 +127,16 @@ def _load_file(path: Path, shown: str) -> CheckpointPayload:
     try:
         document = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file fails in many ways (KeyError, EOFError, ...)
-        raise CheckpointError(f"{shown}: not a readable checkpoint ({first_line(exc, 200)})") from None
+        raise CheckpointError(
+            f"{shown}: not a readable checkpoint ({first_line(exc, 200)})"
+        ) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise CheckpointError(f"{shown}: not an mmse checkpoint (no '{FORMAT}' format tag)")
     if document.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{shown}: checkpoint format version {document.get('format_version')!r}, "
-                              f"this code reads {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{shown}: checkpoint format version {document.get('format_version')!r}, "
+            f"this code reads {FORMAT_VERSION}"
+        )
     try:
         return CheckpointPayload.parse(document)
     except ConfigError as exc:
@@ -154,19 +164,29 @@ class FoldEnsemble:
     feature_names: tuple[str, ...]
 
     @classmethod
-    def from_checkpoint(cls, payload: CheckpointPayload, signature: str | None = None) -> "FoldEnsemble":
+    def from_checkpoint(
+        cls, payload: CheckpointPayload, signature: str | None = None
+    ) -> "FoldEnsemble":
         if signature is None:
             if len(payload.signatures) != 1:
-                raise CheckpointError(f"checkpoint of {len(payload.signatures)} signatures: name one")
+                raise CheckpointError(
+                    f"checkpoint of {len(payload.signatures)} signatures: name one"
+                )
             signature = payload.signatures[0]
         rows = member_rows(payload.signature_index(signature), payload.folds)
         config = payload.training_config()
         model = MemberMLPs(config.arch, n_models=payload.folds).double()
         model.load_state_dict({name: t[rows] for name, t in payload.best_model_state.items()})
         model.eval()
-        return cls(model, payload.standardiser_mean[rows].double(), payload.standardiser_scale[rows].double(),
-                   (payload.score_range[0], payload.score_range[1]), payload.task, signature,
-                   tuple(payload.feature_names))
+        return cls(
+            model,
+            payload.standardiser_mean[rows].double(),
+            payload.standardiser_scale[rows].double(),
+            (payload.score_range[0], payload.score_range[1]),
+            payload.task,
+            signature,
+            tuple(payload.feature_names),
+        )
 
     @torch.no_grad()
     def predict_folds(self, X: np.ndarray) -> np.ndarray:

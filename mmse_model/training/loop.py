@@ -84,7 +84,9 @@ def epoch_batches(
 
     Returns row indices and a validity mask, both (K, n_batches, max_batch_rows).
     """
-    n_batches = max(1, min(math.ceil(max(train_counts) / batch_size), min(train_counts) // min_rows))
+    n_batches = max(
+        1, min(math.ceil(max(train_counts) / batch_size), min(train_counts) // min_rows)
+    )
     width = math.ceil(max(train_counts) / n_batches)
     K = len(train_counts)
     index = torch.zeros(K, n_batches, width, dtype=torch.long)
@@ -145,14 +147,24 @@ class FoldFitter:
         self.folds.to(self.device)
         self.model = self.wrap_model(self.module) if self.wrap_model else self.module
         self.optimizer = MemberAdam(
-            list(self.module.parameters()), cfg.training.lr, M,
-            weight_decay=cfg.regularization.weight_decay, decoupled=cfg.regularization.decoupled_weight_decay,
+            list(self.module.parameters()),
+            cfg.training.lr,
+            M,
+            weight_decay=cfg.regularization.weight_decay,
+            decoupled=cfg.regularization.decoupled_weight_decay,
         )
         sched = cfg.lr_scheduler
         self.schedule = None
         if sched.enable:
-            self.schedule = PlateauSchedule(S, cfg.training.lr, factor=sched.factor, patience=sched.patience,
-                                            min_lr=sched.min_lr, threshold=sched.threshold, cooldown=sched.cooldown)
+            self.schedule = PlateauSchedule(
+                S,
+                cfg.training.lr,
+                factor=sched.factor,
+                patience=sched.patience,
+                min_lr=sched.min_lr,
+                threshold=sched.threshold,
+                cooldown=sched.cooldown,
+            )
         es = cfg.early_stopping
         # One tracker: early stopping, checkpoints, best weights and the results table all
         # read "best so far" from it, with early stopping's min_delta.
@@ -171,7 +183,9 @@ class FoldFitter:
         S, K = folds.n_signatures, folds.n_folds
         counts = folds.train_counts.tolist()
         min_rows = 2 if cfg.arch.use_batch_norm else 1
-        index, valid = epoch_batches(counts, cfg.training.batch_size, min_rows, self.fold_seeds, epoch)
+        index, valid = epoch_batches(
+            counts, cfg.training.batch_size, min_rows, self.fold_seeds, epoch
+        )
         index, valid = index.to(self.device), valid.to(self.device)
         # Each row's weight in its fold's batch mean: 1 / rows in the whole batch, 0 for
         # padding. With several workers each takes every world_size-th row of each batch and
@@ -183,7 +197,9 @@ class FoldFitter:
             valid = valid[..., self.rank :: self.world_size]
             row_weight = row_weight[..., self.rank :: self.world_size]
         # Fold k's batches serve every signature's fold-k member.
-        index, valid, row_weight = (t.repeat(S, 1, 1) for t in (index, valid, row_weight))  # (M, nb, b)
+        index, valid, row_weight = (
+            t.repeat(S, 1, 1) for t in (index, valid, row_weight)
+        )  # (M, nb, b)
         members = torch.arange(folds.n_members, device=self.device).view(-1, 1, 1)
         X = folds.X_train[members, index]  # (M, n_batches, b, 10)
         y = folds.y_train[members, index]  # (M, n_batches, b)
@@ -196,8 +212,14 @@ class FoldFitter:
 
         self.model.train()
         # One view per step, made once per epoch rather than sliced in every step.
-        steps = zip(X.unbind(1), y.unbind(1), valid.unbind(1), valid_f.unbind(1), row_weight.unbind(1),
-                    zip(*(m.unbind(0) for m in masks)) if masks is not None else [None] * n_steps)
+        steps = zip(
+            X.unbind(1),
+            y.unbind(1),
+            valid.unbind(1),
+            valid_f.unbind(1),
+            row_weight.unbind(1),
+            zip(*(m.unbind(0) for m in masks)) if masks is not None else [None] * n_steps,
+        )
         for X_j, y_j, valid_j, valid_f_j, weight_j, dropout in steps:
             pred = self.model(X_j, valid_j, dropout)  # (M, b)
             sq = (pred - y_j) ** 2
@@ -229,11 +251,17 @@ class FoldFitter:
         low, high = folds.score_range
         pred_points = (pred * (high - low) + low).clamp(low, high)
         true_points = folds.y_val * (high - low) + low
-        metrics = member_metrics(true_points.cpu().numpy(), pred_points.cpu().numpy(),
-                                 folds.val_mask.cpu().numpy(), folds.score_range)
+        metrics = member_metrics(
+            true_points.cpu().numpy(),
+            pred_points.cpu().numpy(),
+            folds.val_mask.cpu().numpy(),
+            folds.score_range,
+        )
         return val_loss.cpu().numpy().astype(np.float64), metrics
 
-    def signature_summaries(self, val_loss: np.ndarray, metrics: dict[str, np.ndarray]) -> list[dict[str, float]]:
+    def signature_summaries(
+        self, val_loss: np.ndarray, metrics: dict[str, np.ndarray]
+    ) -> list[dict[str, float]]:
         """Per signature: its mean validation loss and every metric's mean and sd over folds."""
         K = self.folds.n_folds
         out = []
@@ -244,15 +272,20 @@ class FoldFitter:
             out.append(summary)
         return out
 
-    def epoch_record(self, epoch: int, train_loss: torch.Tensor, summaries: list[dict[str, float]],
-                     seconds: float) -> dict[str, float]:
+    def epoch_record(
+        self,
+        epoch: int,
+        train_loss: torch.Tensor,
+        summaries: list[dict[str, float]],
+        seconds: float,
+    ) -> dict[str, float]:
         """One flat record. `val/*` describe the best signature of this epoch (the only one
         in a run of one): `val/loss` is what ASHA compares. With several signatures each
         also has `<signature>/val/loss` and `<signature>/val/rmse`."""
         K = self.folds.n_folds
         low, high = self.folds.score_range
         best = int(np.argmin([s["loss"] for s in summaries]))
-        train_host = train_loss.detach().cpu().numpy()[best * K:(best + 1) * K]
+        train_host = train_loss.detach().cpu().numpy()[best * K : (best + 1) * K]
         lr = self.optimizer.lr.view(len(self.signatures), K)[:, 0].cpu().numpy()
         record = {
             "epoch": float(epoch),
@@ -296,33 +329,65 @@ class FoldFitter:
             # Per-signature bookkeeping: schedule, tracker, best weights, early stopping.
             if self.schedule is not None:
                 lr = self.schedule.step(signature_loss, self.active)
-                self.optimizer.set_lr(torch.as_tensor(np.repeat(lr * self.active, K), dtype=self.optimizer.lr.dtype))
+                self.optimizer.set_lr(
+                    torch.as_tensor(np.repeat(lr * self.active, K), dtype=self.optimizer.lr.dtype)
+                )
             improved = self.tracker.update(signature_loss, epoch, self.active)
             self._keep_best(improved, summaries)
-            stopping = self.active & (self.tracker.wait >= es.patience) if es.enable else np.zeros_like(self.active)
+            stopping = (
+                self.active & (self.tracker.wait >= es.patience)
+                if es.enable
+                else np.zeros_like(self.active)
+            )
             if stopping.any():
                 self.active &= ~stopping
                 self.stop_epoch[stopping] = epoch
                 self.module.set_active_members(torch.as_tensor(np.repeat(self.active, K)))
-                self.optimizer.set_lr(self.optimizer.lr * torch.as_tensor(
-                    np.repeat(self.active, K), dtype=self.optimizer.lr.dtype, device=self.optimizer.lr.device))
+                self.optimizer.set_lr(
+                    self.optimizer.lr
+                    * torch.as_tensor(
+                        np.repeat(self.active, K),
+                        dtype=self.optimizer.lr.dtype,
+                        device=self.optimizer.lr.device,
+                    )
+                )
             final = epoch == epochs or not self.active.any()
             if final:
-                stop_reason = "epoch limit" if self.active.any() else (
-                    f"early stopping: {MONITOR} of every signature did not improve by {es.min_delta} "
-                    f"for {es.patience} epochs")
-            record = self.epoch_record(epoch, train_loss, summaries, time.perf_counter() - epoch_started)
+                stop_reason = (
+                    "epoch limit"
+                    if self.active.any()
+                    else (
+                        f"early stopping: {MONITOR} of every signature did not improve by {es.min_delta} "
+                        f"for {es.patience} epochs"
+                    )
+                )
+            record = self.epoch_record(
+                epoch, train_loss, summaries, time.perf_counter() - epoch_started
+            )
             self.stop_reason = stop_reason
-            callbacks.on_epoch_end(replace(context, epoch=epoch, record=record, improved=improved, final=final,
-                                           stop_reason=stop_reason))
+            callbacks.on_epoch_end(
+                replace(
+                    context,
+                    epoch=epoch,
+                    record=record,
+                    improved=improved,
+                    final=final,
+                    stop_reason=stop_reason,
+                )
+            )
             if final:
                 break
         if self.restores_best:
             self.module.load_state_dict(self.best_state)
         callbacks.on_train_end(replace(context, epoch=epoch, stop_reason=stop_reason))
         history = callbacks.find(History)
-        return FitOutcome(epoch, stop_reason, self.outcomes(epoch), history.records if history else [],
-                          time.perf_counter() - started)
+        return FitOutcome(
+            epoch,
+            stop_reason,
+            self.outcomes(epoch),
+            history.records if history else [],
+            time.perf_counter() - started,
+        )
 
     def _keep_best(self, improved: np.ndarray, summaries: list[dict[str, float]]) -> None:
         """Copy the improved signatures' weights (all K of their members) and metrics."""
@@ -350,44 +415,76 @@ class FoldFitter:
 
     def outcomes(self, last_epoch: int) -> list[SignatureOutcome]:
         return [
-            SignatureOutcome(sig, int(self.tracker.best_epoch[s]), float(self.tracker.best[s]),
-                             int(self.stop_epoch[s]) if not self.active[s] else last_epoch, not self.active[s])
+            SignatureOutcome(
+                sig,
+                int(self.tracker.best_epoch[s]),
+                float(self.tracker.best[s]),
+                int(self.stop_epoch[s]) if not self.active[s] else last_epoch,
+                not self.active[s],
+            )
             for s, sig in enumerate(self.signatures)
         ]
 
     # --- state -----------------------------------------------------------------------------
 
-    def payload(self, run: "RunSpec", group: GroupData, split: Split, callbacks: CallbackManager,
-                epoch: int, metrics: dict[str, float], finished: bool, stop_reason: str) -> CheckpointPayload:
+    def payload(
+        self,
+        run: "RunSpec",
+        group: GroupData,
+        split: Split,
+        callbacks: CallbackManager,
+        epoch: int,
+        metrics: dict[str, float],
+        finished: bool,
+        stop_reason: str,
+    ) -> CheckpointPayload:
         states = [
-            SignatureState(signature=sig, best_epoch=int(self.tracker.best_epoch[s]),
-                           best_val_loss=float(self.tracker.best[s]), active=bool(self.active[s]),
-                           stop_epoch=int(self.stop_epoch[s]),
-                           best_metrics={k: float(v) for k, v in self.best_metrics[s].items()})
+            SignatureState(
+                signature=sig,
+                best_epoch=int(self.tracker.best_epoch[s]),
+                best_val_loss=float(self.tracker.best[s]),
+                active=bool(self.active[s]),
+                stop_epoch=int(self.stop_epoch[s]),
+                best_metrics={k: float(v) for k, v in self.best_metrics[s].items()},
+            )
             for s, sig in enumerate(self.signatures)
         ]
         standardiser = self.folds.standardiser
         return CheckpointPayload(
-            task=run.task, signatures=list(self.signatures), folds=self.folds.n_folds,
-            feature_names=list(group.feature_names), score_range=[float(v) for v in self.folds.score_range],
-            config=self.config.to_dict(), split=split.to_dict(), epoch=int(epoch), finished=finished,
-            stop_reason=stop_reason, states=states,
+            task=run.task,
+            signatures=list(self.signatures),
+            folds=self.folds.n_folds,
+            feature_names=list(group.feature_names),
+            score_range=[float(v) for v in self.folds.score_range],
+            config=self.config.to_dict(),
+            split=split.to_dict(),
+            epoch=int(epoch),
+            finished=finished,
+            stop_reason=stop_reason,
+            states=states,
             model_state={k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()},
-            best_model_state={k: v.detach().cpu().clone() for k, v in self.deliverable_state().items()},
+            best_model_state={
+                k: v.detach().cpu().clone() for k, v in self.deliverable_state().items()
+            },
             standardiser_mean=torch.from_numpy(standardiser.mean).float(),
             standardiser_scale=torch.from_numpy(standardiser.scale).float(),
             optimizer=self.optimizer.state_dict(),
             schedule=self.schedule.state_dict() if self.schedule else None,
-            tracker=self.tracker.state_dict(), callbacks=callbacks.state_dict(),
+            tracker=self.tracker.state_dict(),
+            callbacks=callbacks.state_dict(),
             metrics={k: float(v) for k, v in metrics.items()},
         )
 
     def load_state(self, payload: CheckpointPayload, callbacks: CallbackManager) -> None:
         if list(payload.signatures) != list(self.signatures):
-            raise ValueError(f"checkpoint holds {payload.signatures}, this run {list(self.signatures)}")
+            raise ValueError(
+                f"checkpoint holds {payload.signatures}, this run {list(self.signatures)}"
+            )
         self.module.load_state_dict(payload.model_state)
         # Copies: the best weights are written into in place, the payload is the caller's.
-        self.best_state = {k: v.to(self.device, copy=True) for k, v in payload.best_model_state.items()}
+        self.best_state = {
+            k: v.to(self.device, copy=True) for k, v in payload.best_model_state.items()
+        }
         self.optimizer.load_state_dict(payload.optimizer)
         if self.schedule is not None and payload.schedule:
             self.schedule.load_state_dict(payload.schedule)
@@ -415,13 +512,23 @@ class RunSpec:
     checkpoint_epochs: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data_root": self.data_root, "signatures": list(self.signatures), "task": self.task,
-                "config": self.config.to_dict(), "checkpoint_epochs": list(self.checkpoint_epochs)}
+        return {
+            "data_root": self.data_root,
+            "signatures": list(self.signatures),
+            "task": self.task,
+            "config": self.config.to_dict(),
+            "checkpoint_epochs": list(self.checkpoint_epochs),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunSpec":
-        return cls(data["data_root"], tuple(data["signatures"]), data["task"], Config.from_dict(data["config"]),
-                   tuple(data.get("checkpoint_epochs", ())))
+        return cls(
+            data["data_root"],
+            tuple(data["signatures"]),
+            data["task"],
+            Config.from_dict(data["config"]),
+            tuple(data.get("checkpoint_epochs", ())),
+        )
 
 
 @dataclass
@@ -436,8 +543,14 @@ def load_run_data(run: RunSpec) -> tuple[GroupData, Split]:
     """The run's task under its signatures, and the data root's one shared split."""
     cfg = run.config
     group = load_group(run.data_root, run.signatures, run.task, cfg.score_range(run.task))
-    split = shared_split(run.data_root, run.signatures[0], cfg.split.folds, cfg.split.test_fraction,
-                         cfg.split.seed, cfg.score_ranges)
+    split = shared_split(
+        run.data_root,
+        run.signatures[0],
+        cfg.split.folds,
+        cfg.split.test_fraction,
+        cfg.split.seed,
+        cfg.score_ranges,
+    )
     return group, split
 
 
@@ -456,15 +569,23 @@ def train_run(
     cfg = run.config
     group, split = load_run_data(run)
     folds = build_member_tensors(group, split, cfg.score_range(run.task))
-    fitter = FoldFitter(cfg, folds, tuple(run.signatures), torch.device(device), rank, world_size, wrap_model)
-    callbacks = CallbackManager([
-        History(),
-        LRLogger(),
-        *(extra_callbacks or []),
-        # Last, so the checkpoint it writes holds the other callbacks' updated state.
-        CheckpointReporter(reporter, every=cfg.training.checkpoint_every, extra_epochs=run.checkpoint_epochs,
-                        write=rank == 0),
-    ])
+    fitter = FoldFitter(
+        cfg, folds, tuple(run.signatures), torch.device(device), rank, world_size, wrap_model
+    )
+    callbacks = CallbackManager(
+        [
+            History(),
+            LRLogger(),
+            *(extra_callbacks or []),
+            # Last, so the checkpoint it writes holds the other callbacks' updated state.
+            CheckpointReporter(
+                reporter,
+                every=cfg.training.checkpoint_every,
+                extra_epochs=run.checkpoint_epochs,
+                write=rank == 0,
+            ),
+        ]
+    )
     if resume is not None:
         fitter.load_state(resume, callbacks)
 
@@ -472,13 +593,26 @@ def train_run(
         from mmse_model.training.checkpoint import save_checkpoint
 
         epoch = int(record["epoch"])
-        save_checkpoint(directory, fitter.payload(run, group, split, callbacks, epoch, record,
-                                                  finished=bool(fitter.stop_reason), stop_reason=fitter.stop_reason))
+        save_checkpoint(
+            directory,
+            fitter.payload(
+                run,
+                group,
+                split,
+                callbacks,
+                epoch,
+                record,
+                finished=bool(fitter.stop_reason),
+                stop_reason=fitter.stop_reason,
+            ),
+        )
 
     outcome = fitter.fit(callbacks, cfg.training.epochs, write_checkpoint)
     history = callbacks.find(History).records
     last = history[-1] if history else {}
-    final = fitter.payload(run, group, split, callbacks, outcome.final_epoch, last, True, outcome.stop_reason)
+    final = fitter.payload(
+        run, group, split, callbacks, outcome.final_epoch, last, True, outcome.stop_reason
+    )
     return RunOutcome(outcome, final, split, group)
 
 

@@ -116,9 +116,13 @@ class MemberMLPs(nn.Module):
         their weights are frozen by a learning rate of 0."""
         for norm in self.norms:
             stats = norm.running_mean  # the momentum in their dtype: exactly BN_MOMENTUM, or 0
-            norm.momentum = active.to(device=stats.device, dtype=stats.dtype).unsqueeze(1) * BN_MOMENTUM
+            norm.momentum = (
+                active.to(device=stats.device, dtype=stats.dtype).unsqueeze(1) * BN_MOMENTUM
+            )
 
-    def dropout_masks(self, seed: int, n_steps: int, rows: int, n_folds: int) -> list[torch.Tensor] | None:
+    def dropout_masks(
+        self, seed: int, n_steps: int, rows: int, n_folds: int
+    ) -> list[torch.Tensor] | None:
         """Every step's dropout scales for an epoch, drawn at once: [(n_steps, M, rows, w)].
 
         One draw per epoch instead of per step and layer saves kernels on the hot path; a
@@ -135,7 +139,9 @@ class MemberMLPs(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         masks = []
         for _, width in self.layer_shapes[:-1]:
-            draws = torch.rand(n_steps, n_folds, rows, width, generator=generator, dtype=dtype).to(device)
+            draws = torch.rand(n_steps, n_folds, rows, width, generator=generator, dtype=dtype).to(
+                device
+            )
             scale = (draws >= p).to(dtype).mul_(1.0 / (1.0 - p))
             masks.append(scale.repeat(1, self.n_models // n_folds, 1, 1))
         return masks
@@ -187,7 +193,9 @@ class MemberMLPs(nn.Module):
 
     def fold_model(self, k: int) -> MLP:
         """A plain `MLP` holding fold-model k's weights (a copy)."""
-        single = MLP(self.arch, self.layer_shapes[0][0]).to(device=self.flat.device, dtype=self.flat.dtype)
+        single = MLP(self.arch, self.layer_shapes[0][0]).to(
+            device=self.flat.device, dtype=self.flat.dtype
+        )
         linears = [m for m in single if isinstance(m, nn.Linear)]
         norms = [m for m in single if isinstance(m, nn.BatchNorm1d)]
         with torch.no_grad():
@@ -211,7 +219,11 @@ def clip_grad_norm_per_model(parameters: list[nn.Parameter], max_norm: float) ->
     """
     grads = [p.grad for p in parameters if p.grad is not None]
     per_param = [torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads]  # each (K,)
-    norms = per_param[0] if len(per_param) == 1 else torch.linalg.vector_norm(torch.stack(per_param), dim=0)
+    norms = (
+        per_param[0]
+        if len(per_param) == 1
+        else torch.linalg.vector_norm(torch.stack(per_param), dim=0)
+    )
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))

@@ -24,10 +24,24 @@ class MemberAdam:
     train single models with those).
     """
 
-    def __init__(self, params: list[torch.Tensor], lr: float, n_members: int, *, weight_decay: float = 0.0,
-                 decoupled: bool = True, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        lr: float,
+        n_members: int,
+        *,
+        weight_decay: float = 0.0,
+        decoupled: bool = True,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
         self.params = list(params)
-        self.weight_decay, self.decoupled, self.betas, self.eps = weight_decay, decoupled, betas, eps
+        self.weight_decay, self.decoupled, self.betas, self.eps = (
+            weight_decay,
+            decoupled,
+            betas,
+            eps,
+        )
         first = self.params[0]
         self.lr = torch.full((n_members,), float(lr), dtype=first.dtype, device=first.device)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
@@ -37,7 +51,9 @@ class MemberAdam:
         # sizes it costs a third of the per-member version, and most steps are such steps.
         self.shared_lr: float | None = float(lr)
         # The fused kernels want their step counters on the parameters' device (CUDA included).
-        self._step_counts = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+        self._step_counts = [
+            torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params
+        ]
 
     def set_lr(self, lr_per_member: torch.Tensor) -> None:
         self.lr.copy_(lr_per_member)
@@ -74,18 +90,37 @@ class MemberAdam:
 
         step = adamw if (self.decoupled and self.weight_decay) else adam
         beta1, beta2 = self.betas
-        step(self.params, [p.grad for p in self.params], self.exp_avg, self.exp_avg_sq, [], self._step_counts,
-             fused=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=lr, weight_decay=self.weight_decay,
-             eps=self.eps, maximize=False)
+        step(
+            self.params,
+            [p.grad for p in self.params],
+            self.exp_avg,
+            self.exp_avg_sq,
+            [],
+            self._step_counts,
+            fused=True,
+            amsgrad=False,
+            beta1=beta1,
+            beta2=beta2,
+            lr=lr,
+            weight_decay=self.weight_decay,
+            eps=self.eps,
+            maximize=False,
+        )
 
     def state_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "lr": self.lr.clone(), "exp_avg": [t.clone() for t in self.exp_avg],
-                "exp_avg_sq": [t.clone() for t in self.exp_avg_sq]}
+        return {
+            "steps": self.steps,
+            "lr": self.lr.clone(),
+            "exp_avg": [t.clone() for t in self.exp_avg],
+            "exp_avg_sq": [t.clone() for t in self.exp_avg_sq],
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.steps = int(state["steps"])
         self.set_lr(state["lr"])
-        for mine, theirs in zip(self.exp_avg + self.exp_avg_sq, list(state["exp_avg"]) + list(state["exp_avg_sq"])):
+        for mine, theirs in zip(
+            self.exp_avg + self.exp_avg_sq, list(state["exp_avg"]) + list(state["exp_avg_sq"])
+        ):
             mine.copy_(theirs)
 
 
@@ -93,8 +128,18 @@ class PlateauSchedule:
     """Cut a signature's learning rate by `factor` after `patience` epochs without a
     relative improvement of `threshold`, then wait `cooldown` epochs; never below `min_lr`."""
 
-    def __init__(self, n: int, lr: float, *, factor: float, patience: int, min_lr: float, threshold: float,
-                 cooldown: int, eps: float = 1e-8):
+    def __init__(
+        self,
+        n: int,
+        lr: float,
+        *,
+        factor: float,
+        patience: int,
+        min_lr: float,
+        threshold: float,
+        cooldown: int,
+        eps: float = 1e-8,
+    ):
         self.factor, self.patience, self.min_lr = factor, patience, min_lr
         self.threshold, self.cooldown, self.eps = threshold, cooldown, eps
         self.lr = np.full(n, float(lr))

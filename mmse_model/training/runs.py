@@ -60,11 +60,20 @@ def train_and_report(run: RunSpec, out: Path, runner: Runner, runner_name: str) 
     signature = run.signatures[0]
     state = payload.state(signature)
     result = RunResult(
-        runner=runner_name, signature=signature, task=run.task, score_range=list(payload.score_range),
-        epochs_run=state.stop_epoch or payload.epoch, best_epoch=state.best_epoch, stop_reason=payload.stop_reason,
-        selection=dict(state.best_metrics), test=evaluate_on_test(payload, group.task_data(signature), split),
-        test_subjects=list(split.test_subjects), n_subjects=int(len(group.subjects)), train_seconds=seconds,
-        checkpoints=checkpoints, config=run.config.to_dict(),
+        runner=runner_name,
+        signature=signature,
+        task=run.task,
+        score_range=list(payload.score_range),
+        epochs_run=state.stop_epoch or payload.epoch,
+        best_epoch=state.best_epoch,
+        stop_reason=payload.stop_reason,
+        selection=dict(state.best_metrics),
+        test=evaluate_on_test(payload, group.task_data(signature), split),
+        test_subjects=list(split.test_subjects),
+        n_subjects=int(len(group.subjects)),
+        train_seconds=seconds,
+        checkpoints=checkpoints,
+        config=run.config.to_dict(),
     )
     atomic.write_json(out / "result.json", result.to_dict())
     return result
@@ -75,7 +84,9 @@ def train_in_process(device: str = "cpu") -> Runner:
 
     def run_here(run: RunSpec, out: Path) -> tuple[CheckpointPayload, str]:
         outcome = train_run(
-            run, DirectoryReporter(out), device=device,
+            run,
+            DirectoryReporter(out),
+            device=device,
             extra_callbacks=[TensorBoardLogger(out / "tensorboard"), FileLogger(out / "train.log")],
         )
         return outcome.checkpoint, str(out / "checkpoints")

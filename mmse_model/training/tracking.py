@@ -20,7 +20,9 @@ class Improvement:
         self.best_epoch = np.zeros(n, dtype=np.int64)
         self.wait = np.zeros(n, dtype=np.int64)  # epochs since the last improvement
 
-    def update(self, values: Iterable[float] | float, epoch: int, active: np.ndarray | None = None) -> np.ndarray:
+    def update(
+        self, values: Iterable[float] | float, epoch: int, active: np.ndarray | None = None
+    ) -> np.ndarray:
         """Record one epoch; returns which entries improved (bool, (n,)). Entries that are
         not `active` (a signature that has stopped) are left as they are."""
         values = np.atleast_1d(np.asarray(values, dtype=np.float64))
@@ -32,12 +34,15 @@ class Improvement:
         return improved
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best.tolist(), "best_epoch": self.best_epoch.tolist(), "wait": self.wait.tolist(),
-                "min_delta": self.min_delta}
+        return {
+            "best": self.best.tolist(),
+            "best_epoch": self.best_epoch.tolist(),
+            "wait": self.wait.tolist(),
+            "min_delta": self.min_delta,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = np.asarray(state["best"], dtype=np.float64)
         self.best_epoch = np.asarray(state["best_epoch"], dtype=np.int64)
         self.wait = np.asarray(state["wait"], dtype=np.int64)
         self.min_delta = float(state["min_delta"])
-

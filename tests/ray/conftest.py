@@ -52,14 +52,19 @@ S3_ENV = {**CREDENTIAL_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}"}
 def toy_root(tmp_path_factory) -> Path:
     """Two signatures (strong signal, none) x tasks Q1 and Q3; 120 subjects."""
     return write_planted_root(
-        tmp_path_factory.mktemp("ray_data"), {SIG: 1.0, WEAK_SIG: 0.0}, tasks=("Q1", "Q3"), n_subjects=120
+        tmp_path_factory.mktemp("ray_data"),
+        {SIG: 1.0, WEAK_SIG: 0.0},
+        tasks=("Q1", "Q3"),
+        n_subjects=120,
     )
 
 
 @pytest.fixture(scope="session")
 def ray_head(tmp_path_factory):
     """(gcs address, dashboard URL, environment for clients) of a fresh head node."""
-    temp_dir = Path("/tmp") / f"mmse_ray_{os.getpid()}"  # short: Ray's socket paths are length-limited
+    temp_dir = (
+        Path("/tmp") / f"mmse_ray_{os.getpid()}"
+    )  # short: Ray's socket paths are length-limited
     port, dashboard_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -75,11 +80,25 @@ def ray_head(tmp_path_factory):
     }
     log = open(tmp_path_factory.mktemp("ray_head") / "ray_start.log", "w")
     head = subprocess.Popen(
-        [str(RAY_BIN), "start", "--head", "--block", "--num-cpus=2", "--node-ip-address=127.0.0.1", f"--port={port}",
-         f"--dashboard-port={dashboard_port}", "--dashboard-host=127.0.0.1",
-         f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(RAY_BIN),
+            "start",
+            "--head",
+            "--block",
+            "--num-cpus=2",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            f"--dashboard-port={dashboard_port}",
+            "--dashboard-host=127.0.0.1",
+            f"--ray-client-server-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--temp-dir={temp_dir}",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     address, dashboard = f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard_port}"
     try:
@@ -131,8 +150,11 @@ def ray_session(ray_head):
     """The pytest process connected to the shared head (as a sweep's driver would be)."""
     import ray
 
-    ray.init(address=ray_head.address, runtime_env={"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}},
-             log_to_driver=False)
+    ray.init(
+        address=ray_head.address,
+        runtime_env={"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}},
+        log_to_driver=False,
+    )
     yield ray_head
     ray.shutdown()
 

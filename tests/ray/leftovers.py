@@ -17,14 +17,23 @@ def wait_for_nothing_left(ray_session, job: str, seconds: float = 30.0) -> tuple
 
     deadline = time.monotonic() + seconds
     while True:
-        groups = [(g.placement_group_id, g.state, g.bundles)
-                  for g in list_placement_groups(address=ray_session.dashboard, limit=1000, detail=True)
-                  if g.state != "REMOVED" and g.creator_job_id == job]
-        actors = [(a.class_name, a.state)
-                  for a in list_actors(address=ray_session.dashboard, filters=[("state", "=", "ALIVE")], limit=1000)
-                  if a.job_id == job and any(name in a.class_name for name in SWEEP_CLASSES)]
-        processes = [cmd for cmd in descendant_cmdlines(ray_session.pid)
-                     if any(name in cmd for name in SWEEP_CLASSES)]
+        groups = [
+            (g.placement_group_id, g.state, g.bundles)
+            for g in list_placement_groups(address=ray_session.dashboard, limit=1000, detail=True)
+            if g.state != "REMOVED" and g.creator_job_id == job
+        ]
+        actors = [
+            (a.class_name, a.state)
+            for a in list_actors(
+                address=ray_session.dashboard, filters=[("state", "=", "ALIVE")], limit=1000
+            )
+            if a.job_id == job and any(name in a.class_name for name in SWEEP_CLASSES)
+        ]
+        processes = [
+            cmd
+            for cmd in descendant_cmdlines(ray_session.pid)
+            if any(name in cmd for name in SWEEP_CLASSES)
+        ]
         if not (groups or actors or processes) or time.monotonic() > deadline:
             return groups, actors, processes
         time.sleep(1)

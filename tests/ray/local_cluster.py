@@ -53,35 +53,77 @@ class LocalCluster:
     def client_env(self) -> dict:
         return {**self.env, "RAY_ADDRESS": self.address}
 
-    def start_head(self, *, num_cpus: int, resources: dict | None = None, labels: str = "",
-                   port: int, dashboard_port: int, extra_ports: list[int]) -> Node:
+    def start_head(
+        self,
+        *,
+        num_cpus: int,
+        resources: dict | None = None,
+        labels: str = "",
+        port: int,
+        dashboard_port: int,
+        extra_ports: list[int],
+    ) -> Node:
         self.port, self.dashboard = port, f"http://127.0.0.1:{dashboard_port}"
-        args = ["--head", f"--port={port}", "--node-ip-address=127.0.0.1", f"--dashboard-port={dashboard_port}",
-                "--dashboard-host=127.0.0.1", f"--ray-client-server-port={extra_ports[0]}",
-                f"--dashboard-agent-listen-port={extra_ports[1]}"]
-        node = self._start("head", "127.0.0.1", args, num_cpus=num_cpus, resources=resources, labels=labels)
+        args = [
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            f"--dashboard-port={dashboard_port}",
+            "--dashboard-host=127.0.0.1",
+            f"--ray-client-server-port={extra_ports[0]}",
+            f"--dashboard-agent-listen-port={extra_ports[1]}",
+        ]
+        node = self._start(
+            "head", "127.0.0.1", args, num_cpus=num_cpus, resources=resources, labels=labels
+        )
         self._wait_for_dashboard(node)
         return self._wait_registered(node)
 
-    def add_node(self, name: str, ip: str, *, num_cpus: int, num_gpus: int = 0, resources: dict | None = None,
-                 labels: str = "") -> Node:
+    def add_node(
+        self,
+        name: str,
+        ip: str,
+        *,
+        num_cpus: int,
+        num_gpus: int = 0,
+        resources: dict | None = None,
+        labels: str = "",
+    ) -> Node:
         args = [f"--address={self.address}", f"--node-ip-address={ip}", f"--num-gpus={num_gpus}"]
         node = self._start(name, ip, args, num_cpus=num_cpus, resources=resources, labels=labels)
         return self._wait_registered(node)
 
-    def _start(self, name: str, ip: str, args: list[str], *, num_cpus: int, resources: dict | None,
-               labels: str) -> Node:
+    def _start(
+        self,
+        name: str,
+        ip: str,
+        args: list[str],
+        *,
+        num_cpus: int,
+        resources: dict | None,
+        labels: str,
+    ) -> Node:
         temp_dir = self.root / name  # short: Ray's socket paths are length-limited
         log = self.root / f"{name}.log"
-        args = [str(RAY_BIN), "start", "--block", *args, f"--num-cpus={num_cpus}", f"--temp-dir={temp_dir}",
-                "--object-store-memory=100000000", "--disable-usage-stats", "--include-log-monitor=false"]
+        args = [
+            str(RAY_BIN),
+            "start",
+            "--block",
+            *args,
+            f"--num-cpus={num_cpus}",
+            f"--temp-dir={temp_dir}",
+            "--object-store-memory=100000000",
+            "--disable-usage-stats",
+            "--include-log-monitor=false",
+        ]
         if resources:
             args.append(f"--resources={json.dumps(resources)}")
         if labels:
             args.append(f"--labels={labels}")
         with open(log, "w") as out:
-            process = subprocess.Popen(args, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                args, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         node = Node(name, ip, process, temp_dir, log)
         self.nodes[name] = node
         return node
@@ -104,8 +146,10 @@ class LocalCluster:
 
     def _check_running(self, node: Node) -> None:
         if node.process.poll() is not None:
-            raise RuntimeError(f"ray start of {node.name} exited with {node.process.returncode}:\n"
-                               f"{node.log.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"ray start of {node.name} exited with {node.process.returncode}:\n"
+                f"{node.log.read_text()[-2000:]}"
+            )
 
     def _wait_registered(self, node: Node, timeout: float = 120.0) -> Node:
         """Until the GCS lists the node alive (head: the one head; others: by address)."""
@@ -113,8 +157,9 @@ class LocalCluster:
         while time.monotonic() < deadline:
             self._check_running(node)
             for record in self.list_nodes():
-                if record["state"] == "ALIVE" and (record["is_head_node"] if node.name == "head"
-                                                   else record["node_ip"] == node.ip):
+                if record["state"] == "ALIVE" and (
+                    record["is_head_node"] if node.name == "head" else record["node_ip"] == node.ip
+                ):
                     node.node_id = record["node_id"]
                     return node
             time.sleep(0.5)
@@ -124,12 +169,18 @@ class LocalCluster:
         from ray.util.state import list_nodes
 
         try:
-            return [n.__dict__ if not isinstance(n, dict) else n for n in list_nodes(address=self.dashboard, limit=100)]
+            return [
+                n.__dict__ if not isinstance(n, dict) else n
+                for n in list_nodes(address=self.dashboard, limit=100)
+            ]
         except Exception:  # the dashboard is still starting
             return []
 
     def name_of(self, node_id: str) -> str:
-        return next((n.name for n in self.nodes.values() if n.node_id == node_id), f"unknown node {node_id[:8]}")
+        return next(
+            (n.name for n in self.nodes.values() if n.node_id == node_id),
+            f"unknown node {node_id[:8]}",
+        )
 
     def kill(self, name: str, timeout: float = 60.0) -> None:
         """Remove a node the hard way (its whole process group, SIGKILL), then wait until the

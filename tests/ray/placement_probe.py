@@ -27,7 +27,9 @@ def probe_loop(config: dict) -> None:
         "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
     }
-    Path(config["out"], f"rank{rank}.json").write_text(json.dumps(seen))  # this machine: one file system
+    Path(config["out"], f"rank{rank}.json").write_text(
+        json.dumps(seen)
+    )  # this machine: one file system
     ray.train.report({"rank": rank})
 
 
@@ -51,7 +53,11 @@ def main(config_path: str, storage: str, out: str) -> None:
     )
     trainer.fit()
     context = ray.get_runtime_context()
-    print("PROBE " + json.dumps({"job_id": context.get_job_id(), "driver_node": context.get_node_id()}), flush=True)
+    print(
+        "PROBE "
+        + json.dumps({"job_id": context.get_job_id(), "driver_node": context.get_node_id()}),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

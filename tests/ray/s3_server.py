@@ -131,8 +131,9 @@ class SeaweedS3:
                 Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock").unlink(missing_ok=True)
 
 
-def start_seaweed_s3(workdir: Path, timeout: float = 30.0, s3_port: int | None = None,
-                     ports: list[int] | None = None) -> SeaweedS3:
+def start_seaweed_s3(
+    workdir: Path, timeout: float = 30.0, s3_port: int | None = None, ports: list[int] | None = None
+) -> SeaweedS3:
     """Start master + volume + filer + S3 gateway on loopback; return once an upload works
     and the test bucket exists. `s3_port`: the S3 port to use (known before, e.g. to put it
     into a Ray node's environment); `ports`: every port, to restart a stopped server."""
@@ -195,7 +196,9 @@ def start_seaweed_s3(workdir: Path, timeout: float = 30.0, s3_port: int | None =
             cwd=workdir,
             start_new_session=True,
         )
-    server = SeaweedS3(process, s3, [master_grpc, volume_grpc, filer_grpc, s3_grpc], workdir, ports=ports)
+    server = SeaweedS3(
+        process, s3, [master_grpc, volume_grpc, filer_grpc, s3_grpc], workdir, ports=ports
+    )
     try:
         _wait_until_writable(server, timeout)
     except BaseException:

@@ -25,25 +25,43 @@ def test_dashboard_reads_experiments_in_s3(s3_server, tmp_path, monkeypatch):
     prefix = f"dash-{uuid.uuid4().hex[:12]}"
     fs = s3_server.filesystem()
     for name, finished in (("done", True), ("half", False)):
-        sweep = write_synthetic_sweep(tmp_path / name, finished=finished, running=0 if finished else 2, errored=1)
-        pafs.copy_files(str(sweep.path), f"{s3_server.bucket}/{prefix}/{name}", destination_filesystem=fs)
+        sweep = write_synthetic_sweep(
+            tmp_path / name, finished=finished, running=0 if finished else 2, errored=1
+        )
+        pafs.copy_files(
+            str(sweep.path), f"{s3_server.bucket}/{prefix}/{name}", destination_filesystem=fs
+        )
         uri = s3_server.storage_uri(f"{prefix}/{name}")
         remote, local = page_data(load_experiment(uri)), page_data(load_experiment(str(sweep.path)))
         assert remote["meta"].pop("uri") == uri and local["meta"].pop("uri") == str(sweep.path)
         assert remote == local
         assert remote["meta"]["finished"] is finished and len(remote["trials"]) == len(sweep.trials)
         if finished:
-            assert remote["comparison"] and remote["calibration"] and remote["provenance"]["recorded"]
+            assert (
+                remote["comparison"] and remote["calibration"] and remote["provenance"]["recorded"]
+            )
         else:
-            assert remote["comparison"] == {} and [t["status"] for t in remote["trials"]][-2:] == ["running"] * 2
+            assert (
+                remote["comparison"] == {}
+                and [t["status"] for t in remote["trials"]][-2:] == ["running"] * 2
+            )
 
     # The CLI: a URI's page lands in ./dashboard-<name>; nothing is written to the bucket.
     monkeypatch.chdir(tmp_path)
-    before = {i.path for i in fs.get_file_info(pafs.FileSelector(f"{s3_server.bucket}/{prefix}", recursive=True))}
+    before = {
+        i.path
+        for i in fs.get_file_info(pafs.FileSelector(f"{s3_server.bucket}/{prefix}", recursive=True))
+    }
     code, out, err = run_cli("dashboard", uri)
-    assert (code, err) == (0, "") and out == f"dashboard: {tmp_path / 'dashboard-half' / 'index.html'}\n"
+    assert (code, err) == (
+        0,
+        "",
+    ) and out == f"dashboard: {tmp_path / 'dashboard-half' / 'index.html'}\n"
     assert (tmp_path / "dashboard-half" / "index.html").stat().st_size > 1_000_000
-    after = {i.path for i in fs.get_file_info(pafs.FileSelector(f"{s3_server.bucket}/{prefix}", recursive=True))}
+    after = {
+        i.path
+        for i in fs.get_file_info(pafs.FileSelector(f"{s3_server.bucket}/{prefix}", recursive=True))
+    }
     assert after == before
 
     missing = s3_server.storage_uri(f"{prefix}/nothing-here")

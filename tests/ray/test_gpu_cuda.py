@@ -16,9 +16,11 @@ from tests.ray.conftest import SIG
 
 pytestmark = [
     pytest.mark.ray,
-    pytest.mark.skipif(not torch.cuda.is_available(),
-                       reason="no CUDA device here (torch.cuda.is_available() is false): the CUDA path waits for "
-                              "a machine with a GPU"),
+    pytest.mark.skipif(
+        not torch.cuda.is_available(),
+        reason="no CUDA device here (torch.cuda.is_available() is false): the CUDA path waits for "
+        "a machine with a GPU",
+    ),
 ]
 
 
@@ -27,11 +29,26 @@ def test_a_run_on_the_gpu_ends_where_the_cpu_run_ends(ray_session, toy_root, tmp
 
     if ray.cluster_resources().get("GPU", 0) < 1:
         pytest.skip("the Ray head declares no GPU")
-    overrides = ["training.epochs=6", "split.folds=3", "training.checkpoint_every=0", "ray.cpus_per_worker=0.5"]
-    gpu = train_and_report(RunSpec(str(toy_root), (SIG,), "Q1", Config().with_overrides([*overrides, "ray.use_gpu=true"])),
-                           tmp_path / "gpu", ray_runner(str(tmp_path / "storage")), "ray")
-    cpu = train_and_report(RunSpec(str(toy_root), (SIG,), "Q1", Config().with_overrides(overrides)),
-                           tmp_path / "cpu", train_in_process(), "in-process")
+    overrides = [
+        "training.epochs=6",
+        "split.folds=3",
+        "training.checkpoint_every=0",
+        "ray.cpus_per_worker=0.5",
+    ]
+    gpu = train_and_report(
+        RunSpec(
+            str(toy_root), (SIG,), "Q1", Config().with_overrides([*overrides, "ray.use_gpu=true"])
+        ),
+        tmp_path / "gpu",
+        ray_runner(str(tmp_path / "storage")),
+        "ray",
+    )
+    cpu = train_and_report(
+        RunSpec(str(toy_root), (SIG,), "Q1", Config().with_overrides(overrides)),
+        tmp_path / "cpu",
+        train_in_process(),
+        "in-process",
+    )
     assert gpu.epochs_run == cpu.epochs_run
     assert gpu.test["rmse"] == pytest.approx(cpu.test["rmse"], rel=1e-3)
     assert gpu.selection["rmse"] == pytest.approx(cpu.selection["rmse"], rel=1e-3)

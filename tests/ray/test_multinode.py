@@ -38,12 +38,20 @@ TRIAL_CLASSES = ("ImplicitFunc", "run_trial")
 
 @pytest.fixture(scope="module")
 def cluster(s3_server):
-    root = Path("/tmp") / f"mmse_mn_{uuid.uuid4().hex[:6]}"  # short: Ray's socket paths are length-limited
+    root = (
+        Path("/tmp") / f"mmse_mn_{uuid.uuid4().hex[:6]}"
+    )  # short: Ray's socket paths are length-limited
     root.mkdir()
     cluster = LocalCluster(root, cluster_env(S3_ENV))
     try:
-        cluster.start_head(num_cpus=0, resources={"mmse_trial_host": 8}, labels="mmse-role=head",
-                           port=free_port(), dashboard_port=free_port(), extra_ports=[free_port(), free_port()])
+        cluster.start_head(
+            num_cpus=0,
+            resources={"mmse_trial_host": 8},
+            labels="mmse-role=head",
+            port=free_port(),
+            dashboard_port=free_port(),
+            extra_ports=[free_port(), free_port()],
+        )
         cluster.add_node("worker", "127.0.0.2", num_cpus=2, labels="mmse-role=train")
         yield cluster
     finally:
@@ -51,32 +59,68 @@ def cluster(s3_server):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def sweep_yaml(path: Path, name: str, *, epochs: int, samples: int = 2, resources: dict | None = None,
-               ray: dict | None = None, outer_repeats: int = 0) -> Path:
-    path.write_text(yaml.safe_dump({
-        "name": name,
-        "signatures": [SIG],
-        "tasks": ["Q1"],
-        "samples": samples,
-        "search_space": {"training.lr": {"loguniform": [0.002, 0.01]}},
-        "asha": {"grace_period": epochs},  # = epochs: ASHA stops nothing
-        "resources": {"trial_cpus": 0.05, **(resources or {})},
-        "watchdog": {"stall_timeout_s": 300},
-        "evaluation": {"outer_repeats": outer_repeats, "nested_samples": 2},
-        "config": {"split": {"folds": 3}, "training": {"epochs": epochs, "checkpoint_every": 1},
-                   "early_stopping": {"patience": 50},
-                   # Trials train themselves, placed by their worker's labels (cluster_sweep.yaml).
-                   "ray": {"num_workers": 0, "cpus_per_worker": 0.5,
-                           "worker_label_selector": {"mmse-role": "train"}, **(ray or {})}},
-    }))
+def sweep_yaml(
+    path: Path,
+    name: str,
+    *,
+    epochs: int,
+    samples: int = 2,
+    resources: dict | None = None,
+    ray: dict | None = None,
+    outer_repeats: int = 0,
+) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "signatures": [SIG],
+                "tasks": ["Q1"],
+                "samples": samples,
+                "search_space": {"training.lr": {"loguniform": [0.002, 0.01]}},
+                "asha": {"grace_period": epochs},  # = epochs: ASHA stops nothing
+                "resources": {"trial_cpus": 0.05, **(resources or {})},
+                "watchdog": {"stall_timeout_s": 300},
+                "evaluation": {"outer_repeats": outer_repeats, "nested_samples": 2},
+                "config": {
+                    "split": {"folds": 3},
+                    "training": {"epochs": epochs, "checkpoint_every": 1},
+                    "early_stopping": {"patience": 50},
+                    # Trials train themselves, placed by their worker's labels (cluster_sweep.yaml).
+                    "ray": {
+                        "num_workers": 0,
+                        "cpus_per_worker": 0.5,
+                        "worker_label_selector": {"mmse-role": "train"},
+                        **(ray or {}),
+                    },
+                },
+            }
+        )
+    )
     return path
 
 
-def start_sweep(cluster: LocalCluster, config: Path, data: Path, storage: str, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "mmse_app", "sweep", "--config", str(config), "--data", str(data),
-               "--storage", storage]
-    return subprocess.Popen(command, env=cluster.client_env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            cwd=log.parent)
+def start_sweep(
+    cluster: LocalCluster, config: Path, data: Path, storage: str, log: Path
+) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "mmse_app",
+        "sweep",
+        "--config",
+        str(config),
+        "--data",
+        str(data),
+        "--storage",
+        storage,
+    ]
+    return subprocess.Popen(
+        command,
+        env=cluster.client_env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        cwd=log.parent,
+    )
 
 
 def job_ids(cluster: LocalCluster) -> set[str]:
@@ -89,8 +133,11 @@ def actors_of(cluster: LocalCluster, jobs: set[str], state: str | None = None) -
     from ray.util.state import list_actors
 
     filters = [("state", "=", state)] if state else None
-    return [a for a in list_actors(address=cluster.dashboard, filters=filters, limit=10000, detail=True)
-            if a.job_id in jobs]
+    return [
+        a
+        for a in list_actors(address=cluster.dashboard, filters=filters, limit=10000, detail=True)
+        if a.job_id in jobs
+    ]
 
 
 def kind(actor) -> str:
@@ -120,8 +167,16 @@ def repeat_tasks(cluster: LocalCluster, jobs: set[str], expected: int) -> list:
 
     deadline = time.monotonic() + 120  # a hang guard
     while True:
-        tasks = [t for t in list_tasks(address=cluster.dashboard, filters=[("name", "=", "mmse_outer_repeat")],
-                                       limit=1000, detail=True) if t.job_id in jobs]
+        tasks = [
+            t
+            for t in list_tasks(
+                address=cluster.dashboard,
+                filters=[("name", "=", "mmse_outer_repeat")],
+                limit=1000,
+                detail=True,
+            )
+            if t.job_id in jobs
+        ]
         if sum(t.state == "FINISHED" for t in tasks) >= expected or time.monotonic() > deadline:
             return tasks
         time.sleep(0.5)
@@ -138,7 +193,9 @@ def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_p
     prefix = f"mn-{uuid.uuid4().hex[:8]}"
     before = job_ids(cluster)
     config = sweep_yaml(tmp_path / "sweep.yaml", "on_worker", epochs=3, outer_repeats=2)
-    driver = start_sweep(cluster, config, toy_root, f"s3://{s3_server.bucket}/{prefix}", tmp_path / "driver.log")
+    driver = start_sweep(
+        cluster, config, toy_root, f"s3://{s3_server.bucket}/{prefix}", tmp_path / "driver.log"
+    )
     assert driver.wait(timeout=900) == 0, (tmp_path / "driver.log").read_text()[-4000:]
     jobs = job_ids(cluster) - before
     actors = [a for a in actors_of(cluster, jobs) if kind(a) != "other"]
@@ -149,14 +206,18 @@ def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_p
     assert len(rows) == 2 and len({r["trial_id"] for r in rows}) == 2
     # Each row's checkpoint is in its trial's folder in the bucket, where the trial wrote it.
     folder = f"s3://{s3_server.bucket}/{prefix}/on_worker/train_runs/"
-    assert all(r["checkpoint_uri"].startswith(f"{folder}{r['trial_id']}/checkpoint_") for r in rows), rows
+    assert all(
+        r["checkpoint_uri"].startswith(f"{folder}{r['trial_id']}/checkpoint_") for r in rows
+    ), rows
     # Each repeat says which node it ran on: the worker node, both times.
     summary = summary_json(s3_server, f"{s3_server.bucket}/{prefix}/on_worker")
     estimate = summary["tasks"]["Q1"]["nested_estimate"]
     assert [cluster.name_of(node) for node in estimate["ran_on"]] == ["worker", "worker"], estimate
     # Ray's own record agrees: two repeat tasks of the sweep's job, on the worker node.
     tasks = repeat_tasks(cluster, jobs, 2)
-    assert sorted((t.state, cluster.name_of(t.node_id)) for t in tasks) == [("FINISHED", "worker")] * 2, tasks
+    assert (
+        sorted((t.state, cluster.name_of(t.node_id)) for t in tasks) == [("FINISHED", "worker")] * 2
+    ), tasks
     # And they give the numbers the in-process runner gives for the sweep's nested search.
     search = NestedSearch.of_sweep(load_sweep_config(config))
     here = run_repeats_in_process(search.repeats_of(toy_root.resolve(), "Q1", [SIG]))
@@ -170,24 +231,49 @@ def test_gpu_train_workers_only_on_the_node_that_declares_gpus(cluster, tmp_path
     although the CPU worker node has room for them; Ray hands them that GPU."""
     from mmse_model.core.config import Config
 
-    gpu = cluster.nodes.get("gpu") or cluster.add_node("gpu", "127.0.0.3", num_cpus=1, num_gpus=1,
-                                                      labels="mmse-role=train")
-    config = Config().with_values({"ray.use_gpu": True, "ray.num_workers": 2, "ray.cpus_per_worker": 0.25,
-                                   "ray.gpus_per_worker": 0.5, "ray.worker_label_selector": {"mmse-role": "train"}})
+    gpu = cluster.nodes.get("gpu") or cluster.add_node(
+        "gpu", "127.0.0.3", num_cpus=1, num_gpus=1, labels="mmse-role=train"
+    )
+    config = Config().with_values(
+        {
+            "ray.use_gpu": True,
+            "ray.num_workers": 2,
+            "ray.cpus_per_worker": 0.25,
+            "ray.gpus_per_worker": 0.5,
+            "ray.worker_label_selector": {"mmse-role": "train"},
+        }
+    )
     (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
     (tmp_path / "seen").mkdir()
-    done = subprocess.run([sys.executable, "-m", "tests.ray.placement_probe", str(tmp_path / "config.json"),
-                           str(tmp_path / "storage"), str(tmp_path / "seen")], env=cluster.client_env,
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.ray.placement_probe",
+            str(tmp_path / "config.json"),
+            str(tmp_path / "storage"),
+            str(tmp_path / "seen"),
+        ],
+        env=cluster.client_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    probe = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("PROBE "))[6:])
+    probe = json.loads(
+        next(line for line in done.stdout.splitlines() if line.startswith("PROBE "))[6:]
+    )
     assert cluster.name_of(probe["driver_node"]) == "head"
     workers = [a for a in actors_of(cluster, {probe["job_id"]}) if kind(a) == "worker"]
-    assert len(workers) == 2 and {a.node_id for a in workers} == {gpu.node_id}, \
-        [(a.class_name, cluster.name_of(a.node_id)) for a in workers]
+    assert len(workers) == 2 and {a.node_id for a in workers} == {gpu.node_id}, [
+        (a.class_name, cluster.name_of(a.node_id)) for a in workers
+    ]
     seen = [json.loads((tmp_path / "seen" / f"rank{r}.json").read_text()) for r in range(2)]
     assert {s["node_id"] for s in seen} == {gpu.node_id}, seen
-    assert all(s["gpu_ids"] == ["0"] and s["cuda_visible_devices"] == "0" for s in seen), seen  # the one GPU, shared
+    assert all(s["gpu_ids"] == ["0"] and s["cuda_visible_devices"] == "0" for s in seen), (
+        seen
+    )  # the one GPU, shared
 
 
 def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
@@ -196,14 +282,18 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
     running one is killed: Tune retries that trial on the remaining nodes from its last
     checkpoint, and the sweep completes with every trial exactly once in trials.csv. Kills a
     node: the module's last test."""
-    cluster.nodes.get("spare") or cluster.add_node("spare", "127.0.0.4", num_cpus=2, labels="mmse-role=train")
+    cluster.nodes.get("spare") or cluster.add_node(
+        "spare", "127.0.0.4", num_cpus=2, labels="mmse-role=train"
+    )
     # Each epoch waits for Tune to take its report and a checkpoint is uploaded every epoch,
     # so a trial trains for a few seconds however fast the machine: time enough to find it
     # alive after a checkpoint.
     epochs = 30
     prefix = f"mn-{uuid.uuid4().hex[:8]}"
     experiment_key = f"{s3_server.bucket}/{prefix}/node_lost"
-    config = sweep_yaml(tmp_path / "sweep.yaml", "node_lost", epochs=epochs, resources={"trial_cpus": 0})
+    config = sweep_yaml(
+        tmp_path / "sweep.yaml", "node_lost", epochs=epochs, resources={"trial_cpus": 0}
+    )
     before = job_ids(cluster)
     log = tmp_path / "driver.log"
     driver = start_sweep(cluster, config, toy_root, f"s3://{s3_server.bucket}/{prefix}", log)
@@ -213,17 +303,23 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
         deadline = time.monotonic() + 600
         while victim is None and driver.poll() is None and time.monotonic() < deadline:
             try:
-                infos = fs.get_file_info(pafs.FileSelector(f"{experiment_key}/train_runs", recursive=True))
+                infos = fs.get_file_info(
+                    pafs.FileSelector(f"{experiment_key}/train_runs", recursive=True)
+                )
             except FileNotFoundError:
                 infos = []
             checkpoints: dict[str, int] = {}
             for info in infos:
                 if info.path.endswith("/model.pt") and "/checkpoint_" in info.path:
-                    trial = info.path[len(experiment_key) + len("/train_runs/"):].split("/")[0]
+                    trial = info.path[len(experiment_key) + len("/train_runs/") :].split("/")[0]
                     checkpoints[trial] = checkpoints.get(trial, 0) + 1
             # Both trials have a second checkpoint uploaded: the first of each is whole.
             if len(checkpoints) == 2 and min(checkpoints.values()) >= 2:
-                running = [a for a in actors_of(cluster, job_ids(cluster) - before, "ALIVE") if kind(a) == "trial"]
+                running = [
+                    a
+                    for a in actors_of(cluster, job_ids(cluster) - before, "ALIVE")
+                    if kind(a) == "trial"
+                ]
                 if running:
                     victim = cluster.name_of(running[0].node_id)
                     cluster.kill(victim)
@@ -246,11 +342,18 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
     assert {k for k, _, _ in where} == {"trial"} and "head" not in {p for _, p, _ in where}, where
     # The trial actors on the lost node died with it, and each lost trial was retried by Tune
     # on a node that remains, from its last checkpoint in the bucket (not from epoch 1).
-    lost = [a for a in actors if cluster.name_of(a.node_id) == victim and "node" in json.dumps(a.death_cause or {}).lower()]
+    lost = [
+        a
+        for a in actors
+        if cluster.name_of(a.node_id) == victim
+        and "node" in json.dumps(a.death_cause or {}).lower()
+    ]
     assert lost, [(cluster.name_of(a.node_id), a.death_cause) for a in actors]
     assert len(actors) >= len(rows) + len(lost), where
     elsewhere = [a for a in actors if cluster.name_of(a.node_id) != victim]
-    assert len(elsewhere) >= len(lost) and all(cluster.nodes[cluster.name_of(a.node_id)].alive for a in elsewhere), where
+    assert len(elsewhere) >= len(lost) and all(
+        cluster.nodes[cluster.name_of(a.node_id)].alive for a in elsewhere
+    ), where
     histories = {}  # trial id -> epochs reported, from Tune's trial folders
     for info in fs.get_file_info(pafs.FileSelector(experiment_key, recursive=True)):
         if info.path.endswith("/result.json"):
@@ -259,5 +362,7 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
             histories[lines[0]["trial_id"]] = [r["epoch"] for r in lines]
     assert set(histories) == {r["trial_id"] for r in rows}, histories
     for row in rows:
-        assert row["checkpoint_uri"].startswith(f"s3://{experiment_key}/train_runs/{row['trial_id']}/"), row
+        assert row["checkpoint_uri"].startswith(
+            f"s3://{experiment_key}/train_runs/{row['trial_id']}/"
+        ), row
         assert histories[row["trial_id"]].count(1) == 1, histories

@@ -25,13 +25,25 @@ HANG_GUARD_S = 300  # only against a hang; nothing here waits on a clock otherwi
 
 
 def sweep_yaml(path: Path, samples: int = 1) -> Path:
-    path.write_text(yaml.safe_dump({
-        "name": "one_driver", "signatures": [SIG], "tasks": ["Q1"], "samples": samples,
-        "search_space": {"training.lr": {"loguniform": [0.002, 0.02]}},
-        "asha": {"grace_period": 2, "reduction_factor": 2}, "resources": {"trial_cpus": 0.05},
-        "watchdog": {"interval_s": 1.0, "stall_timeout_s": 3600},
-        "config": {"split": {"folds": 3}, "training": {"epochs": 4}, "ray": {"num_workers": 0, "cpus_per_worker": 0.5}},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "one_driver",
+                "signatures": [SIG],
+                "tasks": ["Q1"],
+                "samples": samples,
+                "search_space": {"training.lr": {"loguniform": [0.002, 0.02]}},
+                "asha": {"grace_period": 2, "reduction_factor": 2},
+                "resources": {"trial_cpus": 0.05},
+                "watchdog": {"interval_s": 1.0, "stall_timeout_s": 3600},
+                "config": {
+                    "split": {"folds": 3},
+                    "training": {"epochs": 4},
+                    "ray": {"num_workers": 0, "cpus_per_worker": 0.5},
+                },
+            }
+        )
+    )
     return path
 
 
@@ -50,26 +62,48 @@ def test_a_second_driver_is_refused_and_a_changed_resume_too(ray_session, toy_ro
     data = tmp_path / "data"
     shutil.copytree(toy_root, data)
     config = sweep_yaml(tmp_path / "sweep.yaml")
-    command = [sys.executable, "-m", "mmse_app.cli", "sweep", "--config", str(config), "--data", str(data),
-               "--storage", str(tmp_path / "runs")]
+    command = [
+        sys.executable,
+        "-m",
+        "mmse_app.cli",
+        "sweep",
+        "--config",
+        str(config),
+        "--data",
+        str(data),
+        "--storage",
+        str(tmp_path / "runs"),
+    ]
     experiment = tmp_path / "runs" / "one_driver"
     hog = placement_group([{"CPU": 2.0}])  # no trial of the first driver can start
     ray.get(hog.ready())
-    first = subprocess.Popen(command, env=ray_session.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        command, env=ray_session.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         # It holds the lock, and Tune has saved the sweep's state (so --resume has one to find).
-        wait_for(lambda: first.poll() is not None or list(experiment.glob("experiment_state-*.json")),
-                 "the first driver's Tune state")
+        wait_for(
+            lambda: first.poll() is not None or list(experiment.glob("experiment_state-*.json")),
+            "the first driver's Tune state",
+        )
         assert first.poll() is None, first.communicate()[1][-3000:]
         lock_text = (experiment / "driver.lock").read_text()
         assert f'"pid": {first.pid}' in lock_text
 
-        second = subprocess.run(command + ["--resume"], env=ray_session.env, capture_output=True, text=True, check=False,
-                                timeout=HANG_GUARD_S)
+        second = subprocess.run(
+            command + ["--resume"],
+            env=ray_session.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=HANG_GUARD_S,
+        )
         assert second.returncode == 2, second.stderr[-3000:]
         assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
-        assert second.stderr.startswith(f"mmse: error: {experiment / 'driver.lock'}: another driver runs this sweep "
-                                        f"(pid {first.pid} on {socket.gethostname()}, started ")
+        assert second.stderr.startswith(
+            f"mmse: error: {experiment / 'driver.lock'}: another driver runs this sweep "
+            f"(pid {first.pid} on {socket.gethostname()}, started "
+        )
         assert (experiment / "driver.lock").read_text() == lock_text  # untouched
 
         first.send_signal(signal.SIGINT)  # Tune saves its state and returns: an interrupted sweep
@@ -84,15 +118,32 @@ def test_a_second_driver_is_refused_and_a_changed_resume_too(ray_session, toy_ro
     assert (experiment / "sweep_record.json").exists()
 
     # --resume onto another sweep: refused before Ray is touched, what changed named.
-    changed = subprocess.run(command[:5] + [str(sweep_yaml(tmp_path / "more.yaml", samples=3))] + command[6:]
-                             + ["--resume"], env=ray_session.env, capture_output=True, text=True, timeout=HANG_GUARD_S, check=False)
+    changed = subprocess.run(
+        command[:5]
+        + [str(sweep_yaml(tmp_path / "more.yaml", samples=3))]
+        + command[6:]
+        + ["--resume"],
+        env=ray_session.env,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_S,
+        check=False,
+    )
     assert changed.returncode == 2, changed.stderr[-3000:]
-    assert changed.stderr.startswith(f"mmse: error: {experiment / 'sweep_record.json'}: --resume continues only the "
-                                     "sweep that was started; changed since: samples 1 -> 3. ")
+    assert changed.stderr.startswith(
+        f"mmse: error: {experiment / 'sweep_record.json'}: --resume continues only the "
+        "sweep that was started; changed since: samples 1 -> 3. "
+    )
     # The data rebuilt (other features, its manifest with them), as `mmse data build` would.
     write_planted_root(data, {SIG: 1.0, WEAK_SIG: 0.0}, tasks=("Q1", "Q3"), n_subjects=120, seed=7)
-    rebuilt = subprocess.run(command + ["--resume"], env=ray_session.env, capture_output=True, text=True, check=False,
-                             timeout=HANG_GUARD_S)
+    rebuilt = subprocess.run(
+        command + ["--resume"],
+        env=ray_session.env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=HANG_GUARD_S,
+    )
     assert rebuilt.returncode == 2, rebuilt.stderr[-3000:]
     assert "changed since: the data (its dataset files' fingerprint" in rebuilt.stderr
     assert rebuilt.stderr.count("\n") == 1

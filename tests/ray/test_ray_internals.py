@@ -22,14 +22,25 @@ def test_symbol_is_where_we_expect_it(module, attribute):
 
 def test_environment_variables_are_the_ones_train_reads():
     constants = "ray.train.v2._internal.constants"
-    assert ray_internals.resolve(constants, "HEALTH_CHECK_INTERVAL_S_ENV_VAR") == ray_internals.HEALTH_CHECK_ENV
-    assert ray_internals.resolve(constants, "ENABLE_PREEMPTION_WATCHER_ENV_VAR") == ray_internals.PREEMPTION_WATCHER_ENV
-    assert (ray_internals.resolve(constants, "WORKER_GROUP_START_TIMEOUT_S_ENV_VAR")
-            == ray_internals.WORKER_GROUP_START_TIMEOUT_ENV)
+    assert (
+        ray_internals.resolve(constants, "HEALTH_CHECK_INTERVAL_S_ENV_VAR")
+        == ray_internals.HEALTH_CHECK_ENV
+    )
+    assert (
+        ray_internals.resolve(constants, "ENABLE_PREEMPTION_WATCHER_ENV_VAR")
+        == ray_internals.PREEMPTION_WATCHER_ENV
+    )
+    assert (
+        ray_internals.resolve(constants, "WORKER_GROUP_START_TIMEOUT_S_ENV_VAR")
+        == ray_internals.WORKER_GROUP_START_TIMEOUT_ENV
+    )
     # The trial actor hands each of them to the Train controller it starts.
     propagated = ray_internals.resolve(constants, "ENV_VARS_TO_PROPAGATE")
-    assert {ray_internals.HEALTH_CHECK_ENV, ray_internals.PREEMPTION_WATCHER_ENV,
-            ray_internals.WORKER_GROUP_START_TIMEOUT_ENV} <= propagated
+    assert {
+        ray_internals.HEALTH_CHECK_ENV,
+        ray_internals.PREEMPTION_WATCHER_ENV,
+        ray_internals.WORKER_GROUP_START_TIMEOUT_ENV,
+    } <= propagated
 
 
 def test_gcs_tables_read_and_a_group_is_removed_by_id(ray_session):
@@ -47,7 +58,9 @@ def test_gcs_tables_read_and_a_group_is_removed_by_id(ray_session):
     import time
 
     def state() -> str:
-        return next(g for g in ray_internals.placement_groups(job) if g.group_id == record.group_id).state
+        return next(
+            g for g in ray_internals.placement_groups(job) if g.group_id == record.group_id
+        ).state
 
     deadline = time.monotonic() + 300  # a hang guard: removal is asynchronous in the GCS
     while state() != "REMOVED" and time.monotonic() < deadline:
@@ -98,7 +111,9 @@ def test_mixins_come_before_function_trainable_in_the_trial_actor_class():
     from ray import tune
 
     wrap_function = ray_internals.resolve("ray.tune.trainable.function_trainable", "wrap_function")
-    function_trainable = ray_internals.resolve("ray.tune.trainable.function_trainable", "FunctionTrainable")
+    function_trainable = ray_internals.resolve(
+        "ray.tune.trainable.function_trainable", "FunctionTrainable"
+    )
 
     def trial(config):
         return None
@@ -107,9 +122,13 @@ def test_mixins_come_before_function_trainable_in_the_trial_actor_class():
     for fn in (trial, tune.with_resources(trial, tune.PlacementGroupFactory([{"CPU": 0.05}]))):
         actor_class = wrap_function(fn)
         mro = actor_class.__mro__
-        assert mro.index(_Marker) < mro.index(ray_internals.TrialStopHook) < mro.index(function_trainable)
+        assert (
+            mro.index(_Marker)
+            < mro.index(ray_internals.TrialStopHook)
+            < mro.index(function_trainable)
+        )
         assert actor_class.cleanup is ray_internals.TrialStopHook.cleanup
-        after_hook = mro[mro.index(ray_internals.TrialStopHook) + 1:]
+        after_hook = mro[mro.index(ray_internals.TrialStopHook) + 1 :]
         assert next(c for c in after_hook if "cleanup" in vars(c)) is function_trainable
 
 
@@ -119,10 +138,14 @@ def test_the_stop_hook_runs_when_tune_ends_each_trial(ray_session, tmp_path):
 
     markers = tmp_path / "markers"
     markers.mkdir()
-    trainable = tune.with_resources(ray_internals.mix_into_trial_actor(_quick_trial, _Marker), {"CPU": 0.05})
-    grid = tune.Tuner(trainable, param_space={"marker_dir": str(markers), "x": tune.grid_search([1, 2])},
-                      run_config=tune.RunConfig(name="stop_hook", storage_path=str(tmp_path / "runs"),
-                                                verbose=0)).fit()
+    trainable = tune.with_resources(
+        ray_internals.mix_into_trial_actor(_quick_trial, _Marker), {"CPU": 0.05}
+    )
+    grid = tune.Tuner(
+        trainable,
+        param_space={"marker_dir": str(markers), "x": tune.grid_search([1, 2])},
+        run_config=tune.RunConfig(name="stop_hook", storage_path=str(tmp_path / "runs"), verbose=0),
+    ).fit()
     trial_ids = {result.metrics["trial_id"] for result in grid}
     assert len(trial_ids) == 2 and not grid.errors
     assert {p.name for p in markers.iterdir()} == trial_ids
@@ -138,22 +161,38 @@ def test_trial_counter_is_the_front_of_experiment_tag(tmp_path):
 
     generator = BasicVariantGenerator(random_state=0)
     space = {"task": tune.grid_search(["Q1", "Q3"]), "lr": tune.loguniform(1e-3, 1e-2)}
-    generator.add_configurations([Experiment(name="tags", run=_quick_trial, config=space, num_samples=3,
-                                             storage_path=str(tmp_path))])
+    generator.add_configurations(
+        [
+            Experiment(
+                name="tags",
+                run=_quick_trial,
+                config=space,
+                num_samples=3,
+                storage_path=str(tmp_path),
+            )
+        ]
+    )
     trials = []
     while (trial := generator.next_trial()) is not None:
         trials.append(trial)
     assert [ray_internals.trial_counter(t) for t in trials] == list(range(6))
-    assert all(t.experiment_tag.startswith(f"{i}_") and f"task={t.config['task']}" in t.experiment_tag
-               for i, t in enumerate(trials))
-    assert [t.config["task"] for t in trials] == ["Q1", "Q3"] * 3  # every grid point of a sample, then the next
+    assert all(
+        t.experiment_tag.startswith(f"{i}_") and f"task={t.config['task']}" in t.experiment_tag
+        for i, t in enumerate(trials)
+    )
+    assert [t.config["task"] for t in trials] == [
+        "Q1",
+        "Q3",
+    ] * 3  # every grid point of a sample, then the next
 
 
 def test_classic_progress_table_turns_off_tunes_new_output(monkeypatch):
     """`RAY_AIR_NEW_OUTPUT`: one of Ray's AIR variables; "0" makes `get_air_verbosity` answer
     None, which is when Tune prints a ProgressReporter's table. A value already set is kept."""
     get_air_verbosity = ray_internals.resolve("ray.tune.experimental.output", "get_air_verbosity")
-    assert ray_internals.NEW_OUTPUT_ENV in ray_internals.resolve("ray.air.constants", "AIR_ENV_VARS")
+    assert ray_internals.NEW_OUTPUT_ENV in ray_internals.resolve(
+        "ray.air.constants", "AIR_ENV_VARS"
+    )
     monkeypatch.delenv(ray_internals.NEW_OUTPUT_ENV, raising=False)
     assert get_air_verbosity(1) is not None  # Ray's default: the new output
     ray_internals.use_classic_progress_table()
@@ -172,7 +211,10 @@ def test_the_autoscalers_report_is_where_ray_status_reads_it(ray_session):
     from ray.experimental.internal_kv import _internal_kv_get
 
     deadline = time.monotonic() + 120  # a hang guard: the monitor reports every few seconds
-    while _internal_kv_get(ray_internals.AUTOSCALING_STATUS_KEY) is None and time.monotonic() < deadline:
+    while (
+        _internal_kv_get(ray_internals.AUTOSCALING_STATUS_KEY) is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.5)
     raw = _internal_kv_get(ray_internals.AUTOSCALING_STATUS_KEY)
     import json
@@ -181,8 +223,12 @@ def test_the_autoscalers_report_is_where_ray_status_reads_it(ray_session):
     assert "load_metrics_report" in report
     # Once the monitor's autoscaler has run an update, its part holds the fields read here.
     autoscaler = report.get("autoscaler_report")
-    assert autoscaler is None or {"pending_nodes", "pending_launches"} <= set(autoscaler), autoscaler
-    assert ray_internals.resolve("ray._private.ray_constants", "DEBUG_AUTOSCALING_STATUS") == \
-        ray_internals.AUTOSCALING_STATUS_KEY
+    assert autoscaler is None or {"pending_nodes", "pending_launches"} <= set(autoscaler), (
+        autoscaler
+    )
+    assert (
+        ray_internals.resolve("ray._private.ray_constants", "DEBUG_AUTOSCALING_STATUS")
+        == ray_internals.AUTOSCALING_STATUS_KEY
+    )
     assert ray_internals.pending_nodes_in_status(raw) == 0
     assert ray_internals.autoscaler_pending_nodes() == 0

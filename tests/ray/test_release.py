@@ -34,23 +34,31 @@ REPO = Path(__file__).resolve().parents[2]
 ASHA_STOPS = {"search_seed": 81, "search_space": {"training.lr": {"choice": [0.02, 0.00002]}}}
 
 
-def sweep_yaml(path: Path, name: str, *, samples=3, epochs=6, stall_timeout_s=300.0, num_workers=1,
-               **changes) -> Path:
-    path.write_text(yaml.safe_dump({
-        "name": name,
-        "signatures": ["m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"],
-        "tasks": ["Q1"],
-        "samples": samples,
-        "signatures_per_trial": 1,  # one trial per signature: more trials than slots
-        "search_space": {"training.lr": {"loguniform": [0.002, 0.02]}},
-        **changes,
-        "asha": {"grace_period": 2, "reduction_factor": 2},
-        "resources": {"trial_cpus": 0.05},
-        "watchdog": {"interval_s": 1.0, "stall_timeout_s": stall_timeout_s},
-        "config": {"split": {"folds": 3}, "training": {"epochs": epochs, "checkpoint_every": 0},
-                   "early_stopping": {"patience": 20},
-                   "ray": {"num_workers": num_workers, "cpus_per_worker": 0.5}},
-    }))
+def sweep_yaml(
+    path: Path, name: str, *, samples=3, epochs=6, stall_timeout_s=300.0, num_workers=1, **changes
+) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "signatures": ["m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"],
+                "tasks": ["Q1"],
+                "samples": samples,
+                "signatures_per_trial": 1,  # one trial per signature: more trials than slots
+                "search_space": {"training.lr": {"loguniform": [0.002, 0.02]}},
+                **changes,
+                "asha": {"grace_period": 2, "reduction_factor": 2},
+                "resources": {"trial_cpus": 0.05},
+                "watchdog": {"interval_s": 1.0, "stall_timeout_s": stall_timeout_s},
+                "config": {
+                    "split": {"folds": 3},
+                    "training": {"epochs": epochs, "checkpoint_every": 0},
+                    "early_stopping": {"patience": 20},
+                    "ray": {"num_workers": num_workers, "cpus_per_worker": 0.5},
+                },
+            }
+        )
+    )
     return path
 
 
@@ -68,7 +76,9 @@ def test_train_runs_release_their_groups_themselves(ray_session, toy_root, tmp_p
     config = sweep_yaml(tmp_path / "sweep.yaml", "train_runs", stall_timeout_s=120, **ASHA_STOPS)
     summary = run_sweep(load_sweep_config(config, str(toy_root), str(tmp_path / "runs")))
     assert summary["n_trials"] == 6
-    assert summary["row_status"].get("asha", 0) >= 2, summary["row_status"]  # trials 4 and 5 at least
+    assert summary["row_status"].get("asha", 0) >= 2, summary[
+        "row_status"
+    ]  # trials 4 and 5 at least
     groups, actors, processes = wait_for_nothing_left(ray_session, job)
     assert (groups, actors, processes) == ([], [], [])
     assert "watchdog: released" not in capfd.readouterr().err
@@ -76,7 +86,9 @@ def test_train_runs_release_their_groups_themselves(ray_session, toy_root, tmp_p
     rows = read_trials_csv((experiment / "trials.csv").read_text())
     assert len(rows) == 6
     for row in rows:
-        assert Path(row["checkpoint_uri"]).parent == experiment / "train_runs" / row["trial_id"], row
+        assert Path(row["checkpoint_uri"]).parent == experiment / "train_runs" / row["trial_id"], (
+            row
+        )
         state = load_checkpoint(row["checkpoint_uri"]).state(row["signature"])
         assert row["best_epoch"] == state.best_epoch and row["val/loss"] == state.best_val_loss
     # Tune's folders hold the histories and TensorBoard events, Train's the checkpoints.
@@ -116,11 +128,16 @@ def test_a_leaked_group_is_released_and_the_sweep_finishes(ray_session, toy_root
 
     from ray_jobs.sweep import run_sweep
 
-    config = sweep_yaml(tmp_path / "sweep.yaml", "leaked", samples=1, epochs=3, stall_timeout_s=120, num_workers=0)
+    config = sweep_yaml(
+        tmp_path / "sweep.yaml", "leaked", samples=1, epochs=3, stall_timeout_s=120, num_workers=0
+    )
     summary = run_sweep(load_sweep_config(config, str(toy_root), str(tmp_path / "runs")))
     assert summary["n_trials"] == 2
     assert f"watchdog: released placement group {leaked[:12]}" in capfd.readouterr().err
-    assert next(g for g in ray_internals.placement_groups(job) if g.group_id == leaked).state == "REMOVED"
+    assert (
+        next(g for g in ray_internals.placement_groups(job) if g.group_id == leaked).state
+        == "REMOVED"
+    )
 
 
 def test_stall_is_a_one_line_error_and_resume_finishes(ray_session, toy_root, tmp_path):
@@ -132,11 +149,25 @@ def test_stall_is_a_one_line_error_and_resume_finishes(ray_session, toy_root, tm
 
     hog = placement_group([{"CPU": 2.0}])  # the pytest driver's job: a job other than the sweep's
     ray.get(hog.ready())
-    config = sweep_yaml(tmp_path / "sweep.yaml", "stalled", samples=1, epochs=3, stall_timeout_s=15, num_workers=0)
-    command = [sys.executable, "-m", "mmse_app.cli", "sweep", "--config", str(config), "--data", str(toy_root),
-               "--storage", str(tmp_path / "runs")]
+    config = sweep_yaml(
+        tmp_path / "sweep.yaml", "stalled", samples=1, epochs=3, stall_timeout_s=15, num_workers=0
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "mmse_app.cli",
+        "sweep",
+        "--config",
+        str(config),
+        "--data",
+        str(toy_root),
+        "--storage",
+        str(tmp_path / "runs"),
+    ]
     try:
-        stalled = subprocess.run(command, env=ray_session.env, capture_output=True, text=True, timeout=600)
+        stalled = subprocess.run(
+            command, env=ray_session.env, capture_output=True, text=True, timeout=600
+        )
     finally:
         remove_placement_group(hog)
     assert stalled.returncode == 1, stalled.stderr[-3000:]
@@ -150,8 +181,9 @@ def test_stall_is_a_one_line_error_and_resume_finishes(ray_session, toy_root, tm
     experiment = tmp_path / "runs" / "stalled"
     assert not (experiment / "trials.csv").exists()
 
-    resumed = subprocess.run(command + ["--resume"], env=ray_session.env, capture_output=True, text=True,
-                             timeout=600)
+    resumed = subprocess.run(
+        command + ["--resume"], env=ray_session.env, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     rows = list(csv.DictReader(open(experiment / "trials.csv")))
     assert len(rows) == 2 and all(int(r["epochs_run"]) >= 1 for r in rows)
@@ -184,8 +216,12 @@ def test_a_silent_trial_is_killed_and_retried(ray_session, tmp_path, capfd):
     tuner = tune.Tuner(
         tune.with_resources(_hangs_on_its_first_attempt, {"CPU": 0.05}),
         param_space={"marker": str(tmp_path / "marker")},
-        run_config=tune.RunConfig(name="silent", storage_path=str(tmp_path / "runs"), callbacks=[guard],
-                                  failure_config=tune.FailureConfig(max_failures=1)),
+        run_config=tune.RunConfig(
+            name="silent",
+            storage_path=str(tmp_path / "runs"),
+            callbacks=[guard],
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
     )
     results = tuner.fit()
     assert results.num_errors == 0 and results[0].metrics["val/loss"] == 0.5

@@ -20,9 +20,16 @@ pytestmark = pytest.mark.ray
 def test_ray_repeats_give_the_in_process_numbers(ray_session, toy_root):
     import ray
 
-    base = Config().with_values({"split.folds": 3, "training.epochs": 8, "ray.cpus_per_worker": 0.5})
-    search = NestedSearch(base, {"training.lr": {"loguniform": [0.003, 0.03]}}, samples=2, repeats=2)
-    repeats = [*search.repeats_of(toy_root, "Q1", [SIG, WEAK_SIG]), *search.repeats_of(toy_root, "Q3", [SIG, WEAK_SIG])[:1]]
+    base = Config().with_values(
+        {"split.folds": 3, "training.epochs": 8, "ray.cpus_per_worker": 0.5}
+    )
+    search = NestedSearch(
+        base, {"training.lr": {"loguniform": [0.003, 0.03]}}, samples=2, repeats=2
+    )
+    repeats = [
+        *search.repeats_of(toy_root, "Q1", [SIG, WEAK_SIG]),
+        *search.repeats_of(toy_root, "Q3", [SIG, WEAK_SIG])[:1],
+    ]
     here = run_repeats_in_process(repeats)
     on_ray = run_repeats_on_ray(repeats)
     # Deterministic runs: equal numbers, not close ones, and in the repeats' order.

@@ -24,17 +24,26 @@ EPOCHS = 60
 
 
 def small_sweep(path: Path, name: str, **config) -> Path:
-    path.write_text(yaml.safe_dump({
-        "name": name,
-        "signatures": ["m2_tau1_eps0.055_lmin2"],
-        "samples": 2,
-        "search_space": {"training.lr": {"loguniform": [0.002, 0.01]}},
-        "asha": {"grace_period": EPOCHS},  # = epochs: ASHA stops nothing, every trial runs out
-        "resources": {"trial_cpus": 0.05, **config.pop("resources", {})},
-        "config": {"split": {"folds": 3}, "training": {"epochs": EPOCHS, "checkpoint_every": 1},
-                   "early_stopping": {"patience": EPOCHS},  # every trial runs to the last epoch
-                   "ray": {"num_workers": 0, "cpus_per_worker": 0.5}},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "signatures": ["m2_tau1_eps0.055_lmin2"],
+                "samples": 2,
+                "search_space": {"training.lr": {"loguniform": [0.002, 0.01]}},
+                "asha": {
+                    "grace_period": EPOCHS
+                },  # = epochs: ASHA stops nothing, every trial runs out
+                "resources": {"trial_cpus": 0.05, **config.pop("resources", {})},
+                "config": {
+                    "split": {"folds": 3},
+                    "training": {"epochs": EPOCHS, "checkpoint_every": 1},
+                    "early_stopping": {"patience": EPOCHS},  # every trial runs to the last epoch
+                    "ray": {"num_workers": 0, "cpus_per_worker": 0.5},
+                },
+            }
+        )
+    )
     return path
 
 
@@ -51,7 +60,9 @@ def trial_dirs(experiment: Path) -> list[Path]:
 def result_lines(trial_dir: Path) -> list[dict]:
     """The trial's complete reports (a copy cut short can end in part of a line)."""
     path = trial_dir / "result.json"
-    return [json.loads(line) for line in path.read_text().split("\n")[:-1]] if path.is_file() else []
+    return (
+        [json.loads(line) for line in path.read_text().split("\n")[:-1]] if path.is_file() else []
+    )
 
 
 def cut_short(path: Path, lines: int) -> bytes:
@@ -70,8 +81,16 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
     restores the same way, from a state saved whole)."""
     name = f"resume_{stop.name.lower()}"  # its own staging folder on the node (below)
     config = small_sweep(tmp_path / "sweep.yaml", name, resources={"max_concurrent_trials": 1})
-    command = [sys.executable, str(REPO / "ray_jobs" / "sweep.py"), "--config", str(config),
-               "--data", str(toy_root), "--storage", str(tmp_path / "runs")]
+    command = [
+        sys.executable,
+        str(REPO / "ray_jobs" / "sweep.py"),
+        "--config",
+        str(config),
+        "--data",
+        str(toy_root),
+        "--storage",
+        str(tmp_path / "runs"),
+    ]
     experiment = tmp_path / "runs" / name
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen(command, env=ray_session.env, stdout=log, stderr=subprocess.STDOUT)
@@ -94,7 +113,11 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
         # A driver resuming in the same Ray session copies its predecessor's whole file back
         # from the node's staging folder; one on another node or session has only storage's.
         # That case: cut both. Results must not lose the trial for it.
-        staged = list(ray_session.temp_dir.glob(f"session_2*/artifacts/*/{name}/driver_artifacts/{first.name}"))
+        staged = list(
+            ray_session.temp_dir.glob(
+                f"session_2*/artifacts/*/{name}/driver_artifacts/{first.name}"
+            )
+        )
         assert len(staged) == 1, staged
         for folder in (first, staged[0]):
             cut_short(folder / "result.json", lines=3)
@@ -107,11 +130,14 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
         assert "of 4 trials ended; no results written" in errors[0] and "--resume" in errors[0]
         return
     # Without --resume the same command refuses to start a second sweep in the folder.
-    again = subprocess.run(command, env=ray_session.env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        command, env=ray_session.env, capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 2 and "holds a sweep already" in again.stderr, again.stderr[-2000:]
 
-    done = subprocess.run(command + ["--resume"], env=ray_session.env, capture_output=True, text=True,
-                          timeout=900)
+    done = subprocess.run(
+        command + ["--resume"], env=ray_session.env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = list(csv.DictReader(open(experiment / "trials.csv")))
     assert len(rows) == 1 * 2 * 2 and all(int(r["epochs_run"]) == EPOCHS for r in rows)
@@ -129,13 +155,18 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
         epochs = [r["epoch"] for r in result_lines(trial)]
         assert epochs.count(1.0) == 1, epochs
     assert {Path(r["checkpoint_uri"]).parent for r in rows} == {
-        experiment / "train_runs" / result_lines(t)[0]["trial_id"] for t in trial_dirs(experiment)}
+        experiment / "train_runs" / result_lines(t)[0]["trial_id"] for t in trial_dirs(experiment)
+    }
     # Readable trial folders (TensorBoard's run names), kept by the restored sweep.
     sig = "m2_tau1_eps0.055_lmin2"
-    assert [t.name for t in trial_dirs(experiment)] == [f"{q}-{sig}-{s}" for s in (0, 1) for q in ("Q1", "Q3")]
+    assert [t.name for t in trial_dirs(experiment)] == [
+        f"{q}-{sig}-{s}" for s in (0, 1) for q in ("Q1", "Q3")
+    ]
     # ... whose sample number is the one trials.csv gives the trial.
     assert {(r["task"], int(r["sample"]), r["trial_id"]) for r in rows} == {
-        (t.name[:2], int(t.name.rsplit("-", 1)[1]), result_lines(t)[0]["trial_id"]) for t in trial_dirs(experiment)}
+        (t.name[:2], int(t.name.rsplit("-", 1)[1]), result_lines(t)[0]["trial_id"])
+        for t in trial_dirs(experiment)
+    }
 
 
 def test_ray_job_submit(ray_session, toy_root, tmp_path):
@@ -143,11 +174,31 @@ def test_ray_job_submit(ray_session, toy_root, tmp_path):
     storage = tmp_path / "runs"
     job_id = f"mmse_test_{tmp_path.name}_{int(time.time())}"
     submit = subprocess.run(
-        [str(Path(sys.executable).with_name("ray")), "job", "submit", "--address", ray_session.dashboard,
-         "--working-dir", str(REPO), "--submission-id", job_id, "--no-wait", "--",
-         sys.executable, "ray_jobs/sweep.py", "--config", str(config), "--data", str(toy_root),
-         "--storage", str(storage)],
-        env=ray_session.env, capture_output=True, text=True, timeout=120,
+        [
+            str(Path(sys.executable).with_name("ray")),
+            "job",
+            "submit",
+            "--address",
+            ray_session.dashboard,
+            "--working-dir",
+            str(REPO),
+            "--submission-id",
+            job_id,
+            "--no-wait",
+            "--",
+            sys.executable,
+            "ray_jobs/sweep.py",
+            "--config",
+            str(config),
+            "--data",
+            str(toy_root),
+            "--storage",
+            str(storage),
+        ],
+        env=ray_session.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert submit.returncode == 0, submit.stdout + submit.stderr
 
@@ -156,7 +207,10 @@ def test_ray_job_submit(ray_session, toy_root, tmp_path):
     client = JobSubmissionClient(ray_session.dashboard)
     deadline = time.monotonic() + 900
     status = client.get_job_status(job_id)
-    while status not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED) and time.monotonic() < deadline:
+    while (
+        status not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
+        and time.monotonic() < deadline
+    ):
         time.sleep(1)
         status = client.get_job_status(job_id)
     logs = client.get_job_logs(job_id)
@@ -172,8 +226,11 @@ def test_ray_job_submit(ray_session, toy_root, tmp_path):
     driver_job = client.get_job_info(job_id).driver_info.id
     deadline = time.monotonic() + 30
     while True:
-        groups = [g for g in list_placement_groups(address=ray_session.dashboard, limit=1000)
-                  if g.state != "REMOVED" and g.creator_job_id == driver_job]
+        groups = [
+            g
+            for g in list_placement_groups(address=ray_session.dashboard, limit=1000)
+            if g.state != "REMOVED" and g.creator_job_id == driver_job
+        ]
         if not groups or time.monotonic() > deadline:
             break
         time.sleep(1)

@@ -68,7 +68,9 @@ def test_torchtrainer_checkpoints_to_s3(ray_session, s3_server, toy_root, tmp_pa
     # handle, which keeps that actor alive after the run; put the old handler back.
     sigint = signal.getsignal(signal.SIGINT)
     try:
-        result = train_and_report(RunSpec(str(toy_root), (SIG,), "Q1", config), out, ray_runner(storage), "ray")
+        result = train_and_report(
+            RunSpec(str(toy_root), (SIG,), "Q1", config), out, ray_runner(storage), "ray"
+        )
     finally:
         signal.signal(signal.SIGINT, sigint)
 

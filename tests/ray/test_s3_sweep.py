@@ -37,19 +37,26 @@ SAMPLES, EPOCHS = 2, 4
 
 
 def sweep_yaml(path: Path) -> Path:
-    path.write_text(yaml.safe_dump({
-        "name": NAME,
-        "signatures": [SIG],
-        "tasks": ["Q1"],
-        "samples": SAMPLES,
-        "search_space": {"training.lr": {"loguniform": [0.002, 0.01]}},
-        "asha": {"grace_period": EPOCHS},  # = epochs: ASHA stops nothing
-        "resources": {"trial_cpus": 0.05},
-        "watchdog": {"stall_timeout_s": 300},
-        "config": {"split": {"folds": 3}, "training": {"epochs": EPOCHS, "checkpoint_every": 1},
-                   "early_stopping": {"patience": 20},
-                   "ray": {"num_workers": 1, "cpus_per_worker": 0.5}},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": NAME,
+                "signatures": [SIG],
+                "tasks": ["Q1"],
+                "samples": SAMPLES,
+                "search_space": {"training.lr": {"loguniform": [0.002, 0.01]}},
+                "asha": {"grace_period": EPOCHS},  # = epochs: ASHA stops nothing
+                "resources": {"trial_cpus": 0.05},
+                "watchdog": {"stall_timeout_s": 300},
+                "config": {
+                    "split": {"folds": 3},
+                    "training": {"epochs": EPOCHS, "checkpoint_every": 1},
+                    "early_stopping": {"patience": 20},
+                    "ray": {"num_workers": 1, "cpus_per_worker": 0.5},
+                },
+            }
+        )
+    )
     return path
 
 
@@ -85,7 +92,9 @@ def check_files(fs, key: str, scratch: Path) -> tuple[dict[str, int], list[str]]
                 [json.loads(line) for line in data.decode().splitlines() if line.strip()]
             elif base.endswith(".json") and not base.startswith("basic-variant-state"):
                 json.loads(data)  # experiment state, params, summary
-            elif base.endswith(".pkl") or base.startswith("basic-variant-state"):  # Tune names one pickle .json
+            elif base.endswith(".pkl") or base.startswith(
+                "basic-variant-state"
+            ):  # Tune names one pickle .json
                 list(pickletools.genops(data))  # walks every opcode: a cut pickle raises
             elif base.endswith(".csv"):
                 list(csv.DictReader(io.StringIO(data.decode())))
@@ -97,9 +106,13 @@ def check_files(fs, key: str, scratch: Path) -> tuple[dict[str, int], list[str]]
     return checked, problems
 
 
-def run_driver(command: list[str], env: dict, log: Path, cwd: Path, timeout: float = 420) -> subprocess.CompletedProcess:
+def run_driver(
+    command: list[str], env: dict, log: Path, cwd: Path, timeout: float = 420
+) -> subprocess.CompletedProcess:
     with open(log, "w") as out:
-        driver = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+        driver = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=cwd
+        )
         try:
             driver.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -115,14 +128,26 @@ def s3_sweep(ray_head, s3_server, toy_root, tmp_path_factory):
     prefix = f"sweeps-{uuid.uuid4().hex[:10]}"
     storage = f"s3://{s3_server.bucket}/{prefix}"
     experiment_key = f"{s3_server.bucket}/{prefix}/{NAME}"
-    command = [sys.executable, "-m", "mmse_app", "sweep", "--config", str(sweep_yaml(tmp / "sweep.yaml")),
-               "--data", str(toy_root), "--storage", storage]
+    command = [
+        sys.executable,
+        "-m",
+        "mmse_app",
+        "sweep",
+        "--config",
+        str(sweep_yaml(tmp / "sweep.yaml")),
+        "--data",
+        str(toy_root),
+        "--storage",
+        storage,
+    ]
     env = {**ray_head.env, **S3_ENV}
     fs = s3_server.filesystem()
 
     log = tmp / "first.log"
     out = open(log, "w")
-    driver = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=tmp)
+    driver = subprocess.Popen(
+        command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=tmp
+    )
     try:
         deadline = time.monotonic() + 600
         while driver.poll() is None and time.monotonic() < deadline:
@@ -143,13 +168,25 @@ def s3_sweep(ray_head, s3_server, toy_root, tmp_path_factory):
     first = subprocess.CompletedProcess(command, driver.returncode, log.read_text(), "")
     after_first = check_files(fs, experiment_key, tmp / "after_first")
     try:
-        first_rows = list(csv.DictReader(io.StringIO(read(fs, f"{experiment_key}/trials.csv").decode())))
+        first_rows = list(
+            csv.DictReader(io.StringIO(read(fs, f"{experiment_key}/trials.csv").decode()))
+        )
     except FileNotFoundError:
         first_rows = None
     resumed = run_driver(command + ["--resume"], env, tmp / "resume.log", cwd=tmp)
     after_resume = check_files(fs, experiment_key, tmp / "after_resume")
-    return {"tmp": tmp, "storage": storage, "experiment": f"{storage}/{NAME}", "experiment_key": experiment_key,
-            "first": first, "first_rows": first_rows, "after_first": after_first, "resumed": resumed, "after_resume": after_resume, "fs": fs}
+    return {
+        "tmp": tmp,
+        "storage": storage,
+        "experiment": f"{storage}/{NAME}",
+        "experiment_key": experiment_key,
+        "first": first,
+        "first_rows": first_rows,
+        "after_first": after_first,
+        "resumed": resumed,
+        "after_resume": after_resume,
+        "fs": fs,
+    }
 
 
 def test_outage_ridden_out_or_stopped_with_a_clear_error(s3_sweep):
@@ -197,18 +234,46 @@ def test_predict_from_the_winners_checkpoint_uri(s3_sweep, toy_root, tmp_path, m
         monkeypatch.setenv(name, value)
     summary = json.loads(read(s3_sweep["fs"], f"{s3_sweep['experiment_key']}/summary.json"))
     uri = summary["tasks"]["Q1"]["winner"]["checkpoint_uri"]
-    assert uri.startswith("s3://") and "?" not in uri, uri  # a plain URI: the endpoint is in the environment
+    assert uri.startswith("s3://") and "?" not in uri, (
+        uri
+    )  # a plain URI: the endpoint is in the environment
     out = tmp_path / "predictions.csv"
-    assert main(["predict", "--model", uri, "--input", str(toy_root / SIG / "Q1.npz"), "--out", str(out),
-                 "--signature", SIG]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                uri,
+                "--input",
+                str(toy_root / SIG / "Q1.npz"),
+                "--out",
+                str(out),
+                "--signature",
+                SIG,
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(open(out)))
     data = np.load(toy_root / SIG / "Q1.npz", allow_pickle=False)
     expected = FoldEnsemble.from_checkpoint(load_checkpoint(uri), SIG).predict(data["X"])
     assert [r["subject_id"] for r in rows] == list(data["subject_id"])
     np.testing.assert_allclose([float(r["Q1_predicted"]) for r in rows], expected, atol=1e-4)
     # A checkpoint that is not there is a one-line error, exit status 2.
-    assert main(["predict", "--model", uri.rsplit("/", 1)[0] + "/checkpoint_999999", "--input",
-                 str(toy_root / SIG / "Q1.npz"), "--out", str(tmp_path / "none.csv")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                uri.rsplit("/", 1)[0] + "/checkpoint_999999",
+                "--input",
+                str(toy_root / SIG / "Q1.npz"),
+                "--out",
+                str(tmp_path / "none.csv"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_dashboard_from_s3(s3_sweep, tmp_path, monkeypatch):
@@ -228,7 +293,9 @@ def test_no_credential_in_anything_the_sweep_wrote(s3_sweep, ray_head):
     fs, key = s3_sweep["fs"], s3_sweep["experiment_key"]
     secret = SECRET_KEY.encode()
     names = objects(fs, key)
-    assert any(n.endswith("trials.csv") for n in names) and any("experiment_state" in n for n in names), names
+    assert any(n.endswith("trials.csv") for n in names) and any(
+        "experiment_state" in n for n in names
+    ), names
     leaked = [n for n in names if secret in read(fs, n)]
     assert not leaked, leaked
     for run in ("first", "resumed"):
@@ -236,8 +303,13 @@ def test_no_credential_in_anything_the_sweep_wrote(s3_sweep, ray_head):
     session = Path("/tmp") / f"mmse_ray_{os.getpid()}"  # the head's temp dir (conftest)
     # runtime_resources holds unpacked copies of `ray job submit` working dirs: this
     # repository, whose tests/ray/s3_server.py defines the test key.
-    files = [p for p in session.rglob("*") if p.is_file() and not p.is_symlink()
-             and not {"sockets", "runtime_resources"} & set(p.parts)]
+    files = [
+        p
+        for p in session.rglob("*")
+        if p.is_file()
+        and not p.is_symlink()
+        and not {"sockets", "runtime_resources"} & set(p.parts)
+    ]
     assert any(p.name == "raylet.out" for p in files), session
     leaked = [str(p) for p in files if secret in p.read_bytes()]
     assert not leaked, leaked

@@ -20,14 +20,20 @@ def _feed(scheduler, trials_and_losses):
     for trial, loss in trials_and_losses:
         scheduler.on_trial_add(None, trial)
     for trial, loss in trials_and_losses:
-        decisions[trial.trial_id] = scheduler.on_trial_result(None, trial, {"epoch": 2, "val/loss": loss})
+        decisions[trial.trial_id] = scheduler.on_trial_result(
+            None, trial, {"epoch": 2, "val/loss": loss}
+        )
     return decisions
 
 
 def _trials():
     # Q1 is easy (small losses), Q3 hard (large losses); each task has a good and a bad trial.
-    return [(FakeTrial("q1_good", "Q1"), 0.01), (FakeTrial("q1_bad", "Q1"), 0.02),
-            (FakeTrial("q3_good", "Q3"), 5.0), (FakeTrial("q3_bad", "Q3"), 9.0)]
+    return [
+        (FakeTrial("q1_good", "Q1"), 0.01),
+        (FakeTrial("q1_bad", "Q1"), 0.02),
+        (FakeTrial("q3_good", "Q3"), 5.0),
+        (FakeTrial("q3_bad", "Q3"), 9.0),
+    ]
 
 
 def test_hard_task_is_not_stopped_by_easy_task_losses():
@@ -45,6 +51,12 @@ def test_hard_task_is_not_stopped_by_easy_task_losses():
 
 def test_one_pool_would_have_stopped_it():
     # The control: a single ASHA over both tasks stops the hard task's best trial.
-    pooled = AsyncHyperBandScheduler(time_attr="epoch", metric="val/loss", mode="min",
-                                     max_t=10, grace_period=2, reduction_factor=2)
+    pooled = AsyncHyperBandScheduler(
+        time_attr="epoch",
+        metric="val/loss",
+        mode="min",
+        max_t=10,
+        grace_period=2,
+        reduction_factor=2,
+    )
     assert _feed(pooled, _trials())["q3_good"] == TrialScheduler.STOP

@@ -21,8 +21,12 @@ SIG, WEAK_SIG = "m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"
 
 pytestmark = pytest.mark.ray
 
-SWEEP_CONFIG = {"split": {"folds": 3}, "training": {"epochs": 8, "checkpoint_every": 0},
-                "early_stopping": {"patience": 20}, "ray": {"num_workers": 0, "cpus_per_worker": 0.5}}
+SWEEP_CONFIG = {
+    "split": {"folds": 3},
+    "training": {"epochs": 8, "checkpoint_every": 0},
+    "early_stopping": {"patience": 20},
+    "ray": {"num_workers": 0, "cpus_per_worker": 0.5},
+}
 
 
 def write_sweep_yaml(path: Path, **changes) -> Path:
@@ -32,8 +36,10 @@ def write_sweep_yaml(path: Path, **changes) -> Path:
         # With this seed Q3's second trial draws the tiny learning rate after a good one:
         # at the first rung ASHA must stop it.
         "search_seed": 5,
-        "search_space": {"training.lr": {"choice": [0.02, 0.0002]},
-                         "arch.h1": {"choice": [16, 32]}},
+        "search_space": {
+            "training.lr": {"choice": [0.02, 0.0002]},
+            "arch.h1": {"choice": [16, 32]},
+        },
         "asha": {"grace_period": 2, "reduction_factor": 2},
         # One trial at a time: trials reach ASHA's rungs in trial order, so the test can
         # replay ASHA's decisions exactly.
@@ -53,7 +59,9 @@ def sweep_run(ray_session, toy_root, tmp_path_factory):
     from ray_jobs.sweep import run_sweep
 
     tmp = tmp_path_factory.mktemp("sweep")
-    sweep = load_sweep_config(write_sweep_yaml(tmp / "sweep.yaml"), str(toy_root), str(tmp / "runs"))
+    sweep = load_sweep_config(
+        write_sweep_yaml(tmp / "sweep.yaml"), str(toy_root), str(tmp / "runs")
+    )
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
         run_sweep(sweep)
@@ -86,7 +94,10 @@ def test_sweep_writes_every_result_file(sweep_run):
         payload = load_checkpoint(row["checkpoint_uri"])
         state = payload.state(row["signature"])
         assert row["best_epoch"] == state.best_epoch <= row["epochs_run"] <= payload.epoch
-        assert row["val/loss"] == state.best_val_loss and row["val/rmse"] == state.best_metrics["rmse"] > 0
+        assert (
+            row["val/loss"] == state.best_val_loss
+            and row["val/rmse"] == state.best_metrics["rmse"] > 0
+        )
     # Every trial's checkpoints, the newest few (ray.checkpoints_to_keep) kept; none in
     # Tune's trial folders.
     per_trial = {}
@@ -95,10 +106,21 @@ def test_sweep_writes_every_result_file(sweep_run):
     assert len(per_trial) == 6 and max(per_trial.values()) <= 3, per_trial
     assert not list(experiment.glob("Q*/checkpoint_*"))
     on_disk = json.loads((experiment / "summary.json").read_text())
-    assert on_disk["n_rows"] == 12 and on_disk["n_trials"] == 6 and set(on_disk["tasks"]) == {"Q1", "Q3"}
+    assert (
+        on_disk["n_rows"] == 12
+        and on_disk["n_trials"] == 6
+        and set(on_disk["tasks"]) == {"Q1", "Q3"}
+    )
     for task, entry in on_disk["tasks"].items():
         assert entry["winner"]["signature"]
-        assert {"rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept"} <= set(entry["test"])
+        assert {
+            "rmse",
+            "mae",
+            "r2",
+            "pearson_r",
+            "calibration_slope",
+            "calibration_intercept",
+        } <= set(entry["test"])
         assert set(entry["baselines"]) == {"train_mean", "ridge", "hist_gradient_boosting"}
     assert len(on_disk["best_per_signature_task"]) == 4
     assert "network (winner)" in (experiment / "summary.txt").read_text()
@@ -133,15 +155,23 @@ def test_asha_decisions_are_exactly_its_rule_within_each_task(sweep_run):
         trial = FakeTrial(trial_id, histories[trial_id][0]["config"]["task"])
         replay.on_trial_add(None, trial)
         for record in histories[trial_id]:
-            if replay.on_trial_result(None, trial, record) == TrialScheduler.STOP and record["epoch"] < 8:
+            if (
+                replay.on_trial_result(None, trial, record) == TrialScheduler.STOP
+                and record["epoch"] < 8
+            ):
                 stopped_at[trial_id] = int(record["epoch"])
                 break
     assert stopped_at, "the sweep was built so that ASHA stops some trial"
     for row in rows:
         if row["status"] == STOPPED_BY_ASHA:
             assert stopped_at[row["trial_id"]] == row["epochs_run"], row
-        elif row["trial_id"] in stopped_at:  # a signature stopped early before ASHA stopped its trial
-            assert row["status"] == "early_stopping" and row["epochs_run"] < stopped_at[row["trial_id"]], row
+        elif (
+            row["trial_id"] in stopped_at
+        ):  # a signature stopped early before ASHA stopped its trial
+            assert (
+                row["status"] == "early_stopping"
+                and row["epochs_run"] < stopped_at[row["trial_id"]]
+            ), row
     # Rows stopped at a rung are each compared only with trials of their own task.
     assert {r["task"] for r in rows if r["status"] == STOPPED_BY_ASHA} <= {"Q1", "Q3"}
     # The winner of each task is on the strong signature (the other carries no signal).
@@ -163,7 +193,9 @@ def test_nothing_left_behind_after_asha_stops(sweep_run, ray_session):
     assert "watchdog: released" not in stderr
     # The sweep ran in this process's job: look at what that job left, not at other tests'
     # jobs sharing the head node.
-    groups, actors, processes = wait_for_nothing_left(ray_session, ray.get_runtime_context().get_job_id())
+    groups, actors, processes = wait_for_nothing_left(
+        ray_session, ray.get_runtime_context().get_job_id()
+    )
     assert not groups, groups
     assert not actors, actors
     assert not processes, processes

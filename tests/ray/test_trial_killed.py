@@ -46,30 +46,47 @@ class KillOnce(tune.Callback):
         from ray.util.state import list_actors
 
         job = ray.get_runtime_context().get_job_id()
-        [actor] = [a for a in list_actors(address=self.dashboard, filters=[("state", "=", "ALIVE")], limit=1000,
-                                          detail=True) if a.job_id == job and "ImplicitFunc" in a.class_name]
+        [actor] = [
+            a
+            for a in list_actors(
+                address=self.dashboard, filters=[("state", "=", "ALIVE")], limit=1000, detail=True
+            )
+            if a.job_id == job and "ImplicitFunc" in a.class_name
+        ]
         os.kill(actor.pid, signal.SIGKILL)
         self.killed[trial.trial_id] = actor.pid
 
 
-def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninterrupted(ray_session, toy_root,
-                                                                                       tmp_path):
+def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninterrupted(
+    ray_session, toy_root, tmp_path
+):
     from ray_jobs.sweep import TRAIN_RUNS, build_tuner, collect_rows
 
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({
-        "name": "killed", "tasks": ["Q1"], "samples": 1,
-        "search_space": {"training.lr": {"choice": [0.005]}},
-        "asha": {"grace_period": EPOCHS},  # ASHA stops nothing
-        "resources": {"trial_cpus": 0.05},
-        "config": {"split": {"folds": 3}, "training": {"epochs": EPOCHS, "checkpoint_every": EVERY},
-                   # Only the first epoch counts as an improvement: checkpoints fall on the
-                   # interval (and the last epoch), and no signature stops early.
-                   "early_stopping": {"min_delta": 10, "patience": 50},
-                   "ray": {"num_workers": 0, "cpus_per_worker": 0.5, "max_failures": 1}},
-    }))
+    (tmp_path / "sweep.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "killed",
+                "tasks": ["Q1"],
+                "samples": 1,
+                "search_space": {"training.lr": {"choice": [0.005]}},
+                "asha": {"grace_period": EPOCHS},  # ASHA stops nothing
+                "resources": {"trial_cpus": 0.05},
+                "config": {
+                    "split": {"folds": 3},
+                    "training": {"epochs": EPOCHS, "checkpoint_every": EVERY},
+                    # Only the first epoch counts as an improvement: checkpoints fall on the
+                    # interval (and the last epoch), and no signature stops early.
+                    "early_stopping": {"min_delta": 10, "patience": 50},
+                    "ray": {"num_workers": 0, "cpus_per_worker": 0.5, "max_failures": 1},
+                },
+            }
+        )
+    )
     sweep = load_sweep_config(tmp_path / "sweep.yaml", str(toy_root), str(tmp_path / "runs"))
     killer = KillOnce(HOLD_AT, ray_session.dashboard)
-    grid = build_tuner(sweep, [SIG, WEAK_SIG], ["Q1"], str(tmp_path / "runs"), callbacks=[killer]).fit()
+    grid = build_tuner(
+        sweep, [SIG, WEAK_SIG], ["Q1"], str(tmp_path / "runs"), callbacks=[killer]
+    ).fit()
     assert len(killer.killed) == 1 and grid.num_errors == 0, killer.killed
 
     [result] = list(grid)
@@ -83,18 +100,27 @@ def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninter
     rows = collect_rows(grid, join(experiment, TRAIN_RUNS))
     assert {r.signature for r in rows} == {SIG, WEAK_SIG}
     assert all(r.status == "completed" and r.epochs_run == EPOCHS for r in rows), rows
-    assert all(r.checkpoint_uri.startswith(join(experiment, TRAIN_RUNS, result.metrics["trial_id"], "")) for r in rows)
+    assert all(
+        r.checkpoint_uri.startswith(join(experiment, TRAIN_RUNS, result.metrics["trial_id"], ""))
+        for r in rows
+    )
     # The trial kept its newest checkpoints (ray.checkpoints_to_keep, 3): epochs 3, 6, 8.
-    assert sorted(p.name for p in Path(experiment, TRAIN_RUNS, result.metrics["trial_id"]).iterdir()) == [
-        "checkpoint_000003", "checkpoint_000006", "checkpoint_000008"]
+    assert sorted(
+        p.name for p in Path(experiment, TRAIN_RUNS, result.metrics["trial_id"]).iterdir()
+    ) == ["checkpoint_000003", "checkpoint_000006", "checkpoint_000008"]
 
     # The same end as an uninterrupted run of the trial's config, member by member.
     from mmse_model.training.checkpoint import load_checkpoint
 
     killed = load_checkpoint(rows[0].checkpoint_uri)
     config = apply_sample(Config.from_dict(result.config["base"]), result.config["hp"])
-    run = RunSpec(str(toy_root), (SIG, WEAK_SIG), "Q1", config,
-                  checkpoint_epochs=tuple(result.config["checkpoint_epochs"]))
+    run = RunSpec(
+        str(toy_root),
+        (SIG, WEAK_SIG),
+        "Q1",
+        config,
+        checkpoint_epochs=tuple(result.config["checkpoint_epochs"]),
+    )
     # The last checkpoint's current weights (the run's final payload has the best restored).
     train_run(run, DirectoryReporter(tmp_path / "plain"))
     plain = load_checkpoint(tmp_path / "plain" / "checkpoints" / "latest")
@@ -102,4 +128,6 @@ def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninter
     assert_same_weights(killed, plain)
     for signature in (SIG, WEAK_SIG):
         assert killed.state(signature).best_epoch == plain.state(signature).best_epoch
-        assert killed.state(signature).best_val_loss == pytest.approx(plain.state(signature).best_val_loss, rel=1e-6)
+        assert killed.state(signature).best_val_loss == pytest.approx(
+            plain.state(signature).best_val_loss, rel=1e-6
+        )

@@ -28,13 +28,26 @@ def test_names_follow_tunes_trial_order(tmp_path, per_trial):
 
     tasks, samples = ["Q1", "Q3"], 3
     groups = signature_groups(SIGS, per_trial)
-    space = {"task": tune.grid_search(tasks), "group": tune.grid_search(groups),
-             "hp": {"training.lr": tune.loguniform(1e-3, 1e-2)}}
+    space = {
+        "task": tune.grid_search(tasks),
+        "group": tune.grid_search(groups),
+        "hp": {"training.lr": tune.loguniform(1e-3, 1e-2)},
+    }
     namer = TrialName(len(tasks) * len(groups))
     generator = BasicVariantGenerator(random_state=0)
-    generator.add_configurations([Experiment(name="names", run=_fn, config=space, num_samples=samples,
-                                             storage_path=str(tmp_path), trial_name_creator=namer,
-                                             trial_dirname_creator=namer)])
+    generator.add_configurations(
+        [
+            Experiment(
+                name="names",
+                run=_fn,
+                config=space,
+                num_samples=samples,
+                storage_path=str(tmp_path),
+                trial_name_creator=namer,
+                trial_dirname_creator=namer,
+            )
+        ]
+    )
     trials = []
     while (trial := generator.next_trial()) is not None:
         trials.append(trial)
@@ -42,11 +55,15 @@ def test_names_follow_tunes_trial_order(tmp_path, per_trial):
     # collect_rows' numbering: rank by trial id within (task, group label).
     ranks: dict[tuple[str, str], list[str]] = {}
     for trial in trials:
-        ranks.setdefault((trial.config["task"], trial.config["group"]["label"]), []).append(trial.trial_id)
+        ranks.setdefault((trial.config["task"], trial.config["group"]["label"]), []).append(
+            trial.trial_id
+        )
     for trial in trials:
         key = (trial.config["task"], trial.config["group"]["label"])
         sample = sorted(ranks[key]).index(trial.trial_id)
         assert str(trial) == trial.custom_dirname == f"{key[0]}-{key[1]}-{sample}"
     assert len({str(t) for t in trials}) == len(trials)
     labels = {g["label"] for g in groups}
-    assert labels == ({"all"} if per_trial == 0 else set(SIGS) if per_trial == 1 else {"g0", SIGS[2]})
+    assert labels == (
+        {"all"} if per_trial == 0 else set(SIGS) if per_trial == 1 else {"g0", SIGS[2]}
+    )

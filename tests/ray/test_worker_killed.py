@@ -63,8 +63,13 @@ def kill_worker_when_held(log: Path, go: Path, dashboard: str, job: str, outcome
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and not any(r["epoch"] == HOLD_AT for r in read_log(log)):
             time.sleep(0.1)
-        workers = [a for a in list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], limit=1000, detail=True)
-                   if a.job_id == job and "RayTrainWorker" in a.class_name]
+        workers = [
+            a
+            for a in list_actors(
+                address=dashboard, filters=[("state", "=", "ALIVE")], limit=1000, detail=True
+            )
+            if a.job_id == job and "RayTrainWorker" in a.class_name
+        ]
         outcome["workers"] = [(a.actor_id, a.pid) for a in workers]
         if len(workers) == 1:
             os.kill(workers[0].pid, signal.SIGKILL)
@@ -76,28 +81,44 @@ def kill_worker_when_held(log: Path, go: Path, dashboard: str, job: str, outcome
 
 
 def run_spec(toy_root: Path) -> RunSpec:
-    config = Config().with_overrides([
-        f"training.epochs={EPOCHS}", f"training.checkpoint_every={EVERY}", "split.folds=3",
-        "ray.cpus_per_worker=0.5", "ray.max_failures=1",
-        # Only the first epoch counts as an improvement, so checkpoints fall on the interval
-        # alone (plus the last epoch), and no early stop.
-        "early_stopping.min_delta=10", "early_stopping.patience=50",
-    ])
+    config = Config().with_overrides(
+        [
+            f"training.epochs={EPOCHS}",
+            f"training.checkpoint_every={EVERY}",
+            "split.folds=3",
+            "ray.cpus_per_worker=0.5",
+            "ray.max_failures=1",
+            # Only the first epoch counts as an improvement, so checkpoints fall on the interval
+            # alone (plus the last epoch), and no early stop.
+            "early_stopping.min_delta=10",
+            "early_stopping.patience=50",
+        ]
+    )
     return RunSpec(str(toy_root), (SIG,), "Q1", config)
 
 
-def test_killed_worker_resumes_from_last_checkpoint_and_matches_uninterrupted_run(ray_session, toy_root, tmp_path):
+def test_killed_worker_resumes_from_last_checkpoint_and_matches_uninterrupted_run(
+    ray_session, toy_root, tmp_path
+):
     import ray
 
     log, go = tmp_path / "reports.jsonl", tmp_path / "go"
     outcome: dict = {}
-    killer = threading.Thread(target=kill_worker_when_held, daemon=True,
-                              args=(log, go, ray_session.dashboard, ray.get_runtime_context().get_job_id(), outcome))
+    killer = threading.Thread(
+        target=kill_worker_when_held,
+        daemon=True,
+        args=(log, go, ray_session.dashboard, ray.get_runtime_context().get_job_id(), outcome),
+    )
     killer.start()
     try:
-        result = train_and_report(run_spec(toy_root), tmp_path / "ray",
-                                  ray_runner(str(tmp_path / "storage"), callbacks=[ReportLog(str(log), HOLD_AT, str(go))]),
-                                  "ray")
+        result = train_and_report(
+            run_spec(toy_root),
+            tmp_path / "ray",
+            ray_runner(
+                str(tmp_path / "storage"), callbacks=[ReportLog(str(log), HOLD_AT, str(go))]
+            ),
+            "ray",
+        )
     finally:
         go.touch()
         killer.join(timeout=60)
@@ -106,7 +127,7 @@ def test_killed_worker_resumes_from_last_checkpoint_and_matches_uninterrupted_ru
     reports = read_log(log)
     epochs = [r["epoch"] for r in reports]
     held = epochs.index(HOLD_AT)
-    before, after = reports[: held + 1], reports[held + 1:]
+    before, after = reports[: held + 1], reports[held + 1 :]
     last_checkpoint = max(r["epoch"] for r in before if r["checkpoint"])
     assert [r["epoch"] for r in before] == list(range(1, HOLD_AT + 1)), epochs
     # Restarted from the last checkpoint: the next report is the epoch after it, and the run
@@ -116,7 +137,9 @@ def test_killed_worker_resumes_from_last_checkpoint_and_matches_uninterrupted_ru
     assert 1 <= repeated <= EVERY, epochs
 
     # The same end as an uninterrupted run with the same seed.
-    plain = train_and_report(run_spec(toy_root), tmp_path / "plain", train_in_process(), "in-process")
+    plain = train_and_report(
+        run_spec(toy_root), tmp_path / "plain", train_in_process(), "in-process"
+    )
     assert result.epochs_run == plain.epochs_run == EPOCHS and result.best_epoch == plain.best_epoch
     for key, value in plain.test.items():
         assert result.test[key] == pytest.approx(value, rel=1e-5, abs=1e-8), key
@@ -143,10 +166,17 @@ def _wait_until_released(dashboard: str, timeout: float = 30.0) -> None:
     job = ray.get_runtime_context().get_job_id()
     deadline = time.monotonic() + timeout
     while True:
-        groups = [g for g in list_placement_groups(address=dashboard, limit=1000)
-                  if g.state != "REMOVED" and g.creator_job_id == job]
-        actors = [a.class_name for a in list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], limit=1000)
-                  if a.job_id == job and ("TrainController" in a.class_name or "RayTrainWorker" in a.class_name)]
+        groups = [
+            g
+            for g in list_placement_groups(address=dashboard, limit=1000)
+            if g.state != "REMOVED" and g.creator_job_id == job
+        ]
+        actors = [
+            a.class_name
+            for a in list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], limit=1000)
+            if a.job_id == job
+            and ("TrainController" in a.class_name or "RayTrainWorker" in a.class_name)
+        ]
         if not (groups or actors) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
