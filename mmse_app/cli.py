@@ -3,7 +3,7 @@
 Exit status: 0 done; 2 bad input or usage, 1 a run that could not finish (a sweep that
 stalled, a storage that does not answer): one line on stderr, no traceback, mapped once by
 `mmse_model.core.errors.run_command`. The parser imports neither torch nor Ray (the
-options live in `ray_jobs/options.py`); each command imports what it needs when it runs,
+options live in `mmse_app/options.py`); each command imports what it needs when it runs,
 so `mmse --help` stays quick.
 """
 
@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ray_jobs import build_datasets, options
+    from mmse_app import options
 
     parser = _Parser(prog="mmse", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     build = data_commands.add_parser(
         "build", help="recordings -> <out>/<sig>/<Q>.npz RQA datasets (Ray tasks or --no-ray)"
     )
-    build_datasets.add_arguments(build)
+    options.add_build_arguments(build)
     build.add_argument("--no-ray", action="store_true", help="compute in this process")
     build.set_defaults(func=_build)
     return parser
@@ -252,11 +252,37 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from mmse_model.features.build import run_in_process
-    from ray_jobs.build_datasets import run_build, run_on_ray
+    """Build the datasets (Ray tasks, or this process with --no-ray), list the skipped
+    recordings as warnings, summarise."""
+    import warnings
 
-    return run_build(args, run_in_process if args.no_ray else run_on_ray, "mmse")
+    from mmse_model.features.build import BuildWarning, build_datasets, run_in_process
+    from mmse_model.features.recordings import RecordingLimits
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    if args.no_ray:
+        runner = run_in_process
+    else:
+        from ray_jobs.build_datasets import run_on_ray as runner
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BuildWarning)
+        limits = RecordingLimits(max_duration_s=args.max_duration_s, max_file_mb=args.max_file_mb)
+        report = build_datasets(
+            args.recordings,
+            args.labels,
+            args.signatures,
+            args.out,
+            args.mode,
+            runner,
+            limits,
+            args.strict,
+        )
+    for warning in caught:
+        if issubclass(warning.category, BuildWarning):
+            print(f"mmse: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    counts = ", ".join(f"{task} {n}" for task, n in report.subjects_per_task.items())
+    print(f"wrote {len(report.written)} dataset files (subjects per task: {counts})")
+    return 0

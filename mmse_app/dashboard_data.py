@@ -476,7 +476,7 @@ def _asha(provenance: dict[str, Any] | None, trials: list[TrialHistory]) -> dict
     trials' own config (the sweep hands each trial its rungs), else none."""
     from mmse_model.core.config import Config
     from mmse_model.sweeps.config import AshaConfig
-    from ray_jobs.rungs import rungs
+    from mmse_model.sweeps.rungs import rungs
 
     sweep = (provenance or {}).get("sweep_config")
     if isinstance(sweep, dict):

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 from mmse_model.core.atomic import json_text
 from mmse_model.core.config import Config
-from mmse_model.core.errors import InputError, RunFailure, first_line, run_command
+from mmse_model.core.errors import InputError, RunFailure, first_line
 from mmse_model.core.storage import (
     StorageUnavailable,
     absolute,
@@ -41,14 +41,14 @@ from mmse_model.core.storage import errors as storage_errors
 from mmse_model.core.storage import write_text as write_location
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.sweeps.config import SweepConfig, apply_sample, discover, load_sweep_config
-from mmse_model.sweeps.fingerprint import (
+from mmse_model.sweeps.nested import NestedSearch
+from mmse_model.sweeps.record import (
     RECORD_NAME,
     check_same_sweep,
     data_fingerprint,
     make_record,
     parse_record,
 )
-from mmse_model.sweeps.nested import NestedSearch
 from mmse_model.sweeps.results import (
     choose_checkpoint,
     failure_line,
@@ -56,14 +56,14 @@ from mmse_model.sweeps.results import (
     signature_rows,
 )
 from mmse_model.sweeps.rules import TrialRow, is_finite_number
+from mmse_model.sweeps.rungs import rungs
 from mmse_model.sweeps.summary import summarise_sweep, write_results
 from mmse_model.training.checkpoint import load_checkpoint
 from mmse_model.training.loop import RunSpec
-from ray_jobs import options, ray_internals
+from ray_jobs import ray_internals
 from ray_jobs.guard import SweepGuard, SweepInterrupted, SweepTrialsFailed
 from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
 from ray_jobs.repeats import run_repeats_on_ray
-from ray_jobs.rungs import rungs
 from ray_jobs.scheduler import PerTaskASHA
 from ray_jobs.train import (
     CHECKPOINT_PREFIX,
@@ -582,15 +582,10 @@ def provenance(sweep: SweepConfig, started: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="ASHA sweep over every signature and task")
-    options.add_sweep_arguments(parser)
-    args = parser.parse_args(argv)
+    """`python ray_jobs/sweep.py ...` is `mmse sweep ...` (the same options)."""
+    from mmse_app.cli import main as mmse
 
-    def body() -> int:
-        run_sweep_command(args)
-        return 0
-
-    return run_command("sweep", body)
+    return mmse(["sweep", *(sys.argv[1:] if argv is None else argv)])
 
 
 def run_sweep_command(args: argparse.Namespace, after: Callable[[str], Any] | None = None) -> str:

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mmse_model.core.config import Config, RayConfig
-from mmse_model.core.errors import CheckpointError, run_command
+from mmse_model.core.errors import CheckpointError
 from mmse_model.core.storage import absolute, check_location, delete, exists, join, list_dir, uri_of
 from mmse_model.training.checkpoint import CheckpointPayload, load_checkpoint
 from mmse_model.training.loop import RunSpec
 from mmse_model.training.runs import Runner
-from ray_jobs import options, ray_internals
+from ray_jobs import cluster, ray_internals
 
 
 def train_env(ray_cfg: RayConfig) -> dict[str, str]:
@@ -259,21 +259,9 @@ def build_trainer(
 
 
 def connect(address: str | None, config: Config) -> None:
-    """Connect to a cluster (--address or RAY_ADDRESS) or start a local one sized to this
-    machine; either way the runtime env carries our RAY_TRAIN_* settings to every process."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    env = train_env(config.ray)
-    address = address or os.environ.get("RAY_ADDRESS")
-    # Worker output stays in the Ray session's logs (/tmp/ray/session_latest/logs): every
-    # trial that ASHA stops would otherwise print its workers' dying tracebacks here, burying
-    # the progress table. Trial errors still reach the driver through Tune's results.
-    if address:
-        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
-    else:
-        ray.init(num_cpus=os.cpu_count(), runtime_env={"env_vars": env}, log_to_driver=False)
+    """Start or join Ray (`ray_jobs/cluster.py`) with this config's RAY_TRAIN_* settings in
+    every process's environment."""
+    cluster.connect(address, train_env(config.ray))
 
 
 def ray_runner(
@@ -321,23 +309,10 @@ def run_spec(args: argparse.Namespace) -> RunSpec:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mmse_model.training.runs import train_and_report
+    """`python ray_jobs/train.py ...` is `mmse train ...` (on Ray: the same options)."""
+    from mmse_app.cli import main as mmse
 
-    parser = argparse.ArgumentParser(description="One TorchTrainer run of the MMSE trainer")
-    options.add_train_arguments(parser)
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        result = train_and_report(
-            run_spec(args), Path(args.out), ray_runner(args.storage, args.address), "ray"
-        )
-        print(
-            f"{result.task} on {result.signature}: test RMSE {result.test['rmse']:.3f} (n = {result.test['n']}); "
-            f"wrote {args.out}/model, {args.out}/result.json"
-        )
-        return 0
-
-    return run_command("train", body)
+    return mmse(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,9 +22,9 @@ import torch  # noqa: E402
 
 from mmse_model.core.config import Config  # noqa: E402
 from mmse_model.sweeps.nested import NETWORK, OuterRepeat, run_repeat  # noqa: E402
+from mmse_model.training.callbacks import NullReporter  # noqa: E402
 from mmse_model.training.held_out import evaluate_on_test  # noqa: E402
 from mmse_model.training.loop import RunSpec, load_run_data, train_run  # noqa: E402
-from mmse_model.training.callbacks import NullReporter  # noqa: E402
 from tests.fixtures.toy_data import write_planted_root  # noqa: E402
 
 SIGNATURES = {

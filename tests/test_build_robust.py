@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mmse_app.cli import main
-from mmse_model.core.identity import MANIFEST_NAME
+from mmse_model.data.manifest import MANIFEST_NAME
 from mmse_model.synth import cohort as synth
 from tests.test_build import build_argv, files
 

@@ -31,7 +31,7 @@ from mmse_app.dashboard import (
 )
 from mmse_app.dashboard_data import load_experiment, page_data
 from mmse_model.core.errors import InputError
-from ray_jobs.rungs import rungs
+from mmse_model.sweeps.rungs import rungs
 from tests.fixtures.cli import run_cli
 from tests.fixtures.synthetic_sweep import START, many_signatures, write_synthetic_sweep
 

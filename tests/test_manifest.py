@@ -13,17 +13,16 @@ import pytest
 from mmse_app.cli import main
 from mmse_model.core.errors import DataError
 from mmse_model.core.hashing import combined_fingerprint, sha256_file
-from mmse_model.core.identity import (
-    BUILDER_VERSION,
+from mmse_model.core.identity import BUILDER_VERSION, BuildParams, DatasetIdentity
+from mmse_model.data.dataset import load_group, load_task_data, read_features
+from mmse_model.data.manifest import (
     MANIFEST_NAME,
     SYNTHETIC_MARKER,
-    BuildParams,
-    DatasetIdentity,
+    data_fingerprint,
+    excluded_recordings,
     is_synthetic,
     read_manifest,
 )
-from mmse_model.data.dataset import load_group, load_task_data, read_features
-from mmse_model.data.manifest import data_fingerprint, excluded_recordings
 from mmse_model.synth import cohort as synth
 from tests.fixtures.toy_data import write_planted_root
 from tests.test_build import build_argv

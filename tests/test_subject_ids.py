@@ -12,8 +12,8 @@ import pytest
 
 from mmse_app.cli import main
 from mmse_model.core.errors import DataError
-from mmse_model.core.identity import read_manifest
 from mmse_model.data.dataset import load_task_data, read_features
+from mmse_model.data.manifest import read_manifest
 from mmse_model.sweeps.summary import dementia_auc, read_groups
 from mmse_model.synth import cohort as synth
 from tests.conftest import SIG, save_npz

@@ -1,4 +1,4 @@
-"""`--resume` continues only the same sweep (mmse_model/sweeps/fingerprint.py): the record of
+"""`--resume` continues only the same sweep (mmse_model.sweeps.record.py): the record of
 the first start against today's config, signatures, tasks and data."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from mmse_model.core.errors import EXIT_BAD_INPUT, exit_status
 from mmse_model.sweeps.config import SweepConfig
-from mmse_model.sweeps.fingerprint import (
+from mmse_model.sweeps.record import (
     SweepChanged,
     changes,
     check_same_sweep,

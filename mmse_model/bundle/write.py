@@ -28,9 +28,9 @@ from mmse_model.core import atomic, storage
 from mmse_model.core.domain import TASKS
 from mmse_model.core.errors import InputError
 from mmse_model.core.hashing import sha256_file
-from mmse_model.core.identity import DatasetIdentity, is_synthetic
+from mmse_model.core.identity import DatasetIdentity
 from mmse_model.data.dataset import dataset_path
-from mmse_model.data.manifest import data_fingerprint
+from mmse_model.data.manifest import data_fingerprint, is_synthetic
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
 from mmse_model.evaluation.scoring import held_out_rows
 from mmse_model.training.checkpoint import CheckpointPayload

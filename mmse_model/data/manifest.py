@@ -1,4 +1,5 @@
-"""A data root's manifest (`dataset.json`, written by `mmse data build`) and its fingerprint.
+"""A data root's manifest (`dataset.json`, written by `mmse data build`), its fingerprint,
+and whether its cohort is SYNTHETIC.
 
 `data_fingerprint(root)` is what a sweep records of the data it started on, so that a resume
 onto other data is refused: the manifest's fingerprint when the root has one (after checking
@@ -10,17 +11,177 @@ fingerprint with or without its manifest.
 from __future__ import annotations
 
 import csv
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from mmse_model.core.errors import DataError
+from mmse_model.core.errors import DataError, first_line
 from mmse_model.core.hashing import combined_fingerprint, sha256_file
-from mmse_model.core.identity import (
-    BUILD_REPORT_COLUMNS,
-    BUILD_REPORT_NAME,
-    MANIFEST_NAME,
-    Manifest,
-    read_manifest,
-)
+from mmse_model.core.identity import BUILDER_VERSION, BuildParams, DatasetIdentity
+
+# --- the data root's manifest ----------------------------------------------------------------
+
+MANIFEST_NAME = "dataset.json"
+# Beside it, one row per recording (or whole subject or task) the build skipped, with the reason.
+BUILD_REPORT_NAME = "build_report.csv"
+BUILD_REPORT_COLUMNS = ("subject_id", "task", "reason")
+# Bumped when the manifest's layout changes; a reader refuses a newer one.
+MANIFEST_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """One `<signature>/<Q>.npz` of a data root: what it is and its content hash."""
+
+    path: str  # relative to the data root, with "/"
+    signature: str
+    task: str
+    sha256: str
+    rows: int
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "signature": self.signature,
+            "task": self.task,
+            "sha256": self.sha256,
+            "rows": self.rows,
+        }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """`<data_root>/dataset.json`: every dataset file with its sha256, the subjects of each
+    task, the build parameters and builder version, the source recordings' fingerprint, and
+    whether the cohort is SYNTHETIC. Written last by `mmse data build`: a root that has one
+    was built whole."""
+
+    build: BuildParams
+    builder_version: str
+    files: tuple[ManifestFile, ...]
+    subjects: Mapping[str, tuple[str, ...]]  # task -> subject ids, as written
+    source_fingerprint: str | None  # sha256 over the labels and every recording used
+    synthetic: bool = False
+
+    @property
+    def fingerprint(self) -> str:
+        """One sha256 over the dataset files' paths and contents (`combined_fingerprint`)."""
+        return combined_fingerprint((f.path, f.sha256) for f in self.files)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": MANIFEST_FORMAT,
+            "fingerprint": self.fingerprint,
+            "builder_version": self.builder_version,
+            "build_params": self.build.to_dict(),
+            "synthetic": self.synthetic,
+            "source_fingerprint": self.source_fingerprint,
+            "files": [f.to_dict() for f in sorted(self.files, key=lambda f: f.path)],
+            "subjects": {task: list(ids) for task, ids in sorted(self.subjects.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, where: object, data: object) -> Manifest:
+        """The manifest a parsed dataset.json holds; anything malformed is a DataError."""
+        if not isinstance(data, dict):
+            raise DataError(f"{where}: not a dataset manifest (a JSON object)")
+        version = data.get("format")
+        if not isinstance(version, int) or version > MANIFEST_FORMAT or version < 1:
+            raise DataError(
+                f"{where}: manifest format {version!r}; this code reads 1 to {MANIFEST_FORMAT}"
+            )
+        try:
+            files = tuple(
+                ManifestFile(
+                    str(f["path"]),
+                    str(f["signature"]),
+                    str(f["task"]),
+                    str(f["sha256"]),
+                    int(f["rows"]),
+                )
+                for f in data["files"]
+            )
+            subjects = {
+                str(task): tuple(str(s) for s in ids) for task, ids in data["subjects"].items()
+            }
+            manifest = cls(
+                BuildParams.from_dict(data["build_params"]),
+                str(data["builder_version"]),
+                files,
+                subjects,
+                data.get("source_fingerprint"),
+                bool(data.get("synthetic", False)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(
+                f"{where}: not a dataset manifest ({type(exc).__name__}: {first_line(exc)})"
+            ) from None
+        if data.get("fingerprint") != manifest.fingerprint:
+            raise DataError(
+                f"{where}: its fingerprint does not match its own file list (edited by hand?)"
+            )
+        return manifest
+
+    @classmethod
+    def of_files(
+        cls,
+        root: str | Path,
+        written: Mapping[str, tuple[DatasetIdentity, Sequence[str]]],
+        build: BuildParams,
+        source_fingerprint: str | None,
+        synthetic: bool = False,
+        builder_version: str = BUILDER_VERSION,
+    ) -> Manifest:
+        """The manifest of files just written under `root`: relative path -> (identity, the
+        file's subject ids). Every file records `build` and `builder_version`."""
+        for rel, (identity, _) in written.items():
+            if (identity.build, identity.builder_version) != (build, builder_version):
+                raise ValueError(f"{rel}: a data root's files share one build and builder version")
+        files, subjects = [], {}
+        for rel, (identity, ids) in sorted(written.items()):
+            files.append(
+                ManifestFile(
+                    rel, identity.signature, identity.task, sha256_file(Path(root) / rel), len(ids)
+                )
+            )
+            subjects.setdefault(identity.task, tuple(dict.fromkeys(str(s) for s in ids)))
+        return cls(build, builder_version, tuple(files), subjects, source_fingerprint, synthetic)
+
+
+def read_manifest(root: str | Path) -> Manifest | None:
+    """The root's dataset.json, or None for a root written before manifests existed."""
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable dataset manifest ({first_line(exc)})") from None
+    return Manifest.from_dict(path, data)
+
+
+# --- SYNTHETIC: said wherever a simulated cohort's numbers appear ------------------------------
+
+# What `mmse data synth` writes beside a simulated cohort's recordings and labels.
+SYNTHETIC_MARKER = "SYNTHETIC.txt"
+
+
+def cohort_is_synthetic(*folders: str | Path) -> bool:
+    """Whether a cohort is simulated: a SYNTHETIC.txt in any of its folders (recordings,
+    their parent, the labels' folder). `mmse data build` carries the answer into dataset.json."""
+    return any((Path(folder) / SYNTHETIC_MARKER).is_file() for folder in folders)
+
+
+def is_synthetic(data_root: str | Path) -> bool:
+    """The one answer to "are this data root's numbers SYNTHETIC?" for summaries, bundles and
+    model cards: its dataset.json's flag (carried from the cohort's SYNTHETIC.txt by the
+    build); a root without dataset.json (written before manifests) says so by a SYNTHETIC.txt
+    of its own, as a cohort does."""
+    manifest = read_manifest(data_root)
+    if manifest is not None:
+        return manifest.synthetic
+    return cohort_is_synthetic(data_root)
 
 
 def dataset_files(root: str | Path) -> dict[str, Path]:

@@ -11,7 +11,7 @@ The work splits into three phases so that Ray can run the middle one:
    exactly what this build wrote, and a failed build leaves the old one untouched.
 
 Every `<sig>/<Q>.npz` records its identity (signature, task, build parameters, builder
-version: `core/identity.py`) and the root gets `dataset.json` (`Manifest`): each file's
+version: `core/identity.py`) and the root gets `dataset.json` (`data/manifest.Manifest`): each file's
 sha256, the subjects of each task, the build parameters and the source recordings'
 fingerprint.
 
@@ -52,13 +52,11 @@ from mmse_model.core.domain import (
 )
 from mmse_model.core.errors import InputError
 from mmse_model.core.hashing import combined_fingerprint, sha256_file
-from mmse_model.core.identity import (
+from mmse_model.core.identity import BUILDER_VERSION, BuildParams, DatasetIdentity
+from mmse_model.data.manifest import (
     BUILD_REPORT_COLUMNS,
     BUILD_REPORT_NAME,
-    BUILDER_VERSION,
     MANIFEST_NAME,
-    BuildParams,
-    DatasetIdentity,
     Manifest,
     cohort_is_synthetic,
 )

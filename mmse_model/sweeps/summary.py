@@ -19,7 +19,7 @@ which no trial, scheduler or early stop saw:
   task's winner scored, with intervals, and where subject groups are given (a SYNTHETIC
   cohort's labels), the AUC of the predicted subtotal for telling the dementia group apart;
   no clinical cut-off;
-- whether the data root is SYNTHETIC (`core/identity.is_synthetic`) and how many recordings
+- whether the data root is SYNTHETIC (`data/manifest.is_synthetic`) and how many recordings
   its build left out;
 - optionally (`evaluation.outer_repeats`), the nested estimate: on fresh outer splits the
   whole selection runs again on each split's training subjects (a reduced search of the
@@ -41,9 +41,8 @@ import numpy as np
 from mmse_model.core import atomic, storage
 from mmse_model.core.domain import TASKS
 from mmse_model.core.errors import InputError
-from mmse_model.core.identity import is_synthetic
 from mmse_model.data.dataset import Split, TaskData, load_group
-from mmse_model.data.manifest import excluded_recordings
+from mmse_model.data.manifest import excluded_recordings, is_synthetic
 from mmse_model.evaluation.baselines import BASELINES, baselines_over_signatures, training_folds
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
 from mmse_model.evaluation.scoring import (
