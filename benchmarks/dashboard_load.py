@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmse_app.dashboard import render_page  # noqa: E402
-from mmse_app.dashboard_data import load_experiment, page_data  # noqa: E402
-from mmse_model.core import atomic  # noqa: E402
-from tests.fixtures.synthetic_sweep import many_signatures, write_synthetic_sweep  # noqa: E402
+from mmse_app.dashboard import render_page
+from mmse_app.dashboard_data import load_experiment, page_data
+from mmse_model.core import atomic
+from tests.fixtures.synthetic_sweep import many_signatures, write_synthetic_sweep
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -71,7 +71,8 @@ def main() -> int:
     n = len(sweep.trials)
     epochs = sum(t.last_epoch for t in sweep.trials)
     print(
-        f"synthetic sweep: {n} trials, {epochs} epoch records ({time.perf_counter() - start:.1f} s to write)"
+        f"synthetic sweep: {n} trials, {epochs} epoch records "
+        f"({time.perf_counter() - start:.1f} s to write)"
     )
 
     t0 = time.perf_counter()
@@ -99,7 +100,10 @@ def main() -> int:
         for _ in range(args.repeat):
             page_ = browser.new_page(viewport={"width": 1400, "height": 900})
             errors: list[str] = []
-            page_.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page_.on(
+                "console",
+                lambda m, *, errors=errors: errors.append(m.text) if m.type == "error" else None,
+            )
             page_.route("**/*", lambda r: r.continue_() if r.request.url == url else r.abort())
             t = time.perf_counter()
             page_.goto(url)

@@ -302,7 +302,8 @@ def main() -> None:
         sigs, group, split = realistic_folds(args.signatures, args.subjects, args.folds, Path(tmp))
         one_sig = (sigs[:1], *realistic_folds(1, args.subjects, args.folds, Path(tmp) / "one")[1:])
     print(
-        f"realistic trial: {len(sigs)} signatures x {args.folds} folds = {len(sigs) * args.folds} members, "
+        f"realistic trial: {len(sigs)} signatures x "
+        f"{args.folds} folds = {len(sigs) * args.folds} members, "
         f"{args.subjects} subjects, {args.epochs} epochs, 1 thread, CPU time of this process"
     )
     lines = []
@@ -324,18 +325,24 @@ def main() -> None:
         print(f"\n[{name}] {' '.join(overrides)}")
         print(
             f"  loop: {full.cpu_s:.2f} CPU-s for {fold_epochs} fold-model epochs = "
-            f"{fold_epochs / full.cpu_s:,.0f} fold-model epochs/s (training steps {full.train_s:.2f} s, "
-            f"validation {full.validate_s:.2f} s, bookkeeping {full.cpu_s - full.train_s - full.validate_s:.2f} s; "
+            f"{fold_epochs / full.cpu_s:,.0f} fold-model epochs/s "
+            f"(training steps {full.train_s:.2f} s, "
+            f"validation {full.validate_s:.2f} s, "
+            f"bookkeeping {full.cpu_s - full.train_s - full.validate_s:.2f} s; "
             f"{full.per_member_adam_epochs} of {full.epochs} epochs on per-member Adam)"
         )
         print(
             f"  step: {full.steps_per_epoch} per epoch, {full.step_ms:.3f} ms each, "
-            f"{full.step_flops / 1e6:.1f} MFLOP (matmuls, forward + backward), {full.step_ops} aten ops "
-            f"reading+writing {full.step_bytes / 1e6:.1f} MB (weights {full.param_bytes / 1e6:.1f} MB)"
+            f"{full.step_flops / 1e6:.1f} MFLOP (matmuls, forward + backward), "
+            f"{full.step_ops} aten ops "
+            f"reading+writing {full.step_bytes / 1e6:.1f} MB "
+            f"(weights {full.param_bytes / 1e6:.1f} MB)"
         )
         print(
-            f"  loop rate: {gflops:.2f} GFLOP/s against {machine.gemm_gflops:.1f} GFLOP/s for a 1024^3 GEMM "
-            f"({gflops / machine.gemm_gflops:.1%}); in-cache bandwidth {machine.cache_gbps:.1f} GB/s"
+            f"  loop rate: {gflops:.2f} GFLOP/s against "
+            f"{machine.gemm_gflops:.1f} GFLOP/s for a 1024^3 GEMM "
+            f"({gflops / machine.gemm_gflops:.1%}); "
+            f"in-cache bandwidth {machine.cache_gbps:.1f} GB/s"
         )
         for label, seconds in floors.items():
             print(f"  floor: {label:<34}{seconds * 1e3:9.3f} ms  (step = {step_s / seconds:5.1f}x)")
@@ -348,7 +355,8 @@ def main() -> None:
     print()
     for name, full, rate, gflops, machine, step_s, floors in lines:
         print(
-            f"{name:<9}{full.members:>4} members {rate:>8,.0f} fold-model epochs/s {gflops:>6.2f} GFLOP/s "
+            f"{name:<9}{full.members:>4} members "
+            f"{rate:>8,.0f} fold-model epochs/s {gflops:>6.2f} GFLOP/s "
             f"({gflops / machine.gemm_gflops:5.1%} of GEMM peak) {full.step_ms:>7.3f} ms/step "
             f"= {step_s / floors['FLOPs at the big-GEMM rate']:.1f}x FLOP floor, "
             f"{full.profile['matmuls']:.0%} in matmuls"

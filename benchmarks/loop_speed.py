@@ -54,7 +54,8 @@ def original_metrics(y_true: torch.Tensor, y_pred: torch.Tensor) -> dict[str, fl
 
 
 def original_epochs(folds, config: Config, epochs: int) -> float:
-    """CPU seconds for `epochs` epochs of every fold-model, one model at a time, as the original design did."""
+    """CPU seconds for `epochs` epochs of every fold-model, one model at a time, as the
+    original design did."""
     started = time.process_time()
     for k in range(folds.n_folds):
         n_train, n_val = int(folds.train_counts[k]), int(folds.val_mask[k].sum())
@@ -138,10 +139,12 @@ def main() -> None:
         f"best of {args.repeats}"
     )
     print(
-        f"original loop      : {original_rate:8.1f} fold-model epochs/s ({original_s:.2f} s for {fold_epochs})"
+        f"original loop      : {original_rate:8.1f} fold-model epochs/s "
+        f"({original_s:.2f} s for {fold_epochs})"
     )
     print(
-        f"batched K-fold loop: {ours_rate:8.1f} fold-model epochs/s ({ours_s:.2f} s for {fold_epochs})"
+        f"batched K-fold loop: {ours_rate:8.1f} fold-model epochs/s "
+        f"({ours_s:.2f} s for {fold_epochs})"
     )
     print(f"speed-up: {ours_rate / original_rate:.1f}x (target >= 10x at K = 5)")
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmse_model.sweeps.config import discover, load_sweep_config  # noqa: E402
-from mmse_model.sweeps.nested import NestedSearch, run_repeat  # noqa: E402
+from mmse_model.sweeps.config import discover, load_sweep_config
+from mmse_model.sweeps.nested import NestedSearch, run_repeat
 
 
 def main() -> int:
@@ -42,7 +42,8 @@ def main() -> int:
     signatures, tasks = discover(sweep.data_root, sweep.signatures, sweep.tasks)
     root = str(Path(sweep.data_root).resolve())
     print(
-        f"{args.config}: {len(tasks)} tasks x {len(signatures)} signatures, {sweep.evaluation.outer_repeats} outer "
+        f"{args.config}: {len(tasks)} tasks x {len(signatures)} signatures, "
+        f"{sweep.evaluation.outer_repeats} outer "
         f"repeats, {sweep.base_config().split.folds} folds, up to {sweep.max_t()} epochs"
     )
     for k in (int(v) for v in args.samples.split(",")):
@@ -53,7 +54,8 @@ def main() -> int:
                 run_repeat(search.repeats_of(root, task, signatures)[0])
             wall, cpu = time.perf_counter() - started, time.process_time() - cpu
             print(
-                f"nested_samples {k}: one repeat of each task in process: {cpu:.1f} CPU-s ({wall:.1f} s wall), "
+                f"nested_samples {k}: one repeat of each task in process: "
+                f"{cpu:.1f} CPU-s ({wall:.1f} s wall), "
                 f"{cpu / len(tasks):.1f} CPU-s a repeat",
                 flush=True,
             )
@@ -68,7 +70,8 @@ def main() -> int:
                 started = time.perf_counter()
                 run_repeats_on_ray(repeats)
                 print(
-                    f"nested_samples {k}: all {len(repeats)} repeats as Ray tasks on {args.cpus} CPUs: "
+                    f"nested_samples {k}: all {len(repeats)} repeats "
+                    f"as Ray tasks on {args.cpus} CPUs: "
                     f"{time.perf_counter() - started:.1f} s wall",
                     flush=True,
                 )

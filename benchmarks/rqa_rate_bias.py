@@ -166,18 +166,21 @@ def main() -> None:
                 print(f"  {name:22s} {span(r_rate):>14s} {worst:13.2f} {span(r_label):>14s}")
         aucs = [rate_auc(data[sig, t][0], data[sig, t][2] == 120, args.seed) for t in TASKS]
         print(
-            f"  rate AUC from all 10 features: {', '.join(f'{t} {a:.2f}' for t, a in zip(TASKS, aucs))}"
+            "  rate AUC from all 10 features: "
+            f"{', '.join(f'{t} {a:.2f}' for t, a in zip(TASKS, aucs))}"
         )
         r2 = [label_r2(data[sig, t][0], data[sig, t][1], args.seed) for t in TASKS]
         print(
-            f"  label R^2 from all 10 features: {', '.join(f'{t} {v:.2f}' for t, v in zip(TASKS, r2))}"
+            "  label R^2 from all 10 features: "
+            f"{', '.join(f'{t} {v:.2f}' for t, v in zip(TASKS, r2))}"
         )
         for f, name in enumerate(FEATURE_NAMES):
             if name in ("determinism", "laminarity"):
                 values = np.concatenate([data[sig, t][0][:, f] for t in TASKS])
                 print(
                     f"  {name}: {values.min():.3f}-{values.max():.3f}"
-                    f" (5th-95th percentile {np.percentile(values, 5):.3f}-{np.percentile(values, 95):.3f})"
+                    " (5th-95th percentile "
+                    f"{np.percentile(values, 5):.3f}-{np.percentile(values, 95):.3f})"
                 )
 
 

@@ -60,7 +60,8 @@ def main() -> None:
     lags = np.arange(int(MAX_LAG_S * RQA_RATE_HZ) + 1)
     plateau = (lags >= PLATEAU_S[0] * RQA_RATE_HZ) & (lags <= PLATEAU_S[1] * RQA_RATE_HZ)
     print(
-        f"{len(recordings)} recordings ({len(subjects)} subjects x {len(TASKS)} tasks) at {RQA_RATE_HZ:g} Hz;"
+        f"{len(recordings)} recordings ({len(subjects)} subjects x {len(TASKS)} tasks) "
+        f"at {RQA_RATE_HZ:g} Hz;"
         f" the builder's Theiler window: {theiler_window('trajectory')} samples"
     )
     for name in DEMO_SIGNATURES:

@@ -9,7 +9,7 @@ trial of every process of that Ray instance (sampled from /proc every 0.1 s).
     python benchmarks/sweep_overhead.py                 # one setting: project defaults
     python benchmarks/sweep_overhead.py --packed        # packed vs one trial per signature
     python benchmarks/sweep_overhead.py --in-trial      # full Train path vs training in the trial
-    python benchmarks/sweep_overhead.py --write-grid-data DIR   # the realistic grid's SYNTHETIC data
+    python benchmarks/sweep_overhead.py --write-grid-data DIR  # the realistic grid's SYNTHETIC data
 
 `--packed` runs the same coverage (12 signatures x 1 task x 4 samples, 30 epochs, 3 folds,
 the project's defaults) packed (every signature in one trial) and one trial per signature,
@@ -299,11 +299,13 @@ def packed_comparison() -> None:
             f"{r['loop_fraction']:>11.1%}"
         )
     print(
-        f"realistic packed trial (36 signatures x 5 folds, 100 epochs): {realistic['sweep_wall_s']:.1f} s wall, "
+        "realistic packed trial (36 signatures x 5 folds, 100 epochs): "
+        f"{realistic['sweep_wall_s']:.1f} s wall, "
         f"loop fraction {realistic['loop_fraction']:.1%} (target >= 25 %)"
     )
     print(
-        f"36 x 5 x 16 grid, extrapolated on this machine: one trial per signature {grid_trials_single} trials "
+        "36 x 5 x 16 grid, extrapolated on this machine: one trial per signature "
+        f"{grid_trials_single} trials "
         f"= {hours_single:.2f} h; packed {grid_trials_packed} trials = {hours_packed:.2f} h"
     )
     print(f"packed speed-up: {single['sweep_wall_s'] / packed['sweep_wall_s']:.1f}x")
@@ -350,7 +352,10 @@ def in_trial_comparison() -> None:
 
 def _report(rows) -> str:
     lines = [
-        f"{'setting':<44}{'trials':>7}{'wall s':>9}{'s/trial':>9}{'loop frac':>11}{'CPU-s/trial':>13}"
+        (
+            f"{'setting':<44}{'trials':>7}{'wall s':>9}{'s/trial':>9}"
+            f"{'loop frac':>11}{'CPU-s/trial':>13}"
+        )
     ]
     for label, r in rows:
         lines.append(
@@ -395,7 +400,8 @@ def main(argv=None) -> int:
             n_subjects=300,
         )
         print(
-            f"{root}: SYNTHETIC planted-signal data, {len(sigs)} signatures x {GRID['tasks']} tasks, 300 subjects"
+            f"{root}: SYNTHETIC planted-signal data, "
+            f"{len(sigs)} signatures x {GRID['tasks']} tasks, 300 subjects"
         )
         return 0
     if args.packed:

@@ -50,10 +50,12 @@ def main() -> None:
         baseline = timed(args.subjects, args.repeat)
     print(f"synth {args.subjects} subjects ({recordings} recordings), best of {args.repeat}")
     print(
-        f"  shipped (one %-format per recording): {shipped:6.2f} s  {recordings / shipped:7.1f} rec/s"
+        "  shipped (one %-format per recording): "
+        f"{shipped:6.2f} s  {recordings / shipped:7.1f} rec/s"
     )
     print(
-        f"  baseline (np.savetxt):                 {baseline:6.2f} s  {recordings / baseline:7.1f} rec/s"
+        "  baseline (np.savetxt):"
+        f"                 {baseline:6.2f} s  {recordings / baseline:7.1f} rec/s"
     )
     print(f"speed-up: {baseline / shipped:.2f}x")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from mmse_model.core.errors import InputError, run_command
 
@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="predict sub-scores for new subjects: a sweep's bundle (all tasks, intervals) or one model",
+        help=(
+            "predict sub-scores for new subjects: "
+            "a sweep's bundle (all tasks, intervals) or one model"
+        ),
     )
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -63,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--recordings",
-        help="with --bundle: gaze recordings <subject>/<task>.csv; the bundle's features are built from them",
+        help=(
+            "with --bundle: gaze recordings <subject>/<task>.csv; "
+            "the bundle's features are built from them"
+        ),
     )
     predict.add_argument(
         "--input", help="with --model: .npz with X (N, 10) or .csv with subject_id + 10 columns"
@@ -71,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--out",
         required=True,
-        help="CSV to write: subject_id, each task's prediction and interval (Q1, Q1_lo, Q1_hi, ...), "
-        "subtotal, out_of_range (--bundle); or prediction and fold_sd (--model)",
+        help=(
+            "CSV to write: subject_id, each task's prediction and interval (Q1, Q1_lo, Q1_hi, "
+            "...), subtotal, out_of_range (--bundle); or prediction and fold_sd (--model)"
+        ),
     )
     predict.add_argument(
         "--signature",
@@ -96,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dashboard = commands.add_parser(
         "dashboard",
-        help="write a sweep's results page: one self-contained index.html (finished or running sweep)",
+        help=(
+            "write a sweep's results page: one self-contained index.html "
+            "(finished or running sweep)"
+        ),
     )
     dashboard.add_argument(
         "experiment", help="the sweep's experiment folder or s3:// URI (<storage>/<name>)"
@@ -171,7 +182,8 @@ def _train(args: argparse.Namespace) -> int:
     result = train_and_report(run, Path(args.out), runner, name)
     print(format_run(result))
     print(
-        f"wrote {args.out}/model (the fold-models), {args.out}/result.json; checkpoints in {result.checkpoints}"
+        f"wrote {args.out}/model (the fold-models), "
+        f"{args.out}/result.json; checkpoints in {result.checkpoints}"
     )
     return 0
 

@@ -1,4 +1,5 @@
-"""The original design's public names, callable with its signatures, each a thin shell over the core.
+"""The original design's public names, callable with its signatures, each a thin shell over
+the core.
 
     QTrainer(q_tag, rqa_sig, config, device).fit(npz_path, epochs, batch_size, val_split)
     make_loaders(npz_path, batch_size, val_split, seed) -> (train_loader, val_loader)
@@ -285,7 +286,7 @@ def make_loaders(
     return train_loader, val_loader
 
 
-# --- callbacks of a hand-written loop (`on_epoch_end(epoch, logs)`, as the original design) --------
+# --- callbacks of a hand-written loop (`on_epoch_end(epoch, logs)`, as the original design) -------
 
 
 class EarlyStopping:
@@ -365,7 +366,8 @@ def calculate_regression_metrics(
     y_pred: torch.Tensor | np.ndarray,
     score_range: tuple[float, float] = (0.0, 1.0),
 ) -> dict[str, float]:
-    """mse, rmse, mae, r2, mape, explained_variance (and pearson_r) by the core's `regression_metrics`.
+    """mse, rmse, mae, r2, mape, explained_variance (and pearson_r) by the core's
+    `regression_metrics`.
 
     `score_range` is the scale of the values: [0, 1] for the loaders' targets, the task's
     range for points. MAPE is 100 * MAE / range (the original design divided by

@@ -253,7 +253,8 @@ def keep_credentials_out_of_trial_envs() -> None:
 
 # Autoscaler v1's monitor writes its report (what `ray status` prints) as JSON under this key
 # of the GCS's internal KV: {"autoscaler_report": {"pending_nodes": [[ip, type, status], ...],
-# "pending_launches": {type: count}, ...}, ...} (ray.autoscaler._private.autoscaler.AutoscalerSummary).
+# "pending_launches": {type: count}, ...}, ...}
+# (ray.autoscaler._private.autoscaler.AutoscalerSummary).
 AUTOSCALING_STATUS_KEY = "__autoscaling_status"
 
 

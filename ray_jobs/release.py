@@ -73,5 +73,5 @@ class ReleaseOnStop(ray_internals.TrialStopHook):
         try:
             for item in release_groups_of_owned_actors():
                 log.info("released %s %s of %s", item.group_id[:8], item.resources, item.creator)
-        except Exception as exc:  # the driver's watchdog is the second line
+        except Exception as exc:  # noqa: BLE001 - the driver's watchdog is the second line
             log.warning("could not release this trial's Train placement groups: %s", exc)

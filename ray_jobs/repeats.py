@@ -72,8 +72,10 @@ def run_repeats_on_ray(
                 for ref in pending:
                     ray.cancel(ref, force=True)
                 raise RunFailure(
-                    f"outer repeats: {len(pending)} of {len(refs)} waited {stall_timeout_s:g} s for "
-                    f"the resources of a Train worker ({task_options(repeats[0].config.ray)['num_cpus']} "
+                    f"outer repeats: {len(pending)} of {len(refs)} "
+                    f"waited {stall_timeout_s:g} s for "
+                    "the resources of a Train worker "
+                    f"({task_options(repeats[0].config.ray)['num_cpus']} "
                     "CPU each) and no node offered them; free them, then run the same command with "
                     "--resume"
                 )

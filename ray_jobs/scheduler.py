@@ -23,13 +23,13 @@ class PerTaskASHA(FIFOScheduler):
         brackets: int = 1,
     ):
         super().__init__()
-        self.asha_args = dict(
-            time_attr=time_attr,
-            max_t=max_t,
-            grace_period=grace_period,
-            reduction_factor=reduction_factor,
-            brackets=brackets,
-        )
+        self.asha_args = {
+            "time_attr": time_attr,
+            "max_t": max_t,
+            "grace_period": grace_period,
+            "reduction_factor": reduction_factor,
+            "brackets": brackets,
+        }
         self.task_metric: str | None = None
         self.task_mode: str | None = None
         self.by_task: dict[str, AsyncHyperBandScheduler] = {}

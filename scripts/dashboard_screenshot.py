@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmse_app.dashboard import Dashboard, start_server  # noqa: E402
-from mmse_model.core.errors import InputError  # noqa: E402
+from mmse_app.dashboard import Dashboard, start_server
+from mmse_model.core.errors import InputError
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = [

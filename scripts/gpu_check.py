@@ -2,8 +2,9 @@
 
 For a machine with a GPU and no Ray (the Ray-level CUDA test is tests/ray/test_gpu_cuda.py):
 one `mmse train`-style run, one packed run of several signatures (S*K members in one batched
-model) and one outer repeat of the nested estimate (two samples), each on `cuda` and on `cpu`, on planted data. Prints the figures
-and exits 1 when a CUDA run ends elsewhere than its CPU twin.
+model) and one outer repeat of the nested estimate (two samples), each on `cuda` and on
+`cpu`, on planted data. Prints the figures and exits 1 when a CUDA run ends elsewhere than
+its CPU twin.
 
     python scripts/gpu_check.py [--out DIR]
 """
@@ -18,14 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from mmse_model.core.config import Config  # noqa: E402
-from mmse_model.sweeps.nested import NETWORK, OuterRepeat, run_repeat  # noqa: E402
-from mmse_model.training.callbacks import NullReporter  # noqa: E402
-from mmse_model.training.held_out import evaluate_on_test  # noqa: E402
-from mmse_model.training.loop import RunSpec, load_run_data, train_run  # noqa: E402
-from tests.fixtures.toy_data import write_planted_root  # noqa: E402
+from mmse_model.core.config import Config
+from mmse_model.sweeps.nested import NETWORK, OuterRepeat, run_repeat
+from mmse_model.training.callbacks import NullReporter
+from mmse_model.training.held_out import evaluate_on_test
+from mmse_model.training.loop import RunSpec, load_run_data, train_run
+from tests.fixtures.toy_data import write_planted_root
 
 SIGNATURES = {
     "m2_tau1_eps0.055_lmin2": 1.0,
@@ -97,8 +98,10 @@ def main() -> int:
     ) <= 1e-3 * cpu.rmse
     failures += not same
     print(
-        f"outer repeat: cuda chose sample {gpu_repeat.sample}, {gpu.signature} (test RMSE {gpu.rmse:.5f}), cpu chose "
-        f"sample {cpu_repeat.sample}, {cpu.signature} ({cpu.rmse:.5f}) {'ok' if same else 'DIFFERENT'}"
+        f"outer repeat: cuda chose sample {gpu_repeat.sample}, {gpu.signature} "
+        f"(test RMSE {gpu.rmse:.5f}), cpu chose "
+        f"sample {cpu_repeat.sample}, {cpu.signature} ({cpu.rmse:.5f}) "
+        f"{'ok' if same else 'DIFFERENT'}"
     )
     print("all CUDA runs end where their CPU twins end" if not failures else f"{failures} differ")
     return 1 if failures else 0

@@ -76,7 +76,8 @@ def test_the_bundle_holds_each_winner_as_the_summary_reports_it(sweep):
         payload = load_checkpoint(model["checkpoint_uri"])
         assert manifest["split_hash"] == split_hash(payload.split)
     assert manifest["subtotal"]["intervals"] == summary["subtotal"]["intervals"]
-    # The fixture root's dataset.json says SYNTHETIC, as `mmse data build` of a simulated cohort does.
+    # The fixture root's dataset.json says SYNTHETIC, as `mmse data build` of a simulated
+    # cohort does.
     assert manifest["synthetic"] is True and manifest["data_fingerprint"] == data_fingerprint(root)
 
 
@@ -101,8 +102,8 @@ def test_the_model_card_states_use_data_metrics_coverage_and_limits(sweep):
     assert "| Q1 | Ridge |" in card and "| Q1 | HistGradientBoosting |" in card
     c = q1["intervals"]
     assert (
-        f"| Q1 | {c['coverage']:.1%} | [{c['coverage_ci'][0]:.1%}, {c['coverage_ci'][1]:.1%}] | 12 |"
-        in card
+        f"| Q1 | {c['coverage']:.1%} | "
+        f"[{c['coverage_ci'][0]:.1%}, {c['coverage_ci'][1]:.1%}] | 12 |" in card
     )
     assert all(digest in card for digest in manifest["files"].values())
 
@@ -121,8 +122,8 @@ def test_the_card_and_manifest_carry_the_sweeps_nested_estimate(sweep):
         }
         network, ridge = estimate["models"]["network"], estimate["models"]["ridge"]
         assert (
-            f"| {task} | 2 splits, 1 samples x 2 signatures | {network['rmse_mean']:.2f} ({network['rmse_sd']:.2f})"
-            in card
+            f"| {task} | 2 splits, 1 samples x 2 signatures | "
+            f"{network['rmse_mean']:.2f} ({network['rmse_sd']:.2f})" in card
         ), card
         assert f"{ridge['rmse_mean']:.2f} ({ridge['rmse_sd']:.2f})" in card
 
@@ -279,7 +280,10 @@ def _with_identity(source, path, **change):
         (
             {"build": BuildParams("fixation", 90.0, 23)},
             "root",
-            "build parameters: expected mode=trajectory, rate_hz=90, theiler_window=23, found mode=fixation",
+            (
+                "build parameters: expected mode=trajectory, rate_hz=90, theiler_window=23, "
+                "found mode=fixation"
+            ),
         ),
         (
             {"feature_names": np.array([f"other{i}" for i in range(10)])},
@@ -451,7 +455,8 @@ def test_the_bundle_loads_and_predicts_without_ray(sweep, tmp_path):
     _, root, folder = sweep
     code = (
         f"import sys\nfrom mmse_model.bundle.run import predict_with_bundle\n"
-        f"print(predict_with_bundle({str(folder)!r}, {str(tmp_path / 'p.csv')!r}, features={str(root)!r}))\n"
+        f"print(predict_with_bundle({str(folder)!r}, "
+        f"{str(tmp_path / 'p.csv')!r}, features={str(root)!r}))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'ray_jobs')))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

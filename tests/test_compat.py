@@ -120,7 +120,10 @@ def test_rqa_sig_is_checked_against_the_recorded_identity_first(data_root, tmp_p
     moved = _with_identity(data_root / SIG / "Q1.npz", tmp_path / WEAK_SIG / "Q1.npz", SIG, "Q1")
     with pytest.raises(
         DataError,
-        match=rf"{WEAK_SIG}/Q1.npz: file is for signature {SIG}, trainer for {WEAK_SIG} \(its recorded identity\)",
+        match=(
+            rf"{WEAK_SIG}/Q1.npz: file is for signature {SIG}, "
+            rf"trainer for {WEAK_SIG} \(its recorded identity\)"
+        ),
     ):
         QTrainer("Q1", WEAK_SIG, Config()).fit(moved)
     other_task = _with_identity(

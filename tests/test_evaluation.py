@@ -330,8 +330,11 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         "level": 0.95,
         "adjustment": "none",
         "n_tasks": 2,
-        "note": "paired 95 % bootstrap intervals of the winner's RMSE minus each baseline's, on the test "
-        "subjects; unadjusted for the 2 tasks; verdicts come from the primary comparison (ridge) only",
+        "note": (
+            "paired 95 % bootstrap intervals of the winner's RMSE minus each baseline's, on "
+            "the test subjects; unadjusted for the 2 tasks; verdicts come from the primary "
+            "comparison (ridge) only"
+        ),
     }
     for task, entry in summary["tasks"].items():
         ridge = entry["comparisons"]["ridge"]
@@ -388,7 +391,8 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         assert table.split()[-2:] == ["-", "-"]  # the constant's calibration is undefined, not 0.00
     assert (
         text.count(
-            "nested estimate (reduced search: 2 samples x 2 signatures, 1 outer split): network RMSE"
+            "nested estimate (reduced search: 2 samples x 2 signatures, 1 outer split): "
+            "network RMSE"
         )
         == 2
     )

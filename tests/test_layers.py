@@ -15,6 +15,7 @@ def test_import_contracts_hold():
         cwd=REPO,
         capture_output=True,
         text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "Contracts: 3 kept, 0 broken." in done.stdout
@@ -39,10 +40,11 @@ def test_core_imports_without_ray_at_run_time():
         "names = [m.name for m in pkgutil.walk_packages(mmse_model.__path__, 'mmse_model.')]\n"
         "for name in names:\n"
         "    importlib.import_module(name)\n"
-        "bad = sorted(n for n in sys.modules if n == 'ray' or n.startswith(('ray.', 'ray_jobs', 'mmse_app')))\n"
+        "bad = sorted(n for n in sys.modules if n == 'ray' or "
+        "n.startswith(('ray.', 'ray_jobs', 'mmse_app')))\n"
         "print(len(names))\n"
         "assert not bad, bad\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) >= 20

@@ -1,4 +1,5 @@
-"""One driver per experiment (mmse_model/sweeps/lock.py): the lock file, stale takeover, other hosts.
+"""One driver per experiment (mmse_model/sweeps/lock.py): the lock file, stale takeover,
+other hosts.
 
 Real processes stand for other drivers: a live one is a `sleep`, a dead one a process that
 has exited (its pid then names no process)."""
@@ -104,6 +105,9 @@ def test_an_unreadable_lock_is_refused_not_taken(tmp_path):
     (tmp_path / LOCK_NAME).write_text("garbage")
     with pytest.raises(
         ExperimentLocked,
-        match="a lock that cannot be read holds this sweep; if no driver runs this sweep, remove the file",
+        match=(
+            "a lock that cannot be read holds this sweep; "
+            "if no driver runs this sweep, remove the file"
+        ),
     ):
         DriverLock(str(tmp_path)).acquire()

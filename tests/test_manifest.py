@@ -249,7 +249,7 @@ def test_one_function_says_whether_a_data_root_is_synthetic(built, tmp_path):
 
 
 def test_the_recordings_a_build_left_out_are_counted_from_its_report(built, tmp_path):
-    cohort, data = built
+    _cohort, data = built
     assert excluded_recordings(data) == 1  # synth0002's empty Q4
     copy = tmp_path / "data"
     shutil.copytree(data, copy)

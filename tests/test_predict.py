@@ -71,8 +71,10 @@ def test_predict_from_csv(model_dir, data_root, tmp_path):
     path = tmp_path / "features.csv"
     with open(path, "w") as fh:
         fh.write("subject_id," + ",".join(str(n) for n in source["feature_names"]) + "\n")
-        for sid, row in zip(source["subject_id"][:5], source["X"][:5]):
-            fh.write(sid + "," + ",".join(repr(float(v)) for v in row) + "\n")
+        fh.writelines(
+            sid + "," + ",".join(repr(float(v)) for v in row) + "\n"
+            for sid, row in zip(source["subject_id"][:5], source["X"][:5])
+        )
     argv = [
         "predict",
         "--model",
@@ -126,11 +128,16 @@ def test_predict_refuses_features_of_another_kind(model_dir, tmp_path, capsys):
     assert "no such checkpoint" in capsys.readouterr().err
 
 
+def _save_one_array(path):
+    with open(path, "wb") as fh:  # a file object: np.save would add .npy to a path
+        np.save(fh, np.zeros((3, 10)))
+
+
 @pytest.mark.parametrize(
     ("write", "message"),
     [
         (
-            lambda p: np.save(open(p, "wb"), np.zeros((3, 10))),
+            _save_one_array,
             "not an npz archive (a single .npy array)",
         ),
         (

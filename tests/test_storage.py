@@ -113,9 +113,8 @@ def test_a_remote_store_through_the_same_calls():
     assert not local.exists()
     with storage.local_copy(storage.join(exp, "trials.csv")) as local:
         assert local.read_text() == "trial_id\n"
-    with pytest.raises(FileNotFoundError):
-        with storage.local_copy(storage.join(exp, "absent")):
-            pass
+    with pytest.raises(FileNotFoundError), storage.local_copy(storage.join(exp, "absent")):
+        pass
     storage.delete(storage.join(exp, "trial_1"))
     assert not storage.exists(storage.join(exp, "trial_1", "result.json"))
     assert [e.name for e in storage.list_dir(exp)] == ["trials.csv"]
@@ -123,9 +122,11 @@ def test_a_remote_store_through_the_same_calls():
 
 def test_a_failing_store_is_one_line_exit_1_naming_the_location():
     assert issubclass(storage.StorageUnavailable, RunFailure)
-    with pytest.raises(storage.StorageUnavailable) as info:
-        with storage.errors(S3, "reading trials.csv"):
-            raise OSError("AWS Error NETWORK_CONNECTION during GetObject operation\nmore detail")
+    with (
+        pytest.raises(storage.StorageUnavailable) as info,
+        storage.errors(S3, "reading trials.csv"),
+    ):
+        raise OSError("AWS Error NETWORK_CONNECTION during GetObject operation\nmore detail")
     message = str(info.value)
     assert message == (
         "storage s3://bucket/sweeps/exp: reading trials.csv failed "
@@ -133,12 +134,10 @@ def test_a_failing_store_is_one_line_exit_1_naming_the_location():
     )
     assert exit_status(info.value) == 1
     # A missing object is not a failing store, and local errors keep their kind.
-    with pytest.raises(FileNotFoundError):
-        with storage.errors(S3, "reading"):
-            raise FileNotFoundError("no such key")
-    with pytest.raises(PermissionError):
-        with storage.errors("/runs/exp", "reading"):
-            raise PermissionError("denied")
+    with pytest.raises(FileNotFoundError), storage.errors(S3, "reading"):
+        raise FileNotFoundError("no such key")
+    with pytest.raises(PermissionError), storage.errors("/runs/exp", "reading"):
+        raise PermissionError("denied")
 
 
 def test_a_uri_pyarrow_cannot_open_is_bad_input():

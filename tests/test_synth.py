@@ -106,8 +106,10 @@ DOCUMENTED = [
     ),
     (
         "impairment weights",
-        r"\(1 - Q/max, weight NUMBER\) with global impairment "
-        r"\(\(30 - MMSE\)/20, weight NUMBER\)",
+        (
+            r"\(1 - Q/max, weight NUMBER\) with global impairment "
+            r"\(\(30 - MMSE\)/20, weight NUMBER\)"
+        ),
         synth.IMPAIRMENT_WEIGHTS,
     ),
     ("impairment noise", r"plus N\(0, NUMBER\) individual noise", (synth.IMPAIRMENT_NOISE_SD,)),
@@ -200,7 +202,7 @@ def test_drawn_durations_scale_as_documented() -> None:
     (effect,) = documented(r"\(1 \+ NUMBER effects.duration s\)")
     ratio = np.exp(log_median[1] - log_median[0])
     assert ratio == pytest.approx(1 + effect * scene.effects.duration, rel=0.02)
-    (median_ms, sigma) = documented(r"median NUMBER ms, sigma NUMBER")
+    (median_ms, _sigma) = documented(r"median NUMBER ms, sigma NUMBER")
     assert np.exp(log_median[0]) == pytest.approx(median_ms / 1000, rel=0.02)
 
 

@@ -88,7 +88,8 @@ def check_applicable(
         raise DataError(f"{features.path}: {problem} ({model})")
     if features.recorded and expected.build is not None and features.identity.build is None:
         raise DataError(
-            f"{features.path}: records no build parameters; {model} needs {expected.build.describe()}"
+            f"{features.path}: records no build parameters; "
+            f"{model} needs {expected.build.describe()}"
         )
     if features.feature_names is not None and tuple(features.feature_names) != tuple(feature_names):
         raise DataError(

@@ -35,7 +35,8 @@ def bundle_experiment(
         raise InputError(f"{storage.redact(where)}: not JSON ({exc})") from None
     if summary.get("failed_trials"):
         raise InputError(
-            f"{storage.redact(where)}: the sweep did not finish ({len(summary['failed_trials'])} trials "
+            f"{storage.redact(where)}: the sweep did not finish "
+            f"({len(summary['failed_trials'])} trials "
             "failed); finish it with --resume before bundling it"
         )
     provenance = summary.get("provenance") or {}

@@ -1,1 +1,2 @@
-"""The facts and plumbing everything else stands on: domain, errors, schemas, configs, storage, atomic writes."""
+"""The facts and plumbing everything else stands on: domain, errors, schemas, configs, storage,
+atomic writes."""

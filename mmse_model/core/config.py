@@ -7,8 +7,9 @@ dict (`to_dict`) and is rebuilt there (`from_dict`), checked again on the way in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any
 
 import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator
@@ -124,8 +125,8 @@ class RayConfig(Schema):
     # Where Train workers may run, beyond CPUs and GPUs: custom resources each worker
     # reserves (only nodes that declare them qualify) and node labels a worker's node must
     # carry. Empty: any node with the CPUs (and GPUs). See cluster.yaml.
-    worker_resources: CustomResources = {}
-    worker_label_selector: LabelSelector = {}
+    worker_resources: CustomResources = Field(default_factory=dict)
+    worker_label_selector: LabelSelector = Field(default_factory=dict)
     # Every ray.train.report waits for the controller's poll of this period (Ray's default
     # is 2 s, which costs more than an epoch of this model).
     health_check_interval_s: Number = Field(0.1, gt=0.0)
@@ -158,7 +159,7 @@ class Config(Schema):
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     ray: RayConfig = RayConfig()
     seed: int = 42  # weight initialisation and dropout; the split has its own (split.seed)
-    score_ranges: dict[str, ScoreRange] = dict(SCORE_RANGES)
+    score_ranges: dict[str, ScoreRange] = Field(default_factory=lambda: dict(SCORE_RANGES))
 
     @field_validator("score_ranges")
     @classmethod
@@ -179,10 +180,10 @@ class Config(Schema):
         return self.score_ranges[check_task(task)]
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Config":
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
         return cls.parse(data)
 
-    def with_overrides(self, overrides: list[str]) -> "Config":
+    def with_overrides(self, overrides: list[str]) -> Config:
         """Apply `key.path=value` strings (values parsed as YAML) and check the result."""
         values = {}
         for item in overrides:
@@ -192,7 +193,7 @@ class Config(Schema):
             values[key] = yaml.safe_load(raw) if raw.strip() else raw
         return self.with_values(values)
 
-    def with_values(self, values: Mapping[str, Any]) -> "Config":
+    def with_values(self, values: Mapping[str, Any]) -> Config:
         """Set dotted keys (`training.lr`) to already-parsed values and check the result."""
         data = self.to_dict()
         for key, value in values.items():

@@ -6,8 +6,8 @@ sweep's record of the data it started on (a resume onto other data is refused)."
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 CHUNK = 1 << 20  # read in 1 MiB pieces: memory stays flat whatever the file's size
 

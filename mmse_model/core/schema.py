@@ -9,20 +9,21 @@ key, e.g. `training.lr: expected a number > 0, got -1`.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from mmse_model.core.errors import ConfigError
 
-S = TypeVar("S", bound="Schema")
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self is 3.11+; the project supports 3.10
 
 
 class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     @classmethod
-    def parse(cls: type[S], data: Any, where: str = "") -> S:
+    def parse(cls, data: Any, where: str = "") -> Self:
         """Validate `data`; the first problem becomes a ConfigError prefixed by `where`."""
         try:
             return cls.model_validate(data)
@@ -90,8 +91,7 @@ def _expected(error: dict[str, Any]) -> str:
         if kind == prefix or kind.startswith(prefix + "_"):
             return f"expected {noun}"
     message = error["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
+    message = message.removeprefix("Value error, ")
     return message
 
 
@@ -117,7 +117,8 @@ def _number(value: Any) -> Any:
         except ValueError:
             return value
     if isinstance(value, bool):
-        raise ValueError("expected a number, not true/false")
+        # ValueError, not TypeError: pydantic reports a ValueError; a TypeError escapes it.
+        raise ValueError("expected a number, not true/false")  # noqa: TRY004 (for pydantic)
     if isinstance(value, int):
         value = float(value)
     if isinstance(value, float) and not math.isfinite(value):

@@ -28,9 +28,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from mmse_model.core import atomic
@@ -142,8 +142,10 @@ def check_location(location: str, key: str) -> str:
     if "@" in parts.netloc or secret:
         what = f"a {secret[0]!r} parameter" if secret else "user:password@"
         raise ConfigError(
-            f"{key}: the URI holds credentials ({what}); they would be written into results, logs and "
-            "the Ray dashboard. Give them in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            f"{key}: the URI holds credentials ({what}); they would be written "
+            "into results, logs and "
+            "the Ray dashboard. Give them in the environment "
+            "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
             "AWS_SHARED_CREDENTIALS_FILE, or an instance role) and keep the URI to s3://bucket/prefix"
         )
     return location

@@ -261,7 +261,8 @@ def _check_consistent_labels(path: Path, subject_ids: np.ndarray, y: np.ndarray)
     if conflict.any():
         i = int(np.argmax(conflict))
         raise DataError(
-            f"{path}: subject {str(ids[i])!r} has conflicting y values ({ys[i]:g} and {ys[i + 1]:g})"
+            f"{path}: subject {str(ids[i])!r} has conflicting y values "
+            f"({ys[i]:g} and {ys[i + 1]:g})"
         )
 
 
@@ -301,7 +302,7 @@ def min_subjects(folds: int, test_fraction: float) -> int:
 
 
 def _n_test(n_subjects: int, test_fraction: float) -> int:
-    return max(1, int(round(test_fraction * n_subjects)))
+    return max(1, round(test_fraction * n_subjects))
 
 
 def make_split(
@@ -469,7 +470,8 @@ def _check_same_build(data: TaskData, loaded: list[TaskData]) -> None:
     if (ours.build, ours.builder_version) != (theirs.build, theirs.builder_version):
         raise DataError(
             f"{data.path}: built with {ours.build.describe()} (builder {ours.builder_version}), "
-            f"but {reference.path} with {theirs.build.describe()} (builder {theirs.builder_version}); "
+            f"but {reference.path} with {theirs.build.describe()} "
+            f"(builder {theirs.builder_version}); "
             "train signatures of one build together"
         )
 

@@ -11,9 +11,9 @@ The work splits into three phases so that Ray can run the middle one:
    exactly what this build wrote, and a failed build leaves the old one untouched.
 
 Every `<sig>/<Q>.npz` records its identity (signature, task, build parameters, builder
-version: `core/identity.py`) and the root gets `dataset.json` (`data/manifest.Manifest`): each file's
-sha256, the subjects of each task, the build parameters and the source recordings'
-fingerprint.
+version: `core/identity.py`) and the root gets `dataset.json` (`data/manifest.Manifest`):
+each file's sha256, the subjects of each task, the build parameters and the source
+recordings' fingerprint.
 
 Every recording is resampled to RQA_RATE_HZ first, and RQA leaves out the pairs closer in
 time than the Theiler window (`theiler_window`), so that no feature follows the tracker's
@@ -23,10 +23,11 @@ Skip policy: a recording that cannot be used (unreadable, binary or not UTF-8, e
 only, missing columns or rows of another width, non-numeric, no valid samples, coordinates far
 outside the screen, timestamps that repeat or go back, longer than `max_duration_s`, a file
 above `max_file_mb`, too short for some signature's embedding, no labels for its subject;
-`recordings.py` checks them before anything large is allocated) is dropped from that task in *every* signature, because the data contract says a
-task's files hold the same subjects in every signature. Every skip is listed in
-`<out>/build_report.csv` and summarised in a `BuildWarning`; none is silent. With `strict`,
-any skip is an InputError instead and nothing is written.
+`recordings.py` checks them before anything large is allocated) is dropped from that task in
+*every* signature, because the data contract says a task's files hold the same subjects in
+every signature. Every skip is listed in `<out>/build_report.csv` and summarised in a
+`BuildWarning`; none is silent. With `strict`, any skip is an InputError instead and nothing
+is written.
 """
 
 from __future__ import annotations

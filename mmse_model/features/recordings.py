@@ -154,7 +154,8 @@ def _check_on_screen(xy: np.ndarray) -> None:
         row = int(np.argmax(far))
         raise RecordingError(
             f"coordinates far outside the screen: {n_far} of {n_finite} samples beyond "
-            f"{FAR_OUTSIDE[0]:g}..{FAR_OUTSIDE[1]:g} (line {row + 2}: x={xy[row, 0]:g}, y={xy[row, 1]:g});"
+            f"{FAR_OUTSIDE[0]:g}..{FAR_OUTSIDE[1]:g} "
+            f"(line {row + 2}: x={xy[row, 0]:g}, y={xy[row, 1]:g});"
             " expected normalised 0-1 screen coordinates"
         )
 
@@ -188,8 +189,8 @@ def resample(recording: Recording, rate_hz: float) -> Recording:
     when both are valid (a blink or off-screen sample on either side invalidates it) and
     they are at most `MAX_GAP_INTERVALS` of the recording's median interval apart (dropped
     samples are not bridged); a grid point that falls on a sample takes that sample as it
-    is (to within `SNAP` of an interval). Samples without a finite timestamp carry no time and are dropped first. Timestamps
-    that do not increase are a RecordingError.
+    is (to within `SNAP` of an interval). Samples without a finite timestamp carry no time
+    and are dropped first. Timestamps that do not increase are a RecordingError.
     """
     if not rate_hz > 0:
         raise ValueError(f"the resampling rate must be > 0, got {rate_hz}")

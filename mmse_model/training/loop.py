@@ -24,10 +24,10 @@ import copy
 import hashlib
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -357,7 +357,8 @@ class FoldFitter:
                     "epoch limit"
                     if self.active.any()
                     else (
-                        f"early stopping: {MONITOR} of every signature did not improve by {es.min_delta} "
+                        f"early stopping: {MONITOR} of every signature did not improve "
+                        f"by {es.min_delta} "
                         f"for {es.patience} epochs"
                     )
                 )
@@ -429,7 +430,7 @@ class FoldFitter:
 
     def payload(
         self,
-        run: "RunSpec",
+        run: RunSpec,
         group: GroupData,
         split: Split,
         callbacks: CallbackManager,
@@ -521,7 +522,7 @@ class RunSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunSpec":
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
         return cls(
             data["data_root"],
             tuple(data["signatures"]),

@@ -3,14 +3,15 @@
 `MemberMLPs` stacks the weights of M MLPs (one per signature and fold) along a leading
 dimension so one batched matmul (`torch.baddbmm`) runs a step for every one at once. The
 models share nothing: each has its own weights, batch-norm statistics, optimiser state and
-learning rate (mmse_model/training/optim.py) and gradient-norm clipping (`clip_grad_norm_per_model`).
-With `hidden_layers: 0` a model is linear in the standardised features. `MLP` is the plain
-single model, the shape the original design had, used for the TensorBoard graph and the
-equivalence tests.
+learning rate (mmse_model/training/optim.py) and gradient-norm clipping
+(`clip_grad_norm_per_model`). With `hidden_layers: 0` a model is linear in the standardised
+features. `MLP` is the plain single model, the shape the original design had, used for the
+TensorBoard graph and the equivalence tests.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -104,7 +105,7 @@ class MemberMLPs(nn.Module):
         self.arch = arch
         self.n_models = n_models
         widths = [n_features, *hidden_widths(arch), 1]
-        self.layer_shapes = list(zip(widths, widths[1:]))  # (in, out) per layer
+        self.layer_shapes = list(itertools.pairwise(widths))  # (in, out) per layer
         self.chunks = [n for w_in, w_out in self.layer_shapes for n in (w_in * w_out, w_out)]
         self.flat = nn.Parameter(torch.empty(n_models, sum(self.chunks)))
         self.norms = nn.ModuleList(

@@ -9,8 +9,8 @@ so both write one `result.json` layout.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from mmse_model.core import atomic
 from mmse_model.core.errors import InputError
@@ -70,7 +70,7 @@ def train_and_report(run: RunSpec, out: Path, runner: Runner, runner_name: str) 
         selection=dict(state.best_metrics),
         test=evaluate_on_test(payload, group.task_data(signature), split),
         test_subjects=list(split.test_subjects),
-        n_subjects=int(len(group.subjects)),
+        n_subjects=len(group.subjects),
         train_seconds=seconds,
         checkpoints=checkpoints,
         config=run.config.to_dict(),

@@ -8,7 +8,8 @@ is S = 1. An epoch improves a signature when its value drops below `best - min_d
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

@@ -78,44 +78,43 @@ def ray_head(tmp_path_factory):
         # does not reach them.
         **S3_ENV,
     }
-    log = open(tmp_path_factory.mktemp("ray_head") / "ray_start.log", "w")
-    head = subprocess.Popen(
-        [
-            str(RAY_BIN),
-            "start",
-            "--head",
-            "--block",
-            "--num-cpus=2",
-            "--node-ip-address=127.0.0.1",
-            f"--port={port}",
-            f"--dashboard-port={dashboard_port}",
-            "--dashboard-host=127.0.0.1",
-            f"--ray-client-server-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}",
-            f"--temp-dir={temp_dir}",
-            "--disable-usage-stats",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    address, dashboard = f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard_port}"
-    try:
-        _wait_for_dashboard(dashboard, head)
-        client_env = {**env, "RAY_ADDRESS": address}
-        yield Head(address, dashboard, client_env, head.pid, temp_dir)
-    finally:
-        import ray
-
-        ray.shutdown()
-        head.send_signal(signal.SIGTERM)
+    with open(tmp_path_factory.mktemp("ray_head") / "ray_start.log", "w") as log:
+        head = subprocess.Popen(
+            [
+                str(RAY_BIN),
+                "start",
+                "--head",
+                "--block",
+                "--num-cpus=2",
+                "--node-ip-address=127.0.0.1",
+                f"--port={port}",
+                f"--dashboard-port={dashboard_port}",
+                "--dashboard-host=127.0.0.1",
+                f"--ray-client-server-port={free_port()}",
+                f"--dashboard-agent-listen-port={free_port()}",
+                f"--temp-dir={temp_dir}",
+                "--disable-usage-stats",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        address, dashboard = f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard_port}"
         try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-        log.close()
-        shutil.rmtree(temp_dir, ignore_errors=True)  # this session's logs: tests have read them
+            _wait_for_dashboard(dashboard, head)
+            client_env = {**env, "RAY_ADDRESS": address}
+            yield Head(address, dashboard, client_env, head.pid, temp_dir)
+        finally:
+            import ray
+
+            ray.shutdown()
+            head.send_signal(signal.SIGTERM)
+            try:
+                head.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(head.pid, signal.SIGKILL)
+            shutil.rmtree(temp_dir, ignore_errors=True)  # this session's logs: tests have read them
 
 
 @dataclass(frozen=True)

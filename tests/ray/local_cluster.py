@@ -173,7 +173,7 @@ class LocalCluster:
                 n.__dict__ if not isinstance(n, dict) else n
                 for n in list_nodes(address=self.dashboard, limit=100)
             ]
-        except Exception:  # the dashboard is still starting
+        except Exception:  # noqa: BLE001 - the dashboard is still starting
             return []
 
     def name_of(self, node_id: str) -> str:

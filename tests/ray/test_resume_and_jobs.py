@@ -92,8 +92,10 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
         str(tmp_path / "runs"),
     ]
     experiment = tmp_path / "runs" / name
-    log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen(command, env=ray_session.env, stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / "driver.log", "w") as log:  # the driver keeps its own descriptor
+        driver = subprocess.Popen(
+            command, env=ray_session.env, stdout=log, stderr=subprocess.STDOUT
+        )
     # One trial at a time: once the third trial has reported, the first two have finished.
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and driver.poll() is None:
@@ -131,15 +133,21 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
         return
     # Without --resume the same command refuses to start a second sweep in the folder.
     again = subprocess.run(
-        command, env=ray_session.env, capture_output=True, text=True, timeout=300
+        command, env=ray_session.env, capture_output=True, text=True, timeout=300, check=False
     )
     assert again.returncode == 2 and "holds a sweep already" in again.stderr, again.stderr[-2000:]
 
     done = subprocess.run(
-        command + ["--resume"], env=ray_session.env, capture_output=True, text=True, timeout=900
+        command + ["--resume"],
+        env=ray_session.env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = list(csv.DictReader(open(experiment / "trials.csv")))
+    with open(experiment / "trials.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert len(rows) == 1 * 2 * 2 and all(int(r["epochs_run"]) == EPOCHS for r in rows)
     # Finished trials were not run again: their histories were not rewritten (a same-session
     # resume may put back what a kill cut from the second one), and no epoch came twice.
@@ -199,6 +207,7 @@ def test_ray_job_submit(ray_session, toy_root, tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert submit.returncode == 0, submit.stdout + submit.stderr
 
@@ -216,7 +225,8 @@ def test_ray_job_submit(ray_session, toy_root, tmp_path):
     logs = client.get_job_logs(job_id)
     assert status == JobStatus.SUCCEEDED, logs[-3000:]
     experiment = storage / "job_sweep"
-    rows = list(csv.DictReader(open(experiment / "trials.csv")))
+    with open(experiment / "trials.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert len(rows) == 2 * 2  # tasks x samples
     summary = json.loads((experiment / "summary.json").read_text())
     assert set(summary["tasks"]) == {"Q1", "Q3"} and "network (winner)" in logs

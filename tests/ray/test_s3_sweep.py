@@ -144,27 +144,28 @@ def s3_sweep(ray_head, s3_server, toy_root, tmp_path_factory):
     fs = s3_server.filesystem()
 
     log = tmp / "first.log"
-    out = open(log, "w")
-    driver = subprocess.Popen(
-        command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=tmp
-    )
-    try:
-        deadline = time.monotonic() + 600
-        while driver.poll() is None and time.monotonic() < deadline:
-            if any(k.endswith(f"/{FILENAME}") for k in objects(fs, f"{experiment_key}/train_runs")):
-                break
-            time.sleep(0.2)
-        assert driver.poll() is None, log.read_text()[-3000:]
-        # The server goes away for a few seconds while trials are checkpointing.
-        s3_server.stop()
-        time.sleep(4)
-        s3_server.restart()
-        driver.wait(timeout=900)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
-        out.close()
+    with open(log, "w") as out:
+        driver = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=tmp
+        )
+        try:
+            deadline = time.monotonic() + 600
+            while driver.poll() is None and time.monotonic() < deadline:
+                if any(
+                    k.endswith(f"/{FILENAME}") for k in objects(fs, f"{experiment_key}/train_runs")
+                ):
+                    break
+                time.sleep(0.2)
+            assert driver.poll() is None, log.read_text()[-3000:]
+            # The server goes away for a few seconds while trials are checkpointing.
+            s3_server.stop()
+            time.sleep(4)
+            s3_server.restart()
+            driver.wait(timeout=900)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+                driver.wait()
     first = subprocess.CompletedProcess(command, driver.returncode, log.read_text(), "")
     after_first = check_files(fs, experiment_key, tmp / "after_first")
     try:
@@ -254,7 +255,8 @@ def test_predict_from_the_winners_checkpoint_uri(s3_sweep, toy_root, tmp_path, m
         )
         == 0
     )
-    rows = list(csv.DictReader(open(out)))
+    with open(out) as fh:
+        rows = list(csv.DictReader(fh))
     data = np.load(toy_root / SIG / "Q1.npz", allow_pickle=False)
     expected = FoldEnsemble.from_checkpoint(load_checkpoint(uri), SIG).predict(data["X"])
     assert [r["subject_id"] for r in rows] == list(data["subject_id"])

@@ -74,7 +74,7 @@ def kill_worker_when_held(log: Path, go: Path, dashboard: str, job: str, outcome
         if len(workers) == 1:
             os.kill(workers[0].pid, signal.SIGKILL)
             outcome["killed"] = workers[0].pid
-    except Exception as exc:  # reported by the test
+    except Exception as exc:  # noqa: BLE001 - reported by the test
         outcome["error"] = repr(exc)
     finally:
         go.touch()
