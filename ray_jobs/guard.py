@@ -43,22 +43,7 @@ class SweepInterrupted(RunFailure):
     """Tune's loop returned before every trial ended (Ctrl-C, a signal)."""
 
 
-class SweepTrialsFailed(RunFailure):
-    """Every trial ended, but some failed for good: results are written (the failed trials'
-    rows marked), the exit status says the sweep is not whole, and `--resume` runs the
-    failed trials again. Carries the summary that was written."""
-
-    def __init__(self, message: str, summary: dict[str, Any]):
-        super().__init__(message)
-        self.summary = summary
-
-
 class SweepGuard(Callback):
-    # A resumed sweep runs the guard pickled at its first start; `run_sweep` puts the
-    # settings of today's command here (interval, stall timeout, silent-trial timeout) so
-    # that a raised timeout takes effect.
-    current_settings: tuple[float, float, float] | None = None
-
     def __init__(
         self,
         interval_s: float = 5.0,
@@ -83,17 +68,9 @@ class SweepGuard(Callback):
         self.last_heard: dict[str, float] = {}  # trial id -> when it started or last reported
         self.killed: list[str] = []
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # A guard pickled by an older version has no silent-trial timeout: it shared the stall's.
-        state.setdefault("silent_trial_timeout_s", state.get("stall_timeout_s", 900.0))
-        self.__dict__.update(state)
-
-    # Tune calls setup when a run starts (again after a restore, on the unpickled copy).
+    # Tune calls setup when a run starts (a resumed sweep's driver puts in a new guard with
+    # today's settings: `ray_internals.replace_callback`).
     def setup(self, **info: Any) -> None:
-        if SweepGuard.current_settings is not None:
-            self.interval_s, self.stall_timeout_s, self.silent_trial_timeout_s = (
-                SweepGuard.current_settings
-            )
         self._reset()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:

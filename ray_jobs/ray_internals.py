@@ -14,8 +14,10 @@ Public Ray APIs are used everywhere else. What is here has no public equivalent:
 - classes mixed into a function trial's actor (`__mixins__`, which Tune's `wrap_function`
   honours) and the `cleanup` they extend, so that a trial releases its Train run's
   placement groups when Tune ends it (`TrialStopHook`);
-- Tune's trial counter, read from the front of `trial.experiment_tag`, from which trial
-  names are made before a trial runs;
+- a restored Tuner's run config (`Tuner._local_tuner`), whose pickled watchdog a resumed
+  driver replaces with today's (`replace_callback`);
+- ASHA's `_Bracket`, whose milestones the Ray-free rung arithmetic copies
+  (`asha_milestones`, compared with `mmse_model/sweeps/rungs.py` in the tests);
 - `RAY_AIR_NEW_OUTPUT`, which turns off Tune's newer console output (it ignores a
   `ProgressReporter`);
 - the autoscaler's report of nodes being launched (autoscaler v1's status in the GCS's
@@ -59,6 +61,8 @@ SYMBOLS = (
     ("ray.train.v2.api.data_parallel_trainer", "DataParallelTrainer._create_default_callbacks"),
     ("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE"),
     ("ray.tune.experiment.trial", "_TemporaryTrialState"),
+    ("ray.tune.impl.tuner_internal", "TunerInternal.get_run_config"),
+    ("ray.tune.schedulers.async_hyperband", "_Bracket"),
     ("ray.tune.trainable.function_trainable", "wrap_function"),
     ("ray.tune.trainable.function_trainable", "FunctionTrainable.cleanup"),
     ("ray.tune.experimental.output", "get_air_verbosity"),
@@ -204,11 +208,27 @@ def trial_actor(trial) -> Any:
     return state.ray_actor
 
 
-def trial_counter(trial) -> int:
-    """Tune's counter of a trial (0, 1, 2, ... in the order the search generator made them):
-    the number that starts `trial.experiment_tag`, which Tune's variant generator writes as
-    `<counter>` or `<counter>_<resolved values>`. Tune names a trial before it runs, from it."""
-    return int(str(trial.experiment_tag).split("_", 1)[0])
+def replace_callback(tuner, kind: type, replacement: Any) -> None:
+    """Swap the `kind` callback of a restored Tuner's run config for `replacement`: Tune
+    restores the callbacks pickled at the first start (`Tuner.restore` takes no run config),
+    and a resumed sweep's driver applies today's settings (its watchdog's timeouts)."""
+    run_config = tuner._local_tuner.get_run_config()  # TunerInternal.get_run_config
+    callbacks = list(run_config.callbacks or [])
+    found = [i for i, c in enumerate(callbacks) if isinstance(c, kind)]
+    if not found:
+        callbacks.append(replacement)
+    for i in found:
+        callbacks[i] = replacement
+    run_config.callbacks = callbacks
+
+
+def asha_milestones(max_t: int, grace_period: int, reduction_factor: float, s: int) -> list[float]:
+    """The milestones of ASHA's bracket `s`, as Tune's own `_Bracket` places them (ascending):
+    what `mmse_model/sweeps/rungs.py` computes without Ray, checked against this."""
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    bracket = _Bracket(grace_period, max_t, reduction_factor, s)
+    return sorted(float(milestone) for milestone, _ in bracket._rungs)
 
 
 class TrialStopHook:

@@ -2,7 +2,7 @@
 
 Validation losses of different tasks differ in scale and difficulty; one pool would stop
 the hard task's trials because of the easy task's losses. `PerTaskASHA` routes every trial
-to the ASHA of its task (`trial.config["task"]`), keeping its own trial-to-task map and
+to the ASHA of its task (its config's `trial.task`), keeping its own trial-to-task map and
 calling only each ASHA's public `on_trial_*` methods, with the controller Tune handed it.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
+
+from mmse_model.sweeps.plan import TrialPoint
 
 
 class PerTaskASHA(FIFOScheduler):
@@ -43,7 +45,7 @@ class PerTaskASHA(FIFOScheduler):
         return True
 
     def _asha(self, tune_controller, trial) -> AsyncHyperBandScheduler:
-        task = self.task_of.setdefault(trial.trial_id, trial.config["task"])
+        task = self.task_of.setdefault(trial.trial_id, TrialPoint.from_config(trial.config).task)
         if task not in self.by_task:
             self.by_task[task] = AsyncHyperBandScheduler(
                 metric=self.task_metric, mode=self.task_mode, **self.asha_args

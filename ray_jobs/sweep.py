@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from mmse_model.core.atomic import json_text
+from mmse_model.bundle.write import deliver
 from mmse_model.core.config import Config
 from mmse_model.core.errors import InputError, RunFailure, first_line
 from mmse_model.core.storage import (
@@ -41,27 +42,29 @@ from mmse_model.core.storage import errors as storage_errors
 from mmse_model.core.storage import write_text as write_location
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.sweeps.config import SweepConfig, apply_sample, discover, load_sweep_config
-from mmse_model.sweeps.nested import NestedSearch
+from mmse_model.sweeps.finish import SweepTrialsFailed, finish_sweep
+from mmse_model.sweeps.plan import (
+    TrialPoint,
+    hyperparameter_samples,
+    plan_trials,
+    signature_groups,
+)
 from mmse_model.sweeps.record import (
     RECORD_NAME,
+    SweepRecord,
     check_same_sweep,
     data_fingerprint,
     make_record,
-    parse_record,
+    read_record,
 )
-from mmse_model.sweeps.results import (
-    choose_checkpoint,
-    failure_line,
-    format_summary,
-    signature_rows,
-)
+from mmse_model.sweeps.results import choose_checkpoint, signature_rows
 from mmse_model.sweeps.rules import TrialRow, is_finite_number
 from mmse_model.sweeps.rungs import rungs
-from mmse_model.sweeps.summary import summarise_sweep, write_results
+from mmse_model.sweeps.summary_schema import Summary
 from mmse_model.training.checkpoint import load_checkpoint
 from mmse_model.training.loop import RunSpec
 from ray_jobs import ray_internals
-from ray_jobs.guard import SweepGuard, SweepInterrupted, SweepTrialsFailed
+from ray_jobs.guard import SweepGuard, SweepInterrupted
 from ray_jobs.release import ReleaseOnStop, release_orphaned_groups
 from ray_jobs.repeats import run_repeats_on_ray
 from ray_jobs.scheduler import PerTaskASHA
@@ -84,7 +87,18 @@ RESUME_HINT = (
 # --- one trial ------------------------------------------------------------------------------
 
 
-def run_trial(trial_config: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class TrialConstants:
+    """What every trial of a sweep shares, handed to trials by `tune.with_parameters` (once,
+    through the object store) rather than written into every trial's config and result line."""
+
+    base: dict[str, Any]  # the training config before any sample
+    data_root: str
+    train_storage: str  # <experiment>/train_runs: each trial's checkpoints in <trial_id>/
+    checkpoint_epochs: tuple[int, ...]  # ASHA's rungs, and max_t when it ends trials early
+
+
+def run_trial(config: dict[str, Any], constants: TrialConstants) -> None:
     """A Tune trial: one TorchTrainer run of (task, hyper-parameter sample, signature group).
 
     The Train run is named after the trial id, so when a restored sweep restarts this trial
@@ -93,24 +107,22 @@ def run_trial(trial_config: dict[str, Any]) -> None:
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    config = apply_sample(Config.from_dict(trial_config["base"]), trial_config["hp"])
-    checkpoint_epochs = trial_config.get(
-        "checkpoint_epochs", trial_config["rungs"]
-    )  # older sweeps: rungs
+    point = TrialPoint.from_config(config)
+    training = apply_sample(Config.from_dict(constants.base), point.hyperparameters)
     run = RunSpec(
-        trial_config["data_root"],
-        tuple(trial_config["group"]["signatures"]),
-        trial_config["task"],
-        config,
-        checkpoint_epochs=tuple(checkpoint_epochs),
+        constants.data_root,
+        point.group.signatures,
+        point.task,
+        training,
+        checkpoint_epochs=constants.checkpoint_epochs,
     )
     trial_id = tune.get_context().get_trial_id()
     # In local mode the run reports to Tune itself; the callback would start a queue actor.
-    callbacks = [] if in_trial(config.ray) else [TuneReportCallback()]
+    callbacks = [] if in_trial(training.ray) else [TuneReportCallback()]
     # Train's retries of a failed worker group stay off in a sweep (docs/design.md,
     # "Releasing resources"): Tune retries the trial, and the rebuilt trainer resumes the run
     # from its latest checkpoint. Start-up failures Train still retries itself.
-    trainer = build_trainer(run, trial_config["train_storage"], trial_id, callbacks, max_failures=0)
+    trainer = build_trainer(run, constants.train_storage, trial_id, callbacks, max_failures=0)
     trainer.fit()
 
 
@@ -142,59 +154,40 @@ def trial_label_selector(sweep: SweepConfig) -> dict[str, str] | None:
     return worker_label_selector(ray_cfg) if in_trial(ray_cfg) else None
 
 
-def trainable(sweep: SweepConfig):
+def trial_constants(sweep: SweepConfig, experiment: str) -> TrialConstants:
+    base = sweep.base_config()
+    max_t = sweep.max_t()
+    asha_rungs = rungs(
+        max_t, sweep.asha.grace_period, sweep.asha.reduction_factor, sweep.asha.brackets
+    )
+    return TrialConstants(
+        base=base.to_dict(),
+        data_root=str(Path(sweep.data_root).resolve()),
+        train_storage=join(experiment, TRAIN_RUNS),
+        # A checkpoint at every rung, and at max_t when ASHA stops every trial there before
+        # the epoch limit: a trial ASHA stops has its weights on disk.
+        checkpoint_epochs=(*asha_rungs, *([max_t] if max_t < base.training.epochs else [])),
+    )
+
+
+def trainable(sweep: SweepConfig, experiment: str):
+    """The trial function with the sweep's constants and each trial's resources."""
     from ray import tune
 
     selector = trial_label_selector(sweep)
     # Tune passes a factory's keyword arguments to `placement_group()`: labels per bundle.
     labels = {"bundle_label_selector": [selector]} if selector else {}
+    with_constants = tune.with_parameters(run_trial, constants=trial_constants(sweep, experiment))
     # A PlacementGroupFactory, not a dict: Tune reads keys such as "memory" in a dict itself.
     return tune.with_resources(
-        run_trial, tune.PlacementGroupFactory([trial_bundle(sweep)], **labels)
+        with_constants, tune.PlacementGroupFactory([trial_bundle(sweep)], **labels)
     )
 
 
-def signature_groups(signatures: Sequence[str], per_trial: int) -> list[dict[str, Any]]:
-    """The signature groups trials train: all of them (per_trial 0), or groups of per_trial.
-    Each has a short label for trial names and results: the signature itself, "all", "g<i>"."""
-    size = per_trial or len(signatures)
-    chunks = [list(signatures[i : i + size]) for i in range(0, len(signatures), size)]
-
-    def label(i: int, chunk: list[str]) -> str:
-        return chunk[0] if len(chunk) == 1 else ("all" if len(chunks) == 1 else f"g{i}")
-
-    return [{"label": label(i, chunk), "signatures": chunk} for i, chunk in enumerate(chunks)]
-
-
-class TrialName:
+def trial_name(trial) -> str:
     """Tune's trial name and folder: `<task>-<signature or group label>-<sample>` (`Q1-all-0`,
-    `Q3-m2_tau1_eps0.055_lmin2-2`), not Tune's default of every hyper-parameter.
-
-    Tune names a trial before it runs, when the sample number is not in its config: it is
-    derived from Tune's trial counter (`ray_internals.trial_counter`). The
-    generator makes every grid point (task x signature group) of sample 0, then of sample 1,
-    ..., so sample = counter // grid_size: the same number `collect_rows` gives a trial
-    (its rank by trial id within its task and group). A restored sweep keeps its names.
-    """
-
-    def __init__(self, grid_size: int):
-        self.grid_size = max(1, grid_size)
-
-    def __call__(self, trial) -> str:
-        sample = ray_internals.trial_counter(trial) // self.grid_size
-        return f"{trial.config['task']}-{trial.config['group']['label']}-{sample}"
-
-
-def _domain(spec: dict[str, list]):
-    from ray import tune
-
-    kind, args = next(iter(spec.items()))
-    return {
-        "choice": lambda: tune.choice(args),
-        "uniform": lambda: tune.uniform(*args),
-        "loguniform": lambda: tune.loguniform(*args),
-        "randint": lambda: tune.randint(*args),
-    }[kind]()
+    `Q3-m2_tau1_eps0.055_lmin2-2`), read from the trial's config."""
+    return TrialPoint.from_config(trial.config).name
 
 
 def max_concurrent_trials(sweep: SweepConfig, config: Config) -> int:
@@ -236,68 +229,51 @@ def guard(sweep: SweepConfig) -> SweepGuard:
 
 def build_tuner(
     sweep: SweepConfig,
-    signatures: Sequence[str],
-    tasks: Sequence[str],
-    experiment_storage: str,
+    points: Sequence[TrialPoint],
+    storage: str,
     callbacks: Sequence[Any] = (),
 ):
-    """The sweep's Tuner; `callbacks`: Tune callbacks besides TensorBoard's and the guard."""
+    """The sweep's Tuner over its planned trials (`mmse_model/sweeps/plan.py`), in order;
+    `callbacks`: Tune callbacks besides TensorBoard's and the guard."""
     from ray import tune
     from ray.tune import CLIReporter
     from ray.tune.logger import TBXLoggerCallback
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     base = sweep.base_config()
-    max_t = sweep.max_t()
-    groups = signature_groups(signatures, sweep.signatures_per_trial)
-    asha_rungs = rungs(
-        max_t, sweep.asha.grace_period, sweep.asha.reduction_factor, sweep.asha.brackets
-    )
-    param_space = {
-        "task": tune.grid_search(list(tasks)),
-        "group": tune.grid_search(groups),
-        "hp": {key: _domain(spec) for key, spec in sorted(sweep.search_space.items())},
-        "data_root": str(Path(sweep.data_root).resolve()),
-        "base": base.to_dict(),
-        "train_storage": join(experiment_storage, sweep.name, TRAIN_RUNS),
-        "rungs": list(asha_rungs),
-        # A checkpoint at every rung, and at max_t when ASHA stops every trial there before the
-        # epoch limit: a trial ASHA stops has its weights on disk.
-        "checkpoint_epochs": [*asha_rungs, *([max_t] if max_t < base.training.epochs else [])],
-    }
     reporter = CLIReporter(
         parameter_columns={
-            "task": "task",
-            "group/label": "signatures",
-            **{f"hp/{k}": k.split(".")[-1] for k in sorted(sweep.search_space)},
+            "trial/task": "task",
+            "trial/group/label": "signatures",
+            "trial/sample": "sample",
+            **{f"trial/hp/{k}": k.split(".")[-1] for k in sorted(sweep.search_space)},
         },
         metric_columns={"epoch": "epoch", MONITOR: MONITOR, "val/rmse": "val/rmse"},
         max_report_frequency=10,
     )
     return tune.Tuner(
-        trainable(sweep),
-        param_space=param_space,
+        trainable(sweep, join(storage, sweep.name)),
+        # One grid axis of the planned points: Tune draws nothing, and runs them in order.
+        param_space={"trial": tune.grid_search([p.to_config() for p in points])},
         tune_config=tune.TuneConfig(
             metric=MONITOR,
             mode="min",
-            num_samples=sweep.samples,
-            trial_name_creator=TrialName(len(tasks) * len(groups)),
-            trial_dirname_creator=TrialName(len(tasks) * len(groups)),
+            num_samples=1,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
             scheduler=PerTaskASHA(
-                max_t=max_t,
+                max_t=sweep.max_t(),
                 grace_period=sweep.asha.grace_period,
                 reduction_factor=sweep.asha.reduction_factor,
                 brackets=sweep.asha.brackets,
             ),
             # A SearchGenerator ignores TuneConfig.max_concurrent_trials (Tune warns and runs
             # every trial at once): the limit goes to the generator itself.
-            search_alg=BasicVariantGenerator(
-                random_state=sweep.search_seed, max_concurrent=max_concurrent_trials(sweep, base)
-            ),
+            search_alg=BasicVariantGenerator(max_concurrent=max_concurrent_trials(sweep, base)),
         ),
         run_config=tune.RunConfig(
             name=sweep.name,
-            storage_path=experiment_storage,
+            storage_path=storage,
             callbacks=[TBXLoggerCallback(), guard(sweep), *callbacks],
             progress_reporter=reporter,
             failure_config=tune.FailureConfig(max_failures=base.ray.max_failures),
@@ -308,41 +284,40 @@ def build_tuner(
 # --- results --------------------------------------------------------------------------------
 
 
-def collect_rows(result_grid, train_storage: str) -> list[TrialRow]:
+def collect_rows(result_grid, constants: TrialConstants) -> list[TrialRow]:
     """One row per (signature, trial), read from the newest checkpoint of each trial that
-    still loads; samples are numbered within each (task, signature group)."""
+    still loads; the task, group, sample and hyper-parameters are the trial's config's."""
+    train_storage = constants.train_storage
 
     def load(path: str):
         return load_checkpoint(uri_of(train_storage, path))
 
-    trials = []
-    for result in result_grid:
-        cfg = result.config or {}
-        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
-        history = trial_history(result, partial(stored_checkpoints, join(train_storage, trial_id)))
-        trials.append((trial_id, cfg, history, result.error is not None))
-    samples: dict[tuple[str, str], int] = {}
     rows: list[TrialRow] = []
-    for trial_id, cfg, history, errored in sorted(trials, key=lambda t: t[0]):
-        key = (cfg["task"], cfg["group"]["label"])
-        samples[key] = samples.get(key, -1) + 1
-        config = apply_sample(Config.from_dict(cfg["base"]), cfg["hp"])
+    results = [(trial_id_of(r), r) for r in result_grid]
+    for trial_id, result in sorted(results, key=lambda item: item[0]):
+        point = TrialPoint.from_config(result.config or {})
+        training = apply_sample(Config.from_dict(constants.base), point.hyperparameters)
+        history = trial_history(result, partial(stored_checkpoints, join(train_storage, trial_id)))
         chosen = choose_checkpoint(history, load)
         if chosen is not None:
             chosen = (uri_of(train_storage, chosen[0]), chosen[1])
         rows += signature_rows(
             trial_id,
-            cfg["task"],
-            cfg["group"]["label"],
-            list(cfg["group"]["signatures"]),
-            samples[key],
-            dict(cfg["hp"]),
+            point.task,
+            point.group.label,
+            list(point.group.signatures),
+            point.sample,
+            point.hyperparameters,
             history,
             chosen,
-            max_epochs=config.training.epochs,
-            errored=errored,
+            max_epochs=training.training.epochs,
+            errored=result.error is not None,
         )
     return rows
+
+
+def trial_id_of(result) -> str:
+    return (result.metrics or {}).get("trial_id") or Path(result.path).name
 
 
 def trial_history(result, stored: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -375,9 +350,7 @@ def stored_checkpoints(folder: str) -> list[dict[str, Any]]:
     ]
 
 
-def run_sweep(
-    sweep: SweepConfig, resume: bool = False, address: str | None = None
-) -> dict[str, Any]:
+def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = None) -> Summary:
     """Run (or resume) the sweep, then score each task's winner and write the results. One
     driver per experiment: the lock is taken before anything is written, and released at
     the end (mmse_model/sweeps/lock.py)."""
@@ -414,40 +387,57 @@ def _run_locked(
     experiment: str,
     signatures: list[str],
     tasks: list[str],
-) -> dict[str, Any]:
-    import ray
+) -> Summary:
+    """The sweep under its driver lock: its record, Tune's run, then the Ray-free end
+    (`mmse_model/sweeps/finish.py`)."""
+    record = open_record(sweep, resume, experiment, signatures, tasks)
+    connect(address, sweep.base_config())
+    # Credentials stay in each node's environment, out of runtime envs (logged, shown).
+    ray_internals.keep_credentials_out_of_trial_envs()
+    tuner = restore_tuner(sweep, experiment) if resume else new_tuner(sweep, record, storage)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result_grid = run_tuner(tuner)
+    check_every_trial_ended(result_grid, record, experiment)
+    # The results score today's files: they must be the data the sweep trained on.
+    if data_fingerprint(sweep.data_root) != record.data_fingerprint:
+        raise InputError(
+            f"{sweep.data_root}: the data changed since the sweep started (its fingerprint differs "
+            f"from {redact(join(experiment, RECORD_NAME))}'s); no results written: restore the "
+            "data the sweep trained on and run the same command with --resume, or start a new "
+            "sweep"
+        )
+    rows = collect_rows(result_grid, trial_constants(sweep, experiment))
+    return finish_sweep(
+        sweep,
+        experiment,
+        rows,
+        load_checkpoint,
+        data_fingerprint=record.data_fingerprint,
+        started=started,
+        run_repeats=partial(run_repeats_on_ray, stall_timeout_s=sweep.watchdog.stall_timeout_s),
+        deliver=partial(deliver, load=load_checkpoint),
+    )
+
+
+def open_record(
+    sweep: SweepConfig, resume: bool, experiment: str, signatures: list[str], tasks: list[str]
+) -> SweepRecord:
+    """The sweep's record: written at its first start; on `--resume` read and compared with
+    today's config and data (a changed sweep is refused, exit status 2)."""
     from ray import tune
 
     groups = signature_groups(signatures, sweep.signatures_per_trial)
+    samples = hyperparameter_samples(sweep.search_space, sweep.samples, sweep.search_seed)
     today = make_record(
         sweep,
         signatures,
         tasks,
-        sweep.samples * len(tasks) * len(groups),
+        len(plan_trials(tasks, groups, samples)),
+        samples,
         data=data_fingerprint(sweep.data_root),
     )
-    record_where = redact(join(experiment, RECORD_NAME))
-    if resume:
-        with storage_errors(experiment, "looking for the sweep to resume"):
-            if not tune.Tuner.can_restore(experiment):
-                raise InputError(f"{experiment}: no sweep to resume there")
-            try:
-                text = read_text(join(experiment, RECORD_NAME))
-            except FileNotFoundError:
-                text = None
-        if text is None:
-            print(
-                f"{record_where}: no record of the sweep's first start (an earlier version started it); "
-                "recorded today's config and data",
-                file=sys.stderr,
-                flush=True,
-            )
-            recorded = today
-            write_location(join(experiment, RECORD_NAME), json_text(today))
-        else:
-            recorded = parse_record(record_where, text)
-            check_same_sweep(record_where, recorded, today)
-    else:
+    where = join(experiment, RECORD_NAME)
+    if not resume:
         # Tune would reuse the folder and append to each trial's result.json: two sweeps mixed.
         with storage_errors(experiment, "looking for an earlier sweep"):
             if tune.Tuner.can_restore(experiment):
@@ -455,127 +445,76 @@ def _run_locked(
                     f"{experiment}: holds a sweep already; continue it with --resume, or give "
                     "the sweep another name or --storage"
                 )
-        recorded = today
-        write_location(join(experiment, RECORD_NAME), json_text(today))
-    connect(address, sweep.base_config())
-    # Credentials stay in each node's environment, out of runtime envs (logged, shown).
-    ray_internals.keep_credentials_out_of_trial_envs()
-    if resume:
-        with storage_errors(experiment, "restoring the sweep"):
-            tuner = tune.Tuner.restore(
-                experiment, trainable=trainable(sweep), resume_unfinished=True, resume_errored=True
-            )
-    else:
-        tuner = build_tuner(sweep, signatures, tasks, storage)
+        write_location(where, today.to_json())
+        return today
+    with storage_errors(experiment, "looking for the sweep to resume"):
+        if not tune.Tuner.can_restore(experiment):
+            raise InputError(f"{experiment}: no sweep to resume there")
+        try:
+            text = read_text(where)
+        except FileNotFoundError:
+            raise InputError(
+                f"{redact(where)}: missing, so this sweep was started by an earlier version of "
+                "mmse; it cannot be resumed by this one: start it again (another name or --storage)"
+            ) from None
+    recorded = read_record(redact(where), text)
+    check_same_sweep(redact(where), recorded, today)
+    return recorded
+
+
+def new_tuner(sweep: SweepConfig, record: SweepRecord, storage: str):
+    """A Tuner over the trials the record plans, in order."""
+    groups = signature_groups(list(record.signatures), sweep.signatures_per_trial)
+    points = plan_trials(list(record.tasks), groups, list(record.samples))
+    return build_tuner(sweep, points, storage)
+
+
+def restore_tuner(sweep: SweepConfig, experiment: str):
+    """The interrupted sweep's Tuner, with today's watchdog: Tune restores the callbacks
+    pickled at the first start, and a resumed driver applies today's watchdog settings."""
+    from ray import tune
+
+    with storage_errors(experiment, "restoring the sweep"):
+        tuner = tune.Tuner.restore(
+            experiment,
+            trainable=trainable(sweep, experiment),
+            resume_unfinished=True,
+            resume_errored=True,
+        )
+    ray_internals.replace_callback(tuner, SweepGuard, guard(sweep))
+    return tuner
+
+
+def run_tuner(tuner):
+    """Tune's run with the classic progress table; then the watchdog's last pass over
+    placement groups of trials that ended in Tune's final step."""
+    import ray
+
     # The CLIReporter table (the columns chosen in build_tuner) is the live progress table.
     ray_internals.use_classic_progress_table()
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    watch = sweep.watchdog
-    SweepGuard.current_settings = (
-        watch.interval_s,
-        watch.stall_timeout_s,
-        watch.silent_trial_timeout_s,
-    )
-    try:
-        result_grid = tuner.fit()
-    finally:
-        SweepGuard.current_settings = None
-    # The watchdog's last pass: trials that ended in Tune's final step.
+    result_grid = tuner.fit()
     for item in release_orphaned_groups(ray.get_runtime_context().get_job_id()):
         print(
             f"watchdog: released placement group {item.group_id[:12]} left by {item.creator}",
             file=sys.stderr,
         )
-    # Tune returns normally after Ctrl-C (it handles SIGINT itself) and marks the trials it
-    # cut off TERMINATED: results of a sweep that did not end would read as final, so none
-    # are written. A trial that ended (its function returned, or the scheduler stopped it)
-    # has `done` in its last result; one that failed for good has an error.
-    # Counted from the sweep's record (its first start), never from today's YAML.
-    expected = int(recorded["n_trials"])
+    return result_grid
+
+
+def check_every_trial_ended(result_grid, record: SweepRecord, experiment: str) -> None:
+    """Tune returns normally after Ctrl-C (it handles SIGINT itself) and marks the trials it
+    cut off TERMINATED: results of a sweep that did not end would read as final, so none are
+    written. A trial that ended (its function returned, or the scheduler stopped it) has
+    `done` in its last result; one that failed for good has an error. Counted from the
+    sweep's record (its first start), never from today's YAML."""
     ended = sum(
         1 for r in result_grid if r.error is not None or (r.metrics or {}).get("done") is True
     )
-    if ended < expected:
+    if ended < record.n_trials:
         raise SweepInterrupted(
-            f"{experiment}: the sweep stopped with {ended} of {expected} trials ended; no "
+            f"{experiment}: the sweep stopped with {ended} of {record.n_trials} trials ended; no "
             "results written; its state is kept: run the same command with --resume to finish it"
         )
-    # The results score today's files: they must be the data the sweep trained on.
-    if data_fingerprint(sweep.data_root) != recorded["data_fingerprint"]:
-        raise InputError(
-            f"{sweep.data_root}: the data changed since the sweep started (its fingerprint differs "
-            f"from {record_where}'s); no results written: restore the data the sweep trained on "
-            "and run the same command with --resume, or start a new sweep"
-        )
-    rows = collect_rows(result_grid, join(experiment, TRAIN_RUNS))
-    evaluation = sweep.evaluation
-    summary, predictions = summarise_sweep(
-        sweep.name,
-        rows,
-        Path(sweep.data_root).resolve(),
-        load_checkpoint,
-        nested=NestedSearch.of_sweep(sweep),
-        groups_file=evaluation.groups_file,
-        seed=evaluation.bootstrap_seed,
-        provenance={**provenance(sweep, started), "data_fingerprint": recorded["data_fingerprint"]},
-        run_repeats=partial(run_repeats_on_ray, stall_timeout_s=watch.stall_timeout_s),
-        interval_level=evaluation.interval_level,
-        primary_comparator=evaluation.primary_comparator,
-    )
-    text = format_summary(summary)
-    write_results(experiment, rows, summary, text, predictions)
-    print(text)
-    print(
-        f"results: {experiment}/trials.csv, summary.json; TensorBoard: tensorboard --logdir {experiment}"
-    )
-    if summary["failed_trials"]:
-        # Written, and marked, but not a finished sweep: exit status 1, and --resume reruns them.
-        # No bundle: a model delivered from a sweep that did not finish would read as final.
-        raise SweepTrialsFailed(f"{experiment}: {failure_line(summary)}", summary)
-    if summary["tasks"]:
-        # What leaves the sweep: the winners as one bundle (weights, manifest, model card).
-        from mmse_model.bundle.layout import BUNDLE_DIR
-        from mmse_model.bundle.run import describe
-        from mmse_model.bundle.write import write_bundle
-
-        bundle = join(experiment, BUNDLE_DIR)
-        manifest = write_bundle(
-            summary, Path(sweep.data_root).resolve(), load_checkpoint, bundle, source=experiment
-        )
-        print(describe(manifest, bundle))
-    return summary
-
-
-def provenance(sweep: SweepConfig, started: str) -> dict[str, Any]:
-    """What produced these results: config, data, code version, library versions, times."""
-    import platform
-    import subprocess
-    from importlib.metadata import version
-
-    commit = None
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        commit = done.stdout.strip() if done.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    return {
-        "sweep_config": sweep.to_dict(),
-        "data_root": str(Path(sweep.data_root).resolve()),
-        "git_commit": commit,
-        "versions": {
-            "ray": version("ray"),
-            "torch": version("torch"),
-            "python": platform.python_version(),
-        },
-        "started": started,
-        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 # --- command line ---------------------------------------------------------------------------

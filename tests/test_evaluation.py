@@ -25,7 +25,8 @@ from mmse_model.sweeps.nested import (
     RepeatResult,
     run_repeats_in_process,
 )
-from mmse_model.sweeps.results import format_summary, signature_rows
+from mmse_model.sweeps.report import format_summary
+from mmse_model.sweeps.results import signature_rows
 from mmse_model.sweeps.summary import (
     nested_estimates,
     subtotal,

@@ -26,7 +26,7 @@ from mmse_model.sweeps.nested import (
     nested_estimate,
     run_repeat,
 )
-from mmse_model.sweeps.results import format_nested
+from mmse_model.sweeps.report import format_nested
 from mmse_model.sweeps.sampling import draw_samples
 from tests.conftest import SIG, WEAK_SIG
 from tests.fixtures.toy_data import write_npz

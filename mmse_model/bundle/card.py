@@ -11,12 +11,7 @@ from typing import Any
 
 from mmse_model.bundle.manifest import BundleManifest
 from mmse_model.core.domain import TASK_ITEMS
-
-BASELINE_NAMES = {
-    "train_mean": "training mean",
-    "ridge": "Ridge",
-    "hist_gradient_boosting": "HistGradientBoosting",
-}
+from mmse_model.sweeps.summary_schema import Coverage, NestedEstimate, Scores
 
 
 def render(manifest: BundleManifest) -> str:
@@ -53,7 +48,7 @@ def render(manifest: BundleManifest) -> str:
         build = model.build()
         add(
             f"- {task} ({TASK_ITEMS.get(task, '')}, {model.score_range[0]:g}-{model.score_range[1]:g}): "
-            f"{model.n_training_subjects} training subjects, {model.test.get('n', '?')} test subjects; "
+            f"{model.n_training_subjects} training subjects, {model.test.n if model.test else '?'} test subjects; "
             f"features `{model.signature}`, "
             + (
                 f"built with {build.describe()} (builder {model.builder_version})"
@@ -90,8 +85,8 @@ def render(manifest: BundleManifest) -> str:
     add("|---|---|---|---|---|---|---|")
     for task, model in manifest.tasks.items():
         add(_row(task, "**network**", model.test))
-        for name, metrics in model.baselines.items():
-            add(_row(task, BASELINE_NAMES.get(name, name), metrics))
+        for baseline in model.baselines:
+            add(_row(task, baseline.label, baseline.test))
     if manifest.subtotal is not None:
         add(_row("subtotal", "**network**", manifest.subtotal.test))
     add("")
@@ -146,10 +141,11 @@ def render(manifest: BundleManifest) -> str:
     add("")
     add("## Provenance\n")
     provenance = manifest.provenance
+    versions = ", ".join(f"{k} {v}" for k, v in (provenance.versions or {}).items())
     add(
-        f"- Sweep `{manifest.experiment}` at `{manifest.source}`; code `{provenance.get('git_commit') or 'unknown'}`; "
-        f"versions {', '.join(f'{k} {v}' for k, v in (provenance.get('versions') or {}).items()) or 'unknown'}; "
-        f"ended {provenance.get('ended', 'unknown')}."
+        f"- Sweep `{manifest.experiment}` at `{manifest.source}`; code "
+        f"`{provenance.git_commit or 'unknown'}`; versions {versions or 'unknown'}; "
+        f"ended {provenance.ended or 'unknown'}."
     )
     add(f"- Bundle format {manifest.format_version}; weights (safetensors) with their sha256:")
     for name, digest in sorted(manifest.files.items()):
@@ -161,59 +157,60 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _ci(metrics: dict[str, Any], key: str) -> str:
-    value = metrics.get(key)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _ci(value: float | None, interval: tuple[float, float] | None) -> str:
+    if value is None or math.isnan(value):
         return "-"
-    interval = metrics.get(f"{key}_ci")
     return f"{value:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else f"{value:.2f}"
 
 
-def _row(task: str, name: str, metrics: dict[str, Any]) -> str:
-    slope = metrics.get("calibration_slope")
+def _row(task: str, name: str, metrics: Scores | None) -> str:
+    if metrics is None:
+        return f"| {task} | {name} | - | - | - | - | - |"
+    slope = metrics.calibration_slope
     return (
-        f"| {task} | {name} | {_ci(metrics, 'rmse')} | {_ci(metrics, 'mae')} | {_ci(metrics, 'r2')} | "
-        f"{'-' if slope is None else f'{slope:.2f}'} | {metrics.get('n', '-')} |"
+        f"| {task} | {name} | {_ci(metrics.rmse, metrics.rmse_ci)} | "
+        f"{_ci(metrics.mae, metrics.mae_ci)} | {_ci(metrics.r2, metrics.r2_ci)} | "
+        f"{'-' if slope is None else f'{slope:.2f}'} | {metrics.n} |"
     )
 
 
-def _nested_section(add, nested: dict[str, dict[str, Any]]) -> None:
+def _nested_section(add, nested: dict[str, NestedEstimate]) -> None:
     """How the whole selection does on splits it never saw: the nested estimate."""
-    present = set(next(iter(nested.values()))["models"])
-    names = [n for n in ("network", *BASELINE_NAMES) if n in present] + sorted(
-        present - {"network", *BASELINE_NAMES}
-    )
+    first = next(iter(nested.values()))
+    names = [(m.key, m.label) for m in first.models]
     add("## Across other splits (nested estimate)\n")
     add(
         "The numbers above come from one split. The sweep also ran its selection again inside fresh "
-        "outer splits, on their training subjects only, and scored what it chose on their test subjects: "
-        "test RMSE in points, mean (sd) over the splits. The search there is reduced (fewer samples, no "
-        "ASHA), so this estimates the procedure, not the bundled models themselves.\n"
+        "outer splits, on their training subjects only, and scored what it chose on their test "
+        "subjects: test RMSE in points, mean (sd) over the splits. The search there is reduced "
+        "(fewer samples, no ASHA), so this estimates the procedure, not the bundled models "
+        "themselves.\n"
     )
     add(
         "| task | search | "
-        + " | ".join("**network**" if n == "network" else BASELINE_NAMES.get(n, n) for n in names)
+        + " | ".join("**network**" if key == "network" else label for key, label in names)
         + " |"
     )
     add("|---|---|" + "---|" * len(names))
     for task, estimate in nested.items():
+        by_key = {m.key: m for m in estimate.models}
         cells = []
-        for name in names:
-            model = estimate["models"].get(name, {})
-            mean, sd = model.get("rmse_mean"), model.get("rmse_sd")
+        for key, _ in names:
+            model = by_key.get(key)
+            mean, sd = (model.rmse_mean, model.rmse_sd) if model else (None, None)
             cells.append(
                 "-" if mean is None else f"{mean:.2f}" + ("" if sd is None else f" ({sd:.2f})")
             )
-        search = estimate["search"]
-        add(
-            f"| {task} | {estimate['repeats']} splits, {search['samples']} samples x {search['signatures']} "
-            f"signatures | " + " | ".join(cells) + " |"
+        search = estimate.search
+        size = (
+            "" if search is None else f", {search.samples} samples x {search.signatures} signatures"
         )
+        add(f"| {task} | {estimate.repeats} splits{size} | " + " | ".join(cells) + " |")
     add("")
 
 
-def _coverage_row(name: str, c: dict[str, Any]) -> str:
-    if not c:
+def _coverage_row(name: str, c: Coverage | None) -> str:
+    if c is None or c.coverage is None or c.coverage_ci is None:
         return f"| {name} | - | - | - | - |"
-    low, high = c["coverage_ci"]
-    return f"| {name} | {c['coverage']:.1%} | [{low:.1%}, {high:.1%}] | {c['n']} | {c['mean_width']:.2f} |"
+    low, high = c.coverage_ci
+    return f"| {name} | {c.coverage:.1%} | [{low:.1%}, {high:.1%}] | {c.n} | {c.mean_width:.2f} |"

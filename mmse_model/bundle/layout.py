@@ -19,7 +19,7 @@ SUBTOTAL = "subtotal"
 FORMAT = "mmse-bundle"
 # The manifest's format version: a bundle written by newer code (a higher number) is refused,
 # since what it holds may mean something this code does not know.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: typed results (the sweep's summary contract); 1 is upgraded on read
 
 
 def weights_file(name: str) -> str:

@@ -14,19 +14,32 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from mmse_model.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
-from mmse_model.core.errors import ConfigError, InputError
+from mmse_model.core.contract import Contract, Record, tagged
+from mmse_model.core.errors import InputError
 from mmse_model.core.identity import BuildParams
-from mmse_model.core.schema import Schema
+from mmse_model.sweeps.summary_schema import (
+    Baseline,
+    Comparison,
+    Coverage,
+    NestedEstimate,
+    Provenance,
+    Scores,
+    Stat,
+    Verdict,
+    estimate_models,
+    old_baseline,
+    old_scores,
+)
 
 
-class TaskModel(Schema):
+class TaskModel(Record):
     task: str
     signature: str
-    feature_names: list[str]
-    score_range: list[float]  # [low, high], sub-score points
+    feature_names: tuple[str, ...]
+    score_range: tuple[float, float]  # [low, high], sub-score points
     build_params: dict[str, Any] | None  # BuildParams.to_dict(); None: the data recorded none
     builder_version: str | None
     folds: int
@@ -35,31 +48,37 @@ class TaskModel(Schema):
     config: dict[str, Any]  # the winner's whole training config (architecture included)
     trial_id: str
     checkpoint_uri: str
-    selection: dict[str, float]  # validation metrics that chose it (not an estimate)
-    test: dict[str, Any]  # held-out test metrics in points, with 95 % intervals
-    baselines: dict[str, dict[str, Any]]  # the same test subjects, same metrics
-    intervals: dict[str, Any]  # CV+ level and its coverage on the test subjects (Wilson interval)
+    selection: dict[str, Stat]  # validation metrics that chose it (not an estimate)
+    test: Scores | None  # held-out test metrics in points, with 95 % intervals
+    baselines: tuple[Baseline, ...]  # the same test subjects, same metrics
+    comparisons: tuple[Comparison, ...] = ()  # the network minus each baseline, primary first
+    verdict: Verdict | None = None
+    intervals: Coverage  # CV+ level and its coverage on the test subjects (Wilson interval)
     n_training_subjects: int
-    feature_min: list[float]  # training subjects' range of each feature
-    feature_max: list[float]
+    feature_min: tuple[float, ...]  # training subjects' range of each feature
+    feature_max: tuple[float, ...]
     # The sweep's nested estimate of its selection procedure (summary.json's, less where each
     # repeat ran); None when the sweep made none.
-    nested_estimate: dict[str, Any] | None = None
+    nested_estimate: NestedEstimate | None = None
 
     def build(self) -> BuildParams | None:
         return None if self.build_params is None else BuildParams.from_dict(self.build_params)
 
 
-class SubtotalModel(Schema):
-    tasks: list[str]
-    score_range: list[float]
+class SubtotalModel(Record):
+    tasks: tuple[str, ...]
+    score_range: tuple[float, float]
     weights: str
-    test: dict[str, Any]  # the summary's subtotal metrics
-    intervals: dict[str, Any]
+    test: Scores | None  # the summary's subtotal metrics
+    intervals: Coverage
     n_training_subjects: int
 
 
-class BundleManifest(Schema):
+class BundleManifest(Contract):
+    FORMAT: ClassVar[str] = FORMAT
+    FORMAT_VERSION: ClassVar[int] = FORMAT_VERSION
+    REBUILD_HINT: ClassVar[str] = "write the bundle again with `mmse bundle EXPERIMENT`"
+
     format: Literal["mmse-bundle"] = FORMAT
     format_version: int = FORMAT_VERSION
     experiment: str  # the sweep's name
@@ -69,13 +88,67 @@ class BundleManifest(Schema):
     split_hash: str
     synthetic: bool
     interval_level: float
-    provenance: dict[str, Any]  # the sweep's: config, code version, library versions, times
+    provenance: Provenance  # the sweep's: config, code version, library versions, times
     tasks: dict[str, TaskModel]
     subtotal: SubtotalModel | None
     files: dict[str, str]  # every weights file -> sha256
 
+    @classmethod
+    def kind(cls) -> str:
+        return "an mmse model bundle's manifest"
+
     def task(self, task: str) -> TaskModel:
         return self.tasks[task]
+
+
+def _upgrade_1(old: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 manifest (its results as the untyped summary held them) in version 2."""
+    tasks = {}
+    for task, model in old["tasks"].items():
+        baselines = model.get("baselines") or {}
+        tasks[task] = {
+            **model,
+            "test": old_scores(model["test"]) if model.get("test") else None,
+            "baselines": [old_baseline(k, v, primary=False) for k, v in baselines.items()],
+            "comparisons": [],
+            "verdict": None,
+            "nested_estimate": _old_nested(model.get("nested_estimate")),
+        }
+    subtotal = old.get("subtotal")
+    if subtotal is not None:
+        test = subtotal.get("test") or {}
+        subtotal = {**subtotal, "test": old_scores(test) if test.get("rmse") is not None else None}
+    provenance = {
+        k: v for k, v in (old.get("provenance") or {}).items() if k in Provenance.model_fields
+    }
+    return tagged(
+        BundleManifest,
+        {
+            **old,
+            "tasks": tasks,
+            "subtotal": subtotal,
+            "provenance": provenance,
+            "not_recorded": sorted(
+                f"tasks.{t}.{key}" for t in tasks for key in ("comparisons", "verdict")
+            ),
+        },
+        2,
+    )
+
+
+def _old_nested(nested: Any) -> dict[str, Any] | None:
+    if not isinstance(nested, dict):
+        return None
+    return {
+        "kind": "nested",
+        "label": str(nested.get("label") or "nested estimate"),
+        "repeats": int(nested.get("repeats") or 0),
+        "search": nested.get("search"),
+        "models": estimate_models(nested.get("models") or {}),
+    }
+
+
+BundleManifest.UPGRADES = {1: _upgrade_1}
 
 
 def split_hash(split: dict[str, Any]) -> str:
@@ -89,29 +162,12 @@ def split_hash(split: dict[str, Any]) -> str:
 
 
 def read_manifest(folder: Path) -> BundleManifest:
-    """The bundle's manifest, checked; a bundle of a newer format is refused."""
+    """The bundle's manifest, checked and upgraded; a bundle of a newer format is refused."""
     path = Path(folder) / MANIFEST
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{folder}: not a model bundle (no {MANIFEST})") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable manifest ({exc})") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise InputError(
-            f"{path}: not an mmse model bundle (format {document.get('format')!r}, expected {FORMAT!r})"
-            if isinstance(document, dict)
-            else f"{path}: not an mmse model bundle"
-        )
-    version = document.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise InputError(f"{path}: format_version {version!r}: expected an integer")
-    if version > FORMAT_VERSION:
-        raise InputError(
-            f"{path}: bundle format version {version} is newer than this code reads "
-            f"(up to {FORMAT_VERSION}); update mmse-model"
-        )
-    try:
-        return BundleManifest.parse(document)
-    except ConfigError as exc:
-        raise InputError(f"{path}: {exc}") from None
+    return BundleManifest.read(str(path), text)

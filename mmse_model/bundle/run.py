@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from mmse_model.bundle.apply import features_for, load_bundle, predict, write_predictions
 from mmse_model.bundle.layout import BUNDLE_DIR
-from mmse_model.bundle.manifest import BundleManifest
-from mmse_model.bundle.write import write_bundle
+from mmse_model.bundle.write import describe, write_bundle
 from mmse_model.core import storage
 from mmse_model.core.errors import InputError
 from mmse_model.data.manifest import data_fingerprint
-from mmse_model.evaluation.conformal import format_coverage
+from mmse_model.sweeps.summary_schema import SUMMARY_NAME, Provenance, read_summary
 from mmse_model.training.checkpoint import CheckpointPayload
 
 
@@ -24,23 +22,20 @@ def bundle_experiment(
     data_root: str | None,
     load: Callable[[str], CheckpointPayload],
 ) -> str:
-    where = storage.join(experiment, "summary.json")
+    where = storage.join(experiment, SUMMARY_NAME)
     try:
-        summary = json.loads(storage.read_text(where))
+        summary = read_summary(storage.redact(where), storage.read_text(where))
     except FileNotFoundError:
         raise InputError(
             f"{storage.redact(where)}: no such file (a finished sweep's summary)"
         ) from None
-    except ValueError as exc:
-        raise InputError(f"{storage.redact(where)}: not JSON ({exc})") from None
-    if summary.get("failed_trials"):
+    if summary.failed_trials:
         raise InputError(
-            f"{storage.redact(where)}: the sweep did not finish "
-            f"({len(summary['failed_trials'])} trials "
-            "failed); finish it with --resume before bundling it"
+            f"{storage.redact(where)}: the sweep did not finish ({len(summary.failed_trials)} "
+            "trials failed); finish it with --resume before bundling it"
         )
-    provenance = summary.get("provenance") or {}
-    data_root = data_root or provenance.get("data_root")
+    provenance = summary.provenance or Provenance()
+    data_root = data_root or provenance.data_root
     if not data_root:
         raise InputError(
             f"{storage.redact(experiment)}: summary.json records no data root; give --data"
@@ -48,7 +43,7 @@ def bundle_experiment(
     if not Path(data_root).is_dir():
         raise InputError(f"{data_root}: no such data root (the sweep's); give --data")
     # The residuals, feature ranges and build parameters come from these files: the sweep's own.
-    recorded = provenance.get("data_fingerprint")
+    recorded = provenance.data_fingerprint
     if recorded and data_fingerprint(data_root) != recorded:
         raise InputError(
             f"{data_root}: not the data the sweep trained on (its fingerprint differs from the one "
@@ -57,20 +52,6 @@ def bundle_experiment(
     target = out or storage.join(experiment, BUNDLE_DIR)
     manifest = write_bundle(summary, data_root, load, target, source=storage.redact(experiment))
     return describe(manifest, storage.redact(target))
-
-
-def describe(manifest: BundleManifest, where: str) -> str:
-    lines = [
-        (
-            f"{'SYNTHETIC data: ' if manifest.synthetic else ''}bundle {where}: "
-            f"{', '.join(f'{t} ({m.signature})' for t, m in manifest.tasks.items())}"
-        )
-    ]
-    for task, model in manifest.tasks.items():
-        lines.append(f"  {task}: {format_coverage(model.intervals)}")
-    if manifest.subtotal is not None:
-        lines.append(f"  subtotal: {format_coverage(manifest.subtotal.intervals)}")
-    return "\n".join(lines)
 
 
 def predict_with_bundle(

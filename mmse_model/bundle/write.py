@@ -13,11 +13,9 @@ Nothing here imports Ray: the caller hands over how to load a checkpoint.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -33,6 +31,8 @@ from mmse_model.data.dataset import dataset_path
 from mmse_model.data.manifest import data_fingerprint, is_synthetic
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
 from mmse_model.evaluation.scoring import held_out_rows
+from mmse_model.sweeps.report import format_coverage
+from mmse_model.sweeps.summary_schema import Provenance, Summary
 from mmse_model.training.checkpoint import CheckpointPayload
 from mmse_model.training.held_out import (
     HeldOutIntervals,
@@ -43,7 +43,7 @@ from mmse_model.training.held_out import (
 
 
 def write_bundle(
-    summary: dict[str, Any],
+    summary: Summary,
     data_root: str | Path,
     load: Callable[[str], CheckpointPayload],
     out: str,
@@ -51,7 +51,7 @@ def write_bundle(
     source: str,
 ) -> BundleManifest:
     """Write the bundle of a sweep's `summary` into `out` (a folder or a storage URI)."""
-    if not summary.get("tasks"):
+    if not summary.tasks:
         raise InputError(f"{source}: the sweep has no task winner to bundle")
     with tempfile.TemporaryDirectory(prefix="mmse-bundle-") as tmp:
         staging = Path(tmp) / BUNDLE_DIR
@@ -64,17 +64,40 @@ def write_bundle(
     return manifest
 
 
-def level_of(summary: dict[str, Any]) -> float:
+def deliver(
+    summary: Summary, data_root: Path, experiment: str, load: Callable[[str], CheckpointPayload]
+) -> str:
+    """A finished sweep's bundle in `<experiment>/bundle/`, and the lines that describe it."""
+    bundle = storage.join(experiment, BUNDLE_DIR)
+    manifest = write_bundle(summary, data_root, load, bundle, source=experiment)
+    return describe(manifest, bundle)
+
+
+def describe(manifest: BundleManifest, where: str) -> str:
+    lines = [
+        (
+            f"{'SYNTHETIC data: ' if manifest.synthetic else ''}bundle {where}: "
+            f"{', '.join(f'{t} ({m.signature})' for t, m in manifest.tasks.items())}"
+        )
+    ]
+    for task, model in manifest.tasks.items():
+        lines.append(f"  {task}: {format_coverage(model.intervals)}")
+    if manifest.subtotal is not None:
+        lines.append(f"  subtotal: {format_coverage(manifest.subtotal.intervals)}")
+    return "\n".join(lines)
+
+
+def level_of(summary: Summary) -> float:
     """The interval level the sweep reported its coverage at (default 90 %)."""
-    for entry in summary.get("tasks", {}).values():
-        if entry.get("intervals", {}).get("level"):
-            return float(entry["intervals"]["level"])
+    for entry in summary.tasks.values():
+        if entry.intervals is not None:
+            return entry.intervals.level
     return DEFAULT_LEVEL
 
 
 def _fill(
     folder: Path,
-    summary: dict[str, Any],
+    summary: Summary,
     data_root: Path,
     load: Callable[[str], CheckpointPayload],
     source: str,
@@ -84,12 +107,10 @@ def _fill(
     parts: dict[str, tuple[OutOfFold, HeldOutIntervals]] = {}
     files: dict[str, str] = {}
     splits: set[str] = set()
-    for task, entry in sorted(summary["tasks"].items()):
-        winner = entry["winner"]
-        signature = winner["signature"]
-        evaluated = evaluate_winner(
-            load(winner["checkpoint_uri"]), data_root, task, signature, level
-        )
+    for task, entry in sorted(summary.tasks.items()):
+        winner = entry.winner
+        signature = winner.signature
+        evaluated = evaluate_winner(load(winner.checkpoint_uri), data_root, task, signature, level)
         payload, score_range, data, split = (
             evaluated.payload,
             evaluated.score_range,
@@ -126,22 +147,22 @@ def _fill(
             builder_version=None if identity is None else identity.builder_version,
             folds=payload.folds,
             weights=name,
-            hyperparameters=dict(winner.get("hyperparameters", {})),
+            hyperparameters=winner.hyperparameters,
             config=payload.config,
-            trial_id=str(winner.get("trial_id", "")),
-            checkpoint_uri=winner["checkpoint_uri"],
-            selection={k: float(v) for k, v in winner.get("selection", {}).items()},
-            test=_plain(entry.get("test", {})),
-            baselines=_plain(entry.get("baselines", {})),
-            intervals={**coverage(held.y, held.lower, held.upper, level)},
+            trial_id=winner.trial_id,
+            checkpoint_uri=winner.checkpoint_uri,
+            selection=winner.selection,
+            test=entry.test,
+            baselines=entry.baselines,
+            comparisons=entry.comparisons,
+            verdict=entry.verdict,
+            intervals=coverage(held.y, held.lower, held.upper, level),
             n_training_subjects=len(np.unique(oof.subject_ids)),
             feature_min=[float(v) for v in training.min(axis=0)],
             feature_max=[float(v) for v in training.max(axis=0)],
-            nested_estimate=_plain(
-                {k: v for k, v in entry["nested_estimate"].items() if k != "ran_on"}
-            )
-            if entry.get("nested_estimate")
-            else None,
+            nested_estimate=None
+            if entry.nested_estimate is None
+            else entry.nested_estimate.model_copy(update={"ran_on": ()}),
         )
     if len(splits) > 1:
         raise InputError(
@@ -161,40 +182,26 @@ def _fill(
             tasks=list(sub.tasks),
             score_range=list(sub.score_range),
             weights=name,
-            test=_plain(
-                {
-                    k: v
-                    for k, v in summary.get("subtotal", {}).items()
-                    if k not in ("intervals", "dementia_auc")
-                }
-            ),
+            test=None if summary.subtotal is None else summary.subtotal.test,
             intervals=coverage(sub.y, sub.lower, sub.upper, level),
             n_training_subjects=len(sub.residuals),
         )
-    provenance = summary.get("provenance", {})
     manifest = BundleManifest(
-        experiment=str(summary.get("experiment", "")),
+        experiment=summary.experiment,
         source=source,
         data_root=str(data_root),
         data_fingerprint=data_fingerprint(data_root),
         split_hash=splits.pop(),
         synthetic=is_synthetic(data_root),
         interval_level=level,
-        provenance=_plain(provenance),
+        provenance=summary.provenance or Provenance(),
         tasks=tasks,
         subtotal=subtotal,
         files=files,
     )
     atomic.write_text(folder / CARD, card.render(manifest))
-    atomic.write_json(folder / MANIFEST, manifest.to_dict())
+    atomic.write_text(folder / MANIFEST, manifest.to_json())
     return manifest
-
-
-def _plain(value: Any) -> Any:
-    """JSON-plain values (numpy scalars and tuples as the summary may hold them)."""
-    return json.loads(
-        json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
-    )
 
 
 def _replace_folder(staging: Path, target: Path) -> None:

@@ -4,16 +4,13 @@ Every file this project writes goes through here: a temporary sibling is written
 then renamed over the target (a rename within one file system is atomic). Files and folders
 are created with the process's umask, as `open` would create them: predictions, checkpoints
 and pages hold subject ids, and who may read them is the user's call (`umask 077`).
-JSON is strict: NaN and infinities are written as null, never as `NaN` tokens that strict
-parsers refuse.
+JSON goes through the one JSON writer, `core/jsonio.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
-import math
 import os
 import secrets
 import shutil
@@ -22,6 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from mmse_model.core import jsonio
 
 
 def write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -66,41 +65,8 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 def write_json(path: str | Path, payload: Any) -> Path:
-    return write_text(path, json_text(payload))
-
-
-def json_text(payload: Any) -> str:
-    """The project's JSON files: indented, keys sorted, strict (NaN and infinities as null)."""
-    return dumps_json(payload, indent=2) + "\n"
-
-
-def dumps_json(payload: Any, **options: Any) -> str:
-    """Strict JSON: NaN and infinities become null (json.dumps would write `NaN`, which
-    strict parsers refuse); numpy scalars their Python values; keys sorted."""
-    return json.dumps(strict_json(payload), sort_keys=True, allow_nan=False, **options)
-
-
-def strict_json(value: Any) -> Any:
-    """`value` with every non-finite float (numpy's included) as None, tuples as lists,
-    numpy scalars and arrays as plain values, anything else unknown as its str."""
-    if isinstance(value, dict):
-        return {
-            str(k)
-            if not isinstance(k, (str, int, float, bool)) and k is not None
-            else k: strict_json(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return strict_json(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    return str(value)
+    """A JSON file, written by the project's one JSON writer (`core/jsonio.py`)."""
+    return write_text(path, jsonio.json_text(payload))
 
 
 # The zip entries' timestamp: fixed, so that equal arrays give equal bytes (np.savez stamps

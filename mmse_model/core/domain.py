@@ -54,6 +54,32 @@ N_FEATURES = len(FEATURE_NAMES)
 # (in samples) and the line lengths mean the same time whatever the tracker (docs/rqa.md).
 RQA_RATE_HZ = 90.0
 
+# Subject groups by severity, as a groups file names them (matched ignoring case): every
+# table and plot lists them in this order, other groups after it, by name.
+GROUP_ORDER: tuple[str, ...] = ("healthy", "mci", "dementia")
+
+
+def ordered_groups(groups: object) -> list[str]:
+    """Group names in GROUP_ORDER (ignoring case), others after them by name."""
+    names = [str(g) for g in groups]  # type: ignore[attr-defined]
+
+    def rank(name: str) -> tuple[int, str]:
+        low = name.lower()
+        return (GROUP_ORDER.index(low) if low in GROUP_ORDER else len(GROUP_ORDER), name)
+
+    return sorted(names, key=rank)
+
+
+# The simple models every network is compared with (mmse_model/evaluation/baselines.py),
+# in the order results list them, and the one name each goes by in every report and page.
+BASELINES: tuple[str, ...] = ("train_mean", "ridge", "hist_gradient_boosting")
+BASELINE_LABELS: dict[str, str] = {
+    "train_mean": "training mean",
+    "ridge": "Ridge",
+    "hist_gradient_boosting": "HistGradientBoosting",
+}
+NETWORK_LABEL = "network"
+
 # Horizontal field of view of a typical VR headset (ASSUMPTION; the synthetic cohort and
 # the fixation filter convert normalised screen units to degrees with it).
 FIELD_OF_VIEW_DEG = 100.0

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mmse_model.core.domain import BASELINES
 from mmse_model.data.dataset import Split, TaskData
 from mmse_model.evaluation.scoring import held_out_rows
 
@@ -30,7 +31,6 @@ HGB_GRID = {
 # fits, about 5 CPU-minutes per sweep at 36 signatures x 5 tasks, paid again in every nested
 # repeat. Both stages see the training folds only.
 HGB_SCREEN = {"max_depth": 3, "learning_rate": 0.1, "max_iter": 100, "min_samples_leaf": 10}
-BASELINES = ("train_mean", "ridge", "hist_gradient_boosting")
 
 
 def training_folds(data: TaskData, split: Split) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,8 @@ today's files without a word. The record holds what the trials were made from:
   (`watchdog`, `resources`, the rest of `evaluation`, where results go) may change;
 - the signatures and tasks swept (as found in the data root when not listed);
 - the data: its fingerprint (the data root's manifest, `mmse_model/data/manifest.py`);
-- how many trials the sweep has, which a resume counts against.
+- how many trials the sweep has, which a resume counts against, and the hyper-parameter
+  samples its trials were given (`plan.hyperparameter_samples`).
 
 A resume whose config, signatures, tasks or data differ stops with one line naming what
 changed (exit status 2).
@@ -25,19 +26,50 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from mmse_model.core.contract import Contract
 from mmse_model.core.errors import InputError
 from mmse_model.data import manifest
 from mmse_model.sweeps.config import SweepConfig
 
 RECORD_NAME = "sweep_record.json"
-FORMAT_VERSION = 1
 TRIAL_KEYS = ("samples", "signatures_per_trial", "search_seed", "search_space", "asha", "config")
 
 
 class SweepChanged(InputError):
     """`--resume` onto a sweep whose config, signatures, tasks or data changed."""
+
+
+class SweepRecord(Contract):
+    """`sweep_record.json`. Version 1 (before the contract) is not resumed by this version:
+    its trials were configured another way."""
+
+    FORMAT: ClassVar[str] = "mmse-sweep-record"
+    FORMAT_VERSION: ClassVar[int] = 2
+    REBUILD_HINT: ClassVar[str] = (
+        "a sweep started by an earlier version of mmse cannot be resumed by this one: start it "
+        "again (another name or --storage)"
+    )
+
+    format: Literal["mmse-sweep-record"] = "mmse-sweep-record"
+    format_version: int = 2
+    sweep_config: dict[str, Any]  # the parts that make the trials (`trial_config`)
+    signatures: tuple[str, ...]
+    tasks: tuple[str, ...]
+    data_fingerprint: str
+    data_root: str  # where it was; the fingerprint is what counts
+    n_trials: int
+    samples: tuple[dict[str, Any], ...]  # the hyper-parameter samples, shared by every task
+    created: str
+
+    @classmethod
+    def kind(cls) -> str:
+        return "a sweep record"
+
+    @classmethod
+    def legacy_version(cls, document: dict[str, Any]) -> int | None:
+        return 1 if "format" not in document and document.get("format_version") == 1 else None
 
 
 def data_fingerprint(data_root: str | Path) -> str:
@@ -62,26 +94,25 @@ def make_record(
     signatures: list[str],
     tasks: list[str],
     n_trials: int,
+    samples: list[dict[str, Any]],
     data: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "format_version": FORMAT_VERSION,
-        "sweep_config": trial_config(sweep),
-        "signatures": list(signatures),
-        "tasks": list(tasks),
-        "data_fingerprint": data if data is not None else data_fingerprint(sweep.data_root),
-        "data_root": str(
-            Path(sweep.data_root).resolve()
-        ),  # where it was; the fingerprint is what counts
-        "n_trials": n_trials,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+) -> SweepRecord:
+    return SweepRecord(
+        sweep_config=trial_config(sweep),
+        signatures=tuple(signatures),
+        tasks=tuple(tasks),
+        data_fingerprint=data if data is not None else data_fingerprint(sweep.data_root),
+        data_root=str(Path(sweep.data_root).resolve()),
+        n_trials=n_trials,
+        samples=tuple(samples),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
-def changes(recorded: dict[str, Any], today: dict[str, Any]) -> list[str]:
+def changes(recorded: SweepRecord, today: SweepRecord) -> list[str]:
     """What differs between the record of the first start and today's, in words."""
     found = []
-    before, now = _flat(recorded.get("sweep_config", {})), _flat(today["sweep_config"])
+    before, now = _flat(recorded.sweep_config), _flat(today.sweep_config)
     for key in sorted(before.keys() | now.keys()):
         # A schema key that one side lacks comes from a version without it, not from the
         # user; the search space's keys are the user's own, so one added or removed counts.
@@ -92,22 +123,22 @@ def changes(recorded: dict[str, Any], today: dict[str, Any]) -> list[str]:
                 f"{key} {_show(before.get(key, _MISSING))} -> {_show(now.get(key, _MISSING))}"
             )
     for key in ("signatures", "tasks"):
-        old, new = list(recorded.get(key, [])), list(today[key])
+        old, new = list(getattr(recorded, key)), list(getattr(today, key))
         if old != new:
             added, removed = [s for s in new if s not in old], [s for s in old if s not in new]
             parts = ([f"added {', '.join(added)}"] if added else []) + (
                 [f"removed {', '.join(removed)}"] if removed else []
             )
             found.append(f"{key} {'; '.join(parts) or 'reordered'}")
-    if recorded.get("data_fingerprint") != today["data_fingerprint"]:
+    if recorded.data_fingerprint != today.data_fingerprint:
         found.append(
-            f"the data (its dataset files' fingerprint {str(recorded.get('data_fingerprint'))[:12]} -> "
-            f"{today['data_fingerprint'][:12]})"
+            f"the data (its dataset files' fingerprint {recorded.data_fingerprint[:12]} -> "
+            f"{today.data_fingerprint[:12]})"
         )
     return found
 
 
-def check_same_sweep(where: str, recorded: dict[str, Any], today: dict[str, Any]) -> None:
+def check_same_sweep(where: str, recorded: SweepRecord, today: SweepRecord) -> None:
     """Refuse (one line, exit status 2) a resume of a sweep that is not the one recorded."""
     found = changes(recorded, today)
     if found:
@@ -117,18 +148,9 @@ def check_same_sweep(where: str, recorded: dict[str, Any], today: dict[str, Any]
         )
 
 
-def parse_record(where: str, text: str) -> dict[str, Any]:
-    try:
-        record = json.loads(text)
-        if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"format_version {record.get('format_version') if isinstance(record, dict) else None}"
-            )
-        for key in ("sweep_config", "signatures", "tasks", "data_fingerprint", "n_trials"):
-            record[key]
-    except (ValueError, KeyError) as exc:
-        raise InputError(f"{where}: not a sweep record this version reads ({exc})") from None
-    return record
+def read_record(where: str, text: str) -> SweepRecord:
+    """The sweep record of `text`; one this version cannot resume is an InputError."""
+    return SweepRecord.read(where, text)
 
 
 _MISSING = object()

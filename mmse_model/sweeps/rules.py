@@ -31,6 +31,14 @@ STOPPED_BY_ASHA, EARLY_STOPPED, COMPLETED, ERRORED, RUNNING = (
     "running",
 )
 Status = Literal["asha", "early_stopping", "completed", "error"]
+# How each ending reads, in the order every table, legend and count lists them.
+STATUS_WORDS = {
+    COMPLETED: "ran every epoch",
+    EARLY_STOPPED: "early stopping",
+    RUNNING: "still running",
+    ERRORED: "failed",
+    STOPPED_BY_ASHA: "stopped by ASHA at a rung",
+}
 # Validation metrics a row keeps (at the signature's best epoch): `loss` is the scaled MSE
 # that every ranking uses, the rest are in points, mean and sd over folds.
 VALIDATION_KEYS = (
@@ -121,6 +129,35 @@ def trial_status(statuses: Iterable[str]) -> str:
         if status in statuses:
             return status
     return EARLY_STOPPED if statuses and all(s == EARLY_STOPPED for s in statuses) else COMPLETED
+
+
+def ordered_statuses(statuses: Iterable[str]) -> list[str]:
+    """Statuses in STATUS_WORDS's order, unknown ones after them by name."""
+    order = list(STATUS_WORDS)
+    return sorted(set(statuses), key=lambda s: (order.index(s) if s in order else len(order), s))
+
+
+# --- verdicts: the network against a baseline, from their paired interval ---------------------
+
+BETTER, LEVEL, WORSE = "better", "level", "worse"
+
+
+def paired_result(better: Any, worse: Any) -> str | None:
+    """better or worse where the paired interval of network minus baseline excludes 0,
+    level where it does not; None without a paired interval (two test RMSEs alone never
+    say "better")."""
+    if not isinstance(better, bool):
+        return None
+    return BETTER if better else WORSE if worse is True else LEVEL
+
+
+def result_words(result: str | None, baseline_label: str) -> str:
+    """A paired result as every output says it."""
+    return {
+        BETTER: "network better",
+        WORSE: f"{baseline_label} better",
+        LEVEL: "no difference shown",
+    }.get(result or "", "no paired comparison")
 
 
 # --- best rows ------------------------------------------------------------------------------

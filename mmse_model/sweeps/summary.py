@@ -33,18 +33,20 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmse_model.core import atomic, storage
-from mmse_model.core.domain import TASKS
+from mmse_model.core import storage
+from mmse_model.core.domain import BASELINE_LABELS, BASELINES, TASK_ITEMS, TASKS
 from mmse_model.core.errors import InputError
 from mmse_model.data.dataset import Split, TaskData, load_group
 from mmse_model.data.manifest import excluded_recordings, is_synthetic
-from mmse_model.evaluation.baselines import BASELINES, baselines_over_signatures, training_folds
+from mmse_model.evaluation.baselines import baselines_over_signatures, training_folds
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
+from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.evaluation.scoring import (
     INTERVAL,
     bootstrap_auc_interval,
@@ -62,8 +64,23 @@ from mmse_model.sweeps.nested import (
     nested_estimate,
     run_repeats_in_process,
 )
-from mmse_model.sweeps.results import build_summary
-from mmse_model.sweeps.rules import TrialRow, trials_csv_text, winners_per_task
+from mmse_model.sweeps.rules import (
+    TrialRow,
+    best_per_signature_task,
+    ranked_by_task,
+    trials_csv_text,
+    winners_per_task,
+)
+from mmse_model.sweeps.summary_schema import (
+    SUMMARY_NAME,
+    Summary,
+    comparator_record,
+    comparison_record,
+    estimate_models,
+    group_list,
+    status_counts,
+    verdict_record,
+)
 from mmse_model.training.checkpoint import CheckpointPayload
 from mmse_model.training.held_out import (
     HeldOutIntervals,
@@ -73,8 +90,19 @@ from mmse_model.training.held_out import (
     test_predictions,
 )
 
+SUBTOTAL = "subtotal"  # test_predictions.csv's task for a subject's summed scores
 # lo, hi: the subject's CV+ prediction interval at the summary's interval level
 PREDICTION_COLUMNS = ("task", "signature", "subject_id", "true", "predicted", "fold_sd", "lo", "hi")
+
+
+@dataclass(frozen=True)
+class ScoredTask:
+    """One task's winner scored on the test subjects, with what the subtotal needs."""
+
+    result: dict[str, Any]  # a TaskResult's fields, less the nested estimate
+    predictions: list[dict[str, Any]]
+    score_range: tuple[float, float]
+    conformal: tuple[OutOfFold, HeldOutIntervals]
 
 
 def summarise_sweep(
@@ -90,8 +118,8 @@ def summarise_sweep(
     run_repeats: RepeatRunner = run_repeats_in_process,
     interval_level: float = DEFAULT_LEVEL,
     primary_comparator: str = "ridge",
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(summary document, per-subject test predictions of every task's winner).
+) -> tuple[Summary, list[dict[str, Any]]]:
+    """(the summary, per-subject test predictions of every task's winner and the subtotal).
 
     Each task's verdict is its winner against `primary_comparator` (declared in the sweep
     config before anything ran); the other baselines are secondary. Every task's
@@ -102,93 +130,179 @@ def summarise_sweep(
             f"primary_comparator: expected one of {', '.join(BASELINES)}, got {primary_comparator!r}"
         )
     groups = read_groups(groups_file) if groups_file else {}
-    test, baselines, comparisons, conformal, training, per_group = {}, {}, {}, {}, {}, {}
-    score_ranges: dict[str, tuple[float, float]] = {}
-    conformal_parts: dict[str, tuple[OutOfFold, HeldOutIntervals]] = {}
-    repeats: dict[str, list[OuterRepeat]] = {}  # task -> its outer repeats
-    predictions: list[dict[str, Any]] = []
-    winners = winners_per_task(rows)
-    for task, row in winners.items():
-        winner = evaluate_winner(
-            load(row.checkpoint_uri), data_root, task, row.signature, interval_level
-        )
-        payload, score_range, data, split, oof, held = (
-            winner.payload,
-            winner.score_range,
-            winner.data,
-            winner.split,
-            winner.oof,
-            winner.held,
-        )
-        config = payload.training_config()
-        score_ranges[task] = score_range
-        training[task] = training_description(data, split)
-        ids, y_true, y_pred, spread = test_predictions(payload, data, split, row.signature)
-        conformal[task] = coverage(held.y, held.lower, held.upper, interval_level)
-        conformal_parts[task] = (oof, held)
-        predictions += [
-            {
-                "task": task,
-                "signature": row.signature,
-                "subject_id": str(s),
-                "true": float(t),
-                "predicted": float(p),
-                "fold_sd": float(d),
-                "lo": float(lo),
-                "hi": float(hi),
-            }
-            for s, t, p, d, lo, hi in zip(ids, y_true, y_pred, spread, held.lower, held.upper)
-        ]
-        models = {NETWORK: y_pred}
-        chosen = {}
+    scored: dict[str, ScoredTask] = {}
+    repeats: dict[str, list[OuterRepeat]] = {}
+    for task, row in winners_per_task(rows).items():
         signatures = sorted({r.signature for r in rows if r.task == task})
-        for baseline, (pred, settings) in task_baselines(
-            data_root, signatures, task, split, score_range, config.seed, ids
-        ).items():
-            models[baseline], chosen[baseline] = pred, settings
-        intervals, comparisons[task] = bootstrap_intervals(
-            y_true, models, score_range, NETWORK, seed=seed, subjects=ids
+        scored[task] = score_task(
+            task, row, signatures, data_root, load, groups, seed, interval_level, primary_comparator
         )
-        test[task] = {**score_predictions(y_true, y_pred, score_range, ids), **intervals[NETWORK]}
-        baselines[task] = {
-            b: {
-                **score_predictions(y_true, models[b], score_range, ids),
-                **intervals[b],
-                **chosen[b],
-            }
-            for b in chosen
-        }
-        if groups:
-            per_group[task] = group_errors(ids, y_true, y_pred, groups)
         if nested is not None:
-            repeats[task] = nested.repeats_of(
-                data_root, task, sorted({r.signature for r in rows if r.task == task})
-            )
+            repeats[task] = nested.repeats_of(data_root, task, signatures)
     estimates = nested_estimates(nested, repeats, run_repeats) if nested is not None else {}
-    summary = build_summary(rows, test, baselines, experiment=name)
-    for task, entry in summary["tasks"].items():
-        entry["comparisons"] = {
-            b: {**c, "primary": b == primary_comparator}
-            for b, c in comparisons.get(task, {}).items()
-        }
-        if primary_comparator in entry["comparisons"]:
-            entry["verdict"] = verdict(primary_comparator, entry["comparisons"][primary_comparator])
-        entry["training"] = training[task]
-        if task in per_group:
-            entry["per_group"] = per_group[task]
-        if task in estimates:
-            entry["nested_estimate"] = estimates[task]
-        if task in conformal:
-            entry["intervals"] = conformal[task]
+    predictions = [p for task in scored.values() for p in task.predictions]
     synthetic = is_synthetic(data_root)
-    summary["synthetic"] = synthetic
-    summary["comparator"] = comparator(primary_comparator, len(summary["tasks"]))
-    summary["excluded_recordings"] = excluded_recordings(data_root)
-    summary["subtotal"] = subtotal(predictions, score_ranges, groups_file, seed, synthetic)
-    if len(conformal_parts) == len(summary["subtotal"]["tasks"]) and conformal_parts:
-        summary["subtotal"]["intervals"] = subtotal_coverage(conformal_parts, interval_level)
-    summary["provenance"] = provenance or {}
-    return summary, predictions
+    sub, sub_predictions = subtotal(scored, interval_level, groups_file, seed, synthetic)
+    tasks = {
+        task: {**s.result, "nested_estimate": estimates.get(task)} for task, s in scored.items()
+    }
+    summary = assemble_summary(
+        name,
+        rows,
+        tasks,
+        synthetic=synthetic,
+        comparator=comparator_record(primary_comparator, len(scored), INTERVAL),
+        excluded=excluded_recordings(data_root),
+        subtotal=sub,
+        provenance=provenance,
+    )
+    return summary, predictions + sub_predictions
+
+
+def assemble_summary(
+    name: str,
+    rows: list[TrialRow],
+    tasks: dict[str, dict[str, Any]],
+    *,
+    synthetic: bool | None,
+    comparator: dict[str, Any] | None,
+    excluded: int | None,
+    subtotal: dict[str, Any] | None,
+    provenance: dict[str, Any] | None,
+) -> Summary:
+    """The summary of a sweep's rows and its scored tasks (TaskResult fields by task)."""
+    statuses: dict[str, int] = {}
+    for row in rows:
+        statuses[row.status] = statuses.get(row.status, 0) + 1
+    return Summary(
+        experiment=name,
+        metric=MONITOR,
+        synthetic=synthetic,
+        synthetic_source=None if synthetic is None else "the data root's dataset.json",
+        n_trials=len({row.trial_id for row in rows}),
+        n_rows=len(rows),
+        row_status=status_counts(statuses),
+        failed_trials=failed_trials(rows),
+        comparator=comparator,
+        excluded_recordings=excluded,
+        tasks=tasks,
+        subtotal=subtotal,
+        best_per_signature_task=[
+            {
+                "task": r.task,
+                "signature": r.signature,
+                "trial_id": r.trial_id,
+                "loss": r.loss,
+                "rmse": r.validation.get("rmse"),
+                "rmse_sd": r.validation.get("rmse_sd"),
+            }
+            for r in ranked_by_task(best_per_signature_task(rows).values())
+        ],
+        provenance=provenance,
+    )
+
+
+def score_task(
+    task: str,
+    row: TrialRow,
+    signatures: list[str],
+    data_root: str | Path,
+    load: Callable[[str], CheckpointPayload],
+    groups: dict[str, str],
+    seed: int,
+    interval_level: float,
+    primary: str,
+) -> ScoredTask:
+    """The task's winner and every baseline on the test subjects, paired comparisons, the
+    verdict, training N, error per group and the CV+ intervals' coverage."""
+    winner = evaluate_winner(
+        load(row.checkpoint_uri), data_root, task, row.signature, interval_level
+    )
+    payload, score_range, data, split = (
+        winner.payload,
+        winner.score_range,
+        winner.data,
+        winner.split,
+    )
+    held = winner.held
+    ids, y_true, y_pred, spread = test_predictions(payload, data, split, row.signature)
+    predictions = [
+        {
+            "task": task,
+            "signature": row.signature,
+            "subject_id": str(s),
+            "true": float(t),
+            "predicted": float(p),
+            "fold_sd": float(d),
+            "lo": float(lo),
+            "hi": float(hi),
+        }
+        for s, t, p, d, lo, hi in zip(ids, y_true, y_pred, spread, held.lower, held.upper)
+    ]
+    models, chosen = {NETWORK: y_pred}, {}
+    for baseline, (pred, settings) in task_baselines(
+        data_root, signatures, task, split, score_range, payload.training_config().seed, ids
+    ).items():
+        models[baseline], chosen[baseline] = pred, settings
+    intervals, paired = bootstrap_intervals(
+        y_true, models, score_range, NETWORK, seed=seed, subjects=ids
+    )
+    baselines = []
+    for key, found in chosen.items():
+        settings = dict(found)
+        baselines.append(
+            {
+                "key": key,
+                "label": BASELINE_LABELS[key],
+                "primary": key == primary,
+                "signature": settings.pop("signature", None),
+                "cv_rmse": settings.pop("cv_rmse", None),
+                "settings": settings,
+                "test": {
+                    **score_predictions(y_true, models[key], score_range, ids),
+                    **intervals[key],
+                },
+            }
+        )
+    comparisons = [
+        comparison_record(key, paired[key], key == primary)
+        for key in sorted(paired, key=lambda k: (k != primary, BASELINES.index(k)))
+    ]
+    verdict = next(
+        (
+            verdict_record(c, "the declared comparator's paired interval")
+            for c in comparisons
+            if c["primary"]
+        ),
+        None,
+    )
+    result = {
+        "task": task,
+        "item": TASK_ITEMS.get(task, ""),
+        "score_range": list(score_range),
+        "winner": winner_record(row),
+        "test": {**score_predictions(y_true, y_pred, score_range, ids), **intervals[NETWORK]},
+        "baselines": baselines,
+        "comparisons": comparisons,
+        "verdict": verdict,
+        "training": training_description(data, split),
+        "per_group": group_list(group_errors(ids, y_true, y_pred, groups)) if groups else None,
+        "intervals": coverage(held.y, held.lower, held.upper, interval_level),
+    }
+    return ScoredTask(result, predictions, score_range, (winner.oof, held))
+
+
+def winner_record(row: TrialRow) -> dict[str, Any]:
+    """A task's winner as the summary records it: its row's selection metrics."""
+    return {
+        "trial_id": row.trial_id,
+        "signature": row.signature,
+        "sample": row.sample,
+        "hyperparameters": row.hyperparameters,
+        "best_epoch": row.best_epoch,
+        "selection": {f"val/{k}": v for k, v in row.validation.items()},
+        "checkpoint_uri": row.checkpoint_uri,
+    }
 
 
 def task_baselines(
@@ -211,40 +325,11 @@ def task_baselines(
     return out
 
 
-def comparator(primary: str, n_tasks: int) -> dict[str, Any]:
-    """What the verdicts compare with, declared before the sweep ran, and what the intervals
-    do not correct for: one primary comparison per task, unadjusted for the number of tasks
-    (docs/design.md, "Results and evaluation")."""
-    level = f"{INTERVAL:.0%}".replace("%", " %")
-    return {
-        "primary": primary,
-        "secondary": [b for b in BASELINES if b != primary],
-        "level": INTERVAL,
-        "adjustment": "none",
-        "n_tasks": n_tasks,
-        "note": (
-            f"paired {level} bootstrap intervals of the winner's RMSE minus each baseline's, on the "
-            f"test subjects; unadjusted for the {n_tasks} task{'s' if n_tasks != 1 else ''}; verdicts "
-            f"come from the primary comparison ({primary}) only"
-        ),
-    }
+def failed_trials(rows: list[TrialRow]) -> list[str]:
+    """Ids of the trials whose rows say they failed, sorted."""
+    from mmse_model.sweeps.rules import ERRORED
 
-
-def verdict(baseline: str, comparison: dict[str, Any]) -> dict[str, Any]:
-    """A task's verdict: its winner against the primary baseline, from the paired interval."""
-    result = (
-        "better"
-        if comparison["better"]
-        else "worse"
-        if comparison["worse"]
-        else "no difference shown"
-    )
-    return {
-        "baseline": baseline,
-        "result": result,
-        "rmse_diff": comparison["rmse_diff"],
-        "rmse_diff_ci": comparison["rmse_diff_ci"],
-    }
+    return sorted({row.trial_id for row in rows if row.status == ERRORED})
 
 
 def training_description(data: TaskData, split: Split) -> dict[str, Any]:
@@ -255,68 +340,67 @@ def training_description(data: TaskData, split: Split) -> dict[str, Any]:
     return {
         "n_train": len(np.unique(data.subject_ids[train])),
         "n_test": len(np.unique(data.subject_ids[test])),
-        "outcome": {
-            "train": outcome_distribution(data.subject_ids[train], data.y[train]),
-            "test": outcome_distribution(data.subject_ids[test], data.y[test]),
-        },
+        "outcome_train": outcome_distribution(data.subject_ids[train], data.y[train]),
+        "outcome_test": outcome_distribution(data.subject_ids[test], data.y[test]),
     }
 
 
 def subtotal(
-    predictions: list[dict[str, Any]],
-    score_ranges: dict[str, tuple[float, float]],
+    scored: dict[str, ScoredTask],
+    level: float,
     groups_file: str = "",
     seed: int = 0,
     synthetic: bool = False,
-) -> dict[str, Any]:
-    """The subtotal of the tasks present, for the test subjects every task's winner scored;
-    its range is the sum of those tasks' ranges (0-21 with all five)."""
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The subtotal of the tasks present, for the test subjects every task's winner scored
+    (its range the sum of those tasks' ranges: 0-21 with all five), and its prediction rows.
+    Its CV+ intervals treat it as one more regression on the same folds."""
+    if not scored:
+        return None, []
+    tasks = sorted(scored)
+    sub = subtotal_intervals({t: scored[t].conformal for t in tasks}, level)
     by_subject: dict[str, dict[str, tuple[float, float]]] = {}
-    tasks = sorted({p["task"] for p in predictions})
-    for p in predictions:
-        by_subject.setdefault(p["subject_id"], {})[p["task"]] = (p["true"], p["predicted"])
+    for task in tasks:
+        for p in scored[task].predictions:
+            by_subject.setdefault(p["subject_id"], {})[task] = (p["true"], p["predicted"])
     complete = sorted(s for s, per_task in by_subject.items() if len(per_task) == len(tasks))
-    score_range = (sum(score_ranges[t][0] for t in tasks), sum(score_ranges[t][1] for t in tasks))
+    score_range = (
+        sum(scored[t].score_range[0] for t in tasks),
+        sum(scored[t].score_range[1] for t in tasks),
+    )
     out: dict[str, Any] = {
         "tasks": tasks,
         "n": len(complete),
         "range": list(score_range),
         "all_five_tasks": tasks == list(TASKS),
     }
-    if len(complete) < 2:
-        return out
     true = np.array([sum(by_subject[s][t][0] for t in tasks) for s in complete])
     pred = np.array([sum(by_subject[s][t][1] for t in tasks) for s in complete])
+    bounds = {str(s): (lo, hi) for s, lo, hi in zip(sub.subject_ids, sub.lower, sub.upper)}
+    rows = [
+        {
+            "task": SUBTOTAL,
+            "signature": "",
+            "subject_id": s,
+            "true": float(t),
+            "predicted": float(p),
+            "fold_sd": None,
+            "lo": float(bounds[s][0]),
+            "hi": float(bounds[s][1]),
+        }
+        for s, t, p in zip(complete, true, pred)
+    ]
+    if len(complete) < 2:
+        return out, rows
     metrics = score_predictions(true, pred, score_range, np.array(complete))
     intervals, _ = bootstrap_intervals(true, {NETWORK: pred}, score_range, NETWORK, seed=seed)
-    out.update(
-        {
-            k: metrics[k]
-            for k in (
-                "rmse",
-                "mae",
-                "r2",
-                "pearson_r",
-                "calibration_slope",
-                "calibration_intercept",
-            )
-        },
-        **intervals[NETWORK],
-    )
+    out["test"] = {**metrics, **intervals[NETWORK]}
+    out["intervals"] = coverage(sub.y, sub.lower, sub.upper, level)
     if groups_file:
         groups = read_groups(groups_file)
-        out["per_group"] = group_errors(np.array(complete), true, pred, groups)
+        out["per_group"] = group_list(group_errors(np.array(complete), true, pred, groups))
         out["dementia_auc"] = dementia_auc(complete, pred, groups, groups_file, seed, synthetic)
-    return out
-
-
-def subtotal_coverage(
-    parts: dict[str, tuple[OutOfFold, HeldOutIntervals]], level: float
-) -> dict[str, Any]:
-    """Coverage of the subtotal's CV+ intervals (the sum of the tasks' predictions; residuals
-    summed per subject) on the test subjects every task scored."""
-    sub = subtotal_intervals(parts, level)
-    return coverage(sub.y, sub.lower, sub.upper, level)
+    return out, rows
 
 
 def read_groups(groups_file: str) -> dict[str, str]:
@@ -377,15 +461,15 @@ def nested_estimates(
         )
     estimates, start = {}, 0
     for task, task_repeats in repeats.items():
-        estimates[task] = nested_estimate(
-            search, task_repeats, results[start : start + len(task_repeats)]
-        )
+        found = nested_estimate(search, task_repeats, results[start : start + len(task_repeats)])
+        estimates[task] = {**found, "kind": "nested", "models": estimate_models(found["models"])}
         start += len(task_repeats)
     return estimates
 
 
 def predictions_csv_text(predictions: list[dict[str, Any]]) -> str:
-    """`test_predictions.csv`: every winner's test subjects, one row each."""
+    """`test_predictions.csv`: every winner's test subjects, one row each, then each test
+    subject's subtotal (task `subtotal`: the sum of the winners' predictions)."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=PREDICTION_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -393,13 +477,13 @@ def predictions_csv_text(predictions: list[dict[str, Any]]) -> str:
     return text.getvalue()
 
 
-RESULT_FILES = ("trials.csv", "test_predictions.csv", "summary.txt", "summary.json")
+RESULT_FILES = ("trials.csv", "test_predictions.csv", "summary.txt", SUMMARY_NAME)
 
 
 def write_results(
     experiment: str,
     rows: list[TrialRow],
-    summary: dict[str, Any],
+    summary: Summary,
     text: str,
     predictions: list[dict[str, Any]],
 ) -> None:
@@ -410,7 +494,7 @@ def write_results(
         "trials.csv": trials_csv_text(rows),
         "test_predictions.csv": predictions_csv_text(predictions),
         "summary.txt": text + "\n",
-        "summary.json": atomic.json_text(summary),
+        SUMMARY_NAME: summary.to_json(),
     }
     for name in RESULT_FILES:
         storage.write_text(storage.join(experiment, name), contents[name])

@@ -152,38 +152,53 @@ def test_the_stop_hook_runs_when_tune_ends_each_trial(ray_session, tmp_path):
     assert {p.read_text() for p in markers.iterdir()} == {"stopped"}
 
 
-def test_trial_counter_is_the_front_of_experiment_tag(tmp_path):
-    """`trial.experiment_tag` as Tune's variant generator writes it: `<counter>_<values>`,
-    counting 0, 1, 2, ... in the order the trials are made (no Ray instance needed)."""
-    from ray import tune
-    from ray.tune.experiment import Experiment
-    from ray.tune.search.basic_variant import BasicVariantGenerator
+@pytest.mark.parametrize(
+    "max_t, grace, factor, brackets",
+    [(100, 10, 3, 1), (100, 10, 2, 1), (60, 5, 2.2, 2), (8, 2, 2, 1), (100, 25, 2.2, 3)],
+)
+def test_rung_arithmetic_is_tunes_bracket(max_t, grace, factor, brackets):
+    """mmse_model/sweeps/rungs.py copies ASHA's milestones without Ray; each is the first
+    epoch at or past one of Tune's own `_Bracket` milestones below max_t."""
+    import math
 
-    generator = BasicVariantGenerator(random_state=0)
-    space = {"task": tune.grid_search(["Q1", "Q3"]), "lr": tune.loguniform(1e-3, 1e-2)}
-    generator.add_configurations(
-        [
-            Experiment(
-                name="tags",
-                run=_quick_trial,
-                config=space,
-                num_samples=3,
-                storage_path=str(tmp_path),
-            )
-        ]
+    from mmse_model.sweeps.rungs import rungs
+
+    tunes = set()
+    for s in range(brackets):
+        tunes |= {
+            math.ceil(m - 1e-9)
+            for m in ray_internals.asha_milestones(max_t, grace, factor, s)
+            if m < max_t
+        }
+    assert rungs(max_t, grace, factor, brackets) == tuple(sorted(e for e in tunes if e < max_t))
+
+
+def test_replace_callback_swaps_a_restored_tuners_callback(tmp_path):
+    """`Tuner.restore` gives back the callbacks pickled at the first start; a resumed driver
+    swaps in its own (today's watchdog settings), and the restored run uses it."""
+    from ray import tune
+
+    class Counter(tune.Callback):
+        def __init__(self, tag: str):
+            self.tag = tag
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            (tmp_path / f"{self.tag}-{trial.trial_id}").touch()
+
+    storage = str(tmp_path / "runs")
+    tune.Tuner(
+        _quick_trial,
+        param_space={"marker_dir": str(tmp_path), "x": tune.grid_search([1])},
+        run_config=tune.RunConfig(
+            name="restore", storage_path=storage, verbose=0, callbacks=[Counter("first")]
+        ),
+    ).fit()
+    tuner = tune.Tuner.restore(
+        f"{storage}/restore", trainable=_quick_trial, restart_errored=True, resume_unfinished=True
     )
-    trials = []
-    while (trial := generator.next_trial()) is not None:
-        trials.append(trial)
-    assert [ray_internals.trial_counter(t) for t in trials] == list(range(6))
-    assert all(
-        t.experiment_tag.startswith(f"{i}_") and f"task={t.config['task']}" in t.experiment_tag
-        for i, t in enumerate(trials)
-    )
-    assert [t.config["task"] for t in trials] == [
-        "Q1",
-        "Q3",
-    ] * 3  # every grid point of a sample, then the next
+    ray_internals.replace_callback(tuner, Counter, Counter("today"))
+    callbacks = tuner._local_tuner.get_run_config().callbacks
+    assert [c.tag for c in callbacks if isinstance(c, Counter)] == ["today"]
 
 
 def test_classic_progress_table_turns_off_tunes_new_output(monkeypatch):

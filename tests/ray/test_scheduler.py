@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
+from mmse_model.sweeps.plan import SignatureGroup, TrialPoint
 from ray_jobs.scheduler import PerTaskASHA
 
 pytestmark = pytest.mark.ray
@@ -12,7 +13,9 @@ pytestmark = pytest.mark.ray
 
 class FakeTrial:
     def __init__(self, trial_id: str, task: str):
-        self.trial_id, self.config = trial_id, {"task": task, "signature": "m2_tau1_eps0.055_lmin2"}
+        group = SignatureGroup("m2_tau1_eps0.055_lmin2", ("m2_tau1_eps0.055_lmin2",))
+        self.trial_id = trial_id
+        self.config = {"trial": TrialPoint(task, group, 0, {}).to_config()}
 
 
 def _feed(scheduler, trials_and_losses):

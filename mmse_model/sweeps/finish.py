@@ -1,0 +1,117 @@
+"""The end of a sweep, once Tune has returned and its rows are read: score the winners, write
+the results, print the report, deliver the bundle. Ray-free: `ray_jobs/sweep.py` hands over
+the rows, where the nested estimate's repeats run, and what writes the bundle (the bundle
+package sits above this one: `mmse_model.bundle.write.deliver`).
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from mmse_model.core.errors import RunFailure
+from mmse_model.sweeps.config import SweepConfig
+from mmse_model.sweeps.nested import NestedSearch, RepeatRunner
+from mmse_model.sweeps.report import failure_line, format_summary
+from mmse_model.sweeps.rules import TrialRow
+from mmse_model.sweeps.summary import summarise_sweep, write_results
+from mmse_model.sweeps.summary_schema import Summary
+from mmse_model.training.checkpoint import CheckpointPayload
+
+
+class SweepTrialsFailed(RunFailure):
+    """Every trial ended, but some failed for good: results are written (the failed trials'
+    rows marked), the exit status says the sweep is not whole, and `--resume` runs the
+    failed trials again. Carries the summary that was written."""
+
+    def __init__(self, message: str, summary: Summary):
+        super().__init__(message)
+        self.summary = summary
+
+
+def finish_sweep(
+    sweep: SweepConfig,
+    experiment: str,
+    rows: list[TrialRow],
+    load: Callable[[str], CheckpointPayload],
+    *,
+    data_fingerprint: str,
+    started: str,
+    run_repeats: RepeatRunner,
+    deliver: Callable[[Summary, Path, str], str] | None = None,
+) -> Summary:
+    """Score the sweep's winners and write its results into `experiment`; then, for a whole
+    sweep, `deliver(summary, data_root, experiment)` writes the bundle and says where."""
+    data_root = Path(sweep.data_root).resolve()
+    evaluation = sweep.evaluation
+    summary, predictions = summarise_sweep(
+        sweep.name,
+        rows,
+        data_root,
+        load,
+        nested=NestedSearch.of_sweep(sweep),
+        groups_file=evaluation.groups_file,
+        seed=evaluation.bootstrap_seed,
+        provenance={**provenance(sweep, started), "data_fingerprint": data_fingerprint},
+        run_repeats=run_repeats,
+        interval_level=evaluation.interval_level,
+        primary_comparator=evaluation.primary_comparator,
+    )
+    text = format_summary(summary)
+    write_results(experiment, rows, summary, text, predictions)
+    print(text)
+    print(
+        f"results: {experiment}/trials.csv, summary.json; TensorBoard: tensorboard --logdir "
+        f"{experiment}"
+    )
+    if summary.failed_trials:
+        # Written, and marked, but not a finished sweep: exit status 1, and --resume reruns them.
+        # No bundle: a model delivered from a sweep that did not finish would read as final.
+        raise SweepTrialsFailed(f"{experiment}: {failure_line(summary)}", summary)
+    if summary.tasks and deliver is not None:
+        # What leaves the sweep: the winners as one bundle (weights, manifest, model card).
+        print(deliver(summary, data_root, experiment))
+    sys.stdout.flush()
+    return summary
+
+
+def provenance(sweep: SweepConfig, started: str) -> dict[str, Any]:
+    """What produced these results: config, data, code version, library versions, times."""
+    commit = None
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        commit = done.stdout.strip() if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return {
+        "sweep_config": sweep.to_dict(),
+        "data_root": str(Path(sweep.data_root).resolve()),
+        "git_commit": commit,
+        "versions": {
+            "ray": _version("ray"),
+            "torch": _version("torch"),
+            "python": platform.python_version(),
+        },
+        "started": started,
+        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"

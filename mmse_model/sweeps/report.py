@@ -1,0 +1,221 @@
+"""`summary.txt`: the printed report of a finished sweep, drawn from its `Summary` alone.
+
+SYNTHETIC first where the cohort is; INCOMPLETE where trials failed; the declared
+comparison; per task, who it learnt from, the winner's test metrics beside the baselines'
+with 95 % intervals, the verdict against the declared primary comparator and the secondary
+comparisons, the error per group, the intervals' coverage and the nested estimate; the
+subtotal; then the best validation RMSE of every (signature, task), which selects and does
+not estimate. Every word that judges (verdicts, labels, orders) is the summary's.
+"""
+
+from __future__ import annotations
+
+from mmse_model.sweeps.summary_schema import (
+    Coverage,
+    GroupError,
+    NestedEstimate,
+    Outcome,
+    Scores,
+    Summary,
+    Training,
+)
+
+SYNTHETIC_LINE = (
+    "SYNTHETIC cohort: every number below comes from simulated subjects, not people "
+    "(the data root's dataset.json says so)"
+)
+
+
+def failure_line(summary: Summary) -> str:
+    """The one line that says a sweep is not whole ("" when every trial ended well)."""
+    failed = summary.failed_trials
+    if not failed:
+        return ""
+    return (
+        f"INCOMPLETE: {len(failed)} of {summary.n_trials} trials failed ({', '.join(failed)}; the "
+        "reason is in each trial folder's error.txt); their rows are marked error (with the last "
+        "checkpoint they wrote, if any); run the same command with --resume to run them again"
+    )
+
+
+def format_summary(summary: Summary) -> str:
+    counts = ", ".join(f"{c.status} {c.n}" for c in summary.row_status)
+    lines = []
+    if summary.synthetic:
+        lines.append(SYNTHETIC_LINE)
+    if failure_line(summary):
+        lines.append(failure_line(summary))
+    lines.append(
+        f"sweep {summary.experiment}: {summary.n_trials} trials, {summary.n_rows} signature rows "
+        f"({counts}); test metrics in sub-score points on held-out subjects, "
+        "[95 % bootstrap interval]"
+    )
+    if summary.comparator is not None:
+        c = summary.comparator
+        secondary = ", ".join(s.key for s in c.secondary)
+        level = f"{c.level:.0%}".replace("%", " %")
+        adjustment = "Holm-adjusted" if c.adjustment == "holm" else "unadjusted"
+        plural = "s" if c.n_tasks != 1 else ""
+        lines.append(
+            f"verdicts: each winner against {c.primary.key} (primary, declared in the sweep "
+            f"config); {secondary} secondary; paired {level} intervals, {adjustment} for the "
+            f"{c.n_tasks} task{plural}"
+        )
+    excluded = summary.excluded_recordings
+    lines.append(
+        "recordings the data build excluded: "
+        + (
+            "unknown (the data root has no build report)"
+            if excluded is None
+            else f"{excluded} (listed in the data root's build_report.csv)"
+        )
+    )
+    header = (
+        f"  {'model':<26}{'RMSE':>7}{'[interval]':>16}{'MAE':>7}{'R^2':>7}{'r':>7}"
+        f"{'slope':>7}{'icpt':>7}"
+    )
+    for task, entry in summary.tasks.items():
+        winner, test = entry.winner, entry.test
+        selection = entry.winner.selection.get("val/rmse")
+        lines.append(
+            f"{task}: winner {winner.signature} (trial {winner.trial_id}, selection val RMSE "
+            f"{_num(selection, '.3f')}), n = {test.n if test else '?'} test subjects"
+        )
+        if entry.training is not None:
+            lines.append(f"  {_training_line(entry.training)}")
+        lines.append(header)
+        lines.append(_test_line("network (winner)", test))
+        for baseline in entry.baselines:
+            lines.append(_test_line(baseline.key, baseline.test))
+        chosen = [
+            f"{b.key} {b.signature}"
+            for b in entry.baselines
+            if b.signature and b.key != "train_mean"
+        ]
+        if chosen:
+            lines.append(
+                f"  baselines' signatures, each chosen by CV on the folds: {', '.join(chosen)}"
+            )
+        for c in entry.comparisons:
+            low, high = c.rmse_diff_ci or (None, None)
+            line = (
+                f"  network - {c.baseline}: RMSE {_num(c.rmse_diff, '+.3f')} "
+                f"[{_num(low, '+.3f')}, {_num(high, '+.3f')}]"
+            )
+            if c.primary:
+                lines.append(f"{line}: {c.words} (primary: the verdict)")
+            else:
+                lines.append(f"{line} (secondary)")
+        if entry.per_group:
+            lines.append(f"  {_group_line(entry.per_group, 3)}")
+        if entry.intervals is not None:
+            lines.append(f"  per-subject intervals: {format_coverage(entry.intervals)}")
+        if entry.nested_estimate is not None:
+            lines.append(f"  {format_nested(entry.nested_estimate)}")
+    sub = summary.subtotal
+    if sub is not None and sub.test is not None:
+        m = sub.test
+        lines.append(
+            f"subtotal of {'+'.join(sub.tasks)} (range {sub.range[0]:g}-{sub.range[1]:g}) for "
+            f"{sub.n} test subjects: RMSE {_num(m.rmse, '.2f')} {_ci(m.rmse_ci)}, "
+            f"MAE {_num(m.mae, '.2f')} {_ci(m.mae_ci)}, r {_num(m.pearson_r, '.2f')}, calibration "
+            + _calibration(m)
+        )
+        if sub.per_group:
+            lines.append(f"  {_group_line(sub.per_group, 2)}")
+        if sub.intervals is not None:
+            lines.append(f"  per-subject subtotal intervals: {format_coverage(sub.intervals)}")
+        auc = sub.dementia_auc
+        if auc is not None and auc.auc is not None:
+            lines.append(
+                f"  {'SYNTHETIC cohort: ' if auc.synthetic else ''}AUC of the predicted subtotal "
+                f"for the dementia group ({auc.n_dementia} vs {auc.n_other}): {auc.auc:.2f} "
+                f"{_ci(auc.auc_ci)}; no clinical cut-off is implied"
+            )
+    lines.append(
+        "best validation RMSE per (signature, task), mean (sd) over folds (selection, not an "
+        "estimate):"
+    )
+    for r in summary.best_per_signature_task:
+        lines.append(
+            f"  {r.task}  {r.signature:<28}{_num(r.rmse, '>7.3f')} ({_num(r.rmse_sd, '.3f')})"
+        )
+    return "\n".join(lines)
+
+
+def format_coverage(c: Coverage) -> str:
+    """'90 % CV+ intervals cover 91.7 % [82.1 %, 96.4 %] of 60 test subjects, ...'."""
+    low, high = c.coverage_ci or (None, None)
+    return (
+        f"{c.level:.0%} CV+ intervals cover {_num(c.coverage, '.1%')} "
+        f"[{_num(low, '.1%')}, {_num(high, '.1%')}] of {c.n} test subjects, mean width "
+        f"{_num(c.mean_width, '.2f')} points"
+    )
+
+
+def format_nested(estimate: NestedEstimate) -> str:
+    """The nested estimate in one line that says what it is: the search's size, the number of
+    outer splits, then each model's mean test RMSE over them with its sd (none for one split)."""
+    parts = []
+    for model in estimate.models:
+        spread = "" if model.rmse_sd is None else f" (sd {model.rmse_sd:.3f})"
+        parts.append(
+            f"{model.key}{' RMSE' if not parts else ''} {_num(model.rmse_mean, '.3f')}{spread}"
+        )
+    repeats = estimate.repeats
+    if estimate.search is None:
+        return f"{estimate.label}, {repeats} outer split{'' if repeats == 1 else 's'}: {'; '.join(parts)}"
+    return (
+        f"nested estimate (reduced search: {estimate.search.samples} samples x "
+        f"{estimate.search.signatures} signatures, {repeats} outer split"
+        f"{'' if repeats == 1 else 's'}): {'; '.join(parts)}"
+    )
+
+
+def _num(value: float | None, spec: str) -> str:
+    """A number that can be undefined: "-" then."""
+    return "-" if value is None else format(value, spec)
+
+
+def _ci(interval: tuple[float, float] | None, digits: int = 2) -> str:
+    """An interval with as many decimals as the estimate it goes with."""
+    return f"[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]" if interval else ""
+
+
+def _calibration(m: Scores) -> str:
+    if m.calibration_slope is None:
+        return "undefined (constant prediction)"
+    return f"slope {m.calibration_slope:.2f}, intercept {_num(m.calibration_intercept, '.2f')}"
+
+
+def _training_line(training: Training) -> str:
+    def side(name: str, n: int, d: Outcome) -> str:
+        if not d.n:
+            return f"{name} {n} subjects"
+        return (
+            f"{name} {n} subjects, score mean {_num(d.mean, '.2f')} (sd {_num(d.sd, '.2f')}, "
+            f"{d.min:g}-{d.max:g})"
+        )
+
+    return (
+        f"{side('trained on', training.n_train, training.outcome_train)}; "
+        f"{side('tested on', training.n_test, training.outcome_test)}"
+    )
+
+
+def _group_line(per_group: tuple[GroupError, ...], digits: int) -> str:
+    return "per group (RMSE, MAE, bias = predicted - true): " + "; ".join(
+        f"{g.group} n {g.n}: {_num(g.rmse, f'.{digits}f')}, {_num(g.mae, f'.{digits}f')}, "
+        f"{_num(g.bias, f'+.{digits}f')}"
+        for g in per_group
+    )
+
+
+def _test_line(name: str, m: Scores | None) -> str:
+    if m is None:
+        return f"  {name:<26}   (not scored)"
+    return (
+        f"  {name:<26}{_num(m.rmse, '>7.3f')}{_ci(m.rmse_ci, 3):>16}{_num(m.mae, '>7.3f')}"
+        f"{_num(m.r2, '>7.3f')}{_num(m.pearson_r, '>7.3f')}"
+        f"{_num(m.calibration_slope, '.2f'):>7}{_num(m.calibration_intercept, '.2f'):>7}"
+    )

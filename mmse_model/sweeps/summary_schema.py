@@ -1,0 +1,638 @@
+"""`summary.json`: what a finished sweep found, as one typed, versioned document.
+
+Written once by the sweep (`mmse_model/sweeps/summary.py` builds it), read by
+`read_summary` alone: the text report, the dashboard, the bundle and its model card all read
+this model. Every rule a reader would otherwise re-apply is decided here or by the writer and
+stored: labels, verdicts and their words, the order of baselines, comparisons, groups and
+statuses, the subtotal, calibration lines. An undefined statistic (the calibration slope of
+a constant prediction, a Pearson r with no variance) is null, never 0.
+
+Versions: 0 is every summary written before this contract (no format tag); `_upgrade_0`
+turns one into version 1, naming in `not_recorded` what it did not say.
+
+Layout (version 1), the way scikit-learn documents `cv_results_`:
+
+    experiment, metric             the sweep's name; the validation metric that ranked
+    synthetic, synthetic_source    SYNTHETIC cohort or not, and which file says so
+    n_trials, n_rows               trials, and their rows (one per signature)
+    row_status                     [{status, label, n}] in the order every view lists them
+    failed_trials                  ids of trials that failed for good (the sweep is INCOMPLETE)
+    comparator                     the declared primary baseline, the secondary ones, the
+                                   paired intervals' level and adjustment, in words (`note`)
+    excluded_recordings            recordings the data build skipped (null: unknown)
+    tasks.<Q>                      per task: `winner` (its trial, signature, sample,
+                                   hyper-parameters, best epoch, selection metrics,
+                                   checkpoint), `test` (the winner on the held-out subjects,
+                                   points, 95 % intervals), `baselines` [in BASELINES order],
+                                   `comparisons` [network minus each baseline, the primary
+                                   first], `verdict` (the primary comparison's), `training`
+                                   (N and outcome distribution), `per_group`, `intervals`
+                                   (CV+ coverage), `nested_estimate`
+    subtotal                       the sum of the tasks per test subject: metrics, coverage,
+                                   per group, the dementia AUC
+    best_per_signature_task        [{task, signature, trial_id, loss, rmse, rmse_sd}] ranked
+                                   within each task (selection, not estimates)
+    provenance                     config, data, code and library versions, times
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from mmse_model.core.contract import Contract, Record, tagged
+from mmse_model.core.domain import (
+    BASELINE_LABELS,
+    BASELINES,
+    NETWORK_LABEL,
+    SCORE_RANGES,
+    TASK_ITEMS,
+    ordered_groups,
+)
+from mmse_model.sweeps import rules
+
+SUMMARY_NAME = "summary.json"
+# A 95 % interval [low, high]; None where none was made.
+Interval = tuple[float, float] | None
+# A statistic; None where it is undefined (or, per `not_recorded`, not recorded).
+Stat = float | None
+Result = Literal["better", "level", "worse"]
+
+
+class Scores(Record):
+    """One model's predictions scored on the same subjects, in sub-score points."""
+
+    n: int  # subjects
+    rmse: Stat = None
+    rmse_ci: Interval = None
+    mae: Stat = None
+    mae_ci: Interval = None
+    r2: Stat = None
+    r2_ci: Interval = None
+    mse: Stat = None
+    explained_variance: Stat = None
+    pearson_r: Stat = None
+    mape: Stat = None  # percent of the score range
+    # True score regressed on the prediction (1 and 0 is ideal); null for a constant prediction.
+    calibration_slope: Stat = None
+    calibration_intercept: Stat = None
+
+
+class Baseline(Record):
+    key: str
+    label: str
+    primary: bool  # the declared comparator
+    signature: str | None = None  # the signature it chose by its own cross-validation
+    cv_rmse: Stat = None  # its cross-validated RMSE there (selection, not an estimate)
+    settings: dict[str, Any] = Field(
+        default_factory=dict
+    )  # what its cross-validation chose (Ridge's alpha, ...)
+    test: Scores
+
+
+class Comparison(Record):
+    """The network minus one baseline on the same test subjects (paired bootstrap)."""
+
+    baseline: str
+    label: str
+    primary: bool
+    rmse_diff: Stat = None
+    rmse_diff_ci: Interval = None
+    mae_diff_ci: Interval = None
+    result: Result | None = None  # better/worse where the RMSE interval excludes 0
+    words: str  # the result as every output says it
+
+
+class Verdict(Record):
+    baseline: str
+    label: str
+    result: Result | None
+    words: str
+    rmse_diff: Stat = None
+    rmse_diff_ci: Interval = None
+    source: str  # which comparison decided
+
+
+class Winner(Record):
+    trial_id: str
+    signature: str
+    sample: int | None = None
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    best_epoch: int | None = None
+    selection: dict[str, Stat] = Field(
+        default_factory=dict
+    )  # val/* at the best epoch: these selected the winner
+    checkpoint_uri: str = ""
+
+
+class Outcome(Record):
+    """The true scores of a set of subjects, one per subject."""
+
+    n: int
+    mean: Stat = None
+    sd: Stat = None
+    min: Stat = None
+    max: Stat = None
+    counts: dict[str, int] = Field(default_factory=dict)  # score (as printed) -> subjects
+
+
+class Training(Record):
+    n_train: int
+    n_test: int
+    outcome_train: Outcome
+    outcome_test: Outcome
+
+
+class GroupError(Record):
+    group: str
+    n: int
+    rmse: Stat = None
+    mae: Stat = None
+    bias: Stat = None  # mean of predicted - true
+
+
+class Coverage(Record):
+    """How often per-subject prediction intervals held the true score (Wilson interval)."""
+
+    level: float
+    n: int
+    covered: int
+    coverage: Stat = None
+    coverage_ci: Interval = None
+    mean_width: Stat = None
+
+
+class EstimateModel(Record):
+    key: str
+    label: str
+    rmse_mean: Stat = None
+    rmse_sd: Stat = None  # null for one repeat
+    rmse_values: tuple[Stat, ...] = ()
+    signatures_chosen: tuple[str | None, ...] = ()
+
+
+class SearchSize(Record):
+    samples: int
+    signatures: int
+    folds: int
+
+
+class NestedEstimate(Record):
+    kind: Literal["nested", "procedure"]  # procedure: an older sweep's, hyper-parameters re-used
+    label: str
+    repeats: int
+    search: SearchSize | None = None
+    models: tuple[EstimateModel, ...]  # the network first
+    ran_on: tuple[str, ...] = ()
+
+
+class TaskResult(Record):
+    task: str
+    item: str
+    score_range: tuple[float, float]
+    winner: Winner
+    test: Scores | None = None
+    baselines: tuple[Baseline, ...] = ()
+    comparisons: tuple[Comparison, ...] = ()  # the primary first
+    verdict: Verdict | None = None
+    training: Training | None = None
+    per_group: tuple[GroupError, ...] | None = None
+    intervals: Coverage | None = None
+    nested_estimate: NestedEstimate | None = None
+
+    def baseline(self, key: str) -> Baseline | None:
+        return next((b for b in self.baselines if b.key == key), None)
+
+
+class DementiaAUC(Record):
+    synthetic: bool
+    n_dementia: int
+    n_other: int
+    n_without_group: int = 0
+    groups_file: str = ""
+    auc: Stat = None  # null when one side has no subject
+    auc_ci: Interval = None
+
+
+class SubtotalResult(Record):
+    tasks: tuple[str, ...]
+    n: int  # test subjects with a prediction on every task
+    range: tuple[float, float]
+    all_five_tasks: bool
+    test: Scores | None = None  # null for fewer than two subjects
+    intervals: Coverage | None = None
+    per_group: tuple[GroupError, ...] | None = None
+    dementia_auc: DementiaAUC | None = None
+
+
+class Named(Record):
+    key: str
+    label: str
+
+
+class Comparator(Record):
+    declared: bool  # false: an older sweep that declared none, read against Ridge
+    primary: Named
+    secondary: tuple[Named, ...]
+    level: float
+    adjustment: Literal["none", "holm"]
+    n_tasks: int
+    note: str
+
+
+class StatusCount(Record):
+    status: str
+    label: str
+    n: int
+
+
+class BestCell(Record):
+    task: str
+    signature: str
+    trial_id: str
+    loss: Stat = None
+    rmse: Stat = None
+    rmse_sd: Stat = None
+
+
+class Provenance(Record):
+    sweep_config: dict[str, Any] | None = None
+    data_root: str | None = None
+    data_fingerprint: str | None = None
+    git_commit: str | None = None
+    versions: dict[str, str] | None = None
+    started: str | None = None
+    ended: str | None = None
+
+
+class Summary(Contract):
+    FORMAT: ClassVar[str] = "mmse-sweep-summary"
+    FORMAT_VERSION: ClassVar[int] = 1
+
+    format: Literal["mmse-sweep-summary"] = "mmse-sweep-summary"
+    format_version: int = 1
+    experiment: str
+    metric: str
+    synthetic: bool | None = None
+    synthetic_source: str | None = None
+    n_trials: int
+    n_rows: int
+    row_status: tuple[StatusCount, ...]
+    failed_trials: tuple[str, ...] = ()
+    comparator: Comparator | None = None
+    excluded_recordings: int | None = None
+    tasks: dict[str, TaskResult]
+    subtotal: SubtotalResult | None = None
+    best_per_signature_task: tuple[BestCell, ...] = ()
+    provenance: Provenance | None = None
+
+    @classmethod
+    def kind(cls) -> str:
+        return "a sweep's summary.json"
+
+    @classmethod
+    def legacy_version(cls, document: dict[str, Any]) -> int | None:
+        return 0 if "format" not in document and "tasks" in document else None
+
+    @property
+    def finished_whole(self) -> bool:
+        return not self.failed_trials
+
+
+def read_summary(where: str, text: str) -> Summary:
+    """The summary of `text` (a summary.json of any version this code reads)."""
+    return Summary.read(where, text)
+
+
+# --- version 0 (before the contract) -> 1 -----------------------------------------------------
+
+
+def _upgrade_0(old: dict[str, Any]) -> dict[str, Any]:
+    """A summary written before the contract, in today's layout. Its keys grew over time;
+    what one did not record stays null and is named in `not_recorded`."""
+    missing: list[str] = []
+    tasks = old.get("tasks") or {}
+    declared = isinstance(old.get("comparator"), dict) and bool(old["comparator"].get("primary"))
+    comparator = _old_comparator(old.get("comparator"), len(tasks), declared)
+    if not declared:
+        missing.append("comparator")
+    new_tasks = {}
+    for task, entry in tasks.items():
+        new_tasks[task] = _old_task(task, entry or {}, comparator, declared, missing)
+    synthetic, source = _old_synthetic(old)
+    if synthetic is None:
+        missing.append("synthetic")
+    if "excluded_recordings" not in old:
+        missing.append("excluded_recordings")
+    provenance = old.get("provenance")
+    if not isinstance(provenance, dict):
+        missing.append("provenance")
+        provenance = None
+    return tagged(
+        Summary,
+        {
+            "experiment": str(old.get("experiment") or ""),
+            "metric": str(old.get("metric") or "val/loss"),
+            "synthetic": synthetic,
+            "synthetic_source": source,
+            "n_trials": int(old.get("n_trials") or 0),
+            "n_rows": int(old.get("n_rows") or 0),
+            "row_status": status_counts(old.get("row_status") or {}),
+            "failed_trials": list(old.get("failed_trials") or []),
+            "comparator": comparator,
+            "excluded_recordings": _count(old.get("excluded_recordings")),
+            "tasks": new_tasks,
+            "subtotal": _old_subtotal(old.get("subtotal"), missing),
+            "best_per_signature_task": [
+                {
+                    "task": r["task"],
+                    "signature": r["signature"],
+                    "trial_id": r.get("trial_id", ""),
+                    "loss": r.get("val/loss"),
+                    "rmse": r.get("val/rmse"),
+                    "rmse_sd": r.get("val/rmse_sd"),
+                }
+                for r in old.get("best_per_signature_task") or []
+            ],
+            "provenance": provenance,
+            "not_recorded": sorted(set(missing)),
+        },
+        1,
+    )
+
+
+Summary.UPGRADES = {0: _upgrade_0}
+
+OLD_PROCEDURE_LABEL = "procedure estimate (winning hyper-parameters re-used: optimistic)"
+
+
+def status_counts(counts: dict[str, int]) -> list[dict[str, Any]]:
+    """Row counts per status in the order every view lists statuses."""
+    return [
+        {"status": s, "label": rules.STATUS_WORDS.get(s, s), "n": int(counts[s])}
+        for s in rules.ordered_statuses(counts)
+    ]
+
+
+def comparator_record(primary: str, n_tasks: int, level: float, declared: bool = True) -> dict:
+    """What the verdicts compare with, and what the intervals do not correct for."""
+    secondary = [b for b in BASELINES if b != primary]
+    label = BASELINE_LABELS.get(primary, primary)
+    percent = f"{level:.0%}".replace("%", " %")
+    tasks = f"{n_tasks} task{'s' if n_tasks != 1 else ''}"
+    if declared:
+        note = (
+            f"paired {percent} bootstrap intervals of the winner's RMSE minus each baseline's, on "
+            f"the test subjects; unadjusted for the {tasks}; verdicts come from the primary "
+            f"comparison ({label}) only"
+        )
+    else:
+        note = (
+            f"this sweep declared no comparator: each verdict is the winner against {label} "
+            f"(the default later sweeps declare), by the paired {percent} bootstrap interval, "
+            f"unadjusted for the {tasks}"
+        )
+    return {
+        "declared": declared,
+        "primary": {"key": primary, "label": label},
+        "secondary": [{"key": b, "label": BASELINE_LABELS[b]} for b in secondary],
+        "level": level,
+        "adjustment": "none",
+        "n_tasks": n_tasks,
+        "note": note,
+    }
+
+
+def _old_comparator(old: Any, n_tasks: int, declared: bool) -> dict[str, Any]:
+    if declared:
+        record = comparator_record(
+            str(old["primary"]), int(old.get("n_tasks", n_tasks)), float(old.get("level", 0.95))
+        )
+        record["adjustment"] = str(old.get("adjustment") or "none")
+        record["note"] = str(old.get("note") or record["note"])
+        return record
+    return comparator_record("ridge", n_tasks, 0.95, declared=False)
+
+
+def _old_task(
+    task: str,
+    entry: dict[str, Any],
+    comparator: dict[str, Any],
+    declared: bool,
+    missing: list[str],
+) -> dict[str, Any]:
+    primary = comparator["primary"]["key"]
+    winner = entry.get("winner") or {}
+    baselines = entry.get("baselines") or {}
+    comparisons = entry.get("comparisons") if isinstance(entry.get("comparisons"), dict) else {}
+    out_baselines = [
+        old_baseline(key, baselines[key], key == primary)
+        for key in [
+            *(b for b in BASELINES if b in baselines),
+            *sorted(set(baselines) - set(BASELINES)),
+        ]
+    ]
+    out_comparisons = [
+        comparison_record(key, comparisons[key], key == primary)
+        for key in sorted(comparisons, key=lambda k: (k != primary, _baseline_rank(k)))
+        if isinstance(comparisons[key], dict)
+    ]
+    verdict = _old_verdict(entry.get("verdict"), out_comparisons, primary, declared)
+    for key in ("training", "per_group", "intervals"):
+        if entry.get(key) is None:
+            missing.append(f"tasks.{task}.{key}")
+    if not comparisons:
+        missing.append(f"tasks.{task}.comparisons")
+    if entry.get("nested_estimate") is None and entry.get("procedure_estimate") is None:
+        missing.append(f"tasks.{task}.nested_estimate")
+    training = entry.get("training")
+    return {
+        "task": task,
+        "item": TASK_ITEMS.get(task, ""),
+        "score_range": list(SCORE_RANGES.get(task, (math.nan, math.nan))),
+        "winner": {
+            "trial_id": str(winner.get("trial_id") or ""),
+            "signature": str(winner.get("signature") or ""),
+            "sample": winner.get("sample"),
+            "hyperparameters": winner.get("hyperparameters") or {},
+            "best_epoch": winner.get("best_epoch"),
+            "selection": winner.get("selection") or winner.get("validation") or {},
+            "checkpoint_uri": str(winner.get("checkpoint_uri") or ""),
+        },
+        "test": old_scores(entry.get("test")) if entry.get("test") else None,
+        "baselines": out_baselines,
+        "comparisons": out_comparisons,
+        "verdict": verdict,
+        "training": None
+        if not isinstance(training, dict)
+        else {
+            "n_train": training["n_train"],
+            "n_test": training["n_test"],
+            "outcome_train": training["outcome"]["train"],
+            "outcome_test": training["outcome"]["test"],
+        },
+        "per_group": group_list(entry.get("per_group")),
+        "intervals": entry.get("intervals"),
+        "nested_estimate": _old_estimate(entry),
+    }
+
+
+def _baseline_rank(key: str) -> tuple[int, str]:
+    return (BASELINES.index(key) if key in BASELINES else len(BASELINES), key)
+
+
+def old_scores(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Scores out of an older flat metrics dict. Older summaries wrote a constant
+    prediction's calibration as 0 and its Pearson r as 0: undefined, so null."""
+    keys = Scores.model_fields
+    out = {k: v for k, v in metrics.items() if k in keys}
+    out.setdefault("n", 0)
+    if metrics.get("calibration_slope") == 0 and metrics.get("pearson_r") == 0:
+        out["calibration_slope"] = out["calibration_intercept"] = out["pearson_r"] = None
+    return out
+
+
+def old_baseline(key: str, fitted: dict[str, Any], primary: bool) -> dict[str, Any]:
+    scores = old_scores(fitted)
+    settings = {
+        k: v
+        for k, v in fitted.items()
+        if k not in Scores.model_fields and k not in ("signature", "cv_rmse")
+    }
+    return {
+        "key": key,
+        "label": BASELINE_LABELS.get(key, key),
+        "primary": primary,
+        "signature": fitted.get("signature"),
+        "cv_rmse": fitted.get("cv_rmse"),
+        "settings": settings,
+        "test": scores,
+    }
+
+
+def comparison_record(key: str, paired: dict[str, Any], primary: bool) -> dict[str, Any]:
+    """One paired comparison, with its result and words (`rules.paired_result`)."""
+    label = BASELINE_LABELS.get(key, key)
+    result = rules.paired_result(paired.get("better"), paired.get("worse"))
+    return {
+        "baseline": key,
+        "label": label,
+        "primary": primary,
+        "rmse_diff": paired.get("rmse_diff"),
+        "rmse_diff_ci": paired.get("rmse_diff_ci"),
+        "mae_diff_ci": paired.get("mae_diff_ci"),
+        "result": result,
+        "words": rules.result_words(result, label),
+    }
+
+
+def verdict_record(comparison: dict[str, Any], source: str) -> dict[str, Any]:
+    return {
+        "baseline": comparison["baseline"],
+        "label": comparison["label"],
+        "result": comparison["result"],
+        "words": comparison["words"],
+        "rmse_diff": comparison["rmse_diff"],
+        "rmse_diff_ci": comparison["rmse_diff_ci"],
+        "source": source,
+    }
+
+
+def _old_verdict(
+    old: Any, comparisons: list[dict[str, Any]], primary: str, declared: bool
+) -> dict[str, Any] | None:
+    chosen = next((c for c in comparisons if c["baseline"] == primary), None)
+    if chosen is None:
+        return None
+    if declared:
+        return verdict_record(chosen, "the declared comparator's paired interval")
+    return verdict_record(
+        chosen, f"{chosen['label']}'s paired comparison: this sweep declared no comparator"
+    )
+
+
+def group_list(per_group: Any) -> list[dict[str, Any]] | None:
+    """{group: errors} as a list in GROUP_ORDER."""
+    if not isinstance(per_group, dict):
+        return None
+    return [{"group": g, **per_group[g]} for g in ordered_groups(per_group)]
+
+
+def _old_estimate(entry: dict[str, Any]) -> dict[str, Any] | None:
+    nested = entry.get("nested_estimate")
+    if isinstance(nested, dict):
+        return {
+            "kind": "nested",
+            "label": str(nested.get("label") or "nested estimate"),
+            "repeats": int(nested.get("repeats") or 0),
+            "search": nested.get("search"),
+            "models": estimate_models(nested.get("models") or {}),
+            "ran_on": [str(r) for r in nested.get("ran_on") or []],
+        }
+    old = entry.get("procedure_estimate")
+    if isinstance(old, dict):
+        return {
+            "kind": "procedure",
+            "label": OLD_PROCEDURE_LABEL,
+            "repeats": int(old.get("repeats") or 0),
+            "models": estimate_models({"network": old}),
+            "ran_on": [str(r) for r in old.get("ran_on") or []],
+        }
+    return None
+
+
+def estimate_models(models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The estimate's models, the network first, then the baselines in order."""
+    keys = sorted(models, key=lambda k: (k != "network", _baseline_rank(k)))
+    return [
+        {
+            "key": k,
+            "label": NETWORK_LABEL if k == "network" else BASELINE_LABELS.get(k, k),
+            **{f: models[k].get(f) for f in ("rmse_mean", "rmse_sd")},
+            "rmse_values": list(models[k].get("rmse_values") or []),
+            "signatures_chosen": list(models[k].get("signatures_chosen") or []),
+        }
+        for k in keys
+    ]
+
+
+def _old_subtotal(old: Any, missing: list[str]) -> dict[str, Any] | None:
+    if not isinstance(old, dict) or not old.get("tasks"):
+        missing.append("subtotal")
+        return None
+    tasks = [str(t) for t in old["tasks"]]
+    scored = old.get("rmse") is not None
+    value_range = old.get("range") or [
+        sum(SCORE_RANGES[t][0] for t in tasks if t in SCORE_RANGES),
+        sum(SCORE_RANGES[t][1] for t in tasks if t in SCORE_RANGES),
+    ]
+    if scored and "calibration_slope" not in old:
+        missing.append("subtotal.test.calibration_slope")
+    for key in ("intervals", "per_group"):
+        if old.get(key) is None:
+            missing.append(f"subtotal.{key}")
+    return {
+        "tasks": tasks,
+        "n": int(old.get("n") or 0),
+        "range": value_range,
+        "all_five_tasks": bool(old.get("all_five_tasks", len(tasks) == 5)),
+        "test": old_scores(old) if scored else None,
+        "intervals": old.get("intervals"),
+        "per_group": group_list(old.get("per_group")),
+        "dementia_auc": old.get("dementia_auc"),
+    }
+
+
+def _old_synthetic(old: dict[str, Any]) -> tuple[bool | None, str | None]:
+    if isinstance(old.get("synthetic"), bool):
+        return old["synthetic"], "summary.json"
+    auc = (old.get("subtotal") or {}).get("dementia_auc")
+    if isinstance(auc, dict) and isinstance(auc.get("synthetic"), bool):
+        return auc["synthetic"], "the groups file's folder (SYNTHETIC.txt)"
+    return None, None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
