@@ -298,3 +298,7 @@ def _build(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{task} {n}" for task, n in report.subjects_per_task.items())
     print(f"wrote {len(report.written)} dataset files (subjects per task: {counts})")
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -53,7 +53,7 @@ def test_the_bundle_holds_each_winner_as_the_summary_reports_it(sweep):
     experiment, root, folder = sweep
     summary = json.loads((experiment / "summary.json").read_text())
     manifest = json.loads((folder / MANIFEST).read_text())
-    assert manifest["format"] == "mmse-bundle" and manifest["format_version"] == 1
+    assert manifest["format"] == "mmse-bundle" and manifest["format_version"] == 2
     assert sorted(manifest["tasks"]) == list(TASKS) and manifest["subtotal"]["tasks"] == list(TASKS)
     # Only safetensors, JSON and markdown: nothing that unpickles.
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -69,7 +69,12 @@ def test_the_bundle_holds_each_winner_as_the_summary_reports_it(sweep):
             model["test"]["rmse"] == entry["test"]["rmse"]
             and model["test"]["rmse_ci"] == entry["test"]["rmse_ci"]
         )
-        assert set(model["baselines"]) == {"train_mean", "ridge", "hist_gradient_boosting"}
+        assert [b["key"] for b in model["baselines"]] == [
+            "train_mean",
+            "ridge",
+            "hist_gradient_boosting",
+        ]
+        assert model["baselines"] == entry["baselines"] and model["verdict"] == entry["verdict"]
         # The coverage the summary reported is the bundle's own, recomputed from its weights.
         assert model["intervals"] == entry["intervals"]
         assert model["n_training_subjects"] == 48 and model["intervals"]["n"] == 12
@@ -117,10 +122,10 @@ def test_the_card_and_manifest_carry_the_sweeps_nested_estimate(sweep):
     assert "| task | search | **network** | training mean | Ridge | HistGradientBoosting |" in card
     for task, entry in summary["tasks"].items():
         estimate = entry["nested_estimate"]
-        assert manifest["tasks"][task]["nested_estimate"] == {
-            k: v for k, v in estimate.items() if k != "ran_on"
-        }
-        network, ridge = estimate["models"]["network"], estimate["models"]["ridge"]
+        # summary.json's estimate, less where each repeat ran
+        assert manifest["tasks"][task]["nested_estimate"] == {**estimate, "ran_on": []}
+        models = {m["key"]: m for m in estimate["models"]}
+        network, ridge = models["network"], models["ridge"]
         assert (
             f"| {task} | 2 splits, 1 samples x 2 signatures | "
             f"{network['rmse_mean']:.2f} ({network['rmse_sd']:.2f})" in card
@@ -437,8 +442,10 @@ def test_a_changed_weights_file_and_a_newer_format_are_refused(sweep, tmp_path, 
     refused(argv, out, capsys, str(weights), f"the manifest expects {expected}")
     shutil.copy(folder / "Q4.safetensors", weights)
     manifest = json.loads((copy / MANIFEST).read_text())
-    (copy / MANIFEST).write_text(json.dumps({**manifest, "format_version": 2}))
-    refused(argv, out, capsys, "bundle format version 2 is newer than this code reads (up to 1)")
+    (copy / MANIFEST).write_text(json.dumps({**manifest, "format_version": 3}))
+    refused(
+        argv, out, capsys, "mmse-bundle format version 3 is newer than this code reads (up to 2)"
+    )
 
 
 def test_bundle_refuses_to_overwrite_a_folder_that_is_not_a_bundle(sweep, tmp_path, capsys):

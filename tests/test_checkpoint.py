@@ -95,7 +95,10 @@ def test_corrupt_foreign_and_future_checkpoints_are_clear_errors(tmp_path, outco
     payload = torch.load(future / "model.pt", weights_only=True)
     payload["format_version"] = FORMAT_VERSION + 1
     torch.save(payload, future / "model.pt")
-    with pytest.raises(CheckpointError, match="format version 3, this code reads 2"):
+    with pytest.raises(
+        CheckpointError,
+        match="mmse-checkpoint format version 3 is newer than this code reads \(up to 2\)",
+    ):
         load_checkpoint(future)
 
     broken = tmp_path / "broken"

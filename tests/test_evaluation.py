@@ -28,8 +28,9 @@ from mmse_model.sweeps.nested import (
 from mmse_model.sweeps.report import format_summary
 from mmse_model.sweeps.results import signature_rows
 from mmse_model.sweeps.summary import (
+    SUBTOTAL,
     nested_estimates,
-    subtotal,
+    subtotal_scores,
     summarise_sweep,
     training_description,
 )
@@ -181,20 +182,22 @@ def test_subtotal_sums_each_subjects_winners_and_reads_synthetic_groups(tmp_path
         "subject_id,group\n"
         + "".join(f"S{i},{'dementia' if i % 4 == 0 else 'healthy'}\n" for i in range(28))
     )  # S28, S29: no group
-    result = subtotal(predictions, SCORE_RANGES, str(tmp_path / "labels.csv"), synthetic=True)
+    result = subtotal_scores(
+        predictions, SCORE_RANGES, str(tmp_path / "labels.csv"), synthetic=True
+    )
     assert result["n"] == 30 and result["all_five_tasks"] and result["range"] == [0.0, 21.0]
-    assert result["rmse_ci"][0] <= result["rmse"] <= result["rmse_ci"][1]
-    assert result["calibration_slope"] == pytest.approx(1.0, abs=0.1)
+    test = result["test"]
+    assert test["rmse_ci"][0] <= test["rmse"] <= test["rmse_ci"][1]
+    assert test["calibration_slope"] == pytest.approx(1.0, abs=0.1)
     auc = result["dementia_auc"]
     # Dementia subjects (truth 0 on every task) have the lowest subtotals: near-perfect AUC.
     assert auc["synthetic"] and auc["auc"] > 0.95
     assert (auc["n_dementia"], auc["n_other"], auc["n_without_group"]) == (7, 21, 2)
     # Per group, as the file names them; S28 and S29 have no group and are left out.
-    groups = result["per_group"]
-    assert set(groups) == {"dementia", "healthy"} and (
-        groups["dementia"]["n"],
-        groups["healthy"]["n"],
-    ) == (7, 21)
+    # Listed healthy first: the groups' order is the summary's, by severity.
+    groups = {g["group"]: g for g in result["per_group"]}
+    assert [g["group"] for g in result["per_group"]] == ["healthy", "dementia"]
+    assert (groups["dementia"]["n"], groups["healthy"]["n"]) == (7, 21)
     true = {f"S{i}": 5 * float(i % 4) for i in range(30)}
     pred = {
         f"S{i}": sum(p["predicted"] for p in predictions if p["subject_id"] == f"S{i}")
@@ -203,9 +206,9 @@ def test_subtotal_sums_each_subjects_winners_and_reads_synthetic_groups(tmp_path
     err = np.array([pred[f"S{i}"] - true[f"S{i}"] for i in range(28) if i % 4 == 0])
     assert groups["dementia"]["bias"] == pytest.approx(err.mean())
     assert groups["dementia"]["rmse"] == pytest.approx(np.sqrt(np.mean(err**2)))
-    assert not subtotal(predictions, SCORE_RANGES, str(tmp_path / "labels.csv"))["dementia_auc"][
-        "synthetic"
-    ]
+    assert not subtotal_scores(predictions, SCORE_RANGES, str(tmp_path / "labels.csv"))[
+        "dementia_auc"
+    ]["synthetic"]
 
 
 def test_the_subtotals_range_is_the_present_tasks_and_a_constant_has_no_calibration():
@@ -221,12 +224,15 @@ def test_the_subtotals_range_is_the_present_tasks_and_a_constant_has_no_calibrat
         for task in ("Q1", "Q3")
         for i in range(12)
     ]
-    result = subtotal(predictions, SCORE_RANGES)
+    result = subtotal_scores(predictions, SCORE_RANGES)
     assert result["tasks"] == ["Q1", "Q3"] and result["range"] == [0.0, 8.0]  # Q1 0-5 + Q3 0-3
     assert not result["all_five_tasks"] and "per_group" not in result
-    assert result["calibration_slope"] is None and result["calibration_intercept"] is None
+    test = result["test"]
+    assert test["calibration_slope"] is None and test["calibration_intercept"] is None
+    # A constant prediction has no correlation either: undefined, null, never 0.
+    assert test["pearson_r"] is None
     ranges = {**SCORE_RANGES, "Q1": (1.0, 4.0)}  # a config's own ranges are the ones summed
-    assert subtotal(predictions, ranges)["range"] == [1.0, 7.0]
+    assert subtotal_scores(predictions, ranges)["range"] == [1.0, 7.0]
 
 
 @pytest.mark.parametrize("n, ties", [(200, True), (60, False), (9, True)])
@@ -302,78 +308,87 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         for repeat in handed[0]
         for run, sample in zip(repeat.runs(), repeat.samples)
     )
-    assert len(predictions) == 2 * 24 and {p["task"] for p in predictions} == {"Q1", "Q3"}
-    for task, entry in summary["tasks"].items():
-        assert entry["winner"]["signature"] == SIG
-        assert {"rmse_ci", "mae_ci", "r2_ci"} <= set(entry["test"])
-        assert set(entry["comparisons"]) == {"train_mean", "ridge", "hist_gradient_boosting"}
-        assert entry["comparisons"]["train_mean"]["better"]  # the signal is real
-        estimate = entry["nested_estimate"]
-        assert estimate["repeats"] == 1 and estimate["search"] == {
-            "samples": 2,
-            "signatures": 2,
-            "folds": 3,
-        }
-        assert set(estimate["models"]) == {NETWORK, "train_mean", "ridge", "hist_gradient_boosting"}
-        assert all(
-            len(m["rmse_values"]) == 1 and m["rmse_mean"] > 0 for m in estimate["models"].values()
-        )
-        assert estimate["ran_on"] == [IN_PROCESS]
-        assert "procedure_estimate" not in entry
-    assert summary["subtotal"]["n"] == 24 and summary["subtotal"]["tasks"] == ["Q1", "Q3"]
-    assert not summary["subtotal"]["all_five_tasks"] and summary["subtotal"]["range"] == [0.0, 8.0]
-    assert summary["subtotal"]["calibration_slope"] > 0
+    # Each task's 24 test subjects, then each subject's subtotal (Q1 + Q3).
+    assert len(predictions) == 3 * 24
+    assert {p["task"] for p in predictions} == {"Q1", "Q3", SUBTOTAL}
+    for task, entry in summary.tasks.items():
+        assert entry.winner.signature == SIG
+        assert None not in (entry.test.rmse_ci, entry.test.mae_ci, entry.test.r2_ci)
+        # Comparisons listed primary first, then in the baselines' order.
+        assert [c.baseline for c in entry.comparisons] == [
+            "ridge",
+            "train_mean",
+            "hist_gradient_boosting",
+        ]
+        mean = next(c for c in entry.comparisons if c.baseline == "train_mean")
+        assert mean.result == "better" and mean.words == "network better"  # the signal is real
+        estimate = entry.nested_estimate
+        assert estimate.kind == "nested" and estimate.repeats == 1
+        assert estimate.search.model_dump() == {"samples": 2, "signatures": 2, "folds": 3}
+        assert [m.key for m in estimate.models] == [
+            NETWORK,
+            "train_mean",
+            "ridge",
+            "hist_gradient_boosting",
+        ]
+        assert all(len(m.rmse_values) == 1 and m.rmse_mean > 0 for m in estimate.models)
+        assert estimate.ran_on == (IN_PROCESS,)
+    sub = summary.subtotal
+    assert sub.n == 24 and sub.tasks == ("Q1", "Q3")
+    assert not sub.all_five_tasks and sub.range == (0.0, 8.0)
+    assert sub.test.calibration_slope > 0
     # The toy root's dataset.json says SYNTHETIC; it has no build report to count exclusions from.
-    assert summary["synthetic"] is True and summary["excluded_recordings"] is None
-    assert summary["comparator"] == {
-        "primary": "ridge",
-        "secondary": ["train_mean", "hist_gradient_boosting"],
+    assert summary.synthetic is True and summary.excluded_recordings is None
+    assert summary.comparator.model_dump() == {
+        "declared": True,
+        "primary": {"key": "ridge", "label": "Ridge"},
+        "secondary": (
+            {"key": "train_mean", "label": "training mean"},
+            {"key": "hist_gradient_boosting", "label": "HistGradientBoosting"},
+        ),
         "level": 0.95,
         "adjustment": "none",
         "n_tasks": 2,
         "note": (
             "paired 95 % bootstrap intervals of the winner's RMSE minus each baseline's, on "
             "the test subjects; unadjusted for the 2 tasks; verdicts come from the primary "
-            "comparison (ridge) only"
+            "comparison (Ridge) only"
         ),
     }
-    for task, entry in summary["tasks"].items():
-        ridge = entry["comparisons"]["ridge"]
-        assert [b for b, c in entry["comparisons"].items() if c["primary"]] == ["ridge"]
-        expected = (
-            "better" if ridge["better"] else "worse" if ridge["worse"] else "no difference shown"
+    for task, entry in summary.tasks.items():
+        ridge = entry.comparisons[0]
+        assert [c.baseline for c in entry.comparisons if c.primary] == ["ridge"]
+        expected = "better" if ridge.result == "better" else ridge.result
+        assert (entry.verdict.baseline, entry.verdict.result, entry.verdict.words) == (
+            "ridge",
+            expected,
+            ridge.words,
         )
-        assert entry["verdict"] == {
-            "baseline": "ridge",
-            "result": expected,
-            "rmse_diff": ridge["rmse_diff"],
-            "rmse_diff_ci": ridge["rmse_diff_ci"],
-        }
+        assert entry.verdict.rmse_diff_ci == ridge.rmse_diff_ci
         # 120 subjects, 24 held out; each side's scores described per subject.
-        training = entry["training"]
-        assert (training["n_train"], training["n_test"]) == (96, 24) and entry["test"]["n"] == 24
+        training = entry.training
+        assert (training.n_train, training.n_test) == (96, 24) and entry.test.n == 24
         test_scores = [p["true"] for p in predictions if p["task"] == task]
-        outcome = training["outcome"]["test"]
-        assert outcome["mean"] == pytest.approx(np.mean(test_scores)) and outcome["n"] == 24
-        assert sum(outcome["counts"].values()) == 24 and outcome["min"] == min(test_scores)
-        assert sum(training["outcome"]["train"]["counts"].values()) == 96
+        outcome = training.outcome_test
+        assert outcome.mean == pytest.approx(np.mean(test_scores)) and outcome.n == 24
+        assert sum(outcome.counts.values()) == 24 and outcome.min == min(test_scores)
+        assert sum(training.outcome_train.counts.values()) == 96
         # Each baseline chose its signature by CV: the planted one, never the pure-noise one.
         for name in ("ridge", "hist_gradient_boosting"):
-            assert (
-                entry["baselines"][name]["signature"] == SIG
-                and entry["baselines"][name]["cv_rmse"] > 0
-            )
-        assert entry["baselines"]["train_mean"]["calibration_slope"] is None
-    for task, entry in summary["tasks"].items():
-        intervals = entry["intervals"]
-        assert intervals["level"] == 0.9 and intervals["n"] == 24
-        assert intervals["covered"] == sum(
+            assert entry.baseline(name).signature == SIG and entry.baseline(name).cv_rmse > 0
+        assert entry.baseline("train_mean").test.calibration_slope is None
+    for task, entry in summary.tasks.items():
+        intervals = entry.intervals
+        assert intervals.level == 0.9 and intervals.n == 24
+        assert intervals.covered == sum(
             p["lo"] <= p["true"] <= p["hi"] for p in predictions if p["task"] == task
         )
-        low, high = intervals["coverage_ci"]
-        assert low <= intervals["coverage"] <= high and 0 < intervals["mean_width"] < 5
-    sub = summary["subtotal"]["intervals"]
-    assert sub["n"] == 24 and 0 < sub["mean_width"] < 8
+        low, high = intervals.coverage_ci
+        assert low <= intervals.coverage <= high and 0 < intervals.mean_width < 5
+    assert sub.intervals.n == 24 and 0 < sub.intervals.mean_width < 8
+    # The subtotal's rows carry its own intervals, which held the true sums as often as said.
+    sums = [p for p in predictions if p["task"] == SUBTOTAL]
+    assert sum(p["lo"] <= p["true"] <= p["hi"] for p in sums) == sub.intervals.covered
     text = format_summary(summary)
     assert "90% CV+ intervals cover" in text and "per-subject subtotal intervals" in text
     lines = text.splitlines()
@@ -432,19 +447,14 @@ def test_nested_estimates_give_each_task_its_own_results_in_order():
     estimates = nested_estimates(search, repeats, answer)
     assert handed == [[*repeats["Q1"], *repeats["Q3"]]]
     q1, q3 = estimates["Q1"], estimates["Q3"]
-    assert q1["repeats"] == 3 and q1["models"][NETWORK]["rmse_values"] == [1.0, 2.0, 4.0]
-    assert q1["models"]["ridge"]["rmse_values"] == [2.0, 3.0, 5.0]
-    assert q1["models"][NETWORK]["signatures_chosen"] == ["s1", "s2", "s1"] and q1["ran_on"] == [
-        "n1",
-        "n2",
-        "n1",
-    ]
+    models = {m["key"]: m for m in q1["models"]}
+    assert [m["key"] for m in q1["models"]] == [NETWORK, "ridge"]  # the network first
+    assert q1["repeats"] == 3 and models[NETWORK]["rmse_values"] == [1.0, 2.0, 4.0]
+    assert models["ridge"]["rmse_values"] == [2.0, 3.0, 5.0]
+    assert models[NETWORK]["signatures_chosen"] == ["s1", "s2", "s1"]
+    assert q1["ran_on"] == ["n1", "n2", "n1"]
     assert q1["search"]["signatures"] == 2 and q3["search"]["signatures"] == 1
-    assert (
-        q3["repeats"] == 1
-        and q3["models"][NETWORK]["rmse_values"] == [0.5]
-        and q3["ran_on"] == ["n3"]
-    )
+    assert q3["repeats"] == 1 and q3["models"][0]["rmse_values"] == [0.5] and q3["ran_on"] == ["n3"]
     assert (
         nested_estimates(search, {}, answer) == {} and len(handed) == 1
     )  # no repeats: the runner is not called
@@ -463,9 +473,9 @@ def test_n_counts_subjects_not_rows():
     )
     described = training_description(data, split)
     assert (described["n_train"], described["n_test"]) == (4, 2)
-    train = described["outcome"]["train"]
+    train = described["outcome_train"]
     assert train["counts"] == {"1": 1, "2": 1, "4": 1, "5": 1} and train["mean"] == 3.0
-    assert described["outcome"]["test"] == {
+    assert described["outcome_test"] == {
         "n": 2,
         "mean": 1.5,
         "sd": pytest.approx(np.std([0, 3], ddof=1)),

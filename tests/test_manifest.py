@@ -46,7 +46,7 @@ def test_the_manifest_lists_every_file_its_subjects_and_how_it_was_built(built):
     cohort, data = built
     raw = json.loads((data / MANIFEST_NAME).read_text())
     assert (
-        raw["format"] == 1
+        (raw["format"], raw["format_version"]) == ("mmse-dataset", 2)
         and raw["builder_version"] == BUILDER_VERSION
         and raw["synthetic"] is True
     )
@@ -222,10 +222,26 @@ def test_a_hand_edited_manifest_is_refused(built, tmp_path):
     (root / MANIFEST_NAME).write_text(json.dumps(raw))
     with pytest.raises(DataError, match="fingerprint does not match its own file list"):
         read_manifest(root)
-    raw["format"] = 99
+    raw["format_version"] = 99
     (root / MANIFEST_NAME).write_text(json.dumps(raw))
-    with pytest.raises(DataError, match="manifest format 99; this code reads 1 to 1"):
+    with pytest.raises(DataError, match="mmse-dataset format version 99 is newer than this code"):
         data_fingerprint(root)
+    raw["format"] = 7
+    (root / MANIFEST_NAME).write_text(json.dumps(raw))
+    with pytest.raises(DataError, match="not a dataset manifest \\(format 7, expected"):
+        data_fingerprint(root)
+
+
+def test_a_manifest_of_the_untagged_version_1_still_reads(built, tmp_path):
+    """Version 1 wrote `"format": 1` and no tag; its layout is today's."""
+    _, data = built
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    raw = json.loads((root / MANIFEST_NAME).read_text())
+    del raw["format_version"]
+    raw["format"] = 1
+    (root / MANIFEST_NAME).write_text(json.dumps(raw))
+    assert read_manifest(root) == read_manifest(data)
 
 
 def test_one_function_says_whether_a_data_root_is_synthetic(built, tmp_path):

@@ -37,7 +37,13 @@ def test_constant_target_and_prediction_follow_sklearn_conventions():
     y = np.full(6, 2.0)
     assert regression_metrics(y, y, (0, 3))["r2"] == skm.r2_score(y, y) == 1.0
     assert regression_metrics(y, y + 1, (0, 3))["r2"] == 0.0
-    assert regression_metrics(np.arange(6.0), np.full(6, 1.0), (0, 5))["pearson_r"] == 0.0
+    # A constant prediction has no correlation: undefined (None, null in JSON), never 0.
+    assert regression_metrics(np.arange(6.0), np.full(6, 1.0), (0, 5))["pearson_r"] is None
+    assert np.isnan(
+        member_metrics(np.arange(6.0)[None], np.ones((1, 6)), np.ones((1, 6), bool), (0, 5))[
+            "pearson_r"
+        ][0]
+    )
 
 
 def test_calibration_recovers_slope_and_intercept():

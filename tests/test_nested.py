@@ -28,6 +28,7 @@ from mmse_model.sweeps.nested import (
 )
 from mmse_model.sweeps.report import format_nested
 from mmse_model.sweeps.sampling import draw_samples
+from mmse_model.sweeps.summary_schema import NestedEstimate, estimate_models
 from tests.conftest import SIG, WEAK_SIG
 from tests.fixtures.toy_data import write_npz
 
@@ -227,7 +228,7 @@ def test_a_tasks_entry_has_the_contracts_keys_and_numbers():
     assert entry["models"]["ridge"]["rmse_mean"] == pytest.approx(0.9)
     assert entry["models"]["ridge"]["signatures_chosen"] == [WEAK_SIG] * 3
     assert entry["ran_on"] == ["n1", "n2", "n1"]
-    assert format_nested(entry) == (
+    assert format_nested(typed(entry)) == (
         "nested estimate (reduced search: 2 samples x 2 signatures, 3 outer splits): "
         "network RMSE 1.100 (sd 0.265); train_mean 1.500 (sd 0.000); ridge 0.900 "
         "(sd 0.100); hist_gradient_boosting 1.200 (sd 0.000)"
@@ -235,7 +236,14 @@ def test_a_tasks_entry_has_the_contracts_keys_and_numbers():
     # One outer split has no spread: the sd is undefined (null), not 0.
     single = nested_estimate(search, repeats[:1], results[:1])
     assert single["models"][NETWORK]["rmse_sd"] is None
-    assert format_nested(single).startswith(
+    assert format_nested(typed(single)).startswith(
         "nested estimate (reduced search: 2 samples x 2 signatures, 1 outer "
         "split): network RMSE 0.900; train_mean 1.500;"
+    )
+
+
+def typed(entry: dict) -> NestedEstimate:
+    """The estimate as the summary records it (the network first, then the baselines)."""
+    return NestedEstimate.model_validate(
+        {**entry, "kind": "nested", "models": estimate_models(entry["models"])}
     )

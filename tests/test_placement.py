@@ -107,8 +107,8 @@ def test_trial_resources_from_the_sweep_config():
     )
     assert trial_resources(both) == {"CPU": 0.1, "mmse_trial_host": 2.0}
     # The trial function carries exactly that one bundle to Tune.
-    assert trainable(pinned)._resources.bundles == [{"mmse_trial_host": 1.0}]
-    assert trainable(SweepConfig())._resources.bundles == [{"CPU": 0.05}]
+    assert trainable(pinned, "/tmp/exp")._resources.bundles == [{"mmse_trial_host": 1.0}]
+    assert trainable(SweepConfig(), "/tmp/exp")._resources.bundles == [{"CPU": 0.05}]
 
 
 def in_trial_sweep(**ray) -> SweepConfig:
@@ -145,11 +145,11 @@ def test_a_trial_that_trains_itself_reserves_its_workers_resources_and_labels():
     assert trial_bundle(gpu) == {"CPU": 4.0, "GPU": 1.0, "mmse_train_worker": 1.0}
     assert trial_label_selector(gpu) == {"mmse-role": "train"}
     # Tune's factory hands the label selector to placement_group() with the one bundle.
-    request = trainable(gpu)._resources
+    request = trainable(gpu, "/tmp/exp")._resources
     assert request.bundles == [{"CPU": 4.0, "GPU": 1.0, "mmse_train_worker": 1.0}]
     request._bind()
     assert request._bound.arguments["bundle_label_selector"] == [{"mmse-role": "train"}]
-    assert "bundle_label_selector" not in trainable(in_trial_sweep())._resources._kwargs
+    assert "bundle_label_selector" not in trainable(in_trial_sweep(), "/tmp/exp")._resources._kwargs
     # Custom trial resources add to the worker's.
     pinned = SweepConfig.parse(
         {

@@ -9,12 +9,8 @@ import pytest
 
 from mmse_model.core.config import Config
 from mmse_model.core.errors import CheckpointError
-from mmse_model.sweeps.results import (
-    build_summary,
-    choose_checkpoint,
-    format_summary,
-    signature_rows,
-)
+from mmse_model.sweeps.report import format_summary
+from mmse_model.sweeps.results import choose_checkpoint, signature_rows
 from mmse_model.sweeps.rules import (
     COMPLETED,
     EARLY_STOPPED,
@@ -26,7 +22,8 @@ from mmse_model.sweeps.rules import (
     read_trials_csv,
     winners_per_task,
 )
-from mmse_model.sweeps.summary import write_results
+from mmse_model.sweeps.summary import assemble_summary, task_result, write_results
+from mmse_model.sweeps.summary_schema import Summary, comparator_record, read_summary
 from mmse_model.training.checkpoint import load_checkpoint, save_checkpoint
 from mmse_model.training.loop import RunSpec, train_run
 from tests.conftest import SIG, WEAK_SIG
@@ -172,27 +169,41 @@ def test_rankings_stay_within_a_task_and_need_a_checkpoint():
     assert winners["Q1"].trial_id == "a2" and winners["Q3"].trial_id == "d1"
 
 
+def summary_of(rows, tasks=None, **facts) -> Summary:
+    """A summary of `rows` and scored tasks, as `summarise_sweep` assembles one."""
+    facts = {
+        "synthetic": False,
+        "comparator": None,
+        "excluded": None,
+        "subtotal": None,
+        "provenance": None,
+        **facts,
+    }
+    return assemble_summary("exp", rows, tasks or {}, **facts)
+
+
 def test_summary_files_and_table_round_trip(tmp_path):
     rows = [row("a1", SIG_A, "Q1", 0.10, uri="/runs/a1"), row("b1", SIG_B, "Q1", 0.2)]
     test = {
-        "Q1": {
-            "rmse": 1.0,
-            "mae": 0.8,
-            "r2": 0.4,
-            "pearson_r": 0.7,
-            "calibration_slope": 0.9,
-            "calibration_intercept": 0.2,
-            "n": 24,
-        }
+        "rmse": 1.0,
+        "mae": 0.8,
+        "r2": 0.4,
+        "pearson_r": 0.7,
+        "calibration_slope": 0.9,
+        "calibration_intercept": 0.2,
+        "n": 24,
     }
-    baselines = {"Q1": {"train_mean": {**test["Q1"], "rmse": 1.5, "r2": 0.0}, "ridge": test["Q1"]}}
-    summary = build_summary(rows, test, baselines, experiment="exp")
-    winner = summary["tasks"]["Q1"]["winner"]
-    assert winner["signature"] == SIG_A and winner["hyperparameters"] == {"training.lr": 0.01}
-    assert winner["checkpoint_uri"] == "/runs/a1" and winner["selection"][
-        "val/rmse"
-    ] == pytest.approx(1.0)
-    assert summary["row_status"] == {COMPLETED: 2} and len(summary["best_per_signature_task"]) == 2
+    baselines = {"train_mean": ({**test, "rmse": 1.5, "r2": 0.0}, {}), "ridge": (test, {})}
+    summary = summary_of(
+        rows, {"Q1": task_result(rows[0], (0.0, 5.0), test, baselines, {}, "ridge")}
+    )
+    winner = summary.tasks["Q1"].winner
+    assert winner.signature == SIG_A and winner.hyperparameters == {"training.lr": 0.01}
+    assert winner.checkpoint_uri == "/runs/a1" and winner.selection["val/rmse"] == pytest.approx(
+        1.0
+    )
+    assert [(c.status, c.n) for c in summary.row_status] == [(COMPLETED, 2)]
+    assert len(summary.best_per_signature_task) == 2
     text = format_summary(summary)
     assert (
         "network (winner)" in text
@@ -214,7 +225,10 @@ def test_summary_files_and_table_round_trip(tmp_path):
     )
     header = (tmp_path / "trials.csv").read_text().splitlines()[0].split(",")
     assert {"hp/training.lr", "val/loss", "val/rmse", "status", "checkpoint_uri"} <= set(header)
-    assert json.loads((tmp_path / "summary.json").read_text())["n_rows"] == 2
+    # summary.json is the typed contract, and reads back equal.
+    document = json.loads((tmp_path / "summary.json").read_text())
+    assert document["format"] == "mmse-sweep-summary" and document["format_version"] == 1
+    assert read_summary("summary.json", (tmp_path / "summary.json").read_text()) == summary
     assert (tmp_path / "summary.txt").read_text() == text + "\n"
     assert (
         tmp_path / "test_predictions.csv"
@@ -225,7 +239,7 @@ def test_summary_json_is_written_last(tmp_path):
     """summary.json's presence says the results are complete: a write that fails before it
     leaves none (the dashboard then reads the sweep as still running)."""
     rows = [row("a1", SIG_A, "Q1", 0.10)]
-    summary = build_summary(rows, {}, {}, experiment="exp")
+    summary = summary_of(rows)
     (tmp_path / "summary.txt").mkdir()  # the file written just before summary.json cannot be
     with pytest.raises(OSError):
         write_results(str(tmp_path), rows, summary, "text", predictions=[])
@@ -242,18 +256,20 @@ def test_a_sweep_with_a_failed_trial_says_so_first():
             update={"status": ERRORED, "epochs_run": 0}
         ),
     ]
-    summary = build_summary(rows, {}, {}, experiment="exp")
-    assert summary["failed_trials"] == ["b1"] and summary["row_status"] == {
-        COMPLETED: 1,
-        ERRORED: 1,
-    }
+    summary = summary_of(rows)
+    assert summary.failed_trials == ("b1",)
+    # Statuses in the order every view lists them, with their words.
+    assert [(c.status, c.label, c.n) for c in summary.row_status] == [
+        (COMPLETED, "ran every epoch", 1),
+        (ERRORED, "failed", 1),
+    ]
     first = format_summary(summary).splitlines()[0]
     assert first.startswith("INCOMPLETE: 1 of 2 trials failed (b1;") and "--resume" in first
-    whole = build_summary([rows[0]], {}, {}, experiment="exp")
-    assert whole["failed_trials"] == [] and not format_summary(whole).startswith("INCOMPLETE")
+    whole = summary_of([rows[0]])
+    assert whole.failed_trials == () and not format_summary(whole).startswith("INCOMPLETE")
 
 
-def scored_summary(synthetic: bool, failed: bool = False) -> dict:
+def scored_summary(synthetic: bool, failed: bool = False) -> Summary:
     """A summary as summarise_sweep leaves it, for the printed report's rules."""
     rows = [row("a1", SIG_A, "Q1", 0.10, uri="/runs/a1")]
     if failed:
@@ -273,56 +289,53 @@ def scored_summary(synthetic: bool, failed: bool = False) -> dict:
         "n": 24,
     }
     constant = {**metrics, "rmse": 1.5, "calibration_slope": None, "calibration_intercept": None}
-    summary = build_summary(
-        rows, {"Q1": metrics}, {"Q1": {"train_mean": constant, "ridge": metrics}}, "exp"
-    )
-    entry = summary["tasks"]["Q1"]
-    entry["comparisons"] = {
+    paired = {
         "train_mean": {
             "rmse_diff": -0.4686,
             "rmse_diff_ci": [-0.7, -0.2],
             "better": True,
             "worse": False,
-            "primary": False,
         },
-        "ridge": {
-            "rmse_diff": 0.0,
-            "rmse_diff_ci": [-0.05, 0.04],
-            "better": False,
-            "worse": False,
-            "primary": True,
-        },
+        "ridge": {"rmse_diff": 0.0, "rmse_diff_ci": [-0.05, 0.04], "better": False, "worse": False},
     }
-    entry["per_group"] = {
+    per_group = {
         "dementia": {"n": 8, "rmse": 1.2, "mae": 1.0, "bias": 0.5},
         "MCI": {"n": 8, "rmse": 1.0, "mae": 0.8, "bias": -0.1},
         "healthy": {"n": 8, "rmse": 0.9, "mae": 0.7, "bias": -0.3},
     }
-    summary.update(
-        synthetic=synthetic,
-        excluded_recordings=3,
-        comparator={
-            "primary": "ridge",
-            "secondary": ["train_mean", "hist_gradient_boosting"],
-            "level": 0.95,
-            "adjustment": "none",
-            "n_tasks": 1,
-            "note": "",
-        },
+    task = task_result(
+        rows[0],
+        (0.0, 5.0),
+        metrics,
+        {"train_mean": (constant, {}), "ridge": (metrics, {})},
+        paired,
+        "ridge",
+        per_group=per_group,
     )
-    summary["subtotal"] = {
+    subtotal = {
         "tasks": ["Q1"],
         "n": 24,
         "range": [0.0, 5.0],
-        "rmse": 1.03,
-        "rmse_ci": [0.861, 1.181],
-        "mae": 0.8,
-        "mae_ci": [0.7, 0.9],
-        "pearson_r": 0.7,
-        "calibration_slope": None,
-        "calibration_intercept": None,
+        "all_five_tasks": False,
+        "test": {
+            "n": 24,
+            "rmse": 1.03,
+            "rmse_ci": [0.861, 1.181],
+            "mae": 0.8,
+            "mae_ci": [0.7, 0.9],
+            "pearson_r": 0.7,
+            "calibration_slope": None,
+            "calibration_intercept": None,
+        },
     }
-    return summary
+    return summary_of(
+        rows,
+        {"Q1": task},
+        synthetic=synthetic,
+        excluded=3,
+        comparator=comparator_record("ridge", 1, 0.95),
+        subtotal=subtotal,
+    )
 
 
 def test_the_report_says_synthetic_first_and_judges_only_against_the_primary_comparator():

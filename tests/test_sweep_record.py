@@ -1,4 +1,4 @@
-"""`--resume` continues only the same sweep (mmse_model.sweeps.record.py): the record of
+"""`--resume` continues only the same sweep (mmse_model/sweeps/record.py): the record of
 the first start against today's config, signatures, tasks and data."""
 
 from __future__ import annotations
@@ -8,15 +8,16 @@ import shutil
 
 import pytest
 
-from mmse_model.core.errors import EXIT_BAD_INPUT, exit_status
+from mmse_model.core.errors import EXIT_BAD_INPUT, InputError, exit_status
 from mmse_model.sweeps.config import SweepConfig
+from mmse_model.sweeps.plan import hyperparameter_samples
 from mmse_model.sweeps.record import (
     SweepChanged,
     changes,
     check_same_sweep,
     data_fingerprint,
     make_record,
-    parse_record,
+    read_record,
 )
 from tests.conftest import SIG, WEAK_SIG
 from tests.fixtures.toy_data import write_planted_root
@@ -39,8 +40,20 @@ def root(tmp_path):
 
 def record(root, sigs=(SIG, WEAK_SIG), tasks=("Q1",), **changes_):
     sweep = SweepConfig.parse({**BASE, "data_root": str(root), **changes_})
+    samples = hyperparameter_samples(sweep.search_space, sweep.samples, sweep.search_seed)
     # Through JSON, as the record is read back from sweep_record.json.
-    return json.loads(json.dumps(make_record(sweep, list(sigs), list(tasks), n_trials=4)))
+    made = make_record(sweep, list(sigs), list(tasks), n_trials=4, samples=samples)
+    return read_record("sweep_record.json", made.to_json())
+
+
+def without(record_, *path):
+    """The record with one key of its sweep config removed (as an older version wrote it)."""
+    config = json.loads(json.dumps(record_.sweep_config))
+    where = config
+    for key in path[:-1]:
+        where = where[key]
+    del where[path[-1]]
+    return record_.model_copy(update={"sweep_config": config})
 
 
 def test_the_same_sweep_again_has_no_changes_even_with_driver_settings_changed(root):
@@ -73,13 +86,12 @@ def test_the_declared_comparator_cannot_change_on_resume(root):
     # Declared before the sweep ran: a resume that rewrites the results cannot swap it for
     # the baseline the test numbers made look best.
     first = record(root)
-    assert first["sweep_config"]["evaluation"] == {"primary_comparator": "ridge"}
+    assert first.sweep_config["evaluation"] == {"primary_comparator": "ridge"}
     assert changes(
         first, record(root, evaluation={"primary_comparator": "hist_gradient_boosting"})
     ) == ['evaluation.primary_comparator "ridge" -> "hist_gradient_boosting"']
     # A record written before the comparator existed resumes (a key one side lacks is no change).
-    del first["sweep_config"]["evaluation"]
-    assert changes(first, record(root)) == []
+    assert changes(without(first, "evaluation"), record(root)) == []
 
 
 def test_a_changed_config_is_named_key_by_key(root):
@@ -142,16 +154,31 @@ def test_the_fingerprint_is_the_data_roots_with_or_without_its_manifest(tmp_path
 
 
 def test_a_record_this_version_cannot_read_is_one_line(root):
-    assert parse_record("r.json", json.dumps(record(root)))["n_trials"] == 4
-    for text in ("{", json.dumps({"format_version": 99}), json.dumps({"format_version": 1})):
-        with pytest.raises(Exception) as refused:
-            parse_record("r.json", text)
-        assert str(refused.value).startswith("r.json: not a sweep record this version reads")
+    first = record(root)
+    assert first.n_trials == 4 and first.format_version == 2
+    # The samples every task's trials were given: drawn once, from the search seed.
+    assert len(first.samples) == 2 and first.samples == record(root).samples
+    assert 0.001 <= first.samples[0]["training.lr"] <= 0.01
+    refusals = {
+        "{": "r.json: not JSON",
+        json.dumps({"format": "mmse-sweep-record", "format_version": 99}): (
+            "r.json: mmse-sweep-record format version 99 is newer than this code reads"
+        ),
+        # Version 1 (before the contract): its trials were configured another way.
+        json.dumps({"format_version": 1, "n_trials": 4}): (
+            "r.json: mmse-sweep-record format version 1 is no longer read"
+        ),
+        json.dumps({"name": "x"}): "r.json: not a sweep record",
+    }
+    for text, start in refusals.items():
+        with pytest.raises(InputError) as refused:
+            read_record("r.json", text)
+        assert str(refused.value).startswith(start), str(refused.value)
+        assert "\n" not in str(refused.value)
 
 
 def test_a_record_from_a_version_with_fewer_config_keys_still_resumes(root):
-    first = record(root)
-    del first["sweep_config"]["config"]["ray"]["worker_group_start_timeout_s"]  # a key added since
+    first = without(record(root), "config", "ray", "worker_group_start_timeout_s")  # added since
     assert changes(first, record(root)) == []
     # The search space is the user's: a parameter added to it is a change.
     space = {**BASE["search_space"], "arch.dropout": {"choice": [0.0, 0.2]}}

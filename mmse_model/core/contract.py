@@ -63,33 +63,16 @@ class Contract(Record):
     @classmethod
     def version_of(cls, where: str, document: Any) -> int:
         """The document's format version; a document of another kind is an InputError."""
-        if not isinstance(document, dict):
-            raise InputError(f"{where}: not {cls.kind()} (expected a JSON object)")
-        if document.get("format") == cls.FORMAT:
-            version = document.get("format_version")
-            if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-                raise InputError(f"{where}: format_version {version!r}: expected an integer")
-            return version
-        legacy = cls.legacy_version(document)
-        if legacy is None:
-            found = document.get("format")
-            raise InputError(
-                f"{where}: not {cls.kind()} (format {found!r}, expected {cls.FORMAT!r})"
-            )
-        return legacy
+        return version_of(where, document, cls.FORMAT, cls.kind(), cls.legacy_version)
 
     @classmethod
     def kind(cls) -> str:
-        return f"an {cls.FORMAT} file"
+        return f"a {cls.FORMAT} file"
 
     @classmethod
     def upgrade(cls, where: str, document: dict[str, Any], version: int) -> dict[str, Any]:
         """Today's document from a version-`version` one (refused when newer, or too old)."""
-        if version > cls.FORMAT_VERSION:
-            raise InputError(
-                f"{where}: {cls.FORMAT} format version {version} is newer than this code reads "
-                f"(up to {cls.FORMAT_VERSION}); update mmse-model"
-            )
+        check_version(where, cls.FORMAT, version, 0, cls.FORMAT_VERSION, InputError)
         while version < cls.FORMAT_VERSION:
             step = cls.UPGRADES.get(version)
             if step is None:
@@ -126,6 +109,47 @@ class Contract(Record):
         except ValueError as exc:
             raise InputError(f"{where}: not JSON ({first_line(exc)})") from None
         return cls.from_document(where, document)
+
+
+def version_of(
+    where: str,
+    document: Any,
+    fmt: str,
+    kind: str,
+    legacy: Callable[[dict[str, Any]], int | None] = lambda document: None,
+    error: type[InputError] = InputError,
+) -> int:
+    """The format version of a document tagged `format: fmt`, or `legacy(document)` for one
+    written before it carried the tag; anything else is `error`, one line. The one version
+    check of every file this project reads (contracts, checkpoints, dataset manifests)."""
+    if not isinstance(document, dict):
+        raise error(f"{where}: not {kind} (expected a mapping)")
+    if document.get("format") == fmt:
+        version = document.get("format_version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise error(f"{where}: format_version {version!r}: expected an integer")
+        return version
+    old = legacy(document)
+    if old is None:
+        raise error(f"{where}: not {kind} (format {document.get('format')!r}, expected {fmt!r})")
+    return old
+
+
+def check_version(
+    where: str, fmt: str, version: int, oldest: int, newest: int, error: type[InputError]
+) -> None:
+    """Refuse, in one line, a version this code does not read: newer than it knows, or
+    older than it still reads."""
+    if version > newest:
+        raise error(
+            f"{where}: {fmt} format version {version} is newer than this code reads "
+            f"(up to {newest}); update mmse-model"
+        )
+    if version < oldest:
+        raise error(
+            f"{where}: {fmt} format version {version} is no longer read (this code reads "
+            f"{oldest} to {newest})"
+        )
 
 
 def tagged(cls: type[Contract], body: dict[str, Any], version: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmse_model.core import jsonio
 from mmse_model.core.domain import TASKS, parse_signature
 from mmse_model.core.errors import DataError, InputError, first_line
 
@@ -43,7 +44,7 @@ class BuildParams:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+        return jsonio.dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping) -> BuildParams:

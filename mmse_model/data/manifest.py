@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmse_model.core.contract import check_version, version_of
 from mmse_model.core.errors import DataError, first_line
 from mmse_model.core.hashing import combined_fingerprint, sha256_file
 from mmse_model.core.identity import BUILDER_VERSION, BuildParams, DatasetIdentity
@@ -26,8 +27,10 @@ MANIFEST_NAME = "dataset.json"
 # Beside it, one row per recording (or whole subject or task) the build skipped, with the reason.
 BUILD_REPORT_NAME = "build_report.csv"
 BUILD_REPORT_COLUMNS = ("subject_id", "task", "reason")
-# Bumped when the manifest's layout changes; a reader refuses a newer one.
-MANIFEST_FORMAT = 1
+# Bumped when the manifest's layout changes; a reader refuses a newer one. Version 1 wrote
+# `"format": 1` (no tag); version 2 is the same layout, tagged as every contract is.
+MANIFEST_FORMAT = "mmse-dataset"
+MANIFEST_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Manifest:
     def to_dict(self) -> dict:
         return {
             "format": MANIFEST_FORMAT,
+            "format_version": MANIFEST_VERSION,
             "fingerprint": self.fingerprint,
             "builder_version": self.builder_version,
             "build_params": self.build.to_dict(),
@@ -84,13 +88,16 @@ class Manifest:
     @classmethod
     def from_dict(cls, where: object, data: object) -> Manifest:
         """The manifest a parsed dataset.json holds; anything malformed is a DataError."""
-        if not isinstance(data, dict):
-            raise DataError(f"{where}: not a dataset manifest (a JSON object)")
-        version = data.get("format")
-        if not isinstance(version, int) or version > MANIFEST_FORMAT or version < 1:
-            raise DataError(
-                f"{where}: manifest format {version!r}; this code reads 1 to {MANIFEST_FORMAT}"
-            )
+        version = version_of(
+            str(where),
+            data,
+            MANIFEST_FORMAT,
+            "a dataset manifest",
+            lambda document: 1 if document.get("format") == 1 else None,
+            DataError,
+        )
+        check_version(str(where), MANIFEST_FORMAT, version, 1, MANIFEST_VERSION, DataError)
+        assert isinstance(data, dict)
         try:
             files = tuple(
                 ManifestFile(

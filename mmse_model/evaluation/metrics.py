@@ -56,13 +56,14 @@ def member_metrics(
 
 def regression_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, score_range: tuple[float, float]
-) -> dict[str, float]:
-    """All metrics for one set of predictions, both in points."""
+) -> dict[str, float | None]:
+    """All metrics for one set of predictions, in points; None where one is undefined (the
+    Pearson r of a constant prediction)."""
     y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
     values = member_metrics(
         y_true[None], y_pred[None], np.ones((1, len(y_true)), dtype=bool), score_range
     )
-    return {name: float(v[0]) for name, v in values.items()}
+    return {name: float(v[0]) if np.isfinite(v[0]) else None for name, v in values.items()}
 
 
 def _ratio_score(residual: np.ndarray, total: np.ndarray) -> np.ndarray:
@@ -72,13 +73,13 @@ def _ratio_score(residual: np.ndarray, total: np.ndarray) -> np.ndarray:
 
 
 def _pearson(centred_a: np.ndarray, centred_b: np.ndarray, mean) -> np.ndarray:
-    # Undefined when either side is constant; report 0 (no linear association) rather than
-    # NaN, which would poison means over folds.
+    # Undefined when either side is constant: NaN (null in every file), not 0, which would
+    # read as "no linear association", a finding rather than the absence of one.
     var_a, var_b = mean(centred_a**2), mean(centred_b**2)
     constant = (var_a <= 1e-24) | (var_b <= 1e-24)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = mean(centred_a * centred_b) / np.sqrt(var_a * var_b)
-    return np.where(constant, 0.0, r)
+    return np.where(constant, np.nan, r)
 
 
 def calibration(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:

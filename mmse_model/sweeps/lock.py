@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mmse_model.core import storage
+from mmse_model.core import jsonio, storage
 from mmse_model.core.errors import InputError
 
 LOCK_NAME = "driver.lock"
@@ -59,7 +59,7 @@ class Holder:
         return f"pid {self.pid} on {self.host}, started {self.started}"
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True) + "\n"
+        return jsonio.dumps(asdict(self)) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Holder | None:

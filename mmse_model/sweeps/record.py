@@ -23,11 +23,11 @@ changed (exit status 2).
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from mmse_model.core import jsonio
 from mmse_model.core.contract import Contract
 from mmse_model.core.errors import InputError
 from mmse_model.data import manifest
@@ -166,4 +166,4 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _show(value: Any) -> str:
-    return "(none)" if value is _MISSING else json.dumps(value, sort_keys=True)
+    return "(none)" if value is _MISSING else jsonio.dumps(value)

@@ -10,6 +10,8 @@ not estimate. Every word that judges (verdicts, labels, orders) is the summary's
 
 from __future__ import annotations
 
+import re
+
 from mmse_model.sweeps.summary_schema import (
     Coverage,
     GroupError,
@@ -173,8 +175,11 @@ def format_nested(estimate: NestedEstimate) -> str:
 
 
 def _num(value: float | None, spec: str) -> str:
-    """A number that can be undefined: "-" then."""
-    return "-" if value is None else format(value, spec)
+    """A number that can be undefined: "-" then, as wide as the number would be."""
+    if value is not None:
+        return format(value, spec)
+    width = re.match(r"[<>^]?[+-]?(\d*)", spec).group(1)
+    return format("-", f">{width}") if width else "-"
 
 
 def _ci(interval: tuple[float, float] | None, digits: int = 2) -> str:

@@ -247,10 +247,45 @@ def score_task(
     intervals, paired = bootstrap_intervals(
         y_true, models, score_range, NETWORK, seed=seed, subjects=ids
     )
-    baselines = []
-    for key, found in chosen.items():
+    result = task_result(
+        row,
+        score_range,
+        {**score_predictions(y_true, y_pred, score_range, ids), **intervals[NETWORK]},
+        {
+            key: (
+                {**score_predictions(y_true, models[key], score_range, ids), **intervals[key]},
+                found,
+            )
+            for key, found in chosen.items()
+        },
+        paired,
+        primary,
+        training=training_description(data, split),
+        per_group=group_errors(ids, y_true, y_pred, groups) if groups else None,
+        intervals=coverage(held.y, held.lower, held.upper, interval_level),
+    )
+    return ScoredTask(result, predictions, score_range, (winner.oof, held))
+
+
+def task_result(
+    row: TrialRow,
+    score_range: tuple[float, float],
+    test: dict[str, Any],
+    baselines: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+    paired: dict[str, dict[str, Any]],
+    primary: str,
+    *,
+    training: dict[str, Any] | None = None,
+    per_group: dict[str, dict[str, Any]] | None = None,
+    intervals: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A task's TaskResult fields from its scores: the winner's `test` metrics, each
+    baseline's (metrics, what its cross-validation chose), the paired comparisons of the
+    network minus each baseline; the verdict is the `primary` comparison's."""
+    entries = []
+    for key, (metrics, found) in baselines.items():
         settings = dict(found)
-        baselines.append(
+        entries.append(
             {
                 "key": key,
                 "label": BASELINE_LABELS[key],
@@ -258,10 +293,7 @@ def score_task(
                 "signature": settings.pop("signature", None),
                 "cv_rmse": settings.pop("cv_rmse", None),
                 "settings": settings,
-                "test": {
-                    **score_predictions(y_true, models[key], score_range, ids),
-                    **intervals[key],
-                },
+                "test": metrics,
             }
         )
     comparisons = [
@@ -276,20 +308,19 @@ def score_task(
         ),
         None,
     )
-    result = {
-        "task": task,
-        "item": TASK_ITEMS.get(task, ""),
+    return {
+        "task": row.task,
+        "item": TASK_ITEMS.get(row.task, ""),
         "score_range": list(score_range),
         "winner": winner_record(row),
-        "test": {**score_predictions(y_true, y_pred, score_range, ids), **intervals[NETWORK]},
-        "baselines": baselines,
+        "test": test,
+        "baselines": entries,
         "comparisons": comparisons,
         "verdict": verdict,
-        "training": training_description(data, split),
-        "per_group": group_list(group_errors(ids, y_true, y_pred, groups)) if groups else None,
-        "intervals": coverage(held.y, held.lower, held.upper, interval_level),
+        "training": training,
+        "per_group": group_list(per_group),
+        "intervals": intervals,
     }
-    return ScoredTask(result, predictions, score_range, (winner.oof, held))
 
 
 def winner_record(row: TrialRow) -> dict[str, Any]:
@@ -352,55 +383,82 @@ def subtotal(
     seed: int = 0,
     synthetic: bool = False,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The subtotal of the tasks present, for the test subjects every task's winner scored
-    (its range the sum of those tasks' ranges: 0-21 with all five), and its prediction rows.
-    Its CV+ intervals treat it as one more regression on the same folds."""
+    """The subtotal of the tasks present (`subtotal_scores`), its CV+ intervals' coverage
+    (the subtotal as one more regression on the same folds) and its prediction rows."""
     if not scored:
         return None, []
     tasks = sorted(scored)
-    sub = subtotal_intervals({t: scored[t].conformal for t in tasks}, level)
-    by_subject: dict[str, dict[str, tuple[float, float]]] = {}
-    for task in tasks:
-        for p in scored[task].predictions:
-            by_subject.setdefault(p["subject_id"], {})[task] = (p["true"], p["predicted"])
-    complete = sorted(s for s, per_task in by_subject.items() if len(per_task) == len(tasks))
-    score_range = (
-        sum(scored[t].score_range[0] for t in tasks),
-        sum(scored[t].score_range[1] for t in tasks),
+    predictions = [p for task in tasks for p in scored[task].predictions]
+    out = subtotal_scores(
+        predictions,
+        {task: scored[task].score_range for task in tasks},
+        groups_file,
+        seed,
+        synthetic,
     )
-    out: dict[str, Any] = {
-        "tasks": tasks,
-        "n": len(complete),
-        "range": list(score_range),
-        "all_five_tasks": tasks == list(TASKS),
-    }
-    true = np.array([sum(by_subject[s][t][0] for t in tasks) for s in complete])
-    pred = np.array([sum(by_subject[s][t][1] for t in tasks) for s in complete])
+    sub = subtotal_intervals({task: scored[task].conformal for task in tasks}, level)
     bounds = {str(s): (lo, hi) for s, lo, hi in zip(sub.subject_ids, sub.lower, sub.upper)}
     rows = [
+        {**row, "lo": bounds[row["subject_id"]][0], "hi": bounds[row["subject_id"]][1]}
+        for row in subtotal_rows(predictions, tasks)
+    ]
+    if out.get("test") is not None:
+        out["intervals"] = coverage(sub.y, sub.lower, sub.upper, level)
+    return out, rows
+
+
+def subtotal_rows(predictions: list[dict[str, Any]], tasks: list[str]) -> list[dict[str, Any]]:
+    """Per test subject with a prediction on every task (sorted by id): its summed true and
+    predicted scores, as test_predictions.csv's `subtotal` rows."""
+    by_subject: dict[str, dict[str, tuple[float, float]]] = {}
+    for p in predictions:
+        by_subject.setdefault(p["subject_id"], {})[p["task"]] = (p["true"], p["predicted"])
+    complete = sorted(s for s, per_task in by_subject.items() if len(per_task) == len(tasks))
+    return [
         {
             "task": SUBTOTAL,
             "signature": "",
             "subject_id": s,
-            "true": float(t),
-            "predicted": float(p),
+            "true": float(sum(by_subject[s][t][0] for t in tasks)),
+            "predicted": float(sum(by_subject[s][t][1] for t in tasks)),
             "fold_sd": None,
-            "lo": float(bounds[s][0]),
-            "hi": float(bounds[s][1]),
         }
-        for s, t, p in zip(complete, true, pred)
+        for s in complete
     ]
-    if len(complete) < 2:
-        return out, rows
-    metrics = score_predictions(true, pred, score_range, np.array(complete))
+
+
+def subtotal_scores(
+    predictions: list[dict[str, Any]],
+    score_ranges: dict[str, tuple[float, float]],
+    groups_file: str = "",
+    seed: int = 0,
+    synthetic: bool = False,
+) -> dict[str, Any]:
+    """The subtotal of the tasks present, for the test subjects every task's winner scored;
+    its range is the sum of those tasks' ranges (0-21 with all five)."""
+    tasks = sorted({p["task"] for p in predictions})
+    rows = subtotal_rows(predictions, tasks)
+    score_range = (sum(score_ranges[t][0] for t in tasks), sum(score_ranges[t][1] for t in tasks))
+    out: dict[str, Any] = {
+        "tasks": tasks,
+        "n": len(rows),
+        "range": list(score_range),
+        "all_five_tasks": tasks == list(TASKS),
+    }
+    if len(rows) < 2:
+        return out
+    subjects = np.array([r["subject_id"] for r in rows])
+    true = np.array([r["true"] for r in rows])
+    pred = np.array([r["predicted"] for r in rows])
     intervals, _ = bootstrap_intervals(true, {NETWORK: pred}, score_range, NETWORK, seed=seed)
-    out["test"] = {**metrics, **intervals[NETWORK]}
-    out["intervals"] = coverage(sub.y, sub.lower, sub.upper, level)
+    out["test"] = {**score_predictions(true, pred, score_range, subjects), **intervals[NETWORK]}
     if groups_file:
         groups = read_groups(groups_file)
-        out["per_group"] = group_list(group_errors(np.array(complete), true, pred, groups))
-        out["dementia_auc"] = dementia_auc(complete, pred, groups, groups_file, seed, synthetic)
-    return out, rows
+        out["per_group"] = group_list(group_errors(subjects, true, pred, groups))
+        out["dementia_auc"] = dementia_auc(
+            list(subjects), pred, groups, groups_file, seed, synthetic
+        )
+    return out
 
 
 def read_groups(groups_file: str) -> dict[str, str]:

@@ -344,7 +344,9 @@ def _upgrade_0(old: dict[str, Any]) -> dict[str, Any]:
             "comparator": comparator,
             "excluded_recordings": _count(old.get("excluded_recordings")),
             "tasks": new_tasks,
-            "subtotal": _old_subtotal(old.get("subtotal"), missing),
+            # `synthetic` came last: a summary with it records per-group errors wherever
+            # there was a groups file.
+            "subtotal": _old_subtotal(old.get("subtotal"), missing, "synthetic" in old),
             "best_per_signature_task": [
                 {
                     "task": r["task"],
@@ -440,7 +442,11 @@ def _old_task(
         if isinstance(comparisons[key], dict)
     ]
     verdict = _old_verdict(entry.get("verdict"), out_comparisons, primary, declared)
-    for key in ("training", "per_group", "intervals"):
+    # Training N and per-group errors came in together: with `training`, no `per_group`
+    # means the sweep had no groups file, not that the summary predates it.
+    for key in (
+        ("training", "intervals") if "training" in entry else ("training", "per_group", "intervals")
+    ):
         if entry.get(key) is None:
             missing.append(f"tasks.{task}.{key}")
     if not comparisons:
@@ -489,7 +495,9 @@ def old_scores(metrics: dict[str, Any]) -> dict[str, Any]:
     keys = Scores.model_fields
     out = {k: v for k, v in metrics.items() if k in keys}
     out.setdefault("n", 0)
-    if metrics.get("calibration_slope") == 0 and metrics.get("pearson_r") == 0:
+    # A constant prediction: its slope written as 0 (oldest) or null, its r as 0.
+    constant = metrics.get("calibration_slope") in (0, None) and "calibration_slope" in metrics
+    if constant and metrics.get("pearson_r") == 0:
         out["calibration_slope"] = out["calibration_intercept"] = out["pearson_r"] = None
     return out
 
@@ -598,7 +606,7 @@ def estimate_models(models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _old_subtotal(old: Any, missing: list[str]) -> dict[str, Any] | None:
+def _old_subtotal(old: Any, missing: list[str], newest: bool) -> dict[str, Any] | None:
     if not isinstance(old, dict) or not old.get("tasks"):
         missing.append("subtotal")
         return None
@@ -610,7 +618,7 @@ def _old_subtotal(old: Any, missing: list[str]) -> dict[str, Any] | None:
     ]
     if scored and "calibration_slope" not in old:
         missing.append("subtotal.test.calibration_slope")
-    for key in ("intervals", "per_group"):
+    for key in ("intervals",) if newest else ("intervals", "per_group"):
         if old.get(key) is None:
             missing.append(f"subtotal.{key}")
     return {

@@ -22,6 +22,7 @@ from pydantic import ConfigDict
 
 from mmse_model.core import atomic, storage
 from mmse_model.core.config import Config
+from mmse_model.core.contract import check_version, version_of
 from mmse_model.core.errors import CheckpointError, ConfigError, first_line
 from mmse_model.core.schema import Schema
 from mmse_model.training.model import MemberMLPs
@@ -130,13 +131,8 @@ def _load_file(path: Path, shown: str) -> CheckpointPayload:
         raise CheckpointError(
             f"{shown}: not a readable checkpoint ({first_line(exc, 200)})"
         ) from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise CheckpointError(f"{shown}: not an mmse checkpoint (no '{FORMAT}' format tag)")
-    if document.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{shown}: checkpoint format version {document.get('format_version')!r}, "
-            f"this code reads {FORMAT_VERSION}"
-        )
+    version = version_of(shown, document, FORMAT, "an mmse checkpoint", error=CheckpointError)
+    check_version(shown, FORMAT, version, FORMAT_VERSION, FORMAT_VERSION, CheckpointError)
     try:
         return CheckpointPayload.parse(document)
     except ConfigError as exc:

@@ -221,7 +221,7 @@ def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_p
     # And they give the numbers the in-process runner gives for the sweep's nested search.
     search = NestedSearch.of_sweep(load_sweep_config(config))
     here = run_repeats_in_process(search.repeats_of(toy_root.resolve(), "Q1", [SIG]))
-    network = estimate["models"][NETWORK]
+    network = next(m for m in estimate["models"] if m["key"] == NETWORK)
     assert network["rmse_values"] == [r.models[NETWORK].rmse for r in here]
     assert network["signatures_chosen"] == [r.models[NETWORK].signature for r in here] == [SIG, SIG]
 

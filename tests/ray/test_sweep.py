@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from mmse_model.sweeps.config import load_sweep_config
+from mmse_model.sweeps.plan import SignatureGroup, TrialPoint
 from mmse_model.sweeps.rules import STOPPED_BY_ASHA, read_trials_csv
 from mmse_model.training.checkpoint import load_checkpoint
 from tests.ray.leftovers import wait_for_nothing_left
@@ -33,9 +34,9 @@ def write_sweep_yaml(path: Path, **changes) -> Path:
     sweep = {
         "name": "test_sweep",
         "samples": 3,
-        # With this seed Q3's second trial draws the tiny learning rate after a good one:
-        # at the first rung ASHA must stop it.
-        "search_seed": 5,
+        # With this seed the second sample draws the tiny learning rate after a good one:
+        # at the first rung ASHA must stop each task's trial of it.
+        "search_seed": 8,
         "search_space": {
             "training.lr": {"choice": [0.02, 0.0002]},
             "arch.h1": {"choice": [16, 32]},
@@ -121,8 +122,29 @@ def test_sweep_writes_every_result_file(sweep_run):
             "calibration_slope",
             "calibration_intercept",
         } <= set(entry["test"])
-        assert set(entry["baselines"]) == {"train_mean", "ridge", "hist_gradient_boosting"}
+        assert [b["key"] for b in entry["baselines"]] == [
+            "train_mean",
+            "ridge",
+            "hist_gradient_boosting",
+        ]
+    assert on_disk["format"] == "mmse-sweep-summary" and on_disk["not_recorded"] == []
     assert len(on_disk["best_per_signature_task"]) == 4
+    # The trials are the record's plan: its samples, each row's hyper-parameters its sample's,
+    # and each trial's folder named from its config (task, group, sample).
+    record = json.loads((experiment / "sweep_record.json").read_text())
+    assert record["format"] == "mmse-sweep-record" and len(record["samples"]) == 3
+    for row in rows:
+        sample = record["samples"][row["sample"]]
+        assert {k[3:]: v for k, v in row.items() if k.startswith("hp/")} == sample
+    histories = trial_histories(experiment)
+    for trial_id, records in histories.items():
+        point = records[0]["config"]["trial"]
+        folder = next(
+            p.parent for p in experiment.glob("*/result.json") if trial_id in p.read_text()
+        )
+        assert folder.name == f"{point['task']}-all-{point['sample']}"
+        # The shared constants reach trials through with_parameters, not every result line.
+        assert set(records[0]["config"]) == {"trial"}
     assert "network (winner)" in (experiment / "summary.txt").read_text()
     # Per-subject CV+ intervals and their coverage on the test subjects, and the bundle.
     for task, entry in on_disk["tasks"].items():
@@ -152,7 +174,7 @@ def test_asha_decisions_are_exactly_its_rule_within_each_task(sweep_run):
     assert replay.set_search_properties("val/loss", "min")
     stopped_at = {}
     for trial_id in sorted(histories):
-        trial = FakeTrial(trial_id, histories[trial_id][0]["config"]["task"])
+        trial = FakeTrial(trial_id, histories[trial_id][0]["config"]["trial"]["task"])
         replay.on_trial_add(None, trial)
         for record in histories[trial_id]:
             if (
@@ -181,7 +203,8 @@ def test_asha_decisions_are_exactly_its_rule_within_each_task(sweep_run):
 
 class FakeTrial:
     def __init__(self, trial_id: str, task: str):
-        self.trial_id, self.config = trial_id, {"task": task}
+        group = SignatureGroup("all", (SIG, WEAK_SIG))
+        self.trial_id, self.config = trial_id, {"trial": TrialPoint(task, group, 0, {}).to_config()}
 
 
 def test_nothing_left_behind_after_asha_stops(sweep_run, ray_session):

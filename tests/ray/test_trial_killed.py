@@ -21,6 +21,7 @@ from ray import tune
 from mmse_model.core.config import Config
 from mmse_model.core.storage import join
 from mmse_model.sweeps.config import apply_sample, load_sweep_config
+from mmse_model.sweeps.plan import hyperparameter_samples, plan_trials, signature_groups
 from mmse_model.training.callbacks import DirectoryReporter
 from mmse_model.training.loop import RunSpec, train_run
 from tests.fixtures.checkpoints import assert_same_weights
@@ -60,7 +61,7 @@ class KillOnce(tune.Callback):
 def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninterrupted(
     ray_session, toy_root, tmp_path
 ):
-    from ray_jobs.sweep import TRAIN_RUNS, build_tuner, collect_rows
+    from ray_jobs.sweep import TRAIN_RUNS, build_tuner, collect_rows, trial_constants
 
     (tmp_path / "sweep.yaml").write_text(
         yaml.safe_dump(
@@ -84,9 +85,9 @@ def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninter
     )
     sweep = load_sweep_config(tmp_path / "sweep.yaml", str(toy_root), str(tmp_path / "runs"))
     killer = KillOnce(HOLD_AT, ray_session.dashboard)
-    grid = build_tuner(
-        sweep, [SIG, WEAK_SIG], ["Q1"], str(tmp_path / "runs"), callbacks=[killer]
-    ).fit()
+    samples = hyperparameter_samples(sweep.search_space, sweep.samples, sweep.search_seed)
+    points = plan_trials(["Q1"], signature_groups([SIG, WEAK_SIG], 0), samples)
+    grid = build_tuner(sweep, points, str(tmp_path / "runs"), callbacks=[killer]).fit()
     assert len(killer.killed) == 1 and grid.num_errors == 0, killer.killed
 
     [result] = list(grid)
@@ -97,7 +98,8 @@ def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninter
     assert result.metrics["epoch"] == EPOCHS
 
     experiment = join(str(tmp_path / "runs"), "killed")
-    rows = collect_rows(grid, join(experiment, TRAIN_RUNS))
+    constants = trial_constants(sweep, experiment)
+    rows = collect_rows(grid, constants)
     assert {r.signature for r in rows} == {SIG, WEAK_SIG}
     assert all(r.status == "completed" and r.epochs_run == EPOCHS for r in rows), rows
     assert all(
@@ -113,13 +115,9 @@ def test_a_killed_trial_actor_resumes_from_its_checkpoint_and_ends_as_if_uninter
     from mmse_model.training.checkpoint import load_checkpoint
 
     killed = load_checkpoint(rows[0].checkpoint_uri)
-    config = apply_sample(Config.from_dict(result.config["base"]), result.config["hp"])
+    config = apply_sample(Config.from_dict(constants.base), points[0].hyperparameters)
     run = RunSpec(
-        str(toy_root),
-        (SIG, WEAK_SIG),
-        "Q1",
-        config,
-        checkpoint_epochs=tuple(result.config["checkpoint_epochs"]),
+        str(toy_root), (SIG, WEAK_SIG), "Q1", config, checkpoint_epochs=constants.checkpoint_epochs
     )
     # The last checkpoint's current weights (the run's final payload has the best restored).
     train_run(run, DirectoryReporter(tmp_path / "plain"))

@@ -1,13 +1,17 @@
-"""Readable trial names from Tune's own trial generator (no Ray instance is started).
+"""Trials as planned, named from their configs, by Tune's own trial generator (no Ray
+instance is started).
 
-`ray_jobs.sweep.TrialName` names a trial `<task>-<signature or group>-<sample>` before it
-runs, from Tune's trial counter; the sample must be the number `collect_rows` later gives
-the trial (its rank by trial id within its task and signature group).
+The sweep hands Tune its planned points (`mmse_model/sweeps/plan.py`) as one grid axis:
+Tune must make exactly those trials, in that order (sample by sample, so early trials cover
+every task), and `ray_jobs.sweep.trial_name` names each `<task>-<group label>-<sample>`
+from its config, the numbers its rows later carry.
 """
 
 from __future__ import annotations
 
 import pytest
+
+from mmse_model.sweeps.plan import hyperparameter_samples, plan_trials, signature_groups
 
 pytestmark = pytest.mark.ray
 
@@ -19,51 +23,45 @@ def _fn(config):  # the trainable: never run here
 
 
 @pytest.mark.parametrize("per_trial", [0, 1, 2])
-def test_names_follow_tunes_trial_order(tmp_path, per_trial):
+def test_tune_makes_the_planned_trials_in_order_named_from_their_config(tmp_path, per_trial):
     from ray import tune
     from ray.tune.experiment import Experiment
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from ray_jobs.sweep import TrialName, signature_groups
+    from ray_jobs.sweep import trial_name
 
-    tasks, samples = ["Q1", "Q3"], 3
+    tasks = ["Q1", "Q3"]
     groups = signature_groups(SIGS, per_trial)
-    space = {
-        "task": tune.grid_search(tasks),
-        "group": tune.grid_search(groups),
-        "hp": {"training.lr": tune.loguniform(1e-3, 1e-2)},
-    }
-    namer = TrialName(len(tasks) * len(groups))
+    samples = hyperparameter_samples({"training.lr": {"loguniform": [1e-3, 1e-2]}}, 3, seed=0)
+    points = plan_trials(tasks, groups, samples)
     generator = BasicVariantGenerator(random_state=0)
     generator.add_configurations(
         [
             Experiment(
                 name="names",
                 run=_fn,
-                config=space,
-                num_samples=samples,
+                config={"trial": tune.grid_search([p.to_config() for p in points])},
+                num_samples=1,
                 storage_path=str(tmp_path),
-                trial_name_creator=namer,
-                trial_dirname_creator=namer,
+                trial_name_creator=trial_name,
+                trial_dirname_creator=trial_name,
             )
         ]
     )
     trials = []
     while (trial := generator.next_trial()) is not None:
         trials.append(trial)
-    assert len(trials) == len(tasks) * len(groups) * samples
-    # collect_rows' numbering: rank by trial id within (task, group label).
-    ranks: dict[tuple[str, str], list[str]] = {}
-    for trial in trials:
-        ranks.setdefault((trial.config["task"], trial.config["group"]["label"]), []).append(
-            trial.trial_id
-        )
-    for trial in trials:
-        key = (trial.config["task"], trial.config["group"]["label"])
-        sample = sorted(ranks[key]).index(trial.trial_id)
-        assert str(trial) == trial.custom_dirname == f"{key[0]}-{key[1]}-{sample}"
-    assert len({str(t) for t in trials}) == len(trials)
-    labels = {g["label"] for g in groups}
+    assert [t.config["trial"] for t in trials] == [p.to_config() for p in points]
+    assert (
+        [str(t) for t in trials] == [t.custom_dirname for t in trials] == [p.name for p in points]
+    )
+    assert len({str(t) for t in trials}) == len(trials) == len(tasks) * len(groups) * 3
+    # Sample by sample: every task and group of sample 0 before any of sample 1.
+    assert [p.sample for p in points] == sorted(p.sample for p in points)
+    # One set of hyper-parameters per sample, the same for every task and group.
+    for point in points:
+        assert point.hyperparameters == samples[point.sample]
+    labels = {g.label for g in groups}
     assert labels == (
         {"all"} if per_trial == 0 else set(SIGS) if per_trial == 1 else {"g0", SIGS[2]}
     )
