@@ -1,8 +1,9 @@
 """`mmse dashboard`: one self-contained results page per sweep, and a local server for it.
 
-The page is a single `index.html`: the sweep's data as embedded JSON (`mmse_app/dashboard_data.py`),
-plotly.js from the installed `plotly` package and the page's own script and style, all
-inlined, so it opens from disk with no network. `--serve` serves the page's folder on
+The page is a single `index.html`: the sweep's page data (`mmse_app/page_schema.py`, built
+by `mmse_app/dashboard_data.py`) as embedded JSON, plotly.js from the installed `plotly`
+package and the page's own script (`dashboard_assets/*.js`, put together in `SCRIPTS`' order)
+and style, all inlined, so it opens from disk with no network. `--serve` serves the page's folder on
 127.0.0.1 only and rebuilds the page while the sweep runs; the open page reloads itself
 when its data changed (it polls `version.json`, a few bytes).
 """
@@ -12,24 +13,45 @@ from __future__ import annotations
 import functools
 import hashlib
 import html
-import json
 import platform
 import re
 import sys
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, ClassVar
 
 from mmse_app.dashboard_data import load_experiment, page_data
-from mmse_model.core import atomic, storage
+from mmse_app.page_schema import UNVERSIONED, Builder, PageData
+from mmse_model.core import atomic, jsonio, storage
 from mmse_model.core.errors import InputError, first_line
 
 ASSETS = Path(__file__).with_name("dashboard_assets")
 PAGE, VERSION = "index.html", "version.json"
 HOST = "127.0.0.1"  # --serve listens here only
+# The page's script, in the order it is put together (one scope, no build step): the data
+# and its lookups, helpers, one file per view, then the start.
+SCRIPTS = (
+    "data.js",
+    "format.js",
+    "dom.js",
+    "header.js",
+    "heatmap.js",
+    "comparison.js",
+    "subtotal.js",
+    "data_view.js",
+    "tasks.js",
+    "curves.js",
+    "hyperparameters.js",
+    "calibration.js",
+    "table.js",
+    "provenance.js",
+    "serve.js",
+    "main.js",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -45,37 +67,46 @@ def _script_safe(js: str) -> str:
     return re.sub(r"</(script)", r"<\\/\1", js, flags=re.IGNORECASE)
 
 
-def data_version(data: dict[str, Any]) -> str:
-    """A digest of the page's data: equal data, equal version (the build time is not in it)."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+def data_version(data: PageData) -> str:
+    """A digest of the page's data: equal data, equal version (who built the page, when and
+    with what refresh interval is not in it)."""
+    text = jsonio.dumps(data.model_dump(mode="python", exclude=set(UNVERSIONED)), compact=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def embed_json(data: dict[str, Any]) -> str:
-    """JSON for a `<script type="application/json">` block: every `<` written as \\u003c, so
-    no value (a `</script>`, a `<!--`) can end the block; JSON.parse reads it back unchanged."""
-    return json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+def embed_json(data: PageData | dict[str, Any]) -> str:
+    """JSON for a `<script type="application/json">` block (the one JSON writer's): every
+    `<` written as \\u003c, so no value (a `</script>`, a `<!--`) can end the block;
+    JSON.parse reads it back unchanged."""
+    return jsonio.dumps(data, compact=True).replace("<", "\\u003c")
 
 
-def render_page(data: dict[str, Any], refresh_s: float = 5.0, built: str | None = None) -> str:
+def app_script() -> str:
+    """The page's script: SCRIPTS in order, in one function scope."""
+    parts = [f"// --- {name}\n" + (ASSETS / name).read_text(encoding="utf-8") for name in SCRIPTS]
+    return '(function () {\n"use strict";\n' + "\n".join(parts) + "\n})();\n"
+
+
+def render_page(data: PageData, refresh_s: float = 5.0, built: str | None = None) -> str:
     """The whole page for one page-data document (`dashboard_data.page_data`)."""
     plotly_js, plotly_version = _plotly()
-    document = {
-        **data,
-        "meta": {**data["meta"], "version": data_version(data)},
-        "refresh_s": refresh_s,
-        "builder": {
-            "built": built or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "python": platform.python_version(),
-            "plotlyjs": plotly_version,
-        },
-    }
+    document = data.model_copy(
+        update={
+            "version": data_version(data),
+            "refresh_s": refresh_s,
+            "builder": Builder(
+                built=built or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                python=platform.python_version(),
+                plotlyjs=plotly_version,
+            ),
+        }
+    )
     parts = {
-        "TITLE": html.escape(f"mmse sweep {data['meta']['name']}"),
+        "TITLE": html.escape(f"mmse sweep {data.meta.name}"),
         "CSS": (ASSETS / "dashboard.css").read_text(encoding="utf-8"),
         "DATA": embed_json(document),
         "PLOTLY": plotly_js,
-        "APP": _script_safe((ASSETS / "dashboard.js").read_text(encoding="utf-8")),
+        "APP": _script_safe(app_script()),
     }
     template = (ASSETS / "page.html").read_text(encoding="utf-8")
     # One pass over the template: nothing inserted is searched for placeholders again.
@@ -139,7 +170,8 @@ def write_after_sweep(experiment: str, print_line: Callable[[str], None] = print
         page = write_dashboard(experiment)
     except Exception as exc:  # noqa: BLE001 - the sweep itself succeeded
         print(
-            f"mmse: warning: no dashboard ({first_line(exc)}); build it with: mmse dashboard {experiment}",
+            f"mmse: warning: no dashboard ({first_line(exc)}); "
+            f"build it with: mmse dashboard {experiment}",
             file=sys.stderr,
         )
         return None
@@ -151,7 +183,7 @@ class _Handler(SimpleHTTPRequestHandler):
     # Only the page and its version file, and only to a browser that asked for this machine
     # by its loopback name: another site's page cannot read it by rebinding its DNS name
     # to 127.0.0.1, and nothing else in the folder is listed or served.
-    SERVED = {"/": PAGE, f"/{PAGE}": PAGE, f"/{VERSION}": VERSION}
+    SERVED: ClassVar[dict[str, str]] = {"/": PAGE, f"/{PAGE}": PAGE, f"/{VERSION}": VERSION}
 
     def send_head(self):
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
@@ -169,7 +201,7 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")  # a reload gets the rebuilt page
         super().end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet console
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -197,10 +229,14 @@ def serve(
     board = Dashboard(experiment, out, refresh_s=interval_s)
     board.refresh(write_version=True)
     server = start_server(board.out, port)
+    how = (
+        "finished sweep"
+        if board.finished
+        else f"rebuilt every {interval_s:g} s while the sweep runs"
+    )
     print(
         f"dashboard: {board.page}\nserving http://{HOST}:{server.server_address[1]}/ "
-        f"({'finished sweep' if board.finished else f'rebuilt every {interval_s:g} s while the sweep runs'}; "
-        "Ctrl-C stops)",
+        f"({how}; Ctrl-C stops)",
         flush=True,
     )
     stop = stop or threading.Event()
@@ -210,10 +246,8 @@ def serve(
                 continue
             try:
                 if board.refresh(write_version=True):
-                    print(
-                        f"dashboard: rebuilt ({'sweep finished' if board.finished else 'sweep running'})",
-                        flush=True,
-                    )
+                    state = "sweep finished" if board.finished else "sweep running"
+                    print(f"dashboard: rebuilt ({state})", flush=True)
             except InputError as exc:  # e.g. storage unreachable for a moment: keep the last page
                 print(f"mmse: warning: {exc}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:

@@ -1,56 +1,71 @@
 """What the Tune results dashboard shows, read from a sweep's experiment folder.
 
-The folder (`<storage>/<name>/`, a local path or an `s3://...` URI) holds, once the sweep has
-finished, `trials.csv`, `summary.json` and (newer sweeps) `test_predictions.csv`; while it
-runs, only Tune's trial folders, each with `result.json` (one JSON line per epoch). The page
-works from either: rows come from `trials.csv` when it exists, else from the trial
-histories (no test numbers, statuses and best epochs provisional). Fields that newer sweeps
-add to `summary.json` (95 % intervals `<metric>_ci`, paired `comparisons`, `provenance`,
-and the test results `mmse_app/dashboard_results.py` reads) are shown when present and
-said to be not recorded when not.
+The folder (`<storage>/<name>/`, a local path or an `s3://...` URI) holds, once the sweep
+has finished, `trials.csv`, `summary.json` and `test_predictions.csv`; while it runs, its
+`sweep_record.json` and Tune's trial folders, each with `result.json` (one JSON line per
+epoch, the trial's config on each). Each file is read by its one reader: summary.json by
+`read_summary` (any version; what an older one lacks is in its `not_recorded`), the record
+by `read_record`, test_predictions.csv by `dashboard_results.read_predictions`, trials.csv
+by `rules.read_trials_csv`, a trial's config by `plan.TrialPoint.from_config`.
 
-`page_data` returns the JSON document the page embeds; every number in it is plain JSON
-(NaN and infinities become null).
+Rows come from trials.csv when it exists, else (the sweep is running) one provisional row
+per (trial, signature) from the trial histories, their endings by `rules.row_status` with
+the record's epoch limit and rungs. `page_data` returns the page's `PageData`
+(`mmse_app/page_schema.py`); the test results' views are `dashboard_results.py`'s.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any
 
 from mmse_app import dashboard_results as results
+from mmse_app.page_schema import (
+    Asha,
+    HeatCell,
+    Heatmap,
+    Item,
+    Meta,
+    PageData,
+    ProvenanceView,
+    Reached,
+    StatusInfo,
+    TrialCurve,
+    WinnerCell,
+)
 from mmse_model.core import storage
 from mmse_model.core.domain import SCORE_RANGES, TASK_ITEMS, TASKS
-from mmse_model.core.errors import InputError, first_line
+from mmse_model.core.errors import ConfigError, DataError, InputError, first_line
 from mmse_model.sweeps import rules
+from mmse_model.sweeps.plan import SignatureGroup, TrialPoint
+from mmse_model.sweeps.record import RECORD_NAME, SweepRecord, read_record
+from mmse_model.sweeps.rungs import rungs as asha_rungs
+from mmse_model.sweeps.summary_schema import SUMMARY_NAME, Summary, read_summary, status_counts
 
-SCHEMA = 1
-TRIALS_CSV, SUMMARY_JSON, PREDICTIONS_CSV, RESULT_JSON, ERROR_TXT = (
+TRIALS_CSV, PREDICTIONS_CSV, RESULT_JSON, ERROR_TXT = (
     "trials.csv",
-    "summary.json",
     "test_predictions.csv",
     "result.json",
     "error.txt",
 )
 # What a page keeps of each epoch's record (Tune writes the trial's whole config on every line).
-_RECORD_KEYS = (
-    "epoch",
-    "val/loss",
-    "val/rmse",
-    "val/rmse_sd",
-    "val/mae",
-    "signatures/active",
-    "done",
-    "timestamp",
-    "time_total_s",
-    "time_this_iter_s",
-)
+_RECORD_KEYS = ("epoch", "val/loss", "val/rmse", "val/rmse_sd", "val/mae", "signatures/active")
+# How each ending is drawn (colours only: what each ending is and says is `rules`').
+STATUS_COLORS = {
+    rules.COMPLETED: "#0969da",
+    rules.EARLY_STOPPED: "#8250df",
+    rules.RUNNING: "#bf8700",
+    rules.ERRORED: "#cf222e",
+    rules.STOPPED_BY_ASHA: "#8c959f",
+}
+STATE_LABELS = {
+    "finished": "finished",
+    "incomplete": "results incomplete",
+    "running": "running (or interrupted): provisional",
+}
 
 
 # --- reading the folder -------------------------------------------------------------------
@@ -93,6 +108,10 @@ class Store:
 
         return self._call(listing)
 
+    def where(self, name: str) -> str:
+        """A file's address for messages: never with a credential."""
+        return storage.display(storage.join(self.uri, name))
+
     def _call(self, fn):
         try:
             return fn()
@@ -106,28 +125,9 @@ class TrialHistory:
 
     folder: str
     trial_id: str
-    config: dict[str, Any]
+    point: TrialPoint | None  # what the trial is, from its config (None: not readable)
     records: list[dict[str, Any]]  # one per epoch, sorted, the last report of an epoch kept
     errored: bool = False
-
-    @property
-    def task(self) -> str:
-        return str(self.config.get("task", ""))
-
-    @property
-    def label(self) -> str:
-        """The trial's signature group label (older sweeps: one `signature` per trial)."""
-        group = self.config.get("group")
-        if isinstance(group, dict):
-            return str(group.get("label", ""))
-        return str(self.config.get("signature") or "")
-
-    @property
-    def signatures(self) -> list[str]:
-        group = self.config.get("group")
-        if isinstance(group, dict):
-            return [str(s) for s in group.get("signatures", [])]
-        return [str(self.config["signature"])] if self.config.get("signature") else []
 
     @property
     def last_epoch(self) -> int:
@@ -137,21 +137,15 @@ class TrialHistory:
     def done(self) -> bool:
         return bool(self.records and self.records[-1].get("done"))
 
-    def max_epochs(self) -> int | None:
-        hp = self.config.get("hp") or {}
-        if "training.epochs" in hp:
-            return int(hp["training.epochs"])
-        epochs = ((self.config.get("base") or {}).get("training") or {}).get("epochs")
-        return int(epochs) if epochs else None
-
 
 @dataclass
 class Experiment:
     uri: str
     name: str
     rows: list[dict[str, Any]] | None  # trials.csv, typed; None while the sweep runs
-    summary: dict[str, Any] | None
-    predictions: list[dict[str, Any]] | None
+    summary: Summary | None  # None while the sweep runs
+    record: SweepRecord | None  # read while the sweep runs (the finished sweep's summary says it)
+    predictions: list[results.Prediction] | None
     trials: list[TrialHistory] = field(default_factory=list)
 
     @property
@@ -161,7 +155,8 @@ class Experiment:
 
 def load_experiment(uri: str) -> Experiment:
     """Read a sweep's experiment folder, finished or still running. A folder that is missing
-    or holds neither trials.csv nor trial folders is an `InputError` (one line)."""
+    or holds neither trials.csv nor trial folders is an `InputError` (one line), and so is a
+    result file its reader refuses."""
     store = Store(storage.check_location(str(uri), "EXPERIMENT"))
     if not store.is_dir():
         raise InputError(f"{uri}: no such folder")
@@ -169,15 +164,15 @@ def load_experiment(uri: str) -> Experiment:
     folders = store.trial_folders()
     if rows_text is None and not folders:
         raise InputError(f"{uri}: not a sweep (no trials.csv and no trial folders)")
-    summary_text = store.read_text(SUMMARY_JSON)
-    summary = None
-    if summary_text is not None:
-        try:
-            summary = json.loads(summary_text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{uri}/{SUMMARY_JSON}: not JSON ({exc})") from None
-        if not isinstance(summary, dict):
-            raise InputError(f"{uri}/{SUMMARY_JSON}: expected a JSON object")
+    summary_text = store.read_text(SUMMARY_NAME)
+    summary = (
+        read_summary(store.where(SUMMARY_NAME), summary_text) if summary_text is not None else None
+    )
+    record = None
+    if summary is None:
+        record_text = store.read_text(RECORD_NAME)
+        if record_text is not None:
+            record = read_record(store.where(RECORD_NAME), record_text)
     predictions_text = store.read_text(PREDICTIONS_CSV)
     workers = 8 if store.remote else 1
     with ThreadPoolExecutor(workers) as pool:
@@ -186,11 +181,14 @@ def load_experiment(uri: str) -> Experiment:
     return Experiment(
         uri=str(uri),
         name=store.name,
-        rows=rules.read_trials_csv(rows_text, f"{uri}/{TRIALS_CSV}")
+        rows=rules.read_trials_csv(rows_text, store.where(TRIALS_CSV))
         if rows_text is not None
         else None,
         summary=summary,
-        predictions=_read_predictions(predictions_text) if predictions_text is not None else None,
+        record=record,
+        predictions=results.read_predictions(store.where(PREDICTIONS_CSV), predictions_text)
+        if predictions_text is not None
+        else None,
         trials=sorted((t for t in trials if t.records), key=lambda t: t.trial_id),
     )
 
@@ -210,7 +208,7 @@ def _history(folder: str, errored: bool, text: str) -> TrialHistory:
             continue
         config = record.get("config") or config
         trial_id = str(record.get("trial_id") or trial_id)
-        kept = {k: record[k] for k in _RECORD_KEYS if k in record}
+        kept = {k: record[k] for k in (*_RECORD_KEYS, "done") if k in record}
         kept.update(
             {
                 k: v
@@ -218,139 +216,186 @@ def _history(folder: str, errored: bool, text: str) -> TrialHistory:
                 if k.endswith(("/val/loss", "/val/rmse")) and k.count("/") == 2
             }
         )
-        by_epoch[int(record["epoch"])] = (
-            kept  # a resumed trial reports some epochs again: the last one counts
-        )
+        # A resumed trial reports some epochs again: the last one counts.
+        by_epoch[int(record["epoch"])] = kept
     return TrialHistory(
-        folder, trial_id or folder, config, [by_epoch[e] for e in sorted(by_epoch)], errored
+        folder,
+        trial_id or folder,
+        _point(config),
+        [by_epoch[e] for e in sorted(by_epoch)],
+        errored,
     )
 
 
-def _read_predictions(text: str) -> list[dict[str, Any]]:
-    out = []
-    for raw in csv.DictReader(io.StringIO(text)):
-        true, predicted = (
-            rules.finite_float(raw.get("true")),
-            rules.finite_float(raw.get("predicted")),
-        )
-        if raw.get("task") and true is not None and predicted is not None:
-            out.append(
-                {
-                    "task": raw["task"],
-                    "signature": raw.get("signature") or "",
-                    "subject_id": raw.get("subject_id") or "",
-                    "true": true,
-                    "predicted": predicted,
-                    "fold_sd": rules.finite_float(raw.get("fold_sd")),
-                }
-            )
-    return out
+def _point(config: dict[str, Any]) -> TrialPoint | None:
+    """The trial's (task, group, sample, hyper-parameters); None for a config this version
+    does not make (a sweep started by an earlier version: its rows say what it was)."""
+    try:
+        return TrialPoint.from_config(config)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+# --- the sweep's settings: ASHA, the epoch limit, the search space ---------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the sweep was configured with, as its results or its record say: the config's
+    dict (`sweep_config`) and which file it came from."""
+
+    sweep_config: dict[str, Any] | None
+    source: str | None
+
+    @classmethod
+    def of(cls, exp: Experiment) -> Settings:
+        if exp.summary is not None:
+            provenance = exp.summary.provenance
+            if provenance is not None and provenance.sweep_config is not None:
+                return cls(provenance.sweep_config, "the sweep config (summary.json's provenance)")
+            return cls(None, None)
+        if exp.record is not None:
+            return cls(exp.record.sweep_config, "the sweep record (sweep_record.json)")
+        return cls(None, None)
+
+    def epoch_limit(self) -> int | None:
+        """The training config's epoch limit (before any sample changes it)."""
+        from mmse_model.core.config import Config
+
+        if self.sweep_config is None:
+            return None
+        try:
+            return Config.parse(self.sweep_config.get("config") or {}).training.epochs
+        except (ConfigError, AttributeError):
+            return None
+
+    def asha(self) -> dict[str, Any] | None:
+        """ASHA's settings, max_t filled in (0 in a sweep config: the epoch limit)."""
+        from mmse_model.sweeps.config import AshaConfig
+
+        if self.sweep_config is None:
+            return None
+        try:
+            asha = AshaConfig.parse(self.sweep_config.get("asha") or {})
+        except (ConfigError, AttributeError):
+            return None
+        max_t = asha.max_t or self.epoch_limit()
+        if not max_t:
+            return None
+        return {**asha.to_dict(), "max_t": int(max_t)}
+
+    def search_space(self) -> dict[str, Any]:
+        space = (self.sweep_config or {}).get("search_space")
+        return space if isinstance(space, dict) else {}
 
 
 # --- the page's document ------------------------------------------------------------------
 
 
-def page_data(exp: Experiment) -> dict[str, Any]:
-    """The document the page embeds (see the module doc); deterministic for one folder."""
-    summary = exp.summary or {}
-    provenance = summary.get("provenance") if isinstance(summary.get("provenance"), dict) else None
-    asha = _asha(provenance, exp.trials)
-    rows = _rows(exp, asha["rungs"])
-    by_id = {t.trial_id: i for i, t in enumerate(exp.trials)}
-    row_status: dict[str, list[str]] = {}
+def page_data(exp: Experiment) -> PageData:
+    """The document the page embeds (see `mmse_app/page_schema.py`); deterministic for one
+    folder."""
+    settings = Settings.of(exp)
+    asha = settings.asha()
+    rung_epochs = _rung_epochs(asha)
+    limit = settings.epoch_limit()
+    rows = _rows(exp, rung_epochs, limit)
+    rows_of: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        row["trial"] = by_id.get(row["trial_id"])
-        row_status.setdefault(row["trial_id"], []).append(row["status"])
-    samples = _trial_samples(exp.trials, rows)
+        rows_of.setdefault(row["trial_id"], []).append(row)
     trials = [
-        _trial(t, row_status.get(t.trial_id), samples.get(t.trial_id), asha["rungs"])
-        for t in exp.trials
+        t
+        for t in (_trial(h, rows_of.get(h.trial_id), rung_epochs, limit) for h in exp.trials)
+        if t is not None
     ]
+    index = {t.trial_id: i for i, t in enumerate(trials)}
     for row in rows:
-        row["name"] = (
-            trials[row["trial"]]["name"]
-            if row["trial"] is not None
-            else f"{row['task']}-{row.get('group', '')}-{row['sample']}"
-        )
-    tasks = _ordered_tasks({r["task"] for r in rows} | {t["task"] for t in trials if t["task"]})
-    signatures = sorted(
-        {r["signature"] for r in rows} | {s for t in exp.trials for s in t.signatures}
-    )
+        i = index.get(row["trial_id"])
+        row["trial"] = i
+        row["name"] = trials[i].name if i is not None else _row_name(row)
+    tasks = _ordered_tasks({r["task"] for r in rows} | {t.task for t in trials})
+    signatures = sorted({r["signature"] for r in rows} | {s for t in trials for s in t.signatures})
     hp_keys = sorted({k[3:] for r in rows for k in r if k.startswith("hp/")})
-    scored = {
-        task: entry
-        for task, entry in (summary.get("tasks") or {}).items()
-        if isinstance(entry, dict)
-    }
-    comparator = results.comparator(summary, len(scored))
-    comparison = {
-        task: results.comparison(task, entry, trials, comparator) for task, entry in scored.items()
-    }
-    data_root = (provenance or {}).get("data_root") or next(
-        (t.config.get("data_root") for t in exp.trials if t.config.get("data_root")), None
-    )
-    winners = _winners(summary, rows)
-    asha["reached"] = {
-        task: _reached([t for t in trials if t["task"] == task], asha["rungs"]) for task in tasks
-    }
-    status_counts: dict[str, int] = {}
+    summary = exp.summary
+    names = {t.trial_id: t.name for t in trials}
+    finished = exp.finished
+    state = "finished" if finished else "incomplete" if exp.rows is not None else "running"
+    counts: dict[str, int] = {}
     for row in rows:
-        status_counts[row["status"]] = status_counts.get(row["status"], 0) + 1
-    columns = _columns(rows, hp_keys)
-    return _plain(
-        {
-            "schema": SCHEMA,
-            "meta": {
-                "name": exp.name,
-                "uri": _display_uri(exp.uri),
-                "finished": exp.finished,
-                "state": "finished" if exp.finished else "running",
-                "has_trials_csv": exp.rows is not None,
-                "n_trials": len({r["trial_id"] for r in rows} | {t["trial_id"] for t in trials}),
-                "n_rows": len(rows),
-                "status_counts": dict(sorted(status_counts.items())),
-                "metric": summary.get("metric", "val/loss"),
-            },
-            "tasks": tasks,
-            "task_items": {t: TASK_ITEMS[t] for t in tasks if t in TASK_ITEMS},
-            "score_ranges": {t: list(SCORE_RANGES[t]) for t in tasks if t in SCORE_RANGES},
-            "signatures": signatures,
-            "hp_keys": hp_keys,
-            "hp_scale": _hp_scales(hp_keys, rows, (provenance or {}).get("sweep_config") or {}),
-            "columns": columns,
-            "rows": rows,
-            "trials": trials,
-            "heatmap": _heatmap(tasks, signatures, rows, winners, comparison, exp.finished),
-            "winners": winners,
-            "comparison": comparison,
-            "asha": asha,
-            "calibration": _calibration(exp.predictions, summary, tasks),
-            "comparator": comparator,
-            "subtotal": results.subtotal(summary, exp.predictions),
-            "synthetic": results.synthetic(summary, data_root),
-            "excluded_recordings": results.excluded_recordings(summary, data_root),
-            "provenance": _provenance(provenance, exp),
-        }
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    for trial in trials:
+        counts.setdefault(trial.status, 0)
+    synthetic, source, excluded = _cohort(exp)
+    return PageData(
+        meta=Meta(
+            name=exp.name,
+            uri=storage.display(exp.uri),
+            state=state,
+            state_label=STATE_LABELS[state],
+            finished=finished,
+            has_trials_csv=exp.rows is not None,
+            n_trials=len({r["trial_id"] for r in rows} | set(names)),
+            n_rows=len(rows),
+            metric=summary.metric if summary is not None else "val/loss",
+        ),
+        statuses=tuple(
+            StatusInfo(
+                **s,
+                faint=s["status"] == rules.STOPPED_BY_ASHA,
+                color=STATUS_COLORS.get(s["status"], "#999999"),
+            )
+            for s in status_counts(counts)
+        ),
+        tasks=tuple(tasks),
+        task_items={t: TASK_ITEMS[t] for t in tasks if t in TASK_ITEMS},
+        score_ranges={t: SCORE_RANGES[t] for t in tasks if t in SCORE_RANGES},
+        signatures=tuple(signatures),
+        hp_keys=tuple(hp_keys),
+        hp_scale=_hp_scales(hp_keys, rows, settings.search_space()),
+        columns=tuple(_columns(rows, hp_keys)),
+        rows=tuple(rows),
+        trials=tuple(trials),
+        heatmap=_heatmap(tasks, signatures, rows, exp),
+        winners=_winners(summary, rows),
+        asha=_asha(asha, rung_epochs, settings.source, tasks, trials),
+        curves_missing=(
+            "No trial of this task has reported yet."
+            if not finished or trials
+            else "No learning curves: the experiment folder holds no trial folders (Tune's "
+            "result.json)."
+        ),
+        banner=results.banner(synthetic, source),
+        comparator=results.comparator_view(summary),
+        comparison=results.comparison_view(summary, names),
+        subtotal=results.subtotal_view(summary, exp.predictions),
+        data=results.data_view(summary, excluded),
+        calibration=results.calibration_views(summary, exp.predictions, tasks),
+        provenance=_provenance(exp, asha, rung_epochs, settings.source),
+        results_not_recorded=summary.not_recorded if summary is not None else (),
     )
 
 
-def _rows(exp: Experiment, rungs: list[int]) -> list[dict[str, Any]]:
+def _rung_epochs(asha: dict[str, Any] | None) -> list[int]:
+    """The epochs at which ASHA may stop a trial (`sweeps.rungs.rungs`)."""
+    if asha is None:
+        return []
+    keys = ("max_t", "grace_period", "reduction_factor", "brackets")
+    return list(asha_rungs(*(asha[k] for k in keys)))
+
+
+def _rows(exp: Experiment, rungs: list[int], limit: int | None) -> list[dict[str, Any]]:
     """trials.csv's rows, or while the sweep runs, one provisional row per (trial, signature)
     from the histories (best epoch: the lowest validation loss so far)."""
     if exp.rows is not None:
-        rows = [dict(r) for r in exp.rows]
-        histories = {t.trial_id: t for t in exp.trials}
-        for row in rows:  # older trials.csv files have no group (or sample) column
-            if not row.get("group"):
-                history = histories.get(row["trial_id"])
-                row["group"] = history.label if history else ""
-        _number_samples(rows)
-        return rows
+        return [dict(r) for r in exp.rows]
     rows = []
     for history in exp.trials:
-        status = _infer_status(history, rungs)
-        multi = len(history.signatures) > 1
-        for signature in history.signatures or ["?"]:
+        point = history.point
+        if point is None:
+            continue
+        status = _infer_status(history, rungs, _max_epochs(point, limit))
+        multi = len(point.group.signatures) > 1
+        for signature in point.group.signatures:
             loss_key, rmse_key = (
                 (f"{signature}/val/loss", f"{signature}/val/rmse")
                 if multi
@@ -361,13 +406,14 @@ def _rows(exp: Experiment, rungs: list[int]) -> list[dict[str, Any]]:
             row = {
                 "trial_id": history.trial_id,
                 "signature": signature,
-                "task": history.task,
-                "group": history.label,
-                **{f"hp/{k}": v for k, v in sorted((history.config.get("hp") or {}).items())},
+                "task": point.task,
+                "group": point.group.label,
+                "sample": point.sample,
+                **{f"hp/{k}": v for k, v in sorted(point.hyperparameters.items())},
                 "epochs_run": history.last_epoch,
                 "best_epoch": int(best["epoch"]) if best else 0,
                 "status": status,
-                "stopped_early": status in ("asha", "early_stopping"),
+                "stopped_early": status in (rules.STOPPED_BY_ASHA, rules.EARLY_STOPPED),
             }
             for key in rules.VALIDATION_KEYS:
                 row[f"val/{key}"] = None
@@ -377,25 +423,16 @@ def _rows(exp: Experiment, rungs: list[int]) -> list[dict[str, Any]]:
                     row.update({k: best.get(k) for k in ("val/rmse_sd", "val/mae")})
             row["checkpoint_uri"] = ""
             rows.append(row)
-    _number_samples(rows)
     return rows
 
 
-def _number_samples(rows: list[dict[str, Any]]) -> None:
-    """Samples numbered within each (task, group) by trial id, as the sweep numbers them,
-    where a row has none (an older trials.csv, a running sweep)."""
-    if all(isinstance(r.get("sample"), int) for r in rows):
-        return
-    ids: dict[tuple[str, str], list[str]] = {}
-    for row in rows:
-        ids.setdefault((row["task"], row.get("group", "")), []).append(row["trial_id"])
-    rank = {(key, t): i for key, names in ids.items() for i, t in enumerate(sorted(set(names)))}
-    for row in rows:
-        if not isinstance(row.get("sample"), int):
-            row["sample"] = rank[((row["task"], row.get("group", "")), row["trial_id"])]
+def _max_epochs(point: TrialPoint, limit: int | None) -> int | None:
+    """The trial's epoch limit: its sample's, where the search varies it, else the sweep's."""
+    epochs = point.hyperparameters.get("training.epochs")
+    return int(epochs) if rules.is_finite_number(epochs) else limit
 
 
-def _infer_status(history: TrialHistory, rungs: list[int]) -> str:
+def _infer_status(history: TrialHistory, rungs: list[int], max_epochs: int | None) -> str:
     """How a trial ended, from its history alone (a running sweep has no trials.csv), by the
     rule the sweep's rows follow (`rules.row_status`)."""
     last = history.records[-1] if history.records else {}
@@ -404,243 +441,301 @@ def _infer_status(history: TrialHistory, rungs: list[int]) -> str:
         running=not history.done,
         stopped_early=last.get("signatures/active") == 0,
         epochs=history.last_epoch,
-        max_epochs=history.max_epochs(),
+        max_epochs=max_epochs,
         at_rung=history.last_epoch in rungs,
     )
 
 
-def _trial_status(statuses: list[str] | None, history: TrialHistory, rungs: list[int]) -> str:
-    """A trial's ending: from its rows' (`rules.trial_status`), else from its history."""
-    return rules.trial_status(statuses) if statuses else _infer_status(history, rungs)
+def _identity(
+    history: TrialHistory, rows: list[dict[str, Any]] | None
+) -> tuple[str, str, tuple[str, ...], int | None] | None:
+    """(task, group label, signatures, sample) of a trial: its rows' (the sweep's results),
+    else its config's (a running sweep); None when neither says."""
+    if rows:
+        first = rows[0]
+        sample = first.get("sample")
+        return (
+            first["task"],
+            str(first.get("group") or ""),
+            tuple(r["signature"] for r in rows),
+            sample if isinstance(sample, int) else None,
+        )
+    point = history.point
+    if point is None:
+        return None
+    return point.task, point.group.label, point.group.signatures, point.sample
 
 
-def _trial_samples(trials: list[TrialHistory], rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Each trial's sample number: its rows', else its rank by trial id within its task and
-    signature group (the sweep's numbering)."""
-    out = {r["trial_id"]: r["sample"] for r in rows if isinstance(r.get("sample"), int)}
-    ranks: dict[tuple[str, str], list[str]] = {}
-    for t in trials:
-        ranks.setdefault((t.task, t.label), []).append(t.trial_id)
-    for names in ranks.values():
-        for i, trial_id in enumerate(sorted(names)):
-            out.setdefault(trial_id, i)
-    return out
+def _row_name(row: dict[str, Any]) -> str | None:
+    """A row's trial name (`TrialPoint.name`) where the row says its group and sample."""
+    if not row.get("group") or not isinstance(row.get("sample"), int):
+        return None
+    return TrialPoint(row["task"], SignatureGroup(row["group"], ()), row["sample"], {}).name
 
 
 def _trial(
-    history: TrialHistory, statuses: list[str] | None, sample: int | None, rungs: list[int]
-) -> dict[str, Any]:
-    status = _trial_status(statuses, history, rungs)
+    history: TrialHistory,
+    rows: list[dict[str, Any]] | None,
+    rungs: list[int],
+    limit: int | None,
+) -> TrialCurve | None:
+    identity = _identity(history, rows)
+    if identity is None:
+        return None
+    task, group, signatures, sample = identity
+    if rows:
+        status = rules.trial_status(r["status"] for r in rows)
+    else:
+        status = _infer_status(history, rungs, _max_epochs(history.point, limit))
     records = history.records
     stop_epoch = None
-    if status == "asha":
+    if status == rules.STOPPED_BY_ASHA:
         reached = [r for r in rungs if r <= history.last_epoch]
         stop_epoch = reached[-1] if reached else history.last_epoch
-        records = [
-            r for r in records if r["epoch"] <= stop_epoch
-        ]  # reports after ASHA's stop: not drawn
+        # Reports after ASHA's stop are not drawn.
+        records = [r for r in records if r["epoch"] <= stop_epoch]
     epochs = [int(r["epoch"]) for r in records]
-    multi = len(history.signatures) > 1
-    out = {
-        "trial_id": history.trial_id,
-        "name": f"{history.task}-{history.label}-{sample}",
-        "folder": history.folder,
-        "task": history.task,
-        "group": history.label,
-        "signatures": history.signatures,
-        "sample": sample,
-        "status": status,
-        "last_epoch": history.last_epoch,
-        "stop_epoch": stop_epoch,
-        "loss": [_round(r.get("val/loss")) for r in records],
-        "rmse": [_round(r.get("val/rmse")) for r in records],
-    }
-    if epochs != list(range(1, len(epochs) + 1)):
-        out["epochs"] = epochs
-    if multi:
-        out["sig_rmse"] = {
-            s: [_round(r.get(f"{s}/val/rmse")) for r in records] for s in history.signatures
-        }
-    return out
+    name = (
+        TrialPoint(task, SignatureGroup(group, signatures), sample, {}).name
+        if sample is not None
+        else history.folder
+    )
+    return TrialCurve(
+        trial_id=history.trial_id,
+        name=name,
+        folder=history.folder,
+        task=task,
+        group=group,
+        signatures=signatures,
+        sample=sample,
+        status=status,
+        last_epoch=history.last_epoch,
+        stop_epoch=stop_epoch,
+        loss=tuple(_round(r.get("val/loss")) for r in records),
+        rmse=tuple(_round(r.get("val/rmse")) for r in records),
+        epochs=None if epochs == list(range(1, len(epochs) + 1)) else tuple(epochs),
+        sig_rmse={s: tuple(_round(r.get(f"{s}/val/rmse")) for r in records) for s in signatures}
+        if len(signatures) > 1
+        else None,
+    )
 
 
-def _reached(trials: list[dict[str, Any]], rungs: list[int]) -> dict[str, Any]:
-    return {
-        "n_trials": len(trials),
-        "counts": [sum(t["last_epoch"] >= r for t in trials) for r in rungs],
-    }
-
-
-def _asha(provenance: dict[str, Any] | None, trials: list[TrialHistory]) -> dict[str, Any]:
-    """ASHA's rungs: from the sweep config the results record (provenance), else from the
-    trials' own config (the sweep hands each trial its rungs), else none."""
-    from mmse_model.core.config import Config
-    from mmse_model.sweeps.config import AshaConfig
-    from mmse_model.sweeps.rungs import rungs
-
-    sweep = (provenance or {}).get("sweep_config")
-    if isinstance(sweep, dict):
-        try:
-            asha = AshaConfig.parse(sweep.get("asha") or {})
-            epochs = ((sweep.get("config") or {}).get("training") or {}).get("epochs")
-            if not epochs:
-                epochs = (
-                    next((t.max_epochs() for t in trials if t.max_epochs()), None)
-                    or Config().training.epochs
-                )
-            max_t = asha.max_t or int(epochs)
-            return {
-                "rungs": list(
-                    rungs(max_t, asha.grace_period, asha.reduction_factor, asha.brackets)
-                ),
-                "source": "sweep config (summary.json provenance)",
-                "max_t": max_t,
-                "grace_period": asha.grace_period,
-                "reduction_factor": asha.reduction_factor,
-                "brackets": asha.brackets,
-            }
-        except (InputError, TypeError, ValueError):
-            pass
-    for trial in trials:
-        if isinstance(trial.config.get("rungs"), list):
-            return {
-                "rungs": sorted(int(r) for r in trial.config["rungs"]),
-                "source": "the trials' config",
-                "max_t": trial.max_epochs(),
-            }
-    return {"rungs": [], "source": None, "max_t": None}
-
-
-def _winners(summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each task's winner: the summary's, else (a running sweep) the best row so far."""
-    out = {}
-    for task, entry in (summary.get("tasks") or {}).items():
-        winner = (entry or {}).get("winner") or {}
-        if winner.get("signature"):
-            out[task] = {
-                "signature": winner["signature"],
-                "trial_id": winner.get("trial_id"),
-                "provisional": False,
-            }
-    for task, row in rules.winners_per_task(rows, require_checkpoint=bool(summary)).items():
-        out.setdefault(
-            task, {"signature": row["signature"], "trial_id": row["trial_id"], "provisional": True}
+def _asha(
+    asha: dict[str, Any] | None,
+    rungs: list[int],
+    source: str | None,
+    tasks: list[str],
+    trials: list[TrialCurve],
+) -> Asha:
+    reached = {
+        task: Reached(
+            n_trials=sum(t.task == task for t in trials),
+            counts=tuple(sum(t.task == task and t.last_epoch >= r for t in trials) for r in rungs),
         )
+        for task in tasks
+    }
+    if rungs:
+        note = (
+            f"Dotted lines: ASHA's rungs (from {source}), with how many of the task's trials "
+            "reached each. Trials ASHA stopped end faintly at their rung (×)."
+        )
+    elif asha is None:
+        note = (
+            f"ASHA's rungs: {results.NOT_RECORDED}."
+            if source is None
+            else f"ASHA's rungs: not readable in {source}."
+        )
+    else:
+        note = "ASHA stops no trial before the epoch limit in this sweep: no rungs."
+    return Asha(
+        rungs=tuple(rungs),
+        source=source if asha else None,
+        max_t=asha["max_t"] if asha else None,
+        grace_period=asha["grace_period"] if asha else None,
+        reduction_factor=asha["reduction_factor"] if asha else None,
+        brackets=asha["brackets"] if asha else None,
+        reached=reached,
+        note=note,
+    )
+
+
+def _winners(summary: Summary | None, rows: list[dict[str, Any]]) -> dict[str, WinnerCell]:
+    """Each task's winner: the summary's, else (no results yet) the best row so far."""
+    out = {}
+    if summary is not None:
+        for task, entry in summary.tasks.items():
+            if entry.winner.signature:
+                out[task] = WinnerCell(
+                    signature=entry.winner.signature,
+                    trial_id=entry.winner.trial_id,
+                    provisional=False,
+                )
+    for task, row in rules.winners_per_task(rows, require_checkpoint=summary is not None).items():
+        if task not in out:
+            out[task] = WinnerCell(
+                signature=row["signature"], trial_id=row["trial_id"], provisional=True
+            )
     return dict(sorted(out.items()))
 
 
-def _heatmap(tasks, signatures, rows, winners, comparison, finished) -> dict[str, Any]:
-    best = rules.best_per_signature_task(rows, require_checkpoint=finished)
+def _heatmap(
+    tasks: list[str], signatures: list[str], rows: list[dict[str, Any]], exp: Experiment
+) -> Heatmap:
+    """Signature x task: the best validation RMSE (the summary's `best_per_signature_task`
+    once the sweep has finished, else `rules.best_per_signature_task` of the rows so far),
+    the winners, and on each winner's cell only its verdict."""
+    summary = exp.summary
+    if summary is not None:
+        best = {
+            (c.signature, c.task): (c.rmse, c.rmse_sd, c.trial_id)
+            for c in summary.best_per_signature_task
+        }
+    else:
+        best = {
+            key: (row.get("val/rmse"), row.get("val/rmse_sd"), row["trial_id"])
+            for key, row in rules.best_per_signature_task(rows, require_checkpoint=False).items()
+        }
+    winners = _winners(summary, rows)
+    heads = [results.task_head(task, summary) for task in tasks]
+    verdicts = {h.task: h.verdict for h in heads}
     counts: dict[tuple[str, str], int] = {}
     for row in rows:
         counts[(row["signature"], row["task"])] = counts.get((row["signature"], row["task"]), 0) + 1
     cells = []
     for signature in signatures:
         for task in tasks:
-            row = best.get((signature, task))
-            winner = winners.get(task, {}).get("signature") == signature
+            rmse, rmse_sd, trial_id = best.get((signature, task), (None, None, None))
+            winner = task in winners and winners[task].signature == signature
+            verdict = verdicts.get(task) if winner else None
             cells.append(
-                {
-                    "signature": signature,
-                    "task": task,
-                    "n": counts.get((signature, task), 0),
-                    "best_val_rmse": row.get("val/rmse") if row else None,
-                    "best_val_rmse_sd": row.get("val/rmse_sd") if row else None,
-                    "best_trial_id": row["trial_id"] if row else None,
-                    "winner": winner,
-                    # The verdict is the winner's alone: no other signature was tested against a baseline.
-                    "verdict": (comparison.get(task) or {}).get("verdict") if winner else None,
-                }
+                HeatCell(
+                    signature=signature,
+                    task=task,
+                    n=counts.get((signature, task), 0),
+                    best_val_rmse=rmse,
+                    best_val_rmse_sd=rmse_sd,
+                    best_trial_id=trial_id,
+                    winner=winner,
+                    verdict=verdict,
+                    mark=results.VERDICT_MARKS.get(verdict or "", ""),
+                )
             )
-    return {"cells": cells}
-
-
-def _calibration(predictions, summary, tasks) -> dict[str, Any]:
-    """Per task: the winner's test subjects, predicted against true, and the calibration
-    line (true regressed on predicted: the summary's slope and intercept, else fitted)."""
-    if predictions is None:
-        return {}
-    out = {}
-    for task in tasks:
-        entry = (summary.get("tasks") or {}).get(task) or {}
-        signature = (entry.get("winner") or {}).get("signature")
-        points = [
-            p
-            for p in predictions
-            if p["task"] == task
-            and (not p["signature"] or not signature or p["signature"] == signature)
-        ]
-        if not points:
-            continue
-        test = entry.get("test") or {}
-        slope, intercept = test.get("calibration_slope"), test.get("calibration_intercept")
-        source = "summary.json"
-        if not (rules.is_finite_number(slope) and rules.is_finite_number(intercept)):
-            slope, intercept = results.fitted_calibration(
-                [p["true"] for p in points], [p["predicted"] for p in points]
-            )
-            source = "fitted here"
-        out[task] = {
-            "signature": signature or points[0]["signature"],
-            "n": len({p["subject_id"] for p in points}),
-            "predicted": [p["predicted"] for p in points],
-            "true": [p["true"] for p in points],
-            "fold_sd": [p["fold_sd"] for p in points],
-            "subject_id": [p["subject_id"] for p in points],
-            "slope": slope,
-            "intercept": intercept,
-            "line_source": source,
-        }
-    return out
+    return Heatmap(
+        heads=tuple(heads),
+        cells=tuple(cells),
+        note=results.heatmap_note(summary, exp.finished),
+    )
 
 
 def _hp_scales(
-    keys: list[str], rows: list[dict[str, Any]], sweep: dict[str, Any]
+    keys: list[str], rows: list[dict[str, Any]], space: dict[str, Any]
 ) -> dict[str, str]:
     """How to draw each hyper-parameter: log (loguniform), category (booleans, strings),
     else linear; without the search space, log when positive and spread over 20x or more."""
-    space = sweep.get("search_space") or {}
     out = {}
     for key in keys:
         values = [r.get(f"hp/{key}") for r in rows if r.get(f"hp/{key}") is not None]
         kind = next(iter(space.get(key) or {}), None)
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        spread = bool(values) and min(values) > 0 and max(values) / min(values) >= 20
         if not numeric:
             out[key] = "category"
-        elif kind == "loguniform":
-            out[key] = "log"
-        elif kind is None and values and min(values) > 0 and max(values) / min(values) >= 20:
+        elif kind == "loguniform" or (kind is None and spread):
             out[key] = "log"
         else:
             out[key] = "linear"
     return out
 
 
-def _provenance(recorded: dict[str, Any] | None, exp: Experiment) -> dict[str, Any]:
-    if recorded is not None:
-        return {"recorded": True, **recorded}
-    starts = [
-        t.records[0].get("timestamp", 0) - (t.records[0].get("time_this_iter_s") or 0)
-        for t in exp.trials
-        if rules.is_finite_number(t.records[0].get("timestamp"))
+def _cohort(exp: Experiment) -> tuple[bool | None, str | None, str | None]:
+    """(SYNTHETIC, who says so, the excluded recordings in words while running): the
+    summary's once the sweep has finished; while it runs, the data root's dataset.json
+    (where this machine can read it)."""
+    if exp.summary is not None:
+        return exp.summary.synthetic, exp.summary.synthetic_source, None
+    if exp.record is None:
+        return None, None, None
+    from mmse_model.data import manifest
+
+    root = exp.record.data_root
+    try:
+        found = manifest.read_manifest(root)
+        excluded = manifest.excluded_recordings(root) if found is not None else None
+    except (DataError, InputError, OSError, ValueError):
+        return None, None, None
+    if found is None:
+        return None, None, None
+    where = f"the data root's {manifest.MANIFEST_NAME}"
+    words = f"{excluded} (from the data root's build report)" if excluded is not None else None
+    return found.synthetic, where, words
+
+
+def _provenance(
+    exp: Experiment, asha: dict[str, Any] | None, rungs: list[int], source: str | None
+) -> ProvenanceView:
+    rung_words = (
+        f"{', '.join(map(str, rungs))} (max_t {asha['max_t']}; from {source})"
+        if rungs and asha
+        else "none"
+        if asha
+        else results.NOT_RECORDED
+    )
+    if exp.summary is not None:
+        p = exp.summary.provenance
+        if p is None:
+            word = results.NOT_RECORDED
+            return ProvenanceView(
+                note=f"This sweep's provenance: {word}.",
+                items=tuple(
+                    Item(label=label, text=word)
+                    for label in ("data root", "code version (git commit)", "started", "ended")
+                ),
+                config_missing=word,
+            )
+        versions = p.versions or {}
+        items = [
+            ("data root", p.data_root),
+            ("data fingerprint", p.data_fingerprint),
+            ("code version (git commit)", p.git_commit or "no git checkout"),
+            ("Ray", versions.get("ray")),
+            ("torch", versions.get("torch")),
+            ("Python", versions.get("python")),
+            ("started", p.started),
+            ("ended", p.ended),
+            ("ASHA rungs", rung_words),
+        ]
+        return ProvenanceView(
+            note="As the sweep recorded it (summary.json).",
+            items=tuple(Item(label=k, text=v or "not recorded") for k, v in items),
+            config=p.sweep_config,
+            config_missing="not recorded",
+        )
+    record = exp.record
+    later = results.RESULTS_LATER
+    if record is None:
+        return ProvenanceView(
+            note=(
+                "No sweep record (sweep_record.json): this sweep was started by an earlier "
+                "version of mmse; its page says more once it has finished."
+            ),
+            items=(),
+            config_missing="not recorded",
+        )
+    items = [
+        ("data root", record.data_root),
+        ("data fingerprint", record.data_fingerprint),
+        ("code version (git commit)", later),
+        ("Ray, torch and Python versions", later),
+        ("started", record.created),
+        ("ended", "still running" if exp.rows is None else later),
+        ("ASHA rungs", rung_words),
     ]
-    ends = [
-        t.records[-1]["timestamp"]
-        for t in exp.trials
-        if rules.is_finite_number(t.records[-1].get("timestamp"))
-    ]
-    config = exp.trials[0].config if exp.trials else {}
-    return {
-        "recorded": False,
-        "sweep_config": None,
-        "base_config": config.get("base"),
-        "data_root": config.get("data_root"),
-        "git_commit": None,
-        "versions": None,
-        "started": _iso(min(starts)) if starts else None,
-        "ended": _iso(max(ends)) if ends and exp.finished else None,
-        "times_from": "the trials' results (first and last reports)",
-    }
+    return ProvenanceView(
+        note="The sweep's record (sweep_record.json): what its trials were made from.",
+        items=tuple(Item(label=k, text=v) for k, v in items),
+        config=record.sweep_config,
+        config_missing="not recorded",
+    )
 
 
 def _columns(rows: list[dict[str, Any]], hp_keys: list[str]) -> list[str]:
@@ -658,30 +753,5 @@ def _ordered_tasks(tasks: Iterable[str]) -> list[str]:
     return [t for t in TASKS if t in tasks] + sorted(tasks - set(TASKS))
 
 
-def _display_uri(uri: str) -> str:
-    """The experiment's address as the page shows it: never a credential given in the URI."""
-    return storage.display(uri)
-
-
-# --- small helpers -------------------------------------------------------------------------
-
-
 def _round(value: Any) -> float | None:
     return float(f"{value:.4g}") if rules.is_finite_number(value) else None
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
-
-
-def _plain(value: Any) -> Any:
-    """JSON without NaN or infinities (JSON.parse refuses them): null instead."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item"):  # numpy scalars
-        return _plain(value.item())
-    return value

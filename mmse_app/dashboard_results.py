@@ -1,374 +1,686 @@
-"""The held-out test results a sweep's page shows, read from its `summary.json`.
+"""The held-out test results a sweep's page shows, as page-data views of its `Summary`.
 
-Every key a newer summary adds (the declared `comparator` and each task's `verdict`, the
-`nested_estimate`, `training`, `per_group`, `synthetic`, `excluded_recordings`, the
-subtotal's calibration) is read where it is and degrades to "not recorded" (None) where
-an older summary lacks it; a few things an older summary does not say are taken from
-what it does (the data root's `dataset.json`, `test_predictions.csv`), and the page says so.
+Everything here is read from the summary (`read_summary`, any version: an older one is
+upgraded there and says in `not_recorded` what it lacked) and from `test_predictions.csv`
+(`read_predictions`, the one reader of that file). Nothing is recomputed: verdicts, labels,
+the order of baselines and groups, calibration lines and the subtotal are the writer's. What
+this module decides is how the page says them: the mark of a verdict, the sentences that
+name a comparator, an adjustment or a cohort, and whether a null number is "undefined" (a
+statistic that has no value, e.g. the calibration slope of a constant prediction) or "not
+recorded" (the summary predates it).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from mmse_model.core import storage
-from mmse_model.core.domain import SCORE_RANGES
+from mmse_app.page_schema import (
+    Absent,
+    ComparatorView,
+    ComparisonView,
+    CoverageRow,
+    DataView,
+    EstimateRow,
+    EstimateView,
+    GroupRows,
+    ModelRow,
+    SubtotalPoints,
+    SubtotalView,
+    TaskCalibration,
+    TaskComparison,
+    TaskHead,
+    TrainingRow,
+    WinnerInfo,
+)
+from mmse_model.core.domain import NETWORK_LABEL, SCORE_RANGES, TASK_ITEMS
 from mmse_model.core.errors import InputError
-from mmse_model.evaluation.metrics import calibration
 from mmse_model.sweeps import rules
+from mmse_model.sweeps.summary_schema import Scores, Summary, TaskResult
 
-TEST_KEYS = ("rmse", "mae", "r2", "pearson_r", "calibration_slope", "calibration_intercept", "n")
-BASELINES = {"train_mean": "train mean", "ridge": "Ridge", "hist_gradient_boosting": "HGB"}
-DEFAULT_PRIMARY = "ridge"  # what a sweep that declared no comparator is read against
-VERDICTS = {"better": "better", "worse": "worse", "no difference shown": "level", "level": "level"}
-PROCEDURE_LABEL = "procedure estimate (winning hyper-parameters re-used: optimistic)"
-DATASET_JSON, BUILD_REPORT = "dataset.json", "build_report.csv"
-
-
-def baseline_label(key: str) -> str:
-    return BASELINES.get(key, key)
-
-
-# --- the declared comparison -----------------------------------------------------------------
-
-
-def comparator(summary: dict[str, Any], n_tasks: int) -> dict[str, Any]:
-    """The comparison every verdict comes from: the one the sweep declared before it ran,
-    else (an older summary) Ridge's, said to be undeclared."""
-    declared = summary.get("comparator")
-    if isinstance(declared, dict) and declared.get("primary"):
-        primary = str(declared["primary"])
-        secondary = [str(b) for b in declared.get("secondary") or [] if b != primary]
-        return {
-            "declared": True,
-            "primary": primary,
-            "primary_label": baseline_label(primary),
-            "secondary": secondary,
-            "level": declared.get("level", 0.95),
-            "adjustment": str(declared.get("adjustment") or "none"),
-            "n_tasks": declared.get("n_tasks", n_tasks),
-            "note": declared.get("note"),
-        }
-    return {
-        "declared": False,
-        "primary": DEFAULT_PRIMARY,
-        "primary_label": baseline_label(DEFAULT_PRIMARY),
-        "secondary": [b for b in BASELINES if b != DEFAULT_PRIMARY],
-        "level": 0.95,
-        "adjustment": "none",
-        "n_tasks": n_tasks,
-        "note": None,
-    }
+NOT_RECORDED = "not recorded (this sweep's summary predates it)"
+UNDEFINED = "undefined"
+# A verdict's mark on its task's winner cell and head; its words are the summary's.
+VERDICT_MARKS = {rules.BETTER: "✓", rules.LEVEL: "≈", rules.WORSE: "✗"}
+# Statistics that are null when they have no value (a constant prediction has no
+# calibration line and no Pearson r), rather than when nobody recorded them.
+UNDEFINED_WHEN_NULL = ("calibration_slope", "calibration_intercept", "pearson_r")
+# A statistic recorded together with another: the summary names one of them missing.
+RECORDED_WITH = {"calibration_intercept": "calibration_slope"}
+# test_predictions.csv (mmse_model/sweeps/summary.py writes it: PREDICTION_COLUMNS, and
+# SUBTOTAL for the rows of each test subject's summed scores; that module needs torch).
+SUBTOTAL = "subtotal"
+NETWORK_KEY = "network"  # the network's key in a nested estimate's models
+RESULTS_LATER = "appears when the sweep has finished"
 
 
-def _paired_verdict(paired: dict[str, Any]) -> str | None:
-    """better / worse where the paired interval excludes 0, level where it does not; no
-    verdict without a paired interval (two test RMSEs alone never say "better")."""
-    if not isinstance(paired.get("better"), bool):
-        return None
-    return "better" if paired["better"] else "worse" if paired.get("worse") is True else "level"
+# --- test_predictions.csv ----------------------------------------------------------------------
 
 
-def task_verdict(entry: dict[str, Any], comp: dict[str, Any]) -> dict[str, Any]:
-    """The task's verdict against the primary baseline only: the summary's `verdict`, else
-    read off the primary's paired comparison."""
-    comparisons = entry.get("comparisons") if isinstance(entry.get("comparisons"), dict) else {}
-    recorded = entry.get("verdict")
-    if isinstance(recorded, dict) and recorded.get("baseline"):
-        baseline = str(recorded["baseline"])
-        return {
-            "baseline": baseline,
-            "label": baseline_label(baseline),
-            "result": VERDICTS.get(str(recorded.get("result"))),
-            "rmse_diff": recorded.get("rmse_diff"),
-            "rmse_diff_ci": recorded.get("rmse_diff_ci"),
-            "source": "summary.json (declared comparator)" if comp["declared"] else "summary.json",
-        }
-    baseline = comp["primary"]
-    paired = comparisons.get(baseline) if isinstance(comparisons.get(baseline), dict) else {}
-    return {
-        "baseline": baseline,
-        "label": baseline_label(baseline),
-        "result": _paired_verdict(paired),
-        "rmse_diff": paired.get("rmse_diff"),
-        "rmse_diff_ci": paired.get("rmse_diff_ci"),
-        "source": (
-            "its paired comparison"
-            if comp["declared"]
-            else "Ridge's paired comparison: this sweep declared no comparator"
-        ),
-    }
+@dataclass(frozen=True)
+class Prediction:
+    """One row of test_predictions.csv: a test subject's true and predicted score on a task
+    (or, task `subtotal`, summed over the tasks), with its interval where recorded."""
+
+    task: str
+    signature: str
+    subject_id: str
+    true: float
+    predicted: float
+    fold_sd: float | None
+    lo: float | None
+    hi: float | None
 
 
-def comparison(
-    task: str, entry: dict[str, Any], trials: list[dict[str, Any]], comp: dict[str, Any]
-) -> dict[str, Any]:
-    """The winner against the baselines on the held-out test subjects (points)."""
-    winner = entry.get("winner") or {}
-    models = [
-        {
-            "key": "winner",
-            "label": "network (winner)",
-            "metrics": test_metrics(entry.get("test") or {}),
-        }
-    ]
-    baselines = entry.get("baselines") or {}
-    for key in [
-        *(k for k in BASELINES if k in baselines),
-        *sorted(k for k in baselines if k not in BASELINES),
-    ]:
-        fitted = baselines[key] or {}
-        models.append(
-            {
-                "key": key,
-                "label": baseline_label(key),
-                "metrics": test_metrics(fitted),
-                "primary": key == comp["primary"],
-                "signature": fitted.get("signature"),
-                "cv_rmse": fitted.get("cv_rmse"),
-            }
-        )
-    comparisons = entry.get("comparisons") if isinstance(entry.get("comparisons"), dict) else {}
-    verdict = task_verdict(entry, comp)
-    secondary = [
-        {
-            "baseline": k,
-            "label": baseline_label(k),
-            "result": _paired_verdict(v),
-            "rmse_diff": v.get("rmse_diff"),
-            "rmse_diff_ci": v.get("rmse_diff_ci"),
-        }
-        for k, v in comparisons.items()
-        if isinstance(v, dict) and k != verdict["baseline"]
-    ]
-    names = {t["trial_id"]: t["name"] for t in trials}
-    return {
-        "task": task,
-        "n": (entry.get("test") or {}).get("n"),
-        "winner": {
-            "signature": winner.get("signature"),
-            "trial_id": winner.get("trial_id"),
-            "name": names.get(winner.get("trial_id")),
-            "sample": winner.get("sample"),
-            "best_epoch": winner.get("best_epoch"),
-            "hyperparameters": winner.get("hyperparameters") or {},
-            "selection": winner.get("selection") or winner.get("validation") or {},
-        },
-        "models": models,
-        "verdict": verdict["result"],
-        "verdict_detail": verdict,
-        "secondary": secondary,
-        "comparisons": {
-            k: {
-                "rmse_diff": v.get("rmse_diff"),
-                "rmse_diff_ci": v.get("rmse_diff_ci"),
-                "better": v.get("better"),
-                "worse": v.get("worse"),
-                "primary": v.get("primary", k == verdict["baseline"]),
-            }
-            for k, v in comparisons.items()
-            if isinstance(v, dict)
-        },
-        "nested": nested_estimate(entry),
-        "intervals": _dict_or_none(entry.get("intervals")),
-        "training": _dict_or_none(entry.get("training")),
-        "per_group": _dict_or_none(entry.get("per_group")),
-    }
-
-
-def test_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    out = {k: metrics.get(k) for k in TEST_KEYS if k in metrics}
-    for key in TEST_KEYS:
-        ci = metrics.get(f"{key}_ci")
-        if isinstance(ci, (list, tuple)) and len(ci) == 2:
-            out[f"{key}_ci"] = [ci[0], ci[1]]
-    # A constant prediction has no calibration slope. Older summaries wrote 0 for it; a
-    # fitted slope of exactly 0 with exactly no correlation is that constant, not a fit.
-    if out.get("calibration_slope") == 0 and metrics.get("pearson_r") == 0:
-        out["calibration_slope"] = out["calibration_intercept"] = None
+def read_predictions(where: str, text: str) -> list[Prediction]:
+    """test_predictions.csv's rows; a row without a task or a finite true and predicted score
+    is an InputError naming it."""
+    out = []
+    try:
+        for i, raw in enumerate(csv.DictReader(io.StringIO(text))):
+            true = rules.finite_float(raw.get("true"))
+            predicted = rules.finite_float(raw.get("predicted"))
+            if not raw.get("task") or true is None or predicted is None:
+                raise InputError(f"{where}: row {i + 2} lacks a task, a true or a predicted score")
+            out.append(
+                Prediction(
+                    task=raw["task"],
+                    signature=raw.get("signature") or "",
+                    subject_id=raw.get("subject_id") or "",
+                    true=true,
+                    predicted=predicted,
+                    fold_sd=rules.finite_float(raw.get("fold_sd")),
+                    lo=rules.finite_float(raw.get("lo")),
+                    hi=rules.finite_float(raw.get("hi")),
+                )
+            )
+    except csv.Error as exc:
+        raise InputError(f"{where}: not a readable CSV file ({exc})") from None
     return out
 
 
-def nested_estimate(entry: dict[str, Any]) -> dict[str, Any] | None:
-    """The estimate of the whole procedure on fresh splits, labelled as what it is: the
-    nested one (selection re-run per outer split), or an older summary's procedure
-    estimate (the sweep's winning hyper-parameters re-used, so optimistic)."""
-    nested = entry.get("nested_estimate")
-    if isinstance(nested, dict):
-        models = {
-            str(k): _spread(v)
-            for k, v in (nested.get("models") or {}).items()
-            if isinstance(v, dict)
-        }
-        return {
-            "kind": "nested",
-            "label": nested.get("label") or "nested estimate",
-            "repeats": nested.get("repeats"),
-            "search": _dict_or_none(nested.get("search")),
-            "models": models,
-            "ran_on": nested.get("ran_on"),
-        }
-    old = entry.get("procedure_estimate")
-    if isinstance(old, dict):
-        return {
-            "kind": "procedure",
-            "label": PROCEDURE_LABEL,
-            "repeats": old.get("repeats"),
-            "search": None,
-            "models": {"network": _spread(old)},
-            "ran_on": old.get("ran_on"),
-        }
-    return None
+# --- words --------------------------------------------------------------------------------------
 
 
-def _spread(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: values.get(k) for k in ("rmse_mean", "rmse_sd", "rmse_values", "signatures_chosen")}
+def fixed(value: float | None, digits: int = 3) -> str:
+    """`value` to `digits` decimals as the page's script writes numbers (JavaScript's
+    toFixed: halves away from zero, on the exact binary value), so that a number in a
+    sentence made here reads as the same number in a table drawn there."""
+    if value is None:
+        return "–"
+    return str(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
 
 
-# --- the subtotal --------------------------------------------------------------------------------
+def signed(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else ("+" if value > 0 else "") + fixed(value, digits)
 
 
-def subtotal(
-    summary: dict[str, Any], predictions: list[dict[str, Any]] | None
-) -> dict[str, Any] | None:
-    """The predicted subtotal (sum of the tasks' scores) with its intervals, calibration,
-    AUC for a groups file and per-group error, as far as the summary records them."""
-    recorded = summary.get("subtotal")
-    if not isinstance(recorded, dict) or not any(
-        k in recorded for k in ("rmse", "tasks", "dementia_auc")
-    ):
+def interval(ci: Any, digits: int = 3, sign: bool = False) -> str:
+    if not ci:
+        return ""
+    write = signed if sign else fixed
+    return f"[{write(ci[0], digits)}, {write(ci[1], digits)}]"
+
+
+def number(value: float) -> str:
+    return f"{value:g}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+class Recorded:
+    """What a summary recorded: a dotted path is missing when it, or a path above it, is in
+    the summary's `not_recorded` (its upgrade named it)."""
+
+    def __init__(self, summary: Summary | None):
+        self.summary = summary
+        self.paths = set(summary.not_recorded) if summary is not None else set()
+
+    def missing(self, path: str) -> bool:
+        parts = path.split(".")
+        return any(".".join(parts[: i + 1]) in self.paths for i in range(len(parts)))
+
+    def any_missing(self, suffix: str) -> bool:
+        return any(p == suffix or p.endswith(f".{suffix}") for p in self.paths)
+
+    def absent(self, scores: Scores | None, path: str) -> Absent:
+        """Words for the null statistics of `scores` (at `path` in the summary)."""
+        if scores is None:
+            return {}
+        out = {}
+        for field, value in scores:
+            if value is not None or field == "n":
+                continue
+            if self.missing(f"{path}.{RECORDED_WITH.get(field, field)}"):
+                out[field] = NOT_RECORDED
+            elif field in UNDEFINED_WHEN_NULL:
+                out[field] = UNDEFINED
+        return out
+
+
+# --- SYNTHETIC, the comparator, the heatmap's verdicts ------------------------------------------
+
+
+def banner(synthetic: bool | None, source: str | None) -> str | None:
+    """The SYNTHETIC banner's sentence, or None for a real (or unknown) cohort."""
+    if synthetic is not True:
         return None
-    tasks = [str(t) for t in recorded.get("tasks") or []]
-    value_range = recorded.get("range")
-    if (
-        not (isinstance(value_range, list) and len(value_range) == 2)
-        and tasks
-        and all(t in SCORE_RANGES for t in tasks)
-    ):
-        value_range = [
-            sum(SCORE_RANGES[t][0] for t in tasks),
-            sum(SCORE_RANGES[t][1] for t in tasks),
-        ]
-    points = _subtotal_points(summary, predictions, tasks)
-    slope, intercept, source = None, None, None
-    if "calibration_slope" in recorded:  # recorded, null where it is undefined
-        slope, intercept, source = (
-            recorded.get("calibration_slope"),
-            recorded.get("calibration_intercept"),
-            "summary.json",
-        )
-    elif points and len(points["true"]) >= 2:
-        slope, intercept = fitted_calibration(points["true"], points["predicted"])
-        source = "fitted here from test_predictions.csv"
-    auc = recorded.get("dementia_auc")
-    return {
-        "metrics": test_metrics(recorded),
-        "tasks": tasks,
-        "range": value_range,
-        "all_five_tasks": recorded.get("all_five_tasks"),
-        "calibration": {"slope": slope, "intercept": intercept, "source": source, **(points or {})},
-        "intervals": _dict_or_none(recorded.get("intervals")),
-        "per_group": _dict_or_none(recorded.get("per_group")),
-        "dementia_auc": dict(auc) if isinstance(auc, dict) else None,
-    }
-
-
-def _subtotal_points(summary, predictions, tasks) -> dict[str, Any] | None:
-    """Per test subject with a prediction on every subtotal task: the summed true and
-    predicted scores (each task's winner, from test_predictions.csv)."""
-    if not predictions or not tasks:
-        return None
-    winners = {
-        t: ((summary.get("tasks") or {}).get(t) or {}).get("winner", {}).get("signature")
-        for t in tasks
-    }
-    per_subject: dict[str, dict[str, tuple[float, float]]] = {}
-    for p in predictions:
-        if p["task"] in winners and (
-            not p["signature"] or not winners[p["task"]] or p["signature"] == winners[p["task"]]
-        ):
-            per_subject.setdefault(p["subject_id"], {})[p["task"]] = (p["true"], p["predicted"])
-    subjects = sorted(s for s, scores in per_subject.items() if len(scores) == len(tasks))
-    if not subjects:
-        return None
-    return {
-        "subject_id": subjects,
-        "n": len(subjects),
-        "true": [sum(per_subject[s][t][0] for t in tasks) for s in subjects],
-        "predicted": [sum(per_subject[s][t][1] for t in tasks) for s in subjects],
-    }
-
-
-def fitted_calibration(
-    true: list[float], predicted: list[float]
-) -> tuple[float | None, float | None]:
-    """`metrics.calibration`'s line; undefined (None) for a constant prediction."""
-    if max(predicted) - min(predicted) <= 1e-9 * max(1.0, max(abs(v) for v in predicted)):
-        return None, None
-    line = calibration(true, predicted)
-    return line["calibration_slope"], line["calibration_intercept"]
-
-
-# --- what the cohort was --------------------------------------------------------------------------
-
-
-def synthetic(summary: dict[str, Any], data_root: str | None) -> dict[str, Any]:
-    """Whether the data are SYNTHETIC (simulated subjects), and who says so: the summary,
-    else the data root's dataset.json, else the dementia AUC's groups file."""
-    if isinstance(summary.get("synthetic"), bool):
-        return {"value": summary["synthetic"], "source": "summary.json"}
-    manifest = _read_json(data_root, DATASET_JSON)
-    if isinstance(manifest, dict) and isinstance(manifest.get("synthetic"), bool):
-        return {"value": manifest["synthetic"], "source": "the data root's dataset.json"}
-    auc = (
-        (summary.get("subtotal") or {}).get("dementia_auc")
-        if isinstance(summary.get("subtotal"), dict)
-        else None
+    return (
+        "SYNTHETIC: every number on this page comes from a simulated cohort, not from any "
+        f"person ({source or 'the results'} {'says' if source else 'say'} so). Nothing here "
+        "is evidence about patients."
     )
-    if isinstance(auc, dict) and isinstance(auc.get("synthetic"), bool):
-        return {"value": auc["synthetic"], "source": "the groups file's folder (SYNTHETIC.txt)"}
-    return {"value": None, "source": None}
 
 
-def excluded_recordings(summary: dict[str, Any], data_root: str | None) -> dict[str, Any]:
-    """How many recordings the dataset build skipped: the summary's count, else the rows of
-    the data root's build_report.csv, else not recorded."""
-    if "excluded_recordings" in summary:
-        value = summary["excluded_recordings"]
-        return {"value": value if rules.is_finite_number(value) else None, "source": "summary.json"}
-    text = _read_text(data_root, BUILD_REPORT)
-    if text is not None:
-        try:
-            return {
-                "value": sum(1 for _ in csv.DictReader(io.StringIO(text))),
-                "source": "the data root's build_report.csv (one row per skipped recording or subject)",
-            }
-        except csv.Error:
-            pass
-    return {"value": None, "source": None}
+def adjustment_words(adjustment: str, n_tasks: int) -> str:
+    tasks = plural(n_tasks, "task")
+    if adjustment == "holm":
+        return f"Holm-adjusted for the {tasks}"
+    if adjustment == "none":
+        return f"unadjusted for the {tasks}"
+    return f"adjusted ({adjustment}) for the {tasks}"
 
 
-def _read_text(root: str | None, name: str) -> str | None:
-    """A small file of the data root, or None: a data root that is gone, unreachable or
-    never was here leaves the fact unrecorded, it does not stop the page."""
-    if not root:
+def comparator_view(summary: Summary | None) -> ComparatorView | None:
+    """The comparison every verdict comes from, in words (none before the results)."""
+    if summary is None or summary.comparator is None:
         return None
-    try:
-        return storage.read_text(storage.join(root, name))
-    except (OSError, InputError, storage.StorageUnavailable, UnicodeDecodeError, ValueError):
+    c = summary.comparator
+    note = first_upper(c.note.rstrip(".")) + "."
+    if c.secondary:
+        labels = ", ".join(s.label for s in c.secondary)
+        note += f" The other baselines ({labels}) are secondary: shown, without a verdict."
+    if c.adjustment == "none":
+        note += " Across several tasks, one interval in twenty may exclude 0 by chance alone."
+    return ComparatorView(
+        declared=c.declared,
+        primary=c.primary.key,
+        primary_label=c.primary.label,
+        note=note,
+        adjustment=adjustment_words(c.adjustment, c.n_tasks),
+    )
+
+
+def task_head(task: str, summary: Summary | None) -> TaskHead:
+    """The words under a task's name in the heatmap: its winner's verdict."""
+    item = TASK_ITEMS.get(task, "")
+    entry = summary.tasks.get(task) if summary is not None else None
+    if entry is None:
+        text = "not scored" if summary is not None else "test after the sweep"
+        return TaskHead(task=task, verdict=None, text=text, title=item)
+    verdict = entry.verdict
+    if verdict is None:
+        return TaskHead(
+            task=task, verdict=None, text=rules.result_words(None, ""), title=f"{item}: no verdict"
+        )
+    mark = VERDICT_MARKS.get(verdict.result or "", "")
+    title = (
+        f"{item}: the winner against {verdict.label} on the held-out test subjects "
+        f"({verdict.source}): RMSE difference {signed(verdict.rmse_diff)} "
+        f"{interval(verdict.rmse_diff_ci, sign=True)}"
+    ).rstrip()
+    return TaskHead(
+        task=task, verdict=verdict.result, text=f"{mark} {verdict.words}".strip(), title=title
+    )
+
+
+def heatmap_note(summary: Summary | None, finished: bool) -> str:
+    head = (
+        "Each cell: the lowest validation RMSE (sub-score points, mean over folds at the best "
+        "epoch; it selects, it does not estimate) of that signature on that task over every "
+        "trial. Colour within each task: darker is lower. ★ the task's winner"
+    )
+    tail = " Click a cell to list and plot its trials."
+    comparator = comparator_view(summary)
+    if not finished or summary is None:
+        return (
+            f"{head} so far; its verdict against a baseline appears when the sweep has "
+            f"finished and its winners are scored on the held-out test subjects.{tail}"
+        )
+    if comparator is None:
+        return f"{head}.{tail}"
+    label = comparator.primary_label
+    marks = ", ".join(
+        f"{VERDICT_MARKS[r]} {rules.result_words(r, label)}"
+        for r in (rules.BETTER, rules.LEVEL, rules.WORSE)
+    )
+    declared = (
+        "the comparison was declared before the sweep ran"
+        if comparator.declared
+        else f"this sweep declared no comparator: {label}'s comparison, the default"
+    )
+    return (
+        f"{head}; on the winner's cell only (no other signature was compared with a "
+        f"baseline), its verdict against {label} on the held-out test subjects: {marks} (by "
+        "the paired bootstrap interval of the RMSE difference, which excludes 0 for "
+        f"{VERDICT_MARKS[rules.BETTER]} and {VERDICT_MARKS[rules.WORSE]}; no mark without a "
+        f"paired interval; {declared}; the intervals are {comparator.adjustment}, view 2 says "
+        f"more).{tail}"
+    )
+
+
+# --- view 2: the winner against the baselines --------------------------------------------------
+
+
+def comparison_view(summary: Summary | None, names: dict[str, str]) -> ComparisonView:
+    """Each task's winner and baselines on its test subjects, the estimate over fresh splits
+    and the coverage of the prediction intervals. `names`: trial id -> readable name."""
+    recorded = Recorded(summary)
+    if summary is None:
+        return ComparisonView(
+            note=(
+                f"Test numbers {RESULTS_LATER.replace('appears', 'appear')}: the winners are "
+                "scored on the held-out subjects then (summary.json)."
+            ),
+            any_interval=False,
+            tasks={},
+            estimate_note=f"The estimate over fresh splits {RESULTS_LATER}.",
+            coverage=(),
+            coverage_note=f"The prediction intervals' coverage {RESULTS_LATER}.",
+        )
+    tasks = {t: _task_comparison(t, e, names, recorded) for t, e in summary.tasks.items()}
+    labels: list[str] = []
+    any_interval = False
+    for entry in summary.tasks.values():
+        labels += [b.label for b in entry.baselines if b.label not in labels]
+        tests = [entry.test] + [b.test for b in entry.baselines]
+        any_interval = any_interval or any(s is not None and s.rmse_ci for s in tests)
+    if not tasks:
+        note = "The summary holds no test results."
+    else:
+        note = (
+            "Test RMSE on each task's held-out subjects, in sub-score points, for the winner "
+            "(best signature and hyper-parameters by validation loss) and for baselines fitted "
+            f"on the same training subjects ({', '.join(labels)}), each on the signature it "
+            "chose by its own cross-validation where the summary records one. "
+            + (
+                "Bars and [brackets]: 95 % bootstrap intervals."
+                if any_interval
+                else "This sweep recorded no intervals."
+            )
+            + " n: test subjects. A constant prediction has no calibration slope: "
+            f"{UNDEFINED}."
+        )
+    return ComparisonView(
+        note=note,
+        any_interval=any_interval,
+        tasks=tasks,
+        estimate_note=_estimate_note(summary, recorded),
+        coverage=_coverage_rows(summary),
+        coverage_note=_coverage_note(summary, recorded),
+    )
+
+
+def _task_comparison(
+    task: str, entry: TaskResult, names: dict[str, str], recorded: Recorded
+) -> TaskComparison:
+    winner = entry.winner
+    comparisons = {c.baseline: c for c in entry.comparisons}
+    models = [
+        ModelRow(
+            key=NETWORK_KEY,
+            label=f"{NETWORK_LABEL} (winner)",
+            primary=False,
+            test=entry.test,
+            absent=recorded.absent(entry.test, f"tasks.{task}.test"),
+            signature=winner.signature,
+        )
+    ]
+    for baseline in entry.baselines:
+        comparison = comparisons.get(baseline.key)
+        signature = "not recorded"
+        if baseline.signature:
+            cv = f" ({fixed(baseline.cv_rmse)})" if baseline.cv_rmse is not None else ""
+            signature = baseline.signature + cv
+        tag = ""
+        if comparison is not None:
+            tag = "primary: the verdict" if comparison.primary else "secondary"
+        models.append(
+            ModelRow(
+                key=baseline.key,
+                label=baseline.label,
+                primary=baseline.primary,
+                test=baseline.test,
+                absent=recorded.absent(baseline.test, f"tasks.{task}.baselines.test"),
+                signature=signature,
+                comparison=comparison,
+                tag=tag,
+            )
+        )
+    return TaskComparison(
+        task=task,
+        n=entry.test.n if entry.test is not None else None,
+        winner=WinnerInfo(
+            signature=winner.signature,
+            trial_id=winner.trial_id,
+            name=names.get(winner.trial_id),
+            sample=winner.sample,
+            best_epoch=winner.best_epoch,
+            hyperparameters=winner.hyperparameters,
+            selection=winner.selection,
+        ),
+        models=tuple(models),
+        verdict=entry.verdict,
+        estimate=_estimate(entry, models),
+    )
+
+
+def _estimate(entry: TaskResult, models: list[ModelRow]) -> EstimateView | None:
+    """The estimate over fresh splits beside the single test split's numbers, one row per
+    model the estimate has (the network always)."""
+    nested = entry.nested_estimate
+    if nested is None:
         return None
+    estimates = {m.key: m for m in nested.models}
+    rows = []
+    for model in models:
+        found = estimates.get(model.key)
+        if found is None and model.key != NETWORK_KEY:
+            continue
+        absent = {}
+        if found is None:
+            absent["estimate"] = "not estimated"
+        elif found.rmse_sd is None:
+            absent["rmse_sd"] = "one repeat: no sd"
+        rows.append(
+            EstimateRow(
+                key=model.key,
+                label=model.label,
+                test_rmse=model.test.rmse if model.test else None,
+                test_rmse_ci=model.test.rmse_ci if model.test else None,
+                estimate=found,
+                absent=absent,
+            )
+        )
+    if nested.search is not None:
+        s = nested.search
+        search = f"{s.samples} hyper-parameter samples × {s.signatures} signatures, {s.folds} folds"
+    elif nested.kind == "procedure":
+        search = "none (the winner's hyper-parameters re-used)"
+    else:
+        search = ""
+    return EstimateView(
+        kind=nested.kind,
+        label=nested.label,
+        repeats=nested.repeats,
+        search=search,
+        rows=tuple(rows),
+    )
 
 
-def _read_json(root: str | None, name: str) -> Any:
-    text = _read_text(root, name)
-    try:
-        return json.loads(text) if text is not None else None
-    except json.JSONDecodeError:
+def _estimate_note(summary: Summary, recorded: Recorded) -> str:
+    labels = list(
+        dict.fromkeys(e.nested_estimate.label for e in summary.tasks.values() if e.nested_estimate)
+    )
+    if not labels:
+        why = (
+            NOT_RECORDED
+            if recorded.any_missing("nested_estimate")
+            else "the sweep ran none (evaluation.outer_repeats 0)"
+        )
+        return f"No estimate over fresh splits: {why}."
+    return (
+        f"Labelled as the results say: {'; '.join(labels)}. Mean and sd of the test RMSE over "
+        "the outer repeats (points), beside the single test split's RMSE [95 % CI]. With few "
+        "repeats the sd is rough."
+    )
+
+
+def _coverage_rows(summary: Summary) -> tuple[CoverageRow, ...]:
+    rows = [
+        CoverageRow(task=task, coverage=entry.intervals)
+        for task, entry in summary.tasks.items()
+        if entry.intervals is not None
+    ]
+    if summary.subtotal is not None and summary.subtotal.intervals is not None:
+        rows.append(CoverageRow(task=SUBTOTAL, coverage=summary.subtotal.intervals))
+    return tuple(rows)
+
+
+def _coverage_note(summary: Summary, recorded: Recorded) -> str:
+    if _coverage_rows(summary):
+        return (
+            "How often each test subject's prediction interval held the true score, with its "
+            "95 % Wilson interval, at the nominal level the sweep asked for; mean width in "
+            "points."
+        )
+    why = NOT_RECORDED if recorded.any_missing("intervals") else "not recorded"
+    return f"No per-subject intervals: {why}."
+
+
+# --- view 3: the subtotal ----------------------------------------------------------------------
+
+
+def subtotal_view(summary: Summary | None, predictions: list[Prediction] | None) -> SubtotalView:
+    """The subtotal as the summary records it, and each test subject's summed scores from
+    test_predictions.csv's subtotal rows."""
+    if summary is None:
+        return SubtotalView(recorded=False, note=f"The subtotal {RESULTS_LATER}.")
+    recorded = Recorded(summary)
+    sub = summary.subtotal
+    if sub is None:
+        why = NOT_RECORDED if recorded.missing("subtotal") else "the sweep scored no task"
+        return SubtotalView(recorded=False, note=f"No subtotal: {why}.")
+    value_range = tuple(sub.range)
+    note = (
+        f"The sum of {' + '.join(sub.tasks) or 'the tasks'} per test subject with a prediction "
+        f"on every one of them (range {number(value_range[0])}–{number(value_range[1])}"
+        f"{'' if sub.all_five_tasks else ': not every task was run'}), in points, 95 % "
+        "bootstrap intervals."
+    )
+    rows = [p for p in predictions or [] if p.task == SUBTOTAL]
+    points = None
+    points_note = ""
+    if rows:
+        points = SubtotalPoints(
+            subject_id=tuple(p.subject_id for p in rows),
+            true=tuple(p.true for p in rows),
+            predicted=tuple(p.predicted for p in rows),
+            lo=tuple(p.lo for p in rows),
+            hi=tuple(p.hi for p in rows),
+        )
+    elif predictions is None:
+        points_note = "Each subject's summed scores: not recorded (no test_predictions.csv)."
+    else:
+        points_note = (
+            "Each subject's summed scores: not recorded (this sweep's test_predictions.csv "
+            "predates its subtotal rows)."
+        )
+    test = sub.test
+    line_label = ""
+    if (
+        test is not None
+        and test.calibration_slope is not None
+        and test.calibration_intercept is not None
+    ):
+        line_label = (
+            f"calibration line: true = {fixed(test.calibration_intercept, 2)} + "
+            f"{fixed(test.calibration_slope, 2)} × predicted (summary.json)"
+        )
+    return SubtotalView(
+        recorded=True,
+        note=note,
+        tasks=sub.tasks,
+        range=value_range,
+        test=test,
+        absent=recorded.absent(test, "subtotal.test"),
+        auc=_auc_sentence(sub.dementia_auc),
+        points=points,
+        points_note=points_note,
+        line_label=line_label,
+    )
+
+
+def _auc_sentence(auc: Any) -> str:
+    if auc is None:
+        return "No AUC: the sweep was given no groups file."
+    if auc.auc is None:
+        return (
+            f"No AUC: the groups file gave {auc.n_dementia} dementia and {auc.n_other} other "
+            "subjects."
+        )
+    left_out = f"; {auc.n_without_group} without a group left out" if auc.n_without_group else ""
+    return (
+        f"{'SYNTHETIC cohort: ' if auc.synthetic else ''}AUC of the predicted subtotal for "
+        f"telling the dementia group from the others ({auc.n_dementia} vs {auc.n_other} "
+        f"subjects{left_out}): {fixed(auc.auc)} {interval(auc.auc_ci)} (95 % bootstrap "
+        "interval); no clinical cut-off is implied."
+    )
+
+
+# --- view 4: the data --------------------------------------------------------------------------
+
+
+def data_view(summary: Summary | None, excluded_running: str | None = None) -> DataView:
+    """Training N and outcomes per task, the recordings the build excluded, the error per
+    group. `excluded_running`: what a running sweep's data root says (no summary yet)."""
+    recorded = Recorded(summary)
+    if summary is None:
+        excluded = excluded_running or RESULTS_LATER
+    elif summary.excluded_recordings is not None:
+        excluded = f"{summary.excluded_recordings} (from summary.json)"
+    elif recorded.missing("excluded_recordings"):
+        excluded = NOT_RECORDED
+    else:
+        excluded = "unknown (the data root does not say)"
+    note = (
+        f"Recordings the dataset build excluded: {excluded}. Per task: the subjects the winner "
+        "was trained on and tested on, and the distribution of the true sub-score in each "
+        "(mean (sd) [min–max]; counts per score, training / test)."
+    )
+    tasks = summary.tasks if summary is not None else {}
+    with_training = {t: e for t, e in tasks.items() if e.training is not None}
+    if summary is None:
+        note += f" Training N and outcomes: {RESULTS_LATER}."
+    elif tasks and not with_training:
+        missing = recorded.any_missing("training")
+        note += f" Training N and outcomes: {NOT_RECORDED if missing else 'not recorded'}."
+    columns = sorted(
+        {
+            k
+            for e in with_training.values()
+            for k in (*e.training.outcome_train.counts, *e.training.outcome_test.counts)
+        },
+        key=float,
+    )
+    training = tuple(
+        TrainingRow(
+            task=t,
+            n_train=e.training.n_train,
+            n_test=e.training.n_test,
+            outcome_train=e.training.outcome_train,
+            outcome_test=e.training.outcome_test,
+            counts=tuple(_counts(e, k) for k in columns),
+        )
+        for t, e in with_training.items()
+    )
+    groups = [GroupRows(task=t, groups=e.per_group) for t, e in tasks.items() if e.per_group]
+    if summary is not None and summary.subtotal is not None and summary.subtotal.per_group:
+        groups.append(GroupRows(task=SUBTOTAL, groups=summary.subtotal.per_group))
+    if groups:
+        groups_note = (
+            "The winner's error on the test subjects of each group the groups file names "
+            "(points; bias: mean of predicted − true)."
+        )
+    elif summary is None:
+        groups_note = f"The error per group {RESULTS_LATER}."
+    elif recorded.any_missing("per_group"):
+        groups_note = f"No error per group: {NOT_RECORDED}."
+    else:
+        groups_note = "No error per group: the sweep was given no groups file."
+    return DataView(
+        note=note,
+        score_columns=tuple(columns),
+        training=training,
+        groups=tuple(groups),
+        groups_note=groups_note,
+    )
+
+
+def _counts(entry: TaskResult, score: str) -> tuple[int, int] | None:
+    """Subjects with `score` in training and test; None where the task cannot score it."""
+    low, high = entry.score_range
+    if not low <= float(score) <= high:
         return None
+    training = entry.training
+    return (training.outcome_train.counts.get(score, 0), training.outcome_test.counts.get(score, 0))
 
 
-def _dict_or_none(value: Any) -> dict[str, Any] | None:
-    return dict(value) if isinstance(value, dict) else None
+# --- view 7: calibration -----------------------------------------------------------------------
+
+
+def calibration_views(
+    summary: Summary | None, predictions: list[Prediction] | None, tasks: list[str]
+) -> dict[str, TaskCalibration]:
+    """Per task: the winner's test subjects (predicted, true) and the summary's calibration
+    line, or why there is none."""
+    recorded = Recorded(summary)
+    out = {}
+    for task in tasks:
+        score_range = SCORE_RANGES.get(task)
+        entry = summary.tasks.get(task) if summary is not None else None
+        if entry is None:
+            note = (
+                f"Test predictions {RESULTS_LATER}."
+                if summary is None
+                else f"{task} was not scored on test subjects."
+            )
+            out[task] = TaskCalibration(task=task, score_range=score_range, note=note)
+            continue
+        signature = entry.winner.signature
+        points = [p for p in predictions or [] if p.task == task and p.signature == signature]
+        if not points:
+            why = (
+                "no test_predictions.csv"
+                if predictions is None
+                else "test_predictions.csv holds no rows for it"
+            )
+            out[task] = TaskCalibration(
+                task=task,
+                signature=signature,
+                score_range=tuple(entry.score_range),
+                note=f"{task}: the winner's per-subject test predictions: not recorded ({why}).",
+            )
+            continue
+        test = entry.test
+        slope = test.calibration_slope if test is not None else None
+        intercept = test.calibration_intercept if test is not None else None
+        n = len({p.subject_id for p in points})
+        note = f"{task}: the winner ({signature}) on its {n} held-out test subjects. "
+        line_label = ""
+        if slope is not None and intercept is not None:
+            line_label = (
+                f"calibration line: true = {fixed(intercept, 2)} + {fixed(slope, 2)} × predicted"
+            )
+            note += (
+                "The calibration line regresses the true score on the prediction (slope 1, "
+                "intercept 0 is ideal; from summary.json)."
+            )
+        elif recorded.missing(f"tasks.{task}.test.calibration_slope") or test is None:
+            note += f"Its calibration line: {NOT_RECORDED}."
+        else:
+            note += f"Its prediction is constant: the calibration slope is {UNDEFINED}."
+        out[task] = TaskCalibration(
+            task=task,
+            signature=signature,
+            n=n,
+            score_range=tuple(entry.score_range),
+            subject_id=tuple(p.subject_id for p in points),
+            predicted=tuple(p.predicted for p in points),
+            true=tuple(p.true for p in points),
+            fold_sd=tuple(p.fold_sd for p in points),
+            slope=slope,
+            intercept=intercept,
+            line_label=line_label,
+            note=note,
+        )
+    return out

@@ -3,7 +3,8 @@
 `tests.fixtures.synthetic_sweep` writes what a sweep leaves in its experiment folder and returns the
 ground truth (each trial's ending, curve and rows); the page's embedded document must say
 exactly that. The s3:// case is in tests/ray/test_dashboard_s3.py (it needs the S3 server),
-the real browser in tests/test_dashboard_browser.py.
+the real browser in tests/test_dashboard_browser.py, the test results' views (and an older
+sweep's) in tests/test_dashboard_results.py.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import re
 import threading
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from mmse_app.dashboard import (
+    ASSETS,
+    SCRIPTS,
     Dashboard,
+    data_version,
     embed_json,
     render_page,
     serve,
@@ -30,10 +33,19 @@ from mmse_app.dashboard import (
     write_after_sweep,
 )
 from mmse_app.dashboard_data import load_experiment, page_data
+from mmse_app.page_schema import PageData, read_page_data
+from mmse_model.core import storage
 from mmse_model.core.errors import InputError
+from mmse_model.sweeps import rules
+from mmse_model.sweeps.plan import plan_trials, signature_groups
 from mmse_model.sweeps.rungs import rungs
 from tests.fixtures.cli import run_cli
-from tests.fixtures.synthetic_sweep import START, many_signatures, write_synthetic_sweep
+from tests.fixtures.synthetic_sweep import (
+    START,
+    iso,
+    many_signatures,
+    write_synthetic_sweep,
+)
 
 SIG, WEAK = "m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"
 
@@ -58,13 +70,9 @@ def running(tmp_path_factory):
     return sweep, page_data(load_experiment(str(sweep.path)))
 
 
-def embedded(page: str) -> dict:
-    """The JSON document a page embeds, read back as the browser reads it."""
-    match = re.search(
-        r'<script type="application/json" id="dashboard-data">(.*?)</script>', page, re.S
-    )
-    assert match, "no data block"
-    return json.loads(match.group(1))
+def embedded(page: str) -> PageData:
+    """The page data a page embeds, read back by its one reader."""
+    return read_page_data("index.html", page)
 
 
 # --- a finished sweep ----------------------------------------------------------------------
@@ -72,10 +80,10 @@ def embedded(page: str) -> dict:
 
 def test_rows_are_trials_csv_with_readable_names(finished):
     sweep, data = finished
-    assert data["meta"]["finished"] and data["meta"]["state"] == "finished"
-    assert len(data["rows"]) == len(sweep.rows) == 2 * 2 * 4  # signatures x tasks x samples
+    assert data.meta.finished and data.meta.state == "finished"
+    assert len(data.rows) == len(sweep.rows) == 2 * 2 * 4  # signatures x tasks x samples
     truth = {(r.trial_id, r.signature): r for r in sweep.rows}
-    for row in data["rows"]:
+    for row in data.rows:
         expected = truth[(row["trial_id"], row["signature"])]
         assert (
             row["val/rmse"] == expected.validation["rmse"]
@@ -87,13 +95,17 @@ def test_rows_are_trials_csv_with_readable_names(finished):
             expected.best_epoch,
         )
         assert row["name"] == f"{row['task']}-all-{expected.sample}"
-        assert data["trials"][row["trial"]]["trial_id"] == row["trial_id"]
+        assert data.trials[row["trial"]].trial_id == row["trial_id"]
     # Trial folders are named <task>-<group>-<sample>, and the page calls them so.
-    assert sorted(t["folder"] for t in data["trials"]) == sorted(t["name"] for t in data["trials"])
-    assert data["meta"]["status_counts"] == {
-        s: sum(r.status == s for r in sweep.rows) for s in sorted({r.status for r in sweep.rows})
+    assert sorted(t.folder for t in data.trials) == sorted(t.name for t in data.trials)
+    # Statuses in the order every view lists them, with the rules' words and row counts.
+    present = {r.status for r in sweep.rows}
+    assert [s.status for s in data.statuses] == rules.ordered_statuses(present)
+    assert {s.status: (s.label, s.n) for s in data.statuses} == {
+        s: (rules.STATUS_WORDS[s], sum(r.status == s for r in sweep.rows)) for s in present
     }
-    assert data["hp_scale"] == {
+    assert [s.status for s in data.statuses if s.faint] == [rules.STOPPED_BY_ASHA]
+    assert data.hp_scale == {
         "arch.dropout": "linear",
         "arch.h1": "linear",
         "arch.use_batch_norm": "category",
@@ -103,81 +115,82 @@ def test_rows_are_trials_csv_with_readable_names(finished):
 
 def test_heatmap_has_one_cell_per_signature_and_task_with_its_best(finished):
     sweep, data = finished
-    cells = data["heatmap"]["cells"]
-    assert sorted((c["signature"], c["task"]) for c in cells) == sorted(
+    cells = data.heatmap.cells
+    assert sorted((c.signature, c.task) for c in cells) == sorted(
         (s, t) for s in (SIG, WEAK) for t in ("Q1", "Q3")
     )
     for cell in cells:
-        mine = [
-            r for r in sweep.rows if r.signature == cell["signature"] and r.task == cell["task"]
-        ]
+        mine = [r for r in sweep.rows if r.signature == cell.signature and r.task == cell.task]
         best = min(mine, key=lambda r: r.validation["loss"])
-        assert cell["n"] == len(mine)
-        assert (
-            cell["best_val_rmse"] == best.validation["rmse"]
-            and cell["best_trial_id"] == best.trial_id
-        )
-        assert cell["winner"] == (
-            sweep.summary["tasks"][cell["task"]]["winner"]["signature"] == cell["signature"]
-        )
+        assert cell.n == len(mine)
+        assert cell.best_val_rmse == best.validation["rmse"] and cell.best_trial_id == best.trial_id
+        assert cell.winner == (sweep.summary.tasks[cell.task].winner.signature == cell.signature)
         # Only the winner's cell carries a verdict (no other signature was tested against a
         # baseline); Q3's Ridge was made better than its winner.
-        assert cell["verdict"] == (
-            {"Q1": "better", "Q3": "worse"}[cell["task"]] if cell["winner"] else None
-        )
-    assert sum(c["winner"] for c in cells) == 2
+        expected = {"Q1": "better", "Q3": "worse"}[cell.task] if cell.winner else None
+        assert cell.verdict == expected
+        assert cell.mark == {"better": "✓", "worse": "✗", None: ""}[expected]
+    assert sum(c.winner for c in cells) == 2
+    # Under each task: the mark and the verdict's words, as the summary says them.
+    assert [(h.task, h.verdict, h.text) for h in data.heatmap.heads] == [
+        ("Q1", "better", "✓ network better"),
+        ("Q3", "worse", "✗ Ridge better"),
+    ]
+    assert "unadjusted for the 2 tasks" in data.heatmap.note
 
 
 def test_winner_against_baselines_with_intervals_and_paired_comparisons(finished):
     sweep, data = finished
-    for task, entry in sweep.summary["tasks"].items():
-        cmp = data["comparison"][task]
-        assert [m["key"] for m in cmp["models"]] == [
-            "winner",
+    for task, entry in sweep.summary.tasks.items():
+        cmp = data.comparison.tasks[task]
+        assert [m.key for m in cmp.models] == [
+            "network",
             "train_mean",
             "ridge",
             "hist_gradient_boosting",
         ]
-        assert cmp["models"][0]["metrics"]["rmse"] == entry["test"]["rmse"]
-        assert cmp["models"][0]["metrics"]["rmse_ci"] == entry["test"]["rmse_ci"]
-        assert cmp["models"][2]["metrics"]["rmse_ci"] == entry["baselines"]["ridge"]["rmse_ci"]
-        # No comparator declared: Ridge's comparison, said to be undeclared.
-        assert (
-            cmp["verdict_detail"]["baseline"] == "ridge"
-            and "declared no comparator" in cmp["verdict_detail"]["source"]
+        assert [m.label for m in cmp.models] == [
+            "network (winner)",
+            "training mean",
+            "Ridge",
+            "HistGradientBoosting",
+        ]
+        assert cmp.models[0].test == entry.test and cmp.models[2].test == entry.baselines[1].test
+        assert cmp.verdict == entry.verdict and cmp.verdict.baseline == "ridge"
+        ridge = cmp.models[2]
+        assert ridge.primary and ridge.tag == "primary: the verdict"
+        assert ridge.comparison == entry.comparisons[0] and ridge.comparison.primary
+        assert [m.tag for m in cmp.models] == ["", "secondary", "primary: the verdict", "secondary"]
+        assert cmp.winner.signature == entry.winner.signature
+        assert cmp.winner.name == next(
+            t.name for t in data.trials if t.trial_id == entry.winner.trial_id
         )
-        paired = entry["comparisons"]["ridge"]
-        assert cmp["verdict"] == (
-            "better" if paired["better"] else "worse" if paired["worse"] else "level"
-        )
-        assert (
-            cmp["comparisons"]["ridge"]["rmse_diff_ci"]
-            == entry["comparisons"]["ridge"]["rmse_diff_ci"]
-        )
-        assert cmp["winner"]["signature"] == entry["winner"]["signature"]
-        assert cmp["winner"]["name"] == next(
-            t["name"] for t in data["trials"] if t["trial_id"] == entry["winner"]["trial_id"]
-        )
-    assert (
-        data["comparison"]["Q1"]["verdict"] == "better"
-        and data["comparison"]["Q3"]["verdict"] == "worse"
-    )
+        # The training mean predicts a constant: its calibration slope is undefined.
+        assert cmp.models[1].absent == {
+            "pearson_r": "undefined",
+            "calibration_slope": "undefined",
+            "calibration_intercept": "undefined",
+        }
+        assert cmp.models[0].absent == {}
+    assert data.comparison.tasks["Q1"].verdict.result == "better"
+    assert data.comparison.tasks["Q3"].verdict.result == "worse"
+    assert data.comparison.any_interval
 
 
 def test_curves_stop_at_asha_rungs_and_rung_counts(finished):
     sweep, data = finished
-    assert data["asha"]["rungs"] == list(sweep.rungs) == list(rungs(8, 2, 2)) == [2, 4]
-    assert data["asha"]["source"].startswith("sweep config")
+    assert data.asha.rungs == sweep.rungs == rungs(8, 2, 2) == (2, 4)
+    assert data.asha.source == "the sweep config (summary.json's provenance)"
     truth = {t.trial_id: t for t in sweep.trials}
     assert any(t.status == "asha" for t in sweep.trials), (
         "the synthetic sweep stops some trial at a rung"
     )
-    for trial in data["trials"]:
-        expected = truth[trial["trial_id"]]
-        assert trial["status"] == expected.status
-        assert trial["last_epoch"] == expected.last_epoch
-        assert len(trial["loss"]) == expected.last_epoch and "epochs" not in trial  # epochs 1..n
-        assert trial["loss"] == [
+    for trial in data.trials:
+        expected = truth[trial.trial_id]
+        assert trial.status == expected.status
+        assert trial.last_epoch == expected.last_epoch
+        assert len(trial.loss) == expected.last_epoch and trial.epochs is None  # epochs 1..n
+        assert list(trial.loss) == [
             float(f"{v:.4g}")
             for v in (
                 [
@@ -187,42 +200,41 @@ def test_curves_stop_at_asha_rungs_and_rung_counts(finished):
             )
         ]
         if expected.status == "asha":
-            assert (
-                trial["stop_epoch"] == expected.last_epoch
-                and trial["stop_epoch"] in data["asha"]["rungs"]
-            )
+            assert trial.stop_epoch == expected.last_epoch and trial.stop_epoch in data.asha.rungs
         else:
-            assert trial["stop_epoch"] is None
-        assert set(trial["sig_rmse"]) == {SIG, WEAK}
+            assert trial.stop_epoch is None
+        assert set(trial.sig_rmse) == {SIG, WEAK}
     for task in ("Q1", "Q3"):
         mine = [t for t in sweep.trials if t.task == task]
-        assert data["asha"]["reached"][task] == {
-            "n_trials": len(mine),
-            "counts": [sum(t.last_epoch >= r for t in mine) for r in (2, 4)],
-        }
+        reached = data.asha.reached[task]
+        assert reached.n_trials == len(mine)
+        assert reached.counts == tuple(sum(t.last_epoch >= r for t in mine) for r in (2, 4))
 
 
 def test_calibration_and_provenance(finished):
     sweep, data = finished
     with open(sweep.path / "test_predictions.csv") as handle:
         predictions = list(csv.DictReader(handle))
-    for task, entry in sweep.summary["tasks"].items():
-        cal = data["calibration"][task]
+    for task, entry in sweep.summary.tasks.items():
+        cal = data.calibration[task]
         mine = [p for p in predictions if p["task"] == task]
-        assert cal["n"] == len(mine) == entry["test"]["n"]
-        assert cal["predicted"] == [float(p["predicted"]) for p in mine]
-        assert cal["true"] == [float(p["true"]) for p in mine]
-        assert (cal["slope"], cal["intercept"]) == (
-            entry["test"]["calibration_slope"],
-            entry["test"]["calibration_intercept"],
+        assert cal.n == len(mine) == entry.test.n
+        assert list(cal.predicted) == [float(p["predicted"]) for p in mine]
+        assert list(cal.true) == [float(p["true"]) for p in mine]
+        assert (cal.slope, cal.intercept) == (
+            entry.test.calibration_slope,
+            entry.test.calibration_intercept,
         )
-        assert cal["signature"] == entry["winner"]["signature"]
-    prov = data["provenance"]
+        assert cal.signature == entry.winner.signature
+        assert cal.line_label == "calibration line: true = 0.20 + 0.90 × predicted"
+    items = {i.label: i.text for i in data.provenance.items}
+    assert items["code version (git commit)"] == sweep.summary.provenance.git_commit
+    assert (items["Ray"], items["torch"], items["Python"]) == ("2.60.0", "2.13.0+cpu", "3.11.7")
+    assert items["started"] == iso(START)
     assert (
-        prov["recorded"] is True and prov["git_commit"] == sweep.summary["provenance"]["git_commit"]
+        items["ASHA rungs"] == "2, 4 (max_t 8; from the sweep config (summary.json's provenance))"
     )
-    assert prov["versions"] == {"ray": "2.60.0", "torch": "2.13.0+cpu", "python": "3.11.7"}
-    assert prov["sweep_config"]["asha"]["grace_period"] == 2
+    assert data.provenance.config["asha"]["grace_period"] == 2
 
 
 # --- a sweep still running ------------------------------------------------------------------
@@ -231,10 +243,11 @@ def test_calibration_and_provenance(finished):
 def test_running_sweep_from_result_lines(running):
     sweep, data = running
     assert not (sweep.path / "trials.csv").exists()
-    assert data["meta"]["finished"] is False and data["meta"]["has_trials_csv"] is False
+    assert data.meta.finished is False and data.meta.has_trials_csv is False
+    assert data.meta.state == "running"
     truth = {t.trial_id: t for t in sweep.trials}
-    assert len(data["rows"]) == sum(len(t.signatures) for t in sweep.trials)
-    for row in data["rows"]:
+    assert len(data.rows) == sum(len(t.signatures) for t in sweep.trials)
+    for row in data.rows:
         trial = truth[row["trial_id"]]
         losses = trial.losses[row["signature"]]
         best = min(range(len(losses)), key=losses.__getitem__)
@@ -244,20 +257,45 @@ def test_running_sweep_from_result_lines(running):
             row["val/rmse"], trial.rmses[row["signature"]][best]
         )
         assert row["sample"] == trial.sample and row["name"] == trial.folder
+        assert row["hp/training.lr"] == trial.hp["training.lr"]
         assert row["checkpoint_uri"] == ""
-    assert [t["status"] for t in data["trials"]][-2:] == ["running", "running"]
-    assert {t["status"] for t in data["trials"]} >= {"running", "error", "completed"}
+    assert [t.status for t in data.trials][-2:] == ["running", "running"]
+    assert {t.status for t in data.trials} >= {"running", "error", "completed"}
     # No test numbers yet: no comparison, no calibration, no verdict; winners so far.
-    assert data["comparison"] == {} and data["calibration"] == {}
-    assert all(c["verdict"] is None for c in data["heatmap"]["cells"])
-    assert all(w["provisional"] for w in data["winners"].values())
-    assert data["asha"]["rungs"] == [2, 4] and data["asha"]["source"] == "the trials' config"
-    prov = data["provenance"]
-    assert prov["recorded"] is False and prov["data_root"] == "/data/synthetic"
-    assert prov["started"] == datetime.fromtimestamp(START, timezone.utc).isoformat(
-        timespec="seconds"
+    assert data.comparison.tasks == {} and data.comparator is None
+    assert all(not c.predicted for c in data.calibration.values())
+    assert all(c.verdict is None for c in data.heatmap.cells)
+    assert [h.text for h in data.heatmap.heads] == ["test after the sweep"] * 2
+    assert all(w.provisional for w in data.winners.values())
+    # ASHA's rungs and the epoch limit come from the sweep's record.
+    assert data.asha.rungs == (2, 4)
+    assert data.asha.source == "the sweep record (sweep_record.json)"
+    items = {i.label: i.text for i in data.provenance.items}
+    assert items["data root"] == "/data/synthetic" and items["started"] == iso(START)
+    assert items["ended"] == "still running"
+    assert data.provenance.config == sweep.record.sweep_config
+
+
+def test_a_running_sweeps_cohort_is_its_data_roots(tmp_path):
+    """While a sweep runs (no summary yet), SYNTHETIC and the excluded recordings are what its
+    data root's dataset.json and build report say, where this machine can read them."""
+    from mmse_model.core.identity import BuildParams
+    from mmse_model.data.manifest import Manifest
+
+    sweep = write_synthetic_sweep(tmp_path / "s", finished=False)
+    assert page_data(load_experiment(str(sweep.path))).banner is None  # /data/synthetic: absent
+    root = tmp_path / "data"
+    root.mkdir()
+    manifest = Manifest(BuildParams("trajectory", 90.0, 1), "test", (), {}, None, synthetic=True)
+    (root / "dataset.json").write_text(json.dumps(manifest.to_dict()))
+    (root / "build_report.csv").write_text("subject_id,task,reason\ns1,Q1,empty\ns2,*,no labels\n")
+    record = sweep.record.model_copy(update={"data_root": str(root)})
+    (sweep.path / "sweep_record.json").write_text(record.to_json())
+    data = page_data(load_experiment(str(sweep.path)))
+    assert "(the data root's dataset.json says so)" in data.banner
+    assert data.data.note.startswith(
+        "Recordings the dataset build excluded: 2 (from the data root's build report)."
     )
-    assert prov["ended"] is None
 
 
 def test_a_half_written_result_line_is_skipped(tmp_path):
@@ -274,56 +312,24 @@ def test_one_signature_per_trial(tmp_path):
         tmp_path / "s", signatures=many_signatures(3), signatures_per_trial=1, samples=2
     )
     data = page_data(load_experiment(str(sweep.path)))
-    assert len(data["heatmap"]["cells"]) == 3 * 2 and len(data["trials"]) == 3 * 2 * 2
-    for trial in data["trials"]:
-        assert trial["group"] == trial["signatures"][0] and "sig_rmse" not in trial
-        assert (
-            trial["name"]
-            == f"{trial['task']}-{trial['group']}-{trial['sample']}"
-            == trial["folder"]
-        )
+    assert len(data.heatmap.cells) == 3 * 2 and len(data.trials) == 3 * 2 * 2
+    for trial in data.trials:
+        assert trial.group == trial.signatures[0] and trial.sig_rmse is None
+        assert trial.name == f"{trial.task}-{trial.group}-{trial.sample}" == trial.folder
 
 
-def test_an_older_sweep_without_the_newer_fields(tmp_path):
-    """trials.csv without group or sample columns, Tune's default folder names, no intervals,
-    comparisons, provenance, predictions, nor rungs in the trials' config."""
-    sweep = write_synthetic_sweep(tmp_path / "old", extras=False, readable_names=False)
-    with open(sweep.path / "trials.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    keep = [c for c in rows[0] if c not in ("group", "sample")]
-    with open(sweep.path / "trials.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, keep, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    for result in sweep.path.glob("*/result.json"):
-        lines = [json.loads(line) for line in result.read_text().splitlines()]
-        for line in lines:
-            del line["config"]["rungs"]
-        result.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+def test_a_trial_config_this_version_does_not_make_is_left_out_while_running(tmp_path):
+    """A running sweep started by an earlier version (its trial configs without `trial`)
+    is not read while it runs: its trials are left out, not guessed at."""
+    sweep = write_synthetic_sweep(tmp_path / "s", finished=False)
+    folder = sweep.path / sweep.trials[0].folder
+    lines = [json.loads(line) for line in (folder / "result.json").read_text().splitlines()]
+    for line in lines:
+        line["config"] = {"task": "Q1", "group": {"label": "all", "signatures": [SIG]}}
+    (folder / "result.json").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     data = page_data(load_experiment(str(sweep.path)))
-    truth = {(r.trial_id, r.signature): r for r in sweep.rows}
-    for row in data["rows"]:
-        assert (
-            row["group"] == "all"
-            and row["sample"] == truth[(row["trial_id"], row["signature"])].sample
-        )
-    assert all(
-        t["folder"].startswith("run_trial_") and t["name"].endswith(f"-all-{t['sample']}")
-        for t in data["trials"]
-    )
-    assert data["asha"] == {
-        "rungs": [],
-        "source": None,
-        "max_t": None,
-        "reached": {"Q1": {"n_trials": 3, "counts": []}, "Q3": {"n_trials": 3, "counts": []}},
-    }
-    for task, cmp in data["comparison"].items():
-        # Test RMSEs without a paired interval: no verdict, whichever RMSE is lower.
-        assert cmp["verdict"] is None and cmp["comparisons"] == {}
-        assert "rmse_ci" not in cmp["models"][0]["metrics"]
-    assert data["calibration"] == {} and data["provenance"]["recorded"] is False
-    assert data["provenance"]["ended"] is not None  # finished: the last report's time
-    render_page(data)  # and it renders
+    assert len(data.trials) == len(sweep.trials) - 1
+    assert sweep.trials[0].trial_id not in {t.trial_id for t in data.trials}
 
 
 # --- the page --------------------------------------------------------------------------------
@@ -354,23 +360,98 @@ def test_page_is_self_contained_and_embeds_the_data(finished, tmp_path):
     refs = _Refs()
     refs.feed(page)
     assert refs.scripts_with_src == 0 and refs.stylesheets == 0
-    external = [r for r in refs.refs if re.match(r"\s*(https?:)?//", r[2], re.I)]
+    external = [r for r in refs.refs if re.match(r"\s*(https?:)?//", r[2], re.IGNORECASE)]
     assert external == [] and all(r[2].startswith("#") for r in refs.refs)
     assert "window.Plotly = Plotly" in page  # plotly.js inlined from the installed package
     document = embedded(page)
-    assert len(document["meta"].pop("version")) == 16
-    assert {k: v for k, v in document.items() if k not in ("builder", "refresh_s")} == data
+    assert document.version == data_version(data) and len(document.version) == 16
+    assert document.builder is not None and document.refresh_s == 5.0
+    assert document.model_copy(update={"builder": None, "version": ""}) == data
 
 
-def test_embedded_json_cannot_end_its_script_block():
+def test_page_data_round_trips_and_is_versioned(finished):
+    sweep, data = finished
+    assert (data.format, data.format_version) == ("mmse-dashboard-page", 1)
+    assert data.results_not_recorded == ()
+    page = render_page(data, refresh_s=2.5, built="2026-11-29T12:00:00+00:00")
+    back = read_page_data("index.html", page)
+    assert back == data.model_copy(
+        update={"version": data_version(data), "refresh_s": 2.5, "builder": back.builder}
+    )
+    assert back.builder.built == "2026-11-29T12:00:00+00:00"
+    # Its JSON alone reads back too, and the version leaves out who built the page and when.
+    assert read_page_data("page.json", back.to_json()) == back
+    assert data_version(back) == data_version(data) == back.version
+    # Equal folders give equal data and version; another page data format is refused.
+    assert page_data(load_experiment(str(sweep.path))) == data
+    with pytest.raises(InputError, match="not a dashboard's page data"):
+        read_page_data("x.json", json.dumps({"format": "mmse-sweep-summary", "format_version": 1}))
+    with pytest.raises(InputError, match="newer than this code reads"):
+        read_page_data("x.json", json.dumps({"format": data.format, "format_version": 2}))
+
+
+def test_embedded_json_cannot_end_its_script_block(finished):
+    _, data = finished
     nasty = "x</script><script>alert(1)</script><!-- </SCRIPT"
-    data = {"meta": {"name": nasty}, "rows": [{"hp/note": nasty}]}
-    text = embed_json(data)
-    assert "<" not in text and json.loads(text) == data
-    page = render_page({**data, "tasks": [], "signatures": []})
-    assert embedded(page)["rows"] == [{"hp/note": nasty}]
+    text = embed_json({"meta": {"name": nasty}, "rows": [{"hp/note": nasty}]})
+    assert "<" not in text and json.loads(text) == {
+        "meta": {"name": nasty},
+        "rows": [{"hp/note": nasty}],
+    }
+    rows = ({**data.rows[0], "hp/note": nasty},) + data.rows[1:]
+    meta = data.meta.model_copy(update={"name": nasty})
+    page = render_page(data.model_copy(update={"meta": meta, "rows": rows}))
+    assert embedded(page).rows[0]["hp/note"] == nasty and embedded(page).meta.name == nasty
     assert page.lower().count("</script") == page.lower().count("<script")  # one end per script
     assert "<title>mmse sweep x&lt;/script&gt;" in page
+
+
+def test_the_script_is_every_asset_in_order():
+    """The page's script is the assets' JS files, each once, in `SCRIPTS`' order."""
+    assert sorted(SCRIPTS) == sorted(p.name for p in ASSETS.glob("*.js"))
+    assert SCRIPTS[0] == "data.js" and SCRIPTS[-1] == "main.js"
+
+
+# Words and keys that are rules (the results' labels, verdicts, statuses, groups, comparator
+# sentences): the page data says them, so no script may. Case-sensitive, as written.
+RULE_WORDS = (
+    "Ridge",
+    "ridge",
+    "HistGradientBoosting",
+    "hist_gradient_boosting",
+    "HGB",
+    "train_mean",
+    "training mean",
+    "train mean",
+    "no difference shown",
+    "network better",
+    "no paired comparison",
+    "better than",
+    "level with",
+    "predates",
+    "not recorded",
+    "declared no comparator",
+    "unadjusted",
+    "Holm",
+    "healthy",
+    "dementia",
+    '"mci"',
+    "SYNTHETIC",
+    *rules.STATUS_WORDS.values(),
+    *(f'"{s}"' for s in rules.STATUS_WORDS),
+    *(f"'{s}'" for s in rules.STATUS_WORDS),
+    *(f'"{v}"' for v in (rules.BETTER, rules.LEVEL, rules.WORSE)),
+    "✓",
+    "≈",
+    "✗",
+)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_no_script_holds_a_rule(script):
+    text = (ASSETS / script).read_text(encoding="utf-8")
+    found = [word for word in RULE_WORDS if word in text]
+    assert found == [], f"{script} states what the page data should: {found}"
 
 
 def test_default_out_is_the_experiment_folder(finished):
@@ -378,7 +459,7 @@ def test_default_out_is_the_experiment_folder(finished):
     code, out, _ = run_cli("dashboard", str(sweep.path))
     assert code == 0 and out.strip() == f"dashboard: {sweep.path / 'dashboard' / 'index.html'}"
     # The page's own folder is not taken for a trial folder afterwards.
-    assert len(page_data(load_experiment(str(sweep.path)))["trials"]) == len(sweep.trials)
+    assert len(page_data(load_experiment(str(sweep.path))).trials) == len(sweep.trials)
 
 
 @pytest.mark.parametrize(
@@ -401,15 +482,24 @@ def test_not_a_sweep_is_a_one_line_error(tmp_path, make, message):
     assert not (tmp_path / "page").exists()
 
 
-def test_a_corrupt_summary_is_a_one_line_error(tmp_path):
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("summary.json", "{not json", "summary.json: not JSON"),
+        (
+            "summary.json",
+            '{"format": "mmse-sweep-summary", "format_version": 9}',
+            "summary.json: mmse-sweep-summary format version 9 is newer than this code reads",
+        ),
+        ("test_predictions.csv", "task,true,predicted\nQ1,x,1\n", "test_predictions.csv: row 2"),
+    ],
+)
+def test_a_result_file_its_reader_refuses_is_a_one_line_error(tmp_path, name, text, message):
     sweep = write_synthetic_sweep(tmp_path / "s")
-    (sweep.path / "summary.json").write_text("{not json")
+    (sweep.path / name).write_text(text)
     code, _, err = run_cli("dashboard", str(sweep.path))
-    assert (
-        code == 2
-        and err.startswith(f"mmse: error: {sweep.path}/summary.json: not JSON")
-        and err.count("\n") == 1
-    )
+    assert code == 2 and err.startswith(f"mmse: error: {sweep.path}/{message}"), err
+    assert err.count("\n") == 1
 
 
 def test_bad_serve_options_are_one_line_errors(finished):
@@ -446,7 +536,7 @@ def test_serve_rebuilds_while_the_sweep_runs(tmp_path):
     assert board.refresh(write_version=True) is True and board.finished is False
     first = json.loads((tmp_path / "page" / "version.json").read_text())
     assert first == {"version": board.version, "finished": False}
-    assert embedded(board.page.read_text())["meta"]["version"] == board.version
+    assert embedded(board.page.read_text()).version == board.version
     assert board.refresh(write_version=True) is False  # nothing new: the page is not rewritten
 
     # The running trial reports another epoch: the page changes, and says so in version.json.
@@ -463,7 +553,7 @@ def test_serve_rebuilds_while_the_sweep_runs(tmp_path):
     assert second != first["version"]
     data = embedded(board.page.read_text())
     assert (
-        next(t for t in data["trials"] if t["trial_id"] == trial.trial_id)["last_epoch"]
+        next(t for t in data.trials if t.trial_id == trial.trial_id).last_epoch
         == trial.last_epoch + 1
     )
 
@@ -475,7 +565,7 @@ def test_serve_rebuilds_while_the_sweep_runs(tmp_path):
             assert json.loads(response.read())["version"] == second
             assert response.headers["Cache-Control"] == "no-store"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-            assert embedded(response.read().decode())["meta"]["version"] == second
+            assert embedded(response.read().decode()).version == second
         # Nothing else in the folder, and nothing for a page that reached us under another name.
         (tmp_path / "page" / "other.txt").write_text("private")
         for path, headers, status in (
@@ -507,20 +597,23 @@ def test_serve_starts_and_stops(finished, tmp_path, capsys):
 
 
 class _Trial:
-    def __init__(self, counter: int, task: str, label: str):
-        self.experiment_tag = f"{counter}_group=label_{label},task={task}"
-        self.config = {"task": task, "group": {"label": label, "signatures": []}}
+    def __init__(self, point):
+        self.config = {"trial": point.to_config()}
 
 
 def test_trial_names_are_task_group_sample():
-    from ray_jobs.sweep import TrialName
+    from ray_jobs.sweep import trial_name
 
-    name = TrialName(grid_size=4)  # 2 tasks x 2 signature groups
-    assert [
-        name(_Trial(c, t, g))
-        for c, t, g in [(0, "Q1", "g0"), (3, "Q3", "g1"), (4, "Q1", "g0"), (11, "Q3", "g1")]
-    ] == ["Q1-g0-0", "Q3-g1-0", "Q1-g0-1", "Q3-g1-2"]
-    assert TrialName(1)(_Trial(7, "Q2", "m2_tau1_eps0.055_lmin2")) == "Q2-m2_tau1_eps0.055_lmin2-7"
+    groups = signature_groups([SIG, WEAK], 1)
+    points = plan_trials(["Q1", "Q3"], groups, [{}, {}])
+    assert [trial_name(_Trial(p)) for p in points] == [
+        f"{task}-{sig}-{sample}"
+        for sample in (0, 1)
+        for task in ("Q1", "Q3")
+        for sig in (SIG, WEAK)
+    ]
+    all_in_one = plan_trials(["Q2"], signature_groups([SIG, WEAK], 0), [{}])
+    assert trial_name(_Trial(all_in_one[0])) == "Q2-all-0"
 
 
 def test_the_synthetic_sweep_numbers_trials_as_tune_does(finished):
@@ -535,13 +628,13 @@ def test_the_synthetic_sweep_numbers_trials_as_tune_does(finished):
 
 
 def test_keys_in_a_uri_never_reach_the_page():
-    from mmse_app.dashboard_data import _display_uri
-
-    assert _display_uri(
+    # The page shows its experiment's address as `storage.display` writes it.
+    display = storage.display
+    assert display(
         "s3://b/p/x?endpoint_override=http://h:1&access_key=AK&secret_key=SK&scheme=http"
     ) == ("s3://b/p/x?endpoint_override=http://h:1&scheme=http")
-    assert _display_uri("s3://b/p/x?secret_key=SK") == "s3://b/p/x"
-    assert _display_uri("s3://AK:SK@b/p/x?session_token=T&region=eu") == "s3://b/p/x?region=eu"
+    assert display("s3://b/p/x?secret_key=SK") == "s3://b/p/x"
+    assert display("s3://AK:SK@b/p/x?session_token=T&region=eu") == "s3://b/p/x?region=eu"
 
 
 @pytest.mark.parametrize("uri", ["s3://AK:SK@b/p/x", "s3://b/p/x?secret_key=SK"])

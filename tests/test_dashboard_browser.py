@@ -4,9 +4,10 @@ The page is opened from disk; every request other than the file itself is aborte
 recorded: there must be none). Checked: no console error, the SYNTHETIC banner, one heatmap
 cell per signature x task with a verdict mark on each task's winner only, the declared
 comparator's verdicts, the subtotal, nested-estimate, coverage, training and per-group
-sections (and an older demo's page without them), a click on a cell shows exactly that cell's trials, trials ASHA stopped end at a rung,
-the table sorts, filters and exports. A screenshot is saved (to $DASHBOARD_SCREENSHOT too,
-when set).
+sections (and an older demo's page, which says "not recorded" for what its summary lacks),
+a click on a cell shows exactly that cell's trials, trials ASHA stopped end at a rung, the
+table sorts, filters (50 rows a page) and exports, a served page reloads itself. A
+screenshot is saved (to $DASHBOARD_SCREENSHOT too, when set).
 
 Skipped when chromium (or the playwright package) is missing, except under CI=true, where
 that is a failure: `.ci/run` installs chromium (apt-get) and the test extras install
@@ -15,6 +16,7 @@ playwright.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import shutil
@@ -23,6 +25,8 @@ from pathlib import Path
 import pytest
 
 from mmse_app.dashboard import write_dashboard
+from mmse_app.dashboard_results import NOT_RECORDED
+from mmse_model.sweeps import rules
 from tests.fixtures.synthetic_sweep import many_signatures, write_synthetic_sweep
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -55,17 +59,17 @@ def _browser_or_skip():
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    # 3 signatures x 2 tasks x 5 samples, one signature per trial: 30 trials, several stopped
-    # by ASHA (max_t 12, grace 2, reduction 2: rungs 2, 4, 8), one failed, two early-stopped.
+    # 3 signatures x 2 tasks x 9 samples, one signature per trial: 54 trials (two table pages),
+    # several stopped by ASHA (max_t 12, grace 2, reduction 2: rungs 2, 4, 8), one failed,
+    # two early-stopped.
     return write_synthetic_sweep(
         tmp_path_factory.mktemp("browser") / "browser_sweep",
         signatures=many_signatures(3),
         signatures_per_trial=1,
-        samples=5,
+        samples=9,
         max_t=12,
         errored=1,
         early_stopped=2,
-        contract=True,
     )
 
 
@@ -122,20 +126,22 @@ def test_one_cell_per_signature_and_task(browser_page, sweep):
         (s, t) for s in sweep.signatures for t in sweep.tasks
     )
     assert page.locator("#heatmap td.cell[data-winner=true]").count() == len(sweep.tasks)
-    # A verdict mark on each task's winner only; Q3's Ridge (the declared comparator) beats its winner.
+    # A verdict mark on each task's winner only; Q3's Ridge (the declared comparator) beats
+    # its winner.
     marked = page.eval_on_selector_all(
         "#heatmap td.cell",
-        "tds => tds.filter(td => td.querySelector('.mark')).map(td => [td.dataset.task, td.dataset.winner])",
+        "tds => tds.filter(td => td.querySelector('.mark'))"
+        ".map(td => [td.dataset.task, td.dataset.winner])",
     )
     assert sorted(map(tuple, marked)) == [("Q1", "true"), ("Q3", "true")]
-    winners = {(sweep.summary["tasks"][t]["winner"]["signature"], t) for t in sweep.tasks}
+    winners = {(sweep.summary.tasks[t].winner.signature, t) for t in sweep.tasks}
     assert {t: v for s, t, v in cells if (s, t) in winners} == {"Q1": "better", "Q3": "worse"}
     assert {v for s, t, v in cells if (s, t) not in winners} == {"none"}
     heads = page.eval_on_selector_all(
         "#heatmap th.task", "ths => ths.map(th => [th.dataset.task, th.textContent])"
     )
     assert [tuple(h) for h in heads] == [
-        ("Q1", "Q1✓ better than Ridge"),
+        ("Q1", "Q1✓ network better"),
         ("Q3", "Q3✗ Ridge better"),
     ]
     assert "unadjusted for the 2 tasks" in page.text_content("#heatmap-note")
@@ -204,14 +210,13 @@ def test_the_synthetic_banner_and_the_new_sections(browser_page, sweep):
     tasks, summary = sweep.tasks, sweep.summary
     # The estimate over fresh splits: four models per task, labelled as the summary labels it.
     assert page.locator("#nested-table tbody tr").count() == 4 * len(tasks)
-    assert summary["tasks"]["Q1"]["nested_estimate"]["label"] in page.text_content("#nested-note")
-    q1 = summary["tasks"]["Q1"]
-    ridge = q1["nested_estimate"]["models"]["ridge"]
+    assert summary.tasks["Q1"].nested_estimate.label in page.text_content("#nested-note")
+    ridge = next(m for m in summary.tasks["Q1"].nested_estimate.models if m.key == "ridge")
     row = page.eval_on_selector(
         '#nested-table tr[data-task="Q1"][data-model="ridge"]',
         "tr => Array.from(tr.cells).map(c => c.textContent)",
     )
-    assert row[3] == f"{ridge['rmse_mean']:.3f} ({ridge['rmse_sd']:.3f})"
+    assert row[3] == f"{ridge.rmse_mean:.3f} ({ridge.rmse_sd:.3f})"
     # Coverage per task and for the subtotal, with the Wilson interval to as many decimals.
     coverage = page.eval_on_selector_all(
         "#coverage-table tbody tr",
@@ -238,7 +243,8 @@ def test_the_synthetic_banner_and_the_new_sections(browser_page, sweep):
     ]
     assert "AUC of the predicted subtotal" in page.text_content("#auc-line")
     assert "0.813 [0.688, 0.938]" in page.text_content("#auc-line")
-    assert page.evaluate("() => document.getElementById('subtotal-plot').data.length") == 3
+    # Points, their prediction intervals, y = x and the summary's calibration line.
+    assert page.evaluate("() => document.getElementById('subtotal-plot').data.length") == 4
     assert "range 0–8" in page.text_content("#subtotal-note")
     # Training N, outcomes, excluded recordings, per-group error.
     assert "excluded: 3 (from summary.json)" in page.text_content("#data-note")
@@ -247,10 +253,7 @@ def test_the_synthetic_banner_and_the_new_sections(browser_page, sweep):
         "trs => trs.map(tr => [tr.cells[1].textContent, tr.cells[2].textContent])",
     )
     assert [tuple(t) for t in training] == [
-        (
-            str(summary["tasks"][t]["training"]["n_train"]),
-            str(summary["tasks"][t]["training"]["n_test"]),
-        )
+        (str(summary.tasks[t].training.n_train), str(summary.tasks[t].training.n_test))
         for t in tasks
     ]
     assert page.locator("#groups-table tbody tr").count() == 3 * (len(tasks) + 1)
@@ -277,6 +280,9 @@ def test_the_synthetic_banner_and_the_new_sections(browser_page, sweep):
     ]  # Q3 scores 0-3: no column for 4 or 5
     # Each baseline's own signature, and which comparison is the primary one.
     assert page.locator("#comparison-table .tag.primary").count() == len(tasks)
+    # The training mean predicts a constant: no calibration slope, and the page says why.
+    slopes = page.locator('#comparison-table tr[data-model="train_mean"] td:nth-child(8)')
+    assert slopes.all_text_contents() == ["undefined"] * len(tasks)
 
 
 def test_an_older_demos_page(browser, tmp_path):
@@ -293,19 +299,31 @@ def test_an_older_demos_page(browser, tmp_path):
         heads = page.eval_on_selector_all(
             "#heatmap th.task", "ths => ths.map(th => th.textContent)"
         )
-        assert heads == [f"Q{i}≈ level with Ridge" for i in range(1, 6)]
+        assert heads == [f"Q{i}≈ no difference shown" for i in range(1, 6)]
         assert "This sweep declared no comparator" in page.text_content("#comparator-note")
         assert (
             "procedure estimate (winning hyper-parameters re-used: optimistic)"
             in page.text_content("#nested-note")
         )
-        assert "not recorded" in page.text_content("#data-note")
         assert (
             page.locator(
                 '#comparison-table tr[data-model="train_mean"] td:nth-child(8)'
             ).all_text_contents()
             == ["undefined"] * 5
         )
+        # What its summary predates is said to be not recorded, view by view.
+        assert f"Training N and outcomes: {NOT_RECORDED}." in page.text_content("#data-note")
+        assert f"excluded: {NOT_RECORDED}" in page.text_content("#data-note")
+        assert page.text_content("#groups-note") == f"No error per group: {NOT_RECORDED}."
+        assert page.locator("#training-table tbody tr").count() == 0
+        subtotal = page.eval_on_selector_all(
+            "#subtotal-table tbody td", "tds => tds.map(td => td.textContent)"
+        )
+        assert subtotal[0] == "60" and subtotal[-2:] == [NOT_RECORDED, NOT_RECORDED]
+        assert "not recorded" in page.text_content("#subtotal-points-note")
+        assert page.evaluate("() => document.getElementById('subtotal-plot').data") is None
+        # Its tasks' calibration: the points of test_predictions.csv, the summary's line.
+        assert page.evaluate("() => document.getElementById('calibration-plot').data.length") == 3
         assert refused == [] and errors == []
     finally:
         context.close()
@@ -327,6 +345,14 @@ def test_the_table_sorts_filters_and_exports(browser_page, sweep, tmp_path):
     page.click('#trials-table th[data-key="val/rmse"]')
     shown = [float(v) for v in _column(page, "val/rmse")]
     assert shown == [float(f"{v:.4f}") for v in sorted(rmse, reverse=True)[:50]]
+    # 50 rows a page.
+    assert len(sweep.rows) > 50 and page.text_content("#page-info") == f"1–50 of {len(sweep.rows)}"
+    page.click("#page-next")
+    shown = [float(v) for v in _column(page, "val/rmse")]
+    assert shown == [float(f"{v:.4f}") for v in sorted(rmse, reverse=True)[50:]]
+    assert page.text_content("#page-info") == f"51–{len(sweep.rows)} of {len(sweep.rows)}"
+    assert page.is_disabled("#page-next") and not page.is_disabled("#page-prev")
+    page.click("#page-prev")
     page.click('#trials-table th[data-key="name"]')
     names = [
         n.rsplit("-", 1) for n in _column(page, "name")
@@ -334,7 +360,7 @@ def test_the_table_sorts_filters_and_exports(browser_page, sweep, tmp_path):
     assert [n[0] for n in names] == sorted(
         (n[0] for n in names), key=lambda g: g[:2]
     )  # tasks in order
-    for (group, sample), (next_group, next_sample) in zip(names, names[1:]):
+    for (group, sample), (next_group, next_sample) in itertools.pairwise(names):
         assert group != next_group or int(sample) < int(next_sample)
 
     page.fill("#table-filter", f"Q3 {sweep.signatures[2]}")
@@ -352,7 +378,7 @@ def test_the_table_sorts_filters_and_exports(browser_page, sweep, tmp_path):
     assert len(lines) == 1 + len(expected)
     page.fill("#table-filter", "")
     page.select_option("#table-status", "asha")
-    assert set(_column(page, "status")) == {"stopped by ASHA at a rung"}
+    assert set(_column(page, "status")) == {rules.STATUS_WORDS[rules.STOPPED_BY_ASHA]}
     page.select_option("#table-status", "")
 
 
@@ -366,8 +392,10 @@ def test_no_console_error_no_request_no_external_reference(browser_page, sweep, 
     )
     assert page.evaluate("() => document.getElementById('calibration-plot').data.length") == 3
     page.locator("#top").scroll_into_view_if_needed()
-    refs = page.evaluate("""() => Array.from(document.querySelectorAll('[src], [href], [srcset], [action]'))
-        .map(e => e.getAttribute('src') || e.getAttribute('href') || e.getAttribute('srcset') || e.getAttribute('action'))""")
+    refs = page.evaluate("""() => Array
+        .from(document.querySelectorAll('[src], [href], [srcset], [action]'))
+        .map(e => e.getAttribute('src') || e.getAttribute('href') || e.getAttribute('srcset')
+            || e.getAttribute('action'))""")
     assert [r for r in refs if r.lower().lstrip().startswith(("http:", "https:", "//"))] == []
     assert refused == [] and errors == []
     shot = tmp_path / "dashboard.png"
@@ -398,7 +426,7 @@ def test_a_served_page_reloads_while_the_sweep_runs(browser, tmp_path):
         page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base) else r.abort())
         page.goto(base)
         page.wait_for_function("window.dashboardReady === true", timeout=60_000)
-        assert page.evaluate("window.dashboard.data.meta.version") == first
+        assert page.evaluate("window.dashboard.data.version") == first
         page.select_option("#task-select", sweep.trials[-1].task)
         result = sweep.path / sweep.trials[-1].folder / "result.json"
         last = json.loads(result.read_text().splitlines()[-1])
@@ -407,7 +435,7 @@ def test_a_served_page_reloads_while_the_sweep_runs(browser, tmp_path):
         )
         assert board.refresh(write_version=True) and board.version != first
         page.wait_for_function(
-            f"window.dashboard && window.dashboard.data.meta.version === {board.version!r}",
+            f"window.dashboard && window.dashboard.data.version === {board.version!r}",
             timeout=60_000,
         )
         assert (

@@ -1,8 +1,10 @@
-"""The test results the dashboard shows (`mmse_app/dashboard_results.py`), from a summary with
-every key the newest sweeps record and from an older demo's summary that has none of them.
+"""The test results the dashboard shows (`mmse_app/dashboard_results.py`): read from a
+version-1 summary (the synthetic sweep writes one through the sweep's own writers) and from
+an older demo's summary (version 0, upgraded by `read_summary`, which names what it lacked).
 
-The newest keys come from `tests.fixtures.synthetic_sweep.add_contract_keys`; the older
-summary is a real `make demo` result (`tests.fixtures.demo_summary`). No Ray, no browser.
+The page recomputes nothing: its verdicts, labels, orders, calibration lines and subtotal are
+the summary's, its subtotal points test_predictions.csv's; what an older summary lacks it
+says is not recorded. No Ray, no browser.
 """
 
 from __future__ import annotations
@@ -10,287 +12,321 @@ from __future__ import annotations
 import csv
 import json
 
-import numpy as np
 import pytest
 
 from mmse_app.dashboard import render_page
 from mmse_app.dashboard_data import load_experiment, page_data
-from mmse_app.dashboard_results import PROCEDURE_LABEL, fitted_calibration
-from mmse_model.evaluation.metrics import calibration
+from mmse_app.dashboard_results import (
+    NOT_RECORDED,
+    SUBTOTAL,
+    fixed,
+    read_predictions,
+)
+from mmse_model.core.domain import BASELINE_LABELS
+from mmse_model.core.errors import InputError
+from mmse_model.sweeps import summary as sweep_summary
+from mmse_model.sweeps.summary_schema import OLD_PROCEDURE_LABEL, read_summary
 from tests.fixtures.demo_summary import write_old_demo
-from tests.fixtures.synthetic_sweep import add_contract_keys, write_synthetic_sweep
+from tests.fixtures.synthetic_sweep import NESTED_LABEL, write_synthetic_sweep
 
 
 @pytest.fixture(scope="module")
 def newest(tmp_path_factory):
-    sweep = write_synthetic_sweep(
-        tmp_path_factory.mktemp("newest") / "sweep", samples=3, contract=True
-    )
+    sweep = write_synthetic_sweep(tmp_path_factory.mktemp("newest") / "sweep", samples=3)
     return sweep, page_data(load_experiment(str(sweep.path)))
 
 
-def _rewrite_summary(sweep, change) -> dict:
+def _rewrite_summary(sweep, change):
     summary = json.loads((sweep.path / "summary.json").read_text())
     change(summary)
     (sweep.path / "summary.json").write_text(json.dumps(summary))
     return page_data(load_experiment(str(sweep.path)))
 
 
-# --- a summary with the newest keys ---------------------------------------------------------------
+def test_the_fixture_writes_what_a_sweep_writes(newest):
+    sweep, data = newest
+    summary = read_summary("summary.json", (sweep.path / "summary.json").read_text())
+    assert (summary.format_version, summary.not_recorded) == (1, ())
+    assert summary == sweep.summary and data.results_not_recorded == ()
+    # The prediction columns and the subtotal rows' task are the writer's.
+    assert sweep_summary.SUBTOTAL == SUBTOTAL
+    with open(sweep.path / "test_predictions.csv") as handle:
+        assert tuple(next(csv.reader(handle))) == sweep_summary.PREDICTION_COLUMNS
+
+
+# --- a version-1 summary -----------------------------------------------------------------------
 
 
 def test_the_verdict_is_the_declared_comparators(newest):
     sweep, data = newest
-    comp = data["comparator"]
-    assert (
-        comp["declared"]
-        and comp["primary"] == "ridge"
-        and comp["adjustment"] == "none"
-        and comp["n_tasks"] == 2
-    )
-    assert comp["secondary"] == ["train_mean", "hist_gradient_boosting"]
-    for task, entry in sweep.summary["tasks"].items():
-        cmp = data["comparison"][task]
-        assert cmp["verdict_detail"]["baseline"] == "ridge"
-        assert cmp["verdict_detail"]["rmse_diff_ci"] == entry["verdict"]["rmse_diff_ci"]
-        assert (
-            cmp["verdict"]
-            == {"better": "better", "worse": "worse", "no difference shown": "level"}[
-                entry["verdict"]["result"]
-            ]
-        )
-        assert sorted(s["baseline"] for s in cmp["secondary"]) == [
-            "hist_gradient_boosting",
-            "train_mean",
-        ]
-        assert [m["primary"] for m in cmp["models"][1:]] == [False, True, False]
-        assert {m["key"]: m["signature"] for m in cmp["models"][1:]} == {
-            b: entry["baselines"][b]["signature"]
-            for b in ("train_mean", "ridge", "hist_gradient_boosting")
+    comp = data.comparator
+    assert comp.declared and comp.primary == "ridge" and comp.primary_label == "Ridge"
+    assert comp.adjustment == "unadjusted for the 2 tasks"
+    assert comp.note.startswith("Paired 95 % bootstrap intervals")
+    assert "(training mean, HistGradientBoosting) are secondary" in comp.note
+    for task, entry in sweep.summary.tasks.items():
+        cmp = data.comparison.tasks[task]
+        assert cmp.verdict == entry.verdict and cmp.verdict.baseline == "ridge"
+        # Every comparison in the summary's order (the primary first), with its words.
+        compared = [m.comparison for m in cmp.models if m.comparison]
+        assert sorted(compared, key=lambda c: not c.primary) == list(entry.comparisons)
+        assert [m.primary for m in cmp.models[1:]] == [False, True, False]
+        assert {m.key: m.signature for m in cmp.models[1:]} == {
+            b.key: f"{b.signature} ({fixed(b.cv_rmse)})" for b in entry.baselines
         }
-    assert (
-        data["comparison"]["Q1"]["verdict"] == "better"
-        and data["comparison"]["Q3"]["verdict"] == "worse"
-    )
+    assert data.comparison.tasks["Q1"].verdict.words == "network better"
+    assert data.comparison.tasks["Q3"].verdict.words == "Ridge better"
 
 
 def test_a_declared_comparator_other_than_the_lowest_test_rmse_gives_the_verdict(tmp_path):
     # Ridge has the lowest test RMSE of the baselines on both tasks; train mean is declared.
+    sweep = write_synthetic_sweep(tmp_path / "s", samples=2, primary="train_mean")
+    data = page_data(load_experiment(str(sweep.path)))
+    assert data.comparator.primary_label == BASELINE_LABELS["train_mean"]
+    for task, entry in sweep.summary.tasks.items():
+        lowest = min(entry.baselines, key=lambda b: b.test.rmse)
+        assert lowest.key == "ridge"
+        cmp = data.comparison.tasks[task]
+        assert cmp.verdict.baseline == "train_mean" and cmp.verdict.label == "training mean"
+        tags = {m.key: m.tag for m in cmp.models}
+        assert tags == {
+            "network": "",
+            "train_mean": "primary: the verdict",
+            "ridge": "secondary",
+            "hist_gradient_boosting": "secondary",
+        }
+    # Q3's Ridge beats its winner, but the declared training mean does not: no "worse" on Q3.
+    assert data.comparison.tasks["Q3"].verdict.result == "better"
+    winners = [c for c in data.heatmap.cells if c.winner]
+    assert {c.task: (c.verdict, c.mark) for c in winners} == {
+        "Q1": ("better", "✓"),
+        "Q3": ("better", "✓"),
+    }
+    assert all(c.verdict is None and c.mark == "" for c in data.heatmap.cells if not c.winner)
+    assert "its verdict against training mean" in data.heatmap.note
+
+
+def test_holm_adjustment_is_said(tmp_path):
     sweep = write_synthetic_sweep(tmp_path / "s", samples=2)
-    data = _rewrite_summary(sweep, lambda s: add_contract_keys(s, primary="train_mean"))
-    for task, entry in sweep.summary["tasks"].items():
-        lowest = min(entry["baselines"], key=lambda b: entry["baselines"][b]["rmse"])
-        assert lowest == "ridge"
-        cmp = data["comparison"][task]
-        paired = entry["comparisons"]["train_mean"]
-        assert (
-            cmp["verdict_detail"]["baseline"] == "train_mean"
-            and cmp["verdict_detail"]["label"] == "train mean"
-        )
-        assert cmp["verdict"] == (
-            "better" if paired["better"] else "worse" if paired["worse"] else "level"
-        )
-        assert "ridge" in [s["baseline"] for s in cmp["secondary"]]
-    # Q3's Ridge beats its winner, but the declared train mean does not: no "worse" on Q3.
-    assert data["comparison"]["Q3"]["verdict"] == "better"
-    winners = [c for c in data["heatmap"]["cells"] if c["winner"]]
-    assert {c["task"]: c["verdict"] for c in winners} == {"Q1": "better", "Q3": "better"}
-    assert all(c["verdict"] is None for c in data["heatmap"]["cells"] if not c["winner"])
-
-
-def test_holm_adjustment_is_passed_on(tmp_path):
-    sweep = write_synthetic_sweep(tmp_path / "s", samples=2, contract=True)
     data = _rewrite_summary(sweep, lambda s: s["comparator"].update(adjustment="holm"))
-    assert data["comparator"]["adjustment"] == "holm"
+    assert data.comparator.adjustment == "Holm-adjusted for the 2 tasks"
+    assert "Holm-adjusted for the 2 tasks" in data.heatmap.note
+    assert "by chance alone" not in data.comparator.note
 
 
 def test_nested_estimate_training_groups_and_coverage(newest):
     sweep, data = newest
-    for task, entry in sweep.summary["tasks"].items():
-        cmp = data["comparison"][task]
-        nested = cmp["nested"]
-        assert nested["kind"] == "nested" and nested["label"] == entry["nested_estimate"]["label"]
-        assert (
-            nested["search"] == {"samples": 2, "signatures": 2, "folds": 3}
-            and nested["repeats"] == 3
-        )
-        assert set(nested["models"]) == {"network", "ridge", "train_mean", "hist_gradient_boosting"}
-        assert (
-            nested["models"]["ridge"]["rmse_values"]
-            == entry["nested_estimate"]["models"]["ridge"]["rmse_values"]
-        )
-        assert cmp["training"] == entry["training"] and cmp["per_group"] == entry["per_group"]
-        assert cmp["intervals"] == entry["intervals"]
-    assert data["synthetic"] == {"value": True, "source": "summary.json"}
-    assert data["excluded_recordings"] == {"value": 3, "source": "summary.json"}
-
-
-def test_the_subtotal_with_its_calibration_auc_and_groups(newest):
-    sweep, data = newest
-    recorded = sweep.summary["subtotal"]
-    sub = data["subtotal"]
-    assert sub["tasks"] == ["Q1", "Q3"] and sub["range"] == [
-        0.0,
-        8.0,
-    ]  # Q1 0-5 plus Q3 0-3, not 0-21
-    assert sub["metrics"]["rmse_ci"] == recorded["rmse_ci"] and sub["metrics"]["n"] == 20
-    assert (
-        sub["calibration"]["slope"],
-        sub["calibration"]["intercept"],
-        sub["calibration"]["source"],
-    ) == (0.875, 0.5, "summary.json")
-    assert sub["dementia_auc"]["auc_ci"] == [0.6875, 0.9375]
-    assert sub["intervals"]["coverage_ci"] == recorded["intervals"]["coverage_ci"]
-    assert sub["per_group"] == recorded["per_group"]
-    # Each test subject's summed scores over the tasks, from test_predictions.csv.
-    with open(sweep.path / "test_predictions.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    truth: dict[str, list[float]] = {}
-    for row in rows:
-        truth.setdefault(row["subject_id"], [0.0, 0.0])
-        truth[row["subject_id"]][0] += float(row["true"])
-        truth[row["subject_id"]][1] += float(row["predicted"])
-    cal = sub["calibration"]
-    assert cal["n"] == len(truth) == 20 and cal["subject_id"] == sorted(truth)
-    assert cal["true"] == pytest.approx([truth[s][0] for s in cal["subject_id"]])
-    assert cal["predicted"] == pytest.approx([truth[s][1] for s in cal["subject_id"]])
-
-
-def test_a_recorded_null_slope_stays_undefined(tmp_path):
-    sweep = write_synthetic_sweep(tmp_path / "s", samples=2, contract=True)
-    data = _rewrite_summary(
-        sweep, lambda s: s["subtotal"].update(calibration_slope=None, calibration_intercept=None)
+    for task, entry in sweep.summary.tasks.items():
+        estimate = data.comparison.tasks[task].estimate
+        assert estimate.kind == "nested" and estimate.label == NESTED_LABEL
+        assert estimate.repeats == 3
+        assert estimate.search == "2 hyper-parameter samples × 2 signatures, 3 folds"
+        # One row per model, the network first, each beside its test RMSE.
+        assert [r.key for r in estimate.rows] == [
+            "network",
+            "train_mean",
+            "ridge",
+            "hist_gradient_boosting",
+        ]
+        by_key = {m.key: m for m in entry.nested_estimate.models}
+        ridge = next(r for r in estimate.rows if r.key == "ridge")
+        assert ridge.estimate == by_key["ridge"] and ridge.test_rmse == entry.baselines[1].test.rmse
+    assert NESTED_LABEL in data.comparison.estimate_note
+    assert [(r.task, r.coverage.coverage) for r in data.comparison.coverage] == [
+        ("Q1", 0.85),
+        ("Q3", 0.85),
+        (SUBTOTAL, 0.9),
+    ]
+    view = data.data
+    assert view.note.startswith("Recordings the dataset build excluded: 3 (from summary.json).")
+    assert view.score_columns == ("0", "1", "2", "3", "4", "5")
+    q3 = next(r for r in view.training if r.task == "Q3")
+    assert q3.counts == ((4, 4), (5, 5), (6, 6), (7, 7), None, None)  # Q3 scores 0-3
+    assert (q3.n_train, q3.n_test) == (
+        sweep.summary.tasks["Q3"].training.n_train,
+        sweep.summary.tasks["Q3"].training.n_test,
     )
-    assert (
-        data["subtotal"]["calibration"]["slope"],
-        data["subtotal"]["calibration"]["source"],
-    ) == (None, "summary.json")
+    # Groups in the summary's order (by severity), for every task and the subtotal.
+    assert [(r.task, [g.group for g in r.groups]) for r in view.groups] == [
+        (t, ["healthy", "MCI", "dementia"]) for t in ("Q1", "Q3", SUBTOTAL)
+    ]
+    assert data.banner.startswith("SYNTHETIC: every number on this page")
+    assert "(the data root's dataset.json says so)" in data.banner
 
 
-def test_excluded_recordings_null_is_not_recorded(tmp_path):
-    sweep = write_synthetic_sweep(tmp_path / "s", samples=2, contract=True)
-    data = _rewrite_summary(sweep, lambda s: s.update(excluded_recordings=None, synthetic=False))
-    assert data["excluded_recordings"] == {"value": None, "source": "summary.json"}
-    assert data["synthetic"] == {"value": False, "source": "summary.json"}
+def test_the_subtotal_with_its_calibration_auc_and_points(newest):
+    sweep, data = newest
+    recorded = sweep.summary.subtotal
+    sub = data.subtotal
+    assert sub.recorded and sub.tasks == ("Q1", "Q3")
+    assert sub.range == (0.0, 8.0)  # Q1 0-5 plus Q3 0-3, not 0-21
+    assert "range 0–8" in sub.note and "not every task was run" in sub.note
+    assert sub.test == recorded.test and sub.absent == {}
+    assert sub.line_label == "calibration line: true = 0.50 + 0.88 × predicted (summary.json)"
+    assert sub.auc == (
+        "SYNTHETIC cohort: AUC of the predicted subtotal for telling the dementia group from the "
+        "others (8 vs 12 subjects): 0.813 [0.688, 0.938] (95 % bootstrap interval); no clinical "
+        "cut-off is implied."
+    )
+    # Each test subject's summed scores and interval are test_predictions.csv's subtotal rows.
+    with open(sweep.path / "test_predictions.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["task"] == SUBTOTAL]
+    assert len(rows) == 20 and sub.points.subject_id == tuple(r["subject_id"] for r in rows)
+    for key in ("true", "predicted", "lo", "hi"):
+        assert getattr(sub.points, key) == tuple(float(r[key]) for r in rows)
 
 
-def test_a_constant_prediction_has_no_calibration_line():
-    assert fitted_calibration([1.0, 2.0, 3.0], [2.0, 2.0, 2.0]) == (None, None)
-    slope, intercept = fitted_calibration([1.0, 2.0, 4.0], [1.5, 2.0, 3.5])
-    line = calibration(np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 3.5]))
-    assert (slope, intercept) == (line["calibration_slope"], line["calibration_intercept"])
+def test_a_recorded_null_slope_is_undefined(tmp_path):
+    sweep = write_synthetic_sweep(tmp_path / "s", samples=2)
+    data = _rewrite_summary(
+        sweep,
+        lambda s: s["subtotal"]["test"].update(calibration_slope=None, calibration_intercept=None),
+    )
+    assert data.subtotal.absent == {
+        "calibration_slope": "undefined",
+        "calibration_intercept": "undefined",
+    }
+    assert data.subtotal.line_label == ""
 
 
-# --- an older demo's summary, without any of them -------------------------------------------------
+def test_a_constant_prediction_has_no_calibration_line(tmp_path):
+    sweep = write_synthetic_sweep(tmp_path / "s", samples=2)
+
+    def constant(summary):
+        summary["tasks"]["Q1"]["test"].update(calibration_slope=None, calibration_intercept=None)
+
+    data = _rewrite_summary(sweep, constant)
+    q1 = data.calibration["Q1"]
+    assert q1.line_label == "" and q1.predicted
+    assert q1.note.endswith("Its prediction is constant: the calibration slope is undefined.")
+    assert data.comparison.tasks["Q1"].models[0].absent["calibration_slope"] == "undefined"
+
+
+def test_an_unknown_exclusion_count_and_a_real_cohort(tmp_path):
+    sweep = write_synthetic_sweep(tmp_path / "s", samples=2, synthetic=False)
+    data = _rewrite_summary(sweep, lambda s: s.update(excluded_recordings=None))
+    assert "excluded: unknown (the data root does not say)." in data.data.note
+    assert data.banner is None
+
+
+def test_no_groups_file_and_no_nested_estimate(tmp_path):
+    sweep = write_synthetic_sweep(tmp_path / "s", samples=2, groups=False, nested=False)
+    data = page_data(load_experiment(str(sweep.path)))
+    assert data.data.groups == ()
+    assert data.data.groups_note == "No error per group: the sweep was given no groups file."
+    assert data.subtotal.auc == "No AUC: the sweep was given no groups file."
+    assert all(c.estimate is None for c in data.comparison.tasks.values())
+    assert data.comparison.estimate_note == (
+        "No estimate over fresh splits: the sweep ran none (evaluation.outer_repeats 0)."
+    )
+
+
+def test_numbers_in_sentences_read_as_the_scripts_write_them():
+    # JavaScript's toFixed: halves away from zero, on the exact binary value.
+    assert [fixed(0.8125), fixed(1.0625), fixed(0.875, 2), fixed(-0.0625)] == [
+        "0.813",
+        "1.063",
+        "0.88",
+        "-0.063",
+    ]
+    assert fixed(1.005, 2) == "1.00"  # 1.005 is 1.00499999... in binary
+    assert fixed(None) == "–"
+
+
+def test_test_predictions_have_one_reader():
+    text = (
+        "task,signature,subject_id,true,predicted,fold_sd,lo,hi\n"
+        "Q1,m2_tau1_eps0.055_lmin2,s1,3.0,2.5,0.1,1.5,3.5\n"
+        "subtotal,,s1,3.0,2.5,,0.5,4.5\n"
+    )
+    task, total = read_predictions("p.csv", text)
+    assert (task.task, task.fold_sd, task.lo, task.hi) == ("Q1", 0.1, 1.5, 3.5)
+    assert (total.task, total.signature, total.fold_sd, total.lo) == (SUBTOTAL, "", None, 0.5)
+    with pytest.raises(InputError, match="p.csv: row 2 lacks a task, a true or a predicted score"):
+        read_predictions("p.csv", "task,true,predicted\nQ1,,2\n")
+
+
+# --- an older demo's summary (version 0) -------------------------------------------------------
 
 
 @pytest.fixture()
 def old_demo(tmp_path):
-    return tmp_path, write_old_demo(tmp_path)
+    experiment = write_old_demo(tmp_path)
+    return tmp_path, experiment, page_data(load_experiment(str(experiment)))
 
 
 def test_an_older_demo_reads_ridges_comparison_labelled_as_such(old_demo):
-    _, experiment = old_demo
-    data = page_data(load_experiment(str(experiment)))
-    assert data["comparator"]["declared"] is False and data["comparator"]["primary"] == "ridge"
+    _, experiment, data = old_demo
+    assert data.comparator.declared is False and data.comparator.primary == "ridge"
+    assert data.comparator.note.startswith("This sweep declared no comparator")
     summary = json.loads((experiment / "summary.json").read_text())
     q3 = summary["tasks"]["Q3"]
-    # Q3: HGB has the lowest test RMSE and beats the winner; Ridge, the default comparator, does not.
+    # Q3: HGB has the lowest test RMSE and beats the winner; Ridge, the default comparator,
+    # does not.
     assert (
         min(q3["baselines"], key=lambda b: q3["baselines"][b]["rmse"]) == "hist_gradient_boosting"
     )
     assert q3["comparisons"]["hist_gradient_boosting"]["worse"] is True
-    assert {t: c["verdict"] for t, c in data["comparison"].items()} == {
+    assert {t: c.verdict.result for t, c in data.comparison.tasks.items()} == {
         t: "level" for t in ("Q1", "Q2", "Q3", "Q4", "Q5")
     }
-    assert data["comparison"]["Q3"]["verdict_detail"]["source"].startswith(
+    assert data.comparison.tasks["Q3"].verdict.source.startswith(
         "Ridge's paired comparison: this sweep declared no"
     )
-    hgb = next(
-        s
-        for s in data["comparison"]["Q3"]["secondary"]
-        if s["baseline"] == "hist_gradient_boosting"
-    )
-    assert hgb["result"] == "worse"
-    winner_cells = [c for c in data["heatmap"]["cells"] if c["winner"]]
-    assert len(winner_cells) == 5 and all(c["verdict"] == "level" for c in winner_cells)
-    assert all(c["verdict"] is None for c in data["heatmap"]["cells"] if not c["winner"])
+    hgb = next(m for m in data.comparison.tasks["Q3"].models if m.key == "hist_gradient_boosting")
+    assert hgb.comparison.result == "worse" and hgb.tag == "secondary"
+    assert hgb.comparison.words == "HistGradientBoosting better"
+    winner_cells = [c for c in data.heatmap.cells if c.winner]
+    assert len(winner_cells) == 5 and all(c.verdict == "level" for c in winner_cells)
+    assert all(c.verdict is None for c in data.heatmap.cells if not c.winner)
+    assert [h.text for h in data.heatmap.heads] == ["≈ no difference shown"] * 5
 
 
-def test_an_older_demo_labels_its_procedure_estimate_and_has_no_newer_numbers(old_demo):
-    _, experiment = old_demo
-    data = page_data(load_experiment(str(experiment)))
+def test_an_older_demo_says_what_it_did_not_record(old_demo):
+    _, experiment, data = old_demo
     summary = json.loads((experiment / "summary.json").read_text())
-    for task, cmp in data["comparison"].items():
-        nested = cmp["nested"]
-        assert nested["kind"] == "procedure" and nested["label"] == PROCEDURE_LABEL
-        assert list(nested["models"]) == ["network"]
+    upgraded = read_summary("summary.json", (experiment / "summary.json").read_text())
+    assert data.results_not_recorded == upgraded.not_recorded != ()
+    for task, cmp in data.comparison.tasks.items():
+        estimate = cmp.estimate
+        assert estimate.kind == "procedure" and estimate.label == OLD_PROCEDURE_LABEL
+        assert [r.key for r in estimate.rows] == ["network"]
         assert (
-            nested["models"]["network"]["rmse_mean"]
+            estimate.rows[0].estimate.rmse_mean
             == summary["tasks"][task]["procedure_estimate"]["rmse_mean"]
         )
-        assert cmp["training"] is None and cmp["per_group"] is None
-        assert cmp["intervals"]["coverage_ci"] == summary["tasks"][task]["intervals"]["coverage_ci"]
         # The training mean predicts a constant: its slope is undefined, not 0.
-        train_mean = next(m for m in cmp["models"] if m["key"] == "train_mean")
-        assert train_mean["metrics"]["calibration_slope"] is None
-        assert next(m for m in cmp["models"] if m["key"] == "ridge")["signature"] is None
-    assert data["subtotal"]["per_group"] is None and data["subtotal"]["range"] == [0.0, 21.0]
+        train_mean = next(m for m in cmp.models if m.key == "train_mean")
+        assert train_mean.test.calibration_slope is None
+        assert train_mean.absent["calibration_slope"] == "undefined"
+        assert next(m for m in cmp.models if m.key == "ridge").signature == "not recorded"
+    assert data.data.training == () and data.data.groups == ()
+    assert data.data.note.endswith(f"Training N and outcomes: {NOT_RECORDED}.")
+    assert f"excluded: {NOT_RECORDED}." in data.data.note
+    assert data.data.groups_note == f"No error per group: {NOT_RECORDED}."
+    # The subtotal: recorded, but not its calibration (nor per-subject sums in the CSV).
+    sub = data.subtotal
+    assert sub.range == (0.0, 21.0) and sub.line_label == "" and sub.points is None
+    assert sub.absent == {
+        "calibration_slope": NOT_RECORDED,
+        "calibration_intercept": NOT_RECORDED,
+    }
+    assert "not recorded" in sub.points_note
+    assert "0.814 [0.692, 0.917]" in sub.auc
+    # Each task's calibration: its points from test_predictions.csv, its line from the summary.
+    q1 = data.calibration["Q1"]
+    assert q1.n == 60 and q1.slope == summary["tasks"]["Q1"]["test"]["calibration_slope"]
+    # Its folder holds its results, not Tune's trial folders: no curves, and the page says so.
+    assert data.trials == () and "holds no trial folders" in data.curves_missing
     render_page(data)
 
 
-def test_an_older_demos_subtotal_calibration_is_fitted_from_its_predictions(old_demo):
-    _, experiment = old_demo
-    data = page_data(load_experiment(str(experiment)))
-    with open(experiment / "test_predictions.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    sums: dict[str, list[float]] = {}
-    for row in rows:
-        sums.setdefault(row["subject_id"], [0.0, 0.0])
-        sums[row["subject_id"]][0] += float(row["true"])
-        sums[row["subject_id"]][1] += float(row["predicted"])
-    subjects = sorted(sums)
-    line = calibration(
-        np.array([sums[s][0] for s in subjects]), np.array([sums[s][1] for s in subjects])
-    )
-    cal = data["subtotal"]["calibration"]
-    assert cal["n"] == 60 and cal["source"] == "fitted here from test_predictions.csv"
-    assert cal["slope"] == pytest.approx(line["calibration_slope"]) and cal[
-        "intercept"
-    ] == pytest.approx(line["calibration_intercept"])
-    assert data["calibration"]["Q1"]["n"] == 60  # unique test subjects
-    assert data["subtotal"]["dementia_auc"]["auc_ci"] == pytest.approx(
-        [0.6919098644307246, 0.9174157873376624]
-    )
-
-
-def test_an_older_demo_says_synthetic_from_its_data_root_or_its_groups_file(old_demo):
-    out, experiment = old_demo
-    # No data root here (it was another machine's): the AUC's groups file said SYNTHETIC.
-    data = page_data(load_experiment(str(experiment)))
-    assert data["synthetic"] == {
-        "value": True,
-        "source": "the groups file's folder (SYNTHETIC.txt)",
-    }
-    assert data["excluded_recordings"] == {"value": None, "source": None}
+def test_an_older_demo_says_synthetic_as_its_summary_does(old_demo):
+    out, experiment, data = old_demo
+    # Its summary's upgrade reads SYNTHETIC off the AUC's groups file.
+    assert "(the groups file's folder (SYNTHETIC.txt) says so)" in data.banner
+    # The data root is not asked: the page says what the summary says, nothing more.
     (out / "data").mkdir()
-    (out / "data" / "dataset.json").write_text(json.dumps({"format": 1, "synthetic": True}))
-    (out / "data" / "build_report.csv").write_text(
-        "subject_id,task,reason\ns1,Q1,empty\ns2,*,no labels\n"
-    )
-    data = page_data(load_experiment(str(experiment)))
-    assert data["synthetic"] == {"value": True, "source": "the data root's dataset.json"}
-    assert data["excluded_recordings"]["value"] == 2
-    assert data["excluded_recordings"]["source"].startswith("the data root's build_report.csv")
-
-
-def test_no_word_on_synthetic_means_no_banner_data(tmp_path):
-    sweep = write_synthetic_sweep(
-        tmp_path / "s", samples=2
-    )  # no synthetic key, no AUC, no data root here
-    data = page_data(load_experiment(str(sweep.path)))
-    assert data["synthetic"] == {"value": None, "source": None}
-    assert data["subtotal"] is None and data["excluded_recordings"] == {
-        "value": None,
-        "source": None,
-    }
+    (out / "data" / "dataset.json").write_text(json.dumps({"format": 1, "synthetic": False}))
+    (out / "data" / "build_report.csv").write_text("subject_id,task,reason\ns1,Q1,empty\n")
+    assert page_data(load_experiment(str(experiment))) == data

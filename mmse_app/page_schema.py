@@ -1,0 +1,361 @@
+"""The dashboard's page data: the one typed, versioned document an `index.html` embeds.
+
+`mmse_app/dashboard_data.py` builds it (`page_data`) from a sweep's experiment folder, the
+page writer (`mmse_app/dashboard.py`) embeds it with the project's one JSON writer, and the
+page's script (`dashboard_assets/*.js`) only draws it: every rule is decided here or by the
+sweep's own files before the page sees it. The page is told the words of a verdict and its
+mark, the labels of baselines and statuses and the order to list them in, the order of
+groups, whether a missing number is undefined or not recorded, and every sentence that names
+a baseline, a comparator, an adjustment or a cohort. What it does itself is format numbers
+and lay them out.
+
+Format "mmse-dashboard-page", version 1. Layout:
+
+    meta                  the sweep's name, address, state (finished, incomplete, running)
+    statuses              [{status, label, n, faint, color}] in the order every view lists them
+    tasks, task_items, score_ranges, signatures
+    hp_keys, hp_scale     hyper-parameters searched, and how to draw each (log, linear, category)
+    columns, rows         trials.csv's rows (or a running sweep's provisional ones), with
+                          each row's readable `name` and index into `trials`
+    trials                each trial's curve: validation loss (and RMSE) per epoch, its ending
+    heatmap               signature x task: best validation RMSE, winners, verdict marks
+    winners               each task's winner (provisional while the sweep runs)
+    asha                  ASHA's rungs, where they come from, how many trials reached each
+    curves_missing        what the curves view says for a task without a curve
+    banner                the SYNTHETIC banner's sentence (null: none)
+    comparator            the declared comparison's sentences (null: no test results)
+    comparison            the winner against the baselines per task, the estimate over fresh
+                          splits and the prediction intervals' coverage
+    subtotal              the sum of the tasks: scores, calibration points, AUC sentence
+    data                  training N and outcomes, excluded recordings, error per group
+    calibration           per task: predicted against true, and the summary's line
+    provenance            config, data, code and library versions, times, as items
+    results_not_recorded  what the sweep's summary did not record (its `not_recorded`)
+    version, refresh_s, builder
+                          the data's digest, the --serve interval, who built the page (the
+                          page writer fills these; `version` leaves them out)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from mmse_model.core.contract import Contract, Record
+from mmse_model.core.errors import InputError
+from mmse_model.sweeps.summary_schema import (
+    Comparison,
+    Coverage,
+    EstimateModel,
+    GroupError,
+    Outcome,
+    Scores,
+    Verdict,
+)
+
+PAGE_FORMAT = "mmse-dashboard-page"
+# The block an index.html carries its page data in.
+DATA_BLOCK = re.compile(
+    r'<script type="application/json" id="dashboard-data">(.*?)</script>', re.DOTALL
+)
+Stat = float | None
+Interval = tuple[float, float] | None
+# Words for statistics that are null, by field: "undefined", "not recorded (...)", ...
+Absent = dict[str, str]
+
+
+class Meta(Record):
+    name: str
+    uri: str  # never with a credential
+    state: Literal["finished", "incomplete", "running"]
+    state_label: str  # the badge's words
+    finished: bool  # summary.json is there: the sweep's results are final
+    has_trials_csv: bool
+    n_trials: int
+    n_rows: int
+    metric: str  # what ranked the trials
+
+
+class StatusInfo(Record):
+    """How rows and trials ended, in the order every count, table, filter and legend lists."""
+
+    status: str
+    label: str
+    n: int  # rows with this ending
+    faint: bool  # drawn faintly: trials that lost at one of ASHA's rungs
+    color: str
+
+
+class TrialCurve(Record):
+    trial_id: str
+    name: str  # <task>-<group label>-<sample>
+    folder: str
+    task: str
+    group: str
+    signatures: tuple[str, ...]
+    sample: int | None
+    status: str
+    last_epoch: int
+    stop_epoch: int | None  # the rung ASHA stopped it at; its reports after that are not drawn
+    loss: tuple[Stat, ...]  # validation loss per epoch (its best signature's)
+    rmse: tuple[Stat, ...]
+    epochs: tuple[int, ...] | None = None  # null: 1, 2, ..., len(loss)
+    sig_rmse: dict[str, tuple[Stat, ...]] | None = None  # per signature, several per trial
+
+
+class HeatCell(Record):
+    signature: str
+    task: str
+    n: int  # rows (trials) of this signature on this task
+    best_val_rmse: Stat = None
+    best_val_rmse_sd: Stat = None
+    best_trial_id: str | None = None
+    winner: bool
+    # The verdict is the winner's alone: no other signature was compared with a baseline.
+    verdict: str | None = None  # better, level, worse
+    mark: str = ""
+
+
+class TaskHead(Record):
+    task: str
+    verdict: str | None  # the winner's result against the declared comparator
+    text: str  # the mark and its words under the task's name
+    title: str
+
+
+class Heatmap(Record):
+    heads: tuple[TaskHead, ...]
+    cells: tuple[HeatCell, ...]
+    note: str
+
+
+class WinnerCell(Record):
+    signature: str
+    trial_id: str
+    provisional: bool  # the best row so far of a sweep without results yet
+
+
+class Reached(Record):
+    n_trials: int
+    counts: tuple[int, ...]  # trials that reached each rung
+
+
+class Asha(Record):
+    rungs: tuple[int, ...]
+    source: str | None  # which file the rungs come from
+    max_t: int | None = None
+    grace_period: int | None = None
+    reduction_factor: float | None = None
+    brackets: int | None = None
+    reached: dict[str, Reached] = Field(default_factory=dict)
+    note: str  # what the curves' dotted lines are, or why there are none
+
+
+class ComparatorView(Record):
+    declared: bool
+    primary: str
+    primary_label: str
+    note: str  # the verdicts' comparison in a few sentences
+    adjustment: str  # the intervals' adjustment in words ("unadjusted for the 2 tasks")
+
+
+class WinnerInfo(Record):
+    signature: str
+    trial_id: str
+    name: str | None = None
+    sample: int | None = None
+    best_epoch: int | None = None
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    selection: dict[str, Stat] = Field(default_factory=dict)
+
+
+class ModelRow(Record):
+    """One model on a task's test subjects: the network (first) or a baseline."""
+
+    key: str
+    label: str
+    primary: bool  # the declared comparator
+    test: Scores | None
+    absent: Absent = Field(default_factory=dict)
+    signature: str  # the signature it ran on, as the cell says it
+    comparison: Comparison | None = None  # the network minus this baseline (paired)
+    tag: str = ""  # primary or secondary, in words
+
+
+class EstimateRow(Record):
+    key: str
+    label: str
+    test_rmse: Stat = None
+    test_rmse_ci: Interval = None
+    estimate: EstimateModel | None = None
+    absent: Absent = Field(default_factory=dict)  # rmse_sd, estimate
+
+
+class EstimateView(Record):
+    kind: str
+    label: str
+    repeats: int
+    search: str  # the reduced search, in words
+    rows: tuple[EstimateRow, ...]
+
+
+class TaskComparison(Record):
+    task: str
+    n: int | None
+    winner: WinnerInfo
+    models: tuple[ModelRow, ...]
+    verdict: Verdict | None
+    estimate: EstimateView | None
+
+
+class CoverageRow(Record):
+    task: str  # a task, or "subtotal"
+    coverage: Coverage
+
+
+class ComparisonView(Record):
+    note: str
+    any_interval: bool  # draw error bars: some test RMSE has its interval
+    tasks: dict[str, TaskComparison]
+    estimate_note: str
+    coverage: tuple[CoverageRow, ...]
+    coverage_note: str
+
+
+class SubtotalPoints(Record):
+    """Each test subject's summed true and predicted scores, with the subtotal's interval."""
+
+    subject_id: tuple[str, ...]
+    true: tuple[float, ...]
+    predicted: tuple[float, ...]
+    lo: tuple[Stat, ...]
+    hi: tuple[Stat, ...]
+
+
+class SubtotalView(Record):
+    recorded: bool
+    note: str
+    tasks: tuple[str, ...] = ()
+    range: tuple[float, float] | None = None
+    test: Scores | None = None
+    absent: Absent = Field(default_factory=dict)
+    auc: str = ""  # the dementia AUC's sentence
+    points: SubtotalPoints | None = None
+    points_note: str = ""
+    line_label: str = ""  # the calibration line's legend ("" : none drawn)
+
+
+class TrainingRow(Record):
+    task: str
+    n_train: int
+    n_test: int
+    outcome_train: Outcome
+    outcome_test: Outcome
+    counts: tuple[tuple[int, int] | None, ...]  # per score column: train, test; null: impossible
+
+
+class GroupRows(Record):
+    task: str  # a task, or "subtotal"
+    groups: tuple[GroupError, ...]  # in the order groups are listed (by severity)
+
+
+class DataView(Record):
+    note: str
+    score_columns: tuple[str, ...]
+    training: tuple[TrainingRow, ...]
+    groups: tuple[GroupRows, ...]
+    groups_note: str
+
+
+class TaskCalibration(Record):
+    task: str
+    signature: str | None = None
+    n: int = 0  # test subjects
+    score_range: tuple[float, float] | None = None
+    subject_id: tuple[str, ...] = ()
+    predicted: tuple[float, ...] = ()
+    true: tuple[float, ...] = ()
+    fold_sd: tuple[Stat, ...] = ()
+    slope: Stat = None
+    intercept: Stat = None
+    line_label: str = ""  # the calibration line's legend ("": none drawn)
+    note: str
+
+
+class Item(Record):
+    label: str
+    text: str
+
+
+class ProvenanceView(Record):
+    note: str
+    items: tuple[Item, ...]
+    config: dict[str, Any] | None = None
+    config_missing: str = ""
+
+
+class Builder(Record):
+    built: str
+    python: str
+    plotlyjs: str
+
+
+class PageData(Contract):
+    FORMAT: ClassVar[str] = PAGE_FORMAT
+    FORMAT_VERSION: ClassVar[int] = 1
+    REBUILD_HINT: ClassVar[str] = "rebuild the page with `mmse dashboard EXPERIMENT`"
+
+    format: Literal["mmse-dashboard-page"] = "mmse-dashboard-page"
+    format_version: int = 1
+    meta: Meta
+    statuses: tuple[StatusInfo, ...]
+    tasks: tuple[str, ...]
+    task_items: dict[str, str]
+    score_ranges: dict[str, tuple[float, float]]
+    signatures: tuple[str, ...]
+    hp_keys: tuple[str, ...]
+    hp_scale: dict[str, Literal["log", "linear", "category"]]
+    columns: tuple[str, ...]
+    rows: tuple[dict[str, Any], ...]
+    trials: tuple[TrialCurve, ...]
+    heatmap: Heatmap
+    winners: dict[str, WinnerCell]
+    asha: Asha
+    curves_missing: str  # what the curves view says for a task without any curve
+    banner: str | None = None
+    comparator: ComparatorView | None = None
+    comparison: ComparisonView
+    subtotal: SubtotalView
+    data: DataView
+    calibration: dict[str, TaskCalibration]
+    provenance: ProvenanceView
+    results_not_recorded: tuple[str, ...] = ()
+    # Filled by the page writer; not part of the data's version.
+    version: str = ""
+    refresh_s: float = 5.0
+    builder: Builder | None = None
+
+    @classmethod
+    def kind(cls) -> str:
+        return "a dashboard's page data"
+
+
+# What the data's version leaves out: who built the page, and when.
+UNVERSIONED = frozenset({"version", "refresh_s", "builder"})
+
+
+def page_json(text: str, where: str) -> str:
+    """The page data's JSON: `text` itself, or the block an index.html embeds it in."""
+    if not text.lstrip().startswith("<"):
+        return text
+    match = DATA_BLOCK.search(text)
+    if match is None:
+        raise InputError(f"{where}: no dashboard data in this page")
+    return match.group(1)
+
+
+def read_page_data(where: str, text: str) -> PageData:
+    """The page data of `text`: its JSON, or an index.html that embeds it."""
+    return PageData.read(where, page_json(text, where))
