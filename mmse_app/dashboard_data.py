@@ -5,7 +5,7 @@ has finished, `trials.csv`, `summary.json` and `test_predictions.csv`; while it 
 `sweep_record.json` and Tune's trial folders, each with `result.json` (one JSON line per
 epoch, the trial's config on each). Each file is read by its one reader: summary.json by
 `read_summary` (any version; what an older one lacks is in its `not_recorded`), the record
-by `read_record`, test_predictions.csv by `dashboard_results.read_predictions`, trials.csv
+by `read_record`, test_predictions.csv by `sweeps.predictions.read_predictions`, trials.csv
 by `rules.read_trials_csv`, a trial's config by `plan.TrialPoint.from_config`.
 
 Rows come from trials.csv when it exists, else (the sweep is running) one provisional row
@@ -41,6 +41,7 @@ from mmse_model.core.domain import SCORE_RANGES, TASK_ITEMS, TASKS
 from mmse_model.core.errors import ConfigError, DataError, InputError, first_line
 from mmse_model.sweeps import rules
 from mmse_model.sweeps.plan import SignatureGroup, TrialPoint
+from mmse_model.sweeps.predictions import Prediction, read_predictions
 from mmse_model.sweeps.record import RECORD_NAME, SweepRecord, read_record
 from mmse_model.sweeps.rungs import rungs as asha_rungs
 from mmse_model.sweeps.summary_schema import SUMMARY_NAME, Summary, read_summary, status_counts
@@ -145,7 +146,7 @@ class Experiment:
     rows: list[dict[str, Any]] | None  # trials.csv, typed; None while the sweep runs
     summary: Summary | None  # None while the sweep runs
     record: SweepRecord | None  # read while the sweep runs (the finished sweep's summary says it)
-    predictions: list[results.Prediction] | None
+    predictions: list[Prediction] | None
     trials: list[TrialHistory] = field(default_factory=list)
 
     @property
@@ -186,7 +187,7 @@ def load_experiment(uri: str) -> Experiment:
         else None,
         summary=summary,
         record=record,
-        predictions=results.read_predictions(store.where(PREDICTIONS_CSV), predictions_text)
+        predictions=read_predictions(store.where(PREDICTIONS_CSV), predictions_text)
         if predictions_text is not None
         else None,
         trials=sorted((t for t in trials if t.records), key=lambda t: t.trial_id),

@@ -2,7 +2,7 @@
 
 Everything here is read from the summary (`read_summary`, any version: an older one is
 upgraded there and says in `not_recorded` what it lacked) and from `test_predictions.csv`
-(`read_predictions`, the one reader of that file). Nothing is recomputed: verdicts, labels,
+(`sweeps.predictions.read_predictions`, the one reader of that file). Nothing is recomputed: verdicts, labels,
 the order of baselines and groups, calibration lines and the subtotal are the writer's. What
 this module decides is how the page says them: the mark of a verdict, the sentences that
 name a comparator, an adjustment or a cohort, and whether a null number is "undefined" (a
@@ -12,9 +12,6 @@ recorded" (the summary predates it).
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -37,8 +34,8 @@ from mmse_app.page_schema import (
     WinnerInfo,
 )
 from mmse_model.core.domain import NETWORK_LABEL, SCORE_RANGES, TASK_ITEMS
-from mmse_model.core.errors import InputError
 from mmse_model.sweeps import rules
+from mmse_model.sweeps.predictions import SUBTOTAL, Prediction
 from mmse_model.sweeps.summary_schema import Scores, Summary, TaskResult
 
 NOT_RECORDED = "not recorded (this sweep's summary predates it)"
@@ -50,56 +47,8 @@ VERDICT_MARKS = {rules.BETTER: "✓", rules.LEVEL: "≈", rules.WORSE: "✗"}
 UNDEFINED_WHEN_NULL = ("calibration_slope", "calibration_intercept", "pearson_r")
 # A statistic recorded together with another: the summary names one of them missing.
 RECORDED_WITH = {"calibration_intercept": "calibration_slope"}
-# test_predictions.csv (mmse_model/sweeps/summary.py writes it: PREDICTION_COLUMNS, and
-# SUBTOTAL for the rows of each test subject's summed scores; that module needs torch).
-SUBTOTAL = "subtotal"
 NETWORK_KEY = "network"  # the network's key in a nested estimate's models
 RESULTS_LATER = "appears when the sweep has finished"
-
-
-# --- test_predictions.csv ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One row of test_predictions.csv: a test subject's true and predicted score on a task
-    (or, task `subtotal`, summed over the tasks), with its interval where recorded."""
-
-    task: str
-    signature: str
-    subject_id: str
-    true: float
-    predicted: float
-    fold_sd: float | None
-    lo: float | None
-    hi: float | None
-
-
-def read_predictions(where: str, text: str) -> list[Prediction]:
-    """test_predictions.csv's rows; a row without a task or a finite true and predicted score
-    is an InputError naming it."""
-    out = []
-    try:
-        for i, raw in enumerate(csv.DictReader(io.StringIO(text))):
-            true = rules.finite_float(raw.get("true"))
-            predicted = rules.finite_float(raw.get("predicted"))
-            if not raw.get("task") or true is None or predicted is None:
-                raise InputError(f"{where}: row {i + 2} lacks a task, a true or a predicted score")
-            out.append(
-                Prediction(
-                    task=raw["task"],
-                    signature=raw.get("signature") or "",
-                    subject_id=raw.get("subject_id") or "",
-                    true=true,
-                    predicted=predicted,
-                    fold_sd=rules.finite_float(raw.get("fold_sd")),
-                    lo=rules.finite_float(raw.get("lo")),
-                    hi=rules.finite_float(raw.get("hi")),
-                )
-            )
-    except csv.Error as exc:
-        raise InputError(f"{where}: not a readable CSV file ({exc})") from None
-    return out
 
 
 # --- words --------------------------------------------------------------------------------------

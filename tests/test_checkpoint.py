@@ -97,7 +97,7 @@ def test_corrupt_foreign_and_future_checkpoints_are_clear_errors(tmp_path, outco
     torch.save(payload, future / "model.pt")
     with pytest.raises(
         CheckpointError,
-        match="mmse-checkpoint format version 3 is newer than this code reads \(up to 2\)",
+        match=r"mmse-checkpoint format version 3 is newer than this code reads \(up to 2\)",
     ):
         load_checkpoint(future)
 

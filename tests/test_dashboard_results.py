@@ -16,15 +16,10 @@ import pytest
 
 from mmse_app.dashboard import render_page
 from mmse_app.dashboard_data import load_experiment, page_data
-from mmse_app.dashboard_results import (
-    NOT_RECORDED,
-    SUBTOTAL,
-    fixed,
-    read_predictions,
-)
+from mmse_app.dashboard_results import NOT_RECORDED, fixed
 from mmse_model.core.domain import BASELINE_LABELS
 from mmse_model.core.errors import InputError
-from mmse_model.sweeps import summary as sweep_summary
+from mmse_model.sweeps.predictions import COLUMNS, SUBTOTAL, read_predictions
 from mmse_model.sweeps.summary_schema import OLD_PROCEDURE_LABEL, read_summary
 from tests.fixtures.demo_summary import write_old_demo
 from tests.fixtures.synthetic_sweep import NESTED_LABEL, write_synthetic_sweep
@@ -48,10 +43,9 @@ def test_the_fixture_writes_what_a_sweep_writes(newest):
     summary = read_summary("summary.json", (sweep.path / "summary.json").read_text())
     assert (summary.format_version, summary.not_recorded) == (1, ())
     assert summary == sweep.summary and data.results_not_recorded == ()
-    # The prediction columns and the subtotal rows' task are the writer's.
-    assert sweep_summary.SUBTOTAL == SUBTOTAL
+    # The fixture writes the file with the sweep's own writer.
     with open(sweep.path / "test_predictions.csv") as handle:
-        assert tuple(next(csv.reader(handle))) == sweep_summary.PREDICTION_COLUMNS
+        assert tuple(next(csv.reader(handle))) == COLUMNS
 
 
 # --- a version-1 summary -----------------------------------------------------------------------

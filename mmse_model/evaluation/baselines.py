@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from mmse_model.core.domain import BASELINES
 from mmse_model.data.dataset import Split, TaskData
 from mmse_model.evaluation.scoring import held_out_rows
 

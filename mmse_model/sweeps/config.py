@@ -8,17 +8,17 @@ paths of the training config.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
 from mmse_model.core.config import Config, CustomResources, read_yaml
-from mmse_model.core.domain import TASKS, is_signature, parse_signature
+from mmse_model.core.domain import BASELINES, TASKS, is_signature, parse_signature
 from mmse_model.core.errors import ConfigError, DataError, InputError
 from mmse_model.core.schema import Number, Schema
 from mmse_model.core.storage import check_location
-from mmse_model.evaluation.baselines import BASELINES
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 # Every trial must be scored on the same held-out subjects and folds: these are fixed.
@@ -97,7 +97,7 @@ class SweepConfig(Schema):
     config: dict[str, Any] = {}  # partial training config
 
     @classmethod
-    def parse(cls, data: Any, where: str = "") -> "SweepConfig":
+    def parse(cls, data: Any, where: str = "") -> SweepConfig:
         sweep = super().parse(data, where)
         try:
             sweep.check()

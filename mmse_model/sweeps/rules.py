@@ -13,7 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import Any, Iterable, Literal, TypeVar
+from collections.abc import Iterable
+from typing import Any, Literal, TypeVar
 
 from pydantic import ConfigDict
 

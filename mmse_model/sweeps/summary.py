@@ -31,7 +31,6 @@ which no trial, scheduler or early stop saw:
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +63,7 @@ from mmse_model.sweeps.nested import (
     nested_estimate,
     run_repeats_in_process,
 )
+from mmse_model.sweeps.predictions import PREDICTIONS_NAME, SUBTOTAL, predictions_csv_text
 from mmse_model.sweeps.rules import (
     TrialRow,
     best_per_signature_task,
@@ -89,10 +89,6 @@ from mmse_model.training.held_out import (
     subtotal_intervals,
     test_predictions,
 )
-
-SUBTOTAL = "subtotal"  # test_predictions.csv's task for a subject's summed scores
-# lo, hi: the subject's CV+ prediction interval at the summary's interval level
-PREDICTION_COLUMNS = ("task", "signature", "subject_id", "true", "predicted", "fold_sd", "lo", "hi")
 
 
 @dataclass(frozen=True)
@@ -525,17 +521,7 @@ def nested_estimates(
     return estimates
 
 
-def predictions_csv_text(predictions: list[dict[str, Any]]) -> str:
-    """`test_predictions.csv`: every winner's test subjects, one row each, then each test
-    subject's subtotal (task `subtotal`: the sum of the winners' predictions)."""
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=PREDICTION_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(predictions)
-    return text.getvalue()
-
-
-RESULT_FILES = ("trials.csv", "test_predictions.csv", "summary.txt", SUMMARY_NAME)
+RESULT_FILES = ("trials.csv", PREDICTIONS_NAME, "summary.txt", SUMMARY_NAME)
 
 
 def write_results(
@@ -550,7 +536,7 @@ def write_results(
     (the dashboard reads a folder without it as a sweep still running)."""
     contents = {
         "trials.csv": trials_csv_text(rows),
-        "test_predictions.csv": predictions_csv_text(predictions),
+        PREDICTIONS_NAME: predictions_csv_text(predictions),
         "summary.txt": text + "\n",
         SUMMARY_NAME: summary.to_json(),
     }
