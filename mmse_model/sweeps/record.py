@@ -48,8 +48,9 @@ class SweepRecord(Contract):
     FORMAT: ClassVar[str] = "mmse-sweep-record"
     FORMAT_VERSION: ClassVar[int] = 2
     REBUILD_HINT: ClassVar[str] = (
-        "a sweep started by an earlier version of mmse cannot be resumed by this one: start it "
-        "again (another name or --storage)"
+        "the sweep was started by an earlier version of mmse, whose trials this version cannot "
+        "run: start it again (another name or --storage) to resume or follow it; its finished "
+        "results still open"
     )
 
     format: Literal["mmse-sweep-record"] = "mmse-sweep-record"

@@ -451,6 +451,10 @@ def _old_task(
             missing.append(f"tasks.{task}.{key}")
     if not comparisons:
         missing.append(f"tasks.{task}.comparisons")
+    # Baselines chose their own signature from the summary that recorded it; before, each was
+    # fitted on the winner's.
+    if baselines and not any(isinstance(b, dict) and "signature" in b for b in baselines.values()):
+        missing.append(f"tasks.{task}.baselines.signature")
     if entry.get("nested_estimate") is None and entry.get("procedure_estimate") is None:
         missing.append(f"tasks.{task}.nested_estimate")
     training = entry.get("training")
@@ -617,7 +621,7 @@ def _old_subtotal(old: Any, missing: list[str], newest: bool) -> dict[str, Any] 
         sum(SCORE_RANGES[t][1] for t in tasks if t in SCORE_RANGES),
     ]
     if scored and "calibration_slope" not in old:
-        missing.append("subtotal.test.calibration_slope")
+        missing += ["subtotal.test.calibration_slope", "subtotal.test.calibration_intercept"]
     for key in ("intervals",) if newest else ("intervals", "per_group"):
         if old.get(key) is None:
             missing.append(f"subtotal.{key}")
