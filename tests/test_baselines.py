@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mmse_model.core.config import Config
-from mmse_model.evaluation.baselines import BASELINES, baselines_over_signatures, training_folds
+from mmse_model.core.domain import BASELINES
+from mmse_model.evaluation.baselines import baselines_over_signatures, training_folds
 from mmse_model.evaluation.scoring import held_out_rows, score_predictions
 from mmse_model.training.loop import RunSpec, load_run_data
 from tests.fixtures.toy_data import write_planted_root

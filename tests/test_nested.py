@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from mmse_model.core.config import Config
+from mmse_model.core.domain import BASELINES
 from mmse_model.core.errors import ConfigError
 from mmse_model.data.dataset import shared_split
 from mmse_model.data.manifest import MANIFEST_NAME
-from mmse_model.evaluation.baselines import BASELINES
 from mmse_model.sweeps.config import SweepConfig, apply_sample
 from mmse_model.sweeps.nested import (
     IN_PROCESS,

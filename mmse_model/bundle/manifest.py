@@ -20,10 +20,12 @@ from mmse_model.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
 from mmse_model.core.contract import Contract, Record, tagged
 from mmse_model.core.errors import InputError
 from mmse_model.core.identity import BuildParams
+from mmse_model.sweeps.looks import Looks
 from mmse_model.sweeps.summary_schema import (
     Baseline,
     Comparison,
     Coverage,
+    Estimate,
     NestedEstimate,
     Provenance,
     Scores,
@@ -53,7 +55,10 @@ class TaskModel(Record):
     baselines: tuple[Baseline, ...]  # the same test subjects, same metrics
     comparisons: tuple[Comparison, ...] = ()  # the network minus each baseline, primary first
     verdict: Verdict | None = None
-    intervals: Coverage  # CV+ level and its coverage on the test subjects (Wilson interval)
+    # CV+ level and its coverage on the held-out test subjects (Wilson interval); null
+    # without a held-out split
+    intervals: Coverage | None
+    estimate: Estimate | None = None  # the sweep's repeated nested cross-validation
     n_training_subjects: int
     feature_min: tuple[float, ...]  # training subjects' range of each feature
     feature_max: tuple[float, ...]
@@ -70,8 +75,9 @@ class SubtotalModel(Record):
     score_range: tuple[float, float]
     weights: str
     test: Scores | None  # the summary's subtotal metrics
-    intervals: Coverage
+    intervals: Coverage | None
     n_training_subjects: int
+    estimate: Estimate | None = None
 
 
 class BundleManifest(Contract):
@@ -92,6 +98,7 @@ class BundleManifest(Contract):
     tasks: dict[str, TaskModel]
     subtotal: SubtotalModel | None
     files: dict[str, str]  # every weights file -> sha256
+    looks: Looks | None = None  # how often the sweep's results were scored on these data
 
     @classmethod
     def kind(cls) -> str:

@@ -80,10 +80,12 @@ def describe(manifest: BundleManifest, where: str) -> str:
             f"{', '.join(f'{t} ({m.signature})' for t, m in manifest.tasks.items())}"
         )
     ]
-    for task, model in manifest.tasks.items():
-        lines.append(f"  {task}: {format_coverage(model.intervals)}")
+    parts = [(task, model.intervals) for task, model in manifest.tasks.items()]
     if manifest.subtotal is not None:
-        lines.append(f"  subtotal: {format_coverage(manifest.subtotal.intervals)}")
+        parts.append(("subtotal", manifest.subtotal.intervals))
+    for name, intervals in parts:
+        if intervals is not None:
+            lines.append(f"  {name}: {format_coverage(intervals)}")
     return "\n".join(lines)
 
 
@@ -156,7 +158,8 @@ def _fill(
             baselines=entry.baselines,
             comparisons=entry.comparisons,
             verdict=entry.verdict,
-            intervals=coverage(held.y, held.lower, held.upper, level),
+            intervals=coverage(held.y, held.lower, held.upper, level) if len(held.y) else None,
+            estimate=entry.estimate,
             n_training_subjects=len(np.unique(oof.subject_ids)),
             feature_min=[float(v) for v in training.min(axis=0)],
             feature_max=[float(v) for v in training.max(axis=0)],
@@ -183,8 +186,9 @@ def _fill(
             score_range=list(sub.score_range),
             weights=name,
             test=None if summary.subtotal is None else summary.subtotal.test,
-            intervals=coverage(sub.y, sub.lower, sub.upper, level),
+            intervals=coverage(sub.y, sub.lower, sub.upper, level) if len(sub.y) else None,
             n_training_subjects=len(sub.residuals),
+            estimate=None if summary.subtotal is None else summary.subtotal.estimate,
         )
     manifest = BundleManifest(
         experiment=summary.experiment,
@@ -198,6 +202,7 @@ def _fill(
         tasks=tasks,
         subtotal=subtotal,
         files=files,
+        looks=summary.looks,
     )
     atomic.write_text(folder / CARD, card.render(manifest))
     atomic.write_text(folder / MANIFEST, manifest.to_json())

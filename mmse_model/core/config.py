@@ -44,7 +44,15 @@ class SplitConfig(Schema):
 
     seed: int = 0
     folds: int = Field(5, ge=2)
-    test_fraction: Number = Field(0.2, gt=0.0, lt=1.0)
+    # Subjects held out from every fold: 0 holds none out (the sweep configs: the nested
+    # cross-validation estimates, and the shipped models learn from every subject).
+    test_fraction: Number = Field(0.2, ge=0.0, lt=1.0)
+    # Set by the nested cross-validation, never by hand: the run's test subjects are outer
+    # fold `outer_fold` of a partition of every subject into `outer_folds` folds (stratified
+    # on the five-task total, shuffled by `seed`), and `folds` inner folds are dealt from the
+    # rest; test_fraction is then unused. 0: no outer fold.
+    outer_folds: int = Field(0, ge=0)
+    outer_fold: int = Field(0, ge=0)
 
 
 class RegularizationConfig(Schema):

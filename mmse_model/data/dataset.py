@@ -294,15 +294,18 @@ class Split:
 
 
 def min_subjects(folds: int, test_fraction: float) -> int:
-    """Smallest cohort that leaves >= 1 test subject and >= 2 validation subjects per fold."""
-    n = 2 * folds + 1
-    while n - _n_test(n, test_fraction) < 2 * folds or _n_test(n, test_fraction) < 1:
+    """Smallest cohort that leaves >= 2 validation subjects per fold and, with a test
+    fraction, >= 1 test subject."""
+    n = 2 * folds
+    while n - _n_test(n, test_fraction) < 2 * folds or (
+        test_fraction and _n_test(n, test_fraction) < 1
+    ):
         n += 1
     return n
 
 
 def _n_test(n_subjects: int, test_fraction: float) -> int:
-    return max(1, round(test_fraction * n_subjects))
+    return max(1, round(test_fraction * n_subjects)) if test_fraction > 0 else 0
 
 
 def make_split(
@@ -319,18 +322,15 @@ def make_split(
     test subjects are taken at evenly spaced positions of that order and the rest are dealt
     to folds in turn. The result depends only on the set of (subject, score) pairs and the
     seed, so every signature of a task (same subjects, same scores) gets the same split.
+    A test fraction of 0 holds no subject out: every subject is in a fold.
     """
-    subject_score: dict[str, float] = {}
-    for sid, score in zip(subject_ids.astype(str), y):
-        subject_score[str(sid)] = float(score)
+    subject_score = _scores_by_subject(subject_ids, y)
     n = len(subject_score)
     need = min_subjects(folds, test_fraction)
     if n < need:
-        raise DataError(
-            f"{source}: {n} subjects, need at least {need} for {folds} folds and a "
-            f"{test_fraction:.0%} test set"
-        )
-    order = sorted(subject_score, key=lambda s: (subject_score[s], _subject_hash(seed, s)))
+        held = f" and a {test_fraction:.0%} test set" if test_fraction else ""
+        raise DataError(f"{source}: {n} subjects, need at least {need} for {folds} folds{held}")
+    order = _stratified_order(subject_score, seed)
     n_test = _n_test(n, test_fraction)
     # Evenly spaced picks through the score-sorted order stratify the test set by score;
     # the offset keeps the pattern from always starting at the lowest score.
@@ -341,6 +341,49 @@ def make_split(
     return Split(tuple(sorted(test)), fold_of_subject, folds)
 
 
+def outer_fold_split(
+    subject_ids: np.ndarray,
+    y: np.ndarray,
+    outer_folds: int,
+    outer_fold: int,
+    folds: int,
+    seed: int,
+    source: str = "dataset",
+) -> Split:
+    """One outer fold of a cross-validation over every subject: the subjects are ordered by
+    score (ties by a keyed hash of (seed, id)) and dealt in turn to `outer_folds` folds, so
+    each fold's scores spread like the cohort's; fold `outer_fold` is the test set, and the
+    rest are ordered and dealt to `folds` inner folds the same way."""
+    subject_score = _scores_by_subject(subject_ids, y)
+    n = len(subject_score)
+    if not 0 <= outer_fold < outer_folds:
+        raise DataError(f"{source}: outer fold {outer_fold} of {outer_folds}")
+    need = max(outer_folds, 2 * folds)
+    while need - -(-need // outer_folds) < 2 * folds:  # the largest outer fold held out
+        need += 1
+    if n < need:
+        raise DataError(
+            f"{source}: {n} subjects, need at least {need} for {outer_folds} outer and {folds} "
+            "inner folds"
+        )
+    order = _stratified_order(subject_score, seed)
+    test = [s for i, s in enumerate(order) if i % outer_folds == outer_fold]
+    rest = [s for i, s in enumerate(order) if i % outer_folds != outer_fold]
+    fold_of_subject = {s: i % folds for i, s in enumerate(rest)}
+    return Split(tuple(sorted(test)), fold_of_subject, folds)
+
+
+def _scores_by_subject(subject_ids: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    subject_score: dict[str, float] = {}
+    for sid, score in zip(subject_ids.astype(str), y):
+        subject_score[str(sid)] = float(score)
+    return subject_score
+
+
+def _stratified_order(subject_score: dict[str, float], seed: int) -> list[str]:
+    return sorted(subject_score, key=lambda s: (subject_score[s], _subject_hash(seed, s)))
+
+
 def shared_split(
     data_root: str | Path,
     signature: str,
@@ -348,14 +391,29 @@ def shared_split(
     test_fraction: float,
     seed: int,
     score_ranges: dict[str, tuple[float, float]],
+    outer_folds: int = 0,
+    outer_fold: int = 0,
 ) -> Split:
     """The one split of a data root, shared by every task and signature.
 
     Subjects are stratified on their total over the tasks present (Q1..Q5 sum to 0-21), so
     the held-out subjects and the folds are the same for every task: a test subject's five
     predictions can be summed without any of them having seen that subject. Every signature
-    of a task holds the same subjects, so one signature's files define it.
+    of a task holds the same subjects, so one signature's files define it. With
+    `outer_folds`, the test subjects are that outer fold of the cross-validation over every
+    subject (`outer_fold_split`), the same for every task too.
     """
+    ids, totals = subject_totals(data_root, signature, score_ranges)
+    source = str(Path(data_root) / signature)
+    if outer_folds:
+        return outer_fold_split(ids, totals, outer_folds, outer_fold, folds, seed, source)
+    return make_split(ids, totals, folds, test_fraction, seed, source)
+
+
+def subject_totals(
+    data_root: str | Path, signature: str, score_ranges: dict[str, tuple[float, float]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(subject ids, sorted; each subject's total over the tasks present) of a data root."""
     totals: dict[str, float] = {}
     for task in TASKS:
         path = Path(data_root) / parse_signature(signature).name / f"{task}.npz"
@@ -370,14 +428,7 @@ def shared_split(
     if not totals:
         raise DataError(f"{Path(data_root) / signature}: no task file (Q1..Q5.npz)")
     ids = np.array(sorted(totals))
-    return make_split(
-        ids,
-        np.array([totals[s] for s in ids]),
-        folds,
-        test_fraction,
-        seed,
-        str(Path(data_root) / signature),
-    )
+    return ids, np.array([totals[s] for s in ids])
 
 
 def _subject_hash(seed: int, subject: str) -> str:

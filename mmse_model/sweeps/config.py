@@ -59,11 +59,15 @@ class WatchdogConfig(Schema):
 
 
 class EvaluationConfig(Schema):
-    # The nested estimate on this many fresh outer splits (0: off): in each, the selection runs
-    # again on the split's training subjects alone, a reduced search of `nested_samples`
-    # samples of search_space x every signature (one packed training run per sample and task,
-    # no ASHA), and the chosen network and every baseline are scored on the split's test subjects.
+    # The estimate of the procedure: repeated nested cross-validation over every subject,
+    # `outer_repeats` repeats (0: off) of a partition into `outer_folds` folds (at least 5).
+    # In each outer fold the selection runs again on the other folds' subjects alone, a
+    # reduced search of `nested_samples` samples of search_space x every signature (one
+    # packed training run per sample and task, no ASHA, `config.split.folds` inner folds),
+    # and the chosen network and every baseline predict the outer fold's subjects
+    # (docs/design.md, "Results and evaluation").
     outer_repeats: int = Field(0, ge=0)
+    outer_folds: int = Field(5, ge=5)
     nested_samples: int = Field(4, ge=1)
     # A labels.csv with `subject_id` and `group` columns (the synthetic cohort writes one):
     # the summary then gives the AUC of the predicted subtotal for the dementia group.
@@ -72,7 +76,8 @@ class EvaluationConfig(Schema):
     # Nominal level of the per-subject CV+ prediction intervals (summary, bundle, predict).
     interval_level: float = Field(0.9, gt=0.5, lt=1.0)
     # The baseline each task's winner is judged against, named before anything runs: the
-    # verdicts come from this paired interval only; the other baselines are secondary.
+    # verdicts come from its paired difference only (Holm-adjusted across the tasks); the
+    # other baselines are secondary.
     primary_comparator: str = "ridge"
 
 
@@ -122,6 +127,17 @@ class SweepConfig(Schema):
                 f"got {self.evaluation.primary_comparator!r}"
             )
         base = self.base_config()
+        if not self.evaluation.outer_repeats and not base.split.test_fraction:
+            raise ConfigError(
+                "evaluation.outer_repeats: 0 with config.split.test_fraction 0 leaves nothing to "
+                "estimate the models' performance on; set outer_repeats (the nested "
+                "cross-validation) or hold out test subjects"
+            )
+        if base.split.outer_folds:
+            raise ConfigError(
+                "config.split.outer_folds: set by the nested cross-validation, not by a sweep "
+                "config (use evaluation.outer_folds)"
+            )
         # A trial that trains itself (ray.num_workers 0) reserves its worker's CPUs.
         if (
             not self.resources.trial_cpus

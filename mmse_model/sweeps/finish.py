@@ -17,7 +17,10 @@ from typing import Any
 
 from mmse_model.core.errors import RunFailure
 from mmse_model.sweeps.config import SweepConfig
+from mmse_model.sweeps.looks import Look, digest, now, record_look
 from mmse_model.sweeps.nested import NestedSearch, RepeatRunner
+from mmse_model.sweeps.predictions import SUBTOTAL
+from mmse_model.sweeps.record import trial_config
 from mmse_model.sweeps.report import failure_line, format_summary
 from mmse_model.sweeps.rules import TrialRow
 from mmse_model.sweeps.summary import summarise_sweep, write_results
@@ -63,6 +66,9 @@ def finish_sweep(
         interval_level=evaluation.interval_level,
         primary_comparator=evaluation.primary_comparator,
     )
+    summary = summary.model_copy(
+        update={"looks": record_look(experiment, look_of(summary, sweep, predictions))}
+    )
     text = format_summary(summary)
     write_results(experiment, rows, summary, text, predictions)
     print(text)
@@ -79,6 +85,18 @@ def finish_sweep(
         print(deliver(summary, data_root, experiment))
     sys.stdout.flush()
     return summary
+
+
+def look_of(summary: Summary, sweep: SweepConfig, predictions: list[dict[str, Any]]) -> Look:
+    """This scoring as the looks log records it."""
+    estimate = next((t.estimate for t in summary.tasks.values() if t.estimate), None)
+    held_out = sorted({p["subject_id"] for p in predictions if p["task"] != SUBTOTAL})
+    return Look(
+        time=now(),
+        outer_folds=estimate.partition if estimate is not None else None,
+        held_out_split=digest(held_out) if held_out else None,
+        config=digest({"trials": trial_config(sweep), "evaluation": sweep.evaluation.to_dict()}),
+    )
 
 
 def provenance(sweep: SweepConfig, started: str) -> dict[str, Any]:

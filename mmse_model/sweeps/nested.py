@@ -1,31 +1,35 @@
-"""The nested estimate: the whole selection run again inside each outer split.
+"""Repeated nested cross-validation: the whole selection run again inside every outer fold.
 
-The sweep's test numbers score one model chosen on one split. What they do not say is how
-well the procedure (search hyper-parameters and signature on inner folds, keep the best)
-does on subjects it never saw, across splits. An outer repeat answers that for one fresh
-outer split (`split.seed` + 1 + r, never the sweep's own): on that split's training subjects
-alone it runs a reduced search, `samples` hyper-parameter samples drawn from the sweep's
-search space (mmse_model/sweeps/sampling.py, a seed per repeat) x every signature, one packed
-training run per sample, early stopping as configured and no ASHA; the (sample, signature)
-with the lowest inner-fold validation loss is chosen and its fold ensemble scored on the
-split's test subjects. Every baseline is scored on the same split, choosing its own signature
-by cross-validation on the split's inner folds.
+The headline estimate of the procedure uses every subject. Each of `repeats` (R) repeats
+partitions the subjects into `outer_folds` (K) folds, stratified on the five-task total
+(`data/dataset.outer_fold_split`, the repeat's seed `split.seed` + 1 + r, never the shipped
+models' own); in each outer fold the selection runs again on the other K-1 folds alone,
+`samples` hyper-parameter samples drawn from the sweep's search space
+(mmse_model/sweeps/sampling.py, a seed per fold) x every signature, one packed training run
+per sample with `split.folds` inner folds, early stopping as configured and no ASHA; the
+(sample, signature) with the lowest inner-fold validation loss is chosen, and its fold
+ensemble predicts the outer fold's subjects. Every baseline does the same: it chooses its
+own signature and settings by cross-validation on the inner folds and predicts the outer
+fold. Every subject is predicted once per repeat by models that neither trained on it nor
+chose anything with it; `summary.py` turns those predictions into the estimate
+(mmse_model/evaluation/cv_estimate.py).
 
-The sweep's winning hyper-parameters are never used: they were chosen on folds that hold
-most of an outer split's test subjects. The search is smaller than the sweep's (no ASHA,
-fewer samples), so the estimate is of a reduced procedure, and every output says so.
+The sweep's winning hyper-parameters are never used: they were chosen with every subject.
+The search is smaller than the sweep's (no ASHA, fewer samples), so the estimate is of that
+stated procedure, and every output says so.
 
-`summarise_sweep` hands every task's repeats in one list to a `RepeatRunner`, which maps them
-to their results in the same order: `run_repeats_in_process` here (unit tests, the Ray-free
-path) or `ray_jobs.repeats.run_repeats_on_ray`, one Ray task per repeat placed like a Train
-worker. Runs are deterministic, so a repeat gives the same numbers wherever it runs.
+`summarise_sweep` hands every task's outer folds in one list to a `RepeatRunner`, which maps
+them to their results in the same order: `run_repeats_in_process` here (unit tests, the
+Ray-free path) or `ray_jobs.repeats.run_repeats_on_ray`, one Ray task per outer fold placed
+like a Train worker. Runs are deterministic, so a fold gives the same numbers wherever it
+runs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +49,15 @@ NETWORK = "network"
 
 @dataclass(frozen=True)
 class NestedSearch:
-    """What every outer repeat searches: the sweep's training config before any sample
-    (`base`), its search space, how many samples and repeats, and the seed samples come from."""
+    """What every outer fold searches: the sweep's training config before any sample
+    (`base`), its search space, how many samples, repeats and outer folds, and the seed
+    samples come from."""
 
     base: Config
     search_space: Mapping[str, Mapping[str, list]]
     samples: int
     repeats: int
+    outer_folds: int = 5
     search_seed: int = 0
 
     @classmethod
@@ -67,6 +73,7 @@ class NestedSearch:
             sweep.search_space,
             sweep.evaluation.nested_samples,
             sweep.evaluation.outer_repeats,
+            sweep.evaluation.outer_folds,
             sweep.search_seed,
         )
 
@@ -78,30 +85,33 @@ class NestedSearch:
     def repeats_of(
         self, data_root: str | Path, task: str, signatures: list[str] | tuple[str, ...]
     ) -> list[OuterRepeat]:
-        """The task's outer repeats, r = 0..repeats-1: split seed base's + 1 + r (never the
-        sweep's own), and samples drawn with the seed (search_seed, that split seed), the same
-        for every task."""
+        """The task's outer folds, repeat by repeat: repeat r partitions the subjects with
+        seed base's + 1 + r (never the shipped models' own split), and fold k's samples are
+        drawn with the seed (search_seed, that split seed, k), the same for every task."""
         repeats = []
         for r in range(self.repeats):
             split_seed = self.base.split.seed + 1 + r
-            samples = draw_samples(
-                self.search_space, self.samples_per_repeat, (self.search_seed, split_seed)
-            )
-            repeats.append(
-                OuterRepeat(
-                    str(data_root),
-                    task,
-                    tuple(signatures),
-                    self.base.with_values({"split.seed": split_seed}),
-                    tuple(samples),
+            for k in range(self.outer_folds):
+                samples = draw_samples(
+                    self.search_space, self.samples_per_repeat, (self.search_seed, split_seed, k)
                 )
-            )
+                config = self.base.with_values(
+                    {
+                        "split.seed": split_seed,
+                        "split.outer_folds": self.outer_folds,
+                        "split.outer_fold": k,
+                    }
+                )
+                repeats.append(
+                    OuterRepeat(str(data_root), task, tuple(signatures), config, tuple(samples))
+                )
         return repeats
 
 
 @dataclass(frozen=True)
 class OuterRepeat:
-    """One task's selection re-run on one outer split: `config` carries the split's seed."""
+    """One task's selection re-run in one outer fold: `config` carries the repeat's seed and
+    the outer fold (`split.outer_folds`, `split.outer_fold`)."""
 
     data_root: str
     task: str
@@ -156,12 +166,17 @@ class Candidate:
 
 @dataclass(frozen=True)
 class RepeatResult:
-    """What one repeat sends back (by value: a few numbers, no weights, no files)."""
+    """What one outer fold sends back, by value: each model's choice and its predictions of
+    the outer fold's subjects (no weights, no files)."""
 
     models: dict[str, Choice]  # "network" first, then every baseline
     sample: int  # the network's chosen hyper-parameter sample (an index into the repeat's samples)
     candidates: tuple[Candidate, ...] = ()
     ran_on: str = IN_PROCESS  # a Ray node id, or "in-process"
+    subjects: tuple[str, ...] = ()  # the outer fold's subjects, one per row
+    y_true: tuple[float, ...] = ()
+    predictions: dict[str, tuple[float, ...]] = field(default_factory=dict)  # model -> per row
+    n_train: int = 0  # subjects the fold's models learnt from
 
 
 # Repeats -> their results, in the repeats' order.
@@ -184,10 +199,11 @@ def run_repeat(repeat: OuterRepeat, device: str = "cpu") -> RepeatResult:
     assert best is not None  # a repeat has at least one sample and one signature
     loss, sample, signature, checkpoint = best
     group, split = load_run_data(repeat.runs()[0])
-    _, y_true, y_pred, _ = test_predictions(
+    subjects, y_true, y_pred, _ = test_predictions(
         checkpoint, group.task_data(signature), split, signature
     )
     models = {NETWORK: Choice(signature, _rmse(y_true, y_pred), loss)}
+    predictions = {NETWORK: tuple(float(v) for v in y_pred)}
     datas = {s: group.task_data(s) for s in repeat.signatures}
     score_range = repeat.config.score_range(repeat.task)
     for name, (predicted, settings) in baselines_over_signatures(
@@ -196,7 +212,16 @@ def run_repeat(repeat: OuterRepeat, device: str = "cpu") -> RepeatResult:
         models[name] = Choice(
             settings["signature"], _rmse(y_true, predicted), float(settings["cv_rmse"])
         )
-    return RepeatResult(models, sample, tuple(candidates))
+        predictions[name] = tuple(float(v) for v in predicted)
+    return RepeatResult(
+        models,
+        sample,
+        tuple(candidates),
+        subjects=tuple(str(s) for s in subjects),
+        y_true=tuple(float(v) for v in y_true),
+        predictions=predictions,
+        n_train=len(split.fold_of_subject),
+    )
 
 
 def _rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -14,6 +14,8 @@ import re
 
 from mmse_model.sweeps.summary_schema import (
     Coverage,
+    Estimate,
+    Measure,
     GroupError,
     NestedEstimate,
     Outcome,
@@ -47,21 +49,36 @@ def format_summary(summary: Summary) -> str:
         lines.append(SYNTHETIC_LINE)
     if failure_line(summary):
         lines.append(failure_line(summary))
+    estimated = any(entry.estimate is not None for entry in summary.tasks.values())
     lines.append(
         f"sweep {summary.experiment}: {summary.n_trials} trials, {summary.n_rows} signature rows "
-        f"({counts}); test metrics in sub-score points on held-out subjects, "
-        "[95 % bootstrap interval]"
+        f"({counts}); metrics in sub-score points"
+        + (
+            ": the estimate is repeated nested cross-validation over every subject "
+            "[95 % corrected resampled t]; a held-out split's test metrics, where one was "
+            "kept, apart [95 % bootstrap interval]"
+            if estimated
+            else " on held-out subjects, [95 % bootstrap interval]"
+        )
     )
     if summary.comparator is not None:
         c = summary.comparator
-        secondary = ", ".join(s.key for s in c.secondary)
-        level = f"{c.level:.0%}".replace("%", " %")
-        adjustment = "Holm-adjusted" if c.adjustment == "holm" else "unadjusted"
-        plural = "s" if c.n_tasks != 1 else ""
+        if c.adjustment == "holm":
+            lines.append(f"verdicts: {c.note}")
+        else:
+            secondary = ", ".join(s.key for s in c.secondary)
+            level = f"{c.level:.0%}".replace("%", " %")
+            plural = "s" if c.n_tasks != 1 else ""
+            lines.append(
+                f"verdicts: each winner against {c.primary.key} (primary, declared in the sweep "
+                f"config); {secondary} secondary; paired {level} intervals, unadjusted for the "
+                f"{c.n_tasks} task{plural}"
+            )
+    if summary.looks is not None:
+        changed = "; the config changed between looks" if summary.looks.config_changed else ""
         lines.append(
-            f"verdicts: each winner against {c.primary.key} (primary, declared in the sweep "
-            f"config); {secondary} secondary; paired {level} intervals, {adjustment} for the "
-            f"{c.n_tasks} task{plural}"
+            f"looks: these data have been scored {summary.looks.count} time"
+            f"{'s' if summary.looks.count != 1 else ''} (logged in {summary.looks.log}){changed}"
         )
     excluded = summary.excluded_recordings
     lines.append(
@@ -81,14 +98,23 @@ def format_summary(summary: Summary) -> str:
         selection = entry.winner.selection.get("val/rmse")
         lines.append(
             f"{task}: winner {winner.signature} (trial {winner.trial_id}, selection val RMSE "
-            f"{_num(selection, '.3f')}), n = {test.n if test else '?'} test subjects"
+            f"{_num(selection, '.3f')})"
+            + (f", n = {test.n} test subjects" if test is not None and not entry.estimate else "")
         )
         if entry.training is not None:
             lines.append(f"  {_training_line(entry.training)}")
-        lines.append(header)
-        lines.append(_test_line("network (winner)", test))
-        for baseline in entry.baselines:
-            lines.append(_test_line(baseline.key, baseline.test))
+        if entry.estimate is not None:
+            lines += _estimate_lines(entry.estimate)
+        if test is not None:
+            if entry.estimate is not None:
+                lines.append(
+                    f"  held-out split, n = {test.n} test subjects (one split, apart from the "
+                    "estimate):"
+                )
+            lines.append(header)
+            lines.append(_test_line("network (winner)", test))
+            for baseline in entry.baselines:
+                lines.append(_test_line(baseline.key, baseline.test))
         chosen = [
             f"{b.key} {b.signature}"
             for b in entry.baselines
@@ -104,7 +130,9 @@ def format_summary(summary: Summary) -> str:
                 f"  network - {c.baseline}: RMSE {_num(c.rmse_diff, '+.3f')} "
                 f"[{_num(low, '+.3f')}, {_num(high, '+.3f')}]"
             )
-            if c.primary:
+            if entry.estimate is not None:
+                lines.append(f"{line}: {c.words} (this split only)")
+            elif c.primary:
                 lines.append(f"{line}: {c.words} (primary: the verdict)")
             else:
                 lines.append(f"{line} (secondary)")
@@ -114,6 +142,12 @@ def format_summary(summary: Summary) -> str:
             lines.append(f"  per-subject intervals: {format_coverage(entry.intervals)}")
         if entry.nested_estimate is not None:
             lines.append(f"  {format_nested(entry.nested_estimate)}")
+    sub = summary.subtotal
+    if sub is not None and sub.estimate is not None:
+        lines.append(
+            f"subtotal of {'+'.join(sub.tasks)} (range {sub.range[0]:g}-{sub.range[1]:g}):"
+        )
+        lines += _estimate_lines(sub.estimate)
     sub = summary.subtotal
     if sub is not None and sub.test is not None:
         m = sub.test
@@ -143,6 +177,61 @@ def format_summary(summary: Summary) -> str:
             f"  {r.task}  {r.signature:<28}{_num(r.rmse, '>7.3f')} ({_num(r.rmse_sd, '.3f')})"
         )
     return "\n".join(lines)
+
+
+def _estimate_lines(estimate: Estimate) -> list[str]:
+    """The estimate's block: what it is, each model's metrics with their intervals (points,
+    then the item's scale), and the network minus each baseline, the verdict's first."""
+    search = (
+        f"; search {estimate.search.samples} samples x {estimate.search.signatures} signatures, "
+        f"{estimate.search.folds} inner folds, no ASHA"
+        if estimate.search is not None
+        else ""
+    )
+    scale = estimate.network.exact is not None
+    lines = [
+        f"  estimate ({estimate.method}: {estimate.repeats} x {estimate.outer_folds} outer folds, "
+        f"{estimate.n_subjects} subjects{search}); [95 % corrected resampled t]",
+        f"    {'model':<24}{'RMSE':>7}{'[interval]':>17}{'MAE':>7}{'R^2':>7}"
+        + (f"{'exact':>7}{'within1':>8}{'kappa':>7}" if scale else ""),
+    ]
+    for model in (estimate.network, *estimate.baselines):
+        lines.append(
+            f"    {model.label:<24}{_num(model.rmse.value, '>7.3f')}"
+            f"{_ci(model.rmse.ci, 3):>17}{_num(model.mae.value, '>7.3f')}"
+            f"{_num(model.r2.value, '>7.3f')}"
+            + (
+                f"{_num(_value(model.exact), '>7.2f')}{_num(_value(model.within_1), '>8.2f')}"
+                f"{_num(_value(model.kappa), '>7.2f')}"
+                if scale
+                else ""
+            )
+        )
+    for d in estimate.differences:
+        low, high = d.rmse.ci or (None, None)
+        holm = f", Holm p {_num(d.p_holm, '.3g')}" if d.primary and d.p_holm is not None else ""
+        tail = "(primary: the verdict)" if d.primary else "(secondary, unadjusted)"
+        lines.append(
+            f"    network - {d.label}: RMSE {_num(d.rmse.value, '+.3f')} "
+            f"[{_num(low, '+.3f')}, {_num(high, '+.3f')}], p {_num(d.p_value, '.3g')}{holm}: "
+            f"{d.words} {tail}"
+        )
+    auc = estimate.dementia_auc
+    if auc is not None:
+        lines.append(
+            f"    {'SYNTHETIC cohort: ' if auc.synthetic else ''}AUC of the summed prediction for "
+            f"the dementia group ({auc.n_dementia} vs {auc.n_other}): network "
+            f"{_num(auc.network.value, '.2f')} {_ci(auc.network.ci)}, {auc.comparator_label} "
+            f"{_num(auc.baseline.value, '.2f')} {_ci(auc.baseline.ci)}, difference "
+            f"{_num(auc.difference.value, '+.2f')} {_ci(auc.difference.ci)}; no clinical "
+            "cut-off is implied"
+        )
+    lines.append(f"    it estimates {estimate.what}")
+    return lines
+
+
+def _value(measure: Measure | None) -> float | None:
+    return None if measure is None else measure.value
 
 
 def format_coverage(c: Coverage) -> str:

@@ -55,12 +55,13 @@ from mmse_model.evaluation.scoring import (
     outcome_distribution,
     score_predictions,
 )
+from mmse_model.sweeps.estimate import holm_verdicts, subtotal_estimate, task_estimate
 from mmse_model.sweeps.nested import (
     NETWORK,
     NestedSearch,
     OuterRepeat,
+    RepeatResult,
     RepeatRunner,
-    nested_estimate,
     run_repeats_in_process,
 )
 from mmse_model.sweeps.predictions import PREDICTIONS_NAME, SUBTOTAL, predictions_csv_text
@@ -76,7 +77,6 @@ from mmse_model.sweeps.summary_schema import (
     Summary,
     comparator_record,
     comparison_record,
-    estimate_models,
     group_list,
     status_counts,
     verdict_record,
@@ -135,19 +135,36 @@ def summarise_sweep(
         )
         if nested is not None:
             repeats[task] = nested.repeats_of(data_root, task, signatures)
-    estimates = nested_estimates(nested, repeats, run_repeats) if nested is not None else {}
     predictions = [p for task in scored.values() for p in task.predictions]
     synthetic = is_synthetic(data_root)
     sub, sub_predictions = subtotal(scored, interval_level, groups_file, seed, synthetic)
-    tasks = {
-        task: {**s.result, "nested_estimate": estimates.get(task)} for task, s in scored.items()
-    }
+    tasks = {task: dict(s.result) for task, s in scored.items()}
+    comparator = comparator_record(primary_comparator, len(scored), INTERVAL)
+    if nested is not None and repeats:
+        outcome = nested_estimates(nested, repeats, run_repeats)
+        ranges = {task: s.score_range for task, s in scored.items()}
+        estimates = {
+            task: task_estimate(
+                nested, repeats[task], outcome[task], ranges[task], primary_comparator
+            )
+            for task in repeats
+        }
+        # The verdicts: the declared comparator's difference over the outer folds, Holm-adjusted
+        # across the tasks; the held-out split's, when there is one, is reported apart.
+        for task, verdict in holm_verdicts(estimates, primary_comparator).items():
+            tasks[task]["verdict"] = verdict
+        for task, estimate in estimates.items():
+            tasks[task]["estimate"] = estimate
+        summed = subtotal_estimate(nested, outcome, ranges, primary_comparator, groups, synthetic)
+        if summed is not None:
+            sub = {**(sub or {}), "estimate": summed}
+        comparator = comparator_record(primary_comparator, len(scored), INTERVAL, holm=True)
     summary = assemble_summary(
         name,
         rows,
         tasks,
         synthetic=synthetic,
-        comparator=comparator_record(primary_comparator, len(scored), INTERVAL),
+        comparator=comparator,
         excluded=excluded_recordings(data_root),
         subtotal=sub,
         provenance=provenance,
@@ -221,6 +238,12 @@ def score_task(
         winner.split,
     )
     held = winner.held
+    if not split.test_subjects:
+        # No held-out split (split.test_fraction 0): the nested cross-validation estimates.
+        result = task_result(
+            row, score_range, None, {}, {}, primary, training=training_description(data, split)
+        )
+        return ScoredTask(result, [], score_range, (winner.oof, held))
     ids, y_true, y_pred, spread = test_predictions(payload, data, split, row.signature)
     predictions = [
         {
@@ -266,7 +289,7 @@ def score_task(
 def task_result(
     row: TrialRow,
     score_range: tuple[float, float],
-    test: dict[str, Any],
+    test: dict[str, Any] | None,
     baselines: dict[str, tuple[dict[str, Any], dict[str, Any]]],
     paired: dict[str, dict[str, Any]],
     primary: str,
@@ -502,9 +525,9 @@ def dementia_auc(
 
 def nested_estimates(
     search: NestedSearch, repeats: dict[str, list[OuterRepeat]], run_repeats: RepeatRunner
-) -> dict[str, dict[str, Any]]:
-    """Each task's nested estimate (mmse_model/sweeps/nested.py): its outer repeats run by
-    `run_repeats`, all tasks' in one call."""
+) -> dict[str, list[RepeatResult]]:
+    """Every task's outer folds run by `run_repeats`, all tasks' in one call; each task's
+    results in its folds' order."""
     every = [repeat for task_repeats in repeats.values() for repeat in task_repeats]
     if not every:
         return {}
@@ -513,12 +536,11 @@ def nested_estimates(
         raise RuntimeError(
             f"the repeat runner returned {len(results)} results for {len(every)} repeats"
         )
-    estimates, start = {}, 0
+    out, start = {}, 0
     for task, task_repeats in repeats.items():
-        found = nested_estimate(search, task_repeats, results[start : start + len(task_repeats)])
-        estimates[task] = {**found, "kind": "nested", "models": estimate_models(found["models"])}
+        out[task] = list(results[start : start + len(task_repeats)])
         start += len(task_repeats)
-    return estimates
+    return out
 
 
 RESULT_FILES = ("trials.csv", PREDICTIONS_NAME, "summary.txt", SUMMARY_NAME)

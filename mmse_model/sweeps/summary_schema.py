@@ -52,6 +52,7 @@ from mmse_model.core.domain import (
     ordered_groups,
 )
 from mmse_model.sweeps import rules
+from mmse_model.sweeps.looks import Looks
 
 SUMMARY_NAME = "summary.json"
 # A 95 % interval [low, high]; None where none was made.
@@ -188,6 +189,82 @@ class NestedEstimate(Record):
     ran_on: tuple[str, ...] = ()
 
 
+class Measure(Record):
+    """A metric (or a difference) over the outer folds: its mean, the corrected resampled t
+    interval, and how many folds it was defined on."""
+
+    value: Stat = None
+    ci: Interval = None
+    folds: int = 0
+
+
+class EstimateScores(Record):
+    """One model's estimate: in points, and on the item's scale (exact and within-1
+    agreement of the rounded prediction, quadratic-weighted kappa; null for the subtotal)."""
+
+    key: str
+    label: str
+    rmse: Measure
+    mae: Measure
+    r2: Measure
+    exact: Measure | None = None
+    within_1: Measure | None = None
+    kappa: Measure | None = None
+    fold_rmse: tuple[Stat, ...] = ()  # per outer fold, repeat by repeat
+    signatures_chosen: dict[str, int] = Field(default_factory=dict)  # signature -> folds
+
+
+class EstimateDifference(Record):
+    """The network minus one baseline, fold by fold (negative RMSE: the network is better)."""
+
+    baseline: str
+    label: str
+    primary: bool
+    rmse: Measure
+    mae: Measure
+    r2: Measure
+    exact: Measure | None = None
+    within_1: Measure | None = None
+    kappa: Measure | None = None
+    p_value: Stat = None  # of the RMSE difference, unadjusted
+    p_holm: Stat = None  # Holm-adjusted across the tasks: the primary comparison only
+    result: Result | None = None  # the primary's at the Holm level; others unadjusted
+    words: str
+
+
+class AUCEstimate(Record):
+    synthetic: bool
+    comparator: str
+    comparator_label: str
+    n_dementia: int
+    n_other: int
+    network: Measure
+    baseline: Measure
+    difference: Measure
+    p_value: Stat = None
+
+
+class Estimate(Record):
+    """The headline: repeated nested cross-validation over every subject."""
+
+    method: str
+    what: str  # what it estimates, in words
+    interval: str  # how its intervals are made
+    n_subjects: int
+    repeats: int
+    outer_folds: int
+    search: SearchSize | None  # the search inside each outer fold (null for the subtotal)
+    network: EstimateScores
+    baselines: tuple[EstimateScores, ...]
+    differences: tuple[EstimateDifference, ...]  # the primary first
+    ran_on: tuple[str, ...] = ()
+    dementia_auc: AUCEstimate | None = None  # the subtotal's, with a groups file
+    partition: str = ""  # sha256 of the outer folds' subjects (the looks log names it)
+
+    def difference(self, baseline: str) -> EstimateDifference | None:
+        return next((d for d in self.differences if d.baseline == baseline), None)
+
+
 class TaskResult(Record):
     task: str
     item: str
@@ -200,6 +277,8 @@ class TaskResult(Record):
     training: Training | None = None
     per_group: tuple[GroupError, ...] | None = None
     intervals: Coverage | None = None
+    estimate: Estimate | None = None  # the headline (repeated nested cross-validation)
+    # An older summary's estimate over fresh hold-outs (or its procedure estimate)
     nested_estimate: NestedEstimate | None = None
 
     def baseline(self, key: str) -> Baseline | None:
@@ -225,6 +304,7 @@ class SubtotalResult(Record):
     intervals: Coverage | None = None
     per_group: tuple[GroupError, ...] | None = None
     dementia_auc: DementiaAUC | None = None
+    estimate: Estimate | None = None
 
 
 class Named(Record):
@@ -287,6 +367,7 @@ class Summary(Contract):
     subtotal: SubtotalResult | None = None
     best_per_signature_task: tuple[BestCell, ...] = ()
     provenance: Provenance | None = None
+    looks: Looks | None = None  # how often results were scored on these data
 
     @classmethod
     def kind(cls) -> str:
@@ -378,13 +459,25 @@ def status_counts(counts: dict[str, int]) -> list[dict[str, Any]]:
     ]
 
 
-def comparator_record(primary: str, n_tasks: int, level: float, declared: bool = True) -> dict:
-    """What the verdicts compare with, and what the intervals do not correct for."""
+def comparator_record(
+    primary: str, n_tasks: int, level: float, declared: bool = True, holm: bool = False
+) -> dict:
+    """What the verdicts compare with, and what the intervals do (not) correct for. With
+    `holm`, the verdicts come from the repeated nested cross-validation's differences at the
+    Holm-adjusted level across the tasks; otherwise from the held-out split's paired
+    bootstrap intervals, unadjusted (summaries before the nested cross-validation)."""
     secondary = [b for b in BASELINES if b != primary]
     label = BASELINE_LABELS.get(primary, primary)
     percent = f"{level:.0%}".replace("%", " %")
     tasks = f"{n_tasks} task{'s' if n_tasks != 1 else ''}"
-    if declared:
+    if holm:
+        note = (
+            f"verdicts: the network minus {label}, fold by fold over the outer folds of the "
+            f"repeated nested cross-validation, at the Holm-adjusted 5 % level across the "
+            f"{tasks}; every interval shown is unadjusted ({percent}, corrected resampled t); "
+            f"the other baselines are secondary (no verdict)"
+        )
+    elif declared:
         note = (
             f"paired {percent} bootstrap intervals of the winner's RMSE minus each baseline's, on "
             f"the test subjects; unadjusted for the {tasks}; verdicts come from the primary "
@@ -401,7 +494,7 @@ def comparator_record(primary: str, n_tasks: int, level: float, declared: bool =
         "primary": {"key": primary, "label": label},
         "secondary": [{"key": b, "label": BASELINE_LABELS[b]} for b in secondary],
         "level": level,
-        "adjustment": "none",
+        "adjustment": "holm" if holm else "none",
         "n_tasks": n_tasks,
         "note": note,
     }

@@ -551,6 +551,8 @@ def load_run_data(run: RunSpec) -> tuple[GroupData, Split]:
         cfg.split.test_fraction,
         cfg.split.seed,
         cfg.score_ranges,
+        cfg.split.outer_folds,
+        cfg.split.outer_fold,
     )
     return group, split
 
