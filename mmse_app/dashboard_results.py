@@ -2,12 +2,12 @@
 
 Everything here is read from the summary (`read_summary`, any version: an older one is
 upgraded there and says in `not_recorded` what it lacked) and from `test_predictions.csv`
-(`sweeps.predictions.read_predictions`, the one reader of that file). Nothing is recomputed: verdicts, labels,
-the order of baselines and groups, calibration lines and the subtotal are the writer's. What
-this module decides is how the page says them: the mark of a verdict, the sentences that
-name a comparator, an adjustment or a cohort, and whether a null number is "undefined" (a
-statistic that has no value, e.g. the calibration slope of a constant prediction) or "not
-recorded" (the summary predates it).
+(`sweeps.predictions.read_predictions`, the one reader of that file). Nothing is
+recomputed: verdicts, labels, the order of baselines and groups, calibration lines and the
+subtotal are the writer's. What this module decides is how the page says them: the mark of
+a verdict, the sentences that name a comparator, an adjustment or a cohort, and whether a
+null number is "undefined" (a statistic that has no value, e.g. the calibration slope of a
+constant prediction) or "not recorded" (the summary predates it).
 """
 
 from __future__ import annotations

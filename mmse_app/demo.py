@@ -114,8 +114,11 @@ def predict_held_out(experiment: Path, data_root: Path, out: Path) -> str:
     predictions = predict(bundle, inputs)
     write_predictions(predictions, out)
     lines = [
-        f"demo: predictions for the {len(predictions.subject_ids)} held-out subjects from the bundle in {out}; "
-        f"SYNTHETIC cohort, measured coverage of the {bundle.manifest.interval_level:.0%} intervals:"
+        (
+            f"demo: predictions for the {len(predictions.subject_ids)} held-out subjects from the "
+            f"bundle in {out}; SYNTHETIC cohort, measured coverage of the "
+            f"{bundle.manifest.interval_level:.0%} intervals:"
+        )
     ]
     for task in [*bundle.tasks, *(["subtotal"] if "subtotal" in predictions.columns else [])]:
         rows = [
@@ -135,6 +138,7 @@ def predict_held_out(experiment: Path, data_root: Path, out: Path) -> str:
         lower = np.array([predictions.values[f"{task}_lo"][i] for i in rows])
         upper = np.array([predictions.values[f"{task}_hi"][i] for i in rows])
         lines.append(
-            f"  {task}: {format_coverage(coverage(y, lower, upper, bundle.manifest.interval_level))}"
+            f"  {task}: "
+            f"{format_coverage(coverage(y, lower, upper, bundle.manifest.interval_level))}"
         )
     return "\n".join(lines)

@@ -18,9 +18,15 @@ def format_run(result: RunResult) -> str:
     """One `mmse train` run: validation (selection) metrics beside the test metrics."""
     lines = [
         f"{result.task} on {result.signature} ({result.runner}): metrics in sub-score points",
-        f"  epochs run {result.epochs_run}, best epoch {result.best_epoch}, {result.train_seconds:.1f} s"
-        + (f"; {result.stop_reason}" if result.stop_reason else ""),
-        f"  {'metric':<14}{'val mean':>10}{'val sd':>9}{'test':>10}   (validation selects; test estimates)",
+        (
+            f"  epochs run {result.epochs_run}, best epoch {result.best_epoch}, "
+            f"{result.train_seconds:.1f} s"
+            + (f"; {result.stop_reason}" if result.stop_reason else "")
+        ),
+        (
+            f"  {'metric':<14}{'val mean':>10}{'val sd':>9}{'test':>10}"
+            "   (validation selects; test estimates)"
+        ),
     ]
     for key, label in ROWS:
         lines.append(

@@ -142,8 +142,10 @@ class SweepGuard(Callback):
             if actor is None:
                 continue
             print(
-                f"watchdog: trial {trial.trial_id} reported nothing for {now - self.last_heard[trial.trial_id]:.0f} s "
-                "(watchdog.silent_trial_timeout_s); killed it so that Tune retries it from its latest checkpoint",
+                f"watchdog: trial {trial.trial_id} reported nothing for "
+                f"{now - self.last_heard[trial.trial_id]:.0f} s "
+                "(watchdog.silent_trial_timeout_s); killed it so that Tune retries it from its "
+                "latest checkpoint",
                 file=sys.stderr,
                 flush=True,
             )
@@ -165,8 +167,8 @@ def pending_nodes() -> int:
         if not _warned_about_autoscaler:
             _warned_about_autoscaler = True
             print(
-                f"watchdog: could not read the autoscaler's report ({exc}); assuming no node is pending, "
-                "so a stall is called while nodes may still be starting",
+                f"watchdog: could not read the autoscaler's report ({exc}); assuming no node is "
+                "pending, so a stall is called while nodes may still be starting",
                 file=sys.stderr,
                 flush=True,
             )
@@ -194,13 +196,15 @@ def stall_message(idle_s: float, n_waiting: int, job: str, resume_hint: str) -> 
                 creators[group.creator_actor_id] = ray_internals.actor(group.creator_actor_id)
             creator = creators[group.creator_actor_id]
             who = (
-                f"{'dead ' if group.creator_actor_dead else ''}{creator.class_name if creator else 'actor'} "
+                f"{'dead ' if group.creator_actor_dead else ''}"
+                f"{creator.class_name if creator else 'actor'} "
                 f"{group.creator_actor_id[:8]}"
             )
         else:
             who = "Tune (trial actors)"
         held.append(
-            f"{_show(group.resources())} {group.state.lower()} by {who} (group {group.group_id[:12]})"
+            f"{_show(group.resources())} {group.state.lower()} by {who} "
+            f"(group {group.group_id[:12]})"
         )
     # Free resources, less the per-node and per-group ones (`CPU_group_<group id>`, ...): those
     # name groups, other jobs' among them.
@@ -214,9 +218,9 @@ def stall_message(idle_s: float, n_waiting: int, job: str, resume_hint: str) -> 
         }
     )
     return (
-        f"sweep stalled: no trial reported for {idle_s:.0f} s while {n_waiting} wait(s) for resources; "
-        f"this sweep reserves: {'; '.join(held) or 'nothing'}; other jobs reserve: {_show(others)}; "
-        f"free: {free}. {resume_hint}"
+        f"sweep stalled: no trial reported for {idle_s:.0f} s while {n_waiting} wait(s) for "
+        f"resources; this sweep reserves: {'; '.join(held) or 'nothing'}; other jobs reserve: "
+        f"{_show(others)}; free: {free}. {resume_hint}"
     ).strip()
 
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from mmse_model.bundle.write import deliver
 from mmse_model.core.config import Config
@@ -374,7 +375,8 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
         # The results stand; a lock left behind names a process that has ended.
         except (OSError, InputError, RunFailure) as exc:
             print(
-                f"mmse: warning: {lock.where}: could not release the driver lock ({first_line(exc)})",
+                f"mmse: warning: {lock.where}: could not release the driver lock "
+                f"({first_line(exc)})",
                 file=sys.stderr,
             )
 

@@ -20,8 +20,9 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from mmse_model.core.config import Config, RayConfig
 from mmse_model.core.errors import CheckpointError

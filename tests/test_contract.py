@@ -60,8 +60,10 @@ def test_a_contract_round_trips_and_upgrades_an_older_version_in_one_place():
         ),
         (
             '{"format": "test-note", "format_version": 3}',
-            "n.json: test-note format version 3 is newer than this code reads (up to 2); "
-            "update mmse-model",
+            (
+                "n.json: test-note format version 3 is newer than this code reads (up to 2); "
+                "update mmse-model"
+            ),
         ),
         (
             '{"format": "test-note", "format_version": 0}',
@@ -108,7 +110,7 @@ def test_a_summary_from_before_the_contract_says_what_it_lacks():
     q1 = summary.tasks["Q1"]
     assert q1.verdict.source.endswith("this sweep declared no comparator")
     assert [b.key for b in q1.baselines] == ["train_mean", "ridge", "hist_gradient_boosting"]
-    assert [c.baseline for c in q1.comparisons][0] == "ridge"  # the verdict's comparison first
+    assert q1.comparisons[0].baseline == "ridge"  # the verdict's comparison first
     mean = q1.baseline("train_mean").test
     assert mean.calibration_slope is None and mean.pearson_r is None  # was 0: undefined
     assert q1.nested_estimate.kind == "procedure"

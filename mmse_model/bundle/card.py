@@ -27,13 +27,13 @@ def render(manifest: BundleManifest) -> str:
     add(f"# Model card: MMSE sub-scores from VR eye tracking (sweep `{manifest.experiment}`)\n")
     add("## Intended use\n")
     add(
-        "A research tool: it estimates the five MMSE sub-scores it was trained on (and their subtotal) "
-        "from recurrence-quantification features of VR eye-tracking recordings, each with a "
-        f"{level:.0%} prediction interval. **It is not a diagnosis** and not a screening decision: "
-        "it has not been validated clinically, no clinical cut-off is implied, and a person's "
-        "cognition is assessed by a clinician with the full MMSE and more. Apply it only to features "
-        "built as the manifest states (signature, build parameters, feature names); `mmse predict "
-        "--bundle` refuses anything else.\n"
+        "A research tool: it estimates the five MMSE sub-scores it was trained on (and their "
+        "subtotal) from recurrence-quantification features of VR eye-tracking recordings, each "
+        f"with a {level:.0%} prediction interval. **It is not a diagnosis** and not a screening "
+        "decision: it has not been validated clinically, no clinical cut-off is implied, and a "
+        "person's cognition is assessed by a clinician with the full MMSE and more. Apply it only "
+        "to features built as the manifest states (signature, build parameters, feature names); "
+        "`mmse predict --bundle` refuses anything else.\n"
     )
     add("## Data\n")
     add(
@@ -47,8 +47,10 @@ def render(manifest: BundleManifest) -> str:
     for task, model in manifest.tasks.items():
         build = model.build()
         add(
-            f"- {task} ({TASK_ITEMS.get(task, '')}, {model.score_range[0]:g}-{model.score_range[1]:g}): "
-            f"{model.n_training_subjects} training subjects, {model.test.n if model.test else '?'} test subjects; "
+            f"- {task} ({TASK_ITEMS.get(task, '')}, "
+            f"{model.score_range[0]:g}-{model.score_range[1]:g}): "
+            f"{model.n_training_subjects} training subjects, "
+            f"{model.test.n if model.test else '?'} test subjects; "
             f"features `{model.signature}`, "
             + (
                 f"built with {build.describe()} (builder {model.builder_version})"
@@ -60,9 +62,9 @@ def render(manifest: BundleManifest) -> str:
     add("## Model\n")
     add(
         "Per task, the sweep's winner (lowest cross-validated validation loss over signatures and "
-        "hyper-parameters): K fold-models of one MLP architecture, each with the feature standardiser "
-        "of its own training folds; a prediction is the mean of the K, each clamped to the task's range. "
-        "The subtotal is the sum of the five tasks' predictions.\n"
+        "hyper-parameters): K fold-models of one MLP architecture, each with the feature "
+        "standardiser of its own training folds; a prediction is the mean of the K, each clamped "
+        "to the task's range. The subtotal is the sum of the five tasks' predictions.\n"
     )
     add("| task | signature | K | layers | hyper-parameters |")
     add("|---|---|---|---|---|")
@@ -78,8 +80,8 @@ def render(manifest: BundleManifest) -> str:
     add("")
     add("## Performance on the held-out test subjects\n")
     add(
-        "In sub-score points, with 95 % bootstrap intervals over test subjects. Validation numbers chose "
-        "the models and are not estimates; these are.\n"
+        "In sub-score points, with 95 % bootstrap intervals over test subjects. Validation numbers "
+        "chose the models and are not estimates; these are.\n"
     )
     add("| task | model | RMSE | MAE | R² | calibration slope | N |")
     add("|---|---|---|---|---|---|---|")
@@ -91,9 +93,10 @@ def render(manifest: BundleManifest) -> str:
         add(_row("subtotal", "**network**", manifest.subtotal.test))
     add("")
     add(
-        "Baselines (training mean, Ridge, HistGradientBoosting) chose their settings and signature by "
-        "cross-validation on the same training folds and were scored on the same test subjects; several are "
-        "compared, so one interval that excludes 0 by chance is to be expected now and then.\n"
+        "Baselines (training mean, Ridge, HistGradientBoosting) chose their settings and signature "
+        "by cross-validation on the same training folds and were scored on the same test "
+        "subjects; several are compared, so one interval that excludes 0 by chance is to be "
+        "expected now and then.\n"
     )
     nested = {
         task: model.nested_estimate
@@ -104,9 +107,9 @@ def render(manifest: BundleManifest) -> str:
         _nested_section(add, nested)
     add("## Prediction intervals\n")
     add(
-        f"Each prediction comes with a {level:.0%} CV+ interval (Barber et al. 2021) from the K fold-models "
-        "and the out-of-fold residuals of the training subjects, clipped to the score range. Coverage "
-        "measured on the held-out test subjects, with its 95 % Wilson interval:\n"
+        f"Each prediction comes with a {level:.0%} CV+ interval (Barber et al. 2021) from the K "
+        "fold-models and the out-of-fold residuals of the training subjects, clipped to the score "
+        "range. Coverage measured on the held-out test subjects, with its 95 % Wilson interval:\n"
     )
     add("| | coverage | 95 % interval | N | mean width (points) |")
     add("|---|---|---|---|---|")
@@ -118,19 +121,29 @@ def render(manifest: BundleManifest) -> str:
     add("## Limitations\n")
     limits = [
         "Small cohort: test metrics and coverage carry wide intervals (above); a single split.",
-        "One cohort, one headset and protocol: performance on other trackers, tasks or populations is unknown.",
         (
-            "The coverage guarantee is marginal (on average over subjects like the training ones), not for "
-            "each subject; CV+ guarantees at least 1 - 2*alpha in theory, about the level in practice. The "
-            "validation folds also chose each fold-model's epoch and the winner, which can make the residuals "
-            "a little optimistic: the measured test coverage above is the check."
+            "One cohort, one headset and protocol: performance on other trackers, tasks or "
+            "populations is unknown."
         ),
         (
-            "Features far outside the training range (flagged in `out_of_range` by `mmse predict`) are "
-            "extrapolation: treat those predictions with suspicion."
+            "The coverage guarantee is marginal (on average over subjects like the training ones), "
+            "not for each subject; CV+ guarantees at least 1 - 2*alpha in theory, about the level "
+            "in practice. The validation folds also chose each fold-model's epoch and the winner, "
+            "which can make the residuals a little optimistic: the measured test coverage above is "
+            "the check."
         ),
-        "No demographic subgroups were analysed; fairness across age, sex, education or language is untested.",
-        "Sub-scores are clamped to their range; intervals that reach a bound mean the model is unsure.",
+        (
+            "Features far outside the training range (flagged in `out_of_range` by `mmse predict`) "
+            "are extrapolation: treat those predictions with suspicion."
+        ),
+        (
+            "No demographic subgroups were analysed; fairness across age, sex, education or "
+            "language is untested."
+        ),
+        (
+            "Sub-scores are clamped to their range; intervals that reach a bound mean the model is "
+            "unsure."
+        ),
     ]
     if synthetic:
         limits.insert(
@@ -180,11 +193,11 @@ def _nested_section(add, nested: dict[str, NestedEstimate]) -> None:
     names = [(m.key, m.label) for m in first.models]
     add("## Across other splits (nested estimate)\n")
     add(
-        "The numbers above come from one split. The sweep also ran its selection again inside fresh "
-        "outer splits, on their training subjects only, and scored what it chose on their test "
-        "subjects: test RMSE in points, mean (sd) over the splits. The search there is reduced "
-        "(fewer samples, no ASHA), so this estimates the procedure, not the bundled models "
-        "themselves.\n"
+        "The numbers above come from one split. The sweep also ran its selection again inside "
+        "fresh outer splits, on their training subjects only, and scored what it chose on their "
+        "test subjects: test RMSE in points, mean (sd) over the splits. The search there is "
+        "reduced (fewer samples, no ASHA), so this estimates the procedure, not the bundled "
+        "models themselves.\n"
     )
     add(
         "| task | search | "

@@ -169,7 +169,8 @@ def _fill(
         )
     if len(splits) > 1:
         raise InputError(
-            f"{source}: the task winners were trained on different splits; no shared folds to bundle"
+            f"{source}: the task winners were trained on different splits; no shared folds to "
+            "bundle"
         )
     subtotal = None
     if set(tasks) == set(TASKS):

@@ -15,8 +15,9 @@ import os
 import secrets
 import shutil
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 

@@ -92,7 +92,8 @@ class DatasetIdentity:
             value = arrays[key]
             if value.shape != () or value.dtype.kind != "U":
                 raise DataError(
-                    f"{path}: {key} must be a single string, got dtype {value.dtype} shape {value.shape}"
+                    f"{path}: {key} must be a single string, got dtype {value.dtype} "
+                    f"shape {value.shape}"
                 )
             values[key] = str(value)
         try:
@@ -123,13 +124,19 @@ class DatasetIdentity:
         if self.task != expected.task:
             return f"task: expected {expected.task}, found {self.task}"
         if expected.build is not None and self.build is not None and self.build != expected.build:
-            return f"build parameters: expected {expected.build.describe()}, found {self.build.describe()}"
+            return (
+                f"build parameters: expected {expected.build.describe()}, "
+                f"found {self.build.describe()}"
+            )
         if (
             expected.builder_version is not None
             and self.builder_version is not None
             and self.builder_version != expected.builder_version
         ):
-            return f"builder version: expected {expected.builder_version}, found {self.builder_version}"
+            return (
+                f"builder version: expected {expected.builder_version}, "
+                f"found {self.builder_version}"
+            )
         return None
 
 

@@ -213,7 +213,8 @@ def verify_manifest(root: str | Path, manifest: Manifest) -> dict[str, str]:
         if digests[rel] != digest:
             raise DataError(
                 f"{root / rel}: its sha256 differs from {MANIFEST_NAME}'s (changed after the "
-                f"build: expected {digest[:12]}..., found {digests[rel][:12]}...); rebuild the data root"
+                f"build: expected {digest[:12]}..., found {digests[rel][:12]}...); rebuild the "
+                "data root"
             )
     extra = sorted(set(digests) - set(listed))
     if extra:

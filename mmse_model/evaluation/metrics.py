@@ -4,9 +4,10 @@ Names are namespaced (`val/rmse`) and the same everywhere: the loop's record, Te
 Ray Tune's `metric`, the checkpoint policy, the results table and the dashboard.
 
 MAPE: the original design divided by `y + 1e-8`, so a true score of 0 (common: a subject
-who recalls no word scores Q5 = 0) made it explode. Here the percentage error is taken relative to the
-task's score range, `100 * mean(|y - y_hat|) / (high - low)` (a range-normalised MAE, often
-called NMAE): defined for every score, comparable across tasks with different ranges.
+who recalls no word scores Q5 = 0) made it explode. Here the percentage error is taken
+relative to the task's score range, `100 * mean(|y - y_hat|) / (high - low)` (a
+range-normalised MAE, often called NMAE): defined for every score, comparable across tasks
+with different ranges.
 """
 
 from __future__ import annotations

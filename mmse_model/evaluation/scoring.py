@@ -74,7 +74,7 @@ def bootstrap_intervals(
         for name, values in drawn.items()
     }
     comparisons = {}
-    for name in predictions:
+    for name, pred in predictions.items():
         if name == reference:
             continue
         rmse_diff = drawn[reference]["rmse"] - drawn[name]["rmse"]
@@ -83,7 +83,7 @@ def bootstrap_intervals(
         comparisons[name] = {
             "rmse_diff": float(
                 np.sqrt(np.mean((predictions[reference] - y_true) ** 2))
-                - np.sqrt(np.mean((predictions[name] - y_true) ** 2))
+                - np.sqrt(np.mean((pred - y_true) ** 2))
             ),
             "rmse_diff_ci": ci,
             "mae_diff_ci": interval(mae_diff),

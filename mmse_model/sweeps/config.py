@@ -42,7 +42,7 @@ class ResourcesConfig(Schema):
     trial_cpus: Number = Field(0.05, ge=0.0, le=1.0)
     # Custom resources each trial reserves besides trial_cpus: only nodes that declare them
     # host trials (cluster.yaml gives the head `mmse_trial_host`). With them trial_cpus may be 0.
-    trial_resources: CustomResources = {}
+    trial_resources: CustomResources = Field(default_factory=dict)
     max_concurrent_trials: int = Field(0, ge=0)  # 0: from the cluster's resources
 
 
@@ -94,12 +94,12 @@ class SweepConfig(Schema):
     # groups of N, 1 one per trial. More, smaller trials keep a large cluster busy.
     signatures_per_trial: int = Field(0, ge=0)
     search_seed: int = 0
-    search_space: dict[str, dict[str, list]] = {}
+    search_space: dict[str, dict[str, list]] = Field(default_factory=dict)
     asha: AshaConfig = AshaConfig()
     resources: ResourcesConfig = ResourcesConfig()
     watchdog: WatchdogConfig = WatchdogConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
-    config: dict[str, Any] = {}  # partial training config
+    config: dict[str, Any] = Field(default_factory=dict)  # partial training config
 
     @classmethod
     def parse(cls, data: Any, where: str = "") -> SweepConfig:
@@ -150,7 +150,8 @@ class SweepConfig(Schema):
             )
         if self.asha.grace_period > self.max_t():
             raise ConfigError(
-                f"asha.grace_period: expected 1..max_t ({self.max_t()}), got {self.asha.grace_period}"
+                f"asha.grace_period: expected 1..max_t ({self.max_t()}), "
+                f"got {self.asha.grace_period}"
             )
         for key, spec in self.search_space.items():
             _check_dimension(base, key, spec)

@@ -26,9 +26,13 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmse_model.core import jsonio, storage
 from mmse_model.core.errors import InputError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self is 3.11+; the project supports 3.10
 
 LOCK_NAME = "driver.lock"
 
@@ -93,9 +97,10 @@ def runs(holder: Holder) -> bool:
         return False
     except PermissionError:  # another user's process: it runs
         pass
-    if holder.process_start and process_start(holder.pid) not in ("", holder.process_start):
-        return False  # the pid now belongs to another process
-    return True
+    # Not when the pid now belongs to another process.
+    return not (
+        holder.process_start and process_start(holder.pid) not in ("", holder.process_start)
+    )
 
 
 def _locked(where: str, holder: Holder | None, advice: str) -> ExperimentLocked:
@@ -116,7 +121,7 @@ class DriverLock:
         self.taken_over = ""
         self._store: _ObjectLock | None = None
 
-    def __enter__(self) -> DriverLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 
@@ -184,7 +189,10 @@ def _acquire_file(path: Path, me: Holder) -> str:
             if runs(holder):
                 raise _locked(str(path), holder, "wait for it to end, or stop it first") from None
             if _remove_stale(path, holder, me):
-                taken_over = f"{path}: took over the lock of a driver that no longer runs ({holder.describe()})"
+                taken_over = (
+                    f"{path}: took over the lock of a driver that no longer runs "
+                    f"({holder.describe()})"
+                )
             continue
         with os.fdopen(fd, "w") as handle:
             handle.write(me.to_json())
@@ -217,7 +225,8 @@ def _remove_stale(path: Path, stale: Holder, me: Holder) -> bool:
 
 
 class _ObjectLock:
-    """The advisory lock on an object store (no conditional create there): read, write, read back."""
+    """The advisory lock on an object store (no conditional create there): read, write, read
+    back."""
 
     def __init__(self, location: str, where: str):
         self.location, self.where = location, where
@@ -240,7 +249,10 @@ class _ObjectLock:
                 )
             if runs(holder):
                 raise _locked(self.where, holder, "wait for it to end, or stop it first")
-            taken_over = f"{self.where}: took over the lock of a driver that no longer runs ({holder.describe()})"
+            taken_over = (
+                f"{self.where}: took over the lock of a driver that no longer runs "
+                f"({holder.describe()})"
+            )
         storage.write_text(self.location, me.to_json())
         time.sleep(1.0)  # a driver that wrote at the same moment has written by now
         holder = self._read()

@@ -236,9 +236,9 @@ def run_repeats_in_process(repeats: list[OuterRepeat]) -> list[RepeatResult]:
 def label(search: NestedSearch, signatures: int) -> str:
     """What the estimate is, in the words every output uses."""
     return (
-        f"nested estimate: the whole selection re-run on each outer split's training subjects (reduced "
-        f"search: {search.samples_per_repeat} hyper-parameter samples x {signatures} signatures), scored on "
-        "that split's test subjects"
+        "nested estimate: the whole selection re-run on each outer split's training subjects "
+        f"(reduced search: {search.samples_per_repeat} hyper-parameter samples x {signatures} "
+        "signatures), scored on that split's test subjects"
     )
 
 

@@ -255,7 +255,10 @@ def format_nested(estimate: NestedEstimate) -> str:
         )
     repeats = estimate.repeats
     if estimate.search is None:
-        return f"{estimate.label}, {repeats} outer split{'' if repeats == 1 else 's'}: {'; '.join(parts)}"
+        return (
+            f"{estimate.label}, {repeats} outer split{'' if repeats == 1 else 's'}: "
+            f"{'; '.join(parts)}"
+        )
     return (
         f"nested estimate (reduced search: {estimate.search.samples} samples x "
         f"{estimate.search.signatures} signatures, {repeats} outer split"

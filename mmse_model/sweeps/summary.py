@@ -123,7 +123,8 @@ def summarise_sweep(
     run them all at once."""
     if primary_comparator not in BASELINES:
         raise ValueError(
-            f"primary_comparator: expected one of {', '.join(BASELINES)}, got {primary_comparator!r}"
+            f"primary_comparator: expected one of {', '.join(BASELINES)}, "
+            f"got {primary_comparator!r}"
         )
     groups = read_groups(groups_file) if groups_file else {}
     scored: dict[str, ScoredTask] = {}

@@ -12,9 +12,10 @@ range. `FoldEnsemble.from_checkpoint` reads one signature's K models out of it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -127,7 +128,8 @@ def _load_file(path: Path, shown: str) -> CheckpointPayload:
         raise CheckpointError(f"{shown}: no such checkpoint file")
     try:
         document = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a torn or foreign file fails in many ways (KeyError, EOFError, ...)
+    # A torn or foreign file fails in many ways (KeyError, EOFError, ...): catch them all.
+    except Exception as exc:  # noqa: BLE001 - any failure here is an unreadable checkpoint
         raise CheckpointError(
             f"{shown}: not a readable checkpoint ({first_line(exc, 200)})"
         ) from None
@@ -162,7 +164,7 @@ class FoldEnsemble:
     @classmethod
     def from_checkpoint(
         cls, payload: CheckpointPayload, signature: str | None = None
-    ) -> "FoldEnsemble":
+    ) -> FoldEnsemble:
         if signature is None:
             if len(payload.signatures) != 1:
                 raise CheckpointError(
