@@ -28,7 +28,7 @@ from tests.fixtures.trained_sweep import BUILD, STRONG, WEAK, write_trained_swee
 def sweep(tmp_path_factory):
     """(experiment, data root, bundle folder) of a finished five-task sweep."""
     experiment, root = write_trained_sweep(
-        tmp_path_factory.mktemp("sweep"), n_subjects=60, nested_repeats=2
+        tmp_path_factory.mktemp("sweep"), n_subjects=60, nested_repeats=1
     )
     assert main(["bundle", str(experiment)]) == 0
     return experiment, root, experiment / "bundle"
@@ -113,24 +113,33 @@ def test_the_model_card_states_use_data_metrics_coverage_and_limits(sweep):
     assert all(digest in card for digest in manifest["files"].values())
 
 
-def test_the_card_and_manifest_carry_the_sweeps_nested_estimate(sweep):
+def test_the_card_and_manifest_carry_the_sweeps_estimate(sweep):
+    """The repeated nested cross-validation leads the card: every model with its interval,
+    in points and on the item's scale, and the network minus each baseline with its p-value
+    and the primary's Holm-adjusted one; the manifest holds the summary's estimate."""
     experiment, _, folder = sweep
     summary = json.loads((experiment / "summary.json").read_text())
     manifest = json.loads((folder / MANIFEST).read_text())
     card = (folder / "model_card.md").read_text()
-    assert "## Across other splits (nested estimate)" in card
-    assert "| task | search | **network** | training mean | Ridge | HistGradientBoosting |" in card
+    assert "## Performance: repeated nested cross-validation (the estimate)" in card
+    assert card.index("(the estimate)") < card.index("## Performance on the held-out test")
+    assert "| task | model | RMSE | MAE | exact | within 1 | weighted kappa |" in card
     for task, entry in summary["tasks"].items():
-        estimate = entry["nested_estimate"]
-        # summary.json's estimate, less where each repeat ran
-        assert manifest["tasks"][task]["nested_estimate"] == {**estimate, "ran_on": []}
-        models = {m["key"]: m for m in estimate["models"]}
-        network, ridge = models["network"], models["ridge"]
+        estimate = entry["estimate"]
+        assert manifest["tasks"][task]["estimate"] == estimate
+        assert (estimate["repeats"], estimate["outer_folds"]) == (1, 5)
+        network = estimate["network"]
+        low, high = network["rmse"]["ci"]
         assert (
-            f"| {task} | 2 splits, 1 samples x 2 signatures | "
-            f"{network['rmse_mean']:.2f} ({network['rmse_sd']:.2f})" in card
-        ), card
-        assert f"{ridge['rmse_mean']:.2f} ({ridge['rmse_sd']:.2f})" in card
+            f"| {task} | **network** | {network['rmse']['value']:.2f} [{low:.2f}, {high:.2f}]"
+            in card
+        )
+        primary = estimate["differences"][0]
+        assert primary["primary"] and primary["baseline"] == "ridge"
+        assert f"| {task} | Ridge | {primary['rmse']['value']:+.2f}" in card
+    assert manifest["subtotal"]["estimate"] == summary["subtotal"]["estimate"]
+    # The fixture's trials scored these data once; the card says so.
+    assert manifest["looks"] is None or manifest["looks"]["count"] >= 1
 
 
 def test_a_data_root_that_is_not_synthetic_gets_no_banner(sweep, tmp_path):
@@ -567,17 +576,45 @@ def test_recordings_are_refused_when_this_code_would_build_their_features_otherw
     )
 
 
-def test_the_demos_held_out_check_measures_the_coverage_the_sweep_reported(sweep, tmp_path):
-    from mmse_app.demo import predict_held_out
-    from mmse_model.evaluation.conformal import format_coverage
+def test_the_demos_check_on_a_fresh_draw_measures_rmse_and_coverage(sweep, tmp_path):
+    """The demo's last step: new subjects of the same population (here a planted-signal root
+    drawn with another seed), predicted from the bundle, their RMSE beside the sweep's
+    estimate and their intervals' coverage, each from the predictions CSV and the labels."""
+    from mmse_app.demo import check_fresh_draw
+    from tests.fixtures.toy_data import write_planted_root
 
-    experiment, root, folder = sweep
-    text = predict_held_out(experiment, root, tmp_path / "held_out.csv")
-    manifest = json.loads((folder / MANIFEST).read_text())
-    assert "SYNTHETIC cohort" in text and len(rows_of(tmp_path / "held_out.csv")) == 12
-    for task, model in manifest["tasks"].items():
-        assert f"  {task}: {format_coverage(model['intervals'])}" in text
-    assert f"  subtotal: {format_coverage(manifest['subtotal']['intervals'])}" in text
+    experiment = sweep[0]
+    fresh = write_planted_root(
+        tmp_path / "fresh", {STRONG: 1.0, WEAK: 0.0}, tasks=TASKS, n_subjects=40, seed=7
+    )
+    truth = {}
+    for task in TASKS:
+        with np.load(fresh / STRONG / f"{task}.npz", allow_pickle=False) as npz:
+            for sid, score in zip(npz["subject_id"], npz["y"]):
+                truth.setdefault(str(sid), {})[task] = float(score)
+    (tmp_path / "labels.csv").write_text(
+        "subject_id,"
+        + ",".join(TASKS)
+        + "\n"
+        + "".join(f"{s}," + ",".join(str(v[t]) for t in TASKS) + "\n" for s, v in truth.items())
+    )
+    text = check_fresh_draw(experiment, tmp_path, fresh, tmp_path / "fresh.csv")
+    rows = rows_of(tmp_path / "fresh.csv")
+    assert len(rows) == 40 and text.startswith("demo: 40 new SYNTHETIC subjects")
+    summary = json.loads((experiment / "summary.json").read_text())
+    for task in (*TASKS, "subtotal"):
+        parts = TASKS if task == "subtotal" else (task,)
+        y = np.array([sum(truth[r["subject_id"]][t] for t in parts) for r in rows])
+        predicted = np.array([float(r[task]) for r in rows])
+        rmse = np.sqrt(np.mean((predicted - y) ** 2))
+        inside = sum(float(r[f"{task}_lo"]) <= t <= float(r[f"{task}_hi"]) for r, t in zip(rows, y))
+        entry = summary["subtotal"] if task == "subtotal" else summary["tasks"][task]
+        estimate = entry["estimate"]["network"]["rmse"]["value"]
+        line = next(line for line in text.splitlines() if line.startswith(f"  {task}: "))
+        assert line.startswith(
+            f"  {task}: RMSE {rmse:.2f} on 40 new subjects (estimate {estimate:.2f}"
+        )
+        assert "of 40 new subjects" in line and f"{100 * inside / 40:.1f}%" in line
 
 
 def test_subject_ids_of_a_features_csv_stay_as_written(sweep, tmp_path):

@@ -293,18 +293,26 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
     summary, predictions = summarise_sweep(
         "exp", rows, root, load_checkpoint, nested=nested, run_repeats=run_repeats
     )
-    # Every task's repeats in one call (a Ray runner runs them all at once), each on a fresh
-    # outer split with every signature of its task and the search's samples, never the
-    # winner's hyper-parameters.
-    assert len(handed) == 1 and [(r.task, r.signatures) for r in handed[0]] == [
-        ("Q1", (SIG, WEAK_SIG)),
-        ("Q3", (SIG, WEAK_SIG)),
+    # Every task's outer folds in one call (a Ray runner runs them all at once): one repeat of
+    # 5 outer folds per task, each with every signature of its task and the search's samples,
+    # never the winner's hyper-parameters.
+    assert len(handed) == 1 and [(r.task, r.config.split.outer_fold) for r in handed[0]] == [
+        (task, k) for task in ("Q1", "Q3") for k in range(5)
     ]
+    assert {r.signatures for r in handed[0]} == {(SIG, WEAK_SIG)}
     assert {r.config.split.seed for r in handed[0]} == {config.split.seed + 1}
     runs = [run for repeat in handed[0] for run in repeat.runs()]
-    assert len(runs) == 4 and all(0.004 <= run.config.training.lr <= 0.008 for run in runs)
+    assert len(runs) == 20 and all(0.004 <= run.config.training.lr <= 0.008 for run in runs)
     assert all(
-        run.config == base.with_values({"split.seed": 1, **sample})
+        run.config
+        == base.with_values(
+            {
+                "split.seed": 1,
+                "split.outer_folds": 5,
+                "split.outer_fold": repeat.config.split.outer_fold,
+                **sample,
+            }
+        )
         for repeat in handed[0]
         for run, sample in zip(repeat.runs(), repeat.samples)
     )
@@ -322,49 +330,46 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         ]
         mean = next(c for c in entry.comparisons if c.baseline == "train_mean")
         assert mean.result == "better" and mean.words == "network better"  # the signal is real
-        estimate = entry.nested_estimate
-        assert estimate.kind == "nested" and estimate.repeats == 1
+        estimate = entry.estimate
+        assert estimate.method == "repeated nested cross-validation"
+        assert (estimate.repeats, estimate.outer_folds, estimate.n_subjects) == (1, 5, 120)
         assert estimate.search.model_dump() == {"samples": 2, "signatures": 2, "folds": 3}
-        assert [m.key for m in estimate.models] == [
+        assert [m.key for m in (estimate.network, *estimate.baselines)] == [
             NETWORK,
             "train_mean",
             "ridge",
             "hist_gradient_boosting",
         ]
-        assert all(len(m.rmse_values) == 1 and m.rmse_mean > 0 for m in estimate.models)
+        for model in (estimate.network, *estimate.baselines):
+            assert len(model.fold_rmse) == 5 and model.rmse.folds == 5
+            low, high = model.rmse.ci
+            assert low < model.rmse.value < high
+            assert model.rmse.value == pytest.approx(np.mean(model.fold_rmse))
+            assert model.exact is not None and 0 <= model.exact.value <= 1
+            assert model.within_1.value >= model.exact.value
+        assert sum(estimate.network.signatures_chosen.values()) == 5
         assert estimate.ran_on == (IN_PROCESS,)
+        # The verdict is the estimate's: the declared comparator's difference, Holm-adjusted.
+        primary = estimate.differences[0]
+        assert primary.baseline == "ridge" and primary.primary and primary.p_holm is not None
+        assert entry.verdict.result == primary.result and "Holm" in entry.verdict.source
+        assert entry.nested_estimate is None
     sub = summary.subtotal
     assert sub.n == 24 and sub.tasks == ("Q1", "Q3")
     assert not sub.all_five_tasks and sub.range == (0.0, 8.0)
     assert sub.test.calibration_slope > 0
     # The toy root's dataset.json says SYNTHETIC; it has no build report to count exclusions from.
     assert summary.synthetic is True and summary.excluded_recordings is None
-    assert summary.comparator.model_dump() == {
-        "declared": True,
-        "primary": {"key": "ridge", "label": "Ridge"},
-        "secondary": (
-            {"key": "train_mean", "label": "training mean"},
-            {"key": "hist_gradient_boosting", "label": "HistGradientBoosting"},
-        ),
-        "level": 0.95,
-        "adjustment": "none",
-        "n_tasks": 2,
-        "note": (
-            "paired 95 % bootstrap intervals of the winner's RMSE minus each baseline's, on "
-            "the test subjects; unadjusted for the 2 tasks; verdicts come from the primary "
-            "comparison (Ridge) only"
-        ),
-    }
+    assert summary.comparator.adjustment == "holm" and summary.comparator.primary.key == "ridge"
+    assert summary.comparator.note.startswith(
+        "verdicts: the network minus Ridge, fold by fold over the outer folds"
+    )
+    # The subtotal's estimate from each subject's summed predictions, per outer fold.
+    assert sub.estimate.network.rmse.folds == 5 and sub.estimate.network.exact is None
     for task, entry in summary.tasks.items():
         ridge = entry.comparisons[0]
         assert [c.baseline for c in entry.comparisons if c.primary] == ["ridge"]
-        expected = "better" if ridge.result == "better" else ridge.result
-        assert (entry.verdict.baseline, entry.verdict.result, entry.verdict.words) == (
-            "ridge",
-            expected,
-            ridge.words,
-        )
-        assert entry.verdict.rmse_diff_ci == ridge.rmse_diff_ci
+        assert ridge.words in ("network better", "Ridge better", "no difference shown")
         # 120 subjects, 24 held out; each side's scores described per subject.
         training = entry.training
         assert (training.n_train, training.n_test) == (96, 24) and entry.test.n == 24
@@ -393,32 +398,36 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
     assert "90% CV+ intervals cover" in text and "per-subject subtotal intervals" in text
     lines = text.splitlines()
     assert lines[0].startswith("SYNTHETIC cohort:")
-    assert "unadjusted for the 2 tasks" in text and "(range 0-8)" in text
+    assert "Holm-adjusted 5 % level across the 2 tasks" in text and "(range 0-8)" in text
     for task in ("Q1", "Q3"):
         block = lines[
             lines.index(next(line for line in lines if line.startswith(f"{task}: winner"))) :
         ]
-        primary = next(line for line in block if line.startswith("  network - ridge:"))
-        assert primary.endswith("(primary: the verdict)")
-        assert next(line for line in block if line.startswith("  network - train_mean:")).endswith(
-            "(secondary)"
+        # The estimate leads: what it is, each model, the verdict's difference first.
+        assert block[2].startswith(
+            "  estimate (repeated nested cross-validation: 1 x 5 outer folds, 120 subjects; "
+            "search 2 samples x 2 signatures, 3 inner folds, no ASHA)"
         )
+        primary = next(line for line in block if line.startswith("    network - Ridge:"))
+        assert primary.endswith("(primary: the verdict)") and "Holm p" in primary
+        assert next(
+            line for line in block if line.startswith("    network - training mean:")
+        ).endswith("(secondary, unadjusted)")
+        # The held-out split, apart: its comparisons are that split's, not the verdict.
+        assert any(line.startswith("  held-out split, n = 24 test subjects") for line in block)
+        held = next(line for line in block if line.startswith("  network - ridge:"))
+        assert held.endswith("(this split only)")
         table = next(line for line in block if line.startswith("  train_mean"))
         assert table.split()[-2:] == ["-", "-"]  # the constant's calibration is undefined, not 0.00
-    assert (
-        text.count(
-            "nested estimate (reduced search: 2 samples x 2 signatures, 1 outer split): "
-            "network RMSE"
-        )
-        == 2
-    )
+    assert text.count("    it estimates the expected error of the whole procedure") == 2
+    assert "    it estimates the sum of the tasks Q1+Q3: the expected error" in text
     assert "procedure estimate" not in text and "fresh outer splits" not in text
 
 
 def test_nested_estimates_give_each_task_its_own_results_in_order():
-    search = NestedSearch(Config(), {}, 1, 3)
+    search = NestedSearch(Config(), {}, 1, 1, outer_folds=5)
     repeats = {
-        "Q1": search.repeats_of("data", "Q1", ["s1", "s2"]),
+        "Q1": search.repeats_of("data", "Q1", ["s1", "s2"])[:3],
         "Q3": search.repeats_of("data", "Q3", ["s1"])[:1],
     }
 
@@ -446,15 +455,8 @@ def test_nested_estimates_give_each_task_its_own_results_in_order():
 
     estimates = nested_estimates(search, repeats, answer)
     assert handed == [[*repeats["Q1"], *repeats["Q3"]]]
-    q1, q3 = estimates["Q1"], estimates["Q3"]
-    models = {m["key"]: m for m in q1["models"]}
-    assert [m["key"] for m in q1["models"]] == [NETWORK, "ridge"]  # the network first
-    assert q1["repeats"] == 3 and models[NETWORK]["rmse_values"] == [1.0, 2.0, 4.0]
-    assert models["ridge"]["rmse_values"] == [2.0, 3.0, 5.0]
-    assert models[NETWORK]["signatures_chosen"] == ["s1", "s2", "s1"]
-    assert q1["ran_on"] == ["n1", "n2", "n1"]
-    assert q1["search"]["signatures"] == 2 and q3["search"]["signatures"] == 1
-    assert q3["repeats"] == 1 and q3["models"][0]["rmse_values"] == [0.5] and q3["ran_on"] == ["n3"]
+    # Each task gets its own folds' results, in their order.
+    assert estimates == {"Q1": results[:3], "Q3": results[3:]}
     assert (
         nested_estimates(search, {}, answer) == {} and len(handed) == 1
     )  # no repeats: the runner is not called

@@ -18,17 +18,11 @@ from mmse_model.sweeps.config import SweepConfig, apply_sample
 from mmse_model.sweeps.nested import (
     IN_PROCESS,
     NETWORK,
-    Candidate,
-    Choice,
     NestedSearch,
     OuterRepeat,
-    RepeatResult,
-    nested_estimate,
     run_repeat,
 )
-from mmse_model.sweeps.report import format_nested
 from mmse_model.sweeps.sampling import draw_samples
-from mmse_model.sweeps.summary_schema import NestedEstimate, estimate_models
 from tests.conftest import SIG, WEAK_SIG
 from tests.fixtures.toy_data import write_npz
 
@@ -98,32 +92,48 @@ def test_a_sweeps_nested_search_is_its_base_config_and_search_space():
         sweep_config(outer_repeats=1, nested_samples=0)
 
 
-def test_each_repeat_is_a_fresh_outer_split_with_its_own_samples(data_root):
+def test_each_repeat_partitions_every_subject_into_outer_folds_with_their_own_samples(data_root):
     base = Config().with_values({"split.folds": 3, "split.seed": 5})
-    search = NestedSearch(base, SPACE, 3, 2, search_seed=11)
+    search = NestedSearch(base, SPACE, 3, 2, outer_folds=5, search_seed=11)
     repeats = search.repeats_of(data_root, "Q1", [SIG, WEAK_SIG])
-    assert [r.config.split.seed for r in repeats] == [6, 7]
-    assert [list(r.samples) for r in repeats] == [
-        draw_samples(SPACE, 3, (11, 6)),
-        draw_samples(SPACE, 3, (11, 7)),
+    # Repeat r (seed 5 + 1 + r) x outer fold k, repeat by repeat.
+    assert [(r.config.split.seed, r.config.split.outer_fold) for r in repeats] == [
+        (seed, k) for seed in (6, 7) for k in range(5)
     ]
-    assert repeats[0].samples != repeats[1].samples
+    assert {r.config.split.outer_folds for r in repeats} == {5}
+    assert [list(r.samples) for r in repeats[:2]] == [
+        draw_samples(SPACE, 3, (11, 6, 0)),
+        draw_samples(SPACE, 3, (11, 6, 1)),
+    ]
     runs = repeats[1].runs()
     assert len(runs) == 3 and all(
         run.signatures == (SIG, WEAK_SIG) and run.task == "Q1" for run in runs
     )
     assert [run.config for run in runs] == [
-        apply_sample(base.with_values({"split.seed": 7}), s) for s in repeats[1].samples
+        apply_sample(
+            base.with_values({"split.seed": 6, "split.outer_folds": 5, "split.outer_fold": 1}), s
+        )
+        for s in repeats[1].samples
     ]
     assert OuterRepeat.from_dict(repeats[1].to_dict()) == repeats[1]
-    # Another task gets the same samples on the same splits.
+    # Each repeat's outer folds hold every subject out exactly once, and every task gets the
+    # same folds (the partition is of every subject's total) and the same samples.
+    ranges = base.score_ranges
+    for seed in (6, 7):
+        held = [
+            s
+            for k in range(5)
+            for s in shared_split(data_root, SIG, 3, 0.2, seed, ranges, 5, k).test_subjects
+        ]
+        everyone = shared_split(data_root, SIG, 3, 0.0, seed, ranges)
+        assert sorted(held) == sorted(everyone.fold_of_subject)
     assert [r.samples for r in search.repeats_of(data_root, "Q3", [SIG])] == [
         r.samples for r in repeats
     ]
     # An empty search space has one config to try, not `samples` copies of it.
-    assert [
+    assert {
         len(r.samples) for r in NestedSearch(base, {}, 4, 2).repeats_of(data_root, "Q1", [SIG])
-    ] == [1, 1]
+    } == {1}
 
 
 def with_features_replaced(root, out, subjects):
@@ -145,18 +155,19 @@ def test_a_repeat_chooses_from_its_training_subjects_only(data_root, tmp_path):
     """Nothing the repeat chooses depends on its outer split's test subjects: with their
     features replaced by noise, every fit's validation loss, the chosen sample and signature,
     and each baseline's choice and CV RMSE are the same numbers; only the test RMSEs move."""
-    config = Config().with_values({"split.folds": 3, "split.seed": 1, "training.epochs": 8})
+    config = Config().with_values(
+        {
+            "split.folds": 3,
+            "split.seed": 1,
+            "split.outer_folds": 5,
+            "split.outer_fold": 2,
+            "training.epochs": 8,
+        }
+    )
     samples = ({"training.lr": 0.01}, {"training.lr": 0.002, "arch.hidden_layers": 0})
     repeat = OuterRepeat(str(data_root), "Q1", (SIG, WEAK_SIG), config, samples)
-    test_subjects = shared_split(
-        data_root, SIG, 3, config.split.test_fraction, 1, config.score_ranges
-    ).test_subjects
-    # The outer split holds out other subjects than the sweep's own split (seed 0) does.
-    assert set(test_subjects) != set(
-        shared_split(
-            data_root, SIG, 3, config.split.test_fraction, 0, config.score_ranges
-        ).test_subjects
-    )
+    split = shared_split(data_root, SIG, 3, 0.2, 1, config.score_ranges, 5, 2)
+    test_subjects = split.test_subjects
     here = run_repeat(repeat)
     noisy_root = with_features_replaced(data_root, tmp_path / "noisy", test_subjects)
     noisy = run_repeat(OuterRepeat(str(noisy_root), "Q1", (SIG, WEAK_SIG), config, samples))
@@ -186,64 +197,13 @@ def test_a_repeat_chooses_from_its_training_subjects_only(data_root, tmp_path):
         noisy.models[NETWORK].rmse != here.models[NETWORK].rmse
     )  # the test subjects' features do count there
     assert here.ran_on == IN_PROCESS
-
-
-def test_a_tasks_entry_has_the_contracts_keys_and_numbers():
-    search = NestedSearch(Config().with_values({"split.folds": 3}), SPACE, 2, 3)
-    repeats = search.repeats_of("data", "Q1", [SIG, WEAK_SIG])
-
-    def result(net: float, ridge: float, signature: str, node: str) -> RepeatResult:
-        models = {
-            NETWORK: Choice(signature, net, 0.1),
-            "train_mean": Choice(SIG, 1.5, 1.5),
-            "ridge": Choice(WEAK_SIG, ridge, 1.0),
-            "hist_gradient_boosting": Choice(SIG, 1.2, 1.1),
-        }
-        return RepeatResult(models, 0, (Candidate(0, signature, 0.1),), node)
-
-    results = [
-        result(0.9, 1.0, SIG, "n1"),
-        result(1.0, 0.8, WEAK_SIG, "n2"),
-        result(1.4, 0.9, SIG, "n1"),
-    ]
-    entry = nested_estimate(search, repeats, results)
-    assert set(entry) == {"label", "repeats", "search", "models", "ran_on"}
-    assert entry["label"] == (
-        "nested estimate: the whole selection re-run on each outer split's training subjects "
-        "(reduced search: 2 hyper-parameter samples x 2 signatures), scored on that split's "
-        "test subjects"
-    )
-    assert entry["repeats"] == 3 and entry["search"] == {"samples": 2, "signatures": 2, "folds": 3}
-    assert list(entry["models"]) == [NETWORK, "train_mean", "ridge", "hist_gradient_boosting"]
-    network = entry["models"][NETWORK]
-    assert set(network) == {"rmse_mean", "rmse_sd", "rmse_values", "signatures_chosen"}
-    assert network["rmse_values"] == [0.9, 1.0, 1.4] and network["signatures_chosen"] == [
-        SIG,
-        WEAK_SIG,
-        SIG,
-    ]
-    assert network["rmse_mean"] == pytest.approx(1.1) and network["rmse_sd"] == pytest.approx(
-        np.std([0.9, 1.0, 1.4], ddof=1)
-    )
-    assert entry["models"]["ridge"]["rmse_mean"] == pytest.approx(0.9)
-    assert entry["models"]["ridge"]["signatures_chosen"] == [WEAK_SIG] * 3
-    assert entry["ran_on"] == ["n1", "n2", "n1"]
-    assert format_nested(typed(entry)) == (
-        "nested estimate (reduced search: 2 samples x 2 signatures, 3 outer splits): "
-        "network RMSE 1.100 (sd 0.265); train_mean 1.500 (sd 0.000); ridge 0.900 "
-        "(sd 0.100); hist_gradient_boosting 1.200 (sd 0.000)"
-    )
-    # One outer split has no spread: the sd is undefined (null), not 0.
-    single = nested_estimate(search, repeats[:1], results[:1])
-    assert single["models"][NETWORK]["rmse_sd"] is None
-    assert format_nested(typed(single)).startswith(
-        "nested estimate (reduced search: 2 samples x 2 signatures, 1 outer "
-        "split): network RMSE 0.900; train_mean 1.500;"
-    )
-
-
-def typed(entry: dict) -> NestedEstimate:
-    """The estimate as the summary records it (the network first, then the baselines)."""
-    return NestedEstimate.model_validate(
-        {**entry, "kind": "nested", "models": estimate_models(entry["models"])}
+    # It sends back each model's predictions of the outer fold's subjects, and how many
+    # subjects its models learnt from.
+    assert sorted(set(here.subjects)) == sorted(test_subjects)
+    assert here.n_train == len(split.fold_of_subject)
+    assert set(here.predictions) == set(here.models)
+    assert all(len(p) == len(here.subjects) == len(here.y_true) for p in here.predictions.values())
+    network = np.array(here.predictions[NETWORK])
+    assert here.models[NETWORK].rmse == pytest.approx(
+        np.sqrt(np.mean((network - np.array(here.y_true)) ** 2))
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 from mmse_model.bundle.manifest import BundleManifest
 from mmse_model.core.domain import TASK_ITEMS
-from mmse_model.sweeps.summary_schema import Coverage, NestedEstimate, Scores
+from mmse_model.sweeps.summary_schema import Coverage, Measure, NestedEstimate, Scores
 
 
 def render(manifest: BundleManifest) -> str:
@@ -40,18 +40,33 @@ def render(manifest: BundleManifest) -> str:
         f"- Source: `{manifest.data_root}` ({'SYNTHETIC cohort' if synthetic else 'as recorded'}); "
         f"data fingerprint `{manifest.data_fingerprint[:16]}`, split `{manifest.split_hash[:16]}`."
     )
-    add(
-        "- One subject-level split for every task: held-out test subjects no model, early stop or "
-        "selection saw; the rest in K folds (stratified on the five-task total)."
-    )
+    held_out = any(model.test is not None for model in manifest.tasks.values())
+    estimate = next((m.estimate for m in manifest.tasks.values() if m.estimate), None)
+    if estimate is not None:
+        add(
+            f"- The estimate uses every subject: {estimate.repeats} repeat"
+            f"{'s' if estimate.repeats != 1 else ''} of {estimate.outer_folds} outer folds "
+            "(stratified on the five-task total); in each, the whole selection ran again on the "
+            "other folds and predicted the fold's subjects."
+        )
+    if held_out:
+        add(
+            "- One subject-level split for every task: held-out test subjects no model, early "
+            "stop or selection saw; the rest in K folds (stratified on the five-task total)."
+        )
+    else:
+        add(
+            "- The shipped models learnt from every subject (K folds, stratified on the "
+            "five-task total); no subject was held out."
+        )
     for task, model in manifest.tasks.items():
         build = model.build()
         add(
             f"- {task} ({TASK_ITEMS.get(task, '')}, "
             f"{model.score_range[0]:g}-{model.score_range[1]:g}): "
-            f"{model.n_training_subjects} training subjects, "
-            f"{model.test.n if model.test else '?'} test subjects; "
-            f"features `{model.signature}`, "
+            f"{model.n_training_subjects} training subjects"
+            + (f", {model.test.n} held-out test subjects" if model.test else "")
+            + f"; features `{model.signature}`, "
             + (
                 f"built with {build.describe()} (builder {model.builder_version})"
                 if build
@@ -78,26 +93,30 @@ def render(manifest: BundleManifest) -> str:
         )
         add(f"| {task} | `{model.signature}` | {model.folds} | {layers} | {hp} |")
     add("")
-    add("## Performance on the held-out test subjects\n")
-    add(
-        "In sub-score points, with 95 % bootstrap intervals over test subjects. Validation numbers "
-        "chose the models and are not estimates; these are.\n"
-    )
-    add("| task | model | RMSE | MAE | R² | calibration slope | N |")
-    add("|---|---|---|---|---|---|---|")
-    for task, model in manifest.tasks.items():
-        add(_row(task, "**network**", model.test))
-        for baseline in model.baselines:
-            add(_row(task, baseline.label, baseline.test))
-    if manifest.subtotal is not None:
-        add(_row("subtotal", "**network**", manifest.subtotal.test))
-    add("")
-    add(
-        "Baselines (training mean, Ridge, HistGradientBoosting) chose their settings and signature "
-        "by cross-validation on the same training folds and were scored on the same test "
-        "subjects; several are compared, so one interval that excludes 0 by chance is to be "
-        "expected now and then.\n"
-    )
+    if estimate is not None:
+        _estimate_section(add, manifest)
+    if held_out:
+        add("## Performance on the held-out test subjects\n")
+        add(
+            "In sub-score points, with 95 % bootstrap intervals over test subjects: one split, "
+            + ("reported apart from the estimate above. " if estimate is not None else "")
+            + "Validation numbers chose the models and are not estimates.\n"
+        )
+        add("| task | model | RMSE | MAE | R² | calibration slope | N |")
+        add("|---|---|---|---|---|---|---|")
+        for task, model in manifest.tasks.items():
+            add(_row(task, "**network**", model.test))
+            for baseline in model.baselines:
+                add(_row(task, baseline.label, baseline.test))
+        if manifest.subtotal is not None:
+            add(_row("subtotal", "**network**", manifest.subtotal.test))
+        add("")
+        add(
+            "Baselines (training mean, Ridge, HistGradientBoosting) chose their settings and "
+            "signature by cross-validation on the same training folds and were scored on the "
+            "same test subjects; several are compared, so one interval that excludes 0 by chance "
+            "is to be expected now and then.\n"
+        )
     nested = {
         task: model.nested_estimate
         for task, model in manifest.tasks.items()
@@ -109,18 +128,29 @@ def render(manifest: BundleManifest) -> str:
     add(
         f"Each prediction comes with a {level:.0%} CV+ interval (Barber et al. 2021) from the K "
         "fold-models and the out-of-fold residuals of the training subjects, clipped to the score "
-        "range. Coverage measured on the held-out test subjects, with its 95 % Wilson interval:\n"
+        "range. "
+        + (
+            "Coverage measured on the held-out test subjects, with its 95 % Wilson interval:\n"
+            if held_out
+            else "Their coverage was not measured: the sweep held out no subject.\n"
+        )
     )
-    add("| | coverage | 95 % interval | N | mean width (points) |")
-    add("|---|---|---|---|---|")
-    for task, model in manifest.tasks.items():
-        add(_coverage_row(task, model.intervals))
-    if manifest.subtotal is not None:
-        add(_coverage_row("subtotal", manifest.subtotal.intervals))
-    add("")
+    if held_out:
+        add("| | coverage | 95 % interval | N | mean width (points) |")
+        add("|---|---|---|---|---|")
+        for task, model in manifest.tasks.items():
+            add(_coverage_row(task, model.intervals))
+        if manifest.subtotal is not None:
+            add(_coverage_row("subtotal", manifest.subtotal.intervals))
+        add("")
     add("## Limitations\n")
     limits = [
-        "Small cohort: test metrics and coverage carry wide intervals (above); a single split.",
+        (
+            "Small cohort: the estimate and every other number carry wide intervals (above)."
+            if estimate is not None
+            else "Small cohort: test metrics and coverage carry wide intervals (above); a single "
+            "split."
+        ),
         (
             "One cohort, one headset and protocol: performance on other trackers, tasks or "
             "populations is unknown."
@@ -160,6 +190,19 @@ def render(manifest: BundleManifest) -> str:
         f"`{provenance.git_commit or 'unknown'}`; versions {versions or 'unknown'}; "
         f"ended {provenance.ended or 'unknown'}."
     )
+    if manifest.looks is not None:
+        looks = manifest.looks
+        add(
+            f"- Looks: the sweep's results were scored on these data {looks.count} time"
+            f"{'s' if looks.count != 1 else ''} (`{looks.log}` beside the sweep record); the "
+            "config "
+            + (
+                "changed between looks: the numbers above may reflect choices made after seeing "
+                "earlier ones."
+                if looks.config_changed
+                else "did not change between looks."
+            )
+        )
     add(f"- Bundle format {manifest.format_version}; weights (safetensors) with their sha256:")
     for name, digest in sorted(manifest.files.items()):
         add(f"  - `{name}` `{digest}`")
@@ -185,6 +228,77 @@ def _row(task: str, name: str, metrics: Scores | None) -> str:
         f"{_ci(metrics.mae, metrics.mae_ci)} | {_ci(metrics.r2, metrics.r2_ci)} | "
         f"{'-' if slope is None else f'{slope:.2f}'} | {metrics.n} |"
     )
+
+
+def _estimate_section(add, manifest: BundleManifest) -> None:
+    """The headline: each task's repeated nested cross-validation, every model with its
+    interval, in points and on the item's scale, and the verdict's comparison."""
+    add("## Performance: repeated nested cross-validation (the estimate)\n")
+    first = next(m.estimate for m in manifest.tasks.values() if m.estimate)
+    add(
+        f"Every subject was predicted by models that neither trained on it nor chose anything "
+        f"with it: in each outer fold the whole selection ran again on the other folds. Means "
+        f"over the {first.repeats * first.outer_folds} outer folds with 95 % intervals from the "
+        f"corrected resampled t (Nadeau & Bengio 2003). It estimates {first.what}. Exact and "
+        "within-1 agreement and quadratic-weighted kappa compare the prediction rounded to the "
+        "item's scale with the true score.\n"
+    )
+    add("| task | model | RMSE | MAE | exact | within 1 | weighted kappa |")
+    add("|---|---|---|---|---|---|---|")
+    for task, model in manifest.tasks.items():
+        if model.estimate is None:
+            continue
+        for scores in (model.estimate.network, *model.estimate.baselines):
+            name = "**network**" if scores.key == "network" else scores.label
+            add(
+                f"| {task} | {name} | {_measure(scores.rmse)} | {_measure(scores.mae)} | "
+                f"{_measure(scores.exact)} | {_measure(scores.within_1)} | "
+                f"{_measure(scores.kappa)} |"
+            )
+    sub = manifest.subtotal.estimate if manifest.subtotal is not None else None
+    if sub is not None:
+        for scores in (sub.network, *sub.baselines):
+            name = "**network**" if scores.key == "network" else scores.label
+            add(
+                f"| subtotal | {name} | {_measure(scores.rmse)} | {_measure(scores.mae)} | - | - "
+                "| - |"
+            )
+    add("")
+    add("| task | network minus | RMSE difference | p | Holm p | verdict |")
+    add("|---|---|---|---|---|---|")
+    for task, model in manifest.tasks.items():
+        if model.estimate is None:
+            continue
+        for d in model.estimate.differences:
+            verdict = d.words if d.primary else f"{d.words} (secondary, unadjusted)"
+            add(
+                f"| {task} | {d.label} | {_measure(d.rmse, signed=True)} | "
+                f"{_p(d.p_value)} | {_p(d.p_holm) if d.primary else '-'} | {verdict} |"
+            )
+    add("")
+    if sub is not None and sub.dementia_auc is not None:
+        auc = sub.dementia_auc
+        add(
+            f"{'SYNTHETIC cohort: ' if auc.synthetic else ''}AUC of the summed prediction for the "
+            f"dementia group ({auc.n_dementia} vs {auc.n_other} subjects): network "
+            f"{_measure(auc.network)}, {auc.comparator_label} {_measure(auc.baseline)}, "
+            f"difference {_measure(auc.difference, signed=True)}. No clinical cut-off is "
+            "implied.\n"
+        )
+
+
+def _measure(measure: Measure | None, signed: bool = False) -> str:
+    if measure is None or measure.value is None:
+        return "-"
+    spec = "+.2f" if signed else ".2f"
+    if measure.ci is None:
+        return format(measure.value, spec)
+    low, high = measure.ci
+    return f"{measure.value:{spec}} [{low:{spec}}, {high:{spec}}]"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 def _nested_section(add, nested: dict[str, NestedEstimate]) -> None:

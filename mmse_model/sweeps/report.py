@@ -15,8 +15,8 @@ import re
 from mmse_model.sweeps.summary_schema import (
     Coverage,
     Estimate,
-    Measure,
     GroupError,
+    Measure,
     NestedEstimate,
     Outcome,
     Scores,
@@ -190,8 +190,11 @@ def _estimate_lines(estimate: Estimate) -> list[str]:
     )
     scale = estimate.network.exact is not None
     lines = [
-        f"  estimate ({estimate.method}: {estimate.repeats} x {estimate.outer_folds} outer folds, "
-        f"{estimate.n_subjects} subjects{search}); [95 % corrected resampled t]",
+        (
+            f"  estimate ({estimate.method}: {estimate.repeats} x {estimate.outer_folds} outer "
+            f"folds, "
+            f"{estimate.n_subjects} subjects{search}); [95 % corrected resampled t]"
+        ),
         f"    {'model':<24}{'RMSE':>7}{'[interval]':>17}{'MAE':>7}{'R^2':>7}"
         + (f"{'exact':>7}{'within1':>8}{'kappa':>7}" if scale else ""),
     ]
