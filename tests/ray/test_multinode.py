@@ -192,7 +192,7 @@ def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_p
 
     prefix = f"mn-{uuid.uuid4().hex[:8]}"
     before = job_ids(cluster)
-    config = sweep_yaml(tmp_path / "sweep.yaml", "on_worker", epochs=3, outer_repeats=2)
+    config = sweep_yaml(tmp_path / "sweep.yaml", "on_worker", epochs=3, outer_repeats=1)
     driver = start_sweep(
         cluster, config, toy_root, f"s3://{s3_server.bucket}/{prefix}", tmp_path / "driver.log"
     )
@@ -209,21 +209,21 @@ def test_every_trial_runs_on_the_worker_node(cluster, s3_server, toy_root, tmp_p
     assert all(
         r["checkpoint_uri"].startswith(f"{folder}{r['trial_id']}/checkpoint_") for r in rows
     ), rows
-    # Each repeat says which node it ran on: the worker node, both times.
+    # Each outer fold says which node it ran on: the worker node, all five of them.
     summary = summary_json(s3_server, f"{s3_server.bucket}/{prefix}/on_worker")
-    estimate = summary["tasks"]["Q1"]["nested_estimate"]
-    assert [cluster.name_of(node) for node in estimate["ran_on"]] == ["worker", "worker"], estimate
-    # Ray's own record agrees: two repeat tasks of the sweep's job, on the worker node.
-    tasks = repeat_tasks(cluster, jobs, 2)
+    estimate = summary["tasks"]["Q1"]["estimate"]
+    assert [cluster.name_of(node) for node in estimate["ran_on"]] == ["worker"], estimate
+    # Ray's own record agrees: five outer-fold tasks of the sweep's job, on the worker node.
+    tasks = repeat_tasks(cluster, jobs, 5)
     assert (
-        sorted((t.state, cluster.name_of(t.node_id)) for t in tasks) == [("FINISHED", "worker")] * 2
+        sorted((t.state, cluster.name_of(t.node_id)) for t in tasks) == [("FINISHED", "worker")] * 5
     ), tasks
     # And they give the numbers the in-process runner gives for the sweep's nested search.
     search = NestedSearch.of_sweep(load_sweep_config(config))
     here = run_repeats_in_process(search.repeats_of(toy_root.resolve(), "Q1", [SIG]))
-    network = next(m for m in estimate["models"] if m["key"] == NETWORK)
-    assert network["rmse_values"] == [r.models[NETWORK].rmse for r in here]
-    assert network["signatures_chosen"] == [r.models[NETWORK].signature for r in here] == [SIG, SIG]
+    network = estimate["network"]
+    assert network["fold_rmse"] == [r.models[NETWORK].rmse for r in here]
+    assert network["signatures_chosen"] == {SIG: 5}
 
 
 def test_gpu_train_workers_only_on_the_node_that_declares_gpus(cluster, tmp_path):

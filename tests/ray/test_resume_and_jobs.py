@@ -127,7 +127,7 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
     assert not (experiment / "trials.csv").exists() and not (experiment / "summary.json").exists()
     if stop == signal.SIGINT:
         output = (tmp_path / "driver.log").read_text()
-        errors = [line for line in output.splitlines() if line.startswith("sweep: error:")]
+        errors = [line for line in output.splitlines() if line.startswith("mmse: error:")]
         assert code == 1 and len(errors) == 1, output[-3000:]
         assert "of 4 trials ended; no results written" in errors[0] and "--resume" in errors[0]
         return
