@@ -39,6 +39,7 @@ SCRIPTS = (
     "format.js",
     "dom.js",
     "header.js",
+    "estimate.js",
     "heatmap.js",
     "comparison.js",
     "subtotal.js",

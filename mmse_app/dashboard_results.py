@@ -1,4 +1,6 @@
-"""The held-out test results a sweep's page shows, as page-data views of its `Summary`.
+"""The results a sweep's page shows, as page-data views of its `Summary`: the estimate (the
+repeated nested cross-validation over every subject, view 1) first, then the held-out
+split's numbers where the sweep kept one (one split's, shown apart from the estimate).
 
 Everything here is read from the summary (`read_summary`, any version: an older one is
 upgraded there and says in `not_recorded` what it lacked) and from `test_predictions.csv`
@@ -17,13 +19,20 @@ from typing import Any
 
 from mmse_app.page_schema import (
     Absent,
+    AUCRow,
     ComparatorView,
     ComparisonView,
     CoverageRow,
     DataView,
+    EstimateBlock,
+    EstimatedDifference,
+    EstimatedModel,
     EstimateRow,
     EstimateView,
     GroupRows,
+    HeadlineView,
+    Item,
+    MetricColumn,
     ModelRow,
     SubtotalPoints,
     SubtotalView,
@@ -36,7 +45,16 @@ from mmse_app.page_schema import (
 from mmse_model.core.domain import NETWORK_LABEL, SCORE_RANGES, TASK_ITEMS
 from mmse_model.sweeps import rules
 from mmse_model.sweeps.predictions import SUBTOTAL, Prediction
-from mmse_model.sweeps.summary_schema import Scores, Summary, TaskResult
+from mmse_model.sweeps.summary_schema import (
+    Estimate,
+    EstimateDifference,
+    EstimateScores,
+    Measure,
+    Scores,
+    Summary,
+    TaskResult,
+    Verdict,
+)
 
 NOT_RECORDED = "not recorded (this sweep's summary predates it)"
 UNDEFINED = "undefined"
@@ -49,6 +67,19 @@ UNDEFINED_WHEN_NULL = ("calibration_slope", "calibration_intercept", "pearson_r"
 RECORDED_WITH = {"calibration_intercept": "calibration_slope"}
 NETWORK_KEY = "network"  # the network's key in a nested estimate's models
 RESULTS_LATER = "appears when the sweep has finished"
+# Where the page shows the estimate and the held-out split (page.html numbers its views).
+ESTIMATE_VIEW, HELD_OUT_VIEW = "view 1", "view 3"
+# The estimate's measures in the order its tables show them: key, heading, decimals. The
+# item-scale ones (agreement of the rounded prediction, weighted kappa) are the tasks' only.
+ESTIMATE_COLUMNS = (
+    ("rmse", "RMSE", 3),
+    ("mae", "MAE", 3),
+    ("r2", "R²", 3),
+    ("exact", "exact agreement", 2),
+    ("within_1", "within-1 agreement", 2),
+    ("kappa", "weighted kappa", 2),
+)
+NO_HELD_OUT = "the sweep held out no subject (the shipped models learnt from every subject)"
 
 
 # --- words --------------------------------------------------------------------------------------
@@ -139,13 +170,24 @@ def adjustment_words(adjustment: str, n_tasks: int) -> str:
     return f"adjusted ({adjustment}) for the {tasks}"
 
 
+def held_out(summary: Summary | None) -> bool:
+    """The sweep kept a held-out split: some task's winner was scored on test subjects."""
+    return summary is not None and any(e.test is not None for e in summary.tasks.values())
+
+
+def estimated(summary: Summary | None) -> bool:
+    """The sweep ran the repeated nested cross-validation: some task has its estimate."""
+    return summary is not None and any(e.estimate is not None for e in summary.tasks.values())
+
+
 def comparator_view(summary: Summary | None) -> ComparatorView | None:
     """The comparison every verdict comes from, in words (none before the results)."""
     if summary is None or summary.comparator is None:
         return None
     c = summary.comparator
     note = first_upper(c.note.rstrip(".")) + "."
-    if c.secondary:
+    # The Holm note says itself that the other baselines are secondary.
+    if c.secondary and c.adjustment != "holm":
         labels = ", ".join(s.label for s in c.secondary)
         note += f" The other baselines ({labels}) are secondary: shown, without a verdict."
     if c.adjustment == "none":
@@ -172,9 +214,14 @@ def task_head(task: str, summary: Summary | None) -> TaskHead:
             task=task, verdict=None, text=rules.result_words(None, ""), title=f"{item}: no verdict"
         )
     mark = VERDICT_MARKS.get(verdict.result or "", "")
+    where = (
+        f"the network against {verdict.label} over the outer folds of the repeated nested "
+        f"cross-validation ({ESTIMATE_VIEW})"
+        if entry.estimate is not None
+        else f"the winner against {verdict.label} on the held-out test subjects"
+    )
     title = (
-        f"{item}: the winner against {verdict.label} on the held-out test subjects "
-        f"({verdict.source}): RMSE difference {signed(verdict.rmse_diff)} "
+        f"{item}: {where} ({verdict.source}): RMSE difference {signed(verdict.rmse_diff)} "
         f"{interval(verdict.rmse_diff_ci, sign=True)}"
     ).rstrip()
     return TaskHead(
@@ -207,28 +254,291 @@ def heatmap_note(summary: Summary | None, finished: bool) -> str:
         if comparator.declared
         else f"this sweep declared no comparator: {label}'s comparison, the default"
     )
+    if estimated(summary):
+        return (
+            f"{head}; on the winner's cell only, the task's verdict against {label} from the "
+            f"repeated nested cross-validation ({ESTIMATE_VIEW}): {marks} (by the network's RMSE "
+            "minus the comparator's over the outer folds, its p-value "
+            f"{comparator.adjustment}, as {ESTIMATE_VIEW} says; no mark without a p-value; "
+            f"{declared}). The verdict is the whole procedure's (its search chose a signature "
+            f"in every outer fold), not this signature's alone.{tail}"
+        )
     return (
         f"{head}; on the winner's cell only (no other signature was compared with a "
         f"baseline), its verdict against {label} on the held-out test subjects: {marks} (by "
         "the paired bootstrap interval of the RMSE difference, which excludes 0 for "
         f"{VERDICT_MARKS[rules.BETTER]} and {VERDICT_MARKS[rules.WORSE]}; no mark without a "
-        f"paired interval; {declared}; the intervals are {comparator.adjustment}, view 2 says "
-        f"more).{tail}"
+        f"paired interval; {declared}; the intervals are {comparator.adjustment}, "
+        f"{HELD_OUT_VIEW} says more).{tail}"
     )
 
 
-# --- view 2: the winner against the baselines --------------------------------------------------
+# --- view 1: the estimate ----------------------------------------------------------------------
+
+
+def estimate_view(summary: Summary | None) -> HeadlineView:
+    """The headline: each task's and the subtotal's repeated nested cross-validation as the
+    summary records it (every number its own), or why the summary has none."""
+    if summary is None:
+        return HeadlineView(
+            recorded=False,
+            note=(
+                "The estimate (repeated nested cross-validation over every subject) "
+                f"{RESULTS_LATER}."
+            ),
+        )
+    recorded = Recorded(summary)
+    looks, looks_changed = looks_words(summary)
+    blocks = {
+        task: _estimate_block(task, entry.estimate, entry)
+        for task, entry in summary.tasks.items()
+        if entry.estimate is not None
+    }
+    if not blocks:
+        return HeadlineView(
+            recorded=False,
+            note=f"No nested cross-validation: {_no_estimate_reason(summary, recorded)}.",
+            looks=looks,
+            looks_changed=looks_changed,
+        )
+    first = next(e.estimate for e in summary.tasks.values() if e.estimate is not None)
+    folds = first.repeats * first.outer_folds
+    note = (
+        f"The estimate: {first.method} over every subject ({first.repeats} × "
+        f"{first.outer_folds} outer folds). In each outer fold the whole selection ran again "
+        "on the other folds alone, and the network it chose and every baseline predicted the "
+        "fold's subjects: every number here is on subjects that neither trained nor chose "
+        f"anything. Each is the mean over the {plural(folds, 'outer fold')} with its 95 % "
+        f"interval (brackets, error bars): {first.interval}. Metrics in sub-score points; the "
+        "agreement of the prediction rounded onto the item's scale (exact, within 1) and the "
+        "quadratic-weighted kappa for each task. The selection's own validation numbers "
+        "(view 2) chose; these estimate."
+    )
+    missing = tuple(
+        Item(label=task, text="not estimated: the summary records no estimate for it")
+        for task, entry in summary.tasks.items()
+        if entry.estimate is None
+    )
+    sub = summary.subtotal
+    subtotal = None
+    if sub is not None and sub.estimate is not None:
+        value_range = f"{number(sub.range[0])}–{number(sub.range[1])}"
+        subtotal = _estimate_block(
+            SUBTOTAL,
+            sub.estimate,
+            None,
+            title=f"{SUBTOTAL} of {' + '.join(sub.tasks)} (range {value_range})",
+        )
+        subtotal_note = ""
+    elif sub is None:
+        subtotal_note = "No estimate of the subtotal: the sweep scored no task."
+    else:
+        subtotal_note = (
+            "No estimate of the subtotal: no outer fold had two subjects scored on every task."
+        )
+    comparator = comparator_view(summary)
+    adjustment = summary.comparator.adjustment if summary.comparator is not None else "none"
+    return HeadlineView(
+        recorded=True,
+        note=note,
+        comparator_note=comparator.note if comparator is not None else "",
+        p_label="p (unadjusted)",
+        p_adjusted_label=(
+            "Holm-adjusted p (the verdict's)" if adjustment == "holm" else "adjusted p"
+        ),
+        looks=looks,
+        looks_changed=looks_changed,
+        tasks=blocks,
+        missing=missing,
+        subtotal=subtotal,
+        subtotal_note=subtotal_note,
+    )
+
+
+def looks_words(summary: Summary) -> tuple[str, bool]:
+    """How often the results were scored on these data, in words, and whether the config
+    changed between those looks."""
+    looks = summary.looks
+    if looks is None:
+        why = NOT_RECORDED if summary.not_recorded else "not recorded"
+        return f"Looks (how often results were scored on these data): {why}.", False
+    tail = (
+        "the config changed between looks: these numbers may reflect choices made after "
+        "seeing earlier ones."
+        if looks.config_changed
+        else "the config did not change between looks."
+    )
+    words = (
+        f"Looks: the results were scored on these data {plural(looks.count, 'time')} "
+        f"({looks.log} beside the sweep record); {tail}"
+    )
+    return words, looks.config_changed
+
+
+def _no_estimate_reason(summary: Summary, recorded: Recorded) -> str:
+    """Why a summary has no estimate: what its sweep ran instead, as far as it says."""
+    kinds = {e.nested_estimate.kind for e in summary.tasks.values() if e.nested_estimate}
+    if "procedure" in kinds:
+        return (
+            "this sweep's summary predates it; its procedure estimate (the winner's "
+            f"hyper-parameters re-used: optimistic) is shown with the held-out split "
+            f"({HELD_OUT_VIEW})"
+        )
+    if "nested" in kinds:
+        return (
+            "this sweep ran the earlier nested estimate over fresh outer splits instead, shown "
+            f"with the held-out split ({HELD_OUT_VIEW})"
+        )
+    config = summary.provenance.sweep_config if summary.provenance is not None else None
+    evaluation = (config or {}).get("evaluation")
+    repeats = evaluation.get("outer_repeats") if isinstance(evaluation, dict) else None
+    if repeats == 0:
+        return (
+            "the sweep ran none (evaluation.outer_repeats 0); its numbers are the held-out "
+            f"split's ({HELD_OUT_VIEW})"
+        )
+    if summary.not_recorded:  # an older summary's upgrade: it predates the estimate
+        return NOT_RECORDED
+    return "not recorded"
+
+
+def _estimate_block(
+    task: str, estimate: Estimate, entry: TaskResult | None, title: str = ""
+) -> EstimateBlock:
+    folds = estimate.repeats * estimate.outer_folds
+    design = (
+        f"{estimate.repeats} × {estimate.outer_folds} outer folds ({folds} in all), "
+        f"{plural(estimate.n_subjects, 'subject')}"
+    )
+    if estimate.search is not None:
+        s = estimate.search
+        design += (
+            f"; the search in each outer fold: {plural(s.samples, 'hyper-parameter sample')} × "
+            f"{plural(s.signatures, 'signature')} on {s.folds} inner folds, no ASHA"
+        )
+    else:
+        design += "; each model's predictions summed over the tasks, subject by subject"
+    columns = tuple(
+        MetricColumn(key=key, label=label, digits=digits)
+        for key, label, digits in ESTIMATE_COLUMNS
+        if getattr(estimate.network, key) is not None
+    )
+    models = tuple(
+        _estimated_model(scores, columns, folds)
+        for scores in (estimate.network, *estimate.baselines)
+    )
+    verdict = entry.verdict if entry is not None else None
+    differences = tuple(
+        EstimatedDifference(
+            label=f"{NETWORK_LABEL} − {d.label}",
+            difference=d,
+            tag=_difference_tag(d, verdict),
+            mark=VERDICT_MARKS.get(d.result or "", "") if _decides(d, verdict) else "",
+        )
+        for d in estimate.differences
+    )
+    auc_rows: tuple[AUCRow, ...] = ()
+    auc_note = ""
+    if task == SUBTOTAL:
+        auc_rows, auc_note = _auc_estimate(estimate)
+    if not title and entry is not None:
+        low, high = entry.score_range
+        title = f"{task}: {entry.item} ({number(low)}–{number(high)})"
+    return EstimateBlock(
+        task=task,
+        title=title or task,
+        design=design,
+        what=f"It estimates {_what(estimate.what)}.",
+        columns=columns,
+        models=models,
+        differences=differences,
+        verdict=verdict,
+        auc=auc_rows,
+        auc_note=auc_note,
+    )
+
+
+def _decides(difference: EstimateDifference, verdict: Verdict | None) -> bool:
+    """The difference the task's verdict came from (the subtotal has no verdict)."""
+    return difference.primary and verdict is not None and verdict.baseline == difference.baseline
+
+
+def _difference_tag(difference: EstimateDifference, verdict: Verdict | None) -> str:
+    if _decides(difference, verdict):
+        return "primary: the verdict" + (", Holm-adjusted" if difference.p_holm is not None else "")
+    if difference.primary:
+        return "primary comparator, unadjusted: no verdict here"
+    return "secondary, unadjusted"
+
+
+def _what(what: str) -> str:
+    """The summary's sentence. The subtotal's names its search "x 0 signatures" (the core
+    writes it with no signatures, `estimate.subtotal_estimate`): each task searched its own."""
+    return what.replace(" x 0 signatures ", " x each task's signatures ")
+
+
+def _estimated_model(
+    scores: EstimateScores, columns: tuple[MetricColumn, ...], folds: int
+) -> EstimatedModel:
+    absent, partial = {}, {}
+    for column in columns:
+        measure: Measure | None = getattr(scores, column.key)
+        if measure is None or measure.value is None:
+            absent[column.key] = f"{UNDEFINED} on every fold"
+        elif measure.folds < folds:
+            partial[column.key] = f"defined on {measure.folds} of {folds} folds"
+    chosen = ", ".join(
+        f"{signature} ({plural(n, 'fold')})" for signature, n in scores.signatures_chosen.items()
+    )
+    return EstimatedModel(
+        key=scores.key,
+        label=scores.label,
+        scores=scores,
+        absent=absent,
+        folds=partial,
+        signatures=chosen,
+    )
+
+
+def _auc_estimate(estimate: Estimate) -> tuple[tuple[AUCRow, ...], str]:
+    auc = estimate.dementia_auc
+    if auc is None:
+        return (), "No AUC: the sweep was given no groups file."
+    rows = (
+        AUCRow(key=NETWORK_KEY, label=NETWORK_LABEL, measure=auc.network),
+        AUCRow(key=auc.comparator, label=auc.comparator_label, measure=auc.baseline),
+        AUCRow(
+            key="difference",
+            label=f"{NETWORK_LABEL} − {auc.comparator_label}",
+            measure=auc.difference,
+            signed=True,
+            p_value=auc.p_value,
+        ),
+    )
+    note = (
+        f"{'SYNTHETIC cohort: ' if auc.synthetic else ''}AUC of the summed prediction for "
+        f"telling the dementia group from the others ({auc.n_dementia} vs {auc.n_other} "
+        f"subjects), the network's and the declared comparator's ({auc.comparator_label}), mean "
+        "over the outer folds with its 95 % interval; no clinical cut-off is implied."
+    )
+    return rows, note
+
+
+# --- view 3: the held-out split: the winner against the baselines ------------------------------
 
 
 def comparison_view(summary: Summary | None, names: dict[str, str]) -> ComparisonView:
-    """Each task's winner and baselines on its test subjects, the estimate over fresh splits
-    and the coverage of the prediction intervals. `names`: trial id -> readable name."""
+    """The held-out split, where the sweep kept one: each task's winner and baselines on its
+    test subjects, an older summary's estimate over fresh splits and the coverage of the
+    prediction intervals; one split's numbers, apart from the estimate. Without a held-out
+    split, the one line that says so. `names`: trial id -> readable name."""
     recorded = Recorded(summary)
     if summary is None:
         return ComparisonView(
+            held_out=False,
             note=(
-                f"Test numbers {RESULTS_LATER.replace('appears', 'appear')}: the winners are "
-                "scored on the held-out subjects then (summary.json)."
+                f"Test numbers {RESULTS_LATER.replace('appears', 'appear')}: where the sweep "
+                "holds out test subjects, the winners are scored on them then (summary.json)."
             ),
             any_interval=False,
             tasks={},
@@ -236,41 +546,76 @@ def comparison_view(summary: Summary | None, names: dict[str, str]) -> Compariso
             coverage=(),
             coverage_note=f"The prediction intervals' coverage {RESULTS_LATER}.",
         )
-    tasks = {t: _task_comparison(t, e, names, recorded) for t, e in summary.tasks.items()}
+    if not summary.tasks:
+        return ComparisonView(
+            held_out=False,
+            note="The summary holds no test results.",
+            any_interval=False,
+            tasks={},
+            estimate_note="",
+            coverage=(),
+            coverage_note="",
+        )
+    if not held_out(summary):
+        return ComparisonView(
+            held_out=False,
+            note=(
+                f"{first_upper(NO_HELD_OUT)}: their performance is the estimate's "
+                f"({ESTIMATE_VIEW})."
+            ),
+            any_interval=False,
+            tasks={},
+            estimate_note="",
+            coverage=(),
+            coverage_note="",
+        )
+    split_only = estimated(summary)
+    tasks = {
+        t: _task_comparison(t, e, names, recorded, split_only) for t, e in summary.tasks.items()
+    }
     labels: list[str] = []
     any_interval = False
     for entry in summary.tasks.values():
         labels += [b.label for b in entry.baselines if b.label not in labels]
         tests = [entry.test] + [b.test for b in entry.baselines]
         any_interval = any_interval or any(s is not None and s.rmse_ci for s in tests)
-    if not tasks:
-        note = "The summary holds no test results."
-    else:
-        note = (
-            "Test RMSE on each task's held-out subjects, in sub-score points, for the winner "
-            "(best signature and hyper-parameters by validation loss) and for baselines fitted "
-            f"on the same training subjects ({', '.join(labels)}), each on the signature it "
-            "chose by its own cross-validation where the summary records one. "
-            + (
-                "Bars and [brackets]: 95 % bootstrap intervals."
-                if any_interval
-                else "This sweep recorded no intervals."
-            )
-            + " n: test subjects. A constant prediction has no calibration slope: "
-            f"{UNDEFINED}."
+    note = (
+        "Test RMSE on each task's held-out subjects, in sub-score points, for the winner "
+        "(best signature and hyper-parameters by validation loss) and for baselines fitted "
+        f"on the same training subjects ({', '.join(labels)}), each on the signature it "
+        "chose by its own cross-validation where the summary records one. "
+        + (
+            "Bars and [brackets]: 95 % bootstrap intervals."
+            if any_interval
+            else "This sweep recorded no intervals."
         )
+        + " n: test subjects. A constant prediction has no calibration slope: "
+        f"{UNDEFINED}."
+    )
+    comparator = comparator_view(summary)
+    comparator_note = comparator.note if comparator is not None else ""
+    if split_only:
+        note = (
+            f"One held-out split's numbers, apart from the estimate ({ESTIMATE_VIEW}): one "
+            "draw of test subjects, so they vary with the draw; the verdicts are the "
+            "estimate's, and the paired intervals here (95 % bootstrap, unadjusted) decide "
+            f"nothing. {note}"
+        )
+        comparator_note = ""
     return ComparisonView(
+        held_out=True,
         note=note,
+        comparator_note=comparator_note,
         any_interval=any_interval,
         tasks=tasks,
-        estimate_note=_estimate_note(summary, recorded),
+        estimate_note="" if split_only else _estimate_note(summary, recorded),
         coverage=_coverage_rows(summary),
         coverage_note=_coverage_note(summary, recorded),
     )
 
 
 def _task_comparison(
-    task: str, entry: TaskResult, names: dict[str, str], recorded: Recorded
+    task: str, entry: TaskResult, names: dict[str, str], recorded: Recorded, split_only: bool
 ) -> TaskComparison:
     winner = entry.winner
     comparisons = {c.baseline: c for c in entry.comparisons}
@@ -293,6 +638,8 @@ def _task_comparison(
         tag = ""
         if comparison is not None:
             tag = "primary: the verdict" if comparison.primary else "secondary"
+            if split_only:  # the verdict is the estimate's
+                tag = f"{'primary' if comparison.primary else 'secondary'}, this split only"
         models.append(
             ModelRow(
                 key=baseline.key,
@@ -406,12 +753,12 @@ def _coverage_note(summary: Summary, recorded: Recorded) -> str:
     return f"No per-subject intervals: {why}."
 
 
-# --- view 3: the subtotal ----------------------------------------------------------------------
+# --- view 4: the held-out split's subtotal -----------------------------------------------------
 
 
 def subtotal_view(summary: Summary | None, predictions: list[Prediction] | None) -> SubtotalView:
-    """The subtotal as the summary records it, and each test subject's summed scores from
-    test_predictions.csv's subtotal rows."""
+    """The held-out split's subtotal as the summary records it, and each test subject's
+    summed scores from test_predictions.csv's subtotal rows (its estimate is view 1's)."""
     if summary is None:
         return SubtotalView(recorded=False, note=f"The subtotal {RESULTS_LATER}.")
     recorded = Recorded(summary)
@@ -419,8 +766,21 @@ def subtotal_view(summary: Summary | None, predictions: list[Prediction] | None)
     if sub is None:
         why = NOT_RECORDED if recorded.missing("subtotal") else "the sweep scored no task"
         return SubtotalView(recorded=False, note=f"No subtotal: {why}.")
+    if not held_out(summary):
+        return SubtotalView(
+            recorded=False,
+            note=(
+                f"No subtotal on held-out subjects: {NO_HELD_OUT}; the subtotal's estimate is "
+                f"in {ESTIMATE_VIEW}."
+            ),
+        )
     value_range = tuple(sub.range)
-    note = (
+    split = (
+        f"One held-out split's numbers, apart from the estimate ({ESTIMATE_VIEW}). "
+        if estimated(summary)
+        else ""
+    )
+    note = split + (
         f"The sum of {' + '.join(sub.tasks) or 'the tasks'} per test subject with a prediction "
         f"on every one of them (range {number(value_range[0])}–{number(value_range[1])}"
         f"{'' if sub.all_five_tasks else ': not every task was run'}), in points, 95 % "
@@ -486,7 +846,7 @@ def _auc_sentence(auc: Any) -> str:
     )
 
 
-# --- view 4: the data --------------------------------------------------------------------------
+# --- view 5: the data --------------------------------------------------------------------------
 
 
 def data_view(summary: Summary | None, excluded_running: str | None = None) -> DataView:
@@ -513,6 +873,11 @@ def data_view(summary: Summary | None, excluded_running: str | None = None) -> D
     elif tasks and not with_training:
         missing = recorded.any_missing("training")
         note += f" Training N and outcomes: {NOT_RECORDED if missing else 'not recorded'}."
+    elif tasks and not held_out(summary):
+        note += (
+            " The sweep held out no subject: every subject trained the shipped models (n test "
+            "0); the estimate's outer folds tested each of them once per repeat."
+        )
     columns = sorted(
         {
             k
@@ -544,6 +909,8 @@ def data_view(summary: Summary | None, excluded_running: str | None = None) -> D
         groups_note = f"The error per group {RESULTS_LATER}."
     elif recorded.any_missing("per_group"):
         groups_note = f"No error per group: {NOT_RECORDED}."
+    elif tasks and not held_out(summary):
+        groups_note = "No error per group on held-out subjects: the sweep held out no subject."
     else:
         groups_note = "No error per group: the sweep was given no groups file."
     return DataView(
@@ -564,7 +931,7 @@ def _counts(entry: TaskResult, score: str) -> tuple[int, int] | None:
     return (training.outcome_train.counts.get(score, 0), training.outcome_test.counts.get(score, 0))
 
 
-# --- view 7: calibration -----------------------------------------------------------------------
+# --- view 8: calibration -----------------------------------------------------------------------
 
 
 def calibration_views(
@@ -587,6 +954,17 @@ def calibration_views(
             continue
         signature = entry.winner.signature
         points = [p for p in predictions or [] if p.task == task and p.signature == signature]
+        if not points and not held_out(summary):
+            out[task] = TaskCalibration(
+                task=task,
+                signature=signature,
+                score_range=tuple(entry.score_range),
+                note=(
+                    f"{task}: no test predictions to calibrate: {NO_HELD_OUT}; its estimate "
+                    f"is in {ESTIMATE_VIEW}."
+                ),
+            )
+            continue
         if not points:
             why = (
                 "no test_predictions.csv"

@@ -9,7 +9,8 @@ groups, whether a missing number is undefined or not recorded, and every sentenc
 a baseline, a comparator, an adjustment or a cohort. What it does itself is format numbers
 and lay them out.
 
-Format "mmse-dashboard-page", version 1. Layout:
+Format "mmse-dashboard-page", version 2 (version 1 had no `estimate`; a page of it is
+refused with the hint to rebuild). Layout:
 
     meta                  the sweep's name, address, state (finished, incomplete, running)
     statuses              [{status, label, n, faint, color}] in the order every view lists them
@@ -24,9 +25,13 @@ Format "mmse-dashboard-page", version 1. Layout:
     curves_missing        what the curves view says for a task without a curve
     banner                the SYNTHETIC banner's sentence (null: none)
     comparator            the declared comparison's sentences (null: no test results)
-    comparison            the winner against the baselines per task, the estimate over fresh
-                          splits and the prediction intervals' coverage
-    subtotal              the sum of the tasks: scores, calibration points, AUC sentence
+    estimate              the headline: each task's and the subtotal's repeated nested
+                          cross-validation (every model with its intervals, the network minus
+                          each baseline, the verdict's), the looks, or why there is none
+    comparison            the held-out split (one split's numbers, apart from the estimate):
+                          the winner against the baselines per task, an older summary's
+                          estimate over fresh splits, the prediction intervals' coverage
+    subtotal              the held-out split's sum of the tasks: scores, points, AUC sentence
     data                  training N and outcomes, excluded recordings, error per group
     calibration           per task: predicted against true, and the summary's line
     provenance            config, data, code and library versions, times, as items
@@ -48,8 +53,11 @@ from mmse_model.core.errors import InputError
 from mmse_model.sweeps.summary_schema import (
     Comparison,
     Coverage,
+    EstimateDifference,
     EstimateModel,
+    EstimateScores,
     GroupError,
+    Measure,
     Outcome,
     Scores,
     Verdict,
@@ -153,6 +161,83 @@ class Asha(Record):
     note: str  # what the curves' dotted lines are, or why there are none
 
 
+class Item(Record):
+    label: str
+    text: str
+
+
+class MetricColumn(Record):
+    """A measure the estimate's tables show, in their order: its key in the estimate's
+    scores, its heading and its decimals."""
+
+    key: str
+    label: str
+    digits: int
+
+
+class EstimatedModel(Record):
+    """One model's estimate over the outer folds: the network first, then the baselines."""
+
+    key: str
+    label: str
+    scores: EstimateScores
+    absent: Absent = Field(default_factory=dict)  # measure -> words for its null value
+    folds: Absent = Field(default_factory=dict)  # measure -> "defined on 8 of 10 folds"
+    signatures: str = ""  # what it chose in the outer folds, in words
+
+
+class EstimatedDifference(Record):
+    """The network minus one baseline over the outer folds, the primary (the verdict's)
+    first."""
+
+    label: str  # "network − Ridge"
+    difference: EstimateDifference
+    tag: str  # the primary's (the verdict) or a secondary one's (unadjusted), in words
+    mark: str = ""  # the verdict's mark: the primary's only
+
+
+class AUCRow(Record):
+    """A row of the subtotal's dementia AUC: the network's, the comparator's, the
+    difference (with its p-value)."""
+
+    key: str
+    label: str
+    measure: Measure
+    signed: bool = False
+    p_value: Stat = None
+
+
+class EstimateBlock(Record):
+    """One task's (or the subtotal's) estimate, as the summary records it."""
+
+    task: str  # a task, or "subtotal"
+    title: str
+    design: str  # repeats x outer folds, subjects, the search in each outer fold, in words
+    what: str  # what it estimates (the summary's sentence)
+    columns: tuple[MetricColumn, ...]  # the measures it has (no item scale for the subtotal)
+    models: tuple[EstimatedModel, ...]
+    differences: tuple[EstimatedDifference, ...]
+    verdict: Verdict | None = None  # the task's (the primary difference's, Holm-adjusted)
+    auc: tuple[AUCRow, ...] = ()
+    auc_note: str = ""
+
+
+class HeadlineView(Record):
+    """View 1: the estimate, or why the summary has none."""
+
+    recorded: bool
+    note: str  # what the estimate is and how its intervals are made, or why there is none
+    comparator_note: str = ""  # where the verdicts come from
+    p_label: str = ""  # the unadjusted p-value's heading
+    p_adjusted_label: str = ""  # the adjusted one's (the primary comparison's only)
+    looks: str = ""  # how often the results were scored on these data
+    looks_changed: bool = False  # the config changed between looks
+    tasks: dict[str, EstimateBlock] = Field(default_factory=dict)
+    missing: tuple[Item, ...] = ()  # tasks without an estimate, and why
+    subtotal: EstimateBlock | None = None
+    subtotal_note: str = ""  # why there is no subtotal estimate ("" when there is one)
+
+
 class ComparatorView(Record):
     declared: bool
     primary: str
@@ -216,7 +301,9 @@ class CoverageRow(Record):
 
 
 class ComparisonView(Record):
-    note: str
+    held_out: bool  # the sweep held out test subjects: the view's tables and plot are drawn
+    note: str  # with no held-out split, the one line that says so
+    comparator_note: str = ""  # the held-out split's comparison, where it is not the estimate's
     any_interval: bool  # draw error bars: some test RMSE has its interval
     tasks: dict[str, TaskComparison]
     estimate_note: str
@@ -284,11 +371,6 @@ class TaskCalibration(Record):
     note: str
 
 
-class Item(Record):
-    label: str
-    text: str
-
-
 class ProvenanceView(Record):
     note: str
     items: tuple[Item, ...]
@@ -304,11 +386,11 @@ class Builder(Record):
 
 class PageData(Contract):
     FORMAT: ClassVar[str] = PAGE_FORMAT
-    FORMAT_VERSION: ClassVar[int] = 1
+    FORMAT_VERSION: ClassVar[int] = 2
     REBUILD_HINT: ClassVar[str] = "rebuild the page with `mmse dashboard EXPERIMENT`"
 
     format: Literal["mmse-dashboard-page"] = "mmse-dashboard-page"
-    format_version: int = 1
+    format_version: int = 2
     meta: Meta
     statuses: tuple[StatusInfo, ...]
     tasks: tuple[str, ...]
@@ -326,6 +408,7 @@ class PageData(Contract):
     curves_missing: str  # what the curves view says for a task without any curve
     banner: str | None = None
     comparator: ComparatorView | None = None
+    estimate: HeadlineView
     comparison: ComparisonView
     subtotal: SubtotalView
     data: DataView

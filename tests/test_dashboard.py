@@ -1,11 +1,11 @@
 """The dashboard's data and page, from small synthetic experiments (no Ray, no browser).
 
-`tests.fixtures.synthetic_sweep` writes what a sweep leaves in its experiment folder and returns the
-ground truth (each trial's ending, curve and rows); the page's embedded document must say
-exactly that. The s3:// case is in tests/ray/test_dashboard_s3.py (it needs the S3 server),
-the real browser in tests/test_dashboard_browser.py, the test results' views (and an older
-sweep's) in tests/test_dashboard_results.py.
-"""
+`tests.fixtures.synthetic_sweep` writes what a sweep leaves in its experiment folder and returns
+the ground truth (each trial's ending, curve and rows); the page's embedded document must say
+exactly that. The finished sweep here has both the estimate (repeated nested cross-validation,
+the verdicts' source) and a held-out split. The s3:// case is in tests/ray/test_dashboard_s3.py
+(it needs the S3 server), the real browser in tests/test_dashboard_browser.py, the results'
+views in each layout (and an older sweep's) in tests/test_dashboard_results.py."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ SIG, WEAK = "m2_tau1_eps0.055_lmin2", "m3_tau2_eps0.1_lmin2"
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     sweep = write_synthetic_sweep(
-        tmp_path_factory.mktemp("finished") / "sweep_a", samples=4, errored=1
+        tmp_path_factory.mktemp("finished") / "sweep_a", samples=4, errored=1, held_out=True
     )
     return sweep, page_data(load_experiment(str(sweep.path)))
 
@@ -125,8 +125,8 @@ def test_heatmap_has_one_cell_per_signature_and_task_with_its_best(finished):
         assert cell.n == len(mine)
         assert cell.best_val_rmse == best.validation["rmse"] and cell.best_trial_id == best.trial_id
         assert cell.winner == (sweep.summary.tasks[cell.task].winner.signature == cell.signature)
-        # Only the winner's cell carries a verdict (no other signature was tested against a
-        # baseline); Q3's Ridge was made better than its winner.
+        # Only the winner's cell carries a verdict, the task's (from the estimate: Q3's Ridge was
+        # made better than its network).
         expected = {"Q1": "better", "Q3": "worse"}[cell.task] if cell.winner else None
         assert cell.verdict == expected
         assert cell.mark == {"better": "✓", "worse": "✗", None: ""}[expected]
@@ -136,7 +136,15 @@ def test_heatmap_has_one_cell_per_signature_and_task_with_its_best(finished):
         ("Q1", "better", "✓ network better"),
         ("Q3", "worse", "✗ Ridge better"),
     ]
-    assert "unadjusted for the 2 tasks" in data.heatmap.note
+    for head in data.heatmap.heads:
+        verdict = sweep.summary.tasks[head.task].verdict
+        assert verdict.source.startswith("the declared comparator's RMSE difference over the")
+        assert (
+            "over the outer folds of the repeated nested cross-validation (view 1) " in head.title
+        )
+        assert verdict.source in head.title
+    assert "Holm-adjusted for the 2 tasks" in data.heatmap.note
+    assert "from the repeated nested cross-validation (view 1)" in data.heatmap.note
 
 
 def test_winner_against_baselines_with_intervals_and_paired_comparisons(finished):
@@ -158,9 +166,15 @@ def test_winner_against_baselines_with_intervals_and_paired_comparisons(finished
         assert cmp.models[0].test == entry.test and cmp.models[2].test == entry.baselines[1].test
         assert cmp.verdict == entry.verdict and cmp.verdict.baseline == "ridge"
         ridge = cmp.models[2]
-        assert ridge.primary and ridge.tag == "primary: the verdict"
+        # The verdict is the estimate's: the held-out split's comparisons are its alone.
+        assert ridge.primary and ridge.tag == "primary, this split only"
         assert ridge.comparison == entry.comparisons[0] and ridge.comparison.primary
-        assert [m.tag for m in cmp.models] == ["", "secondary", "primary: the verdict", "secondary"]
+        assert [m.tag for m in cmp.models] == [
+            "",
+            "secondary, this split only",
+            "primary, this split only",
+            "secondary, this split only",
+        ]
         assert cmp.winner.signature == entry.winner.signature
         assert cmp.winner.name == next(
             t.name for t in data.trials if t.trial_id == entry.winner.trial_id
@@ -174,7 +188,15 @@ def test_winner_against_baselines_with_intervals_and_paired_comparisons(finished
         assert cmp.models[0].absent == {}
     assert data.comparison.tasks["Q1"].verdict.result == "better"
     assert data.comparison.tasks["Q3"].verdict.result == "worse"
-    assert data.comparison.any_interval
+    assert data.comparison.any_interval and data.comparison.held_out
+    assert data.comparison.note.startswith(
+        "One held-out split's numbers, apart from the estimate (view 1)"
+    )
+    # The comparator's sentence is the estimate's, said there; an older summary's nested
+    # estimate has no place here.
+    assert data.comparison.comparator_note == "" and data.comparison.estimate_note == ""
+    assert data.estimate.comparator_note == data.comparator.note
+    assert data.estimate.tasks.keys() == sweep.summary.tasks.keys()
 
 
 def test_curves_stop_at_asha_rungs_and_rung_counts(finished):
@@ -261,8 +283,14 @@ def test_running_sweep_from_result_lines(running):
         assert row["checkpoint_uri"] == ""
     assert [t.status for t in data.trials][-2:] == ["running", "running"]
     assert {t.status for t in data.trials} >= {"running", "error", "completed"}
-    # No test numbers yet: no comparison, no calibration, no verdict; winners so far.
+    # No test numbers yet: no estimate, no comparison, no calibration, no verdict; winners so
+    # far.
     assert data.comparison.tasks == {} and data.comparator is None
+    assert not data.estimate.recorded and data.estimate.tasks == {}
+    assert data.estimate.note == (
+        "The estimate (repeated nested cross-validation over every subject) appears when the "
+        "sweep has finished."
+    )
     assert all(not c.predicted for c in data.calibration.values())
     assert all(c.verdict is None for c in data.heatmap.cells)
     assert [h.text for h in data.heatmap.heads] == ["test after the sweep"] * 2
@@ -371,7 +399,7 @@ def test_page_is_self_contained_and_embeds_the_data(finished, tmp_path):
 
 def test_page_data_round_trips_and_is_versioned(finished):
     sweep, data = finished
-    assert (data.format, data.format_version) == ("mmse-dashboard-page", 1)
+    assert (data.format, data.format_version) == ("mmse-dashboard-page", 2)
     assert data.results_not_recorded == ()
     page = render_page(data, refresh_s=2.5, built="2026-11-29T12:00:00+00:00")
     back = read_page_data("index.html", page)
@@ -387,7 +415,10 @@ def test_page_data_round_trips_and_is_versioned(finished):
     with pytest.raises(InputError, match="not a dashboard's page data"):
         read_page_data("x.json", json.dumps({"format": "mmse-sweep-summary", "format_version": 1}))
     with pytest.raises(InputError, match="newer than this code reads"):
-        read_page_data("x.json", json.dumps({"format": data.format, "format_version": 2}))
+        read_page_data("x.json", json.dumps({"format": data.format, "format_version": 3}))
+    # A page of the version before the estimate is refused, with the way to a new one.
+    with pytest.raises(InputError, match="version 1 is no longer read .*mmse dashboard"):
+        read_page_data("x.json", json.dumps({"format": data.format, "format_version": 1}))
 
 
 def test_embedded_json_cannot_end_its_script_block(finished):

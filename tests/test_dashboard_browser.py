@@ -1,13 +1,16 @@
 """The dashboard in a real browser: Playwright driving Debian's chromium, network refused.
 
 The page is opened from disk; every request other than the file itself is aborted (and
-recorded: there must be none). Checked: no console error, the SYNTHETIC banner, one heatmap
-cell per signature x task with a verdict mark on each task's winner only, the declared
-comparator's verdicts, the subtotal, nested-estimate, coverage, training and per-group
-sections (and an older demo's page, which says "not recorded" for what its summary lacks),
-a click on a cell shows exactly that cell's trials, trials ASHA stopped end at a rung, the
-table sorts, filters (50 rows a page) and exports, a served page reloads itself. A
-screenshot is saved (to $DASHBOARD_SCREENSHOT too, when set).
+recorded: there must be none). Checked: no console error, the SYNTHETIC banner, the estimate
+first (each task's and the subtotal's models and differences, numbers and words as the
+summary has them, its plot, the looks), one heatmap cell per signature x task with the
+estimate's verdict mark on each task's winner only, the held-out split apart from the
+estimate with its subtotal, coverage, training and per-group sections, a page without a
+held-out split that says so in one line (and an older demo's page, which has no estimate and
+says "not recorded" for what its summary lacks), a click on a cell shows exactly that cell's
+trials, trials ASHA stopped end at a rung, the table sorts, filters (50 rows a page) and
+exports, a served page reloads itself. A screenshot is saved (to $DASHBOARD_SCREENSHOT too,
+when set).
 
 Skipped when chromium (or the playwright package) is missing, except under CI=true, where
 that is a failure: `.ci/run` installs chromium (apt-get) and the test extras install
@@ -25,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from mmse_app.dashboard import write_dashboard
-from mmse_app.dashboard_results import NOT_RECORDED
+from mmse_app.dashboard_results import NOT_RECORDED, VERDICT_MARKS, fixed, signed
 from mmse_model.sweeps import rules
 from tests.fixtures.synthetic_sweep import many_signatures, write_synthetic_sweep
 
@@ -61,7 +64,7 @@ def _browser_or_skip():
 def sweep(tmp_path_factory):
     # 3 signatures x 2 tasks x 9 samples, one signature per trial: 54 trials (two table pages),
     # several stopped by ASHA (max_t 12, grace 2, reduction 2: rungs 2, 4, 8), one failed,
-    # two early-stopped.
+    # two early-stopped; the estimate and a held-out split.
     return write_synthetic_sweep(
         tmp_path_factory.mktemp("browser") / "browser_sweep",
         signatures=many_signatures(3),
@@ -70,6 +73,7 @@ def sweep(tmp_path_factory):
         max_t=12,
         errored=1,
         early_stopped=2,
+        held_out=True,
     )
 
 
@@ -144,7 +148,11 @@ def test_one_cell_per_signature_and_task(browser_page, sweep):
         ("Q1", "Q1✓ network better"),
         ("Q3", "Q3✗ Ridge better"),
     ]
-    assert "unadjusted for the 2 tasks" in page.text_content("#heatmap-note")
+    assert {t: sweep.summary.tasks[t].verdict.result for t in sweep.tasks} == {
+        "Q1": "better",
+        "Q3": "worse",
+    }
+    assert "Holm-adjusted for the 2 tasks" in page.text_content("#heatmap-note")
 
 
 def test_a_click_on_a_cell_shows_exactly_its_trials(browser_page, sweep):
@@ -208,15 +216,13 @@ def test_the_synthetic_banner_and_the_new_sections(browser_page, sweep):
     assert page.is_visible("#synthetic-banner")
     assert page.text_content("#synthetic-banner").startswith("SYNTHETIC: every number on this page")
     tasks, summary = sweep.tasks, sweep.summary
-    # The estimate over fresh splits: four models per task, labelled as the summary labels it.
-    assert page.locator("#nested-table tbody tr").count() == 4 * len(tasks)
-    assert summary.tasks["Q1"].nested_estimate.label in page.text_content("#nested-note")
-    ridge = next(m for m in summary.tasks["Q1"].nested_estimate.models if m.key == "ridge")
-    row = page.eval_on_selector(
-        '#nested-table tr[data-task="Q1"][data-model="ridge"]',
-        "tr => Array.from(tr.cells).map(c => c.textContent)",
+    # The held-out split, apart from the estimate: labelled as one split's; no older
+    # estimate over fresh splits in this summary.
+    assert page.is_visible("#held-out-body") and page.is_hidden("#nested-part")
+    assert page.text_content("#comparison-note").startswith(
+        "One held-out split's numbers, apart from the estimate (view 1)"
     )
-    assert row[3] == f"{ridge.rmse_mean:.3f} ({ridge.rmse_sd:.3f})"
+    assert page.text_content("#comparator-note") == ""
     # Coverage per task and for the subtotal, with the Wilson interval to as many decimals.
     coverage = page.eval_on_selector_all(
         "#coverage-table tbody tr",
@@ -278,11 +284,155 @@ def test_the_synthetic_banner_and_the_new_sections(browser_page, sweep):
         "",
         "",
     ]  # Q3 scores 0-3: no column for 4 or 5
-    # Each baseline's own signature, and which comparison is the primary one.
+    # Each baseline's own signature, and which comparison is the primary one (this split's).
     assert page.locator("#comparison-table .tag.primary").count() == len(tasks)
+    assert set(page.locator("#comparison-table .tag.primary").all_text_contents()) == {
+        "primary, this split only"
+    }
     # The training mean predicts a constant: no calibration slope, and the page says why.
     slopes = page.locator('#comparison-table tr[data-model="train_mean"] td:nth-child(8)')
     assert slopes.all_text_contents() == ["undefined"] * len(tasks)
+
+
+def _cells(page, selector):
+    return page.eval_on_selector(selector, "tr => Array.from(tr.cells).map(c => c.textContent)")
+
+
+def _measure(measure, digits, sign=False):
+    """A measure as the page writes it (JavaScript's toFixed: `dashboard_results.fixed`)."""
+    write = signed if sign else fixed
+    low, high = measure.ci
+    return f"{write(measure.value, digits)} [{write(low, digits)}, {write(high, digits)}]"
+
+
+def _p(value):
+    return "< 0.001" if value < 0.001 else fixed(value, 3)
+
+
+COLUMNS = (("rmse", 3), ("mae", 3), ("r2", 3), ("exact", 2), ("within_1", 2), ("kappa", 2))
+
+
+def test_the_estimate_leads_with_the_summarys_numbers_and_words(browser_page, sweep):
+    page, _, _ = browser_page
+    summary = sweep.summary
+    sections = page.eval_on_selector_all("main > section", "ss => ss.map(s => s.id)")
+    assert sections[:3] == ["estimate-view", "heatmap-view", "comparison-view"]
+    assert page.text_content("#estimate-note").startswith(
+        "The estimate: repeated nested cross-validation over every subject (2 × 5 outer folds)."
+    )
+    assert page.text_content("#estimate-comparator-note") == (
+        summary.comparator.note[:1].upper() + summary.comparator.note[1:] + "."
+    )
+    assert page.text_content("#looks-line").startswith(
+        "Looks: the results were scored on these data 1 time"
+    )
+    for task, entry in summary.tasks.items():
+        estimate = entry.estimate
+        block = f'#estimate-view .estimate-block[data-task="{task}"]'
+        # The verdict (the primary difference's, Holm-adjusted) beside the task's name.
+        assert page.text_content(f"{block} h3 .mark") == (
+            f"{VERDICT_MARKS[entry.verdict.result]} {entry.verdict.words}"
+        )
+        assert page.text_content(f"{block} .what") == f"It estimates {estimate.what}."
+        assert page.text_content(f"{block} .design").startswith("2 × 5 outer folds (10 in all)")
+        for scores in (estimate.network, *estimate.baselines):
+            row = _cells(page, f'{block} table.estimate-models tr[data-model="{scores.key}"]')
+            chosen = ", ".join(
+                f"{sig} ({n} fold{'s' if n != 1 else ''})"
+                for sig, n in scores.signatures_chosen.items()
+            )
+            assert row == [
+                scores.label,
+                *(_measure(getattr(scores, key), digits) for key, digits in COLUMNS),
+                chosen,
+            ]
+        rows = page.eval_on_selector_all(
+            f"{block} table.estimate-differences tbody tr",
+            "trs => trs.map(tr => tr.dataset.baseline)",
+        )
+        assert rows == [d.baseline for d in estimate.differences]  # the primary first
+        for d in estimate.differences:
+            row = _cells(
+                page, f'{block} table.estimate-differences tr[data-baseline="{d.baseline}"]'
+            )
+            tag = "primary: the verdict, Holm-adjusted" if d.primary else "secondary, unadjusted"
+            mark = f"{VERDICT_MARKS[d.result]} " if d.primary else ""
+            assert row == [
+                f"network − {d.label}",
+                _measure(d.rmse, 3, sign=True),
+                _p(d.p_value),
+                _p(d.p_holm) if d.primary else "–",
+                f"{mark}{d.words}{tag}",
+                *(_measure(getattr(d, key), digits, sign=True) for key, digits in COLUMNS[1:]),
+            ]
+    # The subtotal: points only (no item scale), no verdict, and its dementia AUC.
+    sub = summary.subtotal.estimate
+    block = '#estimate-view .estimate-block[data-task="subtotal"]'
+    assert page.text_content(f"{block} h3") == "subtotal of Q1 + Q3 (range 0–8)"
+    assert page.locator(f"{block} h3 .mark").count() == 0
+    for scores in (sub.network, *sub.baselines):
+        row = _cells(page, f'{block} table.estimate-models tr[data-model="{scores.key}"]')
+        assert row == [scores.label, *(_measure(getattr(scores, k), d) for k, d in COLUMNS[:3])]
+    auc = sub.dementia_auc
+    assert [
+        _cells(page, f'{block} table.estimate-auc tr[data-key="{key}"]')
+        for key in ("network", "ridge", "difference")
+    ] == [
+        ["network", _measure(auc.network, 3), ""],
+        ["Ridge", _measure(auc.baseline, 3), ""],
+        ["network − Ridge", _measure(auc.difference, 3, sign=True), _p(auc.p_value)],
+    ]
+    assert page.text_content(f"{block} .auc-note").startswith("SYNTHETIC cohort: AUC of the summed")
+    # The plot: per task, each model's RMSE estimate with its interval as error bars.
+    traces = page.evaluate("""() => document.getElementById('estimate-plot').data
+        .map(t => [t.name, t.x, t.y, t.error_y.array, t.error_y.arrayminus])""")
+    first = summary.tasks["Q1"].estimate
+    assert [t[0] for t in traces] == [s.label for s in (first.network, *first.baselines)]
+    for k, (name, x, y, plus, minus) in enumerate(traces):
+        assert x == list(sweep.tasks)
+        found = [
+            [s for s in (e.network, *e.baselines)][k].rmse
+            for e in (summary.tasks[t].estimate for t in sweep.tasks)
+        ]
+        assert y == pytest.approx([m.value for m in found])
+        assert plus == pytest.approx([m.ci[1] - m.value for m in found])
+        assert minus == pytest.approx([m.value - m.ci[0] for m in found])
+
+
+def test_a_page_without_a_held_out_split(browser, tmp_path):
+    """Today's default sweep: the estimate only; the held-out views say in one line that no
+    subject was held out."""
+    sweep = write_synthetic_sweep(tmp_path / "bare", samples=2)
+    page, refused, errors, context = _open(browser, write_dashboard(str(sweep.path)))
+    try:
+        blocks = page.eval_on_selector_all(
+            "#estimate-view .estimate-block", "ds => ds.map(d => d.dataset.task)"
+        )
+        assert blocks == ["Q1", "Q3", "subtotal"]
+        assert page.evaluate("() => document.getElementById('estimate-plot').data.length") == 4
+        assert page.is_hidden("#held-out-body")
+        assert page.text_content("#comparison-note") == (
+            "The sweep held out no subject (the shipped models learnt from every subject): their "
+            "performance is the estimate's (view 1)."
+        )
+        assert page.evaluate("() => document.getElementById('comparison-plot').data") is None
+        assert page.text_content("#subtotal-note").startswith(
+            "No subtotal on held-out subjects: the sweep held out no subject"
+        )
+        assert page.locator("#subtotal-table tr").count() == 0
+        assert page.text_content("#groups-note") == (
+            "No error per group on held-out subjects: the sweep held out no subject."
+        )
+        # The verdict marks: the estimate's, on the winners' cells only.
+        marked = page.eval_on_selector_all(
+            "#heatmap td.cell",
+            "tds => tds.filter(td => td.querySelector('.mark'))"
+            ".map(td => [td.dataset.task, td.dataset.winner, td.dataset.verdict])",
+        )
+        assert sorted(map(tuple, marked)) == [("Q1", "true", "better"), ("Q3", "true", "worse")]
+        assert refused == [] and errors == []
+    finally:
+        context.close()
 
 
 def test_an_older_demos_page(browser, tmp_path):
@@ -301,10 +451,18 @@ def test_an_older_demos_page(browser, tmp_path):
         )
         assert heads == [f"Q{i}≈ no difference shown" for i in range(1, 6)]
         assert "This sweep declared no comparator" in page.text_content("#comparator-note")
+        # No estimate: the view says why, and the held-out split is its numbers, as before.
+        assert page.text_content("#estimate-note").startswith(
+            "No nested cross-validation: this sweep's summary predates it"
+        )
+        assert page.locator("#estimate-view .estimate-block").count() == 0
+        assert page.evaluate("() => document.getElementById('estimate-plot').data") is None
+        assert page.is_visible("#held-out-body") and page.is_visible("#nested-part")
         assert (
             "procedure estimate (winning hyper-parameters re-used: optimistic)"
             in page.text_content("#nested-note")
         )
+        assert page.locator("#nested-table tbody tr").count() == 5  # the network's, per task
         assert (
             page.locator(
                 '#comparison-table tr[data-model="train_mean"] td:nth-child(8)'

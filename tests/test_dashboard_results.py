@@ -1,10 +1,13 @@
-"""The test results the dashboard shows (`mmse_app/dashboard_results.py`): read from a
-version-1 summary (the synthetic sweep writes one through the sweep's own writers) and from
-an older demo's summary (version 0, upgraded by `read_summary`, which names what it lacked).
+"""The results the dashboard shows (`mmse_app/dashboard_results.py`): read from version-1
+summaries in each layout a sweep writes (the synthetic sweep writes them through the sweep's
+own writers and, for the estimate, the core's own functions): the estimate alone (today's
+default: no subject held out), the estimate and a held-out split, a held-out split alone (a
+summary from before the estimate); and from an older demo's summary (version 0, upgraded by
+`read_summary`, which names what it lacked).
 
-The page recomputes nothing: its verdicts, labels, orders, calibration lines and subtotal are
-the summary's, its subtotal points test_predictions.csv's; what an older summary lacks it
-says is not recorded. No Ray, no browser.
+The page recomputes nothing: its estimate, verdicts, labels, orders, calibration lines and
+subtotal are the summary's, its subtotal points test_predictions.csv's; what an older summary
+lacks it says is not recorded. No Ray, no browser.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import pytest
 
 from mmse_app.dashboard import render_page
 from mmse_app.dashboard_data import load_experiment, page_data
-from mmse_app.dashboard_results import NOT_RECORDED, fixed
-from mmse_model.core.domain import BASELINE_LABELS
+from mmse_app.dashboard_results import NOT_RECORDED, VERDICT_MARKS, fixed
+from mmse_model.core.domain import BASELINE_LABELS, NETWORK_LABEL
 from mmse_model.core.errors import InputError
 from mmse_model.sweeps.predictions import COLUMNS, SUBTOTAL, read_predictions
 from mmse_model.sweeps.summary_schema import OLD_PROCEDURE_LABEL, read_summary
@@ -27,7 +30,30 @@ from tests.fixtures.synthetic_sweep import NESTED_LABEL, write_synthetic_sweep
 
 @pytest.fixture(scope="module")
 def newest(tmp_path_factory):
+    """Today's default: the estimate over every subject, no held-out split."""
     sweep = write_synthetic_sweep(tmp_path_factory.mktemp("newest") / "sweep", samples=3)
+    return sweep, page_data(load_experiment(str(sweep.path)))
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    """The estimate, and a held-out split besides (split.test_fraction > 0)."""
+    sweep = write_synthetic_sweep(
+        tmp_path_factory.mktemp("split") / "sweep", samples=3, held_out=True
+    )
+    return sweep, page_data(load_experiment(str(sweep.path)))
+
+
+@pytest.fixture(scope="module")
+def before_estimate(tmp_path_factory):
+    """A summary from before the estimate: a held-out split, the older nested estimate."""
+    sweep = write_synthetic_sweep(
+        tmp_path_factory.mktemp("before") / "sweep",
+        samples=3,
+        estimate=False,
+        held_out=True,
+        nested=True,
+    )
     return sweep, page_data(load_experiment(str(sweep.path)))
 
 
@@ -38,21 +64,257 @@ def _rewrite_summary(sweep, change):
     return page_data(load_experiment(str(sweep.path)))
 
 
-def test_the_fixture_writes_what_a_sweep_writes(newest):
-    sweep, data = newest
+@pytest.mark.parametrize("layout", ["newest", "split", "before_estimate"])
+def test_the_fixture_writes_what_a_sweep_writes(layout, request):
+    sweep, data = request.getfixturevalue(layout)
     summary = read_summary("summary.json", (sweep.path / "summary.json").read_text())
     assert (summary.format_version, summary.not_recorded) == (1, ())
     assert summary == sweep.summary and data.results_not_recorded == ()
     # The fixture writes the file with the sweep's own writer.
     with open(sweep.path / "test_predictions.csv") as handle:
         assert tuple(next(csv.reader(handle))) == COLUMNS
+    estimated = layout != "before_estimate"
+    assert all((e.estimate is not None) == estimated for e in summary.tasks.values())
+    assert all((e.test is not None) == (layout != "newest") for e in summary.tasks.values())
+    assert (summary.comparator.adjustment == "holm") == estimated
+    assert (summary.looks is not None) == estimated
 
 
-# --- a version-1 summary -----------------------------------------------------------------------
+# --- the estimate: repeated nested cross-validation over every subject -------------------------
 
 
-def test_the_verdict_is_the_declared_comparators(newest):
+def test_the_estimate_view_is_the_summarys(newest):
     sweep, data = newest
+    view, summary = data.estimate, sweep.summary
+    assert view.recorded and list(view.tasks) == list(summary.tasks) and view.missing == ()
+    assert view.note.startswith(
+        "The estimate: repeated nested cross-validation over every subject (2 × 5 outer folds)."
+    )
+    estimate = summary.tasks["Q1"].estimate
+    assert "mean over the 10 outer folds with its 95 % interval" in view.note
+    assert estimate.interval in view.note
+    assert view.comparator_note == data.comparator.note
+    assert (view.p_label, view.p_adjusted_label) == (
+        "p (unadjusted)",
+        "Holm-adjusted p (the verdict's)",
+    )
+    for task, entry in summary.tasks.items():
+        estimate, block = entry.estimate, view.tasks[task]
+        assert block.title == f"{task}: {entry.item} (0–{entry.score_range[1]:g})"
+        assert block.design == (
+            "2 × 5 outer folds (10 in all), 60 subjects; the search in each outer fold: "
+            "2 hyper-parameter samples × 2 signatures on 3 inner folds, no ASHA"
+        )
+        assert (estimate.n_subjects, estimate.repeats, estimate.outer_folds) == (60, 2, 5)
+        assert block.what == f"It estimates {estimate.what}."
+        # Every measure, the item's scale too, in the tables' order.
+        assert [c.key for c in block.columns] == [
+            "rmse",
+            "mae",
+            "r2",
+            "exact",
+            "within_1",
+            "kappa",
+        ]
+        # Every model's numbers are the summary's: the network first, then the baselines.
+        assert [m.scores for m in block.models] == [estimate.network, *estimate.baselines]
+        assert [m.label for m in block.models] == [
+            NETWORK_LABEL,
+            "training mean",
+            "Ridge",
+            "HistGradientBoosting",
+        ]
+        assert block.models[0].signatures == ", ".join(
+            f"{sig} ({n} fold{'s' if n != 1 else ''})"
+            for sig, n in estimate.network.signatures_chosen.items()
+        )
+        # The differences in the summary's order (the primary, the verdict's, first), with
+        # their p-values and words; only the verdict's carries a mark.
+        assert [d.difference for d in block.differences] == list(estimate.differences)
+        assert [d.label for d in block.differences] == [
+            "network − Ridge",
+            "network − training mean",
+            "network − HistGradientBoosting",
+        ]
+        primary, *secondary = block.differences
+        assert primary.difference.primary and primary.difference.p_holm is not None
+        assert primary.tag == "primary: the verdict, Holm-adjusted"
+        assert primary.mark == VERDICT_MARKS[entry.verdict.result]
+        assert primary.difference.words == entry.verdict.words
+        assert block.verdict == entry.verdict
+        assert all(d.tag == "secondary, unadjusted" and d.mark == "" for d in secondary)
+        assert all(d.difference.p_holm is None for d in secondary)
+    assert view.tasks["Q1"].verdict.words == "network better"
+    assert view.tasks["Q3"].verdict.words == "Ridge better"
+    # The heatmap's marks are the estimate's verdicts, on the winners' cells only.
+    winners = {c.task: (c.verdict, c.mark) for c in data.heatmap.cells if c.winner}
+    assert winners == {"Q1": ("better", "✓"), "Q3": ("worse", "✗")}
+    assert all(c.verdict is None and c.mark == "" for c in data.heatmap.cells if not c.winner)
+
+
+def test_the_subtotals_estimate_and_its_dementia_auc(newest):
+    sweep, data = newest
+    recorded = sweep.summary.subtotal.estimate
+    block = data.estimate.subtotal
+    assert data.estimate.subtotal_note == "" and block.task == "subtotal"
+    assert block.title == "subtotal of Q1 + Q3 (range 0–8)"
+    assert block.design == (
+        "2 × 5 outer folds (10 in all), 60 subjects; each model's predictions summed over the "
+        "tasks, subject by subject"
+    )
+    # No item scale for a sum of items.
+    assert [c.key for c in block.columns] == ["rmse", "mae", "r2"]
+    assert [m.scores for m in block.models] == [recorded.network, *recorded.baselines]
+    assert [d.difference for d in block.differences] == list(recorded.differences)
+    # The subtotal has no verdict: its primary comparison is unadjusted and unmarked.
+    assert block.verdict is None and all(d.mark == "" for d in block.differences)
+    assert block.differences[0].tag == "primary comparator, unadjusted: no verdict here"
+    auc = recorded.dementia_auc
+    assert [(a.key, a.label, a.measure, a.signed, a.p_value) for a in block.auc] == [
+        ("network", "network", auc.network, False, None),
+        ("ridge", "Ridge", auc.baseline, False, None),
+        ("difference", "network − Ridge", auc.difference, True, auc.p_value),
+    ]
+    assert block.auc_note == (
+        f"SYNTHETIC cohort: AUC of the summed prediction for telling the dementia group from "
+        f"the others ({auc.n_dementia} vs {auc.n_other} subjects), the network's and the "
+        "declared comparator's (Ridge), mean over the outer folds with its 95 % interval; no "
+        "clinical cut-off is implied."
+    )
+    # The core writes the subtotal's search as "x 0 signatures": the page says what it was.
+    assert "x 0 signatures" in recorded.what and "x 0 signatures" not in block.what
+    assert "x each task's signatures" in block.what
+
+
+def test_without_a_held_out_split_the_page_says_so_once(newest):
+    sweep, data = newest
+    assert not data.comparison.held_out and data.comparison.tasks == {}
+    assert data.comparison.note == (
+        "The sweep held out no subject (the shipped models learnt from every subject): their "
+        "performance is the estimate's (view 1)."
+    )
+    assert data.comparison.coverage == () and data.comparison.estimate_note == ""
+    assert not data.subtotal.recorded and data.subtotal.note == (
+        "No subtotal on held-out subjects: the sweep held out no subject (the shipped models "
+        "learnt from every subject); the subtotal's estimate is in view 1."
+    )
+    for task in sweep.tasks:
+        assert data.calibration[task].predicted == ()
+        assert data.calibration[task].note.startswith(
+            f"{task}: no test predictions to calibrate: the sweep held out no subject"
+        )
+    assert "The sweep held out no subject: every subject trained the shipped models" in (
+        data.data.note
+    )
+    assert [(r.task, r.n_train, r.n_test) for r in data.data.training] == [
+        ("Q1", 60, 0),
+        ("Q3", 60, 0),
+    ]
+    assert data.data.groups_note == (
+        "No error per group on held-out subjects: the sweep held out no subject."
+    )
+
+
+def test_the_looks_and_a_config_changed_between_them(newest, tmp_path):
+    _, data = newest
+    assert data.estimate.looks == (
+        "Looks: the results were scored on these data 1 time (looks.jsonl beside the sweep "
+        "record); the config did not change between looks."
+    )
+    assert data.estimate.looks_changed is False
+    sweep = write_synthetic_sweep(tmp_path / "s", samples=2, looks=3, config_changed=True)
+    assert (sweep.summary.looks.count, sweep.summary.looks.config_changed) == (3, True)
+    assert len((sweep.path / "looks.jsonl").read_text().splitlines()) == 3
+    view = page_data(load_experiment(str(sweep.path))).estimate
+    assert view.looks_changed and view.looks == (
+        "Looks: the results were scored on these data 3 times (looks.jsonl beside the sweep "
+        "record); the config changed between looks: these numbers may reflect choices made "
+        "after seeing earlier ones."
+    )
+
+
+def test_the_estimate_and_a_held_out_split_apart(split):
+    sweep, data = split
+    # The estimate leads, as in the layout without a held-out split.
+    assert data.estimate.recorded and list(data.estimate.tasks) == ["Q1", "Q3"]
+    for task, entry in sweep.summary.tasks.items():
+        assert data.estimate.tasks[task].models[0].scores == entry.estimate.network
+        # The held-out split's numbers, labelled as one split's: they decide nothing.
+        cmp = data.comparison.tasks[task]
+        assert cmp.models[0].test == entry.test and cmp.verdict == entry.verdict
+        assert [m.tag for m in cmp.models] == [
+            "",
+            "secondary, this split only",
+            "primary, this split only",
+            "secondary, this split only",
+        ]
+    assert data.comparison.held_out and data.comparison.note.startswith(
+        "One held-out split's numbers, apart from the estimate (view 1): one draw of test "
+        "subjects, so they vary with the draw; the verdicts are the estimate's"
+    )
+    assert data.comparison.comparator_note == "" and data.comparison.estimate_note == ""
+    assert data.subtotal.recorded and data.subtotal.note.startswith(
+        "One held-out split's numbers, apart from the estimate (view 1). The sum of Q1 + Q3"
+    )
+    assert data.subtotal.points is not None and data.calibration["Q1"].predicted
+
+
+def test_a_declared_comparator_other_than_the_lowest_estimate_gives_the_verdict(tmp_path):
+    sweep = write_synthetic_sweep(tmp_path / "s", samples=2, primary="train_mean")
+    data = page_data(load_experiment(str(sweep.path)))
+    assert data.comparator.primary_label == BASELINE_LABELS["train_mean"]
+    for task, entry in sweep.summary.tasks.items():
+        lowest = min(entry.estimate.baselines, key=lambda b: b.rmse.value)
+        assert lowest.key != "train_mean"
+        block = data.estimate.tasks[task]
+        assert entry.verdict.baseline == "train_mean" and block.verdict == entry.verdict
+        assert [(d.difference.baseline, d.tag) for d in block.differences] == [
+            ("train_mean", "primary: the verdict, Holm-adjusted"),
+            ("ridge", "secondary, unadjusted"),
+            ("hist_gradient_boosting", "secondary, unadjusted"),
+        ]
+    # Q3's Ridge beats its network, but the declared training mean does not: no "worse".
+    assert data.estimate.tasks["Q3"].verdict.result == "level"
+    assert data.estimate.tasks["Q3"].verdict.words == "no difference shown"
+    assert data.estimate.tasks["Q3"].differences[1].difference.words == "Ridge better"
+    assert {c.task: c.mark for c in data.heatmap.cells if c.winner} == {"Q1": "✓", "Q3": "≈"}
+    assert "the task's verdict against training mean" in data.heatmap.note
+
+
+@pytest.mark.parametrize(
+    "nested, reason",
+    [
+        (
+            True,
+            (
+                "this sweep ran the earlier nested estimate over fresh outer splits instead, "
+                "shown with the held-out split (view 3)"
+            ),
+        ),
+        (
+            False,
+            (
+                "the sweep ran none (evaluation.outer_repeats 0); its numbers are the held-out "
+                "split's (view 3)"
+            ),
+        ),
+    ],
+)
+def test_a_summary_without_the_estimate_says_why(tmp_path, nested, reason):
+    sweep = write_synthetic_sweep(
+        tmp_path / "s", samples=2, estimate=False, held_out=True, nested=nested
+    )
+    view = page_data(load_experiment(str(sweep.path))).estimate
+    assert not view.recorded and view.tasks == {} and view.subtotal is None
+    assert view.note == f"No nested cross-validation: {reason}."
+    assert view.looks == "Looks (how often results were scored on these data): not recorded."
+
+
+# --- a summary from before the estimate (version 1) --------------------------------------------
+
+
+def test_the_verdict_is_the_declared_comparators(before_estimate):
+    sweep, data = before_estimate
     comp = data.comparator
     assert comp.declared and comp.primary == "ridge" and comp.primary_label == "Ridge"
     assert comp.adjustment == "unadjusted for the 2 tasks"
@@ -74,7 +336,9 @@ def test_the_verdict_is_the_declared_comparators(newest):
 
 def test_a_declared_comparator_other_than_the_lowest_test_rmse_gives_the_verdict(tmp_path):
     # Ridge has the lowest test RMSE of the baselines on both tasks; train mean is declared.
-    sweep = write_synthetic_sweep(tmp_path / "s", samples=2, primary="train_mean")
+    sweep = write_synthetic_sweep(
+        tmp_path / "s", samples=2, primary="train_mean", estimate=False, held_out=True
+    )
     data = page_data(load_experiment(str(sweep.path)))
     assert data.comparator.primary_label == BASELINE_LABELS["train_mean"]
     for task, entry in sweep.summary.tasks.items():
@@ -100,16 +364,18 @@ def test_a_declared_comparator_other_than_the_lowest_test_rmse_gives_the_verdict
     assert "its verdict against training mean" in data.heatmap.note
 
 
-def test_holm_adjustment_is_said(tmp_path):
-    sweep = write_synthetic_sweep(tmp_path / "s", samples=2)
-    data = _rewrite_summary(sweep, lambda s: s["comparator"].update(adjustment="holm"))
+def test_holm_adjustment_is_said(newest):
+    _, data = newest
     assert data.comparator.adjustment == "Holm-adjusted for the 2 tasks"
+    assert data.comparator.note.startswith("Verdicts: the network minus Ridge, fold by fold")
     assert "Holm-adjusted for the 2 tasks" in data.heatmap.note
     assert "by chance alone" not in data.comparator.note
+    # The note says itself that the other baselines are secondary: once.
+    assert data.comparator.note.count("secondary") == 1
 
 
-def test_nested_estimate_training_groups_and_coverage(newest):
-    sweep, data = newest
+def test_nested_estimate_training_groups_and_coverage(before_estimate):
+    sweep, data = before_estimate
     for task, entry in sweep.summary.tasks.items():
         estimate = data.comparison.tasks[task].estimate
         assert estimate.kind == "nested" and estimate.label == NESTED_LABEL
@@ -148,8 +414,8 @@ def test_nested_estimate_training_groups_and_coverage(newest):
     assert "(the data root's dataset.json says so)" in data.banner
 
 
-def test_the_subtotal_with_its_calibration_auc_and_points(newest):
-    sweep, data = newest
+def test_the_subtotal_with_its_calibration_auc_and_points(before_estimate):
+    sweep, data = before_estimate
     recorded = sweep.summary.subtotal
     sub = data.subtotal
     assert sub.recorded and sub.tasks == ("Q1", "Q3")
@@ -171,7 +437,7 @@ def test_the_subtotal_with_its_calibration_auc_and_points(newest):
 
 
 def test_a_recorded_null_slope_is_undefined(tmp_path):
-    sweep = write_synthetic_sweep(tmp_path / "s", samples=2)
+    sweep = write_synthetic_sweep(tmp_path / "s", samples=2, held_out=True)
     data = _rewrite_summary(
         sweep,
         lambda s: s["subtotal"]["test"].update(calibration_slope=None, calibration_intercept=None),
@@ -184,7 +450,7 @@ def test_a_recorded_null_slope_is_undefined(tmp_path):
 
 
 def test_a_constant_prediction_has_no_calibration_line(tmp_path):
-    sweep = write_synthetic_sweep(tmp_path / "s", samples=2)
+    sweep = write_synthetic_sweep(tmp_path / "s", samples=2, held_out=True)
 
     def constant(summary):
         summary["tasks"]["Q1"]["test"].update(calibration_slope=None, calibration_intercept=None)
@@ -204,7 +470,9 @@ def test_an_unknown_exclusion_count_and_a_real_cohort(tmp_path):
 
 
 def test_no_groups_file_and_no_nested_estimate(tmp_path):
-    sweep = write_synthetic_sweep(tmp_path / "s", samples=2, groups=False, nested=False)
+    sweep = write_synthetic_sweep(
+        tmp_path / "s", samples=2, groups=False, estimate=False, held_out=True
+    )
     data = page_data(load_experiment(str(sweep.path)))
     assert data.data.groups == ()
     assert data.data.groups_note == "No error per group: the sweep was given no groups file."
@@ -212,6 +480,12 @@ def test_no_groups_file_and_no_nested_estimate(tmp_path):
     assert all(c.estimate is None for c in data.comparison.tasks.values())
     assert data.comparison.estimate_note == (
         "No estimate over fresh splits: the sweep ran none (evaluation.outer_repeats 0)."
+    )
+    # The estimate's subtotal without groups: no AUC, and it says why.
+    sweep = write_synthetic_sweep(tmp_path / "e", samples=2, groups=False)
+    view = page_data(load_experiment(str(sweep.path))).estimate
+    assert view.subtotal.auc == () and view.subtotal.auc_note == (
+        "No AUC: the sweep was given no groups file."
     )
 
 
@@ -274,6 +548,35 @@ def test_an_older_demo_reads_ridges_comparison_labelled_as_such(old_demo):
     assert len(winner_cells) == 5 and all(c.verdict == "level" for c in winner_cells)
     assert all(c.verdict is None for c in data.heatmap.cells if not c.winner)
     assert [h.text for h in data.heatmap.heads] == ["≈ no difference shown"] * 5
+    # Its verdicts are the held-out split's, and the page says so.
+    assert "on the held-out test subjects" in data.heatmap.note
+    assert data.comparison.held_out and data.comparison.comparator_note == data.comparator.note
+
+
+def test_an_older_demo_has_no_estimate_and_says_why(old_demo):
+    _, _, data = old_demo
+    view = data.estimate
+    assert not view.recorded and view.tasks == {} and view.subtotal is None
+    assert view.note == (
+        "No nested cross-validation: this sweep's summary predates it; its procedure estimate "
+        "(the winner's hyper-parameters re-used: optimistic) is shown with the held-out split "
+        "(view 3)."
+    )
+    assert view.looks == f"Looks (how often results were scored on these data): {NOT_RECORDED}."
+
+
+def test_an_older_sweeps_nested_estimate_is_why_it_has_none():
+    """The replay fixture of 3b96bae: a summary with the earlier estimate over fresh splits."""
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "fixtures" / "results_3b96bae"
+    data = page_data(load_experiment(str(folder)))
+    assert data.estimate.note.startswith(
+        "No nested cross-validation: this sweep ran the earlier nested estimate over fresh "
+        "outer splits instead"
+    )
+    assert all(c.estimate.kind == "nested" for c in data.comparison.tasks.values())
+    render_page(data)
 
 
 def test_an_older_demo_says_what_it_did_not_record(old_demo):

@@ -1,12 +1,17 @@
-// 2. Each task's winner against the baselines on its test subjects, the estimate over fresh
-// splits, and the coverage of the per-subject prediction intervals.
+// 3. The held-out split, where the sweep kept one (one split's numbers, apart from the
+// estimate): each task's winner against the baselines on its test subjects, an older
+// summary's estimate over fresh splits, and the coverage of the per-subject prediction
+// intervals. Without a held-out split, only the data's line that says so.
 
 function comparedTasks() { return DATA.tasks.filter(function (t) { return DATA.comparison.tasks[t]; }); }
 function renderComparison() {
   const view = DATA.comparison;
   const tasks = comparedTasks();
   $("comparison-note").textContent = view.note;
-  $("comparator-note").textContent = DATA.comparator ? DATA.comparator.note : "";
+  $("comparator-note").textContent = view.comparator_note;
+  $("held-out-body").hidden = !view.held_out;
+  if (!view.held_out) return;
+  $("nested-part").hidden = !view.estimate_note;
   guard("nested-table", function () { renderNested(tasks); });
   guard("coverage-table", renderCoverage);
   if (!tasks.length) { empty("comparison-plot"); return; }

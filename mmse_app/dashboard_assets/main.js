@@ -2,6 +2,7 @@
 
 guard("top", renderBanner);
 guard("top", renderHeader);
+guard("estimate-view", renderEstimate);
 guard("heatmap-view", renderHeatmap);
 guard("comparison-view", renderComparison);
 guard("subtotal-view", renderSubtotal);

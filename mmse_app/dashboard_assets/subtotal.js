@@ -1,4 +1,4 @@
-// 3. The subtotal: the sum of the tasks' predictions per test subject.
+// 4. The held-out split's subtotal: the sum of the tasks' predictions per test subject.
 
 function renderSubtotal() {
   const s = DATA.subtotal;

@@ -1,4 +1,4 @@
-// The task chosen for views 5 to 7.
+// The task chosen for views 6 to 8.
 
 function renderTaskSelect() {
   const select = $("task-select");

@@ -1,7 +1,8 @@
 """`mmse dashboard` on an experiment in S3 (the SeaweedFS server of tests/ray/s3_server.py).
 
-A finished and a half-finished synthetic experiment are uploaded to the bucket; the page's
-data read through `s3://...` must equal the data read from the local copy.
+Finished synthetic experiments (the estimate alone, today's default; the estimate and a
+held-out split) and a half-finished one are uploaded to the bucket; the page's data read
+through `s3://...` must equal the data read from the local copy.
 """
 
 from __future__ import annotations
@@ -24,9 +25,17 @@ def test_dashboard_reads_experiments_in_s3(s3_server, tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)
     prefix = f"dash-{uuid.uuid4().hex[:12]}"
     fs = s3_server.filesystem()
-    for name, finished in (("done", True), ("half", False)):
+    for name, finished, held_out in (
+        ("done", True, False),
+        ("split", True, True),
+        ("half", False, False),
+    ):
         sweep = write_synthetic_sweep(
-            tmp_path / name, finished=finished, running=0 if finished else 2, errored=1
+            tmp_path / name,
+            finished=finished,
+            running=0 if finished else 2,
+            errored=1,
+            held_out=held_out,
         )
         pafs.copy_files(
             str(sweep.path), f"{s3_server.bucket}/{prefix}/{name}", destination_filesystem=fs
@@ -38,11 +47,18 @@ def test_dashboard_reads_experiments_in_s3(s3_server, tmp_path, monkeypatch):
         assert remote.model_copy(update={"meta": local.meta}) == local
         assert remote.meta.finished is finished and len(remote.trials) == len(sweep.trials)
         if finished:
-            assert remote.comparison.tasks and all(c.predicted for c in remote.calibration.values())
-            assert remote.subtotal.points is not None and remote.banner is not None
+            # The estimate leads; the held-out split's numbers are there only where one was kept.
+            assert remote.estimate.recorded and remote.banner is not None
+            assert list(remote.estimate.tasks) == list(sweep.summary.tasks)
+            assert remote.estimate.subtotal is not None
+            assert remote.comparison.held_out is held_out
+            assert bool(remote.comparison.tasks) is held_out
+            assert all(bool(c.predicted) is held_out for c in remote.calibration.values())
+            assert (remote.subtotal.points is not None) is held_out
         else:
-            # While it runs: its sweep record (rungs, epoch limit), no test numbers yet.
+            # While it runs: its sweep record (rungs, epoch limit), no results yet.
             assert remote.comparison.tasks == {} and remote.asha.rungs == sweep.rungs
+            assert not remote.estimate.recorded
             assert [t.status for t in remote.trials][-2:] == ["running"] * 2
 
     # The CLI: a URI's page lands in ./dashboard-<name>; nothing is written to the bucket.
