@@ -448,7 +448,7 @@ def _estimate_block(
         task=task,
         title=title or task,
         design=design,
-        what=f"It estimates {_what(estimate.what)}.",
+        what=f"It estimates {estimate.what}.",
         columns=columns,
         models=models,
         differences=differences,
@@ -469,12 +469,6 @@ def _difference_tag(difference: EstimateDifference, verdict: Verdict | None) -> 
     if difference.primary:
         return "primary comparator, unadjusted: no verdict here"
     return "secondary, unadjusted"
-
-
-def _what(what: str) -> str:
-    """The summary's sentence. The subtotal's names its search "x 0 signatures" (the core
-    writes it with no signatures, `estimate.subtotal_estimate`): each task searched its own."""
-    return what.replace(" x 0 signatures ", " x each task's signatures ")
 
 
 def _estimated_model(

@@ -12,7 +12,8 @@ The method is Mondrian (split-conformal within each class; Vovk et al. 2005) wit
 classes being bands of the prediction: the calibration predictions' terciles cut the scale
 into three bands, and within band b the interval around a prediction y_hat is
 
-    [y_hat + r_(lo), y_hat + r_(hi)],  lo = floor((alpha/2)(n_b + 1)), hi = ceil((1 - alpha/2)(n_b + 1))
+    [y_hat + r_(lo), y_hat + r_(hi)]
+    lo = floor((alpha/2)(n_b + 1)),  hi = ceil((1 - alpha/2)(n_b + 1))
 
 the lo-th and hi-th smallest of the band's n_b signed residuals (an infinite bound where
 the rank does not exist), clipped to the score range. Signed and per band because the
@@ -151,7 +152,9 @@ def cross_fitted(
     for i, (repeat, ids, y, p) in enumerate(folds):
         others = [f for j, f in enumerate(folds) if j != i and f[0] == repeat]
         cal = calibrate(
-            np.concatenate([f[3] for f in others]), np.concatenate([f[2] for f in others]), level,
+            np.concatenate([f[3] for f in others]),
+            np.concatenate([f[2] for f in others]),
+            level,
             method,
         )
         lo, hi = cal.interval(p, score_range)

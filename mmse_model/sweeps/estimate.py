@@ -40,12 +40,13 @@ INTERVAL_METHOD = (
 ALPHA = 1 - INTERVAL_LEVEL
 
 
-def what_it_estimates(search: NestedSearch, signatures: int) -> str:
-    """The sentence every output gives the estimate."""
+def what_it_estimates(search: NestedSearch, signatures: int | None) -> str:
+    """The sentence every output gives the estimate (`signatures` None: each task's)."""
     fraction = f"{search.outer_folds - 1}/{search.outer_folds}"
+    count = "each task's" if signatures is None else str(signatures)
     return (
         f"the expected error of the whole procedure (a search of {search.samples_per_repeat} "
-        f"hyper-parameter samples x {signatures} signatures on {search.base.split.folds} "
+        f"hyper-parameter samples x {count} signatures on {search.base.split.folds} "
         f"inner folds, no ASHA, then the best by validation loss) trained on {fraction} of "
         "a cohort like this one; the shipped models learnt from every subject with the "
         "sweep's full search"
@@ -125,7 +126,7 @@ def subtotal_estimate(
     estimate = _estimate(folds, _test_fraction(results), primary, item_scale=False)
     out = {
         "method": METHOD,
-        "what": f"the sum of the tasks {'+'.join(tasks)}: {what_it_estimates(search, 0)}",
+        "what": f"the sum of the tasks {'+'.join(tasks)}: {what_it_estimates(search, None)}",
         "interval": INTERVAL_METHOD,
         "n_subjects": len({s for r in results for s in r.subjects}),
         "repeats": search.repeats,
@@ -255,7 +256,9 @@ def _estimate(
             "key": name,
             "label": NETWORK_LABEL if name == NETWORK else BASELINE_LABELS.get(name, name),
             **{
-                metric: _measure(corrected_t([f[name][metric] for f in folds], test_fraction))
+                metric: _measure(
+                    corrected_t([f[name][metric] for f in folds], test_fraction), metric
+                )
                 for metric in metrics
             },
             "fold_rmse": [f[name]["rmse"] for f in folds],
@@ -300,8 +303,14 @@ def _unadjusted_result(interval) -> str | None:
     return rules.LEVEL
 
 
-def _measure(interval) -> dict[str, Any]:
-    ci = None if interval.low is None else [interval.low, interval.high]
+# What a metric can be: an interval is clipped to it (a t interval of a proportion near 1
+# would reach past it).
+BOUNDS = {"exact": (0.0, 1.0), "within_1": (0.0, 1.0), "kappa": (-1.0, 1.0), "r2": (-np.inf, 1.0)}
+
+
+def _measure(interval, metric: str = "") -> dict[str, Any]:
+    low, high = BOUNDS.get(metric, (-np.inf, np.inf))
+    ci = None if interval.low is None else [max(low, interval.low), min(high, interval.high)]
     return {"value": interval.mean, "ci": ci, "folds": interval.folds}
 
 

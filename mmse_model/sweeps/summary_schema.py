@@ -407,6 +407,10 @@ def _upgrade_0(old: dict[str, Any]) -> dict[str, Any]:
         missing.append("synthetic")
     if "excluded_recordings" not in old:
         missing.append("excluded_recordings")
+    # The repeated nested cross-validation and the looks log came with the contract.
+    missing += ["looks", *(f"tasks.{task}.estimate" for task in tasks)]
+    if isinstance(old.get("subtotal"), dict):
+        missing.append("subtotal.estimate")
     provenance = old.get("provenance")
     if not isinstance(provenance, dict):
         missing.append("provenance")
