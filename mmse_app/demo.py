@@ -58,7 +58,7 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
     )
     # The SYNTHETIC cohort knows its groups: the summary gives the subtotal's dementia AUC.
     evaluation = sweep.evaluation.model_copy(update={"groups_file": str(cohort / "labels.csv")})
-    from ray_jobs.guard import SweepTrialsFailed
+    from mmse_model.sweeps.finish import SweepTrialsFailed
 
     try:
         summary = run_sweep(sweep.model_copy(update={"evaluation": evaluation}), resume=resume)

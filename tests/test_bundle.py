@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -169,12 +170,18 @@ def test_predict_gives_each_subjects_five_scores_subtotal_and_intervals(sweep, t
         in capsys.readouterr().out
     )
     rows = rows_of(out)
+    # Each item's interval also as the item's scores inside it (`_set`); the subtotal has none.
     columns = [
         "subject_id",
-        *(f"{t}{s}" for t in (*TASKS, "subtotal") for s in ("", "_lo", "_hi")),
+        *(f"{t}{s}" for t in TASKS for s in ("", "_lo", "_hi", "_set")),
+        *(f"subtotal{s}" for s in ("", "_lo", "_hi")),
         "out_of_range",
     ]
     assert list(rows[0]) == columns
+    for row in rows[:10]:
+        low, high = math.ceil(float(row["Q1_lo"]) - 1e-9), math.floor(float(row["Q1_hi"]) + 1e-9)
+        expected = "" if high < low else str(low) if low == high else f"{low}-{high}"
+        assert row["Q1_set"] == expected
     source = np.load(root / STRONG / "Q1.npz", allow_pickle=False)
     assert [r["subject_id"] for r in rows] == source["subject_id"].tolist()
     for task in TASKS:

@@ -395,7 +395,24 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
     sums = [p for p in predictions if p["task"] == SUBTOTAL]
     assert sum(p["lo"] <= p["true"] <= p["hi"] for p in sums) == sub.intervals.covered
     text = format_summary(summary)
-    assert "90% CV+ intervals cover" in text and "per-subject subtotal intervals" in text
+    # The held-out split checks the intervals new subjects get: calibrated on the outer folds.
+    assert "90% outer-fold calibrated (Mondrian by band) intervals cover" in text
+    assert "per-subject subtotal intervals" in text
+    # Each task's and the subtotal's intervals, as the outer folds measured them.
+    assert text.count("  prediction intervals (90% outer-fold calibrated (Mondrian by band)):") == 3
+    for task, entry in summary.tasks.items():
+        report = entry.prediction_intervals
+        assert report.overall.n == 120 and len(report.by_band) == 3
+        assert [c.label for c in report.by_score][-2:] == [
+            "lowest 10 % of true scores",
+            "highest 10 % of true scores",
+        ]
+        assert report.calibration.integer_sets and len(report.calibration.lower) == 3
+        assert report.short == tuple(
+            c.label
+            for c in (report.overall, *report.by_band, *report.by_score)
+            if c.coverage_ci[1] < 0.9
+        )
     lines = text.splitlines()
     assert lines[0].startswith("SYNTHETIC cohort:")
     assert "Holm-adjusted 5 % level across the 2 tasks" in text and "(range 0-8)" in text

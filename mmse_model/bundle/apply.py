@@ -13,6 +13,7 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from mmse_model.core.hashing import sha256_file
 from mmse_model.core.identity import DatasetIdentity
 from mmse_model.data.dataset import dataset_path
 from mmse_model.evaluation.conformal import clip_to_range, cv_plus_intervals
+from mmse_model.evaluation.intervals import calibration_from, integer_set
 from mmse_model.training.checkpoint import FoldEnsemble
 
 # A feature is flagged when it lies outside the training subjects' range by more than this
@@ -152,7 +154,8 @@ def features_for(
 class Predictions:
     subject_ids: list[str]
     columns: list[str]
-    values: dict[str, list[float | None]]  # column -> one value per subject (None: not predicted)
+    # column -> one value per subject (None: not predicted); `<task>_set` columns hold text
+    values: dict[str, list[Any]]
     out_of_range: list[str]
 
 
@@ -178,8 +181,14 @@ def predict(bundle: Bundle, features: dict[str, TaskInput]) -> Predictions:
             continue
         one = features[name]
         per_fold = predictor.ensemble.predict_folds(one.X)  # (K, n)
-        lower, upper = cv_plus_intervals(per_fold, predictor.residuals, predictor.folds, level)
-        lower, upper = clip_to_range(lower, upper, predictor.ensemble.score_range)
+        calibration = bundle.manifest.tasks[name].calibration
+        if calibration is not None:  # calibrated on the nested cross-validation's outer folds
+            lower, upper = calibration_from(calibration).interval(
+                per_fold.mean(axis=0), predictor.ensemble.score_range
+            )
+        else:  # CV+ on the shipped models' out-of-fold residuals
+            lower, upper = cv_plus_intervals(per_fold, predictor.residuals, predictor.folds, level)
+            lower, upper = clip_to_range(lower, upper, predictor.ensemble.score_range)
         rows = np.array([column[s] for s in one.subject_ids.tolist()], dtype=np.int64)
         for j, i in enumerate(rows):
             cells[0][i], cells[1][i], cells[2][i] = (
@@ -188,6 +197,12 @@ def predict(bundle: Bundle, features: dict[str, TaskInput]) -> Predictions:
                 float(upper[j]),
             )
         values.update(zip(columns[-3:], cells))
+        if calibration is not None and calibration.integer_sets:
+            columns.append(f"{name}_set")
+            values[f"{name}_set"] = [
+                None if cells[1][i] is None else integer_set(cells[1][i], cells[2][i])
+                for i in range(len(subjects))
+            ]
         present = np.zeros(len(subjects), dtype=bool)
         present[rows] = True
         complete &= present
@@ -208,10 +223,15 @@ def predict(bundle: Bundle, features: dict[str, TaskInput]) -> Predictions:
         cells = [[None] * len(subjects) for _ in range(3)]
         chosen = np.flatnonzero(complete)
         if len(chosen):
-            residuals, folds = bundle.subtotal
-            lower, upper = cv_plus_intervals(fold_sums[:, chosen], residuals, folds, level)
             sub_range = bundle.manifest.subtotal.score_range
-            lower, upper = clip_to_range(lower, upper, (sub_range[0], sub_range[1]))
+            calibration = bundle.manifest.subtotal.calibration
+            if calibration is not None:
+                points = np.array([sum(values[t][i] for t in bundle.tasks) for i in chosen])
+                lower, upper = calibration_from(calibration).interval(points, tuple(sub_range))
+            else:
+                residuals, folds = bundle.subtotal
+                lower, upper = cv_plus_intervals(fold_sums[:, chosen], residuals, folds, level)
+                lower, upper = clip_to_range(lower, upper, (sub_range[0], sub_range[1]))
             for j, i in enumerate(chosen):
                 point = sum(values[t][i] for t in bundle.tasks)  # the sum of the tasks' predictions
                 cells[0][i], cells[1][i], cells[2][i] = (
@@ -232,7 +252,7 @@ def write_predictions(predictions: Predictions, out: str | Path) -> Path:
         writer.writerow(
             [
                 subject,
-                *("" if v is None else f"{v:.4f}" for v in cells),
+                *("" if v is None else v if isinstance(v, str) else f"{v:.4f}" for v in cells),
                 predictions.out_of_range[i],
             ]
         )

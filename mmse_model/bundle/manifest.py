@@ -23,9 +23,11 @@ from mmse_model.core.identity import BuildParams
 from mmse_model.sweeps.looks import Looks
 from mmse_model.sweeps.summary_schema import (
     Baseline,
+    Calibration,
     Comparison,
     Coverage,
     Estimate,
+    IntervalReport,
     NestedEstimate,
     Provenance,
     Scores,
@@ -59,6 +61,10 @@ class TaskModel(Record):
     # without a held-out split
     intervals: Coverage | None
     estimate: Estimate | None = None  # the sweep's repeated nested cross-validation
+    # How new subjects' intervals are made: calibrated on the nested cross-validation's outer
+    # folds (null: CV+ on the fold-models' out-of-fold residuals, in the weights file)
+    calibration: Calibration | None = None
+    interval_report: IntervalReport | None = None
     n_training_subjects: int
     feature_min: tuple[float, ...]  # training subjects' range of each feature
     feature_max: tuple[float, ...]
@@ -78,6 +84,8 @@ class SubtotalModel(Record):
     intervals: Coverage | None
     n_training_subjects: int
     estimate: Estimate | None = None
+    calibration: Calibration | None = None
+    interval_report: IntervalReport | None = None
 
 
 class BundleManifest(Contract):

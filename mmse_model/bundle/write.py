@@ -30,6 +30,7 @@ from mmse_model.core.identity import DatasetIdentity
 from mmse_model.data.dataset import dataset_path
 from mmse_model.data.manifest import data_fingerprint, is_synthetic
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
+from mmse_model.evaluation.intervals import METHOD_WORDS, calibration_from
 from mmse_model.evaluation.scoring import held_out_rows
 from mmse_model.sweeps.report import format_coverage
 from mmse_model.sweeps.summary_schema import Provenance, Summary
@@ -71,6 +72,22 @@ def deliver(
     bundle = storage.join(experiment, BUNDLE_DIR)
     manifest = write_bundle(summary, data_root, load, bundle, source=experiment)
     return describe(manifest, bundle)
+
+
+def held_out_coverage(report, held, level: float) -> dict | None:
+    """The coverage on the held-out subjects of the intervals this bundle gives: calibrated on
+    the outer folds around the ensemble's prediction where the sweep made that calibration,
+    else CV+ (recomputed from the bundle's own residuals). None without held-out subjects."""
+    if not len(held.y):
+        return None
+    if report is None:
+        return coverage(held.y, held.lower, held.upper, level)
+    calibration = calibration_from(report.calibration)
+    lower, upper = calibration.interval(held.fold_predictions.mean(axis=0), held.score_range)
+    return {
+        **coverage(held.y, lower, upper, level),
+        "method": METHOD_WORDS[calibration.method],
+    }
 
 
 def describe(manifest: BundleManifest, where: str) -> str:
@@ -158,8 +175,12 @@ def _fill(
             baselines=entry.baselines,
             comparisons=entry.comparisons,
             verdict=entry.verdict,
-            intervals=coverage(held.y, held.lower, held.upper, level) if len(held.y) else None,
+            intervals=held_out_coverage(entry.prediction_intervals, held, level),
             estimate=entry.estimate,
+            calibration=None
+            if entry.prediction_intervals is None
+            else entry.prediction_intervals.calibration,
+            interval_report=entry.prediction_intervals,
             n_training_subjects=len(np.unique(oof.subject_ids)),
             feature_min=[float(v) for v in training.min(axis=0)],
             feature_max=[float(v) for v in training.max(axis=0)],
@@ -187,9 +208,21 @@ def _fill(
             score_range=list(sub.score_range),
             weights=name,
             test=None if summary.subtotal is None else summary.subtotal.test,
-            intervals=coverage(sub.y, sub.lower, sub.upper, level) if len(sub.y) else None,
+            intervals=(
+                summary.subtotal.intervals
+                if summary.subtotal is not None and summary.subtotal.prediction_intervals
+                else coverage(sub.y, sub.lower, sub.upper, level)
+                if len(sub.y)
+                else None
+            ),
             n_training_subjects=len(sub.residuals),
             estimate=None if summary.subtotal is None else summary.subtotal.estimate,
+            calibration=None
+            if summary.subtotal is None or summary.subtotal.prediction_intervals is None
+            else summary.subtotal.prediction_intervals.calibration,
+            interval_report=None
+            if summary.subtotal is None
+            else summary.subtotal.prediction_intervals,
         )
     manifest = BundleManifest(
         experiment=summary.experiment,

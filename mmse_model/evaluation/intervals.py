@@ -38,12 +38,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from mmse_model.evaluation.conformal import wilson_interval
 
 MONDRIAN, SYMMETRIC = "mondrian-bands", "symmetric"
+# How each method's intervals are named where they are reported.
+METHOD_WORDS = {
+    MONDRIAN: "outer-fold calibrated (Mondrian by band)",
+    SYMMETRIC: "outer-fold calibrated (symmetric)",
+}
 BANDS = 3
 _TOLERANCE = 1e-9
 
@@ -72,6 +78,23 @@ class Calibration:
         low = predicted + np.asarray(self.lower)[band]
         high = predicted + np.asarray(self.upper)[band]
         return np.clip(low, *score_range), np.clip(high, *score_range)
+
+
+def calibration_from(record: Any) -> Calibration:
+    """A calibration as a file records it (a mapping or a model with its fields; a null
+    bound is an infinite one)."""
+
+    def get(name: str) -> Any:
+        return record[name] if isinstance(record, dict) else getattr(record, name)
+
+    return Calibration(
+        get("method"),
+        float(get("level")),
+        tuple(float(c) for c in get("cuts")),
+        tuple(-math.inf if v is None else float(v) for v in get("lower")),
+        tuple(math.inf if v is None else float(v) for v in get("upper")),
+        tuple(int(n) for n in get("n")),
+    )
 
 
 def calibrate(

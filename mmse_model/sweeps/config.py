@@ -73,8 +73,12 @@ class EvaluationConfig(Schema):
     # the summary then gives the AUC of the predicted subtotal for the dementia group.
     groups_file: str = ""
     bootstrap_seed: int = 0
-    # Nominal level of the per-subject CV+ prediction intervals (summary, bundle, predict).
+    # Nominal level of the per-subject prediction intervals (summary, bundle, predict): with
+    # the nested cross-validation, calibrated on its outer folds by band of the prediction;
+    # without it, CV+ on the fold-models' out-of-fold residuals.
     interval_level: float = Field(0.9, gt=0.5, lt=1.0)
+    # `mmse predict --bundle` also gives each item's scores inside its interval (`Q1_set`).
+    integer_sets: bool = True
     # The baseline each task's winner is judged against, named before anything runs: the
     # verdicts come from its paired difference only (Holm-adjusted across the tasks); the
     # other baselines are secondary.

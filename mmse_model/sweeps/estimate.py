@@ -104,7 +104,7 @@ def subtotal_estimate(
     score_range = (sum(score_ranges[t][0] for t in tasks), sum(score_ranges[t][1] for t in tasks))
     folds, aucs = [], []
     for fold in zip(*(per_task[t] for t in tasks)):
-        summed = _summed(fold)
+        summed = summed_fold(fold)
         if summed is None:
             continue
         subjects, truth, predictions = summed
@@ -214,7 +214,7 @@ def _scored(
     }
 
 
-def _summed(
+def summed_fold(
     fold: Sequence[RepeatResult],
 ) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]] | None:
     """One outer fold's subjects present in every task, their true and predicted sums."""

@@ -65,6 +65,7 @@ def finish_sweep(
         run_repeats=run_repeats,
         interval_level=evaluation.interval_level,
         primary_comparator=evaluation.primary_comparator,
+        integer_sets=evaluation.integer_sets,
     )
     summary = summary.model_copy(
         update={"looks": record_look(experiment, look_of(summary, sweep, predictions))}

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import re
 
+from mmse_model.evaluation.intervals import METHOD_WORDS
 from mmse_model.sweeps.summary_schema import (
     Coverage,
+    CoverageCell,
     Estimate,
     GroupError,
+    IntervalReport,
     Measure,
     NestedEstimate,
     Outcome,
@@ -105,6 +108,8 @@ def format_summary(summary: Summary) -> str:
             lines.append(f"  {_training_line(entry.training)}")
         if entry.estimate is not None:
             lines += _estimate_lines(entry.estimate)
+        if entry.prediction_intervals is not None:
+            lines += _interval_lines(entry.prediction_intervals)
         if test is not None:
             if entry.estimate is not None:
                 lines.append(
@@ -148,6 +153,8 @@ def format_summary(summary: Summary) -> str:
             f"subtotal of {'+'.join(sub.tasks)} (range {sub.range[0]:g}-{sub.range[1]:g}):"
         )
         lines += _estimate_lines(sub.estimate)
+        if sub.prediction_intervals is not None:
+            lines += _interval_lines(sub.prediction_intervals)
     sub = summary.subtotal
     if sub is not None and sub.test is not None:
         m = sub.test
@@ -233,6 +240,33 @@ def _estimate_lines(estimate: Estimate) -> list[str]:
     return lines
 
 
+def _interval_lines(report: IntervalReport) -> list[str]:
+    """The prediction intervals: how made, how often they held over the outer folds (in
+    subjects), where, and which cells fall short of nominal, plainly."""
+
+    def cell(c: CoverageCell) -> str:
+        return f"{c.label} {_num(c.coverage, '.1%')} (n {c.n}){' SHORT' if c.short else ''}"
+
+    o = report.overall
+    low, high = o.coverage_ci or (None, None)
+    method = METHOD_WORDS.get(report.method, report.method)
+    lines = [
+        (
+            f"  prediction intervals ({report.level:.0%} {method}): cover "
+            f"{_num(o.coverage, '.1%')} [{_num(low, '.1%')}, {_num(high, '.1%')}] of {o.n} "
+            f"subjects over the outer folds, mean width {_num(o.mean_width, '.2f')} points"
+        ),
+        f"    by band: {'; '.join(cell(c) for c in report.by_band)}",
+        f"    by true score: {'; '.join(cell(c) for c in report.by_score)}",
+    ]
+    if report.by_group:
+        lines.append(f"    by group: {'; '.join(cell(c) for c in report.by_group)}")
+    if report.short:
+        lines.append(f"    short of the nominal {report.level:.0%}: {', '.join(report.short)}")
+    lines.append(f"    guarantee: {report.guarantee}")
+    return lines
+
+
 def _value(measure: Measure | None) -> float | None:
     return None if measure is None else measure.value
 
@@ -241,7 +275,7 @@ def format_coverage(c: Coverage) -> str:
     """'90 % CV+ intervals cover 91.7 % [82.1 %, 96.4 %] of 60 test subjects, ...'."""
     low, high = c.coverage_ci or (None, None)
     return (
-        f"{c.level:.0%} CV+ intervals cover {_num(c.coverage, '.1%')} "
+        f"{c.level:.0%} {c.method} intervals cover {_num(c.coverage, '.1%')} "
         f"[{_num(low, '.1%')}, {_num(high, '.1%')}] of {c.n} test subjects, mean width "
         f"{_num(c.mean_width, '.2f')} points"
     )

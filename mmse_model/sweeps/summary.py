@@ -45,6 +45,7 @@ from mmse_model.data.dataset import Split, TaskData, load_group
 from mmse_model.data.manifest import excluded_recordings, is_synthetic
 from mmse_model.evaluation.baselines import baselines_over_signatures, training_folds
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
+from mmse_model.evaluation.intervals import METHOD_WORDS, calibration_from
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.evaluation.scoring import (
     INTERVAL,
@@ -55,7 +56,13 @@ from mmse_model.evaluation.scoring import (
     outcome_distribution,
     score_predictions,
 )
-from mmse_model.sweeps.estimate import holm_verdicts, subtotal_estimate, task_estimate
+from mmse_model.sweeps.estimate import (
+    holm_verdicts,
+    subtotal_estimate,
+    summed_fold,
+    task_estimate,
+)
+from mmse_model.sweeps.interval_report import interval_report
 from mmse_model.sweeps.nested import (
     NETWORK,
     NestedSearch,
@@ -114,6 +121,7 @@ def summarise_sweep(
     run_repeats: RepeatRunner = run_repeats_in_process,
     interval_level: float = DEFAULT_LEVEL,
     primary_comparator: str = "ridge",
+    integer_sets: bool = True,
 ) -> tuple[Summary, list[dict[str, Any]]]:
     """(the summary, per-subject test predictions of every task's winner and the subtotal).
 
@@ -156,9 +164,37 @@ def summarise_sweep(
             tasks[task]["verdict"] = verdict
         for task, estimate in estimates.items():
             tasks[task]["estimate"] = estimate
+            tasks[task]["prediction_intervals"] = interval_report(
+                outer_folds(repeats[task], outcome[task]),
+                interval_level,
+                ranges[task],
+                groups,
+                item_scale=True,
+                integer_sets=integer_sets,
+            )
         summed = subtotal_estimate(nested, outcome, ranges, primary_comparator, groups, synthetic)
         if summed is not None:
             sub = {**(sub or {}), "estimate": summed}
+            sub_range = (
+                sum(ranges[t][0] for t in outcome),
+                sum(ranges[t][1] for t in outcome),
+            )
+            sub["prediction_intervals"] = interval_report(
+                summed_outer_folds(repeats, outcome),
+                interval_level,
+                sub_range,
+                groups,
+                item_scale=False,
+            )
+        # A held-out split, when kept, checks the intervals the bundle gives new subjects.
+        recalibrate_held_out(predictions, tasks, ranges, interval_level)
+        if sub is not None and sub.get("prediction_intervals") is not None:
+            recalibrate_held_out(
+                sub_predictions,
+                {SUBTOTAL: sub},
+                {SUBTOTAL: tuple(sub["range"])},
+                interval_level,
+            )
         comparator = comparator_record(primary_comparator, len(scored), INTERVAL, holm=True)
     summary = assemble_summary(
         name,
@@ -522,6 +558,60 @@ def dementia_auc(
     result["auc"] = float(roc_auc_score(labels, score))
     result["auc_ci"] = bootstrap_auc_interval(labels, score, seed=seed)
     return result
+
+
+def recalibrate_held_out(
+    predictions: list[dict[str, Any]],
+    results: dict[str, dict[str, Any]],
+    ranges: dict[str, tuple[float, float]],
+    level: float,
+) -> None:
+    """The held-out rows' intervals made as a new subject's are (the calibration from the
+    outer folds, around the shipped model's prediction), and their coverage, in place."""
+    for task, result in results.items():
+        report = result.get("prediction_intervals")
+        rows = [p for p in predictions if p["task"] == task]
+        if report is None or not rows:
+            continue
+        calibration = calibration_from(report["calibration"])
+        lower, upper = calibration.interval(np.array([p["predicted"] for p in rows]), ranges[task])
+        for row, lo, hi in zip(rows, lower, upper):
+            row["lo"], row["hi"] = float(lo), float(hi)
+        result["intervals"] = {
+            **coverage(np.array([p["true"] for p in rows]), lower, upper, level),
+            "method": METHOD_WORDS[calibration.method],
+        }
+
+
+def outer_folds(
+    repeats: list[OuterRepeat], results: list[RepeatResult]
+) -> list[tuple[int, tuple[str, ...], np.ndarray, np.ndarray]]:
+    """(repeat, subjects, truth, the network's prediction) of a task's outer folds."""
+    return [
+        (
+            repeat.config.split.seed,
+            result.subjects,
+            np.array(result.y_true),
+            np.array(result.predictions[NETWORK]),
+        )
+        for repeat, result in zip(repeats, results)
+    ]
+
+
+def summed_outer_folds(
+    repeats: dict[str, list[OuterRepeat]], outcome: dict[str, list[RepeatResult]]
+) -> list[tuple[int, tuple[str, ...], np.ndarray, np.ndarray]]:
+    """The same for the subtotal: per outer fold, the subjects every task holds, their true
+    and predicted sums."""
+    tasks = sorted(outcome)
+    out = []
+    for index, fold in enumerate(zip(*(outcome[t] for t in tasks))):
+        summed = summed_fold(fold)
+        if summed is not None:
+            subjects, truth, predictions = summed
+            seed = repeats[tasks[0]][index].config.split.seed
+            out.append((seed, tuple(subjects), truth, predictions[NETWORK]))
+    return out
 
 
 def nested_estimates(

@@ -157,12 +157,56 @@ class GroupError(Record):
 class Coverage(Record):
     """How often per-subject prediction intervals held the true score (Wilson interval)."""
 
+    method: str = "CV+"  # how the intervals were made (older summaries: CV+)
     level: float
     n: int
     covered: int
     coverage: Stat = None
     coverage_ci: Interval = None
     mean_width: Stat = None
+
+
+class CoverageCell(Record):
+    """Coverage of the intervals in one cell (all subjects, a band of the prediction, a true
+    score, a group), counted in subjects, with its Wilson interval."""
+
+    label: str
+    n: int  # subjects
+    covered: int
+    coverage: Stat = None
+    coverage_ci: Interval = None
+    mean_width: Stat = None
+    short: bool = False  # the whole Wilson interval lies below the nominal level
+
+
+class Calibration(Record):
+    """What a new prediction's interval needs (mmse_model/evaluation/intervals.py): the band
+    cut points on the prediction scale and each band's offsets, from `n` residuals each."""
+
+    method: str
+    level: float
+    cuts: tuple[float, ...]
+    lower: tuple[float, ...]  # may be -inf, written null: the range's bound
+    upper: tuple[float, ...]
+    n: tuple[int, ...]
+    integer_sets: bool = False  # predictions also give the item's scores inside the interval
+
+
+class IntervalReport(Record):
+    """The per-subject prediction intervals: how they are made, what they guarantee, and
+    how often they held the true score over the outer folds (cross-fitted: each fold's
+    intervals calibrated on the other folds of its repeat)."""
+
+    method: str
+    level: float
+    source: str
+    guarantee: str
+    calibration: Calibration  # from every outer fold: what the shipped models' intervals use
+    overall: CoverageCell
+    by_band: tuple[CoverageCell, ...]
+    by_score: tuple[CoverageCell, ...]
+    by_group: tuple[CoverageCell, ...] | None = None
+    short: tuple[str, ...] = ()  # the cells that fall short of nominal, by label
 
 
 class EstimateModel(Record):
@@ -276,8 +320,9 @@ class TaskResult(Record):
     verdict: Verdict | None = None
     training: Training | None = None
     per_group: tuple[GroupError, ...] | None = None
-    intervals: Coverage | None = None
+    intervals: Coverage | None = None  # the held-out split's CV+ coverage
     estimate: Estimate | None = None  # the headline (repeated nested cross-validation)
+    prediction_intervals: IntervalReport | None = None
     # An older summary's estimate over fresh hold-outs (or its procedure estimate)
     nested_estimate: NestedEstimate | None = None
 
@@ -305,6 +350,7 @@ class SubtotalResult(Record):
     per_group: tuple[GroupError, ...] | None = None
     dementia_auc: DementiaAUC | None = None
     estimate: Estimate | None = None
+    prediction_intervals: IntervalReport | None = None
 
 
 class Named(Record):
