@@ -102,8 +102,9 @@ def _by_score(held: Held, level: float, item_scale: bool) -> list[dict[str, Any]
     lowest and highest tenth of true scores, where a model regressing to the mean misses."""
     out = []
     if item_scale:
-        for score in sorted(set(np.rint(held.truth).tolist())):
-            out.append(_cell(f"true score {score:g}", held, np.rint(held.truth) == score, level))
+        scores = np.rint(held.truth) + 0.0  # + 0.0: a -0.0 would print as "-0"
+        for score in sorted(set(scores.tolist())):
+            out.append(_cell(f"true score {score:g}", held, scores == score, level))
     else:
         cuts = np.quantile(held.truth, [1 / 3, 2 / 3])
         third = np.searchsorted(cuts, held.truth, side="right")
