@@ -112,6 +112,15 @@ def test_the_model_card_states_use_data_metrics_coverage_and_limits(sweep):
         f"[{c['coverage_ci'][0]:.1%}, {c['coverage_ci'][1]:.1%}] | 12 |" in card
     )
     assert all(digest in card for digest in manifest["files"].values())
+    # The intervals new subjects get: calibrated on the outer folds, with the guarantee that
+    # holds and their coverage over the outer folds (all, by band, the tails), in subjects.
+    assert "calibrated on the repeated nested cross-validation's outer folds" in card
+    report = q1["interval_report"]
+    assert report["guarantee"] in card
+    overall = report["overall"]
+    low, high = overall["coverage_ci"]
+    assert f"| Q1 | {overall['coverage']:.1%} [{low:.1%}, {high:.1%}] (n {overall['n']})" in card
+    assert q1["calibration"] == report["calibration"]
 
 
 def test_the_card_and_manifest_carry_the_sweeps_estimate(sweep):

@@ -11,7 +11,13 @@ from typing import Any
 
 from mmse_model.bundle.manifest import BundleManifest
 from mmse_model.core.domain import TASK_ITEMS
-from mmse_model.sweeps.summary_schema import Coverage, Measure, NestedEstimate, Scores
+from mmse_model.sweeps.summary_schema import (
+    Coverage,
+    CoverageCell,
+    Measure,
+    NestedEstimate,
+    Scores,
+)
 
 
 def render(manifest: BundleManifest) -> str:
@@ -125,17 +131,62 @@ def render(manifest: BundleManifest) -> str:
     if nested:
         _nested_section(add, nested)
     add("## Prediction intervals\n")
-    add(
-        f"Each prediction comes with a {level:.0%} CV+ interval (Barber et al. 2021) from the K "
-        "fold-models and the out-of-fold residuals of the training subjects, clipped to the score "
-        "range. "
-        + (
-            "Coverage measured on the held-out test subjects, with its 95 % Wilson interval:\n"
-            if held_out
-            else "Their coverage was not measured: the sweep held out no subject.\n"
+    reports = [(task, m.interval_report) for task, m in manifest.tasks.items()]
+    if manifest.subtotal is not None:
+        reports.append(("subtotal", manifest.subtotal.interval_report))
+    calibrated = [(name, r) for name, r in reports if r is not None]
+    if calibrated:
+        first = calibrated[0][1]
+        add(
+            f"Each prediction comes with a {level:.0%} interval calibrated on the repeated "
+            "nested cross-validation's outer folds: the signed residuals of subjects that neither "
+            "trained nor selected the model that predicted them, per band of the prediction "
+            "(Mondrian split conformal; the band of a new subject is set by the shipped model's "
+            "prediction), clipped to the score range"
+            + (
+                "; each item's prediction also gives the scores inside its interval"
+                if first.calibration.integer_sets
+                else ""
+            )
+            + f". The guarantee that holds: {first.guarantee}.\n"
         )
-    )
+        add(
+            "Coverage over the outer folds (each fold's intervals calibrated on the other folds of "
+            "its repeat), in subjects, with 95 % Wilson intervals:\n"
+        )
+        add(
+            "| | all | by band of the prediction | lowest 10 % of true scores | highest 10 % | "
+            "mean width |"
+        )
+        add("|---|---|---|---|---|---|")
+        for name, report in calibrated:
+            cells = {c.label: c for c in report.by_score}
+            add(
+                f"| {name} | {_cell(report.overall)} | "
+                + " / ".join(_cell(c) for c in report.by_band)
+                + f" | {_cell(cells.get('lowest 10 % of true scores'))} | "
+                f"{_cell(cells.get('highest 10 % of true scores'))} | "
+                f"{_width(report.overall)} |"
+            )
+        add("")
+        short = [f"{name}: {', '.join(r.short)}" for name, r in calibrated if r.short]
+        add(
+            "Short of the nominal level (the whole Wilson interval below it): "
+            + ("; ".join(short) if short else "no cell")
+            + ". Coverage for a given true score is reported, never guaranteed: a model that "
+            "regresses to the mean misses most at the extreme scores.\n"
+        )
+    else:
+        add(
+            f"Each prediction comes with a {level:.0%} CV+ interval (Barber et al. 2021) from the "
+            "K fold-models and the out-of-fold residuals of the training subjects, clipped to the "
+            "score range.\n"
+        )
     if held_out:
+        add(
+            "Coverage of the same intervals on the held-out test subjects, with its 95 % Wilson "
+            "interval:\n"
+        )
         add("| | coverage | 95 % interval | N | mean width (points) |")
         add("|---|---|---|---|---|")
         for task, model in manifest.tasks.items():
@@ -143,6 +194,8 @@ def render(manifest: BundleManifest) -> str:
         if manifest.subtotal is not None:
             add(_coverage_row("subtotal", manifest.subtotal.intervals))
         add("")
+    elif not calibrated:
+        add("Their coverage was not measured: the sweep held out no subject.\n")
     add("## Limitations\n")
     limits = [
         (
@@ -156,11 +209,15 @@ def render(manifest: BundleManifest) -> str:
             "populations is unknown."
         ),
         (
-            "The coverage guarantee is marginal (on average over subjects like the training ones), "
-            "not for each subject; CV+ guarantees at least 1 - 2*alpha in theory, about the level "
-            "in practice. The validation folds also chose each fold-model's epoch and the winner, "
-            "which can make the residuals a little optimistic: the measured test coverage above is "
-            "the check."
+            "The intervals' coverage is on average over subjects like the calibration ones, not "
+            "for each subject; for the shipped models it is not guaranteed at all (they are not "
+            "the outer folds' models): check it on new subjects."
+            if calibrated
+            else "The coverage guarantee is marginal (on average over subjects like the training "
+            "ones), not for each subject; CV+ guarantees at least 1 - 2*alpha in theory, about the "
+            "level in practice. The validation folds also chose each fold-model's epoch and the "
+            "winner, which can make the residuals a little optimistic: the measured test coverage "
+            "above is the check."
         ),
         (
             "Features far outside the training range (flagged in `out_of_range` by `mmse predict`) "
@@ -295,6 +352,18 @@ def _measure(measure: Measure | None, signed: bool = False) -> str:
         return format(measure.value, spec)
     low, high = measure.ci
     return f"{measure.value:{spec}} [{low:{spec}}, {high:{spec}}]"
+
+
+def _cell(cell: CoverageCell | None) -> str:
+    if cell is None or cell.coverage is None:
+        return "-"
+    low, high = cell.coverage_ci or (math.nan, math.nan)
+    mark = " **short**" if cell.short else ""
+    return f"{cell.coverage:.1%} [{low:.1%}, {high:.1%}] (n {cell.n}){mark}"
+
+
+def _width(cell: CoverageCell) -> str:
+    return "-" if cell.mean_width is None else f"{cell.mean_width:.2f}"
 
 
 def _p(value: float | None) -> str:
