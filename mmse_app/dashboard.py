@@ -40,6 +40,7 @@ SCRIPTS = (
     "dom.js",
     "header.js",
     "estimate.js",
+    "intervals.js",
     "heatmap.js",
     "comparison.js",
     "subtotal.js",

@@ -368,6 +368,7 @@ def page_data(exp: Experiment) -> PageData:
         banner=results.banner(synthetic, source),
         comparator=results.comparator_view(summary),
         estimate=results.estimate_view(summary),
+        intervals=results.intervals_view(summary),
         comparison=results.comparison_view(summary, names),
         subtotal=results.subtotal_view(summary, exp.predictions),
         data=results.data_view(summary, excluded),

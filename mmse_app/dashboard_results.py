@@ -1,6 +1,8 @@
 """The results a sweep's page shows, as page-data views of its `Summary`: the estimate (the
-repeated nested cross-validation over every subject, view 1) first, then the held-out
-split's numbers where the sweep kept one (one split's, shown apart from the estimate).
+repeated nested cross-validation over every subject, view 1) first, then the prediction
+intervals calibrated on its outer folds with their coverage there (view 2), then the
+held-out split's numbers where the sweep kept one (one split's, shown apart from the
+estimate).
 
 Everything here is read from the summary (`read_summary`, any version: an older one is
 upgraded there and says in `not_recorded` what it lacked) and from `test_predictions.csv`
@@ -14,6 +16,7 @@ constant prediction) or "not recorded" (the summary predates it).
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -31,6 +34,10 @@ from mmse_app.page_schema import (
     EstimateView,
     GroupRows,
     HeadlineView,
+    IntervalBlock,
+    IntervalCell,
+    IntervalPart,
+    IntervalsView,
     Item,
     MetricColumn,
     ModelRow,
@@ -43,12 +50,15 @@ from mmse_app.page_schema import (
     WinnerInfo,
 )
 from mmse_model.core.domain import NETWORK_LABEL, SCORE_RANGES, TASK_ITEMS
+from mmse_model.evaluation.intervals import METHOD_WORDS
 from mmse_model.sweeps import rules
 from mmse_model.sweeps.predictions import SUBTOTAL, Prediction
 from mmse_model.sweeps.summary_schema import (
+    CoverageCell,
     Estimate,
     EstimateDifference,
     EstimateScores,
+    IntervalReport,
     Measure,
     Scores,
     Summary,
@@ -67,8 +77,14 @@ UNDEFINED_WHEN_NULL = ("calibration_slope", "calibration_intercept", "pearson_r"
 RECORDED_WITH = {"calibration_intercept": "calibration_slope"}
 NETWORK_KEY = "network"  # the network's key in a nested estimate's models
 RESULTS_LATER = "appears when the sweep has finished"
-# Where the page shows the estimate and the held-out split (page.html numbers its views).
-ESTIMATE_VIEW, HELD_OUT_VIEW = "view 1", "view 3"
+# Where the page shows the estimate, the prediction intervals' coverage over its outer
+# folds, the selection's heatmap and the held-out split (page.html numbers its views).
+ESTIMATE_VIEW, INTERVALS_VIEW, SELECTION_VIEW, HELD_OUT_VIEW = (
+    "view 1",
+    "view 2",
+    "view 3",
+    "view 4",
+)
 # The estimate's measures in the order its tables show them: key, heading, decimals. The
 # item-scale ones (agreement of the rounded prediction, weighted kappa) are the tasks' only.
 ESTIMATE_COLUMNS = (
@@ -80,6 +96,35 @@ ESTIMATE_COLUMNS = (
     ("kappa", "weighted kappa", 2),
 )
 NO_HELD_OUT = "the sweep held out no subject (the shipped models learnt from every subject)"
+# The held-out split's coverage table's headings.
+COVERAGE_COLUMNS = (
+    "task",
+    "intervals",
+    "nominal level",
+    "coverage [95 % Wilson CI]",
+    "covered / n subjects",
+    "mean width (points)",
+)
+# The headings of view 2's tables: the overview (one row per task and the subtotal), then
+# each block's cells.
+INTERVAL_SUMMARY_COLUMNS = (
+    "",
+    "intervals",
+    "nominal level",
+    "coverage over the outer folds [95 % Wilson CI]",
+    "covered / n subjects",
+    "mean width (points)",
+    "cells short of nominal",
+)
+INTERVAL_COLUMNS = (
+    "cell",
+    "coverage [95 % Wilson CI]",
+    "covered / n subjects",
+    "mean width (points)",
+    "short of nominal",
+)
+# A per-score cell's label, as `sweeps.interval_report` writes it: its true score.
+SCORE_CELL = re.compile(r"true score (-?\d+(?:\.\d+)?)")
 
 
 # --- words --------------------------------------------------------------------------------------
@@ -107,6 +152,11 @@ def interval(ci: Any, digits: int = 3, sign: bool = False) -> str:
 
 def number(value: float) -> str:
     return f"{value:g}"
+
+
+def percent(level: float) -> str:
+    """A level as the page says it: 0.9 is "90 %"."""
+    return f"{level:.0%}".replace("%", " %")
 
 
 def plural(n: int, word: str) -> str:
@@ -312,7 +362,7 @@ def estimate_view(summary: Summary | None) -> HeadlineView:
         f"interval (brackets, error bars): {first.interval}. Metrics in sub-score points; the "
         "agreement of the prediction rounded onto the item's scale (exact, within 1) and the "
         "quadratic-weighted kappa for each task. The selection's own validation numbers "
-        "(view 2) chose; these estimate."
+        f"({SELECTION_VIEW}) chose; these estimate."
     )
     missing = tuple(
         Item(label=task, text="not estimated: the summary records no estimate for it")
@@ -518,7 +568,218 @@ def _auc_estimate(estimate: Estimate) -> tuple[tuple[AUCRow, ...], str]:
     return rows, note
 
 
-# --- view 3: the held-out split: the winner against the baselines ------------------------------
+# --- view 2: the prediction intervals' coverage over the outer folds ---------------------------
+
+
+def _reports(summary: Summary) -> list[IntervalReport]:
+    found = [e.prediction_intervals for e in summary.tasks.values()]
+    if summary.subtotal is not None:
+        found.append(summary.subtotal.prediction_intervals)
+    return [r for r in found if r is not None]
+
+
+def intervals_view(summary: Summary | None) -> IntervalsView:
+    """Each task's and the subtotal's prediction intervals, calibrated on the estimate's outer
+    folds, with their coverage there as the summary records it (every number and cell its
+    own; the cells it lists as short marked so), or why the summary has none."""
+    if summary is None:
+        return IntervalsView(
+            recorded=False,
+            note=f"The prediction intervals' coverage over the outer folds {RESULTS_LATER}.",
+        )
+    held_out_note = ""
+    held = _coverage_rows(summary)
+    if held:
+        methods = ", ".join(dict.fromkeys(r.coverage.method for r in held))
+        held_out_note = (
+            f"The held-out split's coverage ({methods} intervals on its test subjects, one "
+            f"split) is in {HELD_OUT_VIEW}, apart from these."
+        )
+    blocks = {
+        task: _interval_block(task, entry.prediction_intervals, _task_title(task, entry))
+        for task, entry in summary.tasks.items()
+        if entry.prediction_intervals is not None
+    }
+    sub = summary.subtotal
+    subtotal = None
+    if sub is not None and sub.prediction_intervals is not None:
+        value_range = f"{number(sub.range[0])}–{number(sub.range[1])}"
+        subtotal = _interval_block(
+            SUBTOTAL,
+            sub.prediction_intervals,
+            f"{SUBTOTAL} of {' + '.join(sub.tasks)} (range {value_range})",
+        )
+    if not blocks and subtotal is None:
+        return IntervalsView(
+            recorded=False,
+            note=(
+                "No prediction intervals calibrated on the outer folds: "
+                f"{_no_intervals_reason(summary)}."
+            ),
+            held_out_note=held_out_note,
+        )
+    source = next(r.source for r in _reports(summary))
+    note = (
+        f"Each subject's prediction interval at the nominal level, made from the {source}. "
+        "A new subject's interval is its prediction plus its band's offsets (the band of the "
+        "prediction it falls in), clipped to the score range. Coverage: how often the "
+        "intervals held the true score over the outer folds, each fold's intervals "
+        "calibrated on the other folds of its repeat (as a new subject's are on all of "
+        "them), counted in subjects (each subject's share of its repeats), with its 95 % "
+        "Wilson interval; mean width in points. By band of the prediction (what the "
+        "intervals are calibrated within), by true score (reported, never guaranteed) and by "
+        "group. A cell falls short of nominal when its whole Wilson interval lies below the "
+        "nominal level: it is marked so."
+    )
+    missing = tuple(
+        Item(label=task, text=f"no prediction intervals: {_no_intervals_reason(summary, entry)}")
+        for task, entry in summary.tasks.items()
+        if entry.prediction_intervals is None
+    )
+    if subtotal is not None:
+        subtotal_note = ""
+    elif sub is None:
+        subtotal_note = "No intervals for the subtotal: the sweep scored no task."
+    elif sub.estimate is None and estimated(summary):
+        subtotal_note = (
+            "No intervals for the subtotal: no outer fold had two subjects scored on every task."
+        )
+    else:
+        subtotal_note = f"No intervals for the subtotal: {NOT_RECORDED}."
+    plotted = [b for b in blocks.values() if b.points]
+    plot_note = (
+        "Coverage over the outer folds per true score, task by task (dots, with their 95 % "
+        "Wilson intervals; marked: short of nominal), against the nominal level (dashed). The "
+        "subtotal's, by third of its true scores, is in its table."
+        if plotted
+        else ""
+    )
+    return IntervalsView(
+        recorded=True,
+        note=note,
+        summary_columns=INTERVAL_SUMMARY_COLUMNS,
+        columns=INTERVAL_COLUMNS,
+        guarantee_label="The guarantee that holds:",
+        plot_note=plot_note,
+        x_label="true score",
+        y_label="coverage over the outer folds",
+        covered_label="coverage [95 % Wilson CI]",
+        tasks=blocks,
+        missing=missing,
+        subtotal=subtotal,
+        subtotal_note=subtotal_note,
+        held_out_note=held_out_note,
+    )
+
+
+def _task_title(task: str, entry: TaskResult) -> str:
+    low, high = entry.score_range
+    return f"{task}: {entry.item} ({number(low)}–{number(high)})"
+
+
+def _no_intervals_reason(summary: Summary, entry: TaskResult | None = None) -> str:
+    """Why a summary (or one task of it) has no intervals calibrated on outer folds."""
+    has_estimate = entry.estimate is not None if entry is not None else estimated(summary)
+    if has_estimate:  # the estimate, written before the intervals came with it
+        return NOT_RECORDED
+    config = summary.provenance.sweep_config if summary.provenance is not None else None
+    evaluation = (config or {}).get("evaluation")
+    repeats = evaluation.get("outer_repeats") if isinstance(evaluation, dict) else None
+    if repeats == 0:
+        return (
+            "they are calibrated on the outer folds of the repeated nested cross-validation, "
+            "and the sweep ran none (evaluation.outer_repeats 0)"
+        )
+    if summary.not_recorded:  # an older summary's upgrade: it predates the estimate
+        return NOT_RECORDED
+    return "not recorded"
+
+
+def _interval_block(task: str, report: IntervalReport, title: str) -> IntervalBlock:
+    level = percent(report.level)
+    mark = f"short of {level}"
+    short = set(report.short)
+
+    def cell(c: CoverageCell, plotted: bool = False) -> IntervalCell:
+        found = SCORE_CELL.fullmatch(c.label) if plotted else None
+        return IntervalCell(
+            cell=c,
+            score=float(found.group(1)) if found else None,
+            mark=mark if c.label in short else "",
+            absent="no subject" if c.coverage is None else "",
+        )
+
+    scale = task != SUBTOTAL
+    parts = [
+        IntervalPart(
+            key="band", title="by band of the prediction", cells=tuple(map(cell, report.by_band))
+        ),
+        IntervalPart(
+            key="score",
+            title=(
+                "by true score, then the lowest and highest 10 % of true scores"
+                if scale
+                else "by third of the true scores, then the lowest and highest 10 %"
+            ),
+            cells=tuple(cell(c, plotted=scale) for c in report.by_score),
+        ),
+    ]
+    if report.by_group:
+        parts.append(
+            IntervalPart(key="group", title="by group", cells=tuple(map(cell, report.by_group)))
+        )
+    points = tuple(c for c in parts[1].cells if c.score is not None)
+    return IntervalBlock(
+        task=task,
+        title=title,
+        method=METHOD_WORDS.get(report.method, report.method),
+        level=report.level,
+        level_text=level,
+        nominal_label=f"nominal {level}",
+        short_label=mark,
+        guarantee=report.guarantee,
+        calibration=_calibration_words(report, scale),
+        overall=cell(report.overall),
+        parts=tuple(parts),
+        short=report.short,
+        short_text=", ".join(report.short) if report.short else "none",
+        points=points,
+    )
+
+
+def _calibration_words(report: IntervalReport, item_scale: bool) -> str:
+    """What a new subject's interval is made of: the bands' cut points, and each band's
+    offsets and residuals (an infinite offset, written null, leaves the range's bound)."""
+    c = report.calibration
+
+    def offset(value: float | None, sign: str) -> str:
+        return f"{sign}∞" if value is None else signed(value, 2)
+
+    offsets = "; ".join(
+        f"band {b + 1}: {offset(low, '-')} to {offset(high, '+')} points, from "
+        f"{plural(n, 'residual')}"
+        for b, (low, high, n) in enumerate(zip(c.lower, c.upper, c.n))
+    )
+    if c.cuts:
+        bands = (
+            f"{plural(len(c.cuts) + 1, 'band')} of the prediction, cut at "
+            f"{' and '.join(fixed(v, 2) for v in c.cuts)}"
+        )
+    else:
+        bands = "one band"
+    sets = (
+        "; the bundle also gives the item's scores inside the interval"
+        if c.integer_sets and item_scale
+        else ""
+    )
+    return (
+        f"Calibrated on every outer fold's signed residuals, in {bands}: a new subject's "
+        f"interval is its prediction plus its band's offsets ({offsets}), clipped to the score "
+        f"range{sets}."
+    )
+
+
+# --- view 4: the held-out split: the winner against the baselines ------------------------------
 
 
 def comparison_view(summary: Summary | None, names: dict[str, str]) -> ComparisonView:
@@ -605,6 +866,7 @@ def comparison_view(summary: Summary | None, names: dict[str, str]) -> Compariso
         estimate_note="" if split_only else _estimate_note(summary, recorded),
         coverage=_coverage_rows(summary),
         coverage_note=_coverage_note(summary, recorded),
+        coverage_columns=COVERAGE_COLUMNS,
     )
 
 
@@ -726,28 +988,37 @@ def _estimate_note(summary: Summary, recorded: Recorded) -> str:
 
 
 def _coverage_rows(summary: Summary) -> tuple[CoverageRow, ...]:
-    rows = [
-        CoverageRow(task=task, coverage=entry.intervals)
-        for task, entry in summary.tasks.items()
-        if entry.intervals is not None
-    ]
-    if summary.subtotal is not None and summary.subtotal.intervals is not None:
-        rows.append(CoverageRow(task=SUBTOTAL, coverage=summary.subtotal.intervals))
-    return tuple(rows)
+    """The held-out split's coverage per task and for the subtotal."""
+    found = [(task, entry.intervals) for task, entry in summary.tasks.items()]
+    if summary.subtotal is not None:
+        found.append((SUBTOTAL, summary.subtotal.intervals))
+    return tuple(
+        CoverageRow(task=task, coverage=coverage, level_text=percent(coverage.level))
+        for task, coverage in found
+        if coverage is not None
+    )
 
 
 def _coverage_note(summary: Summary, recorded: Recorded) -> str:
     if _coverage_rows(summary):
-        return (
-            "How often each test subject's prediction interval held the true score, with its "
-            "95 % Wilson interval, at the nominal level the sweep asked for; mean width in "
-            "points."
+        note = (
+            "The held-out split's coverage (one split): how often each test subject's "
+            "prediction interval held the true score, with its 95 % Wilson interval, at the "
+            "nominal level the sweep asked for; mean width in points."
         )
+        if any(_reports(summary)):
+            note += (
+                " Its intervals are made as a new subject's are (the calibration from the "
+                "outer folds, around the shipped model's prediction): a check on subjects the "
+                "shipped models never saw, apart from the coverage over the outer folds "
+                f"({INTERVALS_VIEW})."
+            )
+        return note
     why = NOT_RECORDED if recorded.any_missing("intervals") else "not recorded"
-    return f"No per-subject intervals: {why}."
+    return f"No per-subject intervals on the held-out split: {why}."
 
 
-# --- view 4: the held-out split's subtotal -----------------------------------------------------
+# --- view 5: the held-out split's subtotal -----------------------------------------------------
 
 
 def subtotal_view(summary: Summary | None, predictions: list[Prediction] | None) -> SubtotalView:
@@ -840,7 +1111,7 @@ def _auc_sentence(auc: Any) -> str:
     )
 
 
-# --- view 5: the data --------------------------------------------------------------------------
+# --- view 6: the data --------------------------------------------------------------------------
 
 
 def data_view(summary: Summary | None, excluded_running: str | None = None) -> DataView:
@@ -925,7 +1196,7 @@ def _counts(entry: TaskResult, score: str) -> tuple[int, int] | None:
     return (training.outcome_train.counts.get(score, 0), training.outcome_test.counts.get(score, 0))
 
 
-# --- view 8: calibration -----------------------------------------------------------------------
+# --- view 9: calibration -----------------------------------------------------------------------
 
 
 def calibration_views(

@@ -9,8 +9,8 @@ groups, whether a missing number is undefined or not recorded, and every sentenc
 a baseline, a comparator, an adjustment or a cohort. What it does itself is format numbers
 and lay them out.
 
-Format "mmse-dashboard-page", version 2 (version 1 had no `estimate`; a page of it is
-refused with the hint to rebuild). Layout:
+Format "mmse-dashboard-page", version 3 (version 1 had no `estimate`, version 2 no
+`intervals`; a page of either is refused with the hint to rebuild). Layout:
 
     meta                  the sweep's name, address, state (finished, incomplete, running)
     statuses              [{status, label, n, faint, color}] in the order every view lists them
@@ -28,9 +28,15 @@ refused with the hint to rebuild). Layout:
     estimate              the headline: each task's and the subtotal's repeated nested
                           cross-validation (every model with its intervals, the network minus
                           each baseline, the verdict's), the looks, or why there is none
+    intervals             the per-subject prediction intervals calibrated on the estimate's
+                          outer folds: per task and for the subtotal their method, level,
+                          guarantee, and coverage over the outer folds (overall, by band of
+                          the prediction, by true score, by group, the cells short of
+                          nominal), or why there are none
     comparison            the held-out split (one split's numbers, apart from the estimate):
                           the winner against the baselines per task, an older summary's
                           estimate over fresh splits, the prediction intervals' coverage
+                          on its test subjects (the held-out split's, apart from `intervals`)
     subtotal              the held-out split's sum of the tasks: scores, points, AUC sentence
     data                  training N and outcomes, excluded recordings, error per group
     calibration           per task: predicted against true, and the summary's line
@@ -53,6 +59,7 @@ from mmse_model.core.errors import InputError
 from mmse_model.sweeps.summary_schema import (
     Comparison,
     Coverage,
+    CoverageCell,
     EstimateDifference,
     EstimateModel,
     EstimateScores,
@@ -238,6 +245,64 @@ class HeadlineView(Record):
     subtotal_note: str = ""  # why there is no subtotal estimate ("" when there is one)
 
 
+class IntervalCell(Record):
+    """One cell of the intervals' coverage over the outer folds, as the summary records it,
+    with its place in the by-score plot and its mark when it falls short of nominal."""
+
+    cell: CoverageCell
+    score: float | None = None  # the true score of a per-score cell: its x in the plot
+    mark: str = ""  # "short of 90 %" where the summary lists the cell as short, else ""
+    absent: str = ""  # words for a null coverage (no subject in the cell)
+
+
+class IntervalPart(Record):
+    """Cells of one breakdown (by band of the prediction, by true score, by group), in the
+    summary's order."""
+
+    key: Literal["band", "score", "group"]
+    title: str
+    cells: tuple[IntervalCell, ...]
+
+
+class IntervalBlock(Record):
+    """One task's (or the subtotal's) prediction intervals, as the summary records them."""
+
+    task: str  # a task, or "subtotal"
+    title: str
+    method: str  # how the intervals are made, in words
+    level: float
+    level_text: str  # the nominal level, "90 %"
+    nominal_label: str  # the plot's dashed line, "nominal 90 %"
+    short_label: str  # the plot's legend for cells short of nominal, "short of 90 %"
+    guarantee: str  # the summary's sentence: the guarantee that holds
+    calibration: str  # what a new subject's interval is made of, in words
+    overall: IntervalCell
+    parts: tuple[IntervalPart, ...]
+    short: tuple[str, ...] = ()  # the summary's labels of the cells short of nominal
+    short_text: str  # those labels in words, or that none falls short
+    points: tuple[IntervalCell, ...] = ()  # the by-score plot's: the per-score cells
+
+
+class IntervalsView(Record):
+    """View 2: the prediction intervals' coverage over the outer folds, or why there is
+    none."""
+
+    recorded: bool
+    note: str  # what the intervals and their coverage are, or why there are none
+    summary_columns: tuple[str, ...] = ()  # the overview table's headings
+    columns: tuple[str, ...] = ()  # each block's table's headings
+    guarantee_label: str = ""
+    plot_note: str = ""
+    x_label: str = ""
+    y_label: str = ""
+    covered_label: str = ""  # the plot's legend for cells at or near nominal
+    tasks: dict[str, IntervalBlock] = Field(default_factory=dict)
+    missing: tuple[Item, ...] = ()  # tasks without intervals, and why
+    subtotal: IntervalBlock | None = None
+    subtotal_note: str = ""  # why the subtotal has none ("" when it has them)
+    held_out_note: str = ""  # where the held-out split's coverage is ("" : none)
+
+
 class ComparatorView(Record):
     declared: bool
     primary: str
@@ -296,8 +361,11 @@ class TaskComparison(Record):
 
 
 class CoverageRow(Record):
+    """The held-out split's coverage of a task's (or the subtotal's) intervals."""
+
     task: str  # a task, or "subtotal"
     coverage: Coverage
+    level_text: str = ""  # the nominal level, "90 %"
 
 
 class ComparisonView(Record):
@@ -309,6 +377,7 @@ class ComparisonView(Record):
     estimate_note: str
     coverage: tuple[CoverageRow, ...]
     coverage_note: str
+    coverage_columns: tuple[str, ...] = ()  # the coverage table's headings
 
 
 class SubtotalPoints(Record):
@@ -386,11 +455,11 @@ class Builder(Record):
 
 class PageData(Contract):
     FORMAT: ClassVar[str] = PAGE_FORMAT
-    FORMAT_VERSION: ClassVar[int] = 2
+    FORMAT_VERSION: ClassVar[int] = 3
     REBUILD_HINT: ClassVar[str] = "rebuild the page with `mmse dashboard EXPERIMENT`"
 
     format: Literal["mmse-dashboard-page"] = "mmse-dashboard-page"
-    format_version: int = 2
+    format_version: int = 3
     meta: Meta
     statuses: tuple[StatusInfo, ...]
     tasks: tuple[str, ...]
@@ -409,6 +478,7 @@ class PageData(Contract):
     banner: str | None = None
     comparator: ComparatorView | None = None
     estimate: HeadlineView
+    intervals: IntervalsView
     comparison: ComparisonView
     subtotal: SubtotalView
     data: DataView

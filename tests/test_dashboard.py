@@ -291,6 +291,11 @@ def test_running_sweep_from_result_lines(running):
         "The estimate (repeated nested cross-validation over every subject) appears when the "
         "sweep has finished."
     )
+    assert not data.intervals.recorded and data.intervals.tasks == {}
+    assert data.intervals.note == (
+        "The prediction intervals' coverage over the outer folds appears when the sweep has "
+        "finished."
+    )
     assert all(not c.predicted for c in data.calibration.values())
     assert all(c.verdict is None for c in data.heatmap.cells)
     assert [h.text for h in data.heatmap.heads] == ["test after the sweep"] * 2
@@ -399,7 +404,7 @@ def test_page_is_self_contained_and_embeds_the_data(finished, tmp_path):
 
 def test_page_data_round_trips_and_is_versioned(finished):
     sweep, data = finished
-    assert (data.format, data.format_version) == ("mmse-dashboard-page", 2)
+    assert (data.format, data.format_version) == ("mmse-dashboard-page", 3)
     assert data.results_not_recorded == ()
     page = render_page(data, refresh_s=2.5, built="2026-11-29T12:00:00+00:00")
     back = read_page_data("index.html", page)
@@ -415,10 +420,12 @@ def test_page_data_round_trips_and_is_versioned(finished):
     with pytest.raises(InputError, match="not a dashboard's page data"):
         read_page_data("x.json", json.dumps({"format": "mmse-sweep-summary", "format_version": 1}))
     with pytest.raises(InputError, match="newer than this code reads"):
-        read_page_data("x.json", json.dumps({"format": data.format, "format_version": 3}))
-    # A page of the version before the estimate is refused, with the way to a new one.
-    with pytest.raises(InputError, match="version 1 is no longer read .*mmse dashboard"):
-        read_page_data("x.json", json.dumps({"format": data.format, "format_version": 1}))
+        read_page_data("x.json", json.dumps({"format": data.format, "format_version": 4}))
+    # A page of a version before the estimate (1) or the intervals' coverage (2) is refused,
+    # with the way to a new one.
+    for old in (1, 2):
+        with pytest.raises(InputError, match=f"version {old} is no longer read .*mmse dashboard"):
+            read_page_data("x.json", json.dumps({"format": data.format, "format_version": old}))
 
 
 def test_embedded_json_cannot_end_its_script_block(finished):
@@ -475,6 +482,13 @@ RULE_WORDS = (
     "✓",
     "≈",
     "✗",
+    # The prediction intervals: their method, guarantee, cells and what falls short.
+    "Mondrian",
+    "CV+",
+    "Wilson",
+    "short of",
+    "true score ",
+    "nominal ",
 )
 
 

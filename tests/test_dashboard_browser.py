@@ -3,7 +3,9 @@
 The page is opened from disk; every request other than the file itself is aborted (and
 recorded: there must be none). Checked: no console error, the SYNTHETIC banner, the estimate
 first (each task's and the subtotal's models and differences, numbers and words as the
-summary has them, its plot, the looks), one heatmap cell per signature x task with the
+summary has them, its plot, the looks), the prediction intervals' coverage over the outer
+folds (method, level, guarantee, every cell the summary's with the short ones marked, the
+plot of coverage per true score), one heatmap cell per signature x task with the
 estimate's verdict mark on each task's winner only, the held-out split apart from the
 estimate with its subtotal, coverage, training and per-group sections, a page without a
 held-out split that says so in one line (and an older demo's page, which has no estimate and
@@ -223,16 +225,19 @@ def test_the_synthetic_banner_and_the_new_sections(browser_page, sweep):
         "One held-out split's numbers, apart from the estimate (view 1)"
     )
     assert page.text_content("#comparator-note") == ""
-    # Coverage per task and for the subtotal, with the Wilson interval to as many decimals.
+    # The held-out split's coverage per task and for the subtotal (its intervals made as a
+    # new subject's are), with the Wilson interval to as many decimals.
     coverage = page.eval_on_selector_all(
         "#coverage-table tbody tr",
-        "trs => trs.map(tr => [tr.dataset.task, tr.cells[2].textContent])",
+        "trs => trs.map(tr => [tr.dataset.task, tr.cells[1].textContent, tr.cells[3].textContent])",
     )
+    method = "outer-fold calibrated (Mondrian by band)"
     assert [tuple(c) for c in coverage] == [
-        ("Q1", "85.0 % [64.0, 94.8] %"),
-        ("Q3", "85.0 % [64.0, 94.8] %"),
-        ("subtotal", "90.0 % [69.9, 97.2] %"),
+        ("Q1", method, "85.0 % [64.0, 94.8] %"),
+        ("Q3", method, "85.0 % [64.0, 94.8] %"),
+        ("subtotal", method, "90.0 % [69.9, 97.2] %"),
     ]
+    assert page.text_content("#coverage-note").startswith("The held-out split's coverage")
     # The subtotal: its interval, calibration, AUC and the plot of the summed scores.
     cells = page.eval_on_selector_all(
         "#subtotal-table tbody td", "tds => tds.map(td => td.textContent)"
@@ -316,7 +321,7 @@ def test_the_estimate_leads_with_the_summarys_numbers_and_words(browser_page, sw
     page, _, _ = browser_page
     summary = sweep.summary
     sections = page.eval_on_selector_all("main > section", "ss => ss.map(s => s.id)")
-    assert sections[:3] == ["estimate-view", "heatmap-view", "comparison-view"]
+    assert sections[:4] == ["estimate-view", "intervals-view", "heatmap-view", "comparison-view"]
     assert page.text_content("#estimate-note").startswith(
         "The estimate: repeated nested cross-validation over every subject (2 × 5 outer folds)."
     )
@@ -399,6 +404,105 @@ def test_the_estimate_leads_with_the_summarys_numbers_and_words(browser_page, sw
         assert minus == pytest.approx([m.value - m.ci[0] for m in found])
 
 
+def _coverage(cell):
+    """A coverage cell as the page writes it: percent to one decimal, the Wilson interval."""
+    low, high = cell.coverage_ci
+    return f"{fixed(100 * cell.coverage, 1)} % [{fixed(100 * low, 1)}, {fixed(100 * high, 1)}] %"
+
+
+def _cell_row(cell, mark=""):
+    return [
+        cell.label,
+        _coverage(cell),
+        f"{cell.covered} / {cell.n}",
+        fixed(cell.mean_width, 2),
+        mark,
+    ]
+
+
+def test_the_intervals_coverage_is_the_summarys(browser_page, sweep):
+    """View 2: per task and for the subtotal, the intervals' method, level, guarantee and
+    coverage over the outer folds, every cell the summary's, the short ones marked; the plot
+    of coverage per true score, task by task, against the nominal level."""
+    page, _, _ = browser_page
+    summary = sweep.summary
+    reports = {t: e.prediction_intervals for t, e in summary.tasks.items()}
+    reports["subtotal"] = summary.subtotal.prediction_intervals
+    assert page.text_content("#intervals-note").startswith(
+        "Each subject's prediction interval at the nominal level, made from the signed "
+        "residuals of the repeated nested cross-validation's outer folds"
+    )
+    overview = page.eval_on_selector_all(
+        "#intervals-table tbody tr",
+        "trs => trs.map(tr => Array.from(tr.cells).map(c => c.textContent))",
+    )
+    assert overview == [
+        [
+            task,
+            "outer-fold calibrated (Mondrian by band)",
+            "90 %",
+            _coverage(r.overall),
+            f"{r.overall.covered} / {r.overall.n}",
+            fixed(r.overall.mean_width, 2),
+            ", ".join(r.short),
+        ]
+        for task, r in reports.items()
+    ]
+    for task, report in reports.items():
+        assert report.short, "the fixture makes some cell of each fall short"
+        block = f'#intervals-view .interval-block[data-task="{task}"]'
+        assert page.text_content(f"{block} .method") == (
+            "outer-fold calibrated (Mondrian by band), nominal 90 %"
+        )
+        assert page.text_content(f"{block} .guarantee") == (
+            f"The guarantee that holds: {report.guarantee}"
+        )
+        rows = page.eval_on_selector_all(
+            f"{block} table.interval-cells tbody tr:not(.part)",
+            "trs => trs.map(tr => Array.from(tr.cells).map(c => c.textContent))",
+        )
+        cells = [report.overall, *report.by_band, *report.by_score, *report.by_group]
+        assert rows == [_cell_row(c, "short of 90 %" if c.short else "") for c in cells]
+        # The short cells, and only those, plainly marked: the words and the warning colour.
+        short = page.eval_on_selector_all(
+            f'{block} tr[data-short="true"]',
+            "trs => trs.map(tr => [tr.dataset.label, getComputedStyle(tr.cells[0]).color])",
+        )
+        assert short == [[label, "rgb(207, 34, 46)"] for label in report.short]
+        parts = page.eval_on_selector_all(
+            f"{block} tr.part", "trs => trs.map(tr => tr.textContent)"
+        )
+        assert parts[0] == "by band of the prediction" and parts[-1] == "by group"
+    # The plot: one panel per task, each per-score cell at its true score, the short ones
+    # apart (the warning colour), with their Wilson intervals; the nominal level dashed.
+    traces = page.evaluate("""() => document.getElementById('intervals-plot').data
+        .map(t => ({meta: t.meta, x: t.x, y: t.y, name: t.name, dash: t.line && t.line.dash,
+            plus: t.error_y && t.error_y.array, minus: t.error_y && t.error_y.arrayminus}))""")
+    assert sorted({t["meta"]["task"] for t in traces}) == sorted(sweep.tasks)
+    for task in sweep.tasks:
+        mine = [t for t in traces if t["meta"]["task"] == task]
+        nominal = [t for t in mine if t["meta"].get("nominal")]
+        assert len(nominal) == 1 and nominal[0]["y"] == [0.9, 0.9]
+        assert nominal[0]["dash"] == "dash" and nominal[0]["name"] == "nominal 90 %"
+        per_score = [c for c in reports[task].by_score if c.label.startswith("true score")]
+        for short in (False, True):
+            expected = [c for c in per_score if c.short == short]
+            found = [t for t in mine if t["meta"].get("short") is short]
+            if not expected:
+                assert found == []
+                continue
+            (trace,) = found
+            assert trace["name"] == ("short of 90 %" if short else "coverage [95 % Wilson CI]")
+            assert trace["x"] == [float(c.label.removeprefix("true score ")) for c in expected]
+            assert trace["y"] == pytest.approx([c.coverage for c in expected])
+            assert trace["plus"] == pytest.approx([c.coverage_ci[1] - c.coverage for c in expected])
+            assert trace["minus"] == pytest.approx(
+                [c.coverage - c.coverage_ci[0] for c in expected]
+            )
+    assert any(t["meta"].get("short") for t in traces)
+    assert page.text_content("#intervals-held-out-note").endswith("is in view 4, apart from these.")
+
+
 def test_a_page_without_a_held_out_split(browser, tmp_path):
     """Today's default sweep: the estimate only; the held-out views say in one line that no
     subject was held out."""
@@ -411,6 +515,13 @@ def test_a_page_without_a_held_out_split(browser, tmp_path):
         assert blocks == ["Q1", "Q3", "subtotal"]
         assert page.evaluate("() => document.getElementById('estimate-plot').data.length") == 4
         assert page.is_hidden("#held-out-body")
+        # The intervals' coverage over the outer folds: every task's and the subtotal's.
+        blocks = page.eval_on_selector_all(
+            "#intervals-view .interval-block", "ds => ds.map(d => d.dataset.task)"
+        )
+        assert blocks == ["Q1", "Q3", "subtotal"]
+        assert page.locator("#intervals-table tbody tr").count() == 3
+        assert page.text_content("#intervals-held-out-note") == ""
         assert page.text_content("#comparison-note") == (
             "The sweep held out no subject (the shipped models learnt from every subject): their "
             "performance is the estimate's (view 1)."
@@ -457,6 +568,15 @@ def test_an_older_demos_page(browser, tmp_path):
         )
         assert page.locator("#estimate-view .estimate-block").count() == 0
         assert page.evaluate("() => document.getElementById('estimate-plot').data") is None
+        # Nor intervals calibrated on outer folds: the view says so, and where its held-out
+        # split's (CV+) coverage is.
+        assert page.text_content("#intervals-note") == (
+            f"No prediction intervals calibrated on the outer folds: {NOT_RECORDED}."
+        )
+        assert page.locator("#intervals-view .interval-block").count() == 0
+        assert page.locator("#intervals-table tr").count() == 0
+        assert page.evaluate("() => document.getElementById('intervals-plot').data") is None
+        assert "CV+ intervals on its test subjects" in page.text_content("#intervals-held-out-note")
         assert page.is_visible("#held-out-body") and page.is_visible("#nested-part")
         assert (
             "procedure estimate (winning hyper-parameters re-used: optimistic)"

@@ -22,6 +22,7 @@ from mmse_app.dashboard_data import load_experiment, page_data
 from mmse_app.dashboard_results import NOT_RECORDED, VERDICT_MARKS, fixed
 from mmse_model.core.domain import BASELINE_LABELS, NETWORK_LABEL
 from mmse_model.core.errors import InputError
+from mmse_model.evaluation.intervals import METHOD_WORDS, MONDRIAN
 from mmse_model.sweeps.predictions import COLUMNS, SUBTOTAL, read_predictions
 from mmse_model.sweeps.summary_schema import OLD_PROCEDURE_LABEL, read_summary
 from tests.fixtures.demo_summary import write_old_demo
@@ -287,14 +288,14 @@ def test_a_declared_comparator_other_than_the_lowest_estimate_gives_the_verdict(
             True,
             (
                 "this sweep ran the earlier nested estimate over fresh outer splits instead, "
-                "shown with the held-out split (view 3)"
+                "shown with the held-out split (view 4)"
             ),
         ),
         (
             False,
             (
                 "the sweep ran none (evaluation.outer_repeats 0); its numbers are the held-out "
-                "split's (view 3)"
+                "split's (view 4)"
             ),
         ),
     ],
@@ -307,6 +308,126 @@ def test_a_summary_without_the_estimate_says_why(tmp_path, nested, reason):
     assert not view.recorded and view.tasks == {} and view.subtotal is None
     assert view.note == f"No nested cross-validation: {reason}."
     assert view.looks == "Looks (how often results were scored on these data): not recorded."
+
+
+# --- the prediction intervals: their coverage over the outer folds ---------------------------
+
+
+def _interval_blocks(sweep, view):
+    """(report, block) per task and for the subtotal: the summary's and the page's."""
+    summary = sweep.summary
+    pairs = [(e.prediction_intervals, view.tasks[t]) for t, e in summary.tasks.items()]
+    return [*pairs, (summary.subtotal.prediction_intervals, view.subtotal)]
+
+
+@pytest.mark.parametrize("layout", ["newest", "split"])
+def test_the_intervals_view_is_the_summarys(layout, request):
+    sweep, data = request.getfixturevalue(layout)
+    view = data.intervals
+    assert view.recorded and list(view.tasks) == list(sweep.summary.tasks)
+    assert view.missing == () and view.subtotal_note == ""
+    source = sweep.summary.tasks["Q1"].prediction_intervals.source
+    assert view.note.startswith(
+        f"Each subject's prediction interval at the nominal level, made from the {source}."
+    )
+    assert "counted in subjects" in view.note and "95 % Wilson interval" in view.note
+    for report, block in _interval_blocks(sweep, view):
+        # How they are made and what holds: the summary's, its method in words.
+        assert block.method == METHOD_WORDS[report.method] == METHOD_WORDS[MONDRIAN]
+        assert (block.level, block.level_text) == (report.level, "90 %") == (0.9, "90 %")
+        assert block.guarantee == report.guarantee and block.nominal_label == "nominal 90 %"
+        # Every cell the summary's, in its order: overall, by band, by true score, by group.
+        assert block.overall.cell == report.overall
+        assert [p.key for p in block.parts] == ["band", "score", "group"]
+        assert [[c.cell for c in p.cells] for p in block.parts] == [
+            list(report.by_band),
+            list(report.by_score),
+            list(report.by_group),
+        ]
+        cells = [block.overall, *(c for p in block.parts for c in p.cells)]
+        # The cells the summary lists as short, and only those, marked plainly.
+        assert report.short, "the fixture makes some cell fall short"
+        assert [c.cell.label for c in cells if c.mark] == list(report.short) == list(block.short)
+        assert {c.mark for c in cells if c.cell.short} == {block.short_label} == {"short of 90 %"}
+        assert block.short_text == ", ".join(report.short)
+        assert all(c.absent == "" for c in cells)
+        calibration = report.calibration
+        assert block.calibration.startswith(
+            "Calibrated on every outer fold's signed residuals, in 3 bands of the prediction, "
+            f"cut at {fixed(calibration.cuts[0], 2)} and {fixed(calibration.cuts[1], 2)}"
+        )
+    # The plot's points: each task's per-score cells at their true score; the subtotal's
+    # cells are thirds, in its table only.
+    for task, entry in sweep.summary.tasks.items():
+        block = view.tasks[task]
+        per_score = [c for c in entry.prediction_intervals.by_score if c.label.startswith("true")]
+        assert [(p.score, p.cell) for p in block.points] == [
+            (float(c.label.removeprefix("true score ")), c) for c in per_score
+        ]
+        assert block.title == f"{task}: {entry.item} (0–{entry.score_range[1]:g})"
+    assert view.subtotal.points == () and view.subtotal.title == "subtotal of Q1 + Q3 (range 0–8)"
+    assert "The subtotal's, by third of its true scores, is in its table." in view.plot_note
+    # Q3's lowest true scores fall short (the made-up network regresses to the mean).
+    assert {c.cell.label for c in view.tasks["Q3"].points if c.mark} >= {"true score 0"}
+    held_out = layout == "split"
+    assert bool(view.held_out_note) == held_out
+    if held_out:
+        assert view.held_out_note == (
+            "The held-out split's coverage (outer-fold calibrated (Mondrian by band) intervals "
+            "on its test subjects, one split) is in view 4, apart from these."
+        )
+
+
+def test_the_held_out_splits_coverage_apart(split):
+    sweep, data = split
+    rows = data.comparison.coverage
+    summary = sweep.summary
+    assert [(r.task, r.coverage, r.level_text) for r in rows] == [
+        *((t, e.intervals, "90 %") for t, e in summary.tasks.items()),
+        (SUBTOTAL, summary.subtotal.intervals, "90 %"),
+    ]
+    assert {r.coverage.method for r in rows} == {METHOD_WORDS[MONDRIAN]}
+    assert data.comparison.coverage_note.startswith("The held-out split's coverage (one split)")
+    assert "apart from the coverage over the outer folds (view 2)" in data.comparison.coverage_note
+    assert data.comparison.coverage_columns[:3] == ("task", "intervals", "nominal level")
+
+
+def test_a_summary_without_the_intervals_says_why(before_estimate):
+    _, data = before_estimate
+    view = data.intervals
+    assert not view.recorded and view.tasks == {} and view.subtotal is None
+    assert view.note == (
+        "No prediction intervals calibrated on the outer folds: they are calibrated on the "
+        "outer folds of the repeated nested cross-validation, and the sweep ran none "
+        "(evaluation.outer_repeats 0)."
+    )
+    # Its held-out split's coverage (CV+) stays where it was, said to be that.
+    assert view.held_out_note == (
+        "The held-out split's coverage (CV+ intervals on its test subjects, one split) is in "
+        "view 4, apart from these."
+    )
+    assert {r.coverage.method for r in data.comparison.coverage} == {"CV+"}
+    assert "(view 2)" not in data.comparison.coverage_note
+
+
+def test_an_estimate_written_before_the_intervals_says_they_are_not_recorded(tmp_path):
+    sweep = write_synthetic_sweep(tmp_path / "s", samples=2)
+
+    def drop(summary, tasks):
+        for task in tasks:
+            summary["tasks"][task].pop("prediction_intervals", None)
+        summary["subtotal"].pop("prediction_intervals", None)
+
+    view = _rewrite_summary(sweep, lambda s: drop(s, ["Q3"])).intervals
+    assert view.recorded and list(view.tasks) == ["Q1"] and view.subtotal is None
+    assert [(m.label, m.text) for m in view.missing] == [
+        ("Q3", f"no prediction intervals: {NOT_RECORDED}")
+    ]
+    assert view.subtotal_note == f"No intervals for the subtotal: {NOT_RECORDED}."
+    view = _rewrite_summary(sweep, lambda s: drop(s, ["Q1"])).intervals
+    assert not view.recorded and view.note == (
+        f"No prediction intervals calibrated on the outer folds: {NOT_RECORDED}."
+    )
 
 
 # --- a summary from before the estimate (version 1) --------------------------------------------
@@ -482,10 +603,15 @@ def test_no_groups_file_and_no_nested_estimate(tmp_path):
     )
     # The estimate's subtotal without groups: no AUC, and it says why.
     sweep = write_synthetic_sweep(tmp_path / "e", samples=2, groups=False)
-    view = page_data(load_experiment(str(sweep.path))).estimate
+    data = page_data(load_experiment(str(sweep.path)))
+    view = data.estimate
     assert view.subtotal.auc == () and view.subtotal.auc_note == (
         "No AUC: the sweep was given no groups file."
     )
+    # Nor coverage by group: the intervals' blocks break down by band and by true score.
+    blocks = [*data.intervals.tasks.values(), data.intervals.subtotal]
+    assert all(b.parts and [p.key for p in b.parts] == ["band", "score"] for b in blocks)
+    render_page(data)
 
 
 def test_numbers_in_sentences_read_as_the_scripts_write_them():
@@ -554,12 +680,19 @@ def test_an_older_demo_reads_ridges_comparison_labelled_as_such(old_demo):
 
 def test_an_older_demo_has_no_estimate_and_says_why(old_demo):
     _, _, data = old_demo
+    # Nor the intervals calibrated on its outer folds; its held-out split's CV+ coverage is
+    # the held-out view's.
+    assert not data.intervals.recorded and data.intervals.tasks == {}
+    assert data.intervals.note == (
+        f"No prediction intervals calibrated on the outer folds: {NOT_RECORDED}."
+    )
+    assert "CV+ intervals on its test subjects" in data.intervals.held_out_note
     view = data.estimate
     assert not view.recorded and view.tasks == {} and view.subtotal is None
     assert view.note == (
         "No nested cross-validation: this sweep's summary predates it; its procedure estimate "
         "(the winner's hyper-parameters re-used: optimistic) is shown with the held-out split "
-        "(view 3)."
+        "(view 4)."
     )
     assert view.looks == f"Looks (how often results were scored on these data): {NOT_RECORDED}."
 

@@ -1,4 +1,4 @@
-// 8. Calibration: the winner's predicted against true sub-score on its test subjects, with
+// 9. Calibration: the winner's predicted against true sub-score on its test subjects, with
 // the summary's calibration line.
 
 function renderCalibration() {

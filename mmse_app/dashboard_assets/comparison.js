@@ -1,4 +1,4 @@
-// 3. The held-out split, where the sweep kept one (one split's numbers, apart from the
+// 4. The held-out split, where the sweep kept one (one split's numbers, apart from the
 // estimate): each task's winner against the baselines on its test subjects, an older
 // summary's estimate over fresh splits, and the coverage of the per-subject prediction
 // intervals. Without a held-out split, only the data's line that says so.
@@ -84,15 +84,16 @@ function renderNested(tasks) {
   table.append(body);
 }
 
+// The held-out split's coverage (one split's), apart from view 2's over the outer folds.
 function renderCoverage() {
   $("coverage-note").textContent = DATA.comparison.coverage_note;
   const rows = DATA.comparison.coverage;
   if (!rows.length) return;
   const table = $("coverage-table");
-  table.append(headRow(["task", "nominal level", "coverage [95 % Wilson CI]", "covered / n subjects", "mean width (points)"]));
+  table.append(headRow(DATA.comparison.coverage_columns));
   table.append(el("tbody", {}, rows.map(function (r) {
     const iv = r.coverage;
-    return el("tr", { "data-task": r.task }, [cell(r.task), cell(isNum(iv.level) ? Math.round(100 * iv.level) + " %" : "–", true),
+    return el("tr", { "data-task": r.task }, [cell(r.task), cell(iv.method), cell(r.level_text, true),
       cell(coverageText(iv), true), cell(fmt(iv.covered) + " / " + fmt(iv.n), true), cell(fixed(iv.mean_width, 2), true)]);
   })));
 }

@@ -1,4 +1,4 @@
-// 5. Learning curves (the validation loss ASHA compares) and ASHA's rungs.
+// 7. Learning curves (the validation loss ASHA compares) and ASHA's rungs.
 
 function renderCurves() {
   const task = state.task;

@@ -10,6 +10,8 @@ const TABLE_PAGE = 50;
 const CELL_TRACES = 150; // above this many trials a cell's curves are drawn as one trace per ending
 // Colours of the winner and the baselines, by their place in the data's order (network first).
 const MODEL_PALETTE = ["#0969da", "#afb8c1", "#6e7781", "#424a53", "#8c959f"];
+// A cell the data marks as falling short (the style's --bad).
+const WARN_COLOR = "#cf222e";
 const state = {
   task: DATA.tasks[0] || null, cell: null,
   sort: { key: null, dir: 1 }, filter: "", taskFilter: "", statusFilter: "", page: 0,

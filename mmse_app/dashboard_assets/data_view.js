@@ -1,4 +1,4 @@
-// 5. The data: training N and outcomes per task, excluded recordings, error per group.
+// 6. The data: training N and outcomes per task, excluded recordings, error per group.
 
 function outcomeText(o) {
   return o && o.n ? fixed(o.mean, 2) + " (" + fixed(o.sd, 2) + ") [" + fmt(o.min) + "–" + fmt(o.max) + "]" : "–";

@@ -1,4 +1,4 @@
-// 2. signature x task: the best validation RMSE, the winners and (on their cells) verdicts.
+// 3. signature x task: the best validation RMSE, the winners and (on their cells) verdicts.
 
 function cellColor(t) {
   // t in [0, 1]: 0 is the task's lowest RMSE (dark blue), 1 its highest (pale).

@@ -1,4 +1,4 @@
-// 6. Hyper-parameter effects: parallel coordinates and validation RMSE against each one.
+// 8. Hyper-parameter effects: parallel coordinates and validation RMSE against each one.
 // How to draw each (log, linear, category) is the data's `hp_scale`.
 
 function hpAxis(key, values) {

@@ -3,6 +3,7 @@
 guard("top", renderBanner);
 guard("top", renderHeader);
 guard("estimate-view", renderEstimate);
+guard("intervals-view", renderIntervals);
 guard("heatmap-view", renderHeatmap);
 guard("comparison-view", renderComparison);
 guard("subtotal-view", renderSubtotal);

@@ -1,4 +1,4 @@
-// 10. Provenance: what produced these results, as the data lists it.
+// 11. Provenance: what produced these results, as the data lists it.
 
 function renderProvenance() {
   const p = DATA.provenance;

@@ -1,4 +1,4 @@
-// 4. The held-out split's subtotal: the sum of the tasks' predictions per test subject.
+// 5. The held-out split's subtotal: the sum of the tasks' predictions per test subject.
 
 function renderSubtotal() {
   const s = DATA.subtotal;

@@ -1,4 +1,4 @@
-// 9. Trials: every row of trials.csv (or a running sweep's provisional rows), sortable,
+// 10. Trials: every row of trials.csv (or a running sweep's provisional rows), sortable,
 // filterable, 50 a page, exported as CSV.
 
 const TABLE_COLUMNS = ["name", "task", "signature", "status", "epochs_run", "best_epoch", "val/rmse", "val/rmse_sd", "val/mae",

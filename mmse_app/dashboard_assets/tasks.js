@@ -1,4 +1,4 @@
-// The task chosen for views 6 to 8.
+// The task chosen for views 7 to 9.
 
 function renderTaskSelect() {
   const select = $("task-select");

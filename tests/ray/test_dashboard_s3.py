@@ -51,6 +51,9 @@ def test_dashboard_reads_experiments_in_s3(s3_server, tmp_path, monkeypatch):
             assert remote.estimate.recorded and remote.banner is not None
             assert list(remote.estimate.tasks) == list(sweep.summary.tasks)
             assert remote.estimate.subtotal is not None
+            # The prediction intervals' coverage over the outer folds, the summary's.
+            assert remote.intervals.recorded and remote.intervals.subtotal is not None
+            assert list(remote.intervals.tasks) == list(sweep.summary.tasks)
             assert remote.comparison.held_out is held_out
             assert bool(remote.comparison.tasks) is held_out
             assert all(bool(c.predicted) is held_out for c in remote.calibration.values())
@@ -58,7 +61,7 @@ def test_dashboard_reads_experiments_in_s3(s3_server, tmp_path, monkeypatch):
         else:
             # While it runs: its sweep record (rungs, epoch limit), no results yet.
             assert remote.comparison.tasks == {} and remote.asha.rungs == sweep.rungs
-            assert not remote.estimate.recorded
+            assert not remote.estimate.recorded and not remote.intervals.recorded
             assert [t.status for t in remote.trials][-2:] == ["running"] * 2
 
     # The CLI: a URI's page lands in ./dashboard-<name>; nothing is written to the bucket.
