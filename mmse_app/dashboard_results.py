@@ -16,7 +16,6 @@ constant prediction) or "not recorded" (the summary predates it).
 
 from __future__ import annotations
 
-import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -123,8 +122,6 @@ INTERVAL_COLUMNS = (
     "mean width (points)",
     "short of nominal",
 )
-# A per-score cell's label, as `sweeps.interval_report` writes it: its true score.
-SCORE_CELL = re.compile(r"true score (-?\d+(?:\.\d+)?)")
 
 
 # --- words --------------------------------------------------------------------------------------
@@ -701,10 +698,9 @@ def _interval_block(task: str, report: IntervalReport, title: str) -> IntervalBl
     short = set(report.short)
 
     def cell(c: CoverageCell, plotted: bool = False) -> IntervalCell:
-        found = SCORE_CELL.fullmatch(c.label) if plotted else None
         return IntervalCell(
             cell=c,
-            score=float(found.group(1)) if found else None,
+            score=c.score if plotted else None,
             mark=mark if c.label in short else "",
             absent="no subject" if c.coverage is None else "",
         )

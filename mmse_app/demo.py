@@ -132,6 +132,7 @@ def check_fresh_draw(experiment: Path, cohort: Path, data_root: Path, out: Path)
 
     from mmse_model.bundle.apply import features_for, load_bundle, predict, write_predictions
     from mmse_model.evaluation.conformal import coverage
+    from mmse_model.evaluation.intervals import METHOD_WORDS
     from mmse_model.sweeps.report import format_coverage
     from mmse_model.sweeps.summary_schema import Coverage, read_summary
 
@@ -170,7 +171,9 @@ def check_fresh_draw(experiment: Path, cohort: Path, data_root: Path, out: Path)
                 else ""
             )
         )
-        covered = Coverage.model_validate(coverage(y, lower, upper, level))
+        model = bundle.manifest.subtotal if task == "subtotal" else bundle.manifest.tasks[task]
+        method = "CV+" if model.calibration is None else METHOD_WORDS[model.calibration.method]
+        covered = Coverage.model_validate({**coverage(y, lower, upper, level), "method": method})
         lines.append(
             f"  {task}: RMSE {rmse:.2f} on {len(ids)} new subjects ({said}); "
             f"{format_coverage(covered).replace('test subjects', 'new subjects')}"

@@ -96,7 +96,8 @@ def test_winners_metrics_baselines_and_verdicts_are_the_recorded_ones(replayed):
     assert set(recorded.not_recorded) == {
         "looks",
         "subtotal.estimate",
-        *(f"tasks.{t}.estimate" for t in TASKS),
+        "subtotal.prediction_intervals",
+        *(f"tasks.{t}.{key}" for t in TASKS for key in ("estimate", "prediction_intervals")),
     }
     assert list(summary.tasks) == list(recorded.tasks) == list(TASKS)
     for task, old in recorded.tasks.items():

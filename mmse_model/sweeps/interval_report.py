@@ -104,7 +104,9 @@ def _by_score(held: Held, level: float, item_scale: bool) -> list[dict[str, Any]
     if item_scale:
         scores = np.rint(held.truth) + 0.0  # + 0.0: a -0.0 would print as "-0"
         for score in sorted(set(scores.tolist())):
-            out.append(_cell(f"true score {score:g}", held, scores == score, level))
+            out.append(
+                {**_cell(f"true score {score:g}", held, scores == score, level), "score": score}
+            )
     else:
         cuts = np.quantile(held.truth, [1 / 3, 2 / 3])
         third = np.searchsorted(cuts, held.truth, side="right")

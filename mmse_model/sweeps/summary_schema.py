@@ -177,6 +177,7 @@ class CoverageCell(Record):
     coverage_ci: Interval = None
     mean_width: Stat = None
     short: bool = False  # the whole Wilson interval lies below the nominal level
+    score: Stat = None  # the true score of a per-score cell (null for every other cell)
 
 
 class Calibration(Record):
@@ -453,10 +454,13 @@ def _upgrade_0(old: dict[str, Any]) -> dict[str, Any]:
         missing.append("synthetic")
     if "excluded_recordings" not in old:
         missing.append("excluded_recordings")
-    # The repeated nested cross-validation and the looks log came with the contract.
-    missing += ["looks", *(f"tasks.{task}.estimate" for task in tasks)]
+    # The repeated nested cross-validation, its intervals and the looks log came with the
+    # contract.
+    missing.append("looks")
+    for task in tasks:
+        missing += [f"tasks.{task}.estimate", f"tasks.{task}.prediction_intervals"]
     if isinstance(old.get("subtotal"), dict):
-        missing.append("subtotal.estimate")
+        missing += ["subtotal.estimate", "subtotal.prediction_intervals"]
     provenance = old.get("provenance")
     if not isinstance(provenance, dict):
         missing.append("provenance")
