@@ -403,10 +403,8 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
     for task, entry in summary.tasks.items():
         report = entry.prediction_intervals
         assert report.overall.n == 120 and len(report.by_band) == 3
-        assert [c.label for c in report.by_score][-2:] == [
-            "lowest 10 % of true scores",
-            "highest 10 % of true scores",
-        ]
+        assert [c.kind for c in report.by_score][-2:] == ["low_tail", "high_tail"]
+        assert report.by_score[-2].label.startswith("lowest true scores (10th percentile")
         assert report.calibration.integer_sets and len(report.calibration.lower) == 3
         assert report.short == tuple(
             c.label

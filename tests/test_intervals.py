@@ -111,7 +111,11 @@ def test_the_report_says_where_coverage_falls_short():
     assert report["overall"]["n"] == 500 and len(report["by_band"]) == 3
     labels = [c["label"] for c in report["by_score"]]
     assert labels[:6] == [f"true score {s}" for s in range(6)]
-    assert labels[-2:] == ["lowest 10 % of true scores", "highest 10 % of true scores"]
+    assert [c["kind"] for c in report["by_score"]][-2:] == ["low_tail", "high_tail"]
+    assert labels[-2:] == [
+        "lowest true scores (10th percentile or below: 1 or less)",
+        "highest true scores (90th percentile or above: 4 or more)",
+    ]
     assert [c["label"] for c in report["by_group"]] == ["group healthy", "group dementia"]
     extremes = {c["label"]: c for c in report["by_score"]}
     assert extremes["true score 0"]["coverage"] < 0.9 and extremes["true score 0"]["short"]

@@ -155,17 +155,18 @@ def render(manifest: BundleManifest) -> str:
             "its repeat), in subjects, with 95 % Wilson intervals:\n"
         )
         add(
-            "| | all | by band of the prediction | lowest 10 % of true scores | highest 10 % | "
+            "| | all | by band of the prediction | lowest true scores (10th percentile) | highest "
+            "(90th) | "
             "mean width |"
         )
         add("|---|---|---|---|---|---|")
         for name, report in calibrated:
-            cells = {c.label: c for c in report.by_score}
+            cells = {c.kind: c for c in report.by_score}
             add(
                 f"| {name} | {_cell(report.overall)} | "
                 + " / ".join(_cell(c) for c in report.by_band)
-                + f" | {_cell(cells.get('lowest 10 % of true scores'))} | "
-                f"{_cell(cells.get('highest 10 % of true scores'))} | "
+                + f" | {_cell(cells.get('low_tail'))} | "
+                f"{_cell(cells.get('high_tail'))} | "
                 f"{_width(report.overall)} |"
             )
         add("")

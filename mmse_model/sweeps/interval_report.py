@@ -60,7 +60,7 @@ def interval_report(
     }
     everyone = np.ones(len(held.subjects), dtype=bool)
     cells = {
-        "overall": _cell("all subjects", held, everyone, level),
+        "overall": _cell("all subjects", held, everyone, level, "all"),
         "by_band": _by_band(held, full.cuts, level),
         "by_score": _by_score(held, level, item_scale),
         "by_group": _by_group(held, groups, level) if groups else None,
@@ -77,8 +77,8 @@ def interval_report(
     }
 
 
-def _cell(label: str, held: Held, rows: np.ndarray, level: float) -> dict[str, Any]:
-    return {"label": label, **coverage_cell(held, rows, level)}
+def _cell(label: str, held: Held, rows: np.ndarray, level: float, kind: str) -> dict[str, Any]:
+    return {"label": label, "kind": kind, **coverage_cell(held, rows, level)}
 
 
 def _by_band(held: Held, cuts: Sequence[float], level: float) -> list[dict[str, Any]]:
@@ -93,7 +93,7 @@ def _by_band(held: Held, cuts: Sequence[float], level: float) -> list[dict[str, 
             label = f"band {b + 1}: predicted {low:.2f} or more"
         else:
             label = f"band {b + 1}: predicted {low:.2f} to {high:.2f}"
-        out.append(_cell(label, held, band == b, level))
+        out.append(_cell(label, held, band == b, level, "band"))
     return out
 
 
@@ -104,23 +104,38 @@ def _by_score(held: Held, level: float, item_scale: bool) -> list[dict[str, Any]
     if item_scale:
         scores = np.rint(held.truth) + 0.0  # + 0.0: a -0.0 would print as "-0"
         for score in sorted(set(scores.tolist())):
-            out.append(
-                {**_cell(f"true score {score:g}", held, scores == score, level), "score": score}
-            )
+            cell = _cell(f"true score {score:g}", held, scores == score, level, "score")
+            out.append({**cell, "score": score})
     else:
         cuts = np.quantile(held.truth, [1 / 3, 2 / 3])
         third = np.searchsorted(cuts, held.truth, side="right")
         for i, name in enumerate(("lowest", "middle", "highest")):
-            out.append(_cell(f"{name} third of true scores", held, third == i, level))
+            out.append(_cell(f"{name} third of true scores", held, third == i, level, "third"))
     low, high = np.quantile(held.truth, [0.1, 0.9])
-    out.append(_cell("lowest 10 % of true scores", held, held.truth <= low, level))
-    out.append(_cell("highest 10 % of true scores", held, held.truth >= high, level))
+    out.append(
+        _cell(
+            f"lowest true scores (10th percentile or below: {low + 0.0:g} or less)",
+            held,
+            held.truth <= low,
+            level,
+            "low_tail",
+        )
+    )
+    out.append(
+        _cell(
+            f"highest true scores (90th percentile or above: {high + 0.0:g} or more)",
+            held,
+            held.truth >= high,
+            level,
+            "high_tail",
+        )
+    )
     return out
 
 
 def _by_group(held: Held, groups: dict[str, str], level: float) -> list[dict[str, Any]]:
     names = np.array([groups.get(str(s), "") for s in held.subjects])
     return [
-        _cell(f"group {name}", held, names == name, level)
+        _cell(f"group {name}", held, names == name, level, "group")
         for name in ordered_groups(set(names) - {""})
     ]

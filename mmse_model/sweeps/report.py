@@ -67,7 +67,7 @@ def format_summary(summary: Summary) -> str:
     if summary.comparator is not None:
         c = summary.comparator
         if c.adjustment == "holm":
-            lines.append(f"verdicts: {c.note}")
+            lines.append(c.note)
         else:
             secondary = ", ".join(s.key for s in c.secondary)
             level = f"{c.level:.0%}".replace("%", " %")
@@ -331,10 +331,10 @@ def _training_line(training: Training) -> str:
             f"{d.min:g}-{d.max:g})"
         )
 
-    return (
-        f"{side('trained on', training.n_train, training.outcome_train)}; "
-        f"{side('tested on', training.n_test, training.outcome_test)}"
-    )
+    trained = side("trained on", training.n_train, training.outcome_train)
+    if not training.n_test:
+        return f"{trained}; no subject held out"
+    return f"{trained}; {side('tested on', training.n_test, training.outcome_test)}"
 
 
 def _group_line(per_group: tuple[GroupError, ...], digits: int) -> str:

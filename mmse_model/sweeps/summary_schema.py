@@ -178,6 +178,10 @@ class CoverageCell(Record):
     mean_width: Stat = None
     short: bool = False  # the whole Wilson interval lies below the nominal level
     score: Stat = None  # the true score of a per-score cell (null for every other cell)
+    # What the cell is: all, band, score, third (the subtotal's thirds of true scores),
+    # low_tail / high_tail (true scores at or below the 10th / at or above the 90th
+    # percentile: with ties, more than a tenth of the subjects), group
+    kind: str = ""
 
 
 class Calibration(Record):
