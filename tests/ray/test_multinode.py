@@ -84,7 +84,7 @@ def sweep_yaml(
                 "config": {
                     "split": {"folds": 3},
                     "training": {"epochs": epochs, "checkpoint_every": 1},
-                    "early_stopping": {"patience": 50},
+                    "early_stopping": {"patience": epochs},  # every trial runs out
                     # Trials train themselves, placed by their worker's labels (cluster_sweep.yaml).
                     "ray": {
                         "num_workers": 0,
@@ -148,6 +148,32 @@ def kind(actor) -> str:
     if any(name in actor.class_name for name in TRIAL_CLASSES):
         return "trial"
     return "other"
+
+
+def newest_checkpoints(fs, folder: str) -> dict[str, int]:
+    """Trial id -> the epoch of its newest checkpoint in `folder`, `<trial id>/checkpoint_<epoch>`
+    folders."""
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(folder, recursive=True))
+    except FileNotFoundError:
+        return {}
+    newest: dict[str, int] = {}
+    for info in infos:
+        if info.path.endswith("/model.pt") and "/checkpoint_" in info.path:
+            trial, name = info.path[len(folder) + 1 :].split("/")[:2]
+            newest[trial] = max(newest.get(trial, 0), int(name.removeprefix("checkpoint_")))
+    return newest
+
+
+def latest_reports(temp_dir: Path, name: str) -> list[dict]:
+    """Each trial's newest report, read from the driver's staging folder on its node (the
+    driver writes a report there at once; storage gets a copy every few seconds)."""
+    latest = []
+    for path in temp_dir.glob(f"session_2*/artifacts/*/{name}/driver_artifacts/*/result.json"):
+        lines = path.read_text().split("\n")[:-1]  # a report being written is left out
+        if lines:
+            latest.append(json.loads(lines[-1]))
+    return latest
 
 
 def trials_csv(s3_server, experiment_key: str) -> list[dict]:
@@ -287,9 +313,10 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
         "spare", "127.0.0.4", num_cpus=2, labels="mmse-role=train"
     )
     # Each epoch waits for Tune to take its report and a checkpoint is uploaded every epoch,
-    # so a trial trains for a few seconds however fast the machine: time enough to find it
-    # alive after a checkpoint.
-    epochs = 30
+    # so a trial trains for a few seconds however fast the machine. The victim is the node of
+    # a trial the driver has just seen far from its end: a kill decided on the bucket and the
+    # actor list alone (both slow to list on a busy machine) once hit a finished trial.
+    epochs = 60
     prefix = f"mn-{uuid.uuid4().hex[:8]}"
     experiment_key = f"{s3_server.bucket}/{prefix}/node_lost"
     config = sweep_yaml(
@@ -303,29 +330,14 @@ def test_worker_node_removed_mid_sweep(cluster, s3_server, toy_root, tmp_path):
     try:
         deadline = time.monotonic() + 600
         while victim is None and driver.poll() is None and time.monotonic() < deadline:
-            try:
-                infos = fs.get_file_info(
-                    pafs.FileSelector(f"{experiment_key}/train_runs", recursive=True)
-                )
-            except FileNotFoundError:
-                infos = []
-            checkpoints: dict[str, int] = {}
-            for info in infos:
-                if info.path.endswith("/model.pt") and "/checkpoint_" in info.path:
-                    trial = info.path[len(experiment_key) + len("/train_runs/") :].split("/")[0]
-                    checkpoints[trial] = checkpoints.get(trial, 0) + 1
-            # Both trials have a second checkpoint uploaded: the first of each is whole.
-            if len(checkpoints) == 2 and min(checkpoints.values()) >= 2:
-                running = [
-                    a
-                    for a in actors_of(cluster, job_ids(cluster) - before, "ALIVE")
-                    if kind(a) == "trial"
-                ]
-                if running:
-                    victim = cluster.name_of(running[0].node_id)
+            checkpointed = newest_checkpoints(fs, f"{experiment_key}/train_runs")
+            for last in latest_reports(cluster.nodes["head"].temp_dir, "node_lost"):
+                # Its second checkpoint is in the bucket: the first is whole.
+                if checkpointed.get(last["trial_id"], 0) >= 2 and last["epoch"] <= epochs // 2:
+                    victim = {n.ip: n.name for n in cluster.nodes.values()}[last["node_ip"]]
                     cluster.kill(victim)
                     break
-            time.sleep(0.2)
+            time.sleep(0.1)
         assert victim not in (None, "head"), (victim, log.read_text()[-3000:])
         assert driver.wait(timeout=900) == 0, log.read_text()[-4000:]
     finally:

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.ray
 
 REPO = Path(__file__).resolve().parents[2]
 # A trial that trains itself reports an epoch in milliseconds: enough epochs that the third
-# trial is still running when the test, polling its folder, stops the driver.
-EPOCHS = 60
+# trial is still running when the test, polling the driver's staging folder, stops it.
+EPOCHS = 120
 
 
 def small_sweep(path: Path, name: str, **config) -> Path:
@@ -65,6 +65,14 @@ def result_lines(trial_dir: Path) -> list[dict]:
     )
 
 
+def staging_folder(ray_session, name: str) -> Path:
+    """Where the sweep's driver writes Tune's files before it copies them to storage (one
+    driver per sweep name and session here; a path that does not exist yet until it runs)."""
+    found = list(ray_session.temp_dir.glob(f"session_2*/artifacts/*/{name}/driver_artifacts"))
+    assert len(found) <= 1, found
+    return found[0] if found else ray_session.temp_dir / "not-staged-yet"
+
+
 def cut_short(path: Path, lines: int) -> bytes:
     """What a driver killed while Tune copies its files to storage can leave: the first
     `lines` lines of a file and half of the next."""
@@ -97,12 +105,14 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
             command, env=ray_session.env, stdout=log, stderr=subprocess.STDOUT
         )
     # One trial at a time: once the third trial has reported, the first two have finished.
+    # The driver writes a report to its staging folder at once and copies that folder to
+    # storage only every few seconds: a test polling storage saw the last trial end first.
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and driver.poll() is None:
-        trials = trial_dirs(experiment)
+        trials = trial_dirs(staging_folder(ray_session, name))
         if len(trials) >= 3 and len(result_lines(trials[2])) >= 1:
             break
-        time.sleep(0.1)
+        time.sleep(0.05)
     assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
     driver.send_signal(stop)
     code = driver.wait(timeout=120)
@@ -115,13 +125,9 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
         # A driver resuming in the same Ray session copies its predecessor's whole file back
         # from the node's staging folder; one on another node or session has only storage's.
         # That case: cut both. Results must not lose the trial for it.
-        staged = list(
-            ray_session.temp_dir.glob(
-                f"session_2*/artifacts/*/{name}/driver_artifacts/{first.name}"
-            )
-        )
-        assert len(staged) == 1, staged
-        for folder in (first, staged[0]):
+        staged = staging_folder(ray_session, name) / first.name
+        assert staged.is_dir(), staged
+        for folder in (first, staged):
             cut_short(folder / "result.json", lines=3)
     finished = {t.name: (t / "result.json").read_bytes() for t in (first, second)}
     assert not (experiment / "trials.csv").exists() and not (experiment / "summary.json").exists()
