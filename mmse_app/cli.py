@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help=(
             "CSV to write: subject_id, each task's prediction and interval (Q1, Q1_lo, Q1_hi, "
-            "...), subtotal, out_of_range (--bundle); or prediction and fold_sd (--model)"
+            "...), subtotal, out_of_range (--bundle); or prediction and fold_sd (--model). "
+            "Not an input, nor inside one; an existing file only with --overwrite"
         ),
     )
     predict.add_argument(
@@ -88,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         "signature, for a --model checkpoint of several)",
     )
     predict.add_argument("--task", help="the features' task, for a file that records none")
+    predict.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file (never an input of the command, a symbolic link, "
+        "a device or a FIFO)",
+    )
     predict.set_defaults(func=_predict)
 
     bundle = commands.add_parser(
@@ -96,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument(
         "experiment", help="the sweep's experiment folder or s3:// URI (<storage>/<name>)"
     )
-    bundle.add_argument("--out", help="folder or URI for the bundle (default: EXPERIMENT/bundle)")
+    bundle.add_argument(
+        "--out",
+        help="folder or URI for the bundle (default: EXPERIMENT/bundle); replaced whole, so it "
+        "must be new, empty or a bundle mmse wrote (its manifest lists every file there)",
+    )
     bundle.add_argument(
         "--data", help="the sweep's data root (default: the one its summary.json records)"
     )
@@ -116,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         help="folder for index.html (default: EXPERIMENT/dashboard; for a URI, ./dashboard-<name>)",
+    )
+    dashboard.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an index.html (or version.json) in --out that is not a page mmse wrote "
+        "(never a symbolic link, a device or a FIFO)",
     )
     dashboard.add_argument(
         "--serve",
@@ -148,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth = data_commands.add_parser(
         "synth", help="write a SYNTHETIC cohort: recordings/<subject>/<Q>.csv, labels.csv"
     )
-    synth.add_argument("--out", required=True, type=Path, help="new or empty directory")
+    synth.add_argument(
+        "--out", required=True, type=Path, help="new or empty directory (not a symbolic link)"
+    )
     synth.add_argument("--subjects", type=int, default=300, help="cohort size (default 300)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.set_defaults(func=_synth)
@@ -204,8 +223,8 @@ def _dashboard(args: argparse.Namespace) -> int:
     if not args.interval > 0:
         raise InputError(f"--interval {args.interval}: expected a positive number of seconds")
     if args.serve:
-        return serve(args.experiment, args.out, args.port, args.interval)
-    print(f"dashboard: {write_dashboard(args.experiment, args.out)}")
+        return serve(args.experiment, args.out, args.port, args.interval, overwrite=args.overwrite)
+    print(f"dashboard: {write_dashboard(args.experiment, args.out, overwrite=args.overwrite)}")
     return 0
 
 
@@ -225,7 +244,9 @@ def _predict(args: argparse.Namespace) -> int:
         from mmse_model.bundle.predict import predict_file
 
         # a URI is read into a temporary copy
-        n = predict_file(args.model, args.input, args.out, args.signature, args.task)
+        n = predict_file(
+            args.model, args.input, args.out, args.signature, args.task, args.overwrite
+        )
         print(f"wrote predictions for {n} subjects to {args.out}")
         return 0
     if args.input is not None or (args.features is None) == (args.recordings is None):
@@ -242,6 +263,7 @@ def _predict(args: argparse.Namespace) -> int:
             recordings=args.recordings,
             signature=args.signature,
             task=args.task,
+            overwrite=args.overwrite,
         )
     )
     return 0

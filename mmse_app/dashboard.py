@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import html
+import json
 import platform
 import re
 import sys
@@ -26,7 +27,7 @@ from typing import Any, ClassVar
 
 from mmse_app.dashboard_data import load_experiment, page_data
 from mmse_app.page_schema import UNVERSIONED, Builder, PageData
-from mmse_model.core import atomic, jsonio, storage
+from mmse_model.core import atomic, jsonio, outputs, storage
 from mmse_model.core.errors import InputError, first_line
 
 ASSETS = Path(__file__).with_name("dashboard_assets")
@@ -122,14 +123,59 @@ def default_out(experiment: str, name: str) -> Path:
     return storage.local_path(experiment) / "dashboard"
 
 
-class Dashboard:
-    """One sweep's page in one folder; `refresh()` rebuilds it from the experiment."""
+# The page says who wrote it: an index.html without this (or, for a page written before it,
+# the page's title) is not replaced without --overwrite.
+GENERATOR = b'<meta name="generator" content="mmse dashboard">'
 
-    def __init__(self, experiment: str, out: str | Path | None = None, refresh_s: float = 5.0):
+
+def is_own_file(path: Path) -> bool:
+    """Whether `path` (a regular file) is a page or version file this command wrote."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8192)
+    except OSError:
+        return False
+    if path.name == PAGE:
+        return GENERATOR in head or b"<title>mmse sweep " in head
+    try:
+        document = json.loads(head)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and set(document) == {"version", "finished"}
+
+
+class Dashboard:
+    """One sweep's page in one folder; `refresh()` rebuilds it from the experiment.
+
+    The folder is written into, not replaced: its index.html and version.json are replaced
+    when they are this command's own (`is_own_file`), or with `overwrite`; never when they
+    are not regular files (core/outputs.py)."""
+
+    def __init__(
+        self,
+        experiment: str,
+        out: str | Path | None = None,
+        refresh_s: float = 5.0,
+        overwrite: bool = False,
+    ):
         self.experiment, self.refresh_s = str(experiment), refresh_s
         self.out = Path(out).expanduser().resolve() if out is not None else None
         self.version: str | None = None
         self.finished = False
+        self.overwrite = overwrite
+        self.checked: set[str] = set()
+
+    def check_out(self, names: tuple[str, ...]) -> None:
+        """Refuse an output folder that is not one, and files in it that are not ours."""
+        assert self.out is not None
+        outputs.check_output_folder(self.out)
+        for name in names:
+            path = self.out / name
+            if name in self.checked:
+                continue
+            ours = outputs.special_kind(path) is None and path.is_file() and is_own_file(path)
+            outputs.check_output_file(path, overwrite=self.overwrite or ours)
+            self.checked.add(name)
 
     @property
     def page(self) -> Path:
@@ -146,6 +192,7 @@ class Dashboard:
         version = data_version(data)
         if version == self.version and self.page.exists():
             return False
+        self.check_out((PAGE, VERSION) if write_version else (PAGE,))
         try:
             atomic.write_text(self.page, render_page(data, self.refresh_s))
             if write_version:
@@ -158,9 +205,11 @@ class Dashboard:
         return True
 
 
-def write_dashboard(experiment: str, out: str | Path | None = None) -> Path:
+def write_dashboard(
+    experiment: str, out: str | Path | None = None, overwrite: bool = False
+) -> Path:
     """Build the sweep's page; returns the path of its index.html."""
-    board = Dashboard(experiment, out)
+    board = Dashboard(experiment, out, overwrite=overwrite)
     board.refresh()
     return board.page
 
@@ -225,10 +274,11 @@ def serve(
     port: int = 8000,
     interval_s: float = 5.0,
     stop: threading.Event | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Build the page, serve its folder on 127.0.0.1:port, and rebuild it every `interval_s`
     while the sweep runs (until Ctrl-C, or `stop` is set)."""
-    board = Dashboard(experiment, out, refresh_s=interval_s)
+    board = Dashboard(experiment, out, refresh_s=interval_s, overwrite=overwrite)
     board.refresh(write_version=True)
     server = start_server(board.out, port)
     how = (

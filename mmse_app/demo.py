@@ -16,6 +16,7 @@ from mmse_model.sweeps.config import load_sweep_config
 
 DEMO_SIGNATURES = ("m2_tau1_eps0.055_lmin2", "m3_tau3_eps0.08_lmin3")
 FRESH_SUBJECTS, FRESH_SEED = 200, 1  # the new draw the demo checks its bundle on
+FRESH_PREDICTIONS = "fresh_predictions.csv"
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 
@@ -38,6 +39,7 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
     if subjects < 1:
         raise InputError(f"--subjects {subjects}: expected a positive number")
     cohort = out / "cohort"
+    _check_outputs(out, cohort)
     if not (cohort / "labels.csv").exists():
         synthesize(cohort, n_subjects=subjects, seed=0)
     print(f"demo 1/4: SYNTHETIC cohort of {subjects} subjects in {cohort}", flush=True)
@@ -76,10 +78,23 @@ def run_demo(out: Path, subjects: int = 300) -> dict:
     )
     _build(fresh, out / "fresh_data")
     print(
-        check_fresh_draw(experiment, fresh, out / "fresh_data", out / "fresh_predictions.csv"),
+        check_fresh_draw(experiment, fresh, out / "fresh_data", out / FRESH_PREDICTIONS),
         flush=True,
     )
     return summary
+
+
+def _check_outputs(out: Path, cohort: Path) -> None:
+    """Before any work: the demo's folder is a folder, its data roots are new or the demo's
+    own (`mmse data build` replaces them whole) and no predictions file is there yet (the
+    demo writes it last, and a finished demo is refused before this)."""
+    from mmse_model.core.outputs import check_output_file, check_output_folder
+    from mmse_model.features.build import check_output_root
+
+    check_output_folder(out, command="mmse demo")
+    for name, source in (("data", cohort), ("fresh_data", out / "fresh_cohort")):
+        check_output_root(out / name, [("its cohort", source)])
+    check_output_file(out / FRESH_PREDICTIONS, flag=None)
 
 
 def _build(cohort: Path, data: Path):
@@ -131,11 +146,22 @@ def check_fresh_draw(experiment: Path, cohort: Path, data_root: Path, out: Path)
     import numpy as np
 
     from mmse_model.bundle.apply import features_for, load_bundle, predict, write_predictions
+    from mmse_model.core.outputs import check_output_file
     from mmse_model.evaluation.conformal import coverage
     from mmse_model.evaluation.intervals import METHOD_WORDS
     from mmse_model.sweeps.report import format_coverage
     from mmse_model.sweeps.summary_schema import Coverage, read_summary
 
+    # The demo's own file: replaced (the demo has refused a foreign one before its sweep).
+    check_output_file(
+        out,
+        [
+            ("the bundle", experiment / "bundle"),
+            ("the labels", cohort / "labels.csv"),
+            ("the data", data_root),
+        ],
+        overwrite=True,
+    )
     bundle = load_bundle(experiment / "bundle")
     summary = read_summary("summary.json", (experiment / "summary.json").read_text())
     with open(cohort / "labels.csv", newline="") as handle:

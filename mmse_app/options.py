@@ -26,7 +26,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override one config key, e.g. training.lr=0.01 (repeatable)",
     )
-    parser.add_argument("--out", required=True, help="output folder (must not hold a run yet)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output folder (must not hold a run yet, nor be or lie inside the data root)",
+    )
     parser.add_argument(
         "--storage", help="Ray storage path or URI for checkpoints (default: --out)"
     )
@@ -76,7 +80,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         required=True,
         type=Path,
-        help="data root to write: new, empty, or one this command wrote (replaced whole)",
+        help="data root to write: new, empty, or one this command wrote, its dataset.json "
+        "listing every file there (replaced whole); never a folder holding or inside an input",
     )
     parser.add_argument(
         "--mode",

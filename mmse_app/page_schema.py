@@ -491,7 +491,7 @@ class PageData(Contract):
     builder: Builder | None = None
 
     @classmethod
-    def kind(cls) -> str:
+    def file_kind(cls) -> str:
         return "a dashboard's page data"
 
 

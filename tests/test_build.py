@@ -179,7 +179,7 @@ def test_missing_inputs_exit_2(cohort: Path, tmp_path: Path, capsys: pytest.Capt
     assert "recordings directory not found" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
     assert build(cohort, tmp_path / "file") == 2
-    assert "not a directory" in capsys.readouterr().err
+    assert "exists and is a file, not a folder" in capsys.readouterr().err
 
 
 def test_a_model_can_learn_but_not_trivially(

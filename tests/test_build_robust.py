@@ -217,13 +217,15 @@ def test_an_output_that_is_not_a_data_root_is_refused(cohorts, tmp_path, capsys)
     (out / "notes.txt").write_text("mine")
     assert main(build_argv(clean, out)) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{out}: exists, is not empty and is not a data root" in err
+    assert err.count("\n") == 1 and f"{out}: holds no {MANIFEST_NAME}: not a data root" in err
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
-    # A data root written before dataset.json existed (report and signature folders) is ours.
+    # A folder without dataset.json is not taken for a data root by its shape (a report and
+    # signature folders, as builds before dataset.json left): nothing proves it is ours.
     assert main(build_argv(clean, tmp_path / "old")) == 0
     (tmp_path / "old" / MANIFEST_NAME).unlink()
-    assert main(build_argv(clean, tmp_path / "old")) == 0
-    assert (tmp_path / "old" / MANIFEST_NAME).is_file()
+    assert main(build_argv(clean, tmp_path / "old")) == 2
+    assert f"holds no {MANIFEST_NAME}" in capsys.readouterr().err
+    assert not (tmp_path / "old" / MANIFEST_NAME).exists()
     # An output holding the recordings would be replaced with them in it.
     assert main(build_argv(clean, clean)) == 2
     assert "holds the input" in capsys.readouterr().err

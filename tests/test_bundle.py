@@ -54,7 +54,10 @@ def test_the_bundle_holds_each_winner_as_the_summary_reports_it(sweep):
     experiment, root, folder = sweep
     summary = json.loads((experiment / "summary.json").read_text())
     manifest = json.loads((folder / MANIFEST).read_text())
-    assert manifest["format"] == "mmse-bundle" and manifest["format_version"] == 2
+    assert manifest["format"] == "mmse-bundle" and manifest["format_version"] == 3
+    # The folder's marker: this tool's, a bundle, every file in it listed (itself too).
+    assert (manifest["tool"], manifest["kind"]) == ("mmse", "bundle")
+    assert manifest["contents"] == sorted(p.name for p in folder.iterdir())
     assert sorted(manifest["tasks"]) == list(TASKS) and manifest["subtotal"]["tasks"] == list(TASKS)
     # Only safetensors, JSON and markdown: nothing that unpickles.
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -467,9 +470,9 @@ def test_a_changed_weights_file_and_a_newer_format_are_refused(sweep, tmp_path, 
     refused(argv, out, capsys, str(weights), f"the manifest expects {expected}")
     shutil.copy(folder / "Q4.safetensors", weights)
     manifest = json.loads((copy / MANIFEST).read_text())
-    (copy / MANIFEST).write_text(json.dumps({**manifest, "format_version": 3}))
+    (copy / MANIFEST).write_text(json.dumps({**manifest, "format_version": 4}))
     refused(
-        argv, out, capsys, "mmse-bundle format version 3 is newer than this code reads (up to 2)"
+        argv, out, capsys, "mmse-bundle format version 4 is newer than this code reads (up to 3)"
     )
 
 
@@ -479,7 +482,7 @@ def test_bundle_refuses_to_overwrite_a_folder_that_is_not_a_bundle(sweep, tmp_pa
     target.mkdir()
     (target / "notes.txt").write_text("keep")
     assert main(["bundle", str(experiment), "--out", str(target)]) == 2
-    assert "is not a model bundle" in capsys.readouterr().err
+    assert "holds no manifest.json: not a model bundle written by mmse" in capsys.readouterr().err
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
 
 

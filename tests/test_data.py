@@ -68,10 +68,11 @@ def bad_cases():
     ("case", "arrays", "message"), list(bad_cases()), ids=[c[0] for c in bad_cases()]
 )
 def test_bad_dataset_is_one_line_exit_2_naming_the_file(tmp_path, capsys, case, arrays, message):
-    path = save_npz(tmp_path / SIG / "Q1.npz", **arrays)
+    root = tmp_path / "data"
+    path = save_npz(root / SIG / "Q1.npz", **arrays)
     out = tmp_path / "out"
     code = main(
-        ["train", "--no-ray", "--data", str(tmp_path), "--sig", SIG, "--q", "Q1", "--out", str(out)]
+        ["train", "--no-ray", "--data", str(root), "--sig", SIG, "--q", "Q1", "--out", str(out)]
     )
     err = capsys.readouterr().err
     assert code == 2
@@ -85,7 +86,7 @@ def test_missing_file_and_non_npz(tmp_path, capsys):
         "train",
         "--no-ray",
         "--data",
-        str(tmp_path),
+        str(tmp_path / "data"),
         "--sig",
         SIG,
         "--q",
@@ -95,8 +96,8 @@ def test_missing_file_and_non_npz(tmp_path, capsys):
     ]
     assert main(args) == 2
     assert "Q1.npz: no such dataset file" in capsys.readouterr().err
-    (tmp_path / SIG).mkdir()
-    (tmp_path / SIG / "Q1.npz").write_text("X,y\n1,2\n")
+    (tmp_path / "data" / SIG).mkdir(parents=True)
+    (tmp_path / "data" / SIG / "Q1.npz").write_text("X,y\n1,2\n")
     assert main(args) == 2
     assert "Q1.npz: not a readable npz archive" in capsys.readouterr().err
 
@@ -110,7 +111,7 @@ def test_single_npy_file_is_refused(tmp_path):
 
 
 def test_bad_signature_and_task_names(tmp_path, capsys):
-    base = ["train", "--no-ray", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    base = ["train", "--no-ray", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o")]
     assert main([*base, "--sig", "m2-tau1", "--q", "Q1"]) == 2
     assert "signature 'm2-tau1'" in capsys.readouterr().err
     assert main([*base, "--sig", SIG, "--q", "Q9"]) == 2

@@ -3,6 +3,7 @@ and data roots written before identity existed (no Ray)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -46,7 +47,10 @@ def test_the_manifest_lists_every_file_its_subjects_and_how_it_was_built(built):
     cohort, data = built
     raw = json.loads((data / MANIFEST_NAME).read_text())
     assert (
-        (raw["format"], raw["format_version"]) == ("mmse-dataset", 2)
+        (raw["format"], raw["format_version"]) == ("mmse-dataset", 3)
+        and (raw["tool"], raw["kind"]) == ("mmse", "data-root")
+        and raw["contents"]
+        == sorted(p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file())
         and raw["builder_version"] == BUILDER_VERSION
         and raw["synthetic"] is True
     )
@@ -233,15 +237,17 @@ def test_a_hand_edited_manifest_is_refused(built, tmp_path):
 
 
 def test_a_manifest_of_the_untagged_version_1_still_reads(built, tmp_path):
-    """Version 1 wrote `"format": 1` and no tag; its layout is today's."""
+    """Version 1 wrote `"format": 1` and no tag; its layout is today's less the folder's
+    marker (tool, kind, contents: version 3)."""
     _, data = built
     root = tmp_path / "data"
     shutil.copytree(data, root)
     raw = json.loads((root / MANIFEST_NAME).read_text())
-    del raw["format_version"]
+    for key in ("format_version", "tool", "kind", "contents"):
+        del raw[key]
     raw["format"] = 1
     (root / MANIFEST_NAME).write_text(json.dumps(raw))
-    assert read_manifest(root) == read_manifest(data)
+    assert read_manifest(root) == dataclasses.replace(read_manifest(data), contents=None)
 
 
 def test_one_function_says_whether_a_data_root_is_synthetic(built, tmp_path):

@@ -5,8 +5,9 @@ builder version its features were made with (what new features must match), its
 hyper-parameters and training config (the architecture to rebuild), test metrics with 95 %
 intervals next to the baselines', the CV+ interval level and measured coverage, and the
 training range of every feature. For the bundle: format and version, the sweep it came
-from, the data's fingerprint, the split's hash, SYNTHETIC or not, and the sha256 of every
-weights file.
+from, the data's fingerprint, the split's hash, SYNTHETIC or not, the sha256 of every
+weights file, and the folder's marker (`tool`, `kind`, `contents`): an mmse bundle, and every
+file in it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from mmse_model.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
+from mmse_model.bundle.layout import CARD, FORMAT, FORMAT_VERSION, KIND, MANIFEST
 from mmse_model.core.contract import Contract, Record, tagged
 from mmse_model.core.errors import InputError
 from mmse_model.core.identity import BuildParams
+from mmse_model.core.outputs import TOOL
 from mmse_model.sweeps.looks import Looks
 from mmse_model.sweeps.summary_schema import (
     Baseline,
@@ -107,13 +109,26 @@ class BundleManifest(Contract):
     subtotal: SubtotalModel | None
     files: dict[str, str]  # every weights file -> sha256
     looks: Looks | None = None  # how often the sweep's results were scored on these data
+    # The folder's marker: this tool wrote it, it is a bundle, and these are all its files
+    # (manifest.json, model_card.md, the weights). Required from version 3; contents None:
+    # upgraded from version 1 or 2, which did not list them.
+    tool: Literal["mmse"]
+    kind: Literal["bundle"]
+    contents: tuple[str, ...] | None
 
     @classmethod
-    def kind(cls) -> str:
+    def file_kind(cls) -> str:
         return "an mmse model bundle's manifest"
 
     def task(self, task: str) -> TaskModel:
         return self.tasks[task]
+
+    def listed(self) -> set[str]:
+        """Every file the bundle's folder may hold: `contents`, or for an older manifest,
+        which did not list them, manifest.json, model_card.md and the weights in `files`."""
+        if self.contents is not None:
+            return {*self.contents, MANIFEST}
+        return {MANIFEST, CARD, *self.files}
 
 
 def _upgrade_1(old: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +178,23 @@ def _old_nested(nested: Any) -> dict[str, Any] | None:
     }
 
 
-BundleManifest.UPGRADES = {1: _upgrade_1}
+def _upgrade_2(old: dict[str, Any]) -> dict[str, Any]:
+    """A version-2 manifest in version 3: the same, without the folder's marker fields (the
+    files it lists are then manifest.json, model_card.md and the weights)."""
+    return tagged(
+        BundleManifest,
+        {
+            **old,
+            "tool": TOOL,
+            "kind": KIND,
+            "contents": None,
+            "not_recorded": sorted({*old.get("not_recorded", ()), "contents"}),
+        },
+        3,
+    )
+
+
+BundleManifest.UPGRADES = {1: _upgrade_1, 2: _upgrade_2}
 
 
 def split_hash(split: dict[str, Any]) -> str:

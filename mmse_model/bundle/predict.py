@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 
 from mmse_model.bundle.inputs import check_applicable, read_task_input
-from mmse_model.core import atomic
+from mmse_model.core import atomic, outputs
 from mmse_model.core.errors import InputError
 from mmse_model.core.identity import DatasetIdentity
 from mmse_model.training.checkpoint import FoldEnsemble, load_checkpoint
@@ -24,10 +24,16 @@ def predict_file(
     out_path: str | Path,
     signature: str | None = None,
     task: str | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Write `subject_id,<task>_predicted,fold_sd` rows; returns the number of subjects.
     `model`: a checkpoint folder or model.pt, a local path or a storage URI. `signature`
-    picks one out of a checkpoint of several (a sweep trial's)."""
+    picks one out of a checkpoint of several (a sweep trial's). `out_path` must not be (or
+    lie inside) the checkpoint or the input, nor anything but a regular file; an existing
+    one is replaced only with `overwrite` (core/outputs.py)."""
+    outputs.check_output_file(
+        out_path, [("--model", str(model)), ("--input", input_path)], overwrite=overwrite
+    )
     ensemble = FoldEnsemble.from_checkpoint(load_checkpoint(model), signature)
     features = read_task_input(input_path, signature, task)
     check_applicable(

@@ -9,7 +9,7 @@ from pathlib import Path
 from mmse_model.bundle.apply import features_for, load_bundle, predict, write_predictions
 from mmse_model.bundle.layout import BUNDLE_DIR
 from mmse_model.bundle.write import describe, write_bundle
-from mmse_model.core import storage
+from mmse_model.core import outputs, storage
 from mmse_model.core.errors import InputError
 from mmse_model.data.manifest import data_fingerprint
 from mmse_model.sweeps.summary_schema import SUMMARY_NAME, Provenance, read_summary
@@ -62,10 +62,18 @@ def predict_with_bundle(
     recordings: str | None = None,
     signature: str | None = None,
     task: str | None = None,
+    overwrite: bool = False,
 ) -> str:
     """Predict every subject the features (or recordings) hold; nothing is written unless all
-    of it is accepted."""
+    of it is accepted. `out` must not be (or lie inside) the bundle, the features or the
+    recordings, nor anything but a regular file; an existing one is replaced only with
+    `overwrite` (core/outputs.py)."""
     storage.check_location(bundle_location, "--bundle")
+    outputs.check_output_file(
+        out,
+        [("--bundle", bundle_location), ("--features", features), ("--recordings", recordings)],
+        overwrite=overwrite,
+    )
     if not storage.is_dir(bundle_location):
         raise InputError(f"{storage.redact(bundle_location)}: no such folder")
     with storage.local_copy(

@@ -20,20 +20,21 @@ from pathlib import Path
 import numpy as np
 
 from mmse_model.bundle import card, weights
-from mmse_model.bundle.layout import BUNDLE_DIR, CARD, MANIFEST, SUBTOTAL, weights_file
+from mmse_model.bundle.layout import BUNDLE_DIR, CARD, KIND, MANIFEST, SUBTOTAL, weights_file
 from mmse_model.bundle.manifest import BundleManifest, SubtotalModel, TaskModel, split_hash
-from mmse_model.core import atomic, storage
+from mmse_model.core import atomic, outputs, storage
 from mmse_model.core.domain import TASKS
-from mmse_model.core.errors import InputError
+from mmse_model.core.errors import InputError, first_line
 from mmse_model.core.hashing import sha256_file
 from mmse_model.core.identity import DatasetIdentity
+from mmse_model.core.outputs import TOOL
 from mmse_model.data.dataset import dataset_path
 from mmse_model.data.manifest import data_fingerprint, is_synthetic
 from mmse_model.evaluation.conformal import DEFAULT_LEVEL, coverage
 from mmse_model.evaluation.intervals import METHOD_WORDS, calibration_from
 from mmse_model.evaluation.scoring import held_out_rows
 from mmse_model.sweeps.report import format_coverage
-from mmse_model.sweeps.summary_schema import Provenance, Summary
+from mmse_model.sweeps.summary_schema import SUMMARY_NAME, Provenance, Summary
 from mmse_model.training.checkpoint import CheckpointPayload
 from mmse_model.training.held_out import (
     HeldOutIntervals,
@@ -51,9 +52,26 @@ def write_bundle(
     *,
     source: str,
 ) -> BundleManifest:
-    """Write the bundle of a sweep's `summary` into `out` (a folder or a storage URI)."""
+    """Write the bundle of a sweep's `summary` into `out` (a folder or a storage URI).
+
+    `out` is replaced whole: it must be new, empty or a bundle this project wrote (its
+    manifest lists every file there: `foreign_content`), and must not be, hold or lie inside
+    what the bundle is made of (the data root, the winners' checkpoints, the summary)."""
     if not summary.tasks:
         raise InputError(f"{source}: the sweep has no task winner to bundle")
+    if storage.is_remote(out):
+        storage.check_location(out, "--out")
+    inputs = [
+        ("--data", str(data_root)),
+        ("the sweep's summary", storage.join(source, SUMMARY_NAME)),
+        *(
+            (f"the {task} winner's checkpoint", entry.winner.checkpoint_uri)
+            for task, entry in sorted(summary.tasks.items())
+        ),
+    ]
+    outputs.check_output_folder(
+        out, inputs, replaces=True, owner=foreign_content, command="mmse bundle"
+    )
     with tempfile.TemporaryDirectory(prefix="mmse-bundle-") as tmp:
         staging = Path(tmp) / BUNDLE_DIR
         staging.mkdir()
@@ -61,8 +79,41 @@ def write_bundle(
         if storage.is_remote(out):
             _upload(staging, out)
         else:
-            _replace_folder(staging, storage.local_path(out))
+            atomic.copy_dir(staging, storage.local_path(out))
     return manifest
+
+
+def foreign_content(location: str) -> str | None:
+    """Why the non-empty folder `location` (a path or URI) is not a bundle this project
+    provably wrote, or None when it is (it may be replaced): its manifest.json must read as
+    an mmse bundle's, and every entry there must be a file it lists (`contents`; for a
+    manifest older than version 3: manifest.json, model_card.md and the weights in `files`)."""
+    where = storage.join(location, MANIFEST)
+    if not storage.is_remote(location):
+        kind = outputs.special_kind(storage.local_path(where))
+        if kind is not None:  # a FIFO would block the read
+            return f"its {MANIFEST} is {kind}: not a model bundle written by mmse"
+    try:
+        manifest = BundleManifest.read(storage.redact(where), storage.read_text(where))
+    except FileNotFoundError:
+        return f"holds no {MANIFEST}: not a model bundle written by mmse"
+    except InputError as exc:
+        return f"not a model bundle written by mmse ({first_line(exc)})"
+    listed = manifest.listed()
+    if storage.is_remote(location):
+        extra = next(
+            (
+                entry.name + ("/" if entry.is_dir else "")
+                for entry in storage.list_dir(location)
+                if entry.is_dir or entry.name not in listed
+            ),
+            None,
+        )
+    else:
+        extra = outputs.unlisted(storage.local_path(location), listed)
+    if extra is not None:
+        return f"holds {extra}, not a file its {MANIFEST} lists (not written by mmse bundle)"
+    return None
 
 
 def deliver(
@@ -237,22 +288,24 @@ def _fill(
         subtotal=subtotal,
         files=files,
         looks=summary.looks,
+        tool=TOOL,
+        kind=KIND,
+        contents=sorted([*files, CARD, MANIFEST]),
     )
     atomic.write_text(folder / CARD, card.render(manifest))
     atomic.write_text(folder / MANIFEST, manifest.to_json())
     return manifest
 
 
-def _replace_folder(staging: Path, target: Path) -> None:
-    if target.exists() and any(target.iterdir()) and not (target / MANIFEST).is_file():
-        raise InputError(f"{target}: exists and is not a model bundle; give another --out")
-    atomic.copy_dir(staging, target)
-
-
 def _upload(staging: Path, out: str) -> None:
-    """Copy into a storage URI with `manifest.json` last (and the old one removed first), so
-    a reader sees no bundle or a whole one, never a manifest naming weights not yet there."""
-    storage.check_location(out, "--out")
+    """Copy into a storage URI with `manifest.json` last (and the old one removed first, then
+    the old bundle's files this one does not write), so a reader sees no bundle or a whole
+    one, never a manifest naming weights not yet there, and the folder ends holding exactly
+    this bundle (`foreign_content` has checked that everything there was the old bundle's)."""
+    new = {path.name for path in staging.iterdir()}
+    old = {entry.name for entry in storage.list_dir(out) if not entry.is_dir}
     storage.delete(storage.join(out, MANIFEST))
+    for name in sorted(old - new):
+        storage.delete(storage.join(out, name))
     for path in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):
         storage.write_bytes(storage.join(out, path.name), path.read_bytes())

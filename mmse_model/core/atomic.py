@@ -5,6 +5,13 @@ then renamed over the target (a rename within one file system is atomic). Files 
 are created with the process's umask, as `open` would create them: predictions, checkpoints
 and pages hold subject ids, and who may read them is the user's call (`umask 077`).
 JSON goes through the one JSON writer, `core/jsonio.py`.
+
+A rename replaces whatever has the target's name: a symbolic link would become a plain file
+(the file it pointed at left as it was), a device node or FIFO a plain file. So only a
+regular file (or nothing) is ever replaced here, and only a real folder is swapped out by
+`staged_dir`; anything else is an InputError naming it. Whether a command may write a
+path at all (not an input, not an existing file without `--overwrite`, not a folder that
+is not its own) is decided before, in `core/outputs.py`.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import io
 import os
 import secrets
 import shutil
+import stat
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,11 +30,44 @@ from typing import Any
 import numpy as np
 
 from mmse_model.core import jsonio
+from mmse_model.core.errors import InputError
+
+_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_kind(path: str | Path) -> str | None:
+    """What `path` is when it is there and not a regular file ("a symbolic link", "a
+    folder", "a FIFO", ...; a link is not followed); None when it is a regular file or absent."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((word for test, word in _KINDS if test(mode)), "not a regular file")
+
+
+def _check_replaceable(path: Path) -> None:
+    kind = special_kind(path)
+    if kind not in (None, "a folder"):  # a rename onto a folder fails by itself (OSError)
+        raise InputError(
+            f"{path}: is {kind}, not a regular file; not replaced (writing by rename would put "
+            "a plain file in its place)"
+        )
 
 
 def write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` to fill a temporary sibling of `path`, then rename it into place."""
+    """Call `write(tmp)` to fill a temporary sibling of `path`, then rename it into place.
+    `path` must be a regular file or absent (see the module docstring)."""
     path = Path(path)
+    _check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _new_sibling(
         path,
@@ -93,10 +134,17 @@ def staged_dir(target: str | Path, replace: bool = False) -> Iterator[Path]:
     """A temporary sibling folder to fill; on success it becomes `target`.
 
     With `replace`, an existing `target` is swapped out (the old one removed after the
-    new one is in place); otherwise `target` must not exist or be an empty folder. On an
-    exception the staging folder is removed and `target` is untouched.
+    new one is in place); otherwise `target` must not exist or be an empty folder. A target
+    that is a symbolic link (or anything but a folder) is refused: the swap would replace the
+    link, not the folder it points at. On an exception the staging folder is removed and
+    `target` is untouched.
     """
     target = Path(target)
+    kind = special_kind(target)
+    if kind not in (None, "a folder"):
+        raise InputError(f"{target}: is {kind}, not a folder; not replaced")
+    if kind is None and target.exists():
+        raise InputError(f"{target}: is a file, not a folder; not replaced")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = _new_sibling(target, ".tmp-dir", lambda name: os.mkdir(name, 0o777))
     old = None

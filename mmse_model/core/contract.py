@@ -63,10 +63,10 @@ class Contract(Record):
     @classmethod
     def version_of(cls, where: str, document: Any) -> int:
         """The document's format version; a document of another kind is an InputError."""
-        return version_of(where, document, cls.FORMAT, cls.kind(), cls.legacy_version)
+        return version_of(where, document, cls.FORMAT, cls.file_kind(), cls.legacy_version)
 
     @classmethod
-    def kind(cls) -> str:
+    def file_kind(cls) -> str:
         return f"a {cls.FORMAT} file"
 
     @classmethod

@@ -6,6 +6,10 @@ onto other data is refused: the manifest's fingerprint when the root has one (af
 that the files still are what it lists), else one sha256 over the `<sig>/<Q>.npz` files. Both
 are `combined_fingerprint` over (relative path, file sha256), so a root gives the same
 fingerprint with or without its manifest.
+
+dataset.json is also the marker that the folder is a data root this project wrote: it names
+the tool and the kind of folder and lists every file in it (`contents`), and `foreign_content`
+says why a folder may not be replaced by a build (anything there the marker does not list).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from mmse_model.core.contract import check_version, version_of
 from mmse_model.core.errors import DataError, first_line
 from mmse_model.core.hashing import combined_fingerprint, sha256_file
 from mmse_model.core.identity import BUILDER_VERSION, BuildParams, DatasetIdentity
+from mmse_model.core.outputs import TOOL, unlisted
 
 # --- the data root's manifest ----------------------------------------------------------------
 
@@ -28,9 +33,11 @@ MANIFEST_NAME = "dataset.json"
 BUILD_REPORT_NAME = "build_report.csv"
 BUILD_REPORT_COLUMNS = ("subject_id", "task", "reason")
 # Bumped when the manifest's layout changes; a reader refuses a newer one. Version 1 wrote
-# `"format": 1` (no tag); version 2 is the same layout, tagged as every contract is.
+# `"format": 1` (no tag); version 2 is the same layout, tagged as every contract is; version
+# 3 adds `tool`, `kind` and `contents` (every file of the root: the marker that it is ours).
 MANIFEST_FORMAT = "mmse-dataset"
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
+KIND = "data-root"
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,10 @@ class Manifest:
     subjects: Mapping[str, tuple[str, ...]]  # task -> subject ids, as written
     source_fingerprint: str | None  # sha256 over the labels and every recording used
     synthetic: bool = False
+    # Every file of the root, relative with "/": the dataset files, dataset.json itself and
+    # whatever else the build wrote (build_report.csv). None: a manifest of version 1 or 2,
+    # which did not list them.
+    contents: tuple[str, ...] | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -76,6 +87,9 @@ class Manifest:
         return {
             "format": MANIFEST_FORMAT,
             "format_version": MANIFEST_VERSION,
+            "tool": TOOL,
+            "kind": KIND,
+            "contents": sorted(self.listed()),
             "fingerprint": self.fingerprint,
             "builder_version": self.builder_version,
             "build_params": self.build.to_dict(),
@@ -84,6 +98,13 @@ class Manifest:
             "files": [f.to_dict() for f in sorted(self.files, key=lambda f: f.path)],
             "subjects": {task: list(ids) for task, ids in sorted(self.subjects.items())},
         }
+
+    def listed(self) -> set[str]:
+        """Every file the root may hold: `contents`, or for an older manifest, which did not
+        list them, its dataset files, dataset.json and build_report.csv."""
+        if self.contents is not None:
+            return {*self.contents, MANIFEST_NAME}
+        return {MANIFEST_NAME, BUILD_REPORT_NAME, *(f.path for f in self.files)}
 
     @classmethod
     def from_dict(cls, where: object, data: object) -> Manifest:
@@ -98,7 +119,17 @@ class Manifest:
         )
         check_version(str(where), MANIFEST_FORMAT, version, 1, MANIFEST_VERSION, DataError)
         assert isinstance(data, dict)
+        if version >= 3 and (data.get("tool"), data.get("kind")) != (TOOL, KIND):
+            raise DataError(
+                f"{where}: not a data root's manifest (tool {data.get('tool')!r}, kind "
+                f"{data.get('kind')!r}; expected {TOOL!r}, {KIND!r})"
+            )
         try:
+            contents = None
+            if version >= 3:
+                if not isinstance(data["contents"], list):
+                    raise TypeError("contents: expected a list of file names")
+                contents = tuple(str(name) for name in data["contents"])
             files = tuple(
                 ManifestFile(
                     str(f["path"]),
@@ -119,6 +150,7 @@ class Manifest:
                 subjects,
                 data.get("source_fingerprint"),
                 bool(data.get("synthetic", False)),
+                contents,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(
@@ -139,9 +171,11 @@ class Manifest:
         source_fingerprint: str | None,
         synthetic: bool = False,
         builder_version: str = BUILDER_VERSION,
+        others: Sequence[str] = (),
     ) -> Manifest:
         """The manifest of files just written under `root`: relative path -> (identity, the
-        file's subject ids). Every file records `build` and `builder_version`."""
+        file's subject ids), and `others`, the other files written there (build_report.csv).
+        Every dataset file records `build` and `builder_version`."""
         for rel, (identity, _) in written.items():
             if (identity.build, identity.builder_version) != (build, builder_version):
                 raise ValueError(f"{rel}: a data root's files share one build and builder version")
@@ -153,7 +187,16 @@ class Manifest:
                 )
             )
             subjects.setdefault(identity.task, tuple(dict.fromkeys(str(s) for s in ids)))
-        return cls(build, builder_version, tuple(files), subjects, source_fingerprint, synthetic)
+        contents = tuple(sorted({*written, *others, MANIFEST_NAME}))
+        return cls(
+            build,
+            builder_version,
+            tuple(files),
+            subjects,
+            source_fingerprint,
+            synthetic,
+            contents,
+        )
 
 
 def read_manifest(root: str | Path) -> Manifest | None:
@@ -166,6 +209,26 @@ def read_manifest(root: str | Path) -> Manifest | None:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{path}: not a readable dataset manifest ({first_line(exc)})") from None
     return Manifest.from_dict(path, data)
+
+
+def foreign_content(location: str) -> str | None:
+    """Why the non-empty folder `location` is not a data root this project provably wrote,
+    or None when it is (a build may replace it): its dataset.json must parse as this tool's
+    data-root manifest, and every file in the folder must be one it lists (an older manifest,
+    which lists only the dataset files: those, dataset.json and build_report.csv). A folder
+    without dataset.json is never taken for one, not even one built before manifests existed."""
+    root = Path(location)
+    if not (root / MANIFEST_NAME).is_file() or (root / MANIFEST_NAME).is_symlink():
+        return f"holds no {MANIFEST_NAME}: not a data root written by mmse data build"
+    try:
+        manifest = read_manifest(root)
+    except DataError as exc:
+        return f"not a data root written by mmse data build ({first_line(exc)})"
+    assert manifest is not None
+    extra = unlisted(root, manifest.listed())
+    if extra is not None:
+        return f"holds {extra}, not a file its {MANIFEST_NAME} lists (the build did not write it)"
+    return None
 
 
 # --- SYNTHETIC: said wherever a simulated cohort's numbers appear ------------------------------

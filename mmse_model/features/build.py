@@ -42,13 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mmse_model.core import atomic
+from mmse_model.core import atomic, outputs
 from mmse_model.core.domain import (
     FEATURE_NAMES,
     RQA_RATE_HZ,
     TASKS,
     Signature,
-    parse_signature,
     parse_signatures,
 )
 from mmse_model.core.errors import InputError
@@ -60,6 +59,7 @@ from mmse_model.data.manifest import (
     MANIFEST_NAME,
     Manifest,
     cohort_is_synthetic,
+    foreign_content,
 )
 from mmse_model.features.fixations import detect_fixations
 from mmse_model.features.recordings import (
@@ -268,52 +268,19 @@ def build_datasets(
 ) -> BuildReport:
     """Plan, compute with `runner`, write. Bad input raises InputError before any write."""
     out = Path(out)
-    check_output_root(out, [Path(recordings_dir), Path(labels_path)])
+    check_output_root(out, [("--recordings", recordings_dir), ("--labels", labels_path)])
     plan = plan_build(Path(recordings_dir), Path(labels_path), signatures, mode, limits)
     results = runner(plan.items, plan.signatures, plan.mode)
     return write_datasets(plan, results, out, strict)
 
 
-def check_output_root(out: Path, sources: Sequence[Path] = ()) -> None:
-    """`out` may be new, empty, or a data root this builder wrote (it is replaced whole);
-    anything else is refused, because a build replaces the folder and all it holds."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise InputError(f"{out}: output exists and is not a directory")
-    resolved = out.resolve()
-    for source in sources:
-        if source.resolve().is_relative_to(resolved):
-            raise InputError(
-                f"{out}: holds the input {source}; a build replaces the output folder whole, "
-                "so give another --out"
-            )
-    if (out / MANIFEST_NAME).is_file() or not any(out.iterdir()) or _older_build(out):
-        return
-    raise InputError(
-        f"{out}: exists, is not empty and is not a data root written by mmse data build "
-        f"(no {MANIFEST_NAME}); give a new or empty folder"
+def check_output_root(out: Path, sources: Sequence[tuple[str, Path]] = ()) -> None:
+    """`out` may be new, empty, or a data root this builder provably wrote (its dataset.json
+    lists every file there: `data/manifest.foreign_content`), and must not be, lie inside or
+    hold an input (`sources`: (option, path) pairs): the build replaces the folder whole."""
+    outputs.check_output_folder(
+        out, sources, replaces=True, owner=foreign_content, command="mmse data build"
     )
-
-
-def _older_build(out: Path) -> bool:
-    """A data root written before dataset.json existed: build_report.csv and signature
-    folders of <Q>.npz files, nothing else."""
-    if not (out / BUILD_REPORT_NAME).is_file():
-        return False
-    for entry in out.iterdir():
-        if entry.name == BUILD_REPORT_NAME:
-            continue
-        try:
-            if not entry.is_dir() or parse_signature(entry.name).name != entry.name:
-                return False
-        except InputError:
-            return False
-        if any(
-            not (f.is_file() and f.suffix == ".npz" and f.stem in TASKS) for f in entry.iterdir()
-        ):
-            return False
-    return True
 
 
 def write_datasets(
@@ -377,7 +344,12 @@ def write_datasets(
             for r in rows
         ]
         manifest = Manifest.of_files(
-            staging, written, build, combined_fingerprint(used), plan.synthetic
+            staging,
+            written,
+            build,
+            combined_fingerprint(used),
+            plan.synthetic,
+            others=[BUILD_REPORT_NAME],
         )
         atomic.write_json(staging / MANIFEST_NAME, manifest.to_dict())
     if skips:

@@ -65,7 +65,7 @@ class SweepRecord(Contract):
     created: str
 
     @classmethod
-    def kind(cls) -> str:
+    def file_kind(cls) -> str:
         return "a sweep record"
 
     @classmethod

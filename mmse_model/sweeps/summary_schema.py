@@ -421,7 +421,7 @@ class Summary(Contract):
     looks: Looks | None = None  # how often results were scored on these data
 
     @classmethod
-    def kind(cls) -> str:
+    def file_kind(cls) -> str:
         return "a sweep's summary.json"
 
     @classmethod

@@ -82,6 +82,7 @@ from mmse_model.core.atomic import staged_dir
 from mmse_model.core.domain import FIELD_OF_VIEW_DEG, MMSE_MAX, SCORE_RANGES, SUBTOTAL_RANGE
 from mmse_model.core.domain import TASKS as TASK_NAMES
 from mmse_model.core.errors import InputError
+from mmse_model.core.outputs import check_output_folder
 
 # Q1..Q5, then the other MMSE items (language and praxis) that no task stands for.
 ITEM_MAX = np.array(
@@ -385,8 +386,7 @@ def synthesize(
     """
     if n_subjects < 1:
         raise InputError(f"--subjects {n_subjects}: expected an integer >= 1")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"{out}: already exists and is not an empty directory")
+    check_output_folder(out, replaces=True, command="mmse data synth")  # new or empty
     rng = np.random.default_rng(seed)
     cohort = simulate_cohort(n_subjects, rng)
     impairment = task_impairment(cohort, rng)

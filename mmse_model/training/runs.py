@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mmse_model.core import atomic
+from mmse_model.core import atomic, outputs
 from mmse_model.core.errors import InputError
 from mmse_model.core.schema import Schema
 from mmse_model.training.callbacks import DirectoryReporter, FileLogger, TensorBoardLogger
@@ -50,6 +50,8 @@ def train_and_report(run: RunSpec, out: Path, runner: Runner, runner_name: str) 
     subjects and write `out/result.json`."""
     if len(run.signatures) != 1:
         raise InputError("mmse train takes one signature (--sig)")
+    # Written into, not replaced: a new folder or an existing one, never the data or in it.
+    outputs.check_output_folder(out, [("--data", run.data_root)], command="mmse train")
     if (out / "result.json").exists():
         raise InputError(f"{out}: already holds a run (result.json); choose another --out")
     group, split = load_run_data(run)  # bad data is an InputError here, before any work
