@@ -11,6 +11,8 @@ and see every trial event as it happens.
   resources (and the autoscaler launches no node), the sweep stops with `SweepStalled`,
   whose one-line message says what this sweep reserves and by whom. Tune's experiment state
   is kept, so `--resume` continues it once the resources are free.
+- The driver's lease: every step first asks the driver lock whether this driver still holds
+  the sweep (`lease_check`); one that lost it stops with `LeaseLost` before Tune writes more.
 - Silent trials: a running trial that has reported nothing for `silent_trial_timeout_s`
   (0 = off) is killed, and Tune retries it from its latest checkpoint. Seen here under a CPU
   hog (Ray 2.60): a trial whose Train run had ended stayed blocked for good in Tune's
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ray.tune import Callback
@@ -50,6 +53,7 @@ class SweepGuard(Callback):
         stall_timeout_s: float = 900.0,
         resume_hint: str = "",
         silent_trial_timeout_s: float = 1800.0,
+        lease_check: Callable[[], None] | None = None,
     ):
         self.interval_s, self.stall_timeout_s, self.resume_hint = (
             interval_s,
@@ -57,7 +61,15 @@ class SweepGuard(Callback):
             resume_hint,
         )
         self.silent_trial_timeout_s = silent_trial_timeout_s
+        # The driver lock's check (mmse_model/sweeps/lock.py): raises LeaseLost once this
+        # driver no longer holds the sweep, which stops Tune's loop before its next step.
+        self.lease_check = lease_check
         self._reset()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks with the Tuner; the lock is this process's. A restored
+        # sweep gets a new guard with its own driver's check (`ray_internals.replace_callback`).
+        return {**self.__dict__, "lease_check": None}
 
     def _reset(self) -> None:
         self.watchdog = Watchdog(
@@ -90,6 +102,8 @@ class SweepGuard(Callback):
         self.last_check = 0.0
 
     def on_step_end(self, iteration, trials, **info) -> None:
+        if self.lease_check is not None:
+            self.lease_check()
         now = time.monotonic()
         if now - self.last_check < self.interval_s:
             return

@@ -218,13 +218,14 @@ def fitting_trials(
     return max(1, math.floor(min(fits, default=1) + 1e-9))
 
 
-def guard(sweep: SweepConfig) -> SweepGuard:
+def guard(sweep: SweepConfig, lease_check: Callable[[], None] | None = None) -> SweepGuard:
     hint = "Free what holds them, then run the same command with --resume."
     return SweepGuard(
         sweep.watchdog.interval_s,
         sweep.watchdog.stall_timeout_s,
         hint,
         silent_trial_timeout_s=sweep.watchdog.silent_trial_timeout_s,
+        lease_check=lease_check,
     )
 
 
@@ -233,9 +234,11 @@ def build_tuner(
     points: Sequence[TrialPoint],
     storage: str,
     callbacks: Sequence[Any] = (),
+    lease_check: Callable[[], None] | None = None,
 ):
     """The sweep's Tuner over its planned trials (`mmse_model/sweeps/plan.py`), in order;
-    `callbacks`: Tune callbacks besides TensorBoard's and the guard."""
+    `callbacks`: Tune callbacks besides TensorBoard's and the guard; `lease_check`: the
+    driver lock's check, run by the guard in every step of Tune's loop."""
     from ray import tune
     from ray.tune import CLIReporter
     from ray.tune.logger import TBXLoggerCallback
@@ -275,7 +278,7 @@ def build_tuner(
         run_config=tune.RunConfig(
             name=sweep.name,
             storage_path=storage,
-            callbacks=[TBXLoggerCallback(), guard(sweep), *callbacks],
+            callbacks=[TBXLoggerCallback(), guard(sweep, lease_check), *callbacks],
             progress_reporter=reporter,
             failure_config=tune.FailureConfig(max_failures=base.ray.max_failures),
         ),
@@ -355,7 +358,7 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     """Run (or resume) the sweep, then score each task's winner and write the results. One
     driver per experiment: the lock is taken before anything is written, and released at
     the end (mmse_model/sweeps/lock.py)."""
-    from mmse_model.sweeps.lock import DriverLock
+    from mmse_model.sweeps.lock import DriverLock, print_notes
 
     storage = absolute(sweep.storage)
     experiment = join(storage, sweep.name)
@@ -364,10 +367,9 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     with storage_errors(experiment, "taking the driver lock"):
         lock.acquire()
     try:
-        if lock.taken_over:
-            print(lock.taken_over, file=sys.stderr, flush=True)
+        print_notes(lock)
         return _run_locked(
-            sweep, resume, address, storage, experiment, list(signatures), list(tasks)
+            sweep, resume, address, storage, experiment, list(signatures), list(tasks), lock.check
         )
     finally:
         try:
@@ -389,14 +391,21 @@ def _run_locked(
     experiment: str,
     signatures: list[str],
     tasks: list[str],
+    lease_check: Callable[[], None],
 ) -> Summary:
     """The sweep under its driver lock: its record, Tune's run, then the Ray-free end
-    (`mmse_model/sweeps/finish.py`)."""
-    record = open_record(sweep, resume, experiment, signatures, tasks)
+    (`mmse_model/sweeps/finish.py`). `lease_check` raises LeaseLost once this driver no
+    longer holds the lock: it runs before the record and the results are written, and in
+    every step of Tune's loop."""
+    record = open_record(sweep, resume, experiment, signatures, tasks, lease_check)
     connect(address, sweep.base_config())
     # Credentials stay in each node's environment, out of runtime envs (logged, shown).
     ray_internals.keep_credentials_out_of_trial_envs()
-    tuner = restore_tuner(sweep, experiment) if resume else new_tuner(sweep, record, storage)
+    tuner = (
+        restore_tuner(sweep, experiment, lease_check)
+        if resume
+        else new_tuner(sweep, record, storage, lease_check)
+    )
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result_grid = run_tuner(tuner)
     check_every_trial_ended(result_grid, record, experiment)
@@ -418,14 +427,21 @@ def _run_locked(
         started=started,
         run_repeats=partial(run_repeats_on_ray, stall_timeout_s=sweep.watchdog.stall_timeout_s),
         deliver=partial(deliver, load=load_checkpoint),
+        before_write=lease_check,
     )
 
 
 def open_record(
-    sweep: SweepConfig, resume: bool, experiment: str, signatures: list[str], tasks: list[str]
+    sweep: SweepConfig,
+    resume: bool,
+    experiment: str,
+    signatures: list[str],
+    tasks: list[str],
+    before_write: Callable[[], None] = lambda: None,
 ) -> SweepRecord:
-    """The sweep's record: written at its first start; on `--resume` read and compared with
-    today's config and data (a changed sweep is refused, exit status 2)."""
+    """The sweep's record: written at its first start (`before_write()` first: the driver
+    lock's check); on `--resume` read and compared with today's config and data (a changed
+    sweep is refused, exit status 2)."""
     from ray import tune
 
     groups = signature_groups(signatures, sweep.signatures_per_trial)
@@ -447,6 +463,7 @@ def open_record(
                     f"{experiment}: holds a sweep already; continue it with --resume, or give "
                     "the sweep another name or --storage"
                 )
+        before_write()
         write_location(where, today.to_json())
         return today
     with storage_errors(experiment, "looking for the sweep to resume"):
@@ -464,16 +481,24 @@ def open_record(
     return recorded
 
 
-def new_tuner(sweep: SweepConfig, record: SweepRecord, storage: str):
+def new_tuner(
+    sweep: SweepConfig,
+    record: SweepRecord,
+    storage: str,
+    lease_check: Callable[[], None] | None = None,
+):
     """A Tuner over the trials the record plans, in order."""
     groups = signature_groups(list(record.signatures), sweep.signatures_per_trial)
     points = plan_trials(list(record.tasks), groups, list(record.samples))
-    return build_tuner(sweep, points, storage)
+    return build_tuner(sweep, points, storage, lease_check=lease_check)
 
 
-def restore_tuner(sweep: SweepConfig, experiment: str):
-    """The interrupted sweep's Tuner, with today's watchdog: Tune restores the callbacks
-    pickled at the first start, and a resumed driver applies today's watchdog settings."""
+def restore_tuner(
+    sweep: SweepConfig, experiment: str, lease_check: Callable[[], None] | None = None
+):
+    """The interrupted sweep's Tuner, with today's watchdog and this driver's lease check:
+    Tune restores the callbacks pickled at the first start, and a resumed driver applies
+    today's watchdog settings."""
     from ray import tune
 
     with storage_errors(experiment, "restoring the sweep"):
@@ -483,7 +508,7 @@ def restore_tuner(sweep: SweepConfig, experiment: str):
             resume_unfinished=True,
             resume_errored=True,
         )
-    ray_internals.replace_callback(tuner, SweepGuard, guard(sweep))
+    ray_internals.replace_callback(tuner, SweepGuard, guard(sweep, lease_check))
     return tuner
 
 

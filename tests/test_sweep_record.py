@@ -90,8 +90,10 @@ def test_the_declared_comparator_cannot_change_on_resume(root):
     assert changes(
         first, record(root, evaluation={"primary_comparator": "hist_gradient_boosting"})
     ) == ['evaluation.primary_comparator "ridge" -> "hist_gradient_boosting"']
-    # A record written before the comparator existed resumes (a key one side lacks is no change).
-    assert changes(without(first, "evaluation"), record(root)) == []
+    # A record without it (a version before the comparator existed) is another sweep's.
+    assert changes(without(first, "evaluation"), record(root)) == [
+        'evaluation (none) -> {"primary_comparator": "ridge"}'
+    ]
 
 
 def test_a_changed_config_is_named_key_by_key(root):
@@ -155,7 +157,7 @@ def test_the_fingerprint_is_the_data_roots_with_or_without_its_manifest(tmp_path
 
 def test_a_record_this_version_cannot_read_is_one_line(root):
     first = record(root)
-    assert first.n_trials == 4 and first.format_version == 2
+    assert first.n_trials == 4 and first.format_version == 3
     # The samples every task's trials were given: drawn once, from the search seed.
     assert len(first.samples) == 2 and first.samples == record(root).samples
     assert 0.001 <= first.samples[0]["training.lr"] <= 0.01
@@ -177,11 +179,84 @@ def test_a_record_this_version_cannot_read_is_one_line(root):
         assert "\n" not in str(refused.value)
 
 
-def test_a_record_from_a_version_with_fewer_config_keys_still_resumes(root):
-    first = without(record(root), "config", "ray", "worker_group_start_timeout_s")  # added since
-    assert changes(first, record(root)) == []
-    # The search space is the user's: a parameter added to it is a change.
-    space = {**BASE["search_space"], "arch.dropout": {"choice": [0.0, 0.2]}}
-    assert changes(first, record(root, search_space=space)) == [
-        "search_space.arch.dropout.choice (none) -> [0.0, 0.2]"
+def ray_config(**ray):
+    return {**BASE["config"], "ray": ray}
+
+
+def test_keys_added_removed_or_renamed_in_a_mapping_are_changes(root):
+    bare = record(root)
+    big = record(root, config=ray_config(worker_resources={"gpu_big": 1}))
+    assert changes(bare, big) == ['config.ray.worker_resources {} -> {"gpu_big": 1.0}']
+    assert changes(big, bare) == ['config.ray.worker_resources {"gpu_big": 1.0} -> {}']
+    small = record(root, config=ray_config(worker_resources={"gpu_small": 1}))
+    assert changes(big, small) == [
+        'config.ray.worker_resources {"gpu_big": 1.0} -> {"gpu_small": 1.0}'
     ]
+    # The same keys: compared key by key, as before.
+    two = record(root, config=ray_config(worker_resources={"gpu_big": 2}))
+    assert changes(big, two) == ["config.ray.worker_resources.gpu_big 1.0 -> 2.0"]
+    labelled = record(root, config=ray_config(worker_label_selector={"zone": "a"}))
+    assert changes(bare, labelled) == ['config.ray.worker_label_selector {} -> {"zone": "a"}']
+    # The search space's parameters are keys of a mapping too.
+    space = {**BASE["search_space"], "arch.dropout": {"choice": [0.0, 0.2]}}
+    lr = '"training.lr": {"loguniform": [0.001, 0.01]}'
+    assert changes(bare, record(root, search_space=space)) == [
+        f'search_space {{{lr}}} -> {{"arch.dropout": {{"choice": [0.0, 0.2]}}, {lr}}}'
+    ]
+    # A mapping too long to show whole: each key added or removed is named.
+    wide = {
+        "training.batch_size": {"choice": [8, 16, 32]},
+        "arch.h1": {"choice": [32, 64, 128]},
+        "arch.h2": {"choice": [16, 32, 64]},
+    }
+    wider = {**wide, "arch.dropout": {"choice": [0.0, 0.2]}}
+    del wider["arch.h2"]
+    assert changes(record(root, search_space=wide), record(root, search_space=wider)) == [
+        'search_space.arch.dropout (none) -> {"choice": [0.0, 0.2]}',
+        'search_space.arch.h2 {"choice": [16, 32, 64]} -> (none)',
+    ]
+    # A record written by this version, the same config: the same sweep.
+    again = record(root, config=ray_config(worker_resources={"gpu_big": 1}))
+    assert changes(big, again) == []
+    check_same_sweep("exp/sweep_record.json", big, again)
+
+
+def test_a_record_of_another_code_version_is_refused_naming_both(root):
+    """A key a newer version added to the config is a change: a resume must run the code
+    version that started the sweep, and the refusal says which that was."""
+    today = record(root)
+    assert today.code_version.startswith("mmse-model ")
+    older = without(today, "config", "ray", "worker_group_start_timeout_s").model_copy(
+        update={"code_version": "mmse-model 0.0.9, git 0123456789ab"}
+    )
+    assert changes(older, today) == ["config.ray.worker_group_start_timeout_s (none) -> 600.0"]
+    with pytest.raises(SweepChanged) as refused:
+        check_same_sweep("runs/exp/sweep_record.json", older, today)
+    message = str(refused.value)
+    assert message == (
+        "runs/exp/sweep_record.json: --resume continues only the sweep that was started; "
+        "changed since: config.ray.worker_group_start_timeout_s (none) -> 600.0. The sweep was "
+        f"started by mmse-model 0.0.9, git 0123456789ab; this is {today.code_version}: a "
+        "resume must run the code version that started the sweep (a newer one has settings "
+        "the record lacks). Undo the change, or start a new sweep (another name or --storage)"
+    )
+    assert "\n" not in message and exit_status(refused.value) == EXIT_BAD_INPUT
+    # The same version: no word about versions.
+    with pytest.raises(SweepChanged) as same:
+        check_same_sweep("r.json", today, record(root, samples=3))
+    assert "code version" not in str(same.value)
+
+
+def test_a_format_2_record_resumes_when_nothing_changed(root):
+    """Records of format 2 (before the code version was recorded) are read: the same sweep
+    resumes; a changed one is refused, saying the version that started it is not known."""
+    today = record(root)
+    document = json.loads(today.to_json())
+    document["format_version"] = 2
+    del document["code_version"]
+    old = read_record("r.json", json.dumps(document))
+    assert old.code_version == "" and old.not_recorded == ("code_version",)
+    assert changes(old, today) == []
+    check_same_sweep("r.json", old, today)
+    with pytest.raises(SweepChanged, match="started by an earlier version that did not record"):
+        check_same_sweep("r.json", old, record(root, samples=3))

@@ -225,6 +225,17 @@ def is_dir(location: str) -> bool:
     return _kind(location) == "Directory"
 
 
+def modified(location: str) -> float | None:
+    """When a file was last written (epoch seconds, the store's clock); None when it is
+    absent or the store does not say."""
+    fs, path = filesystem(location)
+    with errors(location, "looking up"):
+        info = fs.get_file_info(path)
+    if info.type.name == "NotFound" or info.mtime is None:
+        return None
+    return info.mtime.timestamp()
+
+
 def read_bytes(location: str) -> bytes:
     """A file's bytes; FileNotFoundError when there is no file there."""
     fs, path = filesystem(location)
@@ -334,3 +345,164 @@ def delete(location: str) -> None:
             fs.delete_dir(path)
         elif kind == "File":
             fs.delete_file(path)
+
+
+# --- conditional writes (the driver lock) ---------------------------------------------------
+#
+# pyarrow's file systems have no conditional put, so these few calls go to S3 through boto3
+# (imported when called): a put that succeeds only where no object is (`If-None-Match: *`),
+# one that succeeds only over the object of a given ETag (`If-Match`), and a delete of that
+# object only. A store that ignores the headers would let both of two writers through:
+# `conditional_writes` asks the store before the lock relies on them
+# (mmse_model/sweeps/lock.py). Only `s3://` locations; the endpoint, region and credentials
+# come from the location's query (`endpoint_override`, `scheme`, `region`) or the
+# environment, as for pyarrow.
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """An object's bytes, its ETag and when the store last wrote it (epoch seconds)."""
+
+    data: bytes
+    tag: str
+    modified: float
+
+
+# Answers that mean "the condition did not hold": 412 Precondition Failed; 409 Conflict (a
+# concurrent conditional write won: S3 says to retry); 404 for If-Match on a missing object.
+_CONDITION_FAILED = {412, 409, 404}
+
+
+def conditional_writes(folder: str) -> bool:
+    """Does the store honour conditional writes at `folder`? One probe object is put twice
+    with `If-None-Match: *` (the second must be refused with 412), once with `If-Match` of a
+    wrong ETag (refused too), and deleted. False for a store other than S3, and for one that
+    accepts the headers and writes anyway, or rejects them as not implemented."""
+    if _scheme(folder) != "s3":
+        return False
+    import secrets
+
+    probe = join(folder, f".conditional-write-probe-{secrets.token_hex(8)}")
+    try:
+        first = put_if_absent(probe, b"1")
+        honoured = (
+            first
+            and not put_if_absent(probe, b"2")
+            and not put_if_match(probe, b"3", '"00000000000000000000000000000000"')
+        )
+    except _NotImplemented:
+        return False
+    finally:
+        with contextlib.suppress(StorageUnavailable):
+            delete(probe)
+    return bool(honoured)
+
+
+def read_versioned(location: str) -> Versioned:
+    """An S3 object with its ETag and last-modified time; FileNotFoundError when absent."""
+    from botocore.exceptions import ClientError
+
+    client, bucket, key = _s3_client(location)
+    with _s3_errors(location, "reading"):
+        try:
+            got = client.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+                raise
+            raise FileNotFoundError(f"{redact(location)}: no such object") from None
+        return Versioned(got["Body"].read(), got["ETag"], got["LastModified"].timestamp())
+
+
+def put_if_absent(location: str, data: bytes) -> bool:
+    """Create the S3 object only where none is (`If-None-Match: *`): False when one is."""
+    client, bucket, key = _s3_client(location)
+    with _s3_errors(location, "writing"):
+        return _conditional(
+            lambda: client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        )
+
+
+def put_if_match(location: str, data: bytes, tag: str) -> bool:
+    """Replace the S3 object only while its ETag is `tag` (`If-Match`): False when it has
+    changed or is gone."""
+    client, bucket, key = _s3_client(location)
+    with _s3_errors(location, "writing"):
+        return _conditional(
+            lambda: client.put_object(Bucket=bucket, Key=key, Body=data, IfMatch=tag)
+        )
+
+
+def delete_if_match(location: str, tag: str) -> bool:
+    """Delete the S3 object only while its ETag is `tag`: False when it has changed or is
+    gone. A store that ignores `If-Match` on deletes deletes it anyway (the caller has read
+    it just before)."""
+    client, bucket, key = _s3_client(location)
+    with _s3_errors(location, "deleting"):
+        return _conditional(lambda: client.delete_object(Bucket=bucket, Key=key, IfMatch=tag))
+
+
+class _NotImplemented(Exception):
+    """The store rejected a conditional header as not implemented (501, NotImplemented)."""
+
+
+def _conditional(call) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        call()
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status in _CONDITION_FAILED:
+            return False
+        if status == 501 or exc.response.get("Error", {}).get("Code") == "NotImplemented":
+            raise _NotImplemented(first_line(exc)) from None
+        raise
+    return True
+
+
+@contextlib.contextmanager
+def _s3_errors(location: str, what: str) -> Iterator[None]:
+    """boto3's failures as StorageUnavailable (one line naming the location); a missing
+    object and a condition that did not hold pass as they are."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (FileNotFoundError, _NotImplemented):
+        raise
+    except (BotoCoreError, ClientError) as exc:
+        raise StorageUnavailable(
+            f"storage {str(location).partition('?')[0]}: {what} failed ({first_line(exc)})"
+        ) from None
+
+
+def _s3_client(location: str):
+    """(boto3 S3 client, bucket, key) for an `s3://bucket/key?options` location."""
+    parts = urlsplit(str(location))
+    if parts.scheme.lower() != "s3":
+        raise ValueError(f"{redact(location)}: conditional writes are made on s3:// only")
+    options = dict(parse_qsl(parts.query))
+    endpoint = options.get("endpoint_override", "")
+    if endpoint and "://" not in endpoint:
+        endpoint = f"{options.get('scheme', 'https')}://{endpoint}"
+    environment = tuple(
+        sorted((k, v) for k, v in os.environ.items() if k.startswith(_STORE_ENVIRONMENT))
+    )
+    client = _open_s3_client(endpoint, options.get("region", ""), environment)
+    return client, parts.netloc.rsplit("@", 1)[-1], unquote(parts.path).lstrip("/")
+
+
+@functools.lru_cache(maxsize=8)
+def _open_s3_client(endpoint: str, region: str, environment: tuple[tuple[str, str], ...]):
+    import boto3
+    from botocore.config import Config
+
+    # Path-style addressing wherever an endpoint is given (a local server has no per-bucket
+    # host names), as pyarrow does with `endpoint_override`.
+    custom = bool(endpoint or os.environ.get("AWS_ENDPOINT_URL"))
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint or None,
+        region_name=region or None,
+        config=Config(s3={"addressing_style": "path"}) if custom else None,
+    )

@@ -48,9 +48,12 @@ def finish_sweep(
     started: str,
     run_repeats: RepeatRunner,
     deliver: Callable[[Summary, Path, str], str] | None = None,
+    before_write: Callable[[], None] = lambda: None,
 ) -> Summary:
     """Score the sweep's winners and write its results into `experiment`; then, for a whole
-    sweep, `deliver(summary, data_root, experiment)` writes the bundle and says where."""
+    sweep, `deliver(summary, data_root, experiment)` writes the bundle and says where.
+    `before_write()` runs before each of those writes (the looks log, the results, the
+    bundle): the driver lock's check, which raises once this driver lost the sweep."""
     data_root = Path(sweep.data_root).resolve()
     evaluation = sweep.evaluation
     summary, predictions = summarise_sweep(
@@ -67,10 +70,12 @@ def finish_sweep(
         primary_comparator=evaluation.primary_comparator,
         integer_sets=evaluation.integer_sets,
     )
+    before_write()
     summary = summary.model_copy(
         update={"looks": record_look(experiment, look_of(summary, sweep, predictions))}
     )
     text = format_summary(summary)
+    before_write()
     write_results(experiment, rows, summary, text, predictions)
     print(text)
     print(
@@ -83,6 +88,7 @@ def finish_sweep(
         raise SweepTrialsFailed(f"{experiment}: {failure_line(summary)}", summary)
     if summary.tasks and deliver is not None:
         # What leaves the sweep: the winners as one bundle (weights, manifest, model card).
+        before_write()
         print(deliver(summary, data_root, experiment))
     sys.stdout.flush()
     return summary

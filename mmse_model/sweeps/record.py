@@ -18,17 +18,25 @@ today's files without a word. The record holds what the trials were made from:
   samples its trials were given (`plan.hyperparameter_samples`).
 
 A resume whose config, signatures, tasks or data differ stops with one line naming what
-changed (exit status 2).
+changed (exit status 2). Settings are compared deeply: a key added to, removed from or
+renamed in any mapping counts (`config.ray.worker_resources {} -> {"gpu_big": 1.0}`), so a
+resume must run the code version that started the sweep (a newer version's config has keys
+the record lacks). The record names that version (`code_version`: the package's version and
+git commit); where it differs from today's, the refusal says so.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 from datetime import datetime, timezone
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from mmse_model.core import jsonio
-from mmse_model.core.contract import Contract
+from mmse_model.core.contract import Contract, tagged
 from mmse_model.core.errors import InputError
 from mmse_model.data import manifest
 from mmse_model.sweeps.config import SweepConfig
@@ -43,10 +51,10 @@ class SweepChanged(InputError):
 
 class SweepRecord(Contract):
     """`sweep_record.json`. Version 1 (before the contract) is not resumed by this version:
-    its trials were configured another way."""
+    its trials were configured another way. Version 2 did not record the code version."""
 
     FORMAT: ClassVar[str] = "mmse-sweep-record"
-    FORMAT_VERSION: ClassVar[int] = 2
+    FORMAT_VERSION: ClassVar[int] = 3
     REBUILD_HINT: ClassVar[str] = (
         "the sweep was started by an earlier version of mmse, whose trials this version cannot "
         "run: start it again (another name or --storage) to resume or follow it; its finished "
@@ -54,7 +62,7 @@ class SweepRecord(Contract):
     )
 
     format: Literal["mmse-sweep-record"] = "mmse-sweep-record"
-    format_version: int = 2
+    format_version: int = 3
     sweep_config: dict[str, Any]  # the parts that make the trials (`trial_config`)
     signatures: tuple[str, ...]
     tasks: tuple[str, ...]
@@ -63,6 +71,7 @@ class SweepRecord(Contract):
     n_trials: int
     samples: tuple[dict[str, Any], ...]  # the hyper-parameter samples, shared by every task
     created: str
+    code_version: str = ""  # the code that started the sweep (`code_version()`); "" unknown
 
     @classmethod
     def file_kind(cls) -> str:
@@ -71,6 +80,41 @@ class SweepRecord(Contract):
     @classmethod
     def legacy_version(cls, document: dict[str, Any]) -> int | None:
         return 1 if "format" not in document and document.get("format_version") == 1 else None
+
+
+def _upgrade_2(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 -> 3: the code version was not recorded."""
+    not_recorded = [*document.get("not_recorded", ()), "code_version"]
+    return tagged(SweepRecord, {**document, "not_recorded": not_recorded}, 3)
+
+
+SweepRecord.UPGRADES = {2: _upgrade_2}
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """This code's version: the package's, and the git commit of the checkout it runs from
+    (`mmse-model 0.1.0, git 3b96bae12f4c`; without git, the package's alone)."""
+    try:
+        text = f"mmse-model {version('mmse-model')}"
+    except PackageNotFoundError:
+        text = "mmse-model (not installed)"
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():  # an installed copy, not a checkout
+        return text
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return text
+    commit = done.stdout.strip()
+    return f"{text}, git {commit}" if done.returncode == 0 and commit else text
 
 
 def data_fingerprint(data_root: str | Path) -> str:
@@ -107,22 +151,14 @@ def make_record(
         n_trials=n_trials,
         samples=tuple(samples),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        code_version=code_version(),
     )
 
 
 def changes(recorded: SweepRecord, today: SweepRecord) -> list[str]:
     """What differs between the record of the first start and today's, in words."""
-    found = []
-    before, now = _flat(recorded.sweep_config), _flat(today.sweep_config)
-    for key in sorted(before.keys() | now.keys()):
-        # A schema key that one side lacks comes from a version without it, not from the
-        # user; the search space's keys are the user's own, so one added or removed counts.
-        if (key not in before or key not in now) and not key.startswith("search_space."):
-            continue
-        if before.get(key, _MISSING) != now.get(key, _MISSING):
-            found.append(
-                f"{key} {_show(before.get(key, _MISSING))} -> {_show(now.get(key, _MISSING))}"
-            )
+    # As JSON holds them (a tuple is a list), as the record is read back.
+    found = _differences(_plain(recorded.sweep_config), _plain(today.sweep_config), "")
     for key in ("signatures", "tasks"):
         old, new = list(getattr(recorded, key)), list(getattr(today, key))
         if old != new:
@@ -139,14 +175,61 @@ def changes(recorded: SweepRecord, today: SweepRecord) -> list[str]:
     return found
 
 
+# A mapping whose keys changed is shown whole when both sides are this short, else key by key.
+_SHOWN_WHOLE = 100
+
+
+def _differences(before: Any, now: Any, path: str) -> list[str]:
+    """Every difference between two settings, deeply: mappings are compared key by key
+    (`_key_by_key`), a mapping whose keys differ (added, removed, renamed) is otherwise one
+    change shown whole (`config.ray.worker_resources {} -> {"gpu_big": 1.0}`), anything else
+    is compared as a value. A key one side lacks shows as `(none)`."""
+    if before == now:
+        return []
+    if isinstance(before, dict) and isinstance(now, dict) and _key_by_key(before, now):
+        return [
+            change
+            for key in sorted(before.keys() | now.keys())
+            for change in _differences(
+                before.get(key, _MISSING), now.get(key, _MISSING), f"{path}{key}."
+            )
+        ]
+    return [f"{path.rstrip('.')} {_show(before)} -> {_show(now)}"]
+
+
+def _key_by_key(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Two mappings are compared key by key when they have the same keys, or when one whose
+    keys changed is too long to show whole (neither empty): then each added, removed or
+    changed key is named."""
+    if before.keys() == now.keys():
+        return True
+    return bool(before and now) and max(len(_show(before)), len(_show(now))) > _SHOWN_WHOLE
+
+
 def check_same_sweep(where: str, recorded: SweepRecord, today: SweepRecord) -> None:
-    """Refuse (one line, exit status 2) a resume of a sweep that is not the one recorded."""
+    """Refuse (one line, exit status 2) a resume of a sweep that is not the one recorded;
+    where the code version differs too, say that the resume must run the version that
+    started the sweep."""
     found = changes(recorded, today)
     if found:
         raise SweepChanged(
             f"{where}: --resume continues only the sweep that was started; changed since: "
-            f"{'; '.join(found)}. Undo the change, or start a new sweep (another name or --storage)"
+            f"{'; '.join(found)}.{_version_note(recorded, today)} Undo the change, or start "
+            "a new sweep (another name or --storage)"
         )
+
+
+def _version_note(recorded: SweepRecord, today: SweepRecord) -> str:
+    """The sentence that names the code version that started the sweep, where it is not
+    today's; "" where it is."""
+    if recorded.code_version == today.code_version:
+        return ""
+    started = recorded.code_version or "an earlier version that did not record it"
+    return (
+        f" The sweep was started by {started}; this is {today.code_version}: a resume must "
+        "run the code version that started the sweep (a newer one has settings the record "
+        "lacks)."
+    )
 
 
 def read_record(where: str, text: str) -> SweepRecord:
@@ -157,13 +240,8 @@ def read_record(where: str, text: str) -> SweepRecord:
 _MISSING = object()
 
 
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flat(item, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}
+def _plain(value: Any) -> Any:
+    return json.loads(jsonio.dumps(value))
 
 
 def _show(value: Any) -> str:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,70 @@ def test_a_second_driver_is_refused_and_a_changed_resume_too(ray_session, toy_ro
     assert "changed since: the data (its dataset files' fingerprint" in rebuilt.stderr
     assert rebuilt.stderr.count("\n") == 1
     assert not (experiment / "driver.lock").exists()  # a refused driver leaves no lock behind
+
+
+def test_a_driver_that_lost_its_lock_stops_and_writes_nothing(ray_session, toy_root, tmp_path):
+    """Its lock taken by another (here: written over by the test, as a driver on another
+    machine would take over a lease it saw expire): the driver's heartbeat finds another
+    token, Tune's loop stops at its next step, exit status 1, one line; nothing more is
+    written, the other's lock stays."""
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    from mmse_model.sweeps.lock import LEASE_ENVIRONMENT, Holder
+
+    config = sweep_yaml(tmp_path / "sweep.yaml")
+    command = [
+        sys.executable,
+        "-m",
+        "mmse_app.cli",
+        "sweep",
+        "--config",
+        str(config),
+        "--data",
+        str(toy_root),
+        "--storage",
+        str(tmp_path / "runs"),
+    ]
+    experiment = tmp_path / "runs" / "one_driver"
+    lock_path = experiment / "driver.lock"
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    taker = Holder("gpu-node-7", 4242, "f" * 32, "boot", "pid:[1]", "", now, now, 3600.0)
+    hog = placement_group([{"CPU": 2.0}])  # no trial can start: the driver waits in Tune's loop
+    ray.get(hog.ready())
+    # A short lease: the heartbeat runs every second.
+    env = {**ray_session.env, LEASE_ENVIRONMENT: "4"}
+    driver = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(
+            lambda: driver.poll() is not None or list(experiment.glob("experiment_state-*.json")),
+            "the driver's Tune state",
+        )
+        assert driver.poll() is None, driver.communicate()[1][-3000:]
+
+        def taken() -> bool:
+            # Written again should a renewal in flight have put the driver's own back.
+            if lock_path.read_text() != taker.to_json():
+                scratch = experiment / ".taker"
+                scratch.write_text(taker.to_json())
+                scratch.replace(lock_path)
+            return driver.poll() is not None
+
+        wait_for(taken, "the driver to stop")
+        _, err = driver.communicate(timeout=HANG_GUARD_S)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        remove_placement_group(hog)
+    assert driver.returncode == 1, err[-3000:]
+    errors = [line for line in err.splitlines() if line.startswith("mmse: error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err[-3000:]
+    assert errors[0].startswith(
+        f"mmse: error: {lock_path}: this driver lost the sweep's lock (the lock now names "
+        f"another holder: pid 4242 on gpu-node-7, started {now}"
+    ), errors[0]
+    assert lock_path.read_text() == taker.to_json()  # the other's lock, left as it is
+    assert not {"trials.csv", "summary.json"} & {p.name for p in experiment.iterdir()}
