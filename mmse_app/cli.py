@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmse_model.core.errors import InputError, run_command
+from mmse_model.core.inputs import MAX_FILE_MB
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
         "signature, for a --model checkpoint of several)",
     )
     predict.add_argument("--task", help="the features' task, for a file that records none")
+    predict.add_argument(
+        "--max-file-mb",
+        type=float,
+        default=MAX_FILE_MB,
+        metavar="MB",
+        help=(
+            "refuse a features file (--features, --input; an npz's arrays also unpacked) larger "
+            "than this, before reading it, and skip such a recording (default %(default)g MB)"
+        ),
+    )
     predict.set_defaults(func=_predict)
 
     bundle = commands.add_parser(
@@ -217,6 +228,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if not 0 < args.max_file_mb < float("inf"):
+        raise InputError(f"--max-file-mb {args.max_file_mb:g}: expected a finite number > 0")
     if args.model:
         if args.input is None or args.features or args.recordings:
             raise InputError(
@@ -225,7 +238,9 @@ def _predict(args: argparse.Namespace) -> int:
         from mmse_model.bundle.predict import predict_file
 
         # a URI is read into a temporary copy
-        n = predict_file(args.model, args.input, args.out, args.signature, args.task)
+        n = predict_file(
+            args.model, args.input, args.out, args.signature, args.task, args.max_file_mb
+        )
         print(f"wrote predictions for {n} subjects to {args.out}")
         return 0
     if args.input is not None or (args.features is None) == (args.recordings is None):
@@ -242,6 +257,7 @@ def _predict(args: argparse.Namespace) -> int:
             recordings=args.recordings,
             signature=args.signature,
             task=args.task,
+            max_file_mb=args.max_file_mb,
         )
     )
     return 0

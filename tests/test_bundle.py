@@ -21,6 +21,7 @@ from mmse_model.core.hashing import sha256_file
 from mmse_model.core.identity import BUILDER_VERSION, BuildParams, DatasetIdentity
 from mmse_model.data.manifest import data_fingerprint
 from mmse_model.training.checkpoint import FoldEnsemble, load_checkpoint
+from tests.fixtures.bundles import rewrite_bundle
 from tests.fixtures.toy_data import write_npz
 from tests.fixtures.trained_sweep import BUILD, STRONG, WEAK, write_trained_sweep
 
@@ -54,7 +55,7 @@ def test_the_bundle_holds_each_winner_as_the_summary_reports_it(sweep):
     experiment, root, folder = sweep
     summary = json.loads((experiment / "summary.json").read_text())
     manifest = json.loads((folder / MANIFEST).read_text())
-    assert manifest["format"] == "mmse-bundle" and manifest["format_version"] == 2
+    assert manifest["format"] == "mmse-bundle" and manifest["format_version"] == 3
     assert sorted(manifest["tasks"]) == list(TASKS) and manifest["subtotal"]["tasks"] == list(TASKS)
     # Only safetensors, JSON and markdown: nothing that unpickles.
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -467,9 +468,9 @@ def test_a_changed_weights_file_and_a_newer_format_are_refused(sweep, tmp_path, 
     refused(argv, out, capsys, str(weights), f"the manifest expects {expected}")
     shutil.copy(folder / "Q4.safetensors", weights)
     manifest = json.loads((copy / MANIFEST).read_text())
-    (copy / MANIFEST).write_text(json.dumps({**manifest, "format_version": 3}))
+    (copy / MANIFEST).write_text(json.dumps({**manifest, "format_version": 4}))
     refused(
-        argv, out, capsys, "mmse-bundle format version 3 is newer than this code reads (up to 2)"
+        argv, out, capsys, "mmse-bundle format version 4 is newer than this code reads (up to 3)"
     )
 
 
@@ -504,12 +505,15 @@ def _bundle_for_built_features(folder, tmp_path, **change):
 
     copy = tmp_path / "built_bundle"
     shutil.copytree(folder, copy)
-    manifest = json.loads((copy / MANIFEST).read_text())
-    for model in manifest["tasks"].values():
-        model["feature_names"] = list(FEATURE_NAMES)
-        model["builder_version"] = BUILDER_VERSION  # the fixture's data say "toy"
-        model.update(change)
-    (copy / MANIFEST).write_text(json.dumps(manifest))
+
+    def edit(manifest):
+        for model in manifest["tasks"].values():
+            model["feature_names"] = list(FEATURE_NAMES)
+            model["builder_version"] = BUILDER_VERSION  # the fixture's data say "toy"
+            model.update(change)
+
+    # The weights record their feature names too: written again with the manifest's.
+    rewrite_bundle(copy, edit, sync_metadata=True)
     return copy
 
 

@@ -6,7 +6,9 @@
     subtotal.safetensors   the subtotal's out-of-fold residuals (all tasks' winners present)
 
 Weights are safetensors (tensors and a string header, nothing executable); every file's
-sha256 is in the manifest and checked before it is read.
+sha256 is in the manifest and checked before it is read, the manifest's `digest` covers the
+manifest itself (those hashes included), and each weights file records what it is (task,
+signature, folds, feature names, score range), checked against the manifest.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ SUBTOTAL = "subtotal"
 FORMAT = "mmse-bundle"
 # The manifest's format version: a bundle written by newer code (a higher number) is refused,
 # since what it holds may mean something this code does not know.
-FORMAT_VERSION = 2  # 2: typed results (the sweep's summary contract); 1 is upgraded on read
+# 3: the manifest's `digest` and the weights' full metadata (bundle integrity); 2: typed
+# results (the sweep's summary contract); 1 and 2 are upgraded on read
+FORMAT_VERSION = 3
 
 
 def weights_file(name: str) -> str:
