@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmse_model.core.errors import InputError, run_command
+from mmse_model.core.inputs import MAX_FILE_MB
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace an existing --out file (never an input of the command, a symbolic link, "
         "a device or a FIFO)",
+    )
+    predict.add_argument(
+        "--max-file-mb",
+        type=float,
+        default=MAX_FILE_MB,
+        metavar="MB",
+        help=(
+            "refuse a features file (--features, --input; an npz's arrays also unpacked) larger "
+            "than this, before reading it, and skip such a recording (default %(default)g MB)"
+        ),
     )
     predict.set_defaults(func=_predict)
 
@@ -236,6 +247,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if not 0 < args.max_file_mb < float("inf"):
+        raise InputError(f"--max-file-mb {args.max_file_mb:g}: expected a finite number > 0")
     if args.model:
         if args.input is None or args.features or args.recordings:
             raise InputError(
@@ -245,7 +258,13 @@ def _predict(args: argparse.Namespace) -> int:
 
         # a URI is read into a temporary copy
         n = predict_file(
-            args.model, args.input, args.out, args.signature, args.task, args.overwrite
+            args.model,
+            args.input,
+            args.out,
+            args.signature,
+            args.task,
+            args.overwrite,
+            args.max_file_mb,
         )
         print(f"wrote predictions for {n} subjects to {args.out}")
         return 0
@@ -264,6 +283,7 @@ def _predict(args: argparse.Namespace) -> int:
             signature=args.signature,
             task=args.task,
             overwrite=args.overwrite,
+            max_file_mb=args.max_file_mb,
         )
     )
     return 0

@@ -141,11 +141,10 @@ def check_fresh_draw(experiment: Path, cohort: Path, data_root: Path, out: Path)
     applies it to new subjects (`mmse predict --bundle`), and compare: their RMSE beside the
     sweep's estimate, and how often their true sub-scores (known: the cohort is SYNTHETIC)
     fall in the predicted intervals."""
-    import csv
-
     import numpy as np
 
     from mmse_model.bundle.apply import features_for, load_bundle, predict, write_predictions
+    from mmse_model.core.csvsafe import read_dicts
     from mmse_model.core.outputs import check_output_file
     from mmse_model.evaluation.conformal import coverage
     from mmse_model.evaluation.intervals import METHOD_WORDS
@@ -165,7 +164,7 @@ def check_fresh_draw(experiment: Path, cohort: Path, data_root: Path, out: Path)
     bundle = load_bundle(experiment / "bundle")
     summary = read_summary("summary.json", (experiment / "summary.json").read_text())
     with open(cohort / "labels.csv", newline="") as handle:
-        labels = {row["subject_id"]: row for row in csv.DictReader(handle)}
+        labels = {row["subject_id"]: row for row in read_dicts(handle)}
     predictions = predict(bundle, features_for(bundle, data_root))
     write_predictions(predictions, out)
     level = bundle.manifest.interval_level

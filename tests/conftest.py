@@ -28,3 +28,16 @@ def save_npz(path, **arrays):
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
     return path
+
+
+@pytest.fixture(scope="session")
+def bundled_sweep(tmp_path_factory):
+    """(experiment, data root, bundle folder) of a finished five-task sweep with CV+
+    intervals (no nested estimate): for the tests that check what a bundle, a checkpoint or
+    a features file may be. Read-only: copy before editing."""
+    from mmse_app.cli import main
+    from tests.fixtures.trained_sweep import write_trained_sweep
+
+    experiment, root = write_trained_sweep(tmp_path_factory.mktemp("bundled"), n_subjects=60)
+    assert main(["bundle", str(experiment)]) == 0
+    return experiment, root, experiment / "bundle"

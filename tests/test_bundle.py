@@ -21,6 +21,7 @@ from mmse_model.core.hashing import sha256_file
 from mmse_model.core.identity import BUILDER_VERSION, BuildParams, DatasetIdentity
 from mmse_model.data.manifest import data_fingerprint
 from mmse_model.training.checkpoint import FoldEnsemble, load_checkpoint
+from tests.fixtures.bundles import rewrite_bundle
 from tests.fixtures.toy_data import write_npz
 from tests.fixtures.trained_sweep import BUILD, STRONG, WEAK, write_trained_sweep
 
@@ -507,12 +508,15 @@ def _bundle_for_built_features(folder, tmp_path, **change):
 
     copy = tmp_path / "built_bundle"
     shutil.copytree(folder, copy)
-    manifest = json.loads((copy / MANIFEST).read_text())
-    for model in manifest["tasks"].values():
-        model["feature_names"] = list(FEATURE_NAMES)
-        model["builder_version"] = BUILDER_VERSION  # the fixture's data say "toy"
-        model.update(change)
-    (copy / MANIFEST).write_text(json.dumps(manifest))
+
+    def edit(manifest):
+        for model in manifest["tasks"].values():
+            model["feature_names"] = list(FEATURE_NAMES)
+            model["builder_version"] = BUILDER_VERSION  # the fixture's data say "toy"
+            model.update(change)
+
+    # The weights record their feature names too: written again with the manifest's.
+    rewrite_bundle(copy, edit, sync_metadata=True)
     return copy
 
 

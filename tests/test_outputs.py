@@ -22,6 +22,7 @@ import pytest
 
 from mmse_app.demo import _check_outputs
 from mmse_model.bundle.layout import MANIFEST
+from mmse_model.bundle.manifest import manifest_digest
 from mmse_model.core import atomic, outputs, storage
 from mmse_model.core.errors import InputError
 from mmse_model.data.manifest import MANIFEST_NAME
@@ -429,6 +430,11 @@ def test_a_bundle_in_object_storage_is_replaced_only_when_it_is_ours(sweep):
     raw = json.loads(storage.read_text(storage.join(out, MANIFEST)))
     storage.write_text(storage.join(out, "Q2.safetensors"), "old weights")
     raw["contents"] = sorted([*listed, "Q2.safetensors"])
+    storage.write_text(storage.join(out, MANIFEST), json.dumps(raw))
+    # A manifest edited after it was written is not provably ours: its digest differs.
+    code, _, err = run_cli("bundle", str(experiment), "--out", out)
+    assert code == 2 and "digest" in err and err.count("\n") == 1, err
+    raw["digest"] = manifest_digest(raw)
     storage.write_text(storage.join(out, MANIFEST), json.dumps(raw))
     assert run_cli("bundle", str(experiment), "--out", out)[0] == 0
     assert [e.name for e in storage.list_dir(out)] == listed

@@ -67,9 +67,17 @@ function renderTable() {
   $("page-prev").disabled = state.page === 0;
   $("page-next").disabled = state.page >= pages - 1;
 }
+// A text cell a spreadsheet would evaluate (leading =, +, -, @, tab, CR, after any quotes)
+// gets a leading ' unless it is a plain decimal number: mmse_model/core/csvsafe.py's rule.
+function spreadsheetSafe(s) {
+  const core = s.replace(/^'+/, "");
+  const risky = core !== "" && "=+-@\t\r".includes(core[0]) &&
+    !/^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/.test(core);
+  return risky ? "'" + s : s;
+}
 function csvField(v) {
   if (v === null || v === undefined) return "";
-  const s = typeof v === "boolean" ? (v ? "True" : "False") : String(v);
+  const s = spreadsheetSafe(typeof v === "boolean" ? (v ? "True" : "False") : String(v));
   return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 function exportCsv() {

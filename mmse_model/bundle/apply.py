@@ -1,7 +1,8 @@
 """Applying a bundle to new subjects (`mmse predict --bundle`): sub-scores with CV+ intervals.
 
-`load_bundle` checks the manifest (format version), the sha256 of every weights file before
-it is read, and rebuilds each task's K fold-models; no Ray, no pickle. `predict` gives one
+`load_bundle` checks the manifest (format version, digest, consistency), the sha256 of every
+weights file before it is read, what each weights file records against the manifest and
+every tensor, and rebuilds each task's K fold-models; no Ray, no pickle. `predict` gives one
 row per subject: each task's prediction (the mean of its K fold-models) and CV+ interval,
 the subtotal and its interval when the bundle has all five tasks and the subject all five
 predictions, and which features lie far outside the training range.
@@ -9,8 +10,7 @@ predictions, and which features lie far outside the training range.
 
 from __future__ import annotations
 
-import csv
-import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,13 @@ import numpy as np
 from mmse_model.bundle import weights
 from mmse_model.bundle.inputs import TaskInput, check_applicable, read_task_input
 from mmse_model.bundle.manifest import BundleManifest, TaskModel, read_manifest
-from mmse_model.core import atomic
+from mmse_model.core import atomic, csvsafe
 from mmse_model.core.config import Config
+from mmse_model.core.domain import TASKS
 from mmse_model.core.errors import DataError, InputError
 from mmse_model.core.hashing import sha256_file
 from mmse_model.core.identity import DatasetIdentity
+from mmse_model.core.inputs import MAX_FILE_MB
 from mmse_model.data.dataset import dataset_path
 from mmse_model.evaluation.conformal import clip_to_range, cv_plus_intervals
 from mmse_model.evaluation.intervals import calibration_from, integer_set
@@ -62,8 +64,13 @@ class Bundle:
 
 
 def load_bundle(folder: str | Path) -> Bundle:
+    """The bundle in `folder`, checked before anything is predicted: the manifest (format,
+    digest, consistency: manifest.read_manifest), every weights file's sha256, what each
+    weights file records against the manifest's word for it, and every tensor's presence,
+    shape and values (bundle/weights.py). Anything wrong is an InputError naming the file."""
     folder = Path(folder)
     manifest = read_manifest(folder)
+    complete = manifest.digest is not None  # format 3 on: the weights record all of it
     for name, expected in manifest.files.items():
         path = folder / name
         if not path.is_file():
@@ -77,30 +84,57 @@ def load_bundle(folder: str | Path) -> Bundle:
     tasks = {}
     for task, model in manifest.tasks.items():
         path = _listed(folder, manifest, model.weights)
-        tensors = weights.read_weights(path)
+        tensors, metadata = weights.read_weights(path)
+        names = tuple(model.feature_names)
+        score_range = (model.score_range[0], model.score_range[1])
+        weights.check_metadata(
+            path,
+            metadata,
+            weights.task_metadata(task, model.signature, model.folds, names, score_range),
+            complete,
+            f"the manifest's tasks.{task}",
+        )
         arch = Config.parse(model.config).arch
-        ensemble = weights.ensemble_from_tensors(
+        weights.check_task_tensors(
             path,
             tensors,
             arch,
             model.folds,
-            task,
-            model.signature,
-            tuple(model.feature_names),
-            (model.score_range[0], model.score_range[1]),
+            model.n_training_subjects,
+            tuple(model.feature_min),
+            tuple(model.feature_max),
+        )
+        ensemble = weights.ensemble_from_tensors(
+            path, tensors, arch, model.folds, task, model.signature, names, score_range
         )
         tasks[task] = TaskPredictor(
             model,
             ensemble,
-            tensors["conformal.residual"].numpy(),
-            tensors["conformal.fold"].numpy(),
-            tensors["features.min"].numpy(),
-            tensors["features.max"].numpy(),
+            tensors["conformal.residual"].double().numpy(),
+            tensors["conformal.fold"].long().numpy(),
+            tensors["features.min"].double().numpy(),
+            tensors["features.max"].double().numpy(),
         )
     subtotal = None
-    if manifest.subtotal is not None:
-        tensors = weights.read_weights(_listed(folder, manifest, manifest.subtotal.weights))
-        subtotal = (tensors["conformal.residual"].numpy(), tensors["conformal.fold"].numpy())
+    if manifest.subtotal is not None:  # read_manifest checked that all five tasks are there
+        sub = manifest.subtotal
+        path = _listed(folder, manifest, sub.weights)
+        tensors, metadata = weights.read_weights(path)
+        folds = next(iter(manifest.tasks.values())).folds
+        weights.check_metadata(
+            path,
+            metadata,
+            weights.subtotal_metadata(
+                tuple(sub.tasks), folds, (sub.score_range[0], sub.score_range[1])
+            ),
+            complete,
+            "the manifest's subtotal",
+        )
+        weights.check_subtotal_tensors(path, tensors, folds, sub.n_training_subjects)
+        subtotal = (
+            tensors["conformal.residual"].double().numpy(),
+            tensors["conformal.fold"].long().numpy(),
+        )
     return Bundle(folder, manifest, tasks, subtotal)
 
 
@@ -111,10 +145,15 @@ def _listed(folder: Path, manifest: BundleManifest, name: str) -> Path:
 
 
 def features_for(
-    bundle: Bundle, features: str | Path, signature: str | None = None, task: str | None = None
+    bundle: Bundle,
+    features: str | Path,
+    signature: str | None = None,
+    task: str | None = None,
+    max_file_mb: float = MAX_FILE_MB,
 ) -> dict[str, TaskInput]:
     """The features to apply each task's model to: from a data root (`<signature>/<task>.npz`
-    of each task's signature) or one file. Each is checked against its task's model."""
+    of each task's signature) or one file. Each is checked against its task's model; a file
+    above `max_file_mb`, of no rows, or that is not a regular file is refused."""
     features = Path(features)
     found: dict[str, TaskInput] = {}
     if features.is_dir():
@@ -124,15 +163,15 @@ def features_for(
             )
         for name, predictor in bundle.tasks.items():
             path = dataset_path(features, predictor.model.signature, name)
-            if path.is_file():
-                found[name] = read_task_input(path)
+            if os.path.lexists(path):  # there: a regular file or refused, never skipped
+                found[name] = read_task_input(path, max_file_mb=max_file_mb)
         if not found:
             expected = ", ".join(f"{m.signature}/{t}.npz" for t, m in bundle.manifest.tasks.items())
             raise DataError(
                 f"{features}: holds none of the bundle's features (expected {expected})"
             )
     else:
-        one = read_task_input(features, signature, task)
+        one = read_task_input(features, signature, task, max_file_mb)
         if one.identity.task not in bundle.tasks:
             raise DataError(
                 f"{features}: task {one.identity.task}, but the bundle has models for "
@@ -218,7 +257,12 @@ def predict(bundle: Bundle, features: dict[str, TaskInput]) -> Predictions:
             flags[i] += [
                 f"{name}:{predictor.model.feature_names[f]}" for f in np.flatnonzero(far[j])
             ]
-    if bundle.subtotal is not None and bundle.manifest.subtotal is not None:
+    # The subtotal's interval is the five tasks' sum's: only with all five (load_bundle checks).
+    if (
+        bundle.subtotal is not None
+        and bundle.manifest.subtotal is not None
+        and set(bundle.tasks) == set(TASKS)
+    ):
         columns += [SUBTOTAL, f"{SUBTOTAL}_lo", f"{SUBTOTAL}_hi"]
         cells = [[None] * len(subjects) for _ in range(3)]
         chosen = np.flatnonzero(complete)
@@ -244,19 +288,18 @@ def predict(bundle: Bundle, features: dict[str, TaskInput]) -> Predictions:
 
 
 def write_predictions(predictions: Predictions, out: str | Path) -> Path:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["subject_id", *predictions.columns, "out_of_range"])
+    rows = []
     for i, subject in enumerate(predictions.subject_ids):
         cells = [predictions.values[c][i] for c in predictions.columns]
-        writer.writerow(
+        rows.append(
             [
                 subject,
-                *("" if v is None else v if isinstance(v, str) else f"{v:.4f}" for v in cells),
+                *(None if v is None else v if isinstance(v, str) else f"{v:.4f}" for v in cells),
                 predictions.out_of_range[i],
             ]
         )
+    text = csvsafe.csv_text(["subject_id", *predictions.columns, "out_of_range"], rows)
     try:
-        return atomic.write_text(out, text.getvalue())
+        return atomic.write_text(out, text)
     except OSError as exc:  # a folder that is a file, no permission, a full disk
         raise InputError(f"{out}: cannot write ({exc.strerror or exc})") from None

@@ -16,6 +16,7 @@ import numpy as np
 
 from mmse_model.core.errors import DataError
 from mmse_model.core.identity import DatasetIdentity, path_identity
+from mmse_model.core.inputs import MAX_FILE_MB
 from mmse_model.data.dataset import read_features
 
 
@@ -48,12 +49,17 @@ class TaskInput:
 
 
 def read_task_input(
-    path: str | Path, signature: str | None = None, task: str | None = None
+    path: str | Path,
+    signature: str | None = None,
+    task: str | None = None,
+    max_file_mb: float = MAX_FILE_MB,
 ) -> TaskInput:
     """A features file with its identity; `signature` and `task` (the user's word) must agree
-    with what the file or its path records, and are needed where neither says it."""
+    with what the file or its path records, and are needed where neither says it. A file
+    above `max_file_mb` is refused before it is read."""
     path = Path(path)
-    read = read_features(path)  # refuses a recorded identity that contradicts the path
+    # refuses a recorded identity that contradicts the path, a file too large, no rows
+    read = read_features(path, max_file_mb)
     X, ids, names, recorded = read.X, read.subject_ids, read.feature_names, read.identity
     said = path_identity(path)
     known = recorded or (DatasetIdentity(*said) if None not in said else None)

@@ -10,6 +10,7 @@ short, unreadable) leaves that subject's task empty and is named on stderr.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,12 +20,23 @@ from mmse_model.bundle.inputs import TaskInput
 from mmse_model.core.domain import FEATURE_NAMES, parse_signature
 from mmse_model.core.errors import DataError, InputError
 from mmse_model.core.identity import BUILDER_VERSION, BuildParams, DatasetIdentity
+from mmse_model.core.inputs import MAX_FILE_MB
 from mmse_model.features.build import MODES, build_params, recording_features
-from mmse_model.features.recordings import RecordingError, load_recording
+from mmse_model.features.recordings import (
+    RecordingError,
+    RecordingLimits,
+    load_recording,
+    recording_path_problem,
+)
 
 
-def features_from_recordings(bundle, recordings: Path) -> dict[str, TaskInput]:
-    """Features of every `<subject>/<task>.csv` under `recordings`, per task of the bundle."""
+def features_from_recordings(
+    bundle, recordings: Path, max_file_mb: float = MAX_FILE_MB
+) -> dict[str, TaskInput]:
+    """Features of every `<subject>/<task>.csv` under `recordings`, per task of the bundle.
+    A recording that cannot be used (`mmse data build`'s reasons, a directory, FIFO or device
+    in its place, a symlink leading outside `recordings`) is named on stderr and skipped."""
+    limits = RecordingLimits(max_file_mb=max_file_mb)
     if not recordings.is_dir():
         raise InputError(f"{recordings}: recordings directory not found")
     subjects = sorted(
@@ -39,12 +51,15 @@ def features_from_recordings(bundle, recordings: Path) -> dict[str, TaskInput]:
         ids, rows = [], []
         for subject in subjects:
             path = recordings / subject / f"{task}.csv"
-            if not path.is_file():
+            if not os.path.lexists(path):
+                continue
+            problem = recording_path_problem(path, recordings)
+            if problem is not None:
+                skipped.append(f"{path}: {problem}")
                 continue
             try:
-                recording, _ = load_recording(
-                    path
-                )  # size and duration limits, as `mmse data build`
+                # size and duration limits, as `mmse data build`
+                recording, _ = load_recording(path, limits)
                 rows.append(recording_features(recording, [signature], build.mode)[0])
                 ids.append(subject)
             except RecordingError as exc:

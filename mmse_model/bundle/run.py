@@ -11,6 +11,7 @@ from mmse_model.bundle.layout import BUNDLE_DIR
 from mmse_model.bundle.write import describe, write_bundle
 from mmse_model.core import outputs, storage
 from mmse_model.core.errors import InputError
+from mmse_model.core.inputs import MAX_FILE_MB
 from mmse_model.data.manifest import data_fingerprint
 from mmse_model.sweeps.summary_schema import SUMMARY_NAME, Provenance, read_summary
 from mmse_model.training.checkpoint import CheckpointPayload
@@ -63,11 +64,12 @@ def predict_with_bundle(
     signature: str | None = None,
     task: str | None = None,
     overwrite: bool = False,
+    max_file_mb: float = MAX_FILE_MB,
 ) -> str:
     """Predict every subject the features (or recordings) hold; nothing is written unless all
-    of it is accepted. `out` must not be (or lie inside) the bundle, the features or the
-    recordings, nor anything but a regular file; an existing one is replaced only with
-    `overwrite` (core/outputs.py)."""
+    of it is accepted. `max_file_mb` caps every features file or recording read. `out` must
+    not be (or lie inside) the bundle, the features or the recordings, nor anything but a
+    regular file; an existing one is replaced only with `overwrite` (core/outputs.py)."""
     storage.check_location(bundle_location, "--bundle")
     outputs.check_output_file(
         out,
@@ -83,9 +85,9 @@ def predict_with_bundle(
         if recordings is not None:
             from mmse_model.bundle.recordings import features_from_recordings
 
-            inputs = features_from_recordings(bundle, Path(recordings))
+            inputs = features_from_recordings(bundle, Path(recordings), max_file_mb)
         else:
-            inputs = features_for(bundle, features, signature, task)
+            inputs = features_for(bundle, features, signature, task, max_file_mb)
         predictions = predict(bundle, inputs)
     write_predictions(predictions, out)
     flagged = sum(1 for f in predictions.out_of_range if f)
@@ -100,5 +102,11 @@ def predict_with_bundle(
             f"; {flagged} with features far outside the training range (out_of_range)"
             if flagged
             else ""
+        )
+        + (
+            ""
+            if bundle.manifest.digest is not None
+            else "; an older bundle without a manifest digest: its weights were checked by "
+            "sha256, the manifest itself not (write it again with `mmse bundle` to seal it)"
         )
     )

@@ -23,7 +23,7 @@ from mmse_model.bundle import card, weights
 from mmse_model.bundle.layout import BUNDLE_DIR, CARD, KIND, MANIFEST, SUBTOTAL, weights_file
 from mmse_model.bundle.manifest import BundleManifest, SubtotalModel, TaskModel, split_hash
 from mmse_model.core import atomic, outputs, storage
-from mmse_model.core.domain import TASKS
+from mmse_model.core.domain import SCORE_RANGES, TASKS
 from mmse_model.core.errors import InputError, first_line
 from mmse_model.core.hashing import sha256_file
 from mmse_model.core.identity import DatasetIdentity
@@ -200,10 +200,18 @@ def _fill(
             **weights.conformal_tensors(oof.residuals, oof.folds),
             **weights.range_tensors(training.min(axis=0), training.max(axis=0)),
         }
+        if tuple(score_range) != SCORE_RANGES[task]:
+            raise InputError(
+                f"{winner.checkpoint_uri}: trained on {task} scores in [{score_range[0]:g}, "
+                f"{score_range[1]:g}], but the item's range is [{SCORE_RANGES[task][0]:g}, "
+                f"{SCORE_RANGES[task][1]:g}]; a bundle holds models of the MMSE items"
+            )
         weights.write_weights(
             folder / name,
             tensors,
-            {"format": "mmse-bundle-weights", "task": task, "signature": signature},
+            weights.task_metadata(
+                task, signature, payload.folds, tuple(data.feature_names), score_range
+            ),
         )
         files[name] = sha256_file(folder / name)
         tasks[task] = TaskModel(
@@ -251,7 +259,9 @@ def _fill(
         weights.write_weights(
             folder / name,
             weights.conformal_tensors(sub.residuals, sub.folds),
-            {"format": "mmse-bundle-weights", "task": SUBTOTAL},
+            weights.subtotal_metadata(
+                tuple(sub.tasks), next(iter(tasks.values())).folds, tuple(sub.score_range)
+            ),
         )
         files[name] = sha256_file(folder / name)
         subtotal = SubtotalModel(
@@ -291,7 +301,7 @@ def _fill(
         tool=TOOL,
         kind=KIND,
         contents=sorted([*files, CARD, MANIFEST]),
-    )
+    ).sealed()  # its digest covers everything it says, the weights' sha256 included
     atomic.write_text(folder / CARD, card.render(manifest))
     atomic.write_text(folder / MANIFEST, manifest.to_json())
     return manifest

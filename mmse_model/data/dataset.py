@@ -15,13 +15,16 @@ import hashlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from mmse_model.core.csvsafe import unescape
 from mmse_model.core.domain import N_FEATURES, TASKS, check_task, parse_signature
 from mmse_model.core.errors import DataError, first_line
 from mmse_model.core.identity import IDENTITY_KEYS, DatasetIdentity, check_against_path
+from mmse_model.core.inputs import MAX_FILE_MB, regular_file_problem, too_big
 
 DEFAULT_FEATURE_NAMES = tuple(f"f{i}" for i in range(N_FEATURES))
 
@@ -162,18 +165,20 @@ class Features:
     identity: DatasetIdentity | None  # recorded in an npz; None for a CSV or an older npz
 
 
-def read_features(path: str | Path) -> Features:
+def read_features(path: str | Path, max_file_mb: float = MAX_FILE_MB) -> Features:
     """Features for prediction: an npz with `X` (and optional `subject_id`, `feature_names`,
     identity) or a CSV with a `subject_id` column and 10 feature columns. A recorded identity
-    that contradicts the path `<signature>/<Q>.npz` is refused."""
+    that contradicts the path `<signature>/<Q>.npz` is refused, and so is a file above
+    `max_file_mb` (checked before it is read; an npz's arrays also unpacked) or one of no rows."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such input file")
+    check_input_file(path, "features file")
+    keys = ("X", "subject_id", "feature_names", *IDENTITY_KEYS)
+    check_file_size(path, max_file_mb, keys if path.suffix != ".csv" else None)
     identity = None
     if path.suffix == ".csv":
         X, ids, names = _read_features_csv(path)
     else:
-        arrays, _ = _read_npz(path, ("X", "subject_id", "feature_names", *IDENTITY_KEYS))
+        arrays, _ = _read_npz(path, keys)
         identity = DatasetIdentity.from_arrays(path, arrays)
         check_against_path(path, identity)
         if "X" not in arrays:
@@ -189,6 +194,8 @@ def read_features(path: str | Path) -> Features:
         )
     if X.ndim != 2 or X.shape[1] != N_FEATURES:
         raise DataError(f"{path}: X must have shape (N, {N_FEATURES}), got {X.shape}")
+    if X.shape[0] == 0:
+        raise DataError(f"{path}: no subjects (X has 0 rows); nothing to predict")
     if not np.isfinite(X).all():
         raise DataError(f"{path}: features hold NaN or Inf")
     if ids is None:
@@ -200,6 +207,63 @@ def read_features(path: str | Path) -> Features:
     if names is not None and len(names) != N_FEATURES:
         raise DataError(f"{path}: feature_names must name {N_FEATURES} features, got {len(names)}")
     return Features(path, X, ids, names, identity)
+
+
+def check_input_file(path: Path, what: str) -> None:
+    """`path` must be a regular file (symlinks followed): a directory, a device or a FIFO is
+    refused in one line, never read (a FIFO would block, /dev/zero never ends)."""
+    problem = regular_file_problem(path)
+    if problem == "no such file":
+        raise DataError(f"{path}: no such {what}")
+    if problem is not None:
+        raise DataError(f"{path}: {problem}; expected a {what}")
+
+
+def check_file_size(path: Path, max_file_mb: float, npz_keys: tuple[str, ...] | None) -> None:
+    """Refuse, before reading it, a file above `max_file_mb` (1 MB = 10^6 bytes); for an npz
+    (`npz_keys`: the arrays to be read) also arrays that unpack to more, or whose header asks
+    for more memory than the archive holds for them."""
+    limit = int(max_file_mb * 1_000_000)
+    reason = too_big(path.stat().st_size, max_file_mb)
+    if reason:
+        raise DataError(f"{path}: {reason}")
+    if npz_keys is None or not zipfile.is_zipfile(path):  # not an archive: _read_npz says so
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename: info for info in archive.infolist()}
+            chosen = [members[f"{k}.npy"] for k in npz_keys if f"{k}.npy" in members]
+            unpacked = sum(info.file_size for info in chosen)
+            if unpacked > limit:
+                raise DataError(
+                    f"{path}: its arrays unpack to {unpacked / 1e6:.1f} MB, above --max-file-mb "
+                    f"{max_file_mb:g} (not read)"
+                )
+            for info in chosen:
+                with archive.open(info) as member:
+                    nbytes = _declared_bytes(member)
+                if nbytes is not None and nbytes > info.file_size:
+                    raise DataError(
+                        f"{path}: array {info.filename[:-4]!r} declares {nbytes} bytes but the "
+                        f"archive holds {info.file_size}; a damaged or forged file"
+                    )
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable npz archive ({first_line(exc)})") from None
+
+
+def _declared_bytes(member: Any) -> int | None:
+    """The bytes an .npy member's header says its array takes (None: a header version this
+    check does not read; numpy's own reader checks it)."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        return None
+    if dtype.hasobject:  # pickled objects: refused when read (allow_pickle=False)
+        return None
+    return int(np.prod(shape, dtype=object)) * dtype.itemsize
 
 
 def _read_features_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
@@ -231,8 +295,9 @@ def _read_features_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None, tuple
         if len(row) != len(header):
             raise DataError(f"{path}: line {line_no}: {len(row)} fields, expected {len(header)}")
         if id_column is not None:
-            # Surrounding spaces are not part of an id; everything else is, as written.
-            ids.append(row[id_column].strip())
+            # Surrounding spaces are not part of an id; everything else is, as written (an id
+            # the project escaped for spreadsheets reads back as it was: core/csvsafe.py).
+            ids.append(unescape(row[id_column].strip()))
             if not ids[-1]:
                 raise DataError(f"{path}: line {line_no}: empty subject_id")
         values = []

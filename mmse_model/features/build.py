@@ -22,19 +22,20 @@ sampling rate; docs/rqa.md has the choices and the measurements behind them.
 Skip policy: a recording that cannot be used (unreadable, binary or not UTF-8, empty, header
 only, missing columns or rows of another width, non-numeric, no valid samples, coordinates far
 outside the screen, timestamps that repeat or go back, longer than `max_duration_s`, a file
-above `max_file_mb`, too short for some signature's embedding, no labels for its subject;
-`recordings.py` checks them before anything large is allocated) is dropped from that task in
-*every* signature, because the data contract says a task's files hold the same subjects in
-every signature. Every skip is listed in `<out>/build_report.csv` and summarised in a
+above `max_file_mb`, too short for some signature's embedding, no labels for its subject; a
+directory, FIFO or device where the CSV should be, a symlink to nothing or leading outside
+the recordings folder, never opened; `recordings.py` checks them before anything large is
+allocated) is dropped from that task in *every* signature, because the data contract says a
+task's files hold the same subjects in every signature. Every skip is listed in
+`<out>/build_report.csv` (spreadsheet-safe cells, core/csvsafe.py) and summarised in a
 `BuildWarning`; none is silent. With `strict`, any skip is an InputError instead and nothing
 is written.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmse_model.core import atomic, outputs
+from mmse_model.core import atomic, csvsafe, outputs
 from mmse_model.core.domain import (
     FEATURE_NAMES,
     RQA_RATE_HZ,
@@ -69,6 +70,7 @@ from mmse_model.features.recordings import (
     RecordingLimits,
     load_recording,
     read_labels,
+    recording_path_problem,
     resample,
 )
 from mmse_model.features.rqa import embed, rqa_measures
@@ -169,10 +171,12 @@ def plan_build(
             continue
         for task in TASKS:
             path = subject_dirs[subject] / f"{task}.csv"
-            if path.is_file():
-                items.append(WorkItem(subject, task, str(path), limits))
-            else:
+            if not os.path.lexists(path):
                 skips.append(Skip(subject, task, f"missing recording {task}.csv"))
+            elif problem := recording_path_problem(path, recordings_dir):
+                skips.append(Skip(subject, task, f"{task}.csv is {problem}"))
+            else:
+                items.append(WorkItem(subject, task, str(path), limits))
     if not items:
         raise InputError(f"{recordings_dir}: no recordings of subjects in {labels_path}")
     synthetic = cohort_is_synthetic(recordings_dir, recordings_dir.parent, labels_path.parent)
@@ -372,8 +376,5 @@ def _where(plan: BuildPlan, skip: Skip) -> str:
 
 
 def _write_report(path: Path, skips: list[Skip]) -> None:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(BUILD_REPORT_COLUMNS)
-    writer.writerows([s.subject_id, s.task, s.reason] for s in skips)
-    atomic.write_text(path, text.getvalue())
+    rows = ([s.subject_id, s.task, s.reason] for s in skips)
+    atomic.write_text(path, csvsafe.csv_text(BUILD_REPORT_COLUMNS, rows))

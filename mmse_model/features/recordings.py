@@ -13,15 +13,19 @@ import codecs
 import csv
 import io
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mmse_model.core.csvsafe import unescape
 from mmse_model.core.domain import MMSE_MAX, SCORE_RANGES, TASKS
 from mmse_model.core.errors import InputError
 from mmse_model.core.hashing import CHUNK, sha256_bytes
+from mmse_model.core.inputs import MAX_FILE_MB, file_kind, regular_file_problem, too_big
 
 RECORDING_COLUMNS = ("t", "x", "y")
 LABEL_COLUMNS = ("subject_id", *TASKS)
@@ -56,7 +60,7 @@ class RecordingLimits:
     the file (its size is checked before reading, its duration before resampling)."""
 
     max_duration_s: float = 600.0
-    max_file_mb: float = 100.0  # 1 MB = 10^6 bytes
+    max_file_mb: float = MAX_FILE_MB  # 1 MB = 10^6 bytes
 
     @property
     def max_bytes(self) -> int:
@@ -74,26 +78,44 @@ def read_recording(path: Path, limits: RecordingLimits = DEFAULT_LIMITS) -> Reco
 MAX_COLUMNS = 64
 
 
+def recording_path_problem(path: Path, root: Path) -> str | None:
+    """Why the entry at `path` (which exists) cannot be read as a recording of the folder
+    `root`, or None: a directory, a FIFO or a device (never opened: a FIFO blocks, /dev/zero
+    never ends), a symlink to nothing, or one that leads outside `root`."""
+    problem = regular_file_problem(path)
+    if problem is not None:
+        return problem
+    resolved = path.resolve()
+    if not resolved.is_relative_to(Path(root).resolve()):
+        return f"a symlink that leads outside the recordings folder (to {resolved})"
+    return None
+
+
 def load_recording(path: Path, limits: RecordingLimits = DEFAULT_LIMITS) -> tuple[Recording, str]:
     """A recording and the sha256 of its bytes; RecordingError says why one cannot be used."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > limits.max_bytes:
-            raise RecordingError(_too_big(size, limits))
-        with open(path, "rb") as handle:
-            data = handle.read(
-                size + 1
-            )  # at most max_bytes + 1; a file that grew since stat() stops here
+        # Opened without blocking and checked on the open file: a FIFO or a device that took
+        # a recording's place is refused, never read.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise RecordingError(f"not a regular file ({file_kind(info.st_mode)})")
+            if too_big(info.st_size, limits.max_file_mb):
+                raise RecordingError(too_big(info.st_size, limits.max_file_mb))
+            handle = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with handle:
+            # at most max_bytes + 1; a file that grew since fstat() stops here
+            data = handle.read(info.st_size + 1)
     except OSError as exc:
         raise RecordingError(f"unreadable ({exc.__class__.__name__})") from None
-    if len(data) > limits.max_bytes:
-        raise RecordingError(_too_big(len(data), limits))
+    if too_big(len(data), limits.max_file_mb):
+        raise RecordingError(too_big(len(data), limits.max_file_mb))
     return parse_recording(data, limits), sha256_bytes(data)
-
-
-def _too_big(size: int, limits: RecordingLimits) -> str:
-    return f"file of {size / 1e6:.1f} MB above --max-file-mb {limits.max_file_mb:g} (not read)"
 
 
 def parse_recording(data: bytes, limits: RecordingLimits = DEFAULT_LIMITS) -> Recording:
@@ -280,7 +302,7 @@ def read_labels(path: Path) -> dict[str, tuple[float, ...]]:
         where = f"{path} line {reader.line_num}"
         if None in row or any(row[c] is None for c in fields):
             raise InputError(f"{where}: expected {len(fields)} fields")
-        subject = row["subject_id"].strip()
+        subject = unescape(row["subject_id"].strip())  # as the project writes ids (csvsafe)
         if not subject or subject != Path(subject).name or subject.startswith("."):
             raise InputError(f"{where}: subject_id {subject!r} is not a plain identifier")
         if subject in labels:

@@ -9,10 +9,10 @@ subtotal's own interval (signature and fold_sd empty). Torch-free: the dashboard
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass
 from typing import Any
 
+from mmse_model.core import csvsafe
 from mmse_model.core.errors import InputError
 from mmse_model.sweeps import rules
 
@@ -23,11 +23,7 @@ COLUMNS = ("task", "signature", "subject_id", "true", "predicted", "fold_sd", "l
 
 def predictions_csv_text(predictions: list[dict[str, Any]]) -> str:
     """The file's text: every winner's test subjects, one row each, then the subtotals."""
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(predictions)
-    return text.getvalue()
+    return csvsafe.csv_text(COLUMNS, csvsafe.dict_rows(COLUMNS, predictions))
 
 
 @dataclass(frozen=True)
@@ -50,7 +46,7 @@ def read_predictions(where: str, text: str) -> list[Prediction]:
     is an InputError naming it."""
     out = []
     try:
-        for i, raw in enumerate(csv.DictReader(io.StringIO(text))):
+        for i, raw in enumerate(csvsafe.read_dicts(text)):
             true = rules.finite_float(raw.get("true"))
             predicted = rules.finite_float(raw.get("predicted"))
             if not raw.get("task") or true is None or predicted is None:

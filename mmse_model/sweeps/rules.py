@@ -10,14 +10,13 @@ Validation numbers select; only test numbers estimate.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Iterable
 from typing import Any, Literal, TypeVar
 
 from pydantic import ConfigDict
 
+from mmse_model.core import csvsafe
 from mmse_model.core.errors import InputError
 from mmse_model.core.schema import Schema
 
@@ -217,18 +216,14 @@ def trials_csv_text(rows: Iterable[TrialRow]) -> str:
     columns: list[str] = []
     for row in flat:
         columns += [k for k in row if k not in columns]
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(flat)
-    return text.getvalue()
+    return csvsafe.csv_text(columns, csvsafe.dict_rows(columns, flat))
 
 
 def read_trials_csv(text: str, where: str = "trials.csv") -> list[dict[str, Any]]:
     """trials.csv's rows with typed cells (`cell`); columns a row lacks (older sweeps: group,
     sample) stay absent. A row without trial_id, signature or task is an InputError."""
     rows = []
-    for i, raw in enumerate(csv.DictReader(io.StringIO(text))):
+    for i, raw in enumerate(csvsafe.read_dicts(text)):
         if not raw.get("trial_id") or not raw.get("signature") or not raw.get("task"):
             raise InputError(f"{where}: row {i + 2} lacks trial_id, signature or task")
         rows.append({key: cell(key, value) for key, value in raw.items() if key is not None})

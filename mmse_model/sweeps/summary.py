@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from mmse_model.core import storage
+from mmse_model.core import csvsafe, storage
 from mmse_model.core.domain import BASELINE_LABELS, BASELINES, TASK_ITEMS, TASKS
 from mmse_model.core.errors import InputError
 from mmse_model.data.dataset import Split, TaskData, load_group
@@ -522,7 +522,7 @@ def read_groups(groups_file: str) -> dict[str, str]:
     path = Path(groups_file)
     try:
         with open(path, newline="") as handle:
-            return {row["subject_id"]: row["group"] for row in csv.DictReader(handle)}
+            return {row["subject_id"]: row["group"] for row in csvsafe.read_dicts(handle)}
     except (OSError, KeyError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(
             f"{path}: cannot read subject groups (needs subject_id and group columns; {exc})"

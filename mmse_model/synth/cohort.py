@@ -71,13 +71,12 @@ Everything is vectorised over subjects (the fixation chain) or over samples (ren
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mmse_model.core import csvsafe
 from mmse_model.core.atomic import staged_dir
 from mmse_model.core.domain import FIELD_OF_VIEW_DEG, MMSE_MAX, SCORE_RANGES, SUBTOTAL_RANGE
 from mmse_model.core.domain import TASKS as TASK_NAMES
@@ -418,14 +417,14 @@ def synthesize(
 
 
 def _write_labels(path: Path, cohort: Cohort) -> None:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["subject_id", *TASK_NAMES, "mmse", "group"])
-    for subject, items, mmse, group in zip(
-        cohort.subject_ids, cohort.items, cohort.mmse, cohort.group
-    ):
-        writer.writerow([subject, *(int(v) for v in items[:5]), int(mmse), GROUPS[group]])
-    path.write_text(text.getvalue(), encoding="utf-8")
+    rows = (
+        [subject, *(int(v) for v in items[:5]), int(mmse), GROUPS[group]]
+        for subject, items, mmse, group in zip(
+            cohort.subject_ids, cohort.items, cohort.mmse, cohort.group
+        )
+    )
+    text = csvsafe.csv_text(["subject_id", *TASK_NAMES, "mmse", "group"], rows)
+    path.write_text(text, encoding="utf-8")
 
 
 def _readme(n_subjects: int, seed: int) -> str:

@@ -12,6 +12,7 @@ range. `FoldEnsemble.from_checkpoint` reads one signature's K models out of it.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,10 @@ from pydantic import ConfigDict
 from mmse_model.core import atomic, storage
 from mmse_model.core.config import Config
 from mmse_model.core.contract import check_version, version_of
+from mmse_model.core.domain import N_FEATURES
 from mmse_model.core.errors import CheckpointError, ConfigError, first_line
 from mmse_model.core.schema import Schema
-from mmse_model.training.model import MemberMLPs
+from mmse_model.training.model import MemberMLPs, state_shapes
 
 FORMAT = "mmse-checkpoint"
 FORMAT_VERSION = 2
@@ -141,6 +143,49 @@ def _load_file(path: Path, shown: str) -> CheckpointPayload:
         raise CheckpointError(f"{shown}: {exc}") from None
 
 
+def _check_members(payload: CheckpointPayload, config: Config, rows: slice, where: str) -> None:
+    """Refuse, in one line, a checkpoint whose best weights or standardisers do not fit its
+    own architecture, signatures and folds, whose chosen members (`rows`) hold NaN or
+    infinite values, or whose score range is empty: what would otherwise be a traceback or
+    NaN predictions."""
+    members = len(payload.signatures) * payload.folds
+    if payload.folds < 1:
+        raise CheckpointError(f"{where}: folds {payload.folds}, expected 1 or more")
+    if len(payload.feature_names) != N_FEATURES:
+        raise CheckpointError(
+            f"{where}: {len(payload.feature_names)} feature names, expected {N_FEATURES}"
+        )
+    bounds = payload.score_range
+    if len(bounds) != 2 or not all(map(math.isfinite, bounds)) or not bounds[0] < bounds[1]:
+        raise CheckpointError(f"{where}: score_range {list(bounds)} is not [low, high], low < high")
+    expected = {
+        **{f"best_model_state.{k}": v for k, v in state_shapes(config.arch, members).items()},
+        "standardiser_mean": (members, N_FEATURES),
+        "standardiser_scale": (members, N_FEATURES),
+    }
+    found = {
+        **{f"best_model_state.{k}": t for k, t in payload.best_model_state.items()},
+        "standardiser_mean": payload.standardiser_mean,
+        "standardiser_scale": payload.standardiser_scale,
+    }
+    for name, shape in expected.items():
+        tensor = found.get(name)
+        if tensor is None:
+            raise CheckpointError(f"{where}: no tensor {name} (its architecture has one)")
+        if tuple(tensor.shape) != shape:
+            raise CheckpointError(
+                f"{where}: {name} has shape {list(tensor.shape)}, expected {list(shape)} "
+                f"({len(payload.signatures)} signature(s) x {payload.folds} folds)"
+            )
+        if not tensor.dtype.is_floating_point or not bool(torch.isfinite(tensor[rows]).all()):
+            raise CheckpointError(f"{where}: {name} holds NaN, infinite or non-float values")
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        raise CheckpointError(f"{where}: unexpected tensor(s) {', '.join(extra[:5])}")
+    if not bool((payload.standardiser_scale[rows] > 0).all()):
+        raise CheckpointError(f"{where}: standardiser_scale holds values <= 0")
+
+
 def member_rows(signature_index: int, folds: int) -> slice:
     return slice(signature_index * folds, (signature_index + 1) * folds)
 
@@ -163,16 +208,25 @@ class FoldEnsemble:
 
     @classmethod
     def from_checkpoint(
-        cls, payload: CheckpointPayload, signature: str | None = None
+        cls, payload: CheckpointPayload, signature: str | None = None, where: str = "checkpoint"
     ) -> FoldEnsemble:
+        """One signature's K fold-models, checked first (`where` names the checkpoint in the
+        one-line CheckpointError): every tensor of the architecture's shapes, finite, with
+        positive scales, and a score range low < high."""
         if signature is None:
             if len(payload.signatures) != 1:
                 raise CheckpointError(
-                    f"checkpoint of {len(payload.signatures)} signatures: name one"
+                    f"{where}: a checkpoint of {len(payload.signatures)} signatures "
+                    f"({', '.join(payload.signatures)}); name one with --signature"
                 )
             signature = payload.signatures[0]
-        rows = member_rows(payload.signature_index(signature), payload.folds)
+        try:
+            index = payload.signature_index(signature)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
         config = payload.training_config()
+        rows = member_rows(index, payload.folds)
+        _check_members(payload, config, rows, where)
         model = MemberMLPs(config.arch, n_models=payload.folds).double()
         model.load_state_dict({name: t[rows] for name, t in payload.best_model_state.items()})
         model.eval()

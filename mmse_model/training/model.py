@@ -92,6 +92,21 @@ class FoldBatchNorm(nn.Module):
         return normed * self.weight.unsqueeze(1) + self.bias.unsqueeze(1)
 
 
+def state_shapes(
+    arch: ArchConfig, n_models: int, n_features: int = N_FEATURES
+) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in a `MemberMLPs(arch, n_models)` state dict, computed
+    without building one: what a stored state must match before anything is allocated."""
+    widths = [n_features, *hidden_widths(arch), 1]
+    flat = sum(w_in * w_out + w_out for w_in, w_out in itertools.pairwise(widths))
+    shapes: dict[str, tuple[int, ...]] = {"flat": (n_models, flat)}
+    if arch.use_batch_norm:
+        for i, width in enumerate(widths[1:-1]):
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                shapes[f"norms.{i}.{name}"] = (n_models, width)
+    return shapes
+
+
 class MemberMLPs(nn.Module):
     """M independent MLPs with stacked weights: input (M, B, 10) -> output (M, B).
 
