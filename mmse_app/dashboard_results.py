@@ -33,6 +33,7 @@ from mmse_app.page_schema import (
     EstimateView,
     GroupRows,
     HeadlineView,
+    HeldOutGroup,
     IntervalBlock,
     IntervalCell,
     IntervalPart,
@@ -62,6 +63,7 @@ from mmse_model.sweeps.summary_schema import (
     Scores,
     Summary,
     TaskResult,
+    Transfer,
     Verdict,
 )
 
@@ -385,6 +387,7 @@ def estimate_view(summary: Summary | None) -> HeadlineView:
         )
     comparator = comparator_view(summary)
     adjustment = summary.comparator.adjustment if summary.comparator is not None else "none"
+    transfer_title, transfer_note, transfer = transfer_blocks(summary)
     return HeadlineView(
         recorded=True,
         note=note,
@@ -399,6 +402,81 @@ def estimate_view(summary: Summary | None) -> HeadlineView:
         missing=missing,
         subtotal=subtotal,
         subtotal_note=subtotal_note,
+        transfer_title=transfer_title,
+        transfer_note=transfer_note,
+        transfer=transfer,
+    )
+
+
+def transfer_blocks(summary: Summary) -> tuple[str, str, tuple[EstimateBlock, ...]]:
+    """(heading, note, blocks) of the transfer estimate: each task's and the subtotal's, the
+    same tables as the estimate's plus one row per held-out site; empty without one."""
+    entries = [(task, e.transfer, e) for task, e in summary.tasks.items() if e.transfer]
+    sub = summary.subtotal
+    if not entries:
+        return "", "", ()
+    first = entries[0][1]
+    by = first.by
+    title = f"Transfer to an unseen {by}: leave-one-{by}-out, apart from the estimate"
+    note = (
+        f"Each of the {plural(first.outer_folds, by)} in the labels was held out in turn and "
+        f"the whole selection ran again on the other {by}s' subjects alone. Means over the "
+        f"{by}s with 95 % intervals ({first.interval}) on {first.outer_folds - 1} degrees of "
+        f"freedom: with few {by}s they are wide. No verdict comes from here."
+    )
+    blocks = [_transfer_block(task, transfer, entry) for task, transfer, entry in entries]
+    if sub is not None and sub.transfer is not None:
+        value_range = f"{number(sub.range[0])}–{number(sub.range[1])}"
+        blocks.append(
+            _transfer_block(
+                SUBTOTAL,
+                sub.transfer,
+                None,
+                f"{SUBTOTAL} of {' + '.join(sub.tasks)} (range {value_range})",
+            )
+        )
+    return title, note, tuple(blocks)
+
+
+def _transfer_block(
+    task: str, transfer: Transfer, entry: TaskResult | None, title: str = ""
+) -> EstimateBlock:
+    block = _estimate_block(task, transfer, entry, title, verdict=False)
+    by = transfer.by
+    comparator = next((d.label for d in transfer.differences if d.primary), "comparator")
+    design = (
+        f"{plural(transfer.outer_folds, by)} held out in turn, "
+        f"{plural(transfer.n_subjects, 'subject')}"
+    )
+    if transfer.search is not None:
+        s = transfer.search
+        design += (
+            f"; the search for each {by}: {plural(s.samples, 'hyper-parameter sample')} × "
+            f"{plural(s.signatures, 'signature')} on {s.folds} inner folds, no ASHA"
+        )
+    return block.model_copy(
+        update={
+            "design": design,
+            "group_columns": (
+                f"{by} held out",
+                "subjects",
+                "trained on",
+                f"{NETWORK_LABEL} RMSE",
+                f"{comparator} RMSE",
+            ),
+            "groups": tuple(
+                HeldOutGroup(
+                    label=site.site,
+                    cells=(
+                        str(site.n_subjects),
+                        str(site.n_train),
+                        fixed(site.network_rmse, 2),
+                        fixed(site.comparator_rmse, 2),
+                    ),
+                )
+                for site in transfer.sites
+            ),
+        }
     )
 
 
@@ -450,7 +528,11 @@ def _no_estimate_reason(summary: Summary, recorded: Recorded) -> str:
 
 
 def _estimate_block(
-    task: str, estimate: Estimate, entry: TaskResult | None, title: str = ""
+    task: str,
+    estimate: Estimate,
+    entry: TaskResult | None,
+    title: str = "",
+    verdict: bool = True,
 ) -> EstimateBlock:
     folds = estimate.repeats * estimate.outer_folds
     design = (
@@ -474,7 +556,7 @@ def _estimate_block(
         _estimated_model(scores, columns, folds)
         for scores in (estimate.network, *estimate.baselines)
     )
-    verdict = entry.verdict if entry is not None else None
+    verdict = entry.verdict if entry is not None and verdict else None
     differences = tuple(
         EstimatedDifference(
             label=f"{NETWORK_LABEL} − {d.label}",

@@ -214,6 +214,13 @@ class AUCRow(Record):
     p_value: Stat = None
 
 
+class HeldOutGroup(Record):
+    """One held-out group of the transfer estimate (a site): its size and RMSEs, as text."""
+
+    label: str
+    cells: tuple[str, ...]  # in the order of the block's `group_columns`
+
+
 class EstimateBlock(Record):
     """One task's (or the subtotal's) estimate, as the summary records it."""
 
@@ -227,6 +234,9 @@ class EstimateBlock(Record):
     verdict: Verdict | None = None  # the task's (the primary difference's, Holm-adjusted)
     auc: tuple[AUCRow, ...] = ()
     auc_note: str = ""
+    # The transfer estimate's blocks only: each held-out group and the columns' headings.
+    group_columns: tuple[str, ...] = ()
+    groups: tuple[HeldOutGroup, ...] = ()
 
 
 class HeadlineView(Record):
@@ -243,6 +253,11 @@ class HeadlineView(Record):
     missing: tuple[Item, ...] = ()  # tasks without an estimate, and why
     subtotal: EstimateBlock | None = None
     subtotal_note: str = ""  # why there is no subtotal estimate ("" when there is one)
+    # The transfer estimate (leave-one-site-out), apart from the estimate: its heading, what
+    # it is, and its blocks (tasks, then the subtotal); empty when the sweep made none.
+    transfer_title: str = ""
+    transfer_note: str = ""
+    transfer: tuple[EstimateBlock, ...] = ()
 
 
 class IntervalCell(Record):

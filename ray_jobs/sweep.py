@@ -43,7 +43,7 @@ from mmse_model.core.storage import errors as storage_errors
 from mmse_model.core.storage import write_text as write_location
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.sweeps.config import SweepConfig, apply_sample, discover, load_sweep_config
-from mmse_model.sweeps.finish import SweepTrialsFailed, finish_sweep
+from mmse_model.sweeps.finish import SweepTrialsFailed, check_evaluation_inputs, finish_sweep
 from mmse_model.sweeps.plan import (
     TrialPoint,
     hyperparameter_samples,
@@ -363,6 +363,7 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     storage = absolute(sweep.storage)
     experiment = join(storage, sweep.name)
     signatures, tasks = discover(sweep.data_root, sweep.signatures, sweep.tasks)
+    check_evaluation_inputs(sweep, signatures)
     lock = DriverLock(experiment)
     with storage_errors(experiment, "taking the driver lock"):
         lock.acquire()

@@ -32,7 +32,9 @@ import pytest
 from mmse_app.dashboard import write_dashboard
 from mmse_app.dashboard_results import NOT_RECORDED, VERDICT_MARKS, fixed, signed
 from mmse_model.sweeps import rules
+from mmse_model.sweeps.summary_schema import read_summary
 from tests.fixtures.synthetic_sweep import many_signatures, write_synthetic_sweep
+from tests.fixtures.trained_sweep import write_sited_sweep
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -331,6 +333,7 @@ def test_the_estimate_leads_with_the_summarys_numbers_and_words(browser_page, sw
     assert page.text_content("#looks-line").startswith(
         "Looks: the results were scored on these data 1 time"
     )
+    assert page.locator("#transfer-part").is_hidden()  # no sites in this sweep's labels
     for task, entry in summary.tasks.items():
         estimate = entry.estimate
         block = f'#estimate-view .estimate-block[data-task="{task}"]'
@@ -402,6 +405,51 @@ def test_the_estimate_leads_with_the_summarys_numbers_and_words(browser_page, sw
         assert y == pytest.approx([m.value for m in found])
         assert plus == pytest.approx([m.ci[1] - m.value for m in found])
         assert minus == pytest.approx([m.value - m.ci[0] for m in found])
+
+
+def test_the_transfer_estimate_apart_from_the_estimate(browser, tmp_path):
+    """A sweep whose labels name each subject's site: the transfer estimate under the
+    estimate, each block's held-out sites with the summary's RMSEs, and no verdict there."""
+    experiment, _, _ = write_sited_sweep(tmp_path / "sited")
+    summary = read_summary("summary.json", (experiment / "summary.json").read_text())
+    page, refused, errors, context = _open(browser, write_dashboard(str(experiment)))
+    try:
+        assert page.locator("#transfer-part").is_visible()
+        assert page.text_content("#transfer-title") == (
+            "Transfer to an unseen site: leave-one-site-out, apart from the estimate"
+        )
+        assert page.text_content("#transfer-note").startswith(
+            "Each of the 3 sites in the labels was held out in turn"
+        )
+        blocks = [(t, e.transfer) for t, e in summary.tasks.items()]
+        blocks.append(("subtotal", summary.subtotal.transfer))
+        for task, transfer in blocks:
+            block = f'#transfer-blocks .estimate-block[data-task="{task}"]'
+            assert page.text_content(f"{block} .design").startswith("3 sites held out in turn")
+            rows = page.eval_on_selector_all(
+                f"{block} table.held-out-groups tbody tr",
+                "trs => trs.map(tr => Array.from(tr.cells).map(c => c.textContent))",
+            )
+            assert rows == [
+                [
+                    site.site,
+                    str(site.n_subjects),
+                    str(site.n_train),
+                    fixed(site.network_rmse, 2),
+                    fixed(site.comparator_rmse, 2),
+                ]
+                for site in transfer.sites
+            ]
+            network = page.text_content(
+                f'{block} table.estimate-models tr[data-model="network"] td[data-metric="rmse"]'
+            )
+            assert network == _measure(transfer.network.rmse, 3)
+        # The verdicts are the estimate's: none is drawn among the transfer's blocks.
+        assert page.locator("#transfer-blocks [data-verdict]").count() == 0
+        assert page.locator("#estimate-blocks [data-verdict]").count() == 2
+        assert refused == [] and errors == []
+    finally:
+        context.close()
 
 
 def _coverage(cell):

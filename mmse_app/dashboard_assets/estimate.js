@@ -24,6 +24,14 @@ function renderEstimate() {
   const box = $("estimate-blocks");
   tasks.forEach(function (t) { box.append(estimateBlock(view.tasks[t], view)); });
   if (view.subtotal) box.append(estimateBlock(view.subtotal, view));
+  // Apart from it, where the sweep made one: the same tables for each held-out group.
+  if (view.transfer.length) {
+    $("transfer-part").hidden = false;
+    $("transfer-title").textContent = view.transfer_title;
+    $("transfer-note").textContent = view.transfer_note;
+    const part = $("transfer-blocks");
+    view.transfer.forEach(function (b) { part.append(estimateBlock(b, view)); });
+  }
 }
 
 // Per task: each model's RMSE estimate with its interval, grouped as the data orders them.
@@ -106,6 +114,14 @@ function estimateBlock(b, view) {
     box.append(el("div", { className: "scroll" }, [auc]));
   }
   if (b.auc_note) box.append(el("p", { className: "auc-note", text: b.auc_note }));
+  if (b.groups.length) {
+    const groups = el("table", { className: "grid held-out-groups", "data-task": b.task });
+    groups.append(headRow(b.group_columns));
+    groups.append(el("tbody", {}, b.groups.map(function (g) {
+      return el("tr", { "data-group": g.label }, [cell(g.label)].concat(g.cells.map(function (c) { return cell(c, true); })));
+    })));
+    box.append(el("div", { className: "scroll" }, [groups]));
+  }
   box.append(el("p", { className: "note what", text: b.what }));
   return box;
 }

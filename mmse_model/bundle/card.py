@@ -101,6 +101,8 @@ def render(manifest: BundleManifest) -> str:
     add("")
     if estimate is not None:
         _estimate_section(add, manifest)
+    if any(m.transfer is not None for m in manifest.tasks.values()):
+        _transfer_section(add, manifest)
     if held_out:
         add("## Performance on the held-out test subjects\n")
         add(
@@ -271,6 +273,10 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _ci(value: float | None, interval: tuple[float, float] | None) -> str:
     if value is None or math.isnan(value):
         return "-"
@@ -343,6 +349,45 @@ def _estimate_section(add, manifest: BundleManifest) -> None:
             f"difference {_measure(auc.difference, signed=True)}. No clinical cut-off is "
             "implied.\n"
         )
+
+
+def _transfer_section(add, manifest: BundleManifest) -> None:
+    """The transfer estimate, apart from the headline: each model at a held-out site, the
+    primary difference (unadjusted), and each site's RMSEs."""
+    first = next(m.transfer for m in manifest.tasks.values() if m.transfer is not None)
+    by = first.by
+    add(f"## Performance at an unseen {by} (leave-one-{by}-out, the transfer estimate)\n")
+    add(
+        f"Each of the {first.outer_folds} {by}s in the labels was held out in turn, and the "
+        f"whole selection ran again on the other {by}s' subjects. It estimates {first.what}. "
+        f"Means over the {by}s with 95 % corrected resampled t intervals on "
+        f"{first.outer_folds - 1} degrees of freedom: with few {by}s they are wide, and say "
+        "so. Reported apart from the estimate above; no verdict rests on it.\n"
+    )
+    add("| task | model | RMSE | network minus it | p (unadjusted) |")
+    add("|---|---|---|---|---|")
+    rows = [(task, m.transfer) for task, m in manifest.tasks.items() if m.transfer is not None]
+    if manifest.subtotal is not None and manifest.subtotal.transfer is not None:
+        rows.append(("subtotal", manifest.subtotal.transfer))
+    for task, transfer in rows:
+        add(f"| {task} | **network** | {_measure(transfer.network.rmse)} | | |")
+        for scores in transfer.baselines:
+            d = transfer.difference(scores.key)
+            add(
+                f"| {task} | {scores.label} | {_measure(scores.rmse)} | "
+                f"{_measure(d.rmse, signed=True) if d else '-'} | {_p(d.p_value) if d else '-'} |"
+            )
+    add("")
+    comparator = next((d.label for d in first.differences if d.primary), "comparator")
+    add(f"| task | {by} held out | subjects | trained on | network RMSE | {comparator} RMSE |")
+    add("|---|---|---|---|---|---|")
+    for task, transfer in rows:
+        for site in transfer.sites:
+            add(
+                f"| {task} | {site.site} | {site.n_subjects} | {site.n_train} | "
+                f"{_points(site.network_rmse)} | {_points(site.comparator_rmse)} |"
+            )
+    add("")
 
 
 def _measure(measure: Measure | None, signed: bool = False) -> str:

@@ -56,6 +56,7 @@ from mmse_model.sweeps.summary_schema import (
     Provenance,
     Scores,
     Stat,
+    Transfer,
     Verdict,
     estimate_models,
     old_baseline,
@@ -85,6 +86,7 @@ class TaskModel(Record):
     # without a held-out split
     intervals: Coverage | None
     estimate: Estimate | None = None  # the sweep's repeated nested cross-validation
+    transfer: Transfer | None = None  # its leave-one-site-out estimate, where made
     # How new subjects' intervals are made: calibrated on the nested cross-validation's outer
     # folds (null: CV+ on the fold-models' out-of-fold residuals, in the weights file)
     calibration: Calibration | None = None
@@ -108,6 +110,7 @@ class SubtotalModel(Record):
     intervals: Coverage | None
     n_training_subjects: int
     estimate: Estimate | None = None
+    transfer: Transfer | None = None
     calibration: Calibration | None = None
     interval_report: IntervalReport | None = None
 

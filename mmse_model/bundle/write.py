@@ -236,6 +236,7 @@ def _fill(
             verdict=entry.verdict,
             intervals=held_out_coverage(entry.prediction_intervals, held, level),
             estimate=entry.estimate,
+            transfer=entry.transfer,
             calibration=None
             if entry.prediction_intervals is None
             else entry.prediction_intervals.calibration,
@@ -278,6 +279,7 @@ def _fill(
             ),
             n_training_subjects=len(sub.residuals),
             estimate=None if summary.subtotal is None else summary.subtotal.estimate,
+            transfer=None if summary.subtotal is None else summary.subtotal.transfer,
             calibration=None
             if summary.subtotal is None or summary.subtotal.prediction_intervals is None
             else summary.subtotal.prediction_intervals.calibration,

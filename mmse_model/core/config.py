@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
 from mmse_model.core.domain import SCORE_RANGES, TASKS, check_task
 from mmse_model.core.errors import ConfigError
-from mmse_model.core.schema import Number, Schema
+from mmse_model.core.schema import Names, Number, Schema
 
 
 class ArchConfig(Schema):
@@ -53,6 +53,9 @@ class SplitConfig(Schema):
     # rest; test_fraction is then unused. 0: no outer fold.
     outer_folds: int = Field(0, ge=0)
     outer_fold: int = Field(0, ge=0)
+    # Set by the transfer estimate, never by hand: the run's test subjects are these (one
+    # site's), and `folds` inner folds are dealt from the rest. Empty: none named.
+    test_subjects: Names = ()
 
 
 class RegularizationConfig(Schema):

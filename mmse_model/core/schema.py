@@ -127,4 +127,9 @@ def _number(value: Any) -> Any:
 
 
 # A float field that takes YAML's ints and exponent strings, never booleans or NaN.
+# A list of names in YAML or JSON, kept as a tuple (a frozen model's field).
+Names = Annotated[
+    tuple[str, ...], BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)
+]
+
 Number = Annotated[float, BeforeValidator(_number)]

@@ -438,6 +438,38 @@ def outer_fold_split(
     return Split(tuple(sorted(test)), fold_of_subject, folds)
 
 
+def held_out_split(
+    subject_ids: np.ndarray,
+    y: np.ndarray,
+    test_subjects: tuple[str, ...],
+    folds: int,
+    seed: int,
+    source: str = "dataset",
+) -> Split:
+    """A split whose test subjects are given (one site's, for the leave-one-site-out transfer
+    estimate): they are held out, and the rest are ordered by score and dealt to `folds`
+    inner folds as `outer_fold_split` deals them. A named subject the data do not hold is
+    an error (the sites file and the data disagree), as is a split that leaves fewer than
+    two validation subjects per fold or no test subject."""
+    subject_score = _scores_by_subject(subject_ids, y)
+    unknown = sorted(set(test_subjects) - set(subject_score))
+    if unknown:
+        raise DataError(
+            f"{source}: {len(unknown)} held-out subject(s) not in the data "
+            f"({', '.join(unknown[:3])})"
+        )
+    held = set(test_subjects)
+    rest = [s for s in _stratified_order(subject_score, seed) if s not in held]
+    if not held or len(rest) < 2 * folds:
+        raise DataError(
+            f"{source}: holding out {len(held)} of {len(subject_score)} subjects leaves "
+            f"{len(rest)}, need at least {2 * folds} for {folds} inner folds and at least one "
+            "held out"
+        )
+    fold_of_subject = {s: i % folds for i, s in enumerate(rest)}
+    return Split(tuple(sorted(held)), fold_of_subject, folds)
+
+
 def _scores_by_subject(subject_ids: np.ndarray, y: np.ndarray) -> dict[str, float]:
     subject_score: dict[str, float] = {}
     for sid, score in zip(subject_ids.astype(str), y):
@@ -458,6 +490,7 @@ def shared_split(
     score_ranges: dict[str, tuple[float, float]],
     outer_folds: int = 0,
     outer_fold: int = 0,
+    test_subjects: tuple[str, ...] = (),
 ) -> Split:
     """The one split of a data root, shared by every task and signature.
 
@@ -466,10 +499,13 @@ def shared_split(
     predictions can be summed without any of them having seen that subject. Every signature
     of a task holds the same subjects, so one signature's files define it. With
     `outer_folds`, the test subjects are that outer fold of the cross-validation over every
-    subject (`outer_fold_split`), the same for every task too.
+    subject (`outer_fold_split`), the same for every task too; with `test_subjects`, those
+    (`held_out_split`: one site of the transfer estimate).
     """
     ids, totals = subject_totals(data_root, signature, score_ranges)
     source = str(Path(data_root) / signature)
+    if test_subjects:
+        return held_out_split(ids, totals, test_subjects, folds, seed, source)
     if outer_folds:
         return outer_fold_split(ids, totals, outer_folds, outer_fold, folds, seed, source)
     return make_split(ids, totals, folds, test_fraction, seed, source)

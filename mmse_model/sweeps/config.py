@@ -10,23 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
 from mmse_model.core.config import Config, CustomResources, read_yaml
 from mmse_model.core.domain import BASELINES, TASKS, is_signature, parse_signature
 from mmse_model.core.errors import ConfigError, DataError, InputError
-from mmse_model.core.schema import Number, Schema
+from mmse_model.core.schema import Names, Number, Schema
 from mmse_model.core.storage import check_location
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 # Every trial must be scored on the same held-out subjects and folds: these are fixed.
 UNSEARCHABLE = ("split.seed", "split.folds", "split.test_fraction")
-
-Names = Annotated[
-    tuple[str, ...], BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)
-]
 
 
 class AshaConfig(Schema):
@@ -72,6 +68,10 @@ class EvaluationConfig(Schema):
     # A labels.csv with `subject_id` and `group` columns (the synthetic cohort writes one):
     # the summary then gives the AUC of the predicted subtotal for the dementia group.
     groups_file: str = ""
+    # A column of that file (`site`, `headset`): the transfer estimate holds each of its
+    # values out in turn (leave-one-site-out), the selection run again on the others, and
+    # reports it apart from the estimate (docs/design.md, "The transfer estimate"). "": none.
+    transfer_by: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
     bootstrap_seed: int = 0
     # Nominal level of the per-subject prediction intervals (summary, bundle, predict): with
     # the nested cross-validation, calibrated on its outer folds by band of the prediction;
@@ -141,6 +141,19 @@ class SweepConfig(Schema):
             raise ConfigError(
                 "config.split.outer_folds: set by the nested cross-validation, not by a sweep "
                 "config (use evaluation.outer_folds)"
+            )
+        if base.split.test_subjects:
+            raise ConfigError(
+                "config.split.test_subjects: set by the transfer estimate, not by a sweep "
+                "config (use evaluation.transfer_by)"
+            )
+        if self.evaluation.transfer_by and not (
+            self.evaluation.groups_file and self.evaluation.outer_repeats
+        ):
+            raise ConfigError(
+                f"evaluation.transfer_by: {self.evaluation.transfer_by!r} names a column of the "
+                "labels file: it needs evaluation.groups_file and the nested cross-validation "
+                "(evaluation.outer_repeats >= 1)"
             )
         # A trial that trains itself (ray.num_workers 0) reserves its worker's CPUs.
         if (

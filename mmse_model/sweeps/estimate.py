@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,29 +54,46 @@ def what_it_estimates(search: NestedSearch, signatures: int | None) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Design:
+    """How the outer folds were made, as an estimate states it."""
+
+    method: str
+    repeats: int
+    outer_folds: int
+    what: str  # what it estimates, in words
+
+
+def nested_design(search: NestedSearch, signatures: int | None) -> Design:
+    return Design(METHOD, search.repeats, search.outer_folds, what_it_estimates(search, signatures))
+
+
 def task_estimate(
     search: NestedSearch,
     repeats: Sequence[OuterRepeat],
     results: Sequence[RepeatResult],
     score_range: tuple[float, float],
     primary: str,
+    design: Design | None = None,
 ) -> dict[str, Any]:
-    """A task's `estimate` (summary_schema.Estimate fields, the verdict left to Holm)."""
+    """A task's `estimate` (summary_schema.Estimate fields, the verdict left to Holm) over
+    the outer folds of `design` (the nested cross-validation's by default)."""
     folds = [_scored(r, score_range, item_scale=True) for r in results]
     estimate = _estimate(folds, _test_fraction(results), primary, item_scale=True)
     signatures = len(repeats[0].signatures)
+    design = design or nested_design(search, signatures)
     chosen = {
         name: Counter(r.models[name].signature for r in results) for name in results[0].models
     }
     for scores in [estimate["network"], *estimate["baselines"]]:
         scores["signatures_chosen"] = dict(sorted(chosen[scores["key"]].items()))
     return {
-        "method": METHOD,
-        "what": what_it_estimates(search, signatures),
+        "method": design.method,
+        "what": design.what,
         "interval": INTERVAL_METHOD,
         "n_subjects": len({s for r in results for s in r.subjects}),
-        "repeats": search.repeats,
-        "outer_folds": search.outer_folds,
+        "repeats": design.repeats,
+        "outer_folds": design.outer_folds,
         "search": {
             "samples": search.samples_per_repeat,
             "signatures": signatures,
@@ -94,6 +112,7 @@ def subtotal_estimate(
     primary: str,
     groups: dict[str, str] | None = None,
     synthetic: bool = False,
+    design: Design | None = None,
 ) -> dict[str, Any] | None:
     """The subtotal's `estimate`: per outer fold, each subject's predictions summed over the
     tasks (every model its own per task), scored in points; with groups, the AUC of the
@@ -101,6 +120,7 @@ def subtotal_estimate(
     tasks = sorted(per_task)
     if not tasks:
         return None
+    design = design or nested_design(search, None)
     score_range = (sum(score_ranges[t][0] for t in tasks), sum(score_ranges[t][1] for t in tasks))
     folds, aucs = [], []
     for fold in zip(*(per_task[t] for t in tasks)):
@@ -125,12 +145,12 @@ def subtotal_estimate(
     results = per_task[tasks[0]]
     estimate = _estimate(folds, _test_fraction(results), primary, item_scale=False)
     out = {
-        "method": METHOD,
-        "what": f"the sum of the tasks {'+'.join(tasks)}: {what_it_estimates(search, None)}",
+        "method": design.method,
+        "what": f"the sum of the tasks {'+'.join(tasks)}: {design.what}",
         "interval": INTERVAL_METHOD,
         "n_subjects": len({s for r in results for s in r.subjects}),
-        "repeats": search.repeats,
-        "outer_folds": search.outer_folds,
+        "repeats": design.repeats,
+        "outer_folds": design.outer_folds,
         "search": None,
         **estimate,
         "ran_on": [],
@@ -305,7 +325,14 @@ def _unadjusted_result(interval) -> str | None:
 
 # What a metric can be: an interval is clipped to it (a t interval of a proportion near 1
 # would reach past it).
-BOUNDS = {"exact": (0.0, 1.0), "within_1": (0.0, 1.0), "kappa": (-1.0, 1.0), "r2": (-np.inf, 1.0)}
+BOUNDS = {
+    "rmse": (0.0, np.inf),
+    "mae": (0.0, np.inf),
+    "exact": (0.0, 1.0),
+    "within_1": (0.0, 1.0),
+    "kappa": (-1.0, 1.0),
+    "r2": (-np.inf, 1.0),
+}
 
 
 def _measure(interval, metric: str = "") -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -23,8 +23,9 @@ from mmse_model.sweeps.predictions import SUBTOTAL
 from mmse_model.sweeps.record import trial_config
 from mmse_model.sweeps.report import failure_line, format_summary
 from mmse_model.sweeps.rules import TrialRow
-from mmse_model.sweeps.summary import summarise_sweep, write_results
+from mmse_model.sweeps.summary import read_groups, summarise_sweep, write_results
 from mmse_model.sweeps.summary_schema import Summary
+from mmse_model.sweeps.transfer import data_sites
 from mmse_model.training.checkpoint import CheckpointPayload
 
 
@@ -69,6 +70,7 @@ def finish_sweep(
         interval_level=evaluation.interval_level,
         primary_comparator=evaluation.primary_comparator,
         integer_sets=evaluation.integer_sets,
+        transfer_by=evaluation.transfer_by,
     )
     before_write()
     summary = summary.model_copy(
@@ -92,6 +94,20 @@ def finish_sweep(
         print(deliver(summary, data_root, experiment))
     sys.stdout.flush()
     return summary
+
+
+def check_evaluation_inputs(sweep: SweepConfig, signatures: Sequence[str]) -> None:
+    """Read what the sweep's end will read besides its trials, before the first trial: the
+    labels file, and with `transfer_by` every subject's site (an error found here costs
+    seconds; found after the trials, a night's sweep)."""
+    evaluation = sweep.evaluation
+    if evaluation.groups_file:
+        read_groups(evaluation.groups_file)
+    nested = NestedSearch.of_sweep(sweep)
+    if evaluation.transfer_by and nested is not None:
+        data_sites(
+            sweep.data_root, signatures[0], evaluation.groups_file, evaluation.transfer_by, nested
+        )
 
 
 def look_of(summary: Summary, sweep: SweepConfig, predictions: list[dict[str, Any]]) -> Look:

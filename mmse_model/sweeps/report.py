@@ -25,6 +25,7 @@ from mmse_model.sweeps.summary_schema import (
     Scores,
     Summary,
     Training,
+    Transfer,
 )
 
 SYNTHETIC_LINE = (
@@ -110,6 +111,8 @@ def format_summary(summary: Summary) -> str:
             lines += _estimate_lines(entry.estimate)
         if entry.prediction_intervals is not None:
             lines += _interval_lines(entry.prediction_intervals)
+        if entry.transfer is not None:
+            lines += _transfer_lines(entry.transfer)
         if test is not None:
             if entry.estimate is not None:
                 lines.append(
@@ -155,6 +158,8 @@ def format_summary(summary: Summary) -> str:
         lines += _estimate_lines(sub.estimate)
         if sub.prediction_intervals is not None:
             lines += _interval_lines(sub.prediction_intervals)
+        if sub.transfer is not None:
+            lines += _transfer_lines(sub.transfer)
     sub = summary.subtotal
     if sub is not None and sub.test is not None:
         m = sub.test
@@ -237,6 +242,42 @@ def _estimate_lines(estimate: Estimate) -> list[str]:
             "cut-off is implied"
         )
     lines.append(f"    it estimates {estimate.what}")
+    return lines
+
+
+def _transfer_lines(transfer: Transfer) -> list[str]:
+    """The transfer estimate, apart from the headline: each model over the held-out sites,
+    the paired differences (unadjusted: no verdict comes from here), each site's RMSEs."""
+    by = transfer.by
+    lines = [
+        (
+            f"  transfer to an unseen {by} ({transfer.method} by {by}: {transfer.outer_folds} "
+            f"{by}s, {transfer.n_subjects} subjects; apart from the estimate, no verdict); "
+            f"[95 % corrected resampled t over the {by}s: {transfer.outer_folds - 1} degrees of "
+            "freedom]"
+        )
+    ]
+    for model in (transfer.network, *transfer.baselines):
+        lines.append(
+            f"    {model.label:<24}RMSE {_num(model.rmse.value, '.3f')} {_ci(model.rmse.ci, 3)}"
+        )
+    for d in transfer.differences:
+        low, high = d.rmse.ci or (None, None)
+        lines.append(
+            f"    network - {d.label}: RMSE {_num(d.rmse.value, '+.3f')} "
+            f"[{_num(low, '+.3f')}, {_num(high, '+.3f')}], p {_num(d.p_value, '.3g')} "
+            "(unadjusted)"
+        )
+    comparator = next((d.label for d in transfer.differences if d.primary), "comparator")
+    lines.append(
+        f"    by {by} held out: "
+        + "; ".join(
+            f"{site.site} (n {site.n_subjects}, trained on {site.n_train}) network "
+            f"{_num(site.network_rmse, '.2f')}, {comparator} {_num(site.comparator_rmse, '.2f')}"
+            for site in transfer.sites
+        )
+    )
+    lines.append(f"    it estimates {transfer.what}")
     return lines
 
 

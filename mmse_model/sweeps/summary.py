@@ -31,7 +31,7 @@ which no trial, scheduler or early stop saw:
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,12 @@ from mmse_model.sweeps.summary_schema import (
     status_counts,
     verdict_record,
 )
+from mmse_model.sweeps.transfer import (
+    data_sites,
+    site_repeats,
+    subtotal_transfer,
+    task_transfer,
+)
 from mmse_model.training.checkpoint import CheckpointPayload
 from mmse_model.training.held_out import (
     HeldOutIntervals,
@@ -122,13 +128,15 @@ def summarise_sweep(
     interval_level: float = DEFAULT_LEVEL,
     primary_comparator: str = "ridge",
     integer_sets: bool = True,
+    transfer_by: str = "",
 ) -> tuple[Summary, list[dict[str, Any]]]:
     """(the summary, per-subject test predictions of every task's winner and the subtotal).
 
     Each task's verdict is its winner against `primary_comparator` (declared in the sweep
     config before anything ran); the other baselines are secondary. Every task's
     outer repeats of the `nested` search go to `run_repeats` in one list, so a Ray runner can
-    run them all at once."""
+    run them all at once; with `transfer_by` (a column of `groups_file`), so do the transfer
+    estimate's folds, one per site (mmse_model/sweeps/transfer.py)."""
     if primary_comparator not in BASELINES:
         raise ValueError(
             f"primary_comparator: expected one of {', '.join(BASELINES)}, "
@@ -150,7 +158,27 @@ def summarise_sweep(
     tasks = {task: dict(s.result) for task, s in scored.items()}
     comparator = comparator_record(primary_comparator, len(scored), INTERVAL)
     if nested is not None and repeats:
-        outcome = nested_estimates(nested, repeats, run_repeats)
+        sites: list[str] = []
+        by_site: dict[str, list[OuterRepeat]] = {}
+        if transfer_by:
+            first = next(iter(repeats.values()))[0]
+            subject_sites = data_sites(
+                data_root, first.signatures[0], groups_file, transfer_by, nested
+            )
+            for task, task_repeats in repeats.items():
+                sites, by_site[task] = site_repeats(
+                    nested, data_root, task, task_repeats[0].signatures, subject_sites
+                )
+        ran = nested_estimates(
+            nested,
+            {
+                **{(NESTED, task): r for task, r in repeats.items()},
+                **{(SITES, task): r for task, r in by_site.items()},
+            },
+            run_repeats,
+        )
+        outcome = {task: ran[(NESTED, task)] for task in repeats}
+        site_outcome = {task: ran[(SITES, task)] for task in by_site}
         ranges = {task: s.score_range for task, s in scored.items()}
         estimates = {
             task: task_estimate(
@@ -185,6 +213,20 @@ def summarise_sweep(
                 sub_range,
                 groups,
                 item_scale=False,
+            )
+        for task, results in site_outcome.items():
+            tasks[task]["transfer"] = task_transfer(
+                nested,
+                transfer_by,
+                sites,
+                by_site[task],
+                results,
+                ranges[task],
+                primary_comparator,
+            )
+        if site_outcome and sub is not None:
+            sub["transfer"] = subtotal_transfer(
+                nested, transfer_by, sites, site_outcome, ranges, primary_comparator
             )
         # A held-out split, when kept, checks the intervals the bundle gives new subjects.
         recalibrate_held_out(predictions, tasks, ranges, interval_level)
@@ -614,11 +656,17 @@ def summed_outer_folds(
     return out
 
 
+# The keys of the outer folds' groups `nested_estimates` runs: (kind, task).
+NESTED, SITES = "nested", "sites"
+
+
 def nested_estimates(
-    search: NestedSearch, repeats: dict[str, list[OuterRepeat]], run_repeats: RepeatRunner
-) -> dict[str, list[RepeatResult]]:
-    """Every task's outer folds run by `run_repeats`, all tasks' in one call; each task's
-    results in its folds' order."""
+    search: NestedSearch,
+    repeats: Mapping[Hashable, list[OuterRepeat]],
+    run_repeats: RepeatRunner,
+) -> dict[Hashable, list[RepeatResult]]:
+    """Every group's outer folds (a task's nested cross-validation, its sites) run by
+    `run_repeats`, all in one call; each group's results in its folds' order."""
     every = [repeat for task_repeats in repeats.values() for repeat in task_repeats]
     if not every:
         return {}
@@ -628,8 +676,8 @@ def nested_estimates(
             f"the repeat runner returned {len(results)} results for {len(every)} repeats"
         )
     out, start = {}, 0
-    for task, task_repeats in repeats.items():
-        out[task] = list(results[start : start + len(task_repeats)])
+    for key, task_repeats in repeats.items():
+        out[key] = list(results[start : start + len(task_repeats)])
         start += len(task_repeats)
     return out
 

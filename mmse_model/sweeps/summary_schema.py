@@ -314,6 +314,25 @@ class Estimate(Record):
         return next((d for d in self.differences if d.baseline == baseline), None)
 
 
+class SiteScores(Record):
+    """One held-out site of the transfer estimate."""
+
+    site: str
+    n_subjects: int
+    n_train: int  # subjects the site's models learnt from (every other site's)
+    network_rmse: Stat = None
+    comparator_rmse: Stat = None  # the declared comparator's
+    network_signature: str | None = None  # the signature its selection chose (null: subtotal)
+
+
+class Transfer(Estimate):
+    """The transfer estimate: each value of the labels' `by` column held out in turn
+    (leave-one-site-out), reported apart from the headline; it decides no verdict."""
+
+    by: str
+    sites: tuple[SiteScores, ...]
+
+
 class TaskResult(Record):
     task: str
     item: str
@@ -328,6 +347,7 @@ class TaskResult(Record):
     intervals: Coverage | None = None  # the held-out split's CV+ coverage
     estimate: Estimate | None = None  # the headline (repeated nested cross-validation)
     prediction_intervals: IntervalReport | None = None
+    transfer: Transfer | None = None  # with evaluation.transfer_by: leave-one-site-out
     # An older summary's estimate over fresh hold-outs (or its procedure estimate)
     nested_estimate: NestedEstimate | None = None
 
@@ -356,6 +376,7 @@ class SubtotalResult(Record):
     dementia_auc: DementiaAUC | None = None
     estimate: Estimate | None = None
     prediction_intervals: IntervalReport | None = None
+    transfer: Transfer | None = None
 
 
 class Named(Record):

@@ -553,6 +553,7 @@ def load_run_data(run: RunSpec) -> tuple[GroupData, Split]:
         cfg.score_ranges,
         cfg.split.outer_folds,
         cfg.split.outer_fold,
+        cfg.split.test_subjects,
     )
     return group, split
 
