@@ -106,10 +106,13 @@ def test_resume_after_the_driver_is_stopped(ray_session, toy_root, tmp_path, sto
         )
     # One trial at a time: once the third trial has reported, the first two have finished.
     # The driver writes a report to its staging folder at once and copies that folder to
-    # storage only every few seconds: a test polling storage saw the last trial end first.
+    # storage only every few seconds. Ctrl-C: stop on the staging folder (polling storage,
+    # the test once saw the last trial end first; Tune saves everything as it stops). A
+    # kill: on storage, which must hold the first two trials the test then cuts short.
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and driver.poll() is None:
-        trials = trial_dirs(staging_folder(ray_session, name))
+        watched = staging_folder(ray_session, name) if stop == signal.SIGINT else experiment
+        trials = trial_dirs(watched)
         if len(trials) >= 3 and len(result_lines(trials[2])) >= 1:
             break
         time.sleep(0.05)
