@@ -434,6 +434,10 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         assert held.endswith("(this split only)")
         table = next(line for line in block if line.startswith("  train_mean"))
         assert table.split()[-2:] == ["-", "-"]  # the constant's calibration is undefined, not 0.00
+    # The subtotal has no verdict: its primary difference says so.
+    subtotal = lines[lines.index(next(line for line in lines if line.startswith("subtotal of"))) :]
+    primary = next(line for line in subtotal if line.startswith("    network - Ridge:"))
+    assert primary.endswith("(primary, unadjusted: no verdict)") and "Holm p" not in primary
     assert text.count("    it estimates the expected error of the whole procedure") == 2
     assert "    it estimates the sum of the tasks Q1+Q3: the expected error" in text
     assert "procedure estimate" not in text and "fresh outer splits" not in text

@@ -155,7 +155,7 @@ def format_summary(summary: Summary) -> str:
         lines.append(
             f"subtotal of {'+'.join(sub.tasks)} (range {sub.range[0]:g}-{sub.range[1]:g}):"
         )
-        lines += _estimate_lines(sub.estimate)
+        lines += _estimate_lines(sub.estimate, verdict=False)
         if sub.prediction_intervals is not None:
             lines += _interval_lines(sub.prediction_intervals)
         if sub.transfer is not None:
@@ -191,7 +191,7 @@ def format_summary(summary: Summary) -> str:
     return "\n".join(lines)
 
 
-def _estimate_lines(estimate: Estimate) -> list[str]:
+def _estimate_lines(estimate: Estimate, verdict: bool = True) -> list[str]:
     """The estimate's block: what it is, each model's metrics with their intervals (points,
     then the item's scale), and the network minus each baseline, the verdict's first."""
     search = (
@@ -225,7 +225,10 @@ def _estimate_lines(estimate: Estimate) -> list[str]:
     for d in estimate.differences:
         low, high = d.rmse.ci or (None, None)
         holm = f", Holm p {_num(d.p_holm, '.3g')}" if d.primary and d.p_holm is not None else ""
-        tail = "(primary: the verdict)" if d.primary else "(secondary, unadjusted)"
+        if d.primary:
+            tail = "(primary: the verdict)" if verdict else "(primary, unadjusted: no verdict)"
+        else:
+            tail = "(secondary, unadjusted)"
         lines.append(
             f"    network - {d.label}: RMSE {_num(d.rmse.value, '+.3f')} "
             f"[{_num(low, '+.3f')}, {_num(high, '+.3f')}], p {_num(d.p_value, '.3g')}{holm}: "
