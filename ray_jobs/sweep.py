@@ -44,6 +44,7 @@ from mmse_model.core.storage import write_text as write_location
 from mmse_model.evaluation.metrics import MONITOR
 from mmse_model.sweeps.config import SweepConfig, apply_sample, discover, load_sweep_config
 from mmse_model.sweeps.finish import SweepTrialsFailed, check_evaluation_inputs, finish_sweep
+from mmse_model.sweeps.phases import Phases
 from mmse_model.sweeps.plan import (
     TrialPoint,
     hyperparameter_samples,
@@ -354,7 +355,12 @@ def stored_checkpoints(folder: str) -> list[dict[str, Any]]:
     ]
 
 
-def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = None) -> Summary:
+def run_sweep(
+    sweep: SweepConfig,
+    resume: bool = False,
+    address: str | None = None,
+    phases: Phases | None = None,
+) -> Summary:
     """Run (or resume) the sweep, then score each task's winner and write the results. One
     driver per experiment: the lock is taken before anything is written, and released at
     the end (mmse_model/sweeps/lock.py)."""
@@ -370,7 +376,15 @@ def run_sweep(sweep: SweepConfig, resume: bool = False, address: str | None = No
     try:
         print_notes(lock)
         return _run_locked(
-            sweep, resume, address, storage, experiment, list(signatures), list(tasks), lock.check
+            sweep,
+            resume,
+            address,
+            storage,
+            experiment,
+            list(signatures),
+            list(tasks),
+            lock.check,
+            phases or Phases(),
         )
     finally:
         try:
@@ -393,6 +407,7 @@ def _run_locked(
     signatures: list[str],
     tasks: list[str],
     lease_check: Callable[[], None],
+    phases: Phases,
 ) -> Summary:
     """The sweep under its driver lock: its record, Tune's run, then the Ray-free end
     (`mmse_model/sweeps/finish.py`). `lease_check` raises LeaseLost once this driver no
@@ -408,7 +423,8 @@ def _run_locked(
         else new_tuner(sweep, record, storage, lease_check)
     )
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    result_grid = run_tuner(tuner)
+    with phases.timed("trials"):
+        result_grid = run_tuner(tuner)
     check_every_trial_ended(result_grid, record, experiment)
     # The results score today's files: they must be the data the sweep trained on.
     if data_fingerprint(sweep.data_root) != record.data_fingerprint:
@@ -429,6 +445,7 @@ def _run_locked(
         run_repeats=partial(run_repeats_on_ray, stall_timeout_s=sweep.watchdog.stall_timeout_s),
         deliver=partial(deliver, load=load_checkpoint),
         before_write=lease_check,
+        phases=phases,
     )
 
 
@@ -561,8 +578,9 @@ def run_sweep_command(args: argparse.Namespace, after: Callable[[str], Any] | No
     when some trials failed). Returns the experiment's storage location."""
     sweep = load_sweep_config(args.config, args.data, args.storage)
     experiment = join(absolute(sweep.storage), sweep.name)
+    phases = Phases()
     try:
-        run_sweep(sweep, args.resume, args.address)
+        run_sweep(sweep, args.resume, args.address, phases)
     except StorageUnavailable as exc:
         raise StorageUnavailable(f"{exc}; {RESUME_HINT}") from None
     except SweepTrialsFailed:
@@ -570,7 +588,9 @@ def run_sweep_command(args: argparse.Namespace, after: Callable[[str], Any] | No
             after(experiment)
         raise
     if after is not None:
-        after(experiment)
+        with phases.timed("dashboard"):
+            after(experiment)
+    print(phases.line(), flush=True)
     return experiment
 
 

@@ -7,7 +7,12 @@ import pytest
 
 from mmse_model.core.config import Config
 from mmse_model.core.domain import BASELINES
-from mmse_model.evaluation.baselines import baselines_over_signatures, training_folds
+from mmse_model.evaluation.baselines import (
+    RIDGE_ALPHAS,
+    baselines_over_signatures,
+    ridge_search,
+    training_folds,
+)
 from mmse_model.evaluation.scoring import held_out_rows, score_predictions
 from mmse_model.training.loop import RunSpec, load_run_data
 from tests.fixtures.toy_data import write_planted_root
@@ -109,3 +114,30 @@ def test_signatures_with_different_rows_are_refused(tmp_path):
         baselines_over_signatures(
             {SIG: group.task_data(SIG), NOISE: shuffled}, split, config.score_range("Q1")
         )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_closed_form_ridge_search_is_scikit_learns_grid_search(seed):
+    """The same alpha and CV error as GridSearchCV over StandardScaler + Ridge, on data with
+    a constant feature, two collinear ones and a signal whose best alpha varies by seed."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(120, 10)) * rng.uniform(0.01, 100, size=10)
+    X[:, 3] = 7.0
+    X[:, 4] = 2 * X[:, 5] + 1e-9 * rng.normal(size=120)
+    y = X[:, 0] / X[:, 0].std() * (seed + 0.5) + rng.normal(size=120) * 2
+    folds = rng.permutation(np.arange(120) % 5)
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), Ridge()),
+        {"ridge__alpha": list(RIDGE_ALPHAS)},
+        cv=PredefinedSplit(folds),
+        scoring="neg_mean_squared_error",
+        refit=False,
+    ).fit(X, y)
+    settings, mse = ridge_search(X, y, folds)
+    assert settings == search.best_params_
+    assert mse == pytest.approx(-search.best_score_, rel=1e-10)

@@ -19,12 +19,13 @@ from mmse_model.core.errors import RunFailure
 from mmse_model.sweeps.config import SweepConfig
 from mmse_model.sweeps.looks import Look, digest, now, record_look
 from mmse_model.sweeps.nested import NestedSearch, RepeatRunner
+from mmse_model.sweeps.phases import Phases
 from mmse_model.sweeps.predictions import SUBTOTAL
 from mmse_model.sweeps.record import trial_config
 from mmse_model.sweeps.report import failure_line, format_summary
 from mmse_model.sweeps.rules import TrialRow
 from mmse_model.sweeps.summary import read_groups, summarise_sweep, write_results
-from mmse_model.sweeps.summary_schema import Summary
+from mmse_model.sweeps.summary_schema import Provenance, Summary
 from mmse_model.sweeps.transfer import data_sites
 from mmse_model.training.checkpoint import CheckpointPayload
 
@@ -50,11 +51,15 @@ def finish_sweep(
     run_repeats: RepeatRunner,
     deliver: Callable[[Summary, Path, str], str] | None = None,
     before_write: Callable[[], None] = lambda: None,
+    phases: Phases | None = None,
 ) -> Summary:
     """Score the sweep's winners and write its results into `experiment`; then, for a whole
     sweep, `deliver(summary, data_root, experiment)` writes the bundle and says where.
     `before_write()` runs before each of those writes (the looks log, the results, the
-    bundle): the driver lock's check, which raises once this driver lost the sweep."""
+    bundle): the driver lock's check, which raises once this driver lost the sweep.
+    `phases` records where the time went (sweeps/phases.py); the summary's provenance
+    carries what it measured before the results were written."""
+    phases = phases or Phases()
     data_root = Path(sweep.data_root).resolve()
     evaluation = sweep.evaluation
     summary, predictions = summarise_sweep(
@@ -71,14 +76,22 @@ def finish_sweep(
         primary_comparator=evaluation.primary_comparator,
         integer_sets=evaluation.integer_sets,
         transfer_by=evaluation.transfer_by,
+        phases=phases,
     )
-    before_write()
-    summary = summary.model_copy(
-        update={"looks": record_look(experiment, look_of(summary, sweep, predictions))}
-    )
-    text = format_summary(summary)
-    before_write()
-    write_results(experiment, rows, summary, text, predictions)
+    with phases.timed("results"):
+        before_write()
+        timed = (summary.provenance or Provenance()).model_copy(
+            update={"phases": phases.recorded()}
+        )
+        summary = summary.model_copy(
+            update={
+                "looks": record_look(experiment, look_of(summary, sweep, predictions)),
+                "provenance": timed,
+            }
+        )
+        text = format_summary(summary)
+        before_write()
+        write_results(experiment, rows, summary, text, predictions)
     print(text)
     print(
         f"results: {experiment}/trials.csv, summary.json; TensorBoard: tensorboard --logdir "
@@ -91,7 +104,8 @@ def finish_sweep(
     if summary.tasks and deliver is not None:
         # What leaves the sweep: the winners as one bundle (weights, manifest, model card).
         before_write()
-        print(deliver(summary, data_root, experiment))
+        with phases.timed("bundle"):
+            print(deliver(summary, data_root, experiment))
     sys.stdout.flush()
     return summary
 

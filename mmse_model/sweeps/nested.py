@@ -28,6 +28,7 @@ runs.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +178,8 @@ class RepeatResult:
     y_true: tuple[float, ...] = ()
     predictions: dict[str, tuple[float, ...]] = field(default_factory=dict)  # model -> per row
     n_train: int = 0  # subjects the fold's models learnt from
+    # CPU seconds the fold's process spent: "fold training", "fold baselines" (sweeps/phases.py)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 # Repeats -> their results, in the repeats' order.
@@ -188,6 +191,7 @@ def run_repeat(repeat: OuterRepeat, device: str = "cpu") -> RepeatResult:
     every baseline on the split's test subjects."""
     best: tuple[float, int, str, Any] | None = None
     candidates = []
+    started = time.process_time()
     for index, run in enumerate(repeat.runs()):
         outcome = train_run(run, NullReporter(), device=device)
         for state in outcome.checkpoint.states:
@@ -204,6 +208,7 @@ def run_repeat(repeat: OuterRepeat, device: str = "cpu") -> RepeatResult:
     )
     models = {NETWORK: Choice(signature, _rmse(y_true, y_pred), loss)}
     predictions = {NETWORK: tuple(float(v) for v in y_pred)}
+    trained = time.process_time()
     datas = {s: group.task_data(s) for s in repeat.signatures}
     score_range = repeat.config.score_range(repeat.task)
     for name, (predicted, settings) in baselines_over_signatures(
@@ -221,6 +226,10 @@ def run_repeat(repeat: OuterRepeat, device: str = "cpu") -> RepeatResult:
         y_true=tuple(float(v) for v in y_true),
         predictions=predictions,
         n_train=len(split.fold_of_subject),
+        seconds={
+            "fold training": trained - started,
+            "fold baselines": time.process_time() - trained,
+        },
     )
 
 

@@ -31,6 +31,7 @@ which no trial, scheduler or early stop saw:
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,7 @@ from mmse_model.sweeps.nested import (
     RepeatRunner,
     run_repeats_in_process,
 )
+from mmse_model.sweeps.phases import Phases
 from mmse_model.sweeps.predictions import PREDICTIONS_NAME, SUBTOTAL, predictions_csv_text
 from mmse_model.sweeps.rules import (
     TrialRow,
@@ -129,6 +131,7 @@ def summarise_sweep(
     primary_comparator: str = "ridge",
     integer_sets: bool = True,
     transfer_by: str = "",
+    phases: Phases | None = None,
 ) -> tuple[Summary, list[dict[str, Any]]]:
     """(the summary, per-subject test predictions of every task's winner and the subtotal).
 
@@ -142,19 +145,29 @@ def summarise_sweep(
             f"primary_comparator: expected one of {', '.join(BASELINES)}, "
             f"got {primary_comparator!r}"
         )
+    phases = phases or Phases()
     groups = read_groups(groups_file) if groups_file else {}
     scored: dict[str, ScoredTask] = {}
     repeats: dict[str, list[OuterRepeat]] = {}
-    for task, row in winners_per_task(rows).items():
-        signatures = sorted({r.signature for r in rows if r.task == task})
-        scored[task] = score_task(
-            task, row, signatures, data_root, load, groups, seed, interval_level, primary_comparator
-        )
-        if nested is not None:
-            repeats[task] = nested.repeats_of(data_root, task, signatures)
-    predictions = [p for task in scored.values() for p in task.predictions]
-    synthetic = is_synthetic(data_root)
-    sub, sub_predictions = subtotal(scored, interval_level, groups_file, seed, synthetic)
+    with phases.timed("scoring"):
+        for task, row in winners_per_task(rows).items():
+            signatures = sorted({r.signature for r in rows if r.task == task})
+            scored[task] = score_task(
+                task,
+                row,
+                signatures,
+                data_root,
+                load,
+                groups,
+                seed,
+                interval_level,
+                primary_comparator,
+            )
+            if nested is not None:
+                repeats[task] = nested.repeats_of(data_root, task, signatures)
+        predictions = [p for task in scored.values() for p in task.predictions]
+        synthetic = is_synthetic(data_root)
+        sub, sub_predictions = subtotal(scored, interval_level, groups_file, seed, synthetic)
     tasks = {task: dict(s.result) for task, s in scored.items()}
     comparator = comparator_record(primary_comparator, len(scored), INTERVAL)
     if nested is not None and repeats:
@@ -169,14 +182,21 @@ def summarise_sweep(
                 sites, by_site[task] = site_repeats(
                     nested, data_root, task, task_repeats[0].signatures, subject_sites
                 )
-        ran = nested_estimates(
-            nested,
-            {
-                **{(NESTED, task): r for task, r in repeats.items()},
-                **{(SITES, task): r for task, r in by_site.items()},
-            },
-            run_repeats,
-        )
+        with phases.timed("nested cross-validation"):
+            ran = nested_estimates(
+                nested,
+                {
+                    **{(NESTED, task): r for task, r in repeats.items()},
+                    **{(SITES, task): r for task, r in by_site.items()},
+                },
+                run_repeats,
+            )
+        for results in ran.values():
+            for result in results:
+                for phase, seconds in result.seconds.items():
+                    phases.add(phase, seconds)
+        # Scoring the folds: the estimates, the prediction intervals and their calibration.
+        started = time.perf_counter()
         outcome = {task: ran[(NESTED, task)] for task in repeats}
         site_outcome = {task: ran[(SITES, task)] for task in by_site}
         ranges = {task: s.score_range for task, s in scored.items()}
@@ -238,6 +258,7 @@ def summarise_sweep(
                 interval_level,
             )
         comparator = comparator_record(primary_comparator, len(scored), INTERVAL, holm=True)
+        phases.add("intervals", time.perf_counter() - started)
     summary = assemble_summary(
         name,
         rows,

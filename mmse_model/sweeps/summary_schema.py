@@ -417,6 +417,9 @@ class Provenance(Record):
     versions: dict[str, str] | None = None
     started: str | None = None
     ended: str | None = None
+    # Seconds per phase of the sweep's driver until its results were written
+    # (sweeps/phases.py: wall seconds, and the nested folds' CPU seconds)
+    phases: dict[str, float] | None = None
 
 
 class Summary(Contract):
