@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError
 
 from mmse_model.core.conversion import (
     MAX_FIELD_OF_VIEW_DEG,
@@ -38,7 +38,7 @@ from mmse_model.core.conversion import (
 from mmse_model.core.domain import FIELD_OF_VIEW_DEG
 from mmse_model.core.errors import ConfigError, InputError
 from mmse_model.core.hashing import sha256_bytes
-from mmse_model.core.schema import Schema
+from mmse_model.core.schema import Names, Number, Schema, describe
 from mmse_model.features.recordings import (
     DEFAULT_LIMITS,
     Recording,
@@ -69,55 +69,28 @@ class TimeSpec(Schema):
 
 
 class EyeColumns(Schema):
-    left: tuple[str, ...]
-    right: tuple[str, ...]
+    left: Names
+    right: Names
 
 
 class GazeSpec(Schema):
     kind: GazeKind
-    columns: tuple[str, ...] | None = None
+    columns: Names | None = None
     eyes: EyeColumns | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> GazeSpec:
-        if (self.columns is None) == (self.eyes is None):
-            raise ValueError("give either columns or eyes: {left: [...], right: [...]}")
-        width = 3 if self.kind == "vectors" else 2
-        for name, columns in self._sources().items():
-            if len(columns) != width:
-                raise ValueError(
-                    f"{name}: {len(columns)} column(s); kind {self.kind} takes {width}"
-                )
-        return self
-
-    def _sources(self) -> dict[str, tuple[str, ...]]:
-        if self.eyes is not None:
-            return {"eyes.left": self.eyes.left, "eyes.right": self.eyes.right}
-        assert self.columns is not None
-        return {"columns": self.columns}
 
 
 class ValidColumn(Schema):
     column: str
-    equals: float
+    equals: Number
 
 
 class ValidSpec(Schema):
     """One column for every eye (`column`, `equals`), or one per eye (`left`, `right`)."""
 
     column: str | None = None
-    equals: float | None = None
+    equals: Number | None = None
     left: ValidColumn | None = None
     right: ValidColumn | None = None
-
-    @model_validator(mode="after")
-    def _one_form(self) -> ValidSpec:
-        combined = self.column is not None and self.equals is not None
-        per_eye = self.left is not None and self.right is not None
-        partial = [k for k in ("column", "equals", "left", "right") if getattr(self, k) is not None]
-        if combined == per_eye or len(partial) != 2:
-            raise ValueError("give column and equals, or left and right: {column, equals} each")
-        return self
 
 
 class MappingFile(Schema):
@@ -128,17 +101,56 @@ class MappingFile(Schema):
     gaze: GazeSpec
     valid: ValidSpec | None = None
     forward: Forward | None = None
-    field_of_view: float = Field(default=FIELD_OF_VIEW_DEG, gt=0, lt=MAX_FIELD_OF_VIEW_DEG)
+    field_of_view: Number = Field(default=FIELD_OF_VIEW_DEG, gt=0, lt=MAX_FIELD_OF_VIEW_DEG)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> MappingFile:
+    @classmethod
+    def read(cls, document: object, source: str) -> MappingFile:
+        """The mapping a parsed YAML document holds; the first problem (an unknown key first)
+        is a ConfigError of one line naming the file and the key."""
+        if not isinstance(document, dict):
+            raise ConfigError(
+                f"{source}: expected a mapping (time, gaze, ...), got {document!r:.40}"
+            )
+        try:
+            mapping = cls.model_validate(document)
+        except ValidationError as exc:
+            raise ConfigError(f"{source}: {describe(cls, exc, unknown_first=True)}") from None
+        problem = mapping.problem()
+        if problem:
+            raise ConfigError(f"{source}: {problem}")
+        return mapping
+
+    def problem(self) -> str | None:
+        """What the keys say together that no single key's type can (one line), or None."""
+        gaze = self.gaze
+        if (gaze.columns is None) == (gaze.eyes is None):
+            return "gaze: give either columns: [...] or eyes: {left: [...], right: [...]}"
+        width = 3 if gaze.kind == "vectors" else 2
+        sources = (
+            {"gaze.eyes.left": gaze.eyes.left, "gaze.eyes.right": gaze.eyes.right}
+            if gaze.eyes is not None
+            else {"gaze.columns": gaze.columns or ()}
+        )
+        for key, columns in sources.items():
+            if len(columns) != width:
+                return f"{key}: {len(columns)} column(s); gaze.kind {gaze.kind} takes {width}"
         if len(self.delimiter) != 1 or self.delimiter in _NOT_A_DELIMITER:
-            raise ValueError(f"delimiter: {self.delimiter!r} is not a one-character separator")
-        if self.forward is not None and self.gaze.kind != "vectors":
-            raise ValueError(f"forward: only for gaze.kind vectors (this is {self.gaze.kind})")
-        if self.valid is not None and self.valid.left is not None and self.gaze.eyes is None:
-            raise ValueError("valid.left/right: per-eye validity needs gaze.eyes")
-        return self
+            return f"delimiter: {self.delimiter!r} is not a one-character separator"
+        if self.forward is not None and gaze.kind != "vectors":
+            return f"forward: only for gaze.kind vectors (this is {gaze.kind})"
+        valid = self.valid
+        if valid is not None:
+            given = [
+                k for k in ("column", "equals", "left", "right") if getattr(valid, k) is not None
+            ]
+            if given not in (["column", "equals"], ["left", "right"]):
+                return (
+                    f"valid: give column and equals, or left and right (each with column and "
+                    f"equals); got {', '.join(given) or 'nothing'}"
+                )
+            if valid.left is not None and gaze.eyes is None:
+                return "valid.left, valid.right: per-eye validity needs gaze.eyes"
+        return None
 
 
 # --- a layout: where the numbers are, and what they mean --------------------------------------
@@ -229,9 +241,7 @@ def read_layout(
 
 def mapping_layout(document: object, source: str, digest: str | None = None) -> Layout:
     """The layout a parsed mapping file describes (a ConfigError names the key at fault)."""
-    if not isinstance(document, dict):
-        raise ConfigError(f"{source}: expected a mapping (time, gaze, ...), got {document!r:.40}")
-    mapping = MappingFile.parse(document, f"{source}: ")
+    mapping = MappingFile.read(document, source)
     conversion = _conversion(
         mapping.gaze.kind,
         mapping.time.unit,
@@ -239,11 +249,11 @@ def mapping_layout(document: object, source: str, digest: str | None = None) -> 
         mapping.field_of_view,
     )
     gaze = tuple(
-        (eye, columns)
+        (eye, tuple(columns))
         for eye, columns in (
             (("left", mapping.gaze.eyes.left), ("right", mapping.gaze.eyes.right))
             if mapping.gaze.eyes is not None
-            else (("both", mapping.gaze.columns or ()),)
+            else (("both", mapping.gaze.columns or []),)
         )
     )
     valid: tuple[tuple[str, ValidRule], ...] = ()
