@@ -19,10 +19,15 @@ Every recording is resampled to RQA_RATE_HZ first, and RQA leaves out the pairs 
 time than the Theiler window (`theiler_window`), so that no feature follows the tracker's
 sampling rate; docs/rqa.md has the choices and the measurements behind them.
 
+Recordings are read in the layout `--format` names (features/gaze_formats.py: t,x,y, direction
+vectors or a YAML mapping of another export); the conversion it applies is recorded in the
+build parameters, and the fixation detector uses its field of view.
+
 Skip policy: a recording that cannot be used (unreadable, binary or not UTF-8, empty, header
-only, missing columns or rows of another width, non-numeric, no valid samples, coordinates far
-outside the screen, timestamps that repeat or go back, longer than `max_duration_s`, a file
-above `max_file_mb`, too short for some signature's embedding, no labels for its subject; a
+only, missing columns (a mapped column, named) or rows of another width, non-numeric, no valid
+samples, coordinates far outside the screen, gaze vectors mostly pointing backwards,
+timestamps that repeat or go back, longer than `max_duration_s`, a file above
+`max_file_mb`, too short for some signature's embedding, no labels for its subject; a
 directory, FIFO or device where the CSV should be, a symlink to nothing or leading outside
 the recordings folder, never opened; `recordings.py` checks them before anything large is
 allocated) is dropped from that task in *every* signature, because the data contract says a
