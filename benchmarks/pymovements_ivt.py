@@ -72,13 +72,16 @@ def compare(recording, ours, theirs) -> dict[str, float]:
     ours_set = set(zip(*map(np.ndarray.tolist, ours)))
     theirs_list = list(zip(*map(np.ndarray.tolist, theirs)))
     identical = sum(1 for span in theirs_list if span in ours_set)
-    near, centroid_gap, matched_theirs = 0, 0.0, set()
+    near, at_edges, centroid_gap, matched_theirs = 0, 0, 0.0, set()
+    n = len(recording.t)
     our_centroids = centroids(recording, *ours) if len(ours[0]) else np.empty((0, 2))
     for i, (start, end) in enumerate(zip(*ours)):
         for j, (s, e) in enumerate(theirs_list):
             if j not in matched_theirs and abs(s - start) <= 1 and abs(e - end) <= 1:
                 matched_theirs.add(j)
                 near += 1
+                # a one-sample difference at the recording's first or last sample
+                at_edges += (s, e) != (start, end) and (min(s, start) == 0 or max(e, end) == n)
                 gap = np.abs(centroids(recording, [s], [e])[0] - our_centroids[i]).max()
                 centroid_gap = max(centroid_gap, float(gap) * FIELD_OF_VIEW_DEG)
                 break
@@ -87,6 +90,7 @@ def compare(recording, ours, theirs) -> dict[str, float]:
         "theirs": len(theirs_list),
         "identical": identical,
         "near": near,
+        "at_edges": at_edges,
         "only_ours": len(ours[0]) - near,
         "only_theirs": len(theirs_list) - near,
         "centroid_gap_deg": centroid_gap,
@@ -136,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         f"same sample range: {totals['identical']:.0f} "
         f"({totals['identical'] / max(totals['ours'], 1):.1%} of ours); "
         f"both ends within 1 sample ({1000 / RQA_RATE_HZ:.1f} ms): {totals['near']:.0f} "
-        f"({totals['near'] / max(totals['ours'], 1):.1%})"
+        f"({totals['near'] / max(totals['ours'], 1):.1%}), of which "
+        f"{totals['near'] - totals['identical']:.0f} differ, "
+        f"{totals['at_edges']:.0f} of them at a recording's first or last sample"
     )
     print(
         f"only ours: {totals['only_ours']:.0f}, only pymovements: {totals['only_theirs']:.0f}; "
