@@ -110,6 +110,12 @@ def test_the_model_card_states_use_data_metrics_coverage_and_limits(sweep):
     low, high = q1["test"]["rmse_ci"]
     assert f"| Q1 | **network** | {q1['test']['rmse']:.2f} [{low:.2f}, {high:.2f}]" in card
     assert "| Q1 | Ridge |" in card and "| Q1 | HistGradientBoosting |" in card
+    # How the training recordings' gaze was read (the fixture's data: t,x,y, recorded as such)
+    assert q1["build_params"]["conversion"]["kind"] == "normalised"
+    assert (
+        "theiler_window=23 from gaze converted as kind=normalised, time_unit=s, "
+        "field_of_view_deg=100 (builder toy)" in card
+    )
     c = q1["intervals"]
     assert (
         f"| Q1 | {c['coverage']:.1%} | "
