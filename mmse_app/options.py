@@ -122,7 +122,12 @@ def add_format_arguments(parser: argparse.ArgumentParser, default: str | None) -
         metavar="F",
         help="the recordings' layout: txy (t,x,y: seconds, normalised screen coordinates), "
         "vectors (t,dx,dy,dz[,valid]: seconds, gaze direction vectors, valid 1/0) or a YAML "
-        "mapping file of another export's columns" + (f" (default {default})" if default else ""),
+        "mapping file of another export's columns"
+        + (
+            f" (default {default})"
+            if default
+            else " (default: as the bundle's training recordings were read)"
+        ),
     )
     parser.add_argument(
         "--forward",
