@@ -129,7 +129,7 @@ def parse_recording(data: bytes, limits: RecordingLimits = DEFAULT_LIMITS) -> Re
     """The recording a t,x,y CSV's bytes hold, checked (docs/design.md, "Data")."""
     if b"\0" in data:
         raise RecordingError("binary content (NUL bytes), not a CSV text file")
-    _check_utf8(data)
+    check_utf8(data)
     start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     newline = data.find(b"\n", start)
     body_start = len(data) if newline < 0 else newline + 1
@@ -149,7 +149,7 @@ def parse_recording(data: bytes, limits: RecordingLimits = DEFAULT_LIMITS) -> Re
     values = _parse_numbers(data, body_start, len(names))
     t, x, y = (values[:, names.index(c)] for c in RECORDING_COLUMNS)
     xy = np.stack((x, y), axis=1)
-    _check_on_screen(xy)
+    check_on_screen(xy)
     return checked_recording(t, xy, np.ones(len(t), dtype=bool), limits)
 
 
@@ -187,9 +187,11 @@ _NON_SPACE = re.compile(rb"\S")
 FAR_OUTSIDE = (-1.0, 2.0)
 
 
-def _check_on_screen(
+def check_on_screen(
     xy: np.ndarray, expected: str = "expected normalised 0-1 screen coordinates"
 ) -> None:
+    """Refuse gaze whose normalised coordinates are mostly far outside the screen (other
+    units than the layout says); `expected` ends the message."""
     finite = np.all(np.isfinite(xy), axis=1)
     far = finite & np.any((xy < FAR_OUTSIDE[0]) | (xy > FAR_OUTSIDE[1]), axis=1)
     n_far, n_finite = int(far.sum()), int(finite.sum())
@@ -202,18 +204,8 @@ def _check_on_screen(
         )
 
 
-def check_on_screen(xy: np.ndarray, expected: str) -> None:
-    """Refuse gaze whose normalised coordinates are mostly far outside the screen (other
-    units than the layout says); `expected` ends the message."""
-    _check_on_screen(xy, expected)
-
-
 def check_utf8(data: bytes) -> None:
     """Refuse bytes that are not UTF-8 text (RecordingError naming the first bad byte)."""
-    _check_utf8(data)
-
-
-def _check_utf8(data: bytes) -> None:
     # In pieces, so that checking a large file does not hold a second copy of it as text.
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(data)
