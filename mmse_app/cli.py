@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
             "than this, before reading it, and skip such a recording (default %(default)g MB)"
         ),
     )
+    # With --recordings: default, the layout the bundle's training recordings were read with.
+    options.add_format_arguments(predict, default=None)
     predict.set_defaults(func=_predict)
 
     bundle = commands.add_parser(
@@ -181,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--subjects", type=int, default=300, help="cohort size (default 300)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument(
+        "--format",
+        choices=("txy", "vectors"),
+        default="txy",
+        help="txy: t,x,y (default); vectors: t,dx,dy,dz,valid, unit gaze direction vectors "
+        "looking down +z over a 100 degree field of view, blinks as zero vectors with valid 0",
+    )
     synth.set_defaults(func=_synth)
     build = data_commands.add_parser(
         "build", help="recordings -> <out>/<sig>/<Q>.npz RQA datasets (Ray tasks or --no-ray)"
@@ -193,7 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
-        args = build_parser().parse_args(argv)
+        from mmse_app.options import join_forward
+
+        given = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(join_forward(given))
         return args.func(args)
 
     return run_command("mmse", body)
@@ -268,6 +280,10 @@ def _predict(args: argparse.Namespace) -> int:
         )
         print(f"wrote predictions for {n} subjects to {args.out}")
         return 0
+    if args.recordings is None and (
+        args.format is not None or args.forward is not None or args.field_of_view is not None
+    ):
+        raise InputError("predict: --format, --forward and --field-of-view go with --recordings")
     if args.input is not None or (args.features is None) == (args.recordings is None):
         raise InputError(
             "predict: --bundle takes one of --features DATA_ROOT_OR_FILE and --recordings DIR"
@@ -284,9 +300,23 @@ def _predict(args: argparse.Namespace) -> int:
             task=args.task,
             overwrite=args.overwrite,
             max_file_mb=args.max_file_mb,
+            layout=_layout(args),
         )
     )
     return 0
+
+
+def _layout(args: argparse.Namespace):
+    """The recordings' layout from `--format`, `--forward`, `--field-of-view`, or None when
+    `--format` is not given (predict: the bundle's); a bad mapping file is an InputError of
+    one line, raised before any recording is read."""
+    from mmse_model.features.gaze_formats import read_layout
+
+    if args.format is None:
+        if args.forward is not None or args.field_of_view is not None:
+            raise InputError("--forward and --field-of-view go with --format")
+        return None
+    return read_layout(args.format, args.forward, args.field_of_view)
 
 
 def _bundle(args: argparse.Namespace) -> int:
@@ -300,8 +330,11 @@ def _bundle(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from mmse_model.synth.cohort import synthesize
 
-    synthesize(args.out, n_subjects=args.subjects, seed=args.seed)
-    print(f"wrote a synthetic cohort of {args.subjects} subjects to {args.out}")
+    synthesize(args.out, n_subjects=args.subjects, seed=args.seed, gaze_format=args.format)
+    print(
+        f"wrote a SYNTHETIC cohort of {args.subjects} subjects to {args.out} "
+        f"(recordings as {args.format})"
+    )
     return 0
 
 
@@ -317,6 +350,7 @@ def _build(args: argparse.Namespace) -> int:
         runner = run_in_process
     else:
         from ray_jobs.build_datasets import run_on_ray as runner
+    layout = _layout(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BuildWarning)
         limits = RecordingLimits(max_duration_s=args.max_duration_s, max_file_mb=args.max_file_mb)
@@ -329,6 +363,7 @@ def _build(args: argparse.Namespace) -> int:
             runner,
             limits,
             args.strict,
+            layout,
         )
     for warning in caught:
         if issubclass(warning.category, BuildWarning):

@@ -11,6 +11,8 @@ from pathlib import Path
 from mmse_model.features.build import MODES
 from mmse_model.features.recordings import DEFAULT_LIMITS
 
+FORWARD_AXES = ("+z", "-z")
+
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="data root holding <sig>/<Q>.npz")
@@ -108,3 +110,46 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a recording or subject that would be skipped is an error (exit 2, nothing written)",
     )
+    add_format_arguments(parser, default="txy")
+
+
+def add_format_arguments(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """`--format`, `--forward`, `--field-of-view`: how the recordings keep their gaze
+    (mmse_model/features/gaze_formats.py; docs/rqa.md, "From your headset's export")."""
+    parser.add_argument(
+        "--format",
+        default=default,
+        metavar="F",
+        help="the recordings' layout: txy (t,x,y: seconds, normalised screen coordinates), "
+        "vectors (t,dx,dy,dz[,valid]: seconds, gaze direction vectors, valid 1/0) or a YAML "
+        "mapping file of another export's columns"
+        + (
+            f" (default {default})"
+            if default
+            else " (default: as the bundle's training recordings were read)"
+        ),
+    )
+    parser.add_argument(
+        "--forward",
+        choices=FORWARD_AXES,
+        help="the axis the headset looks down, for vectors (default +z; OpenXR and Meta: -z)",
+    )
+    parser.add_argument(
+        "--field-of-view",
+        type=float,
+        metavar="DEG",
+        help="degrees of visual angle that span the normalised screen, recorded with the "
+        "build and used by the fixation detector (default 100)",
+    )
+
+
+def join_forward(argv: list[str]) -> list[str]:
+    """`--forward -z` as `--forward=-z`: argparse takes a value that starts with "-" for an
+    option, and -z is how OpenXR's axis is written."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] == "--forward" and arg in FORWARD_AXES:
+            joined[-1] = f"--forward={arg}"
+        else:
+            joined.append(arg)
+    return joined

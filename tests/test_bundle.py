@@ -110,6 +110,12 @@ def test_the_model_card_states_use_data_metrics_coverage_and_limits(sweep):
     low, high = q1["test"]["rmse_ci"]
     assert f"| Q1 | **network** | {q1['test']['rmse']:.2f} [{low:.2f}, {high:.2f}]" in card
     assert "| Q1 | Ridge |" in card and "| Q1 | HistGradientBoosting |" in card
+    # How the training recordings' gaze was read (the fixture's data: t,x,y, recorded as such)
+    assert q1["build_params"]["conversion"]["kind"] == "normalised"
+    assert (
+        "theiler_window=23 from gaze converted as kind=normalised, time_unit=s, "
+        "field_of_view_deg=100 (builder toy)" in card
+    )
     c = q1["intervals"]
     assert (
         f"| Q1 | {c['coverage']:.1%} | "
@@ -596,6 +602,57 @@ def test_recordings_are_refused_when_this_code_would_build_their_features_otherw
         capsys,
         "features built with mode=trajectory, rate_hz=60, theiler_window=15; this code builds "
         "mode=trajectory, rate_hz=90, theiler_window=23",
+    )
+
+
+def test_predict_from_recordings_of_another_layout_needs_the_bundles_conversion(
+    sweep, tmp_path, capsys
+):
+    """Issue 29: the bundle was trained on t,x,y recordings. The same numbers under other
+    column names (a mapping file) predict the same; direction vectors are refused in one
+    line naming both conversions, before any output."""
+    from mmse_model.synth.cohort import synthesize
+
+    _, _, folder = sweep
+    bundle = _bundle_for_built_features(folder, tmp_path)
+    cohort = tmp_path / "cohort"
+    synthesize(cohort, n_subjects=3, seed=4, duration_s=(4.0, 6.0))
+    renamed = tmp_path / "renamed"
+    for path in (cohort / "recordings").rglob("*.csv"):
+        target = renamed / path.relative_to(cohort / "recordings")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text().replace("t,x,y", "ts,gaze_x,gaze_y"))
+    mapping = tmp_path / "clinic.yaml"
+    mapping.write_text(
+        "time: {column: ts, unit: s}\ngaze: {kind: normalised, columns: [gaze_x, gaze_y]}\n"
+    )
+    predict = ["predict", "--bundle", str(bundle), "--out"]
+    assert (
+        main([*predict, str(tmp_path / "a.csv"), "--recordings", str(cohort / "recordings")]) == 0
+    )
+    mapped = [*predict, str(tmp_path / "b.csv"), "--recordings", str(renamed)]
+    assert main([*mapped, "--format", str(mapping)]) == 0
+    assert (tmp_path / "b.csv").read_text() == (tmp_path / "a.csv").read_text()
+    out = tmp_path / "c.csv"
+    refused(
+        [*predict, str(out), "--recordings", str(renamed), "--format", "vectors"],
+        out,
+        capsys,
+        "its features were built from gaze converted as kind=normalised, time_unit=s, "
+        "field_of_view_deg=100; --format vectors converts as kind=vectors, time_unit=s, "
+        "forward=+z, field_of_view_deg=100",
+    )
+    refused(
+        [*predict, str(out), "--recordings", str(renamed), "--field-of-view", "90"],
+        out,
+        capsys,
+        "--forward and --field-of-view go with --format",
+    )
+    refused(
+        [*predict, str(out), "--features", str(renamed), "--format", "txy"],
+        out,
+        capsys,
+        "--format, --forward and --field-of-view go with --recordings",
     )
 
 

@@ -47,14 +47,25 @@ def test_the_manifest_lists_every_file_its_subjects_and_how_it_was_built(built):
     cohort, data = built
     raw = json.loads((data / MANIFEST_NAME).read_text())
     assert (
-        (raw["format"], raw["format_version"]) == ("mmse-dataset", 3)
+        (raw["format"], raw["format_version"]) == ("mmse-dataset", 4)
         and (raw["tool"], raw["kind"]) == ("mmse", "data-root")
         and raw["contents"]
         == sorted(p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file())
         and raw["builder_version"] == BUILDER_VERSION
         and raw["synthetic"] is True
     )
-    assert raw["build_params"] == {"mode": "trajectory", "rate_hz": 90.0, "theiler_window": 23}
+    assert raw["build_params"] == {
+        "mode": "trajectory",
+        "rate_hz": 90.0,
+        "theiler_window": 23,
+        "conversion": {
+            "kind": "normalised",
+            "time_unit": "s",
+            "forward": None,
+            "field_of_view_deg": 100.0,
+        },
+        "layout": {"format": "txy", "mapping": None, "mapping_sha256": None},
+    }
     on_disk = sorted(f"{p.parent.name}/{p.name}" for p in data.glob("*/*.npz"))
     assert [f["path"] for f in raw["files"]] == on_disk and len(on_disk) == 10
     for entry in raw["files"]:

@@ -25,7 +25,7 @@ from mmse_model.bundle.layout import MANIFEST
 from mmse_model.bundle.manifest import manifest_digest
 from mmse_model.core import atomic, outputs, storage
 from mmse_model.core.errors import InputError
-from mmse_model.data.manifest import MANIFEST_NAME
+from mmse_model.data.manifest import MANIFEST_NAME, MANIFEST_VERSION
 from mmse_model.synth import cohort as synth
 from tests.fixtures.cli import run_cli
 from tests.fixtures.trained_sweep import STRONG, write_trained_sweep
@@ -316,7 +316,7 @@ def test_an_older_data_root_is_replaced_only_when_it_lists_everything_there(coho
     (out / "notes.txt").unlink()
     code, _, err = run_cli(*build(cohort, out))
     assert code == 0, err
-    assert json.loads((out / MANIFEST_NAME).read_text())["format_version"] == 3
+    assert json.loads((out / MANIFEST_NAME).read_text())["format_version"] == MANIFEST_VERSION
 
 
 def test_data_build_never_writes_into_or_over_its_inputs(cohort, tmp_path):

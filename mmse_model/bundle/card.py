@@ -74,7 +74,8 @@ def render(manifest: BundleManifest) -> str:
             + (f", {model.test.n} held-out test subjects" if model.test else "")
             + f"; features `{model.signature}`, "
             + (
-                f"built with {build.describe()} (builder {model.builder_version})"
+                f"built with {build.describe()} from gaze converted as "
+                f"{build.conversion.describe()} (builder {model.builder_version})"
                 if build
                 else "build parameters not recorded by the data"
             )

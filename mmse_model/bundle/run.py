@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmse_model.bundle.apply import features_for, load_bundle, predict, write_predictions
 from mmse_model.bundle.layout import BUNDLE_DIR
@@ -15,6 +16,9 @@ from mmse_model.core.inputs import MAX_FILE_MB
 from mmse_model.data.manifest import data_fingerprint
 from mmse_model.sweeps.summary_schema import SUMMARY_NAME, Provenance, read_summary
 from mmse_model.training.checkpoint import CheckpointPayload
+
+if TYPE_CHECKING:
+    from mmse_model.features.gaze_formats import Layout
 
 
 def bundle_experiment(
@@ -65,9 +69,11 @@ def predict_with_bundle(
     task: str | None = None,
     overwrite: bool = False,
     max_file_mb: float = MAX_FILE_MB,
+    layout: Layout | None = None,
 ) -> str:
     """Predict every subject the features (or recordings) hold; nothing is written unless all
-    of it is accepted. `max_file_mb` caps every features file or recording read. `out` must
+    of it is accepted. `max_file_mb` caps every features file or recording read; `layout`
+    (`--format`) is how the recordings keep their gaze, by default the bundle's. `out` must
     not be (or lie inside) the bundle, the features or the recordings, nor anything but a
     regular file; an existing one is replaced only with `overwrite` (core/outputs.py)."""
     storage.check_location(bundle_location, "--bundle")
@@ -85,7 +91,7 @@ def predict_with_bundle(
         if recordings is not None:
             from mmse_model.bundle.recordings import features_from_recordings
 
-            inputs = features_from_recordings(bundle, Path(recordings), max_file_mb)
+            inputs = features_from_recordings(bundle, Path(recordings), max_file_mb, layout)
         else:
             inputs = features_for(bundle, features, signature, task, max_file_mb)
         predictions = predict(bundle, inputs)

@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mmse_model.core import jsonio
+from mmse_model.core.conversion import TXY_CONVERSION, Conversion, LayoutRecord
 from mmse_model.core.domain import TASKS, parse_signature
-from mmse_model.core.errors import DataError, InputError, first_line
+from mmse_model.core.errors import ConfigError, DataError, InputError, first_line
 
 # Bumped whenever the same recording and signature would give other feature values.
 BUILDER_VERSION = "2"
@@ -30,28 +31,52 @@ IDENTITY_KEYS = ("signature", "task", "build_params", "builder_version")
 
 @dataclass(frozen=True)
 class BuildParams:
-    """The build settings that change feature values besides the signature itself."""
+    """The build settings that change feature values besides the signature itself.
+
+    `conversion` (what the recordings' numbers meant: kind, time unit, forward axis, field of
+    view) is compared like the rest; `layout` (which columns of which file held them) is
+    provenance, recorded but not compared (`compare=False`): two exports of the same kind of
+    gaze under other column names give features of the same kind."""
 
     mode: str  # "trajectory" or "fixation"
     rate_hz: float  # every recording resampled to this rate before embedding
     theiler_window: int  # RQA leaves out pairs |i - j| < theiler_window
+    conversion: Conversion = TXY_CONVERSION
+    layout: LayoutRecord | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "mode": self.mode,
             "rate_hz": float(self.rate_hz),
             "theiler_window": int(self.theiler_window),
+            "conversion": self.conversion.to_dict(),
         }
+        if self.layout is not None:
+            data["layout"] = self.layout.to_dict()
+        return data
 
     def to_json(self) -> str:
         return jsonio.dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping) -> BuildParams:
+        """The record `to_dict` wrote; one written before conversions were recorded (no
+        `conversion` key) read `t,x,y` files, and is upgraded to that (`TXY_CONVERSION`)."""
+        try:
+            conversion = (
+                Conversion.parse(data["conversion"], "conversion.")
+                if "conversion" in data
+                else TXY_CONVERSION
+            )
+            layout = LayoutRecord.parse(data["layout"], "layout.") if "layout" in data else None
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return cls(
             mode=str(data["mode"]),
             rate_hz=float(data["rate_hz"]),
             theiler_window=int(data["theiler_window"]),
+            conversion=conversion,
+            layout=layout,
         )
 
     def describe(self) -> str:
@@ -123,6 +148,15 @@ class DatasetIdentity:
             return f"signature: expected {expected.signature}, found {self.signature}"
         if self.task != expected.task:
             return f"task: expected {expected.task}, found {self.task}"
+        if (
+            expected.build is not None
+            and self.build is not None
+            and self.build.conversion != expected.build.conversion
+        ):
+            return (
+                f"gaze conversion: expected {expected.build.conversion.describe()}, "
+                f"found {self.build.conversion.describe()}"
+            )
         if expected.build is not None and self.build is not None and self.build != expected.build:
             return (
                 f"build parameters: expected {expected.build.describe()}, "

@@ -35,8 +35,13 @@ class Schema(BaseModel):
         return self.model_dump(mode="json")
 
 
-def describe(model: type[BaseModel], exc: ValidationError) -> str:
-    error = exc.errors(include_url=False)[0]
+def describe(model: type[BaseModel], exc: ValidationError, unknown_first: bool = False) -> str:
+    """The first problem in one line; with `unknown_first`, an unknown key before any other
+    (a misspelt key explains the "missing" one that follows from it)."""
+    errors = exc.errors(include_url=False)
+    if unknown_first:
+        errors = sorted(errors, key=lambda e: e["type"] != "extra_forbidden")
+    error = errors[0]
     loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
     key = ".".join(loc) or model.__name__
     if error["type"] == "extra_forbidden":

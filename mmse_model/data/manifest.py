@@ -34,9 +34,11 @@ BUILD_REPORT_NAME = "build_report.csv"
 BUILD_REPORT_COLUMNS = ("subject_id", "task", "reason")
 # Bumped when the manifest's layout changes; a reader refuses a newer one. Version 1 wrote
 # `"format": 1` (no tag); version 2 is the same layout, tagged as every contract is; version
-# 3 adds `tool`, `kind` and `contents` (every file of the root: the marker that it is ours).
+# 3 adds `tool`, `kind` and `contents` (every file of the root: the marker that it is ours);
+# version 4 adds `build_params.conversion` and `build_params.layout` (how the recordings' gaze
+# was read: core/conversion.py); an older one read `t,x,y` files and is upgraded to that.
 MANIFEST_FORMAT = "mmse-dataset"
-MANIFEST_VERSION = 3
+MANIFEST_VERSION = 4
 KIND = "data-root"
 
 
@@ -126,6 +128,8 @@ class Manifest:
             )
         try:
             contents = None
+            if version >= 4 and "conversion" not in data["build_params"]:
+                raise KeyError("build_params.conversion")
             if version >= 3:
                 if not isinstance(data["contents"], list):
                     raise TypeError("contents: expected a list of file names")

@@ -19,10 +19,15 @@ Every recording is resampled to RQA_RATE_HZ first, and RQA leaves out the pairs 
 time than the Theiler window (`theiler_window`), so that no feature follows the tracker's
 sampling rate; docs/rqa.md has the choices and the measurements behind them.
 
+Recordings are read in the layout `--format` names (features/gaze_formats.py: t,x,y, direction
+vectors or a YAML mapping of another export); the conversion it applies is recorded in the
+build parameters, and the fixation detector uses its field of view.
+
 Skip policy: a recording that cannot be used (unreadable, binary or not UTF-8, empty, header
-only, missing columns or rows of another width, non-numeric, no valid samples, coordinates far
-outside the screen, timestamps that repeat or go back, longer than `max_duration_s`, a file
-above `max_file_mb`, too short for some signature's embedding, no labels for its subject; a
+only, missing columns (a mapped column, named) or rows of another width, non-numeric, no valid
+samples, coordinates far outside the screen, gaze vectors mostly pointing backwards,
+timestamps that repeat or go back, longer than `max_duration_s`, a file above
+`max_file_mb`, too short for some signature's embedding, no labels for its subject; a
 directory, FIFO or device where the CSV should be, a symlink to nothing or leading outside
 the recordings folder, never opened; `recordings.py` checks them before anything large is
 allocated) is dropped from that task in *every* signature, because the data contract says a
@@ -44,15 +49,17 @@ from pathlib import Path
 import numpy as np
 
 from mmse_model.core import atomic, csvsafe, outputs
+from mmse_model.core.conversion import TXY_CONVERSION, Conversion, LayoutRecord
 from mmse_model.core.domain import (
     FEATURE_NAMES,
+    FIELD_OF_VIEW_DEG,
     RQA_RATE_HZ,
     TASKS,
     Signature,
     parse_signatures,
 )
 from mmse_model.core.errors import InputError
-from mmse_model.core.hashing import combined_fingerprint, sha256_file
+from mmse_model.core.hashing import combined_fingerprint, sha256_bytes, sha256_file
 from mmse_model.core.identity import BUILDER_VERSION, BuildParams, DatasetIdentity
 from mmse_model.data.manifest import (
     BUILD_REPORT_COLUMNS,
@@ -63,13 +70,14 @@ from mmse_model.data.manifest import (
     foreign_content,
 )
 from mmse_model.features.fixations import detect_fixations
+from mmse_model.features.gaze_formats import TXY, Layout
 from mmse_model.features.recordings import (
     DEFAULT_LIMITS,
     Recording,
     RecordingError,
     RecordingLimits,
-    load_recording,
     read_labels,
+    read_recording_bytes,
     recording_path_problem,
     resample,
 )
@@ -98,6 +106,7 @@ class WorkItem:
     task: str
     path: str
     limits: RecordingLimits = DEFAULT_LIMITS
+    layout: Layout = TXY  # how the file keeps its gaze (`--format`)
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,7 @@ class BuildPlan:
     skips: list[Skip] = field(default_factory=list)
     labels_sha256: str = ""
     synthetic: bool = False  # the cohort says it is SYNTHETIC (`mmse data synth`)
+    layout: Layout = TXY
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,7 @@ def plan_build(
     signatures: Sequence[str],
     mode: str = "trajectory",
     limits: RecordingLimits = DEFAULT_LIMITS,
+    layout: Layout = TXY,
 ) -> BuildPlan:
     """Validate the inputs (InputError on anything that is not skippable) and list the work."""
     parsed = parse_signatures(list(signatures))
@@ -176,17 +187,26 @@ def plan_build(
             elif problem := recording_path_problem(path, recordings_dir):
                 skips.append(Skip(subject, task, f"{task}.csv is {problem}"))
             else:
-                items.append(WorkItem(subject, task, str(path), limits))
+                items.append(WorkItem(subject, task, str(path), limits, layout))
     if not items:
         raise InputError(f"{recordings_dir}: no recordings of subjects in {labels_path}")
     synthetic = cohort_is_synthetic(recordings_dir, recordings_dir.parent, labels_path.parent)
-    return BuildPlan(labels, parsed, mode, items, skips, sha256_file(labels_path), synthetic)
+    return BuildPlan(
+        labels, parsed, mode, items, skips, sha256_file(labels_path), synthetic, layout
+    )
 
 
-def state_vectors(recording: Recording, signature: Signature, mode: str) -> np.ndarray:
-    """The embedded trajectory (n, 2m) that RQA runs on."""
+def state_vectors(
+    recording: Recording,
+    signature: Signature,
+    mode: str,
+    field_of_view_deg: float = FIELD_OF_VIEW_DEG,
+) -> np.ndarray:
+    """The embedded trajectory (n, 2m) that RQA runs on; the fixation detector converts its
+    velocity threshold with the field of view the gaze was normalised with."""
     if mode == "fixation":
-        return embed(detect_fixations(recording), signature.m, signature.tau)
+        fixations = detect_fixations(recording, field_of_view_deg=field_of_view_deg)
+        return embed(fixations, signature.m, signature.tau)
     vectors = embed(recording.xy, signature.m, signature.tau)
     # A state vector that spans a blink gap mixes gaze from before and after the blink:
     # keep only vectors whose m samples are all valid.
@@ -197,9 +217,18 @@ def state_vectors(recording: Recording, signature: Signature, mode: str) -> np.n
     return vectors[window_valid]
 
 
-def build_params(mode: str) -> BuildParams:
-    """The settings besides the signature that a dataset's feature values depend on."""
-    return BuildParams(mode=mode, rate_hz=RQA_RATE_HZ, theiler_window=theiler_window(mode))
+def build_params(
+    mode: str, conversion: Conversion = TXY_CONVERSION, layout: LayoutRecord | None = None
+) -> BuildParams:
+    """The settings besides the signature that a dataset's feature values depend on, and
+    (recorded, not compared) the layout the recordings were read with."""
+    return BuildParams(
+        mode=mode,
+        rate_hz=RQA_RATE_HZ,
+        theiler_window=theiler_window(mode),
+        conversion=conversion,
+        layout=layout,
+    )
 
 
 def theiler_window(mode: str) -> int:
@@ -210,7 +239,12 @@ def theiler_window(mode: str) -> int:
     return math.ceil(THEILER_S * RQA_RATE_HZ - 1e-9)
 
 
-def recording_features(recording: Recording, signatures: list[Signature], mode: str) -> np.ndarray:
+def recording_features(
+    recording: Recording,
+    signatures: list[Signature],
+    mode: str,
+    field_of_view_deg: float = FIELD_OF_VIEW_DEG,
+) -> np.ndarray:
     """(n_signatures, 10) RQA features of one recording as read (any sampling rate): it is
     resampled to RQA_RATE_HZ and embedded, and RQA leaves out the Theiler window. A
     recording that cannot be used raises RecordingError saying why."""
@@ -218,7 +252,7 @@ def recording_features(recording: Recording, signatures: list[Signature], mode: 
     theiler = theiler_window(mode)
     rows = []
     for signature in signatures:
-        vectors = state_vectors(recording, signature, mode)
+        vectors = state_vectors(recording, signature, mode, field_of_view_deg)
         if len(vectors) < MIN_STATE_VECTORS + theiler:
             raise RecordingError(
                 f"too short for the embedding of {signature.name}: {len(vectors)} state"
@@ -234,8 +268,11 @@ def compute_item(item: WorkItem, signatures: list[Signature], mode: str) -> Item
     """Features of one recording for every signature, or the reason it cannot be used."""
     digest = ""
     try:
-        recording, digest = load_recording(Path(item.path), item.limits)
-        features = recording_features(recording, signatures, mode)
+        data = read_recording_bytes(Path(item.path), item.limits)
+        digest = sha256_bytes(data)
+        recording = item.layout.parse(data, item.limits)
+        fov = item.layout.conversion.field_of_view_deg
+        features = recording_features(recording, signatures, mode, fov)
     except RecordingError as exc:
         return ItemResult(item.subject_id, item.task, None, str(exc), digest)
     return ItemResult(item.subject_id, item.task, features, "", digest)
@@ -269,11 +306,12 @@ def build_datasets(
     runner: Runner = run_in_process,
     limits: RecordingLimits = DEFAULT_LIMITS,
     strict: bool = False,
+    layout: Layout = TXY,
 ) -> BuildReport:
     """Plan, compute with `runner`, write. Bad input raises InputError before any write."""
     out = Path(out)
     check_output_root(out, [("--recordings", recordings_dir), ("--labels", labels_path)])
-    plan = plan_build(Path(recordings_dir), Path(labels_path), signatures, mode, limits)
+    plan = plan_build(Path(recordings_dir), Path(labels_path), signatures, mode, limits, layout)
     results = runner(plan.items, plan.signatures, plan.mode)
     return write_datasets(plan, results, out, strict)
 
@@ -312,7 +350,7 @@ def write_datasets(
             f"{_where(plan, first)}: {first.reason}{more}; --strict: nothing written "
             "(without --strict these are skipped and listed in build_report.csv)"
         )
-    build = build_params(plan.mode)
+    build = build_params(plan.mode, plan.layout.conversion, plan.layout.record)
     written: dict[str, tuple[DatasetIdentity, np.ndarray]] = {}
     subjects_per_task = {task: len(by_task[task]) for task in TASKS}
     report_path = out / BUILD_REPORT_NAME

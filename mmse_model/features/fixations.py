@@ -3,9 +3,11 @@
 Anderson et al. (2013, Behav Res Methods 45:842-856) apply RQA to the sequence of
 fixations rather than to raw samples; fixations are found first with a velocity threshold
 (Salvucci & Goldberg 2000, "I-VT"). Defaults follow the Tobii I-VT filter (Olsen 2012):
-30 deg/s and a 60 ms minimum fixation. Gaze here is in normalised screen units, so the
-threshold is converted with the field of view that the synthetic cohort assumes
-(`FIELD_OF_VIEW_DEG`, a typical VR headset; mmse_model/core/domain.py).
+30 deg/s and a 60 ms minimum fixation. Gaze here is in normalised screen units, linear in
+visual angle, so the threshold is converted with the field of view the recordings were
+normalised with: the build's recorded `Conversion.field_of_view_deg` (core/conversion.py;
+by default `FIELD_OF_VIEW_DEG`, a typical VR headset). docs/rqa.md compares this detector
+with pymovements' I-VT.
 """
 
 from __future__ import annotations

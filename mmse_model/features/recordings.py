@@ -92,7 +92,14 @@ def recording_path_problem(path: Path, root: Path) -> str | None:
 
 
 def load_recording(path: Path, limits: RecordingLimits = DEFAULT_LIMITS) -> tuple[Recording, str]:
-    """A recording and the sha256 of its bytes; RecordingError says why one cannot be used."""
+    """A t,x,y recording and the sha256 of its bytes; RecordingError says why one cannot be
+    used (other layouts: features/gaze_formats.py)."""
+    data = read_recording_bytes(path, limits)
+    return parse_recording(data, limits), sha256_bytes(data)
+
+
+def read_recording_bytes(path: Path, limits: RecordingLimits = DEFAULT_LIMITS) -> bytes:
+    """A recording file's bytes, read only when it is a regular file within the size limit."""
     path = Path(path)
     try:
         # Opened without blocking and checked on the open file: a FIFO or a device that took
@@ -115,14 +122,14 @@ def load_recording(path: Path, limits: RecordingLimits = DEFAULT_LIMITS) -> tupl
         raise RecordingError(f"unreadable ({exc.__class__.__name__})") from None
     if too_big(len(data), limits.max_file_mb):
         raise RecordingError(too_big(len(data), limits.max_file_mb))
-    return parse_recording(data, limits), sha256_bytes(data)
+    return data
 
 
 def parse_recording(data: bytes, limits: RecordingLimits = DEFAULT_LIMITS) -> Recording:
     """The recording a t,x,y CSV's bytes hold, checked (docs/design.md, "Data")."""
     if b"\0" in data:
         raise RecordingError("binary content (NUL bytes), not a CSV text file")
-    _check_utf8(data)
+    check_utf8(data)
     start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     newline = data.find(b"\n", start)
     body_start = len(data) if newline < 0 else newline + 1
@@ -142,11 +149,23 @@ def parse_recording(data: bytes, limits: RecordingLimits = DEFAULT_LIMITS) -> Re
     values = _parse_numbers(data, body_start, len(names))
     t, x, y = (values[:, names.index(c)] for c in RECORDING_COLUMNS)
     xy = np.stack((x, y), axis=1)
-    _check_on_screen(xy)
+    check_on_screen(xy)
+    return checked_recording(t, xy, np.ones(len(t), dtype=bool), limits)
+
+
+def checked_recording(
+    t: np.ndarray, xy: np.ndarray, flagged_valid: np.ndarray, limits: RecordingLimits
+) -> Recording:
+    """The recording of timestamps in seconds and normalised gaze, every format's last step:
+    a sample is valid when the tracker did not flag it invalid, its time and gaze are finite
+    and the gaze is on the screen; then the checks every recording must pass."""
     # Off-screen gaze is tracker loss, not a place the subject looked at.
-    valid = np.isfinite(t) & np.all(np.isfinite(xy) & (xy >= 0.0) & (xy <= 1.0), axis=1)
+    valid = (
+        flagged_valid & np.isfinite(t) & np.all(np.isfinite(xy) & (xy >= 0.0) & (xy <= 1.0), axis=1)
+    )
     if not valid.any():
-        raise RecordingError("no valid gaze samples (all NaN or off-screen)")
+        flagged = "" if flagged_valid.all() else ", flagged invalid"
+        raise RecordingError(f"no valid gaze samples (all NaN{flagged} or off-screen)")
     timed = t[np.isfinite(t)]
     if len(timed) < 2:
         raise RecordingError("fewer than 2 timestamped samples")
@@ -168,7 +187,11 @@ _NON_SPACE = re.compile(rb"\S")
 FAR_OUTSIDE = (-1.0, 2.0)
 
 
-def _check_on_screen(xy: np.ndarray) -> None:
+def check_on_screen(
+    xy: np.ndarray, expected: str = "expected normalised 0-1 screen coordinates"
+) -> None:
+    """Refuse gaze whose normalised coordinates are mostly far outside the screen (other
+    units than the layout says); `expected` ends the message."""
     finite = np.all(np.isfinite(xy), axis=1)
     far = finite & np.any((xy < FAR_OUTSIDE[0]) | (xy > FAR_OUTSIDE[1]), axis=1)
     n_far, n_finite = int(far.sum()), int(finite.sum())
@@ -177,12 +200,12 @@ def _check_on_screen(xy: np.ndarray) -> None:
         raise RecordingError(
             f"coordinates far outside the screen: {n_far} of {n_finite} samples beyond "
             f"{FAR_OUTSIDE[0]:g}..{FAR_OUTSIDE[1]:g} "
-            f"(line {row + 2}: x={xy[row, 0]:g}, y={xy[row, 1]:g});"
-            " expected normalised 0-1 screen coordinates"
+            f"(line {row + 2}: x={xy[row, 0]:g}, y={xy[row, 1]:g}); {expected}"
         )
 
 
-def _check_utf8(data: bytes) -> None:
+def check_utf8(data: bytes) -> None:
+    """Refuse bytes that are not UTF-8 text (RecordingError naming the first bad byte)."""
     # In pieces, so that checking a large file does not hold a second copy of it as text.
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(data)
@@ -243,33 +266,56 @@ def resample(recording: Recording, rate_hz: float) -> Recording:
 
 def _parse_numbers(data: bytes, body_start: int, n_columns: int) -> np.ndarray:
     """(rows, n_columns) float64 of the CSV body, in memory linear in its rows."""
+    return parse_columns(data, body_start, n_columns, tuple(range(n_columns)))
+
+
+def parse_columns(
+    data: bytes,
+    body_start: int,
+    n_columns: int,
+    usecols: tuple[int, ...],
+    delimiter: str = ",",
+) -> np.ndarray:
+    """(rows, len(usecols)) float64 of those columns of the CSV body, every row checked to
+    have `n_columns` fields; the other columns are never converted (an export's text columns
+    do no harm), and memory is linear in the rows times the columns used."""
     body = io.BytesIO(data)  # shares `data`'s buffer, no copy
     body.seek(body_start)
     try:
         # numpy's C parser: fast for the common, clean case.
         values = np.loadtxt(
-            body, delimiter=",", ndmin=2, dtype=np.float64, comments=None, encoding="utf-8"
+            body,
+            delimiter=delimiter,
+            ndmin=2,
+            dtype=np.float64,
+            comments=None,
+            encoding="utf-8",
+            usecols=usecols,
         )
-        if values.shape[1] == n_columns:
+        # With usecols numpy does not check the rows' width: every row has n_columns fields
+        # when the body holds n_columns - 1 delimiters per row (blank lines hold none).
+        if values.shape[1] == len(usecols) and data.count(delimiter.encode(), body_start) == len(
+            values
+        ) * (n_columns - 1):
             return values
     except ValueError:
         pass
     # Slow path: empty fields are blink gaps (NaN); anything else unparsable is an error.
     # Rows go into one preallocated array, not a list of Python floats.
-    values = np.empty((data.count(b"\n", body_start) + 1, n_columns), dtype=np.float64)
+    values = np.empty((data.count(b"\n", body_start) + 1, len(usecols)), dtype=np.float64)
     n_rows = 0
     body.seek(body_start)
     for line_no, raw in enumerate(body, start=2):
         line = raw.decode("utf-8").rstrip("\r\n")
         if not line.strip():
             continue
-        fields = line.split(",")
+        fields = line.split(delimiter)
         if len(fields) != n_columns:
             raise RecordingError(f"line {line_no}: {len(fields)} fields, expected {n_columns}")
-        for column, field in enumerate(fields):
-            field = field.strip()
+        for out, column in enumerate(usecols):
+            field = fields[column].strip()
             try:
-                values[n_rows, column] = float(field) if field else math.nan
+                values[n_rows, out] = float(field) if field else math.nan
             except ValueError:
                 raise RecordingError(f"line {line_no}: non-numeric value {field[:20]!r}") from None
         n_rows += 1
