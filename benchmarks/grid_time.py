@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         command = [
             sys.executable,
             "-m",
-            "mmse_app.cli",
+            "mmse_app",
             "sweep",
             "--config",
             args.config,
