@@ -10,7 +10,6 @@ relative threshold) run for S signatures at once.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -46,19 +45,31 @@ class MemberAdam:
         self.lr = torch.full((n_members,), float(lr), dtype=first.dtype, device=first.device)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        # Each member's Adam direction, written by the fused kernel when the rates differ.
+        self._directions = [torch.zeros_like(p) for p in self.params]
         self.steps = 0
-        # While every member has the same rate, torch's fused kernel does the step: at these
-        # sizes it costs a third of the per-member version, and most steps are such steps.
+        # While every member has the same rate, torch's fused kernel does the whole step.
         self.shared_lr: float | None = float(lr)
         # The fused kernels want their step counters on the parameters' device (CUDA included).
         self._step_counts = [
             torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params
         ]
+        self._set_member_factors()
 
     def set_lr(self, lr_per_member: torch.Tensor) -> None:
         self.lr.copy_(lr_per_member)
         low, high = float(self.lr.min()), float(self.lr.max())  # once an epoch, not a step
         self.shared_lr = high if low == high and high > 0 else None
+        self._set_member_factors()
+
+    def _set_member_factors(self) -> None:
+        """Per parameter, the rate and decoupled decay factor of each member, shaped
+        (M, 1, ...) to broadcast over its member dimension: made when the rates change
+        (once an epoch), not every step."""
+        shapes = [(-1, *([1] * (p.dim() - 1))) for p in self.params]
+        self._member_lr = [self.lr.view(shape) for shape in shapes]
+        decay = 1.0 - self.lr * self.weight_decay
+        self._member_decay = [decay.view(shape) for shape in shapes]
 
     @torch.no_grad()
     def step(self) -> None:
@@ -67,22 +78,49 @@ class MemberAdam:
             count.fill_(self.steps - 1)  # the fused kernel adds the one
         if self.shared_lr is not None:
             self._fused_step(self.shared_lr)
-            return
+        else:
+            self._member_step()
+
+    def _member_step(self) -> None:
+        """One step with a rate per member, in three passes over the weights.
+
+        Adam's update is the rate times a direction that does not depend on the rate,
+        -m_hat / (sqrt(v_hat) + eps), and the moments do not depend on it either. So torch's
+        fused kernel, run with rate 1 and no weight decay on zeroed buffers, updates the
+        moments and writes every member's direction in one pass; the parameters then take
+        their own rate of it (and their own decoupled decay). The per-member elementwise
+        version this replaces took nine passes and a third of a step.
+        """
+        from torch.optim.adam import adam
+
+        torch._foreach_zero_(self._directions)
+        grads = [p.grad for p in self.params]
+        if self.weight_decay and not self.decoupled:  # Adam's L2 penalty: in the gradient
+            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
         beta1, beta2 = self.betas
-        bias1 = 1.0 - beta1**self.steps
-        bias2_sqrt = math.sqrt(1.0 - beta2**self.steps)
-        for param, exp_avg, exp_avg_sq in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            grad = param.grad
-            lr = self.lr.view(-1, *([1] * (param.dim() - 1)))  # (M, 1, ...)
-            if self.weight_decay:
-                if self.decoupled:
-                    param.mul_(1.0 - lr * self.weight_decay)
-                else:
-                    grad = grad.add(param, alpha=self.weight_decay)
-            exp_avg.lerp_(grad, 1.0 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-            denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(self.eps)
-            param.addcdiv_(exp_avg * lr, denom, value=-1.0 / bias1)
+        adam(
+            self._directions,
+            grads,
+            self.exp_avg,
+            self.exp_avg_sq,
+            [],
+            self._step_counts,
+            fused=True,
+            amsgrad=False,
+            beta1=beta1,
+            beta2=beta2,
+            lr=1.0,
+            weight_decay=0.0,
+            eps=self.eps,
+            maximize=False,
+        )
+        decoupled_decay = self.weight_decay and self.decoupled
+        for param, direction, lr, decay in zip(
+            self.params, self._directions, self._member_lr, self._member_decay
+        ):
+            if decoupled_decay:
+                param.mul_(decay)  # AdamW: (1 - lr * weight_decay), before the Adam update
+            param.addcmul_(direction, lr)
 
     def _fused_step(self, lr: float) -> None:
         from torch.optim.adam import adam
