@@ -18,18 +18,27 @@ prints per architecture of the sweep's search space (configs/sweep.yaml):
 - where a step's op time goes (torch.profiler, after the fit): forward, backward, gradient
   clip, Adam, and the share in matmuls.
 
-The last line sets the typical architecture's step against each floor:
-`loop bound (typical): <step> ms per step = <ratio>x the FLOP floor, ...`.
+Then, per architecture, the same fit with the loop as it was at commit 8f6ca27 (issue 28's
+starting point: Adam's per-member path in nine elementwise passes, dropout masks copied for
+every signature), interleaved with today's in this process, best of `--repeats`: the ratio
+of fold-model epochs/s and how far apart the two fits end (best weights, best validation
+losses, best epochs, final rates).
 
-    python benchmarks/loop_bound.py [--epochs 100] [--archs typical]
+The last lines set the typical architecture's step against each floor,
+`loop bound (typical): <step> ms per step = <ratio>x the FLOP floor, ...`, and against
+the old loop, `speed-up over 8f6ca27 (typical): <ratio>x ...`.
+
+    python benchmarks/loop_bound.py [--epochs 100] [--archs typical] [--repeats 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +55,8 @@ from mmse_model.core.config import Config
 from mmse_model.data.dataset import build_member_tensors, load_group, make_split
 from mmse_model.training.callbacks import CallbackManager, History
 from mmse_model.training.loop import FoldFitter, epoch_batches
+from mmse_model.training.model import MemberMLPs
+from mmse_model.training.optim import MemberAdam
 from tests.fixtures.toy_data import write_planted_root
 
 TASK = "Q1"
@@ -193,6 +204,117 @@ def realistic_folds(n_signatures: int, n_subjects: int, n_folds: int, root: Path
     return sigs, group, split
 
 
+# --- the baseline: the loop at commit 8f6ca27 -------------------------------------------------
+
+BASELINE = "8f6ca27"
+
+
+def _elementwise_member_step(self: MemberAdam) -> None:
+    """MemberAdam's per-member path at 8f6ca27: Adam in nine elementwise passes."""
+    beta1, beta2 = self.betas
+    bias1 = 1.0 - beta1**self.steps
+    bias2_sqrt = math.sqrt(1.0 - beta2**self.steps)
+    for param, exp_avg, exp_avg_sq in zip(self.params, self.exp_avg, self.exp_avg_sq):
+        grad = param.grad
+        lr = self.lr.view(-1, *([1] * (param.dim() - 1)))  # (M, 1, ...)
+        if self.weight_decay:
+            if self.decoupled:
+                param.mul_(1.0 - lr * self.weight_decay)
+            else:
+                grad = grad.add(param, alpha=self.weight_decay)
+        exp_avg.lerp_(grad, 1.0 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(self.eps)
+        param.addcdiv_(exp_avg * lr, denom, value=-1.0 / bias1)
+
+
+_fold_masks = MemberMLPs.dropout_masks
+
+
+def _repeated_dropout_masks(self: MemberMLPs, seed: int, n_steps: int, rows: int, n_folds: int):
+    """The dropout masks at 8f6ca27: fold k's copied for every signature, (n_steps, M, rows, w)."""
+    masks = _fold_masks(self, seed, n_steps, rows, n_folds)
+    if masks is None:
+        return None
+    return [m.repeat(1, self.n_models // n_folds, 1, 1) for m in masks]
+
+
+@contextmanager
+def baseline_loop():
+    """Run the loop as it was at 8f6ca27 (same draws, same arithmetic) inside the block."""
+    patches = [
+        (MemberAdam, "_member_step", _elementwise_member_step),
+        (MemberMLPs, "dropout_masks", _repeated_dropout_masks),
+    ]
+    saved = [(cls, name, cls.__dict__[name]) for cls, name, _ in patches]
+    for cls, name, replacement in patches:
+        setattr(cls, name, replacement)
+    try:
+        yield
+    finally:
+        for cls, name, original in saved:
+            setattr(cls, name, original)
+
+
+@dataclass
+class Comparison:
+    members: int
+    epochs: int
+    baseline_s: list[float]  # CPU-s of each baseline fit
+    current_s: list[float]
+    weights_max_diff: float  # best weights, the largest absolute difference
+    weights_scale: float  # the largest absolute best weight
+    val_loss_max_rel: float  # best validation loss per signature, the largest relative gap
+    same_best_epoch: int  # signatures whose best epoch is the same in both fits
+    same_final_lr: int
+    signatures: int
+
+    @property
+    def speedup(self) -> float:
+        return min(self.baseline_s) / min(self.current_s)
+
+    def rate(self, seconds: list[float]) -> float:
+        return self.members * self.epochs / min(seconds)
+
+
+def timed_fit(config: Config, folds, sigs, epochs: int) -> tuple[float, FoldFitter]:
+    fitter = FoldFitter(config, folds, tuple(sigs))
+    started = time.process_time()
+    fitter.fit(CallbackManager([History()]), epochs, lambda directory, record: None)
+    return time.process_time() - started, fitter
+
+
+def compare_with_baseline(
+    sigs, group, split, overrides: list[str], epochs: int, repeats: int
+) -> Comparison:
+    """The baseline loop and today's, fit after fit in this process (other work on the
+    machine slows whichever overlaps it; the best of each counts), and how their ends
+    differ."""
+    config = loop_config(overrides, split, epochs)
+    folds = build_member_tensors(group, split, config.score_range(TASK))
+    baseline_s, current_s = [], []
+    for _ in range(repeats):
+        with baseline_loop():
+            seconds, old = timed_fit(config, folds, sigs, epochs)
+        baseline_s.append(seconds)
+        seconds, new = timed_fit(config, folds, sigs, epochs)
+        current_s.append(seconds)
+    old_flat, new_flat = old.best_state["flat"], new.best_state["flat"]
+    old_loss, new_loss = old.tracker.best, new.tracker.best
+    return Comparison(
+        folds.n_members,
+        epochs,
+        baseline_s,
+        current_s,
+        float((old_flat - new_flat).abs().max()),
+        float(old_flat.abs().max()),
+        float((abs(new_loss - old_loss) / old_loss).max()),
+        int((old.tracker.best_epoch == new.tracker.best_epoch).sum()),
+        int((old.schedule.lr == new.schedule.lr).sum()),
+        len(sigs),
+    )
+
+
 @dataclass
 class LoopFigures:
     members: int
@@ -216,8 +338,10 @@ class LoopFigures:
         return 1e3 * self.train_s / (self.epochs * self.steps_per_epoch)
 
 
-def run_loop(sigs, group, split, overrides: list[str], epochs: int) -> LoopFigures:
-    config = Config().with_overrides(
+def loop_config(overrides: list[str], split, epochs: int) -> Config:
+    """The realistic trial's config at one architecture, early stopping off (every
+    architecture runs all its epochs), the plateau schedule on."""
+    return Config().with_overrides(
         [
             *overrides,
             f"split.folds={split.folds}",
@@ -225,6 +349,10 @@ def run_loop(sigs, group, split, overrides: list[str], epochs: int) -> LoopFigur
             "early_stopping.enable=false",
         ]
     )
+
+
+def run_loop(sigs, group, split, overrides: list[str], epochs: int) -> LoopFigures:
+    config = loop_config(overrides, split, epochs)
     folds = build_member_tensors(group, split, config.score_range(TASK))
     fitter = FoldFitter(config, folds, tuple(sigs))
     min_rows = 2 if config.arch.use_batch_norm else 1
@@ -295,6 +423,12 @@ def main() -> None:
     parser.add_argument(
         "--archs", default="typical,largest,linear", help=f"comma-separated, of {sorted(ARCHS)}"
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help=f"interleaved fits of the {BASELINE} loop and today's (0: no comparison)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # a trial's one CPU
 
@@ -306,7 +440,7 @@ def main() -> None:
         f"{args.folds} folds = {len(sigs) * args.folds} members, "
         f"{args.subjects} subjects, {args.epochs} epochs, 1 thread, CPU time of this process"
     )
-    lines = []
+    lines, comparisons = [], {}
     for name in args.archs.split(","):
         overrides = ARCHS[name]
         full = run_loop(sigs, group, split, overrides, args.epochs)
@@ -352,6 +486,12 @@ def main() -> None:
             + ", ".join(f"{k} {v:.0%}" for k, v in full.profile.items())
         )
         lines.append((name, full, fold_epochs / full.cpu_s, gflops, machine, step_s, floors))
+        if args.repeats > 0:
+            comparison = compare_with_baseline(
+                sigs, group, split, overrides, args.epochs, args.repeats
+            )
+            comparisons[name] = comparison
+            print_comparison(comparison)
     print()
     for name, full, rate, gflops, machine, step_s, floors in lines:
         print(
@@ -368,6 +508,29 @@ def main() -> None:
         f"{step_s / floors['its own matmuls, replayed']:.1f}x its matmuls alone, "
         f"{step_s / floors['its bytes at in-cache bandwidth']:.1f}x the memory floor, "
         f"{step_s / floors['the same step, 1 signature']:.1f}x a 1-signature step"
+    )
+    if name in comparisons:
+        comparison = comparisons[name]
+        print(
+            f"speed-up over {BASELINE} ({name}): {comparison.speedup:.2f}x "
+            f"({comparison.rate(comparison.baseline_s):,.0f} -> "
+            f"{comparison.rate(comparison.current_s):,.0f} fold-model epochs/s, "
+            f"best of {len(comparison.current_s)} interleaved fits; target >= 1.5x)"
+        )
+
+
+def print_comparison(c: Comparison) -> None:
+    print(
+        f"  against {BASELINE}: {c.rate(c.baseline_s):,.0f} -> {c.rate(c.current_s):,.0f} "
+        f"fold-model epochs/s = {c.speedup:.2f}x "
+        f"(CPU-s per fit {BASELINE} {', '.join(f'{t:.2f}' for t in c.baseline_s)}; "
+        f"today {', '.join(f'{t:.2f}' for t in c.current_s)})"
+    )
+    print(
+        f"  same results?  best weights differ by at most {c.weights_max_diff:.2e} "
+        f"(largest weight {c.weights_scale:.2f}); best validation loss by at most "
+        f"{c.val_loss_max_rel:.2e} relative; same best epoch for {c.same_best_epoch} and "
+        f"same final rate for {c.same_final_lr} of {c.signatures} signatures"
     )
 
 
