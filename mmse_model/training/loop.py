@@ -200,15 +200,7 @@ class FoldFitter:
         index, valid, row_weight = (
             t.repeat(S, 1, 1) for t in (index, valid, row_weight)
         )  # (M, nb, b)
-        # Every member's batches, gathered once an epoch: rows of the (M * n_train_max, ...)
-        # tables by flat index (index_select copies whole rows: a seventh of the CPU time of
-        # indexing with (member, row) pairs, the same rows).
-        n_rows = folds.X_train.shape[1]
-        members = torch.arange(folds.n_members, device=self.device).view(-1, 1, 1)
-        rows = (members * n_rows + index).view(-1)
-        X = folds.X_train.flatten(0, 1).index_select(0, rows).view(*index.shape, -1)
-        y = folds.y_train.flatten(0, 1).index_select(0, rows).view(index.shape)
-        # X (M, n_batches, b, 10), y (M, n_batches, b)
+        X, y = folds.training_rows(index)  # (M, n_batches, b, 10), (M, n_batches, b)
         row_weight, valid_f = row_weight.to(y.dtype), valid.to(y.dtype)
         n_steps, width = index.shape[1], index.shape[2]
         masks = self.module.dropout_masks(_mix(cfg.seed, "dropout", epoch), n_steps, width, K)
