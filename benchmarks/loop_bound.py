@@ -19,10 +19,12 @@ prints per architecture of the sweep's search space (configs/sweep.yaml):
   clip, Adam, and the share in matmuls.
 
 Then, per architecture, the same fit with the loop as it was at commit 8f6ca27 (issue 28's
-starting point: Adam's per-member path in nine elementwise passes, dropout masks copied for
-every signature), interleaved with today's in this process, best of `--repeats`: the ratio
-of fold-model epochs/s and how far apart the two fits end (best weights, best validation
-losses, best epochs, final rates).
+starting point: Adam's per-member path in nine elementwise passes, its state page-aligned
+like the weights, dropout masks copied for every signature, the output layer a batched
+matmul, the batches gathered by (member, row) pairs, every signature summarised apart),
+patched in for the comparison and interleaved with today's in this process, best of
+`--repeats`: the ratio of fold-model epochs/s and how far apart the two fits end (best
+weights, best validation losses, best epochs, final rates).
 
 The last lines set the typical architecture's step against each floor,
 `loop bound (typical): <step> ms per step = <ratio>x the FLOP floor, ...`, and against
@@ -42,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
@@ -52,9 +55,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from sweep_overhead import signatures  # the benchmark's 36 signature names
 
 from mmse_model.core.config import Config
-from mmse_model.data.dataset import build_member_tensors, load_group, make_split
+from mmse_model.data.dataset import MemberTensors, build_member_tensors, load_group, make_split
+from mmse_model.training import optim as optim_module
 from mmse_model.training.callbacks import CallbackManager, History
-from mmse_model.training.loop import FoldFitter, epoch_batches
+from mmse_model.training.loop import RECORD_METRICS, FoldFitter, epoch_batches
 from mmse_model.training.model import MemberMLPs
 from mmse_model.training.optim import MemberAdam
 from tests.fixtures.toy_data import write_planted_root
@@ -228,6 +232,39 @@ def _elementwise_member_step(self: MemberAdam) -> None:
         param.addcdiv_(exp_avg * lr, denom, value=-1.0 / bias1)
 
 
+def _functional_fused(self: MemberAdam, targets, grads, lr: float, weight_decay=None) -> None:
+    """MemberAdam's fused step at 8f6ca27: through torch.optim's functional wrapper, which
+    groups the tensors by device and adds the one to the step counters itself."""
+    from torch.optim.adam import adam
+    from torch.optim.adamw import adamw
+
+    weight_decay = self.weight_decay if weight_decay is None else weight_decay
+    for count in self._step_counts:
+        count.fill_(self.steps - 1)
+    beta1, beta2 = self.betas
+    (adamw if self.decoupled and weight_decay else adam)(
+        targets,
+        grads,
+        self.exp_avg,
+        self.exp_avg_sq,
+        [],
+        self._step_counts,
+        fused=True,
+        amsgrad=False,
+        beta1=beta1,
+        beta2=beta2,
+        lr=lr,
+        weight_decay=weight_decay,
+        eps=self.eps,
+        maximize=False,
+    )
+
+
+def _aligned_zeros(like: torch.Tensor, copies: int) -> list[torch.Tensor]:
+    """Adam's state at 8f6ca27: zeros_like, so page-aligned like the weights."""
+    return [torch.zeros_like(like) for _ in range(copies)]
+
+
 _fold_masks = MemberMLPs.dropout_masks
 
 
@@ -239,21 +276,70 @@ def _repeated_dropout_masks(self: MemberMLPs, seed: int, n_steps: int, rows: int
     return [m.repeat(1, self.n_models // n_folds, 1, 1) for m in masks]
 
 
+def _forward_8f6ca27(self: MemberMLPs, x, mask=None, dropout=None):
+    """MemberMLPs.forward at 8f6ca27: every layer a batched matmul, masks of M members."""
+    h = x
+    layers = self.layers()
+    last = len(layers) - 1
+    for i, (weight, bias) in enumerate(layers):
+        h = torch.baddbmm(bias.unsqueeze(1), h, weight)  # (M, B, w_out)
+        if i == last:
+            break
+        if self.arch.use_batch_norm:
+            h = self.norms[i](h, mask)
+        h = torch.nn.functional.relu(h)
+        if dropout is not None:
+            h = h * dropout[i]
+        elif self.training and self.arch.dropout > 0:
+            h = torch.nn.functional.dropout(h, self.arch.dropout)
+    return h.squeeze(-1)  # (M, B)
+
+
+def _training_rows_8f6ca27(self: MemberTensors, index):
+    """The batches' rows at 8f6ca27: indexing with (member, row) pairs."""
+    members = torch.arange(self.n_members, device=index.device).view(-1, 1, 1)
+    return self.X_train[members, index], self.y_train[members, index]
+
+
+def _signature_summaries_8f6ca27(self: FoldFitter, val_loss, metrics):
+    """FoldFitter.signature_summaries at 8f6ca27: numpy reductions per signature."""
+    K = self.folds.n_folds
+    out = []
+    for s in range(len(self.signatures)):
+        rows = slice(s * K, (s + 1) * K)
+        summary = {}
+        for name in RECORD_METRICS:
+            values = np.asarray(metrics[name][rows], dtype=np.float64)
+            summary[name] = float(values.mean())
+            summary[f"{name}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        summary["loss"] = float(val_loss[rows].mean())
+        out.append(summary)
+    return out
+
+
 @contextmanager
 def baseline_loop():
-    """Run the loop as it was at 8f6ca27 (same draws, same arithmetic) inside the block."""
+    """Run the loop as it was at 8f6ca27 (same draws, same arithmetic) inside the block:
+    Adam's per-member path, its fused path's call, its state's allocation, the dropout
+    masks, the forward pass, the batches' gather and the per-signature summaries as they
+    were then."""
     patches = [
         (MemberAdam, "_member_step", _elementwise_member_step),
+        (MemberAdam, "_fused", _functional_fused),
+        (optim_module, "staggered_zeros", _aligned_zeros),
         (MemberMLPs, "dropout_masks", _repeated_dropout_masks),
+        (MemberMLPs, "forward", _forward_8f6ca27),
+        (MemberTensors, "training_rows", _training_rows_8f6ca27),
+        (FoldFitter, "signature_summaries", _signature_summaries_8f6ca27),
     ]
-    saved = [(cls, name, cls.__dict__[name]) for cls, name, _ in patches]
-    for cls, name, replacement in patches:
-        setattr(cls, name, replacement)
+    saved = [(owner, name, vars(owner)[name]) for owner, name, _ in patches]
+    for owner, name, replacement in patches:
+        setattr(owner, name, replacement)
     try:
         yield
     finally:
-        for cls, name, original in saved:
-            setattr(cls, name, original)
+        for owner, name, original in saved:
+            setattr(owner, name, original)
 
 
 @dataclass
