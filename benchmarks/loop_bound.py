@@ -505,6 +505,15 @@ def run_loop(sigs, group, split, overrides: list[str], epochs: int) -> LoopFigur
         fitter.train_epoch(1)
     with FlopCounterMode(display=False) as val_flops:
         fitter.validate()
+    # The output layer is a product and sum per row, not a matmul, since 17c1895: count it
+    # as the matmuls it replaces (forward, and backward for its input and its weights).
+    index = epoch_batches(
+        folds.train_counts.tolist(), config.training.batch_size, min_rows, fitter.fold_seeds, 1
+    )[0]
+    out_in = fitter.module.layer_shapes[-1][0]
+    out_flops = 2 * folds.n_members * out_in  # per row
+    step_flops = flops.get_total_flops() / steps + 3 * out_flops * index.shape[2]
+    val_step_flops = val_flops.get_total_flops() + out_flops * folds.X_val.shape[1]
     step_matmuls = recorder.matmuls[: len(recorder.matmuls) // steps]
     replay = _best(
         lambda: [func(*args, **kwargs) for func, args, kwargs in step_matmuls], repeats=50
@@ -543,8 +552,8 @@ def run_loop(sigs, group, split, overrides: list[str], epochs: int) -> LoopFigur
         timed["train"],
         timed["validate"],
         timed["per_member"],
-        flops.get_total_flops() / steps,
-        val_flops.get_total_flops(),
+        step_flops,
+        val_step_flops,
         recorder.ops // steps,
         recorder.bytes // steps,
         replay,
