@@ -1,9 +1,11 @@
 """MemberAdam against torch's own optimisers, one independent instance per member."""
 
+import itertools
+
 import pytest
 import torch
 
-from mmse_model.training.optim import MemberAdam
+from mmse_model.training.optim import MemberAdam, staggered_zeros
 
 N_MEMBERS = 6
 # Rates per member over the run: all equal (the fused path), then diverging as plateau steps
@@ -77,3 +79,18 @@ def test_state_round_trip_keeps_member_rates():
     assert other.shared_lr is None and other.steps == 1
     torch.testing.assert_close(other.lr, optimizer.lr)
     torch.testing.assert_close(other._member_lr[0], optimizer.lr.view(-1, 1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_staggered_state_starts_at_distinct_page_offsets(dtype):
+    """Adam's state tensors: zero, contiguous, apart from each other, and none at the page
+    offset of the weights or of another (4K aliasing, optim.staggered_zeros)."""
+    weights = torch.empty(180, 2817, dtype=dtype)
+    state = staggered_zeros(weights, 3)
+    offsets = [t.data_ptr() % 4096 for t in [weights, *state]]
+    assert len(set(offsets)) == 4
+    spans = sorted((t.data_ptr(), t.data_ptr() + t.numel() * t.element_size()) for t in state)
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+    for t in state:
+        assert t.shape == weights.shape and t.dtype == dtype and t.is_contiguous()
+        assert not t.any()
