@@ -8,6 +8,7 @@ from mmse_model.evaluation.metrics import (
     member_metrics,
     regression_metrics,
     summarise_folds,
+    summarise_signatures,
 )
 
 
@@ -67,6 +68,25 @@ def test_a_constant_predictions_calibration_is_undefined_not_zero():
 def test_summarise_folds_mean_and_sample_sd():
     s = summarise_folds({"rmse": np.array([1.0, 2.0, 3.0])})
     assert s == {"rmse": 2.0, "rmse_sd": 1.0}
+
+
+@pytest.mark.parametrize("n_folds", [1, 5])
+def test_summarise_signatures_is_each_signatures_mean_and_sd(n_folds):
+    """All S signatures at once give, bit for bit, the mean and sample sd of each
+    signature's K folds taken alone (an undefined Pearson r included)."""
+    rng = np.random.default_rng(3)
+    per_member = {name: rng.normal(size=4 * n_folds) for name in ("rmse", "pearson_r")}
+    per_member["pearson_r"][1] = np.nan
+    together = summarise_signatures(per_member, n_folds)
+    assert len(together) == 4
+    for s, summary in enumerate(together):
+        rows = slice(s * n_folds, (s + 1) * n_folds)
+        alone = {}
+        for name, values in per_member.items():
+            alone[name] = float(values[rows].mean())
+            alone[f"{name}_sd"] = float(values[rows].std(ddof=1)) if n_folds > 1 else 0.0
+        assert list(summary) == list(alone)
+        np.testing.assert_array_equal(list(summary.values()), list(alone.values()))
 
 
 def test_member_metrics_equal_one_set_at_a_time_with_padding():

@@ -43,7 +43,7 @@ from mmse_model.data.dataset import (
     load_group,
     shared_split,
 )
-from mmse_model.evaluation.metrics import MONITOR, member_metrics, summarise_folds
+from mmse_model.evaluation.metrics import MONITOR, member_metrics, summarise_signatures
 from mmse_model.training.callbacks import (
     CallbackManager,
     CheckpointReporter,
@@ -200,9 +200,7 @@ class FoldFitter:
         index, valid, row_weight = (
             t.repeat(S, 1, 1) for t in (index, valid, row_weight)
         )  # (M, nb, b)
-        members = torch.arange(folds.n_members, device=self.device).view(-1, 1, 1)
-        X = folds.X_train[members, index]  # (M, n_batches, b, 10)
-        y = folds.y_train[members, index]  # (M, n_batches, b)
+        X, y = folds.training_rows(index)  # (M, n_batches, b, 10), (M, n_batches, b)
         row_weight, valid_f = row_weight.to(y.dtype), valid.to(y.dtype)
         n_steps, width = index.shape[1], index.shape[2]
         masks = self.module.dropout_masks(_mix(cfg.seed, "dropout", epoch), n_steps, width, K)
@@ -264,13 +262,10 @@ class FoldFitter:
     ) -> list[dict[str, float]]:
         """Per signature: its mean validation loss and every metric's mean and sd over folds."""
         K = self.folds.n_folds
-        out = []
-        for s in range(len(self.signatures)):
-            rows = slice(s * K, (s + 1) * K)
-            summary = summarise_folds({name: metrics[name][rows] for name in RECORD_METRICS})
-            summary["loss"] = float(val_loss[rows].mean())
-            out.append(summary)
-        return out
+        summaries = summarise_signatures({name: metrics[name] for name in RECORD_METRICS}, K)
+        for summary, loss in zip(summaries, val_loss.reshape(-1, K).mean(axis=1).tolist()):
+            summary["loss"] = loss
+        return summaries
 
     def epoch_record(
         self,

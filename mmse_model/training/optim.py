@@ -10,7 +10,6 @@ relative threshold) run for S signatures at once.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -44,66 +43,95 @@ class MemberAdam:
         )
         first = self.params[0]
         self.lr = torch.full((n_members,), float(lr), dtype=first.dtype, device=first.device)
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        # The moments, and each member's Adam direction (written by the fused kernel when the
+        # rates differ), at staggered page offsets: see `staggered_zeros`.
+        self.exp_avg, self.exp_avg_sq, self._directions = (
+            list(state) for state in zip(*(staggered_zeros(p, 3) for p in self.params))
+        )
         self.steps = 0
-        # While every member has the same rate, torch's fused kernel does the step: at these
-        # sizes it costs a third of the per-member version, and most steps are such steps.
+        # While every member has the same rate, torch's fused kernel does the whole step.
         self.shared_lr: float | None = float(lr)
-        # The fused kernels want their step counters on the parameters' device (CUDA included).
+        # The fused kernel wants its step counters on the parameters' device (CUDA included).
         self._step_counts = [
             torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params
         ]
+        self._set_member_factors()
 
     def set_lr(self, lr_per_member: torch.Tensor) -> None:
         self.lr.copy_(lr_per_member)
         low, high = float(self.lr.min()), float(self.lr.max())  # once an epoch, not a step
         self.shared_lr = high if low == high and high > 0 else None
+        self._set_member_factors()
+
+    def _set_member_factors(self) -> None:
+        """Per parameter, the rate and decoupled decay factor of each member, shaped
+        (M, 1, ...) to broadcast over its member dimension: made when the rates change
+        (once an epoch), not every step."""
+        shapes = [(-1, *([1] * (p.dim() - 1))) for p in self.params]
+        self._member_lr = [self.lr.view(shape) for shape in shapes]
+        decay = 1.0 - self.lr * self.weight_decay
+        self._member_decay = [decay.view(shape) for shape in shapes]
 
     @torch.no_grad()
     def step(self) -> None:
         self.steps += 1
         for count in self._step_counts:
-            count.fill_(self.steps - 1)  # the fused kernel adds the one
+            count.fill_(self.steps)
         if self.shared_lr is not None:
-            self._fused_step(self.shared_lr)
-            return
-        beta1, beta2 = self.betas
-        bias1 = 1.0 - beta1**self.steps
-        bias2_sqrt = math.sqrt(1.0 - beta2**self.steps)
-        for param, exp_avg, exp_avg_sq in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            grad = param.grad
-            lr = self.lr.view(-1, *([1] * (param.dim() - 1)))  # (M, 1, ...)
-            if self.weight_decay:
-                if self.decoupled:
-                    param.mul_(1.0 - lr * self.weight_decay)
-                else:
-                    grad = grad.add(param, alpha=self.weight_decay)
-            exp_avg.lerp_(grad, 1.0 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-            denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(self.eps)
-            param.addcdiv_(exp_avg * lr, denom, value=-1.0 / bias1)
+            self._fused(self.params, [p.grad for p in self.params], self.shared_lr)
+        else:
+            self._member_step()
 
-    def _fused_step(self, lr: float) -> None:
-        from torch.optim.adam import adam
-        from torch.optim.adamw import adamw
+    def _member_step(self) -> None:
+        """One step with a rate per member, in three passes over the weights.
 
-        step = adamw if (self.decoupled and self.weight_decay) else adam
+        Adam's update is the rate times a direction that does not depend on the rate,
+        -m_hat / (sqrt(v_hat) + eps), and the moments do not depend on it either. So the
+        fused kernel, run with rate 1 and no weight decay on zeroed buffers, updates the
+        moments and writes every member's direction in one pass; the parameters then take
+        their own rate of it (and their own decoupled decay). The per-member elementwise
+        version this replaces took nine passes and a third of a step.
+        """
+        torch._foreach_zero_(self._directions)
+        grads = [p.grad for p in self.params]
+        if self.weight_decay and not self.decoupled:  # Adam's L2 penalty: in the gradient
+            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+        self._fused(self._directions, grads, 1.0, weight_decay=0.0)
+        decoupled_decay = self.weight_decay and self.decoupled
+        for param, direction, lr, decay in zip(
+            self.params, self._directions, self._member_lr, self._member_decay
+        ):
+            if decoupled_decay:
+                param.mul_(decay)  # AdamW: (1 - lr * weight_decay), before the Adam update
+            param.addcmul_(direction, lr)
+
+    def _fused(
+        self,
+        targets: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        lr: float,
+        weight_decay: float | None = None,
+    ) -> None:
+        """Torch's fused Adam (AdamW with decoupled decay) kernel over `targets`, the kernel
+        `torch.optim.Adam(fused=True)` runs, called as that optimiser calls it but without
+        its per-step grouping of the tensors by device, which costs about a tenth of a
+        millisecond; tests/test_optim.py holds the result to torch.optim.Adam's."""
+        weight_decay = self.weight_decay if weight_decay is None else weight_decay
+        kernel = torch._fused_adamw_ if self.decoupled and weight_decay else torch._fused_adam_
         beta1, beta2 = self.betas
-        step(
-            self.params,
-            [p.grad for p in self.params],
+        kernel(
+            targets,
+            grads,
             self.exp_avg,
             self.exp_avg_sq,
             [],
             self._step_counts,
-            fused=True,
-            amsgrad=False,
+            lr=lr,
             beta1=beta1,
             beta2=beta2,
-            lr=lr,
-            weight_decay=self.weight_decay,
+            weight_decay=weight_decay,
             eps=self.eps,
+            amsgrad=False,
             maximize=False,
         )
 
@@ -122,6 +150,35 @@ class MemberAdam:
             self.exp_avg + self.exp_avg_sq, list(state["exp_avg"]) + list(state["exp_avg_sq"])
         ):
             mine.copy_(theirs)
+
+
+def staggered_zeros(like: torch.Tensor, copies: int, page_bytes: int = 4096) -> list[torch.Tensor]:
+    """`copies` zero tensors shaped like `like`, carved from one buffer so that no two of
+    them, nor `like`, start at the same offset within a page.
+
+    The allocator hands out large tensors page-aligned, so tensors allocated alike (the
+    weights, the Adam moments) all start at the same offset in their pages. A kernel that
+    streams through several of them at once, as Adam does through four, then suffers 4K
+    aliasing: the CPU takes each load for one that may depend on an earlier store to
+    another stream at the same page offset, and waits. Measured here (AMD EPYC, Zen 3, one
+    thread), torch's fused Adam over the typical trial's (180, 2817) weights: 0.98 ms with
+    its state from `zeros_like`, 0.33 ms with the same state staggered.
+    """
+    if like.device.type != "cpu" or not like.is_contiguous():
+        return [torch.zeros_like(like) for _ in range(copies)]
+    size = like.element_size()
+    page = page_bytes // size  # elements per page
+    spacing = page // (copies + 1)
+    slot = -(-like.numel() // page) * page + page  # a whole number of pages, one to spare
+    buffer = torch.zeros(copies * slot, dtype=like.dtype)
+    base, target = buffer.data_ptr() % page_bytes, like.data_ptr() % page_bytes
+    tensors = []
+    for i in range(copies):
+        # Copy i starts (i + 1) spacings after `like` does, modulo a page.
+        offset = ((target - base) // size + (i + 1) * spacing) % page
+        start = i * slot + offset
+        tensors.append(buffer[start : start + like.numel()].view(like.shape))
+    return tensors
 
 
 class PlateauSchedule:
