@@ -4,10 +4,11 @@ cluster of one, then two, worker nodes of 1 CPU each (the head with 0 CPUs both 
 The trials of one task of the realistic grid (36 signatures x 16 samples, packed: 16 trials,
 300 subjects, 100 epochs, ASHA as configs/sweep.yaml ships it, trials training themselves;
 planted signal: SYNTHETIC), the nested evaluation off (`evaluation.outer_repeats: 0`, a
-20 % test split instead: the trials are what nodes share out). Each cluster is started fresh (tests/ray/local_cluster.py: one
-`ray start` per node, worker nodes on 127.0.0.2, 127.0.0.3); the sweep is `mmse sweep
---address` from a fresh process; the figure is its driver's `trials` phase (the `time:`
-line), the scoring after it runs on the driver whatever the nodes.
+20 % test split instead: the trials are what nodes share out). Each cluster is started
+fresh (tests/ray/local_cluster.py: one `ray start` per node, worker nodes on 127.0.0.2,
+127.0.0.3); the sweep is `mmse sweep` from a fresh process attached to it; the figure is
+its driver's `trials` phase (the `time:` line): the scoring after it runs on the driver
+whatever the nodes.
 
     python benchmarks/scale_out.py [--data DIR]
 
