@@ -179,7 +179,8 @@ class RepeatResult:
     predictions: dict[str, tuple[float, ...]] = field(default_factory=dict)  # model -> per row
     n_train: int = 0  # subjects the fold's models learnt from
     # CPU seconds the fold's process spent: "fold training", "fold baselines" (sweeps/phases.py)
-    seconds: dict[str, float] = field(default_factory=dict)
+    # (timings, not results: two runs of the same fold are equal whatever they took)
+    seconds: dict[str, float] = field(default_factory=dict, compare=False)
 
 
 # Repeats -> their results, in the repeats' order.

@@ -130,7 +130,7 @@ def test_sweep_writes_every_result_file(sweep_run):
     assert on_disk["format"] == "mmse-sweep-summary" and on_disk["not_recorded"] == []
     # Where the driver's time went until the results were written (sweeps/phases.py).
     phases = on_disk["provenance"]["phases"]
-    assert list(phases)[:2] == ["trials", "scoring"] and phases["trials"] > 0
+    assert {"trials", "scoring"} <= set(phases) and phases["trials"] > 0
     assert len(on_disk["best_per_signature_task"]) == 4
     # The trials are the record's plan: its samples, each row's hyper-parameters its sample's,
     # and each trial's folder named from its config (task, group, sample).
