@@ -12,7 +12,6 @@ backwards) is a RecordingError: skipped and listed in build_report.csv like any 
 
 from __future__ import annotations
 
-import codecs
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,10 +44,10 @@ from mmse_model.features.recordings import (
     RecordingError,
     RecordingLimits,
     check_on_screen,
-    check_utf8,
     checked_recording,
     parse_columns,
     parse_recording,
+    split_header,
 )
 
 FORMATS = ("txy", "vectors")  # or the path of a YAML mapping file
@@ -305,15 +304,7 @@ def _conversion(
 
 
 def _parse_mapped(layout: Layout, data: bytes, limits: RecordingLimits) -> Recording:
-    if b"\0" in data:
-        raise RecordingError("binary content (NUL bytes), not a CSV text file")
-    check_utf8(data)
-    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    newline = data.find(b"\n", start)
-    body_start = len(data) if newline < 0 else newline + 1
-    header = data[start:body_start].decode("utf-8")
-    if not header.strip():
-        raise RecordingError("empty file")
+    header, body_start = split_header(data)
     names = [_column_name(name) for name in header.split(layout.delimiter)]
     if len(names) > MAX_HEADER_COLUMNS:
         raise RecordingError(f"header of {len(names)} columns (at most {MAX_HEADER_COLUMNS})")

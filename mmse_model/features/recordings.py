@@ -125,8 +125,9 @@ def read_recording_bytes(path: Path, limits: RecordingLimits = DEFAULT_LIMITS) -
     return data
 
 
-def parse_recording(data: bytes, limits: RecordingLimits = DEFAULT_LIMITS) -> Recording:
-    """The recording a t,x,y CSV's bytes hold, checked (docs/design.md, "Data")."""
+def split_header(data: bytes) -> tuple[str, int]:
+    """(the header line of a CSV recording's bytes, where its body starts), after the checks
+    every layout shares: text, UTF-8, a byte-order mark skipped, not empty."""
     if b"\0" in data:
         raise RecordingError("binary content (NUL bytes), not a CSV text file")
     check_utf8(data)
@@ -136,6 +137,12 @@ def parse_recording(data: bytes, limits: RecordingLimits = DEFAULT_LIMITS) -> Re
     header = data[start:body_start].decode("utf-8")
     if not header.strip():
         raise RecordingError("empty file")
+    return header, body_start
+
+
+def parse_recording(data: bytes, limits: RecordingLimits = DEFAULT_LIMITS) -> Recording:
+    """The recording a t,x,y CSV's bytes hold, checked (docs/design.md, "Data")."""
+    header, body_start = split_header(data)
     names = [name.strip().lower() for name in header.split(",")]
     if len(names) > MAX_COLUMNS:  # the parse allocates rows x columns: a bound on both
         raise RecordingError(
