@@ -452,7 +452,7 @@ def _transfer_block(
         s = transfer.search
         design += (
             f"; the search for each {by}: {plural(s.samples, 'hyper-parameter sample')} × "
-            f"{plural(s.signatures, 'signature')} on {s.folds} inner folds, no ASHA"
+            f"{plural(s.signatures, 'signature')} on {s.folds} inner folds, {s.cut_words()}"
         )
     return block.model_copy(
         update={
@@ -543,7 +543,7 @@ def _estimate_block(
         s = estimate.search
         design += (
             f"; the search in each outer fold: {plural(s.samples, 'hyper-parameter sample')} × "
-            f"{plural(s.signatures, 'signature')} on {s.folds} inner folds, no ASHA"
+            f"{plural(s.signatures, 'signature')} on {s.folds} inner folds, {s.cut_words()}"
         )
     else:
         design += "; each model's predictions summed over the tasks, subject by subject"

@@ -24,7 +24,7 @@ from mmse_model.core.domain import BASELINE_LABELS, NETWORK_LABEL
 from mmse_model.core.errors import InputError
 from mmse_model.evaluation.intervals import METHOD_WORDS, MONDRIAN
 from mmse_model.sweeps.predictions import COLUMNS, SUBTOTAL, read_predictions
-from mmse_model.sweeps.summary_schema import OLD_PROCEDURE_LABEL, read_summary
+from mmse_model.sweeps.summary_schema import OLD_PROCEDURE_LABEL, Summary, read_summary
 from tests.fixtures.demo_summary import write_old_demo
 from tests.fixtures.synthetic_sweep import NESTED_LABEL, write_synthetic_sweep
 
@@ -69,7 +69,7 @@ def _rewrite_summary(sweep, change):
 def test_the_fixture_writes_what_a_sweep_writes(layout, request):
     sweep, data = request.getfixturevalue(layout)
     summary = read_summary("summary.json", (sweep.path / "summary.json").read_text())
-    assert (summary.format_version, summary.not_recorded) == (1, ())
+    assert (summary.format_version, summary.not_recorded) == (Summary.FORMAT_VERSION, ())
     assert summary == sweep.summary and data.results_not_recorded == ()
     # The fixture writes the file with the sweep's own writer.
     with open(sweep.path / "test_predictions.csv") as handle:
@@ -104,7 +104,8 @@ def test_the_estimate_view_is_the_summarys(newest):
         assert block.title == f"{task}: {entry.item} (0–{entry.score_range[1]:g})"
         assert block.design == (
             "2 × 5 outer folds (10 in all), 60 subjects; the search in each outer fold: "
-            "2 hyper-parameter samples × 2 signatures on 3 inner folds, no ASHA"
+            "2 hyper-parameter samples × 2 signatures on 3 inner folds, successive halving at "
+            "epochs 2, 4 (best 1/2 on)"
         )
         assert (estimate.n_subjects, estimate.repeats, estimate.outer_folds) == (60, 2, 5)
         assert block.what == f"It estimates {estimate.what}."
@@ -759,3 +760,23 @@ def test_an_older_demo_says_synthetic_as_its_summary_does(old_demo):
     (out / "data" / "dataset.json").write_text(json.dumps({"format": 1, "synthetic": False}))
     (out / "data" / "build_report.csv").write_text("subject_id,task,reason\ns1,Q1,empty\n")
     assert page_data(load_experiment(str(experiment))) == data
+
+
+def test_a_version_1_summary_reads_as_version_2_without_halving(newest):
+    """Version 2 added the nested search's halving and the driver's phases, both optional: a
+    version-1 file (which had neither) reads with them null and nothing else changed."""
+    sweep, _ = newest
+    document = json.loads((sweep.path / "summary.json").read_text())
+    assert document["format_version"] == Summary.FORMAT_VERSION == 2
+    searches = [e["estimate"]["search"] for e in document["tasks"].values()]
+    assert searches and all(s["halving"] is not None for s in searches)
+    for search in searches:
+        search["halving"] = None
+    (document.get("provenance") or {}).pop("phases", None)
+    expected = read_summary("summary.json", json.dumps(document))
+    for search in searches:
+        del search["halving"]
+    document["format_version"] = 1
+    old = read_summary("summary.json", json.dumps(document))
+    assert old == expected and old.format_version == 2 and old.not_recorded == ()
+    assert all(e.estimate.search.cut_words() == "no early cut" for e in old.tasks.values())

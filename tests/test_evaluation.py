@@ -333,7 +333,12 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         estimate = entry.estimate
         assert estimate.method == "repeated nested cross-validation"
         assert (estimate.repeats, estimate.outer_folds, estimate.n_subjects) == (1, 5, 120)
-        assert estimate.search.model_dump() == {"samples": 2, "signatures": 2, "folds": 3}
+        assert estimate.search.model_dump() == {
+            "samples": 2,
+            "signatures": 2,
+            "folds": 3,
+            "halving": None,  # the search above has none
+        }
         assert [m.key for m in (estimate.network, *estimate.baselines)] == [
             NETWORK,
             "train_mean",
@@ -421,7 +426,7 @@ def test_summary_of_two_tasks_end_to_end_without_ray(tmp_path):
         # The estimate leads: what it is, each model, the verdict's difference first.
         assert block[2].startswith(
             "  estimate (repeated nested cross-validation: 1 x 5 outer folds, 120 subjects; "
-            "search 2 samples x 2 signatures, 3 inner folds, no ASHA)"
+            "search 2 samples x 2 signatures, 3 inner folds, no early cut)"
         )
         primary = next(line for line in block if line.startswith("    network - Ridge:"))
         assert primary.endswith("(primary: the verdict)") and "Holm p" in primary

@@ -227,7 +227,8 @@ def test_summary_files_and_table_round_trip(tmp_path):
     assert {"hp/training.lr", "val/loss", "val/rmse", "status", "checkpoint_uri"} <= set(header)
     # summary.json is the typed contract, and reads back equal.
     document = json.loads((tmp_path / "summary.json").read_text())
-    assert document["format"] == "mmse-sweep-summary" and document["format_version"] == 1
+    assert document["format"] == "mmse-sweep-summary"
+    assert document["format_version"] == Summary.FORMAT_VERSION == 2
     assert read_summary("summary.json", (tmp_path / "summary.json").read_text()) == summary
     assert (tmp_path / "summary.txt").read_text() == text + "\n"
     assert (

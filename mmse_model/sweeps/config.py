@@ -59,12 +59,17 @@ class EvaluationConfig(Schema):
     # `outer_repeats` repeats (0: off) of a partition into `outer_folds` folds (at least 5).
     # In each outer fold the selection runs again on the other folds' subjects alone, a
     # reduced search of `nested_samples` samples of search_space x every signature (one
-    # packed training run per sample and task, no ASHA, `config.split.folds` inner folds),
-    # and the chosen network and every baseline predict the outer fold's subjects
-    # (docs/design.md, "Results and evaluation").
+    # packed training run per sample and task, `config.split.folds` inner folds), and the
+    # chosen network and every baseline predict the outer fold's subjects (docs/design.md,
+    # "Results and evaluation").
     outer_repeats: int = Field(0, ge=0)
     outer_folds: int = Field(5, ge=5)
     nested_samples: int = Field(4, ge=1)
+    # Successive halving in that search at the rungs of the sweep's ASHA (its grace period
+    # and reduction factor): the best 1/reduction_factor of the (sample, signature)
+    # candidates go on at each rung, as the sweep's own trials do. false: every candidate
+    # trains to its end (early stopping or the epoch limit).
+    nested_halving: bool = True
     # A labels.csv with `subject_id` and `group` columns (the synthetic cohort writes one):
     # the summary then gives the AUC of the predicted subtotal for the dementia group.
     groups_file: str = ""

@@ -46,11 +46,9 @@ def what_it_estimates(search: NestedSearch, signatures: int | None) -> str:
     fraction = f"{search.outer_folds - 1}/{search.outer_folds}"
     count = "each task's" if signatures is None else str(signatures)
     return (
-        f"the expected error of the whole procedure (a search of {search.samples_per_repeat} "
-        f"hyper-parameter samples x {count} signatures on {search.base.split.folds} "
-        f"inner folds, no ASHA, then the best by validation loss) trained on {fraction} of "
-        "a cohort like this one; the shipped models learnt from every subject with the "
-        "sweep's full search"
+        f"the expected error of the whole procedure (a search of {search.describe(count)}, "
+        f"then the best by validation loss) trained on {fraction} of a cohort like this "
+        "one; the shipped models learnt from every subject with the sweep's full search"
     )
 
 
@@ -98,6 +96,7 @@ def task_estimate(
             "samples": search.samples_per_repeat,
             "signatures": signatures,
             "folds": search.base.split.folds,
+            "halving": search.halving.to_dict() if search.halving else None,
         },
         **estimate,
         "ran_on": sorted({r.ran_on for r in results}),

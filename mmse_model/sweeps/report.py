@@ -194,12 +194,12 @@ def format_summary(summary: Summary) -> str:
 def _estimate_lines(estimate: Estimate, verdict: bool = True) -> list[str]:
     """The estimate's block: what it is, each model's metrics with their intervals (points,
     then the item's scale), and the network minus each baseline, the verdict's first."""
-    search = (
-        f"; search {estimate.search.samples} samples x {estimate.search.signatures} signatures, "
-        f"{estimate.search.folds} inner folds, no ASHA"
-        if estimate.search is not None
-        else ""
-    )
+    search = ""
+    if estimate.search is not None:
+        search = (
+            f"; search {estimate.search.samples} samples x {estimate.search.signatures} "
+            f"signatures, {estimate.search.folds} inner folds, {estimate.search.cut_words()}"
+        )
     scale = estimate.network.exact is not None
     lines = [
         (

@@ -223,10 +223,34 @@ class EstimateModel(Record):
     signatures_chosen: tuple[str | None, ...] = ()
 
 
+class Halving(Record):
+    """Successive halving inside the search: at each rung (an epoch) the best
+    1/reduction_factor of the (sample, signature) candidates went on."""
+
+    rungs: tuple[int, ...]
+    reduction_factor: float
+
+    def words(self) -> str:
+        return halving_words(self.rungs, self.reduction_factor)
+
+
+def halving_words(rungs: tuple[int, ...], reduction_factor: float) -> str:
+    """'successive halving at epochs 10, 30, 90 (best 1/3 on)': every output says it so."""
+    return (
+        f"successive halving at epochs {', '.join(map(str, rungs))} "
+        f"(best 1/{reduction_factor:g} on)"
+    )
+
+
 class SearchSize(Record):
     samples: int
     signatures: int
     folds: int
+    halving: Halving | None = None  # null: every candidate trained to its end (all before v2)
+
+    def cut_words(self) -> str:
+        """How the search cut its candidates short, in the words every view uses."""
+        return self.halving.words() if self.halving else "no early cut"
 
 
 class NestedEstimate(Record):
@@ -424,10 +448,12 @@ class Provenance(Record):
 
 class Summary(Contract):
     FORMAT: ClassVar[str] = "mmse-sweep-summary"
-    FORMAT_VERSION: ClassVar[int] = 1
+    # 2: the nested search's successive halving (`search.halving`) and the driver's phases
+    # (`provenance.phases`); a version-1 file had neither (no halving: null says so).
+    FORMAT_VERSION: ClassVar[int] = 2
 
     format: Literal["mmse-sweep-summary"] = "mmse-sweep-summary"
-    format_version: int = 1
+    format_version: int = 2
     experiment: str
     metric: str
     synthetic: bool | None = None
@@ -528,7 +554,13 @@ def _upgrade_0(old: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-Summary.UPGRADES = {0: _upgrade_0}
+def _upgrade_1(old: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 -> 2 adds only optional fields: a version-1 search had no halving, and its
+    phases were not measured (null in both)."""
+    return tagged(Summary, old, 2)
+
+
+Summary.UPGRADES = {0: _upgrade_0, 1: _upgrade_1}
 
 OLD_PROCEDURE_LABEL = "procedure estimate (winning hyper-parameters re-used: optimistic)"
 

@@ -134,7 +134,11 @@ def site_repeats(
                 "split.test_subjects": sorted(s for s, v in sites.items() if v == site),
             }
         )
-        repeats.append(OuterRepeat(str(data_root), task, tuple(signatures), config, tuple(samples)))
+        repeats.append(
+            OuterRepeat(
+                str(data_root), task, tuple(signatures), config, tuple(samples), search.halving
+            )
+        )
     return order, repeats
 
 
@@ -144,10 +148,9 @@ def design(search: NestedSearch, column: str, n_sites: int, signatures: int | No
         METHOD,
         1,
         n_sites,
-        f"the expected error of the same procedure (a search of {search.samples_per_repeat} "
-        f"hyper-parameter samples x {count} signatures on {search.base.split.folds} inner "
-        f"folds, no ASHA) trained on the other {column}s' subjects and applied to a {column} "
-        f"it never saw, over these {n_sites} {column}s",
+        f"the expected error of the same procedure (a search of {search.describe(count)}) "
+        f"trained on the other {column}s' subjects and applied to a {column} it never saw, "
+        f"over these {n_sites} {column}s",
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -184,6 +184,47 @@ def _check_members(payload: CheckpointPayload, config: Config, rows: slice, wher
         raise CheckpointError(f"{where}: unexpected tensor(s) {', '.join(extra[:5])}")
     if not bool((payload.standardiser_scale[rows] > 0).all()):
         raise CheckpointError(f"{where}: standardiser_scale holds values <= 0")
+
+
+def select_signatures(payload: CheckpointPayload, keep: Sequence[str]) -> CheckpointPayload:
+    """The payload of the `keep` signatures alone, in that order, each as it stood: its K
+    members' weights, best weights, Adam moments and rates, standardisers, tracker, schedule
+    and state. The members of a run share nothing (mmse_model/training/loop.py), so a run
+    resumed from this goes on for them as the whole run would have: successive halving
+    drops the others this way (mmse_model/sweeps/nested.py)."""
+    index = [payload.signature_index(signature) for signature in keep]
+    K, M = payload.folds, payload.folds * len(payload.signatures)
+    rows = torch.tensor([s * K + k for s in index for k in range(K)], dtype=torch.long)
+
+    def members(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.index_select(0, rows) if tensor.dim() and tensor.shape[0] == M else tensor
+
+    def signatures(values: dict[str, Any]) -> dict[str, Any]:
+        """A per-signature state (the tracker's, the schedule's): lists of S, scalars kept."""
+        return {
+            k: [v[i] for i in index]
+            if isinstance(v, list) and len(v) == len(payload.signatures)
+            else v
+            for k, v in values.items()
+        }
+
+    optimizer = dict(payload.optimizer)
+    optimizer["lr"] = members(optimizer["lr"])
+    for key in ("exp_avg", "exp_avg_sq"):
+        optimizer[key] = [members(t) for t in optimizer[key]]
+    return payload.model_copy(
+        update={
+            "signatures": list(keep),
+            "states": [payload.states[i] for i in index],
+            "model_state": {k: members(v) for k, v in payload.model_state.items()},
+            "best_model_state": {k: members(v) for k, v in payload.best_model_state.items()},
+            "standardiser_mean": members(payload.standardiser_mean),
+            "standardiser_scale": members(payload.standardiser_scale),
+            "optimizer": optimizer,
+            "schedule": signatures(payload.schedule) if payload.schedule else None,
+            "tracker": signatures(payload.tracker),
+        }
+    )
 
 
 def member_rows(signature_index: int, folds: int) -> slice:

@@ -120,6 +120,7 @@ class FitOutcome:
     signatures: list[SignatureOutcome]
     history: list[dict[str, float]]
     total_time: float
+    paused: bool = False  # stopped at `pause_at`, unfinished: its payload resumes it
 
 
 @dataclass
@@ -307,14 +308,20 @@ class FoldFitter:
         callbacks: CallbackManager,
         epochs: int,
         write_checkpoint: CheckpointWriter,
+        pause_at: int | None = None,
     ) -> FitOutcome:
+        """Train to `epochs`, or pause after epoch `pause_at` (a rung of successive halving):
+        a paused fit keeps its current weights, restores nothing and ends no callback, so a
+        run resumed from its payload goes on as if it had not stopped."""
         started = time.perf_counter()
         es = self.config.early_stopping
         K = self.folds.n_folds
         context = LoopContext(self.module, self.signatures, write_checkpoint)
         callbacks.on_train_begin(context)
         stop_reason, epoch = "", self.start_epoch - 1
-        for epoch in range(self.start_epoch, epochs + 1):
+        final = epoch >= epochs or not self.active.any()
+        last = epochs if pause_at is None else min(pause_at, epochs)
+        for epoch in range(self.start_epoch, last + 1):
             callbacks.on_epoch_begin(replace(context, epoch=epoch))
             epoch_started = time.perf_counter()
             train_loss = self.train_epoch(epoch)
@@ -373,10 +380,19 @@ class FoldFitter:
             )
             if final:
                 break
+        history = callbacks.find(History)
+        if not final:
+            return FitOutcome(
+                epoch,
+                "",
+                self.outcomes(epoch),
+                history.records if history else [],
+                time.perf_counter() - started,
+                paused=True,
+            )
         if self.restores_best:
             self.module.load_state_dict(self.best_state)
         callbacks.on_train_end(replace(context, epoch=epoch, stop_reason=stop_reason))
-        history = callbacks.find(History)
         return FitOutcome(
             epoch,
             stop_reason,
@@ -563,8 +579,11 @@ def train_run(
     wrap_model: Callable[[nn.Module], nn.Module] | None = None,
     resume: CheckpointPayload | None = None,
     extra_callbacks: list | None = None,
+    pause_at: int | None = None,
 ) -> RunOutcome:
-    """The per-worker loop: load, split, build member tensors, fit (validation only)."""
+    """The per-worker loop: load, split, build member tensors, fit (validation only).
+    With `pause_at` the run stops after that epoch unfinished (`FoldFitter.fit`): its
+    payload resumes it."""
     cfg = run.config
     group, split = load_run_data(run)
     folds = build_member_tensors(group, split, cfg.score_range(run.task))
@@ -606,11 +625,18 @@ def train_run(
             ),
         )
 
-    outcome = fitter.fit(callbacks, cfg.training.epochs, write_checkpoint)
+    outcome = fitter.fit(callbacks, cfg.training.epochs, write_checkpoint, pause_at)
     history = callbacks.find(History).records
     last = history[-1] if history else {}
     final = fitter.payload(
-        run, group, split, callbacks, outcome.final_epoch, last, True, outcome.stop_reason
+        run,
+        group,
+        split,
+        callbacks,
+        outcome.final_epoch,
+        last,
+        not outcome.paused,
+        outcome.stop_reason,
     )
     return RunOutcome(outcome, final, split, group)
 
