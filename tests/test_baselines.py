@@ -8,8 +8,10 @@ import pytest
 from mmse_model.core.config import Config
 from mmse_model.core.domain import BASELINES
 from mmse_model.evaluation.baselines import (
+    HGB_SCREEN,
     RIDGE_ALPHAS,
     baselines_over_signatures,
+    hgb_screen,
     ridge_search,
     training_folds,
 )
@@ -141,3 +143,57 @@ def test_the_closed_form_ridge_search_is_scikit_learns_grid_search(seed):
     settings, mse = ridge_search(X, y, folds)
     assert settings == search.best_params_
     assert mse == pytest.approx(-search.best_score_, rel=1e-10)
+
+
+def screen_mse(X: np.ndarray, y: np.ndarray, folds: np.ndarray) -> float:
+    """scikit-learn's grid search over the one HGB_SCREEN setting: its CV MSE."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+
+    search = GridSearchCV(
+        HistGradientBoostingRegressor(random_state=0),
+        {k: [v] for k, v in HGB_SCREEN.items()},
+        cv=PredefinedSplit(folds),
+        scoring="neg_mean_squared_error",
+        refit=False,
+    ).fit(X, y)
+    return -float(search.best_score_)
+
+
+def test_gradient_boostings_halving_screen_keeps_the_whole_screens_numbers():
+    """Warm starts add rounds to the same trees: the signatures that reach the last rung
+    have scikit-learn's CV MSE of the whole screen, and the halving keeps the best of them;
+    without rungs the screen is the whole one's choice."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):  # as the baselines run (and fast)
+        _halving_screen_checks()
+
+
+def _halving_screen_checks() -> None:
+    rng = np.random.default_rng(5)
+    n, folds = 150, np.arange(150) % 5
+    latent = rng.normal(size=n)
+    y = np.clip(np.round(2 + latent), 0, 5)
+    X = {
+        f"s{i:02d}": rng.normal(size=(n, 10)) + strength * latent[:, None] * (rng.random(10) > 0.5)
+        for i, strength in enumerate([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 0.1, 0.3, 0.5])
+    }
+    whole = {sig: screen_mse(x, y, folds) for sig, x in X.items()}
+    best = min(sorted(whole), key=lambda sig: whole[sig])
+    chosen, mse = hgb_screen(X, y, folds, rungs=())
+    assert chosen == best and mse == pytest.approx(whole[best], rel=1e-12)
+    halved, mse = hgb_screen(X, y, folds)  # rung at 10 rounds, the best third on
+    assert mse == pytest.approx(whole[halved], rel=1e-12)  # 10 rounds + 20 = 30 rounds
+    # Against a screen scored by hand at 10 rounds: the chosen one was in its best third.
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    at_10 = {}
+    for sig, x in X.items():
+        errors = []
+        for k in range(5):
+            model = HistGradientBoostingRegressor(**{**HGB_SCREEN, "max_iter": 10}, random_state=0)
+            model.fit(x[folds != k], y[folds != k])
+            errors.append(np.mean((y[folds == k] - model.predict(x[folds == k])) ** 2))
+        at_10[sig] = np.mean(errors)
+    assert halved in sorted(at_10, key=lambda sig: (at_10[sig], sig))[:3]
