@@ -132,24 +132,32 @@ def gpu_sweep():
 
 @pytest.mark.parametrize("name", CLUSTER_FILES)
 def test_trials_train_on_the_gpu_workers_and_never_on_the_head(name, gpu_sweep):
+    """The file's layout: trial actors that train themselves, one per GPU worker."""
     check_placement(name, gpu_sweep)
 
 
 @pytest.mark.parametrize("name", CLUSTER_FILES)
-def test_the_file_uses_train_runs_with_trials_on_the_head(name, gpu_sweep):
-    from ray_jobs.train import in_trial
+def test_the_file_trains_in_the_trial_on_a_gpu_worker(name, gpu_sweep):
+    """configs/cluster_sweep.yaml's layout: the trial actor trains (ray.num_workers 0) and
+    reserves only its worker's share (no trial slot on the head, no CPU of its own)."""
+    from ray_jobs.sweep import trial_bundle
+    from ray_jobs.train import in_trial, worker_resources
 
-    assert not in_trial(gpu_sweep.base_config().ray) and gpu_sweep.resources.trial_resources == {
-        "mmse_trial_host": 1
-    }
+    ray_cfg = gpu_sweep.base_config().ray
+    assert in_trial(ray_cfg) and gpu_sweep.resources.trial_resources == {}
+    assert gpu_sweep.resources.trial_cpus == 0
+    assert trial_bundle(gpu_sweep) == worker_resources(ray_cfg) == {"CPU": 4.0, "GPU": 1.0}
 
 
 @pytest.mark.parametrize("name", CLUSTER_FILES)
-def test_trials_that_train_themselves_go_to_the_gpu_workers(name, gpu_sweep):
-    """The other layout, ray.num_workers 0: trial actors reserve a worker's share and labels."""
+@pytest.mark.parametrize("num_workers", [1, 2])
+def test_train_runs_with_trials_on_the_head_fit_too(name, num_workers, gpu_sweep):
+    """The other layout, a Train run per trial (ray.num_workers >= 1; 2 or more is DDP, which
+    only this layout gives): trial actors on the head's slots, Train workers on GPU workers."""
     data = gpu_sweep.to_dict()
-    data["resources"]["trial_resources"] = {}
-    data["config"]["ray"]["num_workers"] = 0
+    data["resources"]["trial_resources"] = {"mmse_trial_host": 1}
+    data["resources"]["max_concurrent_trials"] = 4 // num_workers  # the GPUs at max_workers
+    data["config"]["ray"]["num_workers"] = num_workers
     check_placement(name, type(gpu_sweep).parse(data))
 
 

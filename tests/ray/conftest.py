@@ -9,6 +9,7 @@ it started (`ray stop` would stop every Ray instance of this user on the machine
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -114,6 +115,17 @@ def ray_head(tmp_path_factory):
                 head.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(head.pid, signal.SIGKILL)
+            # A folder: keep the session (logs, Tune's local staging of experiments) for a
+            # post-mortem.
+            keep = os.environ.get("MMSE_KEEP_RAY_SESSION")
+            if keep:  # best effort: a file that goes while copying is left out (shutil.Error)
+                with contextlib.suppress(OSError):
+                    shutil.copytree(
+                        temp_dir / "session_latest",
+                        Path(keep),
+                        dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("sockets", "runtime_resources", "*.sock"),
+                    )
             shutil.rmtree(temp_dir, ignore_errors=True)  # this session's logs: tests have read them
 
 
