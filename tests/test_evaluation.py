@@ -509,3 +509,10 @@ def test_n_counts_subjects_not_rows():
         "max": 3.0,
         "counts": {"0": 1, "3": 1},
     }
+
+
+def test_the_subtotal_without_a_held_out_split_names_its_tasks_and_range():
+    """No held-out split (the sweep configs' default): no test predictions, and the subtotal
+    still names the tasks scored and their summed range (it once said "range 0-0")."""
+    out = subtotal_scores([], {"Q3": (0.0, 3.0), "Q1": (0.0, 5.0)})
+    assert out == {"tasks": ["Q1", "Q3"], "n": 0, "range": [0.0, 8.0], "all_five_tasks": False}

@@ -554,8 +554,9 @@ def subtotal_scores(
     synthetic: bool = False,
 ) -> dict[str, Any]:
     """The subtotal of the tasks present, for the test subjects every task's winner scored;
-    its range is the sum of those tasks' ranges (0-21 with all five)."""
-    tasks = sorted({p["task"] for p in predictions})
+    its range is the sum of those tasks' ranges (0-21 with all five). Without a held-out
+    split there are no predictions, and the tasks are those scored (the estimate's)."""
+    tasks = sorted({p["task"] for p in predictions} if predictions else score_ranges)
     rows = subtotal_rows(predictions, tasks)
     score_range = (sum(score_ranges[t][0] for t in tasks), sum(score_ranges[t][1] for t in tasks))
     out: dict[str, Any] = {

@@ -546,7 +546,7 @@ class RunSpec:
 @dataclass
 class RunOutcome:
     fit: FitOutcome
-    checkpoint: CheckpointPayload  # the final payload (best weights restored)
+    checkpoint: CheckpointPayload  # at its end (best weights restored) or its pause
     split: Split
     group: GroupData
 
