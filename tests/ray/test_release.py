@@ -181,6 +181,11 @@ def test_stall_is_a_one_line_error_and_resume_finishes(ray_session, toy_root, tm
     experiment = tmp_path / "runs" / "stalled"
     assert not (experiment / "trials.csv").exists()
 
+    # The resume watches with a stall timeout a user would keep: its trials' actors start
+    # with their resources reserved, which takes longer than 15 s on a loaded machine (once
+    # in CI at load ~14, the resume stopped as stalled with every trial PENDING). The watchdog
+    # is not part of what a resume must match (record.TRIAL_KEYS).
+    sweep_yaml(config, "stalled", samples=1, epochs=3, stall_timeout_s=300, num_workers=0)
     resumed = subprocess.run(
         command + ["--resume"],
         env=ray_session.env,
