@@ -2,34 +2,48 @@
 
 A model of the grid's wall time built from per-trial costs measured here, on one thread,
 as a one-CPU trial or outer fold runs (CPU seconds, `time.process_time`, torch and BLAS
-on one thread), on SYNTHETIC planted-signal data (one task, `tests/fixtures/toy_data.py`):
+on one thread), on SYNTHETIC planted-signal data (one task, `tests/fixtures/toy_data.py`,
+every signature at full signal as `sweep_overhead.py --write-grid-data` writes the grid's):
 
-- `epochs`: one packed run's epoch (`FoldFitter.train_epoch` + `validate` + the per-signature
-  summaries), the typical architecture (benchmarks/loop_bound.py's ARCHS["typical"]), as a
-  sweep trial trains it (5 inner folds over every subject, `signatures_per_trial: 0`: S x 5
-  members), at every size; with the run's set-up (load, split, member tensors, fitter), the
-  member tensors' bytes, the process's peak RSS and the host's share of an epoch (shuffles
-  and dropout masks, what stays on the CPU when the loop runs on a GPU);
-- `mix`: at the smallest size, the epoch of every distinct architecture the grid trains (the
-  sweep's 16 samples; the nested search's 4 samples of each of the 10 outer folds), as a
-  ratio to the typical one, and the aten ops and bytes of a step (the GPU projection);
-- `nested`: `run_repeat` on one outer fold (Q1, repeat 0, fold 0) where affordable, with
-  the epochs each of its 4 packed runs ran (early stopping, no ASHA);
-- `baselines`: `baselines_over_signatures` on that outer fold (Ridge and gradient boosting
-  choosing among every signature).
+- `epochs`: one packed run's epoch (`FoldFitter.train_epoch` + `validate` + the
+  per-signature summaries), the typical architecture (benchmarks/loop_bound.py's
+  ARCHS["typical"]), as a sweep trial trains it (5 inner folds over every subject,
+  `signatures_per_trial: 0`: S x 5 members), at every size; with the run's set-up (load,
+  split, member tensors, fitter), the member tensors' bytes, the process's peak RSS and
+  the host's share of an epoch (shuffles and dropout masks, what stays on the CPU when the
+  loop runs on a GPU);
+- `mix`: at the smallest subjects, the epoch of every distinct architecture the grid trains
+  (the sweep's 16 samples; the nested search's 4 samples in each of the 10 outer folds) as
+  a ratio to the typical one measured next to it in time, and the aten ops and bytes of a
+  step (the GPU projection);
+- `baselines`: `baselines_over_signatures` on one outer fold at every size;
+- `nested`: `run_repeat` on Q1's outer folds: all 10 searches (2 repeats x 5 folds; every
+  task has the same samples) at the first `--nested-sizes`, the fold whose samples cost the
+  median at the others, with the epochs each packed run ran (early stopping, no ASHA).
 
-Every measurement runs in a subprocess of its own (its peak RSS is its own), and records
-the load average before and after. What the model takes from docs/sweep_overhead.md
-instead of measuring (each cited where defined below): the sweep's per-trial start-up and
-the per-fold Ray overhead (calibrated on the grid measured phase by phase at 66da264), ASHA's
-epochs (the grid at d0d2f88), how much two jobs on one 2-core node slow each other, the
-Tune driver's CPU per trial, and the driver's serial phases.
+Every measurement runs in a subprocess of its own (its peak RSS is its own) and records
+the load average before and after.
 
-    python benchmarks/grid_cost.py [--save cost.json]       # measure, then print the table
-    python benchmarks/grid_cost.py --load cost.json [--nested-epochs 12] [--nodes 1,4,16,64]
+The model. A trial is its start-up plus its set-up's growth over 300 x 36 plus its epochs
+(ASHA's, below) of the 16 samples' mean epoch, times a real run's overhead over the bare
+epoch (train_run against FoldFitter alone, from the measured folds). An outer fold is the
+same fold measured at the first nested size, each run's loop grown by the typical epoch's
+growth and the measured change in epochs, plus the baselines measured at that size. Nodes
+have `--slots-per-node` one-CPU slots (2, as this machine); the trials phase is the most of
+(every trial's work over min(slots, trials), the longest trial, the driver's CPU for every
+trial), the nested phase the 50 folds list-scheduled on min(slots, 50), each fold's runs one
+after another; then the driver's serial phases. What it takes from docs/sweep_overhead.md
+rather than measuring (constants below, each cited): ASHA's epochs (the grid at d0d2f88),
+the Tune driver's CPU per trial, the driver's serial phases, and the grid measured phase by
+phase at 66da264, on which the per-trial start-up, the per-fold Ray overhead and how much
+two jobs on one node slow each other are calibrated. GPU rows are a PROJECTION from assumed
+costs (`--gpu-*`), not a measurement.
 
-`--load` prints the table again from saved measurements under other model inputs (epochs
-per nested run once successive halving lands, slots per node, the GPU assumptions).
+    python benchmarks/grid_cost.py [--save cost.json]       # measure (~40 min), print the table
+    python benchmarks/grid_cost.py --load cost.json [--nested-epochs-scale 0.33] [--nodes 1,8]
+
+`--load` prints the table again from saved measurements under other model inputs (the
+nested runs' epochs once successive halving lands, slots per node, the GPU assumptions).
 """
 
 from __future__ import annotations
@@ -91,6 +105,7 @@ GPU_OP_US = 10.0  # an eager aten op on a CUDA device: dispatch + launch, launch
 GPU_BYTES_PER_S = 1.5e12  # what a step's tensors stream at, well below an H100's HBM peak
 GPU_INIT_S = 5.0  # CUDA context and the first kernels, per trial or fold process
 
+UNLIMITED = 10**6  # nodes: the floor no number of nodes goes below
 SLOT_GIB = 4.0  # a 1-CPU slot's typical memory (general-purpose cloud nodes: 4 GiB per vCPU)
 
 
@@ -277,7 +292,9 @@ def cell_mix(root: Path, signatures: int, timed: int) -> dict:
         fold_keys.append([arch_key(run.config) for run in repeat.runs()])
         for run in repeat.runs():
             configs.setdefault(arch_key(run.config), run.config)
-    keys = {}
+    # The typical architecture again after every few others: each ratio is taken against the
+    # typical epochs measured next to it in time (the load on a shared machine drifts).
+    keys, typical_s, since = {}, [], []
     for key, config in configs.items():
         fitter, _ = fitter_for(root, signatures, config)
         ops, nbytes, val_ops = step_ops(fitter, 50)
@@ -288,6 +305,12 @@ def cell_mix(root: Path, signatures: int, timed: int) -> dict:
             "ops_validate": val_ops,
             "batch": config.training.batch_size,
         }
+        since.append(key)
+        if len(since) == 6 or key == list(configs)[-1]:
+            typical_s.append(epoch_seconds(fitter_for(root, signatures, typical)[0], timed))
+            for k in since:
+                keys[k]["typical_s"] = statistics.mean(typical_s[-2:])
+            since = []
         print(f"  {signatures} signatures, {key}: {keys[key]['epoch_s']:.3f} s", file=sys.stderr)
     return {
         "keys": keys,
@@ -406,7 +429,7 @@ def measure(args) -> dict:
             out["epochs"][f"{n}x{s}"] = run_cell("epochs", roots[n], s, epochs_timed(n, s))
     for s in signatures:
         note(f"mix {subjects[0]} x {s}")
-        out["mix"][str(s)] = run_cell("mix", roots[subjects[0]], s, 3)
+        out["mix"][str(s)] = run_cell("mix", roots[subjects[0]], s, 10 if s <= 36 else 5)
     for n, s in baseline_sizes:
         note(f"baselines {n} x {s}")
         out["baselines"][f"{n}x{s}"] = run_cell("baselines", roots[n], s)
@@ -465,7 +488,7 @@ class Inputs:
 
     def ratio(self, s: int, key: str) -> float:
         mix = self.mix(s)
-        return mix["keys"][key]["epoch_s"] / mix["keys"][mix["typical"]]["epoch_s"]
+        return mix["keys"][key]["epoch_s"] / mix["keys"][key]["typical_s"]
 
     def trial_mix(self, s: int) -> float:
         """The sweep's 16 samples' mean epoch against the typical architecture's."""
@@ -541,14 +564,53 @@ class Inputs:
         runs: list[tuple[str, float]] | None = None,
         scale: float = 1.0,
     ) -> tuple[list[float], float]:
-        """One outer fold alone: each run's seconds (its set-up and epochs of its architecture
-        at 0.8 of a trial's rows), and the baselines' (on the CPU)."""
+        """One outer fold alone: each of its runs' seconds, and the rest (the baselines, on the
+        CPU, and the test predictions).
+
+        On the CPU from the same fold measured at the base size: each run's loop there grown
+        by a packed run's epoch at (n, s) over the base's (the typical epochs measured) and by
+        the epochs factor, its set-up by the measured set-ups. On a GPU, and with `runs`
+        given, from its parts: each run's set-up and its epochs of its architecture (the
+        sample mix's ratio to the typical epoch) at 0.8 of a trial's rows."""
+        a = self.args
         e = self.epoch(n, s)
+        if gpu or runs is not None:
+            seconds = []
+            for key, epochs in runs or self.nested_runs(n, s, fold, scale):
+                per_epoch = self.gpu_epoch(n, s, key) if gpu else self.bare_epoch(n, s, key)
+                seconds.append(FOLD_SHARE * (e["setup_s"] + epochs * per_epoch))
+            return seconds, self.baselines(n, s)[0]
+        base = self.base_nested()
+        n0, s0 = map(int, base.split("x"))
+        e0 = self.epoch(n0, s0)
+        cell = self.m["nested"][base][str(fold)]
+        work, factor = e["epoch_s"] / e0["epoch_s"], self.epochs_factor(n, s)[0]
         seconds = []
-        for key, epochs in runs or self.nested_runs(n, s, fold, scale):
-            per_epoch = self.gpu_epoch(n, s, key) if gpu else e["epoch_s"] * self.ratio(s, key)
-            seconds.append(FOLD_SHARE * (e["setup_s"] + epochs * per_epoch))
-        return seconds, self.baselines(n, s)[0]
+        for r in cell["runs"]:
+            loop = max(0.0, r["cpu_s"] - FOLD_SHARE * e0["setup_s"])
+            epochs = a.nested_epochs or min(MAX_EPOCHS, r["epochs"] * factor)
+            epochs *= a.nested_epochs_scale * scale
+            seconds.append(FOLD_SHARE * e["setup_s"] + loop * work * epochs / r["epochs"])
+        other = cell["training_s"] - sum(r["cpu_s"] for r in cell["runs"])
+        return seconds, self.baselines(n, s)[0] + max(0.0, other)
+
+    def bare_epoch(self, n: int, s: int, key: str) -> float:
+        """A packed run's epoch of architecture `key` as FoldFitter alone runs it."""
+        return self.epoch(n, s)["epoch_s"] * self.ratio(s, key)
+
+    def fit_overhead(self) -> float:
+        """A real run's epochs (train_run: callbacks, checkpoints every 10 epochs, the plateau
+        schedule, the best weights' copies) over the bare epochs of the same architectures:
+        the base size's measured runs against their parts."""
+        base = self.base_nested()
+        n0, s0 = map(int, base.split("x"))
+        e0 = self.epoch(n0, s0)
+        real = bare = 0.0
+        for cell in self.m["nested"][base].values():
+            for r in cell["runs"]:
+                real += r["cpu_s"] - FOLD_SHARE * e0["setup_s"]
+                bare += FOLD_SHARE * r["epochs"] * self.bare_epoch(n0, s0, r["key"])
+        return real / bare
 
     def fold_cpu(self, n: int, s: int, fold: int, **kwargs) -> float:
         runs, baselines = self.fold_parts(n, s, fold, **kwargs)
@@ -556,13 +618,14 @@ class Inputs:
 
     def gpu_epoch(self, n: int, s: int, key: str) -> float:
         """PROJECTION: a step costs its ops at GPU_OP_US each or its bytes at
-        GPU_BYTES_PER_S, whichever is more; plus a validation pass and the host's share."""
+        GPU_BYTES_PER_S, whichever is more; plus a validation pass and the host's share, times
+        a real run's overhead over the bare epoch as measured on the CPU."""
         k = self.mix(s)["keys"][key]
         steps = math.ceil(n * (INNER_FOLDS - 1) / INNER_FOLDS / k["batch"])
         # Bytes per step were counted at the mix's signatures: scale to s.
         bytes_step = k["bytes_step"] * s / int(self.mix_signatures(s))
         step = max(k["ops_step"] * self.args.gpu_op_us * 1e-6, bytes_step / self.args.gpu_bps)
-        return (
+        return self.fit_overhead() * (
             steps * step
             + k["ops_validate"] * self.args.gpu_op_us * 1e-6
             + self.epoch(n, s)["host_s"]
@@ -620,6 +683,23 @@ class Row:
     memory_gib: float
 
 
+def knees(inp: Inputs, gpu: bool = False) -> dict[tuple[int, int], int]:
+    """The fewest nodes at which each (subjects, signatures) reaches its floor (within 2 %)."""
+    a = inp.args
+    saved, a.nodes = a.nodes, ",".join(str(v) for v in range(1, 129))
+    try:
+        rows = model_rows(inp, gpu=gpu)
+    finally:
+        a.nodes = saved
+    floor = {(r.subjects, r.signatures): r.total for r in rows if r.nodes == UNLIMITED}
+    out: dict[tuple[int, int], int] = {}
+    for r in rows:
+        key = (r.subjects, r.signatures)
+        if key not in out and r.total <= 1.02 * floor[key]:
+            out[key] = r.nodes
+    return out
+
+
 def model_rows(
     inp: Inputs,
     gpu: bool = False,
@@ -652,7 +732,7 @@ def model_rows(
                 )
                 start = a.trial_start_s + a.gpu_init_s
             else:
-                key_cost = ge["epoch_s"] * inp.trial_mix(per_group)
+                key_cost = ge["epoch_s"] * inp.trial_mix(per_group) * inp.fit_overhead()
                 start = a.trial_start_s
             epochs = asha_epochs(trials, a.asha_epochs, a.asha_at_grace, ASHA_GRACE, a.longest)
             durations = [start + setup + k * key_cost for k in epochs]
@@ -665,7 +745,7 @@ def model_rows(
                 else:
                     folds.append(start + sum(runs) + baselines)
             folds *= TASKS
-            for nodes in (int(v) for v in a.nodes.split(",")):
+            for nodes in [*(int(v) for v in a.nodes.split(",")), UNLIMITED]:
                 slots = nodes * (1 if gpu else a.slots_per_node)
                 # Trials: at most `trials` at once; every trial's work over the slots, the
                 # longest trial (ASHA's survivor to max_t) and the driver's serial Tune loop
@@ -714,20 +794,22 @@ def print_table(rows: list[Row], title: str, slot_words: str) -> None:
     print(f"\n{title}")
     print(
         f"| subjects | signatures | nodes ({slot_words}) | trials phase | its limit | "
-        "nested phase | its limit | total | vs fewer nodes |"
+        "nested phase | its limit | total | vs the row above |"
     )
     print("|---:|---:|---:|---:|---|---:|---|---:|---|")
+    floors = {(r.subjects, r.signatures): r.total for r in rows if r.nodes == UNLIMITED}
     previous = None
     for r in rows:
+        note = ""
         if previous and (previous.subjects, previous.signatures) == (r.subjects, r.signatures):
-            gain = previous.total / r.total
-            note = f"{gain:.2f}x" + (" **stops scaling**" if gain < 1.1 else "")
-        else:
-            note = ""
+            note = f"{previous.total / r.total:.2f}x"
+        if r.nodes != UNLIMITED and r.total <= 1.05 * floors[r.subjects, r.signatures]:
+            note += " **at the floor: more nodes do not help**"
+        nodes = "unlimited" if r.nodes == UNLIMITED else str(r.nodes)
         print(
-            f"| {r.subjects:,} | {r.signatures} | {r.nodes} | {fmt_s(r.trials)} | "
+            f"| {r.subjects:,} | {r.signatures} | {nodes} | {fmt_s(r.trials)} | "
             f"{r.trials_limit} | {fmt_s(r.nested)} | {r.nested_limit} | **{fmt_s(r.total)}** | "
-            f"{note} |"
+            f"{note.strip()} |"
         )
         previous = r
 
@@ -764,20 +846,29 @@ def report(m: dict, args) -> None:
             f"baselines, one outer fold, {key}: {b['cpu_s']:.1f} CPU-s "
             f"(load {b['load_before']} / {b['load_after']})"
         )
+    base = inp.base_nested()
     for size, cells in m["nested"].items():
         n, s = map(int, size.split("x"))
         for fold, f in cells.items():
             runs = [(r["key"], r["epochs"]) for r in f["runs"]]
-            model = inp.fold_cpu(n, s, int(fold), runs=runs)
+            if size == base:
+                model = inp.fold_cpu(n, s, int(fold), runs=runs)
+                how = "its parts (bare epochs)"
+            else:
+                model = inp.fold_cpu(n, s, int(fold))
+                how = f"the {base} fold grown by the typical epochs and these epochs"
             print(
                 f"run_repeat, outer fold {fold}, {size}: {f['cpu_s']:.1f} CPU-s (training "
                 f"{f['training_s']:.1f}, baselines {f['baselines_s']:.1f}); runs "
                 + ", ".join(f"{k} {e}" for k, e in runs)
-                + f" epochs; peak RSS {f['peak_rss'] / 2**30:.2f} GiB; its parts' model "
+                + f" epochs; peak RSS {f['peak_rss'] / 2**30:.2f} GiB; from {how}: "
                 f"{model:.1f} CPU-s ({model / f['cpu_s']:.2f}x; load "
                 f"{f['load_before']} / {f['load_after']})"
             )
-    base = inp.base_nested()
+    print(
+        f"a real run's epoch (train_run) over FoldFitter's bare one, the {base} folds' runs: "
+        f"{inp.fit_overhead():.2f}x"
+    )
     n0, s0 = map(int, base.split("x"))
     print(
         f"\ncalibrated on the grid at 66da264 ({n0} x {s0}, 2 slots): co-run slow-down "
@@ -785,7 +876,8 @@ def report(m: dict, args) -> None:
         f"{args.fold_alone_s:.1f} alone here); per outer fold {args.fold_start_s:.1f} s (its "
         f"nested phase, {GRID_NESTED_S} s = 25 waves of 2 folds); per trial "
         f"{args.trial_start_s:.1f} s (its trials phase, {GRID_TRIALS_S} s on 2 slots, less "
-        f"{args.asha_epochs:g} epochs x {inp.epoch(n0, s0)['epoch_s'] * inp.trial_mix(s0):.3f} s)"
+        f"{args.asha_epochs:g} epochs x "
+        f"{inp.epoch(n0, s0)['epoch_s'] * inp.trial_mix(s0) * inp.fit_overhead():.3f} s)"
     )
     print(
         f"model: {args.slots_per_node} slots per node, co-run factor {args.corun:.2f}, "
@@ -811,6 +903,10 @@ def report(m: dict, args) -> None:
     print_table(
         rows, "CPU (measured per-trial costs, modelled schedule)", f"{args.slots_per_node} slots"
     )
+    print(
+        "the floor (within 2 %) is reached at: "
+        + ", ".join(f"{n:,} x {s}: {k} nodes" for (n, s), k in knees(inp).items())
+    )
     for key, e in m["epochs"].items():
         if e["peak_rss"] / 2**30 > SLOT_GIB / 2:
             print(
@@ -826,6 +922,10 @@ def report(m: dict, args) -> None:
         f"{args.gpu_op_us:g} us an op, {args.gpu_bps / 1e12:g} TB/s, "
         f"{args.gpu_init_s:g} s CUDA start-up; baselines on the CPU)",
         "1 GPU",
+    )
+    print(
+        "the floor (within 2 %) is reached at: "
+        + ", ".join(f"{n:,} x {s}: {k} nodes" for (n, s), k in knees(inp, gpu=True).items())
     )
     spt, scale = args.what_if_spt, args.what_if_halving
     nodes = max(int(v) for v in args.nodes.split(","))
@@ -905,7 +1005,7 @@ def calibrate(m: dict, args) -> None:
         # 50 folds, 2 at a time: 25 waves of a fold's time in the sweep and its overhead.
         args.fold_start_s = max(0.0, 2 * GRID_NESTED_S / OUTER_FOLDS - args.corun * alone)
     if not args.trial_start_s:
-        loop = args.asha_epochs * inp.epoch(n, s)["epoch_s"] * inp.trial_mix(s)
+        loop = args.asha_epochs * inp.epoch(n, s)["epoch_s"] * inp.trial_mix(s) * inp.fit_overhead()
         args.trial_start_s = max(0.0, (2 * GRID_TRIALS_S / args.corun - loop) / 80)
 
 
