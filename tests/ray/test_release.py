@@ -50,7 +50,14 @@ def sweep_yaml(
                 **changes,
                 "asha": {"grace_period": 2, "reduction_factor": 2},
                 "resources": {"trial_cpus": 0.05},
-                "watchdog": {"interval_s": 1.0, "stall_timeout_s": stall_timeout_s},
+                # A trial silent for 300 s is killed and retried: a Train run whose
+                # controller died left its trial waiting in fit() once at load ~12 (CI beside
+                # a demo), and the default 1,800 s would hold CI that long.
+                "watchdog": {
+                    "interval_s": 1.0,
+                    "stall_timeout_s": stall_timeout_s,
+                    "silent_trial_timeout_s": 300,
+                },
                 "config": {
                     "split": {"folds": 3},
                     "training": {"epochs": epochs, "checkpoint_every": 0},
