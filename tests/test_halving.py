@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from mmse_model.core.config import Config
+from mmse_model.core.errors import CheckpointError
 from mmse_model.sweeps.config import SweepConfig
 from mmse_model.sweeps.nested import Halving, NestedSearch, OuterRepeat, search
 from mmse_model.training import loop
@@ -110,7 +111,7 @@ def test_a_run_cut_to_some_signatures_goes_on_for_them_as_the_whole_run(six_root
     for signature in keep:
         assert_same_state(rest, whole, signature)
     # A signature it does not hold is refused by name.
-    with pytest.raises(Exception, match="holds no signature"):
+    with pytest.raises(CheckpointError, match="holds no signature"):
         select_signatures(cut, ("m9_tau1_eps0.1_lmin2",))
 
 
